@@ -1,0 +1,122 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Every port a Hearth daemon listens on, with the CONTRACT.md defaults. */
+export const DEFAULT_PORTS = {
+  ldap: 3890,
+  ldaps: 6360,
+  smtp: 2525,
+  smtps: 2465,
+  smtpInbound: 2025,
+  imap: 1143,
+  imaps: 1993,
+  pop3: 1110,
+  pop3s: 1995,
+  sieve: 4190,
+  oidc: 4000,
+  proxyauth: 4180,
+  turn: 3478,
+  turnTls: 5349,
+} as const;
+
+export type PortName = keyof typeof DEFAULT_PORTS;
+export type Ports = Record<PortName, number>;
+
+/** HEARTH_<NAME>_PORT, e.g. smtpInbound -> HEARTH_SMTP_INBOUND_PORT. */
+export function portEnvName(name: PortName): string {
+  return `HEARTH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_PORT`;
+}
+
+export interface Argon2Settings {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+export interface HearthConfig {
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  listen: string;
+  hostname: string;
+  domain: string;
+  oidcIssuer: string;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  ports: Ports;
+  turnAllowLoopbackPeers: boolean;
+  argon2: Argon2Settings;
+  logLevel: string;
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const flag = z
+  .string()
+  .optional()
+  .transform((v) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false');
+
+const envSchema = z.object({
+  HEARTH_DATA_DIR: z.string().min(1).default('./data'),
+  HEARTH_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  HEARTH_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  HEARTH_LISTEN: z.string().min(1).default('127.0.0.1'),
+  HEARTH_HOSTNAME: z.string().min(1).default('127.0.0.1'),
+  HEARTH_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/i, 'must be a domain name')
+    .default('example.test'),
+  HEARTH_OIDC_ISSUER: z.string().url().optional(),
+  HEARTH_TLS_CERT: z.string().optional(),
+  HEARTH_TLS_KEY: z.string().optional(),
+  HEARTH_TURN_ALLOW_LOOPBACK_PEERS: flag,
+  HEARTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(8).default(19456),
+  HEARTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
+  HEARTH_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+  HEARTH_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the environment once; every daemon and the CLI start here. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const ports = {} as Ports;
+  for (const name of Object.keys(DEFAULT_PORTS) as PortName[]) {
+    const raw = env[portEnvName(name)];
+    const value = port.safeParse(raw ?? DEFAULT_PORTS[name]);
+    if (!value.success) throw new ConfigError(`invalid setting ${portEnvName(name)}: must be a port number`);
+    ports[name] = value.data;
+  }
+  return {
+    dataDir: path.resolve(e.HEARTH_DATA_DIR),
+    databaseUrl: e.HEARTH_DATABASE_URL,
+    redisUrl: e.HEARTH_REDIS_URL,
+    listen: e.HEARTH_LISTEN,
+    hostname: e.HEARTH_HOSTNAME,
+    domain: e.HEARTH_DOMAIN.toLowerCase(),
+    oidcIssuer: (e.HEARTH_OIDC_ISSUER ?? `http://127.0.0.1:${ports.oidc}`).replace(/\/+$/, ''),
+    tlsCert: e.HEARTH_TLS_CERT,
+    tlsKey: e.HEARTH_TLS_KEY,
+    ports,
+    turnAllowLoopbackPeers: e.HEARTH_TURN_ALLOW_LOOPBACK_PEERS,
+    argon2: {
+      memoryCost: e.HEARTH_ARGON2_MEMORY_KIB,
+      timeCost: e.HEARTH_ARGON2_TIME_COST,
+      parallelism: e.HEARTH_ARGON2_PARALLELISM,
+    },
+    logLevel: e.HEARTH_LOG_LEVEL,
+  };
+}

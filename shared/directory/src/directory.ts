@@ -1,0 +1,472 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { HearthConfig } from '@hearth/config';
+import type { Logger } from '@hearth/log';
+import { PasswordHasher, secretEquals } from './password.ts';
+import { PostgresStore } from './postgres.ts';
+import { connectRedis, REDIS_CHANGE_CHANNEL, RedisCounters, StoreCounters, type SharedCounters } from './shared-state.ts';
+import { SqliteStore } from './sqlite.ts';
+import { DirectoryError, type DirectoryStore } from './store.ts';
+import { DEFAULT_THROTTLE, LoginThrottle, type ThrottleLimits } from './throttle.ts';
+import { generateTotpSecret, otpauthUri, verifyTotp } from './totp.ts';
+import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, User } from './types.ts';
+import { check, emailSchema, groupNameSchema, passwordSchema, usernameSchema } from './validate.ts';
+
+export interface AuthRequest {
+  login: string;
+  password: string;
+  protocol: Protocol;
+  /** the app the login is for; users outside its access list are refused */
+  appId?: string | null;
+  remote?: string | null;
+}
+
+export type AuthFailure = 'invalid_credentials' | 'throttled' | 'disabled' | 'not_allowed';
+export type AuthResult = { ok: true; user: User } | { ok: false; reason: AuthFailure };
+
+export interface AppAuthRequest {
+  /** which addon's credentials: 'ldap' (login = app id), 'sendmail' or 'recvmail' (login = username) */
+  addon: string;
+  login: string;
+  password: string;
+  protocol: Protocol;
+  remote?: string | null;
+}
+
+export interface NewUser {
+  username: string;
+  email: string;
+  password: string;
+  displayName?: string;
+  fallbackEmail?: string | null;
+  role?: Role;
+}
+
+interface View {
+  snapshot: Snapshot;
+  usersById: Map<string, User>;
+  usersByUsername: Map<string, User>;
+  usersByEmail: Map<string, User>;
+  groupsById: Map<string, Group>;
+  groupsByName: Map<string, Group>;
+  groupsByUser: Map<string, Group[]>;
+  appsById: Map<string, App>;
+  appsByDomain: Map<string, App>;
+  mailboxes: Map<string, Mailbox>;
+}
+
+function buildView(snapshot: Snapshot): View {
+  const groupsByUser = new Map<string, Group[]>();
+  for (const g of snapshot.groups) {
+    for (const uid of g.memberIds) {
+      const list = groupsByUser.get(uid);
+      if (list) list.push(g);
+      else groupsByUser.set(uid, [g]);
+    }
+  }
+  return {
+    snapshot,
+    usersById: new Map(snapshot.users.map((u) => [u.id, u])),
+    usersByUsername: new Map(snapshot.users.map((u) => [u.username, u])),
+    usersByEmail: new Map(snapshot.users.map((u) => [u.email.toLowerCase(), u])),
+    groupsById: new Map(snapshot.groups.map((g) => [g.id, g])),
+    groupsByName: new Map(snapshot.groups.map((g) => [g.name.toLowerCase(), g])),
+    groupsByUser,
+    appsById: new Map(snapshot.apps.map((a) => [a.id, a])),
+    appsByDomain: new Map(snapshot.apps.map((a) => [a.domain.toLowerCase(), a])),
+    mailboxes: new Map(snapshot.mailboxes.map((m) => [m.address.toLowerCase(), m])),
+  };
+}
+
+export interface OpenOptions {
+  logger?: Logger;
+  /** keep the in-memory view current as other processes write (daemons: true; one-shot CLI: false) */
+  watch?: boolean;
+  throttle?: ThrottleLimits;
+}
+
+/**
+ * The directory every daemon reads: an in-memory view of users, groups, apps and
+ * mailboxes over a DirectoryStore, kept current through change notifications, plus
+ * the operations with rules (password hashing, access checks, throttling, audit).
+ */
+export class Directory {
+  private view: View;
+  private readonly listeners = new Set<(d: Directory) => void>();
+  private unwatch: (() => Promise<void>) | null = null;
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+  readonly hasher: PasswordHasher;
+  readonly throttle: LoginThrottle;
+
+  private constructor(
+    readonly store: DirectoryStore,
+    readonly config: HearthConfig,
+    snapshot: Snapshot,
+    readonly counters: SharedCounters,
+    private readonly redis: Redis | null,
+    private readonly logger: Logger | undefined,
+    throttle: ThrottleLimits,
+  ) {
+    this.view = buildView(snapshot);
+    this.hasher = new PasswordHasher(config.argon2);
+    this.throttle = new LoginThrottle(counters, throttle);
+  }
+
+  static async open(config: HearthConfig, opts: OpenOptions = {}): Promise<Directory> {
+    const store: DirectoryStore = config.databaseUrl ? new PostgresStore(config.databaseUrl) : new SqliteStore(path.join(config.dataDir, 'hearth.db'));
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+    const redis = config.redisUrl ? connectRedis(config.redisUrl) : null;
+    const counters = redis ? new RedisCounters(redis) : new StoreCounters(store);
+    const throttle = opts.throttle ?? throttleFromEnv();
+    const dir = new Directory(store, config, await store.loadSnapshot(), counters, redis, opts.logger, throttle);
+    if (opts.watch) await dir.startWatching();
+    return dir;
+  }
+
+  private async startWatching(): Promise<void> {
+    const stops: (() => Promise<void>)[] = [await this.store.watch(() => this.scheduleReload())];
+    if (this.redis) {
+      const sub = this.redis.duplicate();
+      sub.on('error', () => {});
+      await sub.subscribe(REDIS_CHANGE_CHANNEL);
+      sub.on('message', () => this.scheduleReload());
+      stops.push(async () => void sub.disconnect());
+    }
+    this.unwatch = async () => {
+      await Promise.all(stops.map((s) => s()));
+    };
+  }
+
+  /** Coalesces bursts of change events into one reload at a time. */
+  private scheduleReload(): void {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        try {
+          this.view = buildView(await this.store.loadSnapshot());
+          for (const l of this.listeners) l(this);
+        } catch (err) {
+          this.logger?.warn({ err }, 'directory reload failed; keeping the previous view');
+        }
+      } while (this.reloadAgain);
+      this.reloading = null;
+    })();
+  }
+
+  /** Reloads now (after a local write, so the caller reads its own change). */
+  async refresh(): Promise<void> {
+    this.view = buildView(await this.store.loadSnapshot());
+    for (const l of this.listeners) l(this);
+  }
+
+  /** Called after each reload with the new view. */
+  onChange(listener: (d: Directory) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async changed(): Promise<void> {
+    if (this.redis) await this.redis.publish(REDIS_CHANGE_CHANNEL, '1').catch(() => 0);
+    await this.refresh();
+  }
+
+  async close(): Promise<void> {
+    await this.unwatch?.();
+    this.redis?.disconnect();
+    await this.store.close();
+  }
+
+  // ---- reads from the in-memory view ----
+
+  get snapshot(): Snapshot {
+    return this.view.snapshot;
+  }
+  users(): User[] {
+    return this.view.snapshot.users;
+  }
+  groups(): Group[] {
+    return this.view.snapshot.groups;
+  }
+  apps(): App[] {
+    return this.view.snapshot.apps;
+  }
+  mailboxes(): Mailbox[] {
+    return this.view.snapshot.mailboxes;
+  }
+  userById(id: string): User | undefined {
+    return this.view.usersById.get(id);
+  }
+  userByUsername(username: string): User | undefined {
+    return this.view.usersByUsername.get(username.toLowerCase());
+  }
+  userByEmail(email: string): User | undefined {
+    return this.view.usersByEmail.get(email.toLowerCase());
+  }
+  /** A login as people type it: username, email or id. */
+  findUser(login: string): User | undefined {
+    const l = login.trim();
+    return this.userByUsername(l) ?? (l.includes('@') ? this.userByEmail(l) : this.userById(l));
+  }
+  groupById(id: string): Group | undefined {
+    return this.view.groupsById.get(id);
+  }
+  groupByName(name: string): Group | undefined {
+    return this.view.groupsByName.get(name.toLowerCase());
+  }
+  groupsOf(userId: string): Group[] {
+    return this.view.groupsByUser.get(userId) ?? [];
+  }
+  app(id: string): App | undefined {
+    return this.view.appsById.get(id);
+  }
+  appByDomain(domain: string): App | undefined {
+    return this.view.appsByDomain.get(domain.toLowerCase());
+  }
+  mailbox(address: string): Mailbox | undefined {
+    return this.view.mailboxes.get(address.toLowerCase());
+  }
+  /** Mailboxes owned by a user or an app. */
+  mailboxesOf(ownerType: Mailbox['ownerType'], ownerId: string): Mailbox[] {
+    return this.view.snapshot.mailboxes.filter((m) => m.ownerType === ownerType && m.ownerId === ownerId);
+  }
+  /** The app whose addon credentials carry this username (sendmail/recvmail logins). */
+  appByCredential(addon: string, username: string): App | undefined {
+    const u = username.toLowerCase();
+    return this.view.snapshot.apps.find((a) => a.credentials[addon]?.username?.toLowerCase() === u);
+  }
+  /** Whether the user is on the app's access list (null list = everyone). Inactive users never are. */
+  canUseApp(app: App, user: User): boolean {
+    if (!user.active) return false;
+    if (!app.access) return true;
+    if (app.access.userIds.includes(user.id)) return true;
+    return this.groupsOf(user.id).some((g) => app.access!.groupIds.includes(g.id));
+  }
+
+  // ---- authentication ----
+
+  async audit(e: Omit<AuditEvent, 'at' | 'detail' | 'appId' | 'remote'> & Partial<Pick<AuditEvent, 'detail' | 'appId' | 'remote'>>): Promise<void> {
+    await this.store
+      .appendAudit({ at: new Date().toISOString(), detail: null, appId: null, remote: null, ...e })
+      .catch((err) => this.logger?.warn({ err }, 'audit write failed'));
+  }
+
+  /**
+   * Checks a user's password for a protocol, and the app's access list when an app is
+   * named. Every outcome costs one argon2 verification, so failures all look alike.
+   */
+  async authenticate(req: AuthRequest): Promise<AuthResult> {
+    const remote = req.remote ?? null;
+    const appId = req.appId ?? null;
+    const fail = async (reason: AuthFailure, username: string): Promise<AuthResult> => {
+      if (reason !== 'throttled') await this.throttle.recordFailure(req.login, remote);
+      await this.audit({ username, protocol: req.protocol, appId, remote, ok: false, detail: reason });
+      return { ok: false, reason };
+    };
+    if (await this.throttle.isBlocked(req.login, remote)) return fail('throttled', req.login);
+    const user = this.findUser(req.login);
+    if (!user) {
+      await this.hasher.verifyDummy(req.password);
+      return fail('invalid_credentials', req.login);
+    }
+    const good = await this.hasher.verify(user.passwordHash, req.password);
+    // Re-read after the await: a disable that landed meanwhile must win.
+    const current = this.userById(user.id);
+    if (!good) return fail('invalid_credentials', user.username);
+    if (!current || !current.active) return fail('disabled', user.username);
+    if (appId) {
+      const app = this.app(appId);
+      if (!app || !this.canUseApp(app, current)) return fail('not_allowed', user.username);
+    }
+    await this.throttle.recordSuccess(req.login);
+    await this.audit({ username: current.username, protocol: req.protocol, appId, remote, ok: true });
+    return { ok: true, user: current };
+  }
+
+  /** An app logging in with the credentials one of its addons was given. */
+  async authenticateApp(req: AppAuthRequest): Promise<App | null> {
+    const remote = req.remote ?? null;
+    const login = `app:${req.login.toLowerCase()}`;
+    if (await this.throttle.isBlocked(login, remote)) {
+      await this.audit({ username: req.login, protocol: req.protocol, remote, ok: false, detail: 'throttled' });
+      return null;
+    }
+    const app = req.addon === 'ldap' ? this.app(req.login) : this.appByCredential(req.addon, req.login);
+    const expected = app?.credentials[req.addon]?.[req.addon === 'ldap' ? 'bindPassword' : 'password'];
+    const ok = expected !== undefined && secretEquals(expected, req.password);
+    await this.audit({ username: req.login, protocol: req.protocol, appId: app?.id ?? null, remote, ok, detail: ok ? `app ${req.addon}` : 'invalid_credentials' });
+    if (!ok) {
+      await this.throttle.recordFailure(login, remote);
+      return null;
+    }
+    return app!;
+  }
+
+  verifyTotp(user: User, code: string): boolean {
+    return user.totpSecret !== null && verifyTotp(user.totpSecret, code);
+  }
+
+  // ---- writes (CLI, tests); each is one store transaction ----
+
+  private requireUser(login: string): User {
+    const u = this.findUser(login);
+    if (!u) throw new DirectoryError(`no such user: ${login}`, 'not_found');
+    return u;
+  }
+
+  private requireGroup(name: string): Group {
+    const g = this.groupByName(name);
+    if (!g) throw new DirectoryError(`no such group: ${name}`, 'not_found');
+    return g;
+  }
+
+  async addUser(input: NewUser): Promise<User> {
+    const username = check(usernameSchema, input.username);
+    const email = check(emailSchema, input.email);
+    const password = check(passwordSchema, input.password);
+    const fallbackEmail = input.fallbackEmail ? check(emailSchema, input.fallbackEmail) : null;
+    if (this.userByUsername(username)) throw new DirectoryError('username already exists', 'conflict');
+    if (this.userByEmail(email)) throw new DirectoryError('email already in use', 'conflict');
+    const user: User = {
+      id: `uid-${randomUUID()}`,
+      username,
+      email,
+      fallbackEmail,
+      displayName: input.displayName ?? username,
+      role: input.role ?? 'user',
+      active: true,
+      passwordHash: await this.hasher.hash(password),
+      totpSecret: null,
+      createdAt: new Date().toISOString(),
+    };
+    await this.store.createUser(user);
+    await this.changed();
+    return user;
+  }
+
+  async updateUser(login: string, patch: { email?: string; displayName?: string; fallbackEmail?: string | null; role?: Role }): Promise<User> {
+    const user = this.requireUser(login);
+    const clean: Partial<User> = {};
+    if (patch.email !== undefined) {
+      clean.email = check(emailSchema, patch.email);
+      const other = this.userByEmail(clean.email);
+      if (other && other.id !== user.id) throw new DirectoryError('email already in use', 'conflict');
+    }
+    if (patch.displayName !== undefined) clean.displayName = patch.displayName;
+    if (patch.fallbackEmail !== undefined) clean.fallbackEmail = patch.fallbackEmail ? check(emailSchema, patch.fallbackEmail) : null;
+    if (patch.role !== undefined) clean.role = patch.role;
+    await this.store.updateUser(user.id, clean);
+    await this.changed();
+    return this.userById(user.id)!;
+  }
+
+  async setPassword(login: string, password: string): Promise<void> {
+    const user = this.requireUser(login);
+    const hash = await this.hasher.hash(check(passwordSchema, password));
+    await this.store.updateUser(user.id, { passwordHash: hash });
+    await this.changed();
+  }
+
+  async setActive(login: string, active: boolean): Promise<void> {
+    const user = this.requireUser(login);
+    await this.store.updateUser(user.id, { active });
+    await this.changed();
+  }
+
+  async deleteUser(login: string): Promise<void> {
+    const user = this.requireUser(login);
+    await this.store.deleteUser(user.id);
+    await this.changed();
+  }
+
+  async enableTotp(login: string): Promise<{ secret: string; uri: string }> {
+    const user = this.requireUser(login);
+    const secret = generateTotpSecret();
+    await this.store.updateUser(user.id, { totpSecret: secret });
+    await this.changed();
+    return { secret, uri: otpauthUri(secret, user.email) };
+  }
+
+  async disableTotp(login: string): Promise<void> {
+    const user = this.requireUser(login);
+    await this.store.updateUser(user.id, { totpSecret: null });
+    await this.changed();
+  }
+
+  async addGroup(name: string): Promise<Group> {
+    const clean = check(groupNameSchema, name);
+    if (this.groupByName(clean)) throw new DirectoryError('group already exists', 'conflict');
+    const g = await this.store.createGroup({ id: `gid-${randomUUID()}`, name: clean });
+    await this.changed();
+    return g;
+  }
+
+  async deleteGroup(name: string): Promise<void> {
+    await this.store.deleteGroup(this.requireGroup(name).id);
+    await this.changed();
+  }
+
+  async addMember(group: string, login: string): Promise<void> {
+    const g = this.requireGroup(group);
+    const u = this.requireUser(login);
+    await this.store.addMember(g.id, u.id);
+    await this.changed();
+  }
+
+  async removeMember(group: string, login: string): Promise<void> {
+    const g = this.requireGroup(group);
+    const u = this.requireUser(login);
+    await this.store.removeMember(g.id, u.id);
+    await this.changed();
+  }
+
+  async addMailbox(address: string, ownerLogin: string): Promise<Mailbox> {
+    const clean = check(emailSchema, address);
+    if (this.mailbox(clean)) throw new DirectoryError(`mailbox already exists: ${clean}`, 'conflict');
+    const user = this.findUser(ownerLogin);
+    const app = user ? undefined : this.app(ownerLogin);
+    if (!user && !app) throw new DirectoryError(`no such user or app: ${ownerLogin}`, 'not_found');
+    const mailbox: Mailbox = { address: clean, ownerType: user ? 'user' : 'app', ownerId: user ? user.id : app!.id };
+    await this.store.addMailbox(mailbox);
+    await this.changed();
+    return mailbox;
+  }
+
+  async deleteMailbox(address: string): Promise<void> {
+    await this.store.deleteMailbox(address.toLowerCase());
+    await this.changed();
+  }
+
+  /** Installs or replaces an app record; provisioning (shared/provisioning) decides its contents. */
+  async putApp(app: App, ownedMailboxes: string[]): Promise<void> {
+    await this.store.putApp(app, ownedMailboxes);
+    await this.changed();
+  }
+
+  async deleteApp(id: string): Promise<void> {
+    await this.store.deleteApp(id);
+    await this.changed();
+  }
+}
+
+function throttleFromEnv(): ThrottleLimits {
+  const n = (name: string, fallback: number): number => {
+    const v = Number(process.env[name]);
+    return Number.isFinite(v) && v > 0 ? v : fallback;
+  };
+  return {
+    perUser: n('HEARTH_LOGIN_MAX_FAILURES_PER_USER', DEFAULT_THROTTLE.perUser),
+    perAddress: n('HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS', DEFAULT_THROTTLE.perAddress),
+    windowSeconds: n('HEARTH_LOGIN_THROTTLE_WINDOW_SECONDS', DEFAULT_THROTTLE.windowSeconds),
+  };
+}

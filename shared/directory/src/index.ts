@@ -1,0 +1,10 @@
+export * from './types.ts';
+export * from './store.ts';
+export * from './directory.ts';
+export * from './validate.ts';
+export { PasswordHasher, generateSecret, secretEquals } from './password.ts';
+export { totpCode, verifyTotp, generateTotpSecret, otpauthUri } from './totp.ts';
+export { LoginThrottle, DEFAULT_THROTTLE, type ThrottleLimits } from './throttle.ts';
+export { SqliteStore } from './sqlite.ts';
+export { PostgresStore } from './postgres.ts';
+export { MIGRATIONS, LATEST_SCHEMA_VERSION } from './migrations.ts';

@@ -1,0 +1,77 @@
+/**
+ * Versioned schema, one entry per version, applied in order at start.
+ * The same logical schema in both dialects; `${serial}` and friends keep them side by side.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sqlite: string;
+  postgres: string;
+}
+
+const v1 = (d: { serial: string; bool: string; json: string }) => `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  email TEXT NOT NULL UNIQUE,
+  fallback_email TEXT,
+  display_name TEXT NOT NULL DEFAULT '',
+  role TEXT NOT NULL,
+  active ${d.bool} NOT NULL,
+  password_hash TEXT NOT NULL,
+  totp_secret TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE groups (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, gid_number INTEGER NOT NULL UNIQUE);
+CREATE TABLE group_members (
+  group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE apps (
+  id TEXT PRIMARY KEY,
+  domain TEXT NOT NULL UNIQUE,
+  manifest ${d.json} NOT NULL,
+  access ${d.json},
+  upstream TEXT,
+  credentials ${d.json} NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE mailboxes (address TEXT PRIMARY KEY, owner_type TEXT NOT NULL, owner_id TEXT NOT NULL);
+CREATE TABLE audit_log (
+  id ${d.serial} PRIMARY KEY,
+  at TEXT NOT NULL,
+  username TEXT,
+  protocol TEXT NOT NULL,
+  app_id TEXT,
+  remote TEXT,
+  ok ${d.bool} NOT NULL,
+  detail TEXT
+);
+INSERT INTO meta (key, value) VALUES ('change_seq', '0');
+`;
+
+const v2 = `
+CREATE TABLE kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at BIGINT, PRIMARY KEY (namespace, key));
+CREATE INDEX kv_expires ON kv (expires_at);
+CREATE INDEX audit_log_username ON audit_log (username);
+CREATE INDEX mailboxes_owner ON mailboxes (owner_type, owner_id);
+`;
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    description: 'users, groups, apps, mailboxes, audit log',
+    sqlite: v1({ serial: 'INTEGER', bool: 'INTEGER', json: 'TEXT' }),
+    postgres: v1({ serial: 'BIGSERIAL', bool: 'BOOLEAN', json: 'TEXT' }),
+  },
+  {
+    version: 2,
+    description: 'expiring key/value space; audit and mailbox indexes',
+    sqlite: v2,
+    postgres: v2,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,0 +1,45 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+import type { Argon2Settings } from '@hearth/config';
+
+/** argon2id on libuv's thread pool, so hashing never blocks a daemon's event loop. */
+export class PasswordHasher {
+  private dummy: Promise<string> | null = null;
+
+  constructor(private readonly settings: Argon2Settings) {}
+
+  hash(password: string): Promise<string> {
+    return hash(password, { algorithm: 2 /* Algorithm.Argon2id (a const enum) */, ...this.settings });
+  }
+
+  async verify(phc: string, password: string): Promise<boolean> {
+    try {
+      return await verify(phc, password);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Spends the same time as a real verification, so an unknown login looks like a wrong password. */
+  async verifyDummy(password: string): Promise<false> {
+    this.dummy ??= this.hash(randomBytes(16).toString('hex'));
+    await this.verify(await this.dummy, password);
+    return false;
+  }
+}
+
+/** Secrets handed to apps: CSPRNG, URL- and env-safe. */
+export function generateSecret(bytes = 24): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** Constant-time comparison for app passwords stored in clear (they must be printable by `hearth app env`). */
+export function secretEquals(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  if (x.length !== y.length) {
+    timingSafeEqual(x, x);
+    return false;
+  }
+  return timingSafeEqual(x, y);
+}

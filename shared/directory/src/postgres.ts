@@ -1,0 +1,275 @@
+import pg from 'pg';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.ts';
+import {
+  appFromRow,
+  appToRow,
+  auditFromRow,
+  conflictMessage,
+  groupsFromRows,
+  mailboxFromRow,
+  USER_COLUMNS,
+  USER_FIELDS,
+  userFromRow,
+  type Row,
+} from './rows.ts';
+import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
+import type { App, AuditEvent, Group, Mailbox, Snapshot, User } from './types.ts';
+
+const CHANNEL = 'hearth_changes';
+/** Arbitrary constant for pg_advisory_xact_lock so concurrent starts migrate one at a time. */
+const MIGRATION_LOCK = 4_242_001;
+
+/** The server backend, selected by HEARTH_DATABASE_URL; several replicas can share it. */
+export class PostgresStore implements DirectoryStore {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+
+  constructor(readonly url: string) {
+    this.pool = new pg.Pool({ connectionString: url, max: 8 });
+    // An idle client losing its connection must not take the daemon down.
+    this.pool.on('error', () => {});
+  }
+
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, bump = true): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      if (bump) {
+        await c.query("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'change_seq'");
+        await c.query(`NOTIFY ${CHANNEL}`);
+      }
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      if ((err as { code?: string }).code === '23505') throw new DirectoryError(conflictMessage(err) ?? 'already exists', 'conflict');
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async migrate(): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      const hasMeta = await c.query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'meta'");
+      let current = 0;
+      if (hasMeta.rowCount) {
+        const row = await c.query("SELECT value FROM meta WHERE key = 'schema_version'");
+        current = row.rowCount ? Number(row.rows[0].value) : 0;
+      }
+      if (current > LATEST_SCHEMA_VERSION) {
+        throw new DirectoryError(
+          `the store was written by a newer Hearth (schema ${current}, this version knows ${LATEST_SCHEMA_VERSION}); refusing to open it`,
+          'version',
+        );
+      }
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        await c.query(m.postgres);
+        await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [String(m.version)]);
+      }
+    }, false);
+  }
+
+  async loadSnapshot(): Promise<Snapshot> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const [users, groups, members, apps, mailboxes] = [
+        await c.query('SELECT * FROM users'),
+        await c.query('SELECT * FROM groups'),
+        await c.query('SELECT * FROM group_members'),
+        await c.query('SELECT * FROM apps'),
+        await c.query('SELECT * FROM mailboxes'),
+      ];
+      await c.query('COMMIT');
+      return {
+        users: users.rows.map(userFromRow),
+        groups: groupsFromRows(groups.rows, members.rows),
+        apps: apps.rows.map(appFromRow),
+        mailboxes: mailboxes.rows.map(mailboxFromRow),
+      };
+    } finally {
+      c.release();
+    }
+  }
+
+  async changeSeq(): Promise<number> {
+    const r = await this.pool.query("SELECT value FROM meta WHERE key = 'change_seq'");
+    return Number(r.rows[0].value);
+  }
+
+  async watch(onChange: () => void): Promise<() => Promise<void>> {
+    // LISTEN on a dedicated connection; if it drops, reconnect and report a change so nothing is missed.
+    let client: pg.Client | null = null;
+    let closed = false;
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: this.url });
+      c.on('notification', () => onChange());
+      c.on('error', () => {
+        if (closed) return;
+        client = null;
+        setTimeout(() => void connect().then(onChange, () => {}), 500).unref();
+      });
+      await c.connect();
+      await c.query(`LISTEN ${CHANNEL}`);
+      client = c;
+    };
+    await connect();
+    return async () => {
+      closed = true;
+      await client?.end().catch(() => {});
+    };
+  }
+
+  async createUser(user: User): Promise<void> {
+    const fields = Object.keys(USER_FIELDS) as (keyof User)[];
+    const values = USER_COLUMNS.map((c) => user[fields.find((k) => USER_FIELDS[k] === c)!]);
+    await this.tx((c) => c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, values));
+  }
+
+  async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void> {
+    const keys = Object.keys(patch) as (keyof typeof patch)[];
+    if (keys.length === 0) return;
+    await this.tx(async (c) => {
+      const sets = keys.map((k, i) => `${USER_FIELDS[k]} = $${i + 1}`).join(', ');
+      const res = await c.query(`UPDATE users SET ${sets} WHERE id = $${keys.length + 1}`, [...keys.map((k) => patch[k]), id]);
+      if (res.rowCount === 0) throw new DirectoryError('no such user', 'not_found');
+    });
+  }
+
+  async deleteUser(id: string): Promise<void> {
+    await this.tx(async (c) => {
+      if ((await c.query('DELETE FROM users WHERE id = $1', [id])).rowCount === 0) throw new DirectoryError('no such user', 'not_found');
+      await c.query("DELETE FROM mailboxes WHERE owner_type = 'user' AND owner_id = $1", [id]);
+    });
+  }
+
+  async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group> {
+    return this.tx(async (c) => {
+      await c.query('LOCK TABLE groups IN SHARE ROW EXCLUSIVE MODE');
+      const gid = group.gidNumber ?? Number((await c.query('SELECT COALESCE(MAX(gid_number), 4999) + 1 AS n FROM groups')).rows[0].n);
+      await c.query('INSERT INTO groups (id, name, gid_number) VALUES ($1, $2, $3)', [group.id, group.name, gid]);
+      return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
+    });
+  }
+
+  async deleteGroup(id: string): Promise<void> {
+    await this.tx(async (c) => {
+      if ((await c.query('DELETE FROM groups WHERE id = $1', [id])).rowCount === 0) throw new DirectoryError('no such group', 'not_found');
+    });
+  }
+
+  async addMember(groupId: string, userId: string): Promise<void> {
+    await this.tx((c) => c.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, userId]));
+  }
+
+  async removeMember(groupId: string, userId: string): Promise<void> {
+    await this.tx(async (c) => {
+      const res = await c.query('DELETE FROM group_members WHERE group_id = $1 AND user_id = $2', [groupId, userId]);
+      if (res.rowCount === 0) throw new DirectoryError('user is not a member of that group', 'not_found');
+    });
+  }
+
+  async putApp(app: App, ownedMailboxes: string[]): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query('DELETE FROM apps WHERE id = $1', [app.id]);
+      await c.query('INSERT INTO apps (id, domain, manifest, access, upstream, credentials, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', appToRow(app));
+      await c.query("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = $1", [app.id]);
+      for (const address of ownedMailboxes) {
+        await c.query("INSERT INTO mailboxes (address, owner_type, owner_id) VALUES ($1, 'app', $2)", [address, app.id]);
+      }
+    });
+  }
+
+  async deleteApp(id: string): Promise<void> {
+    await this.tx(async (c) => {
+      if ((await c.query('DELETE FROM apps WHERE id = $1', [id])).rowCount === 0) throw new DirectoryError(`no such app: ${id}`, 'not_found');
+      await c.query("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = $1", [id]);
+    });
+  }
+
+  async addMailbox(m: Mailbox): Promise<void> {
+    await this.tx((c) => c.query('INSERT INTO mailboxes (address, owner_type, owner_id) VALUES ($1, $2, $3)', [m.address, m.ownerType, m.ownerId]));
+  }
+
+  async deleteMailbox(address: string): Promise<void> {
+    await this.tx(async (c) => {
+      if ((await c.query('DELETE FROM mailboxes WHERE address = $1', [address])).rowCount === 0) throw new DirectoryError(`no such mailbox: ${address}`, 'not_found');
+    });
+  }
+
+  async appendAudit(e: AuditEvent): Promise<void> {
+    await this.pool.query('INSERT INTO audit_log (at, username, protocol, app_id, remote, ok, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+      e.at,
+      e.username,
+      e.protocol,
+      e.appId,
+      e.remote,
+      e.ok,
+      e.detail,
+    ]);
+  }
+
+  async listAudit(q: AuditQuery): Promise<AuditEvent[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (col: string, v: unknown): void => {
+      args.push(v);
+      where.push(`${col} = $${args.length}`);
+    };
+    if (q.username) add('username', q.username);
+    if (q.protocol) add('protocol', q.protocol);
+    if (q.appId) add('app_id', q.appId);
+    args.push(q.limit ?? 100);
+    const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT $${args.length}`;
+    return (await this.pool.query(sql, args)).rows.map((r: Row) => auditFromRow(r));
+  }
+
+  async kvGet(namespace: string, key: string): Promise<string | null> {
+    const r = await this.pool.query('SELECT value FROM kv WHERE namespace = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)', [namespace, key, Date.now()]);
+    return r.rowCount ? String(r.rows[0].value) : null;
+  }
+
+  async kvSet(namespace: string, key: string, value: string, ttlSeconds: number | null): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO kv (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at',
+      [namespace, key, value, ttlSeconds === null ? null : Date.now() + ttlSeconds * 1000],
+    );
+  }
+
+  async kvDelete(namespace: string, key: string): Promise<void> {
+    await this.pool.query('DELETE FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
+  }
+
+  async kvIncr(namespace: string, key: string, by: number, ttlSeconds: number): Promise<number> {
+    const now = Date.now();
+    const r = await this.pool.query(
+      `INSERT INTO kv (namespace, key, value, expires_at) VALUES ($1, $2, $3::text, $4)
+       ON CONFLICT (namespace, key) DO UPDATE SET
+         value = CASE WHEN kv.expires_at IS NOT NULL AND kv.expires_at <= $5 THEN $3::text ELSE (kv.value::bigint + $3::bigint)::text END,
+         expires_at = CASE WHEN kv.expires_at IS NOT NULL AND kv.expires_at <= $5 THEN $4 ELSE kv.expires_at END
+       RETURNING value`,
+      [namespace, key, String(by), now + ttlSeconds * 1000, now],
+    );
+    return Number(r.rows[0].value);
+  }
+
+  async kvFindWhere(namespace: string, field: string, value: string): Promise<{ key: string; value: string }[]> {
+    const r = await this.pool.query(
+      'SELECT key, value FROM kv WHERE namespace = $1 AND (value::jsonb ->> $2) = $3 AND (expires_at IS NULL OR expires_at > $4)',
+      [namespace, field, value, Date.now()],
+    );
+    return r.rows.map((row: Row) => ({ key: String(row.key), value: String(row.value) }));
+  }
+
+  async kvDeleteWhere(namespace: string, field: string, value: string): Promise<void> {
+    await this.pool.query('DELETE FROM kv WHERE namespace = $1 AND (value::jsonb ->> $2) = $3', [namespace, field, value]);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

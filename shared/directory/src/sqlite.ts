@@ -1,0 +1,260 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.ts';
+import {
+  appFromRow,
+  appToRow,
+  auditFromRow,
+  conflictMessage,
+  groupsFromRows,
+  mailboxFromRow,
+  USER_COLUMNS,
+  USER_FIELDS,
+  userFromRow,
+  type Row,
+} from './rows.ts';
+import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
+import type { App, AuditEvent, Group, Mailbox, Snapshot, User } from './types.ts';
+
+const POLL_MS = 200;
+
+/** The embedded backend: one SQLite file in WAL mode, shared by every daemon process on the box. */
+export class SqliteStore implements DirectoryStore {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+
+  constructor(readonly file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  /** Runs fn in one IMMEDIATE transaction and bumps the change counter when asked. */
+  private tx<T>(fn: () => T, bump = true): T {
+    const run = this.db.transaction(() => {
+      const out = fn();
+      if (bump) this.db.prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq'").run();
+      return out;
+    });
+    try {
+      return run.immediate();
+    } catch (err) {
+      const conflict = conflictMessage(err);
+      if (conflict && /constraint/i.test((err as Error).message)) throw new DirectoryError(conflict, 'conflict');
+      throw err;
+    }
+  }
+
+  async migrate(): Promise<void> {
+    this.db
+      .transaction(() => {
+        const hasMeta = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").get();
+        let current = 0;
+        if (hasMeta) {
+          const row = this.db.prepare("SELECT value FROM meta WHERE key='schema_version'").get() as Row | undefined;
+          current = row ? Number(row.value) : 0;
+        }
+        if (current > LATEST_SCHEMA_VERSION) {
+          throw new DirectoryError(
+            `the store was written by a newer Hearth (schema ${current}, this version knows ${LATEST_SCHEMA_VERSION}); refusing to open it`,
+            'version',
+          );
+        }
+        for (const m of MIGRATIONS) {
+          if (m.version <= current) continue;
+          this.db.exec(m.sqlite);
+          this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(m.version));
+        }
+      })
+      .immediate();
+  }
+
+  async loadSnapshot(): Promise<Snapshot> {
+    return this.db
+      .transaction(() => ({
+        users: (this.db.prepare('SELECT * FROM users').all() as Row[]).map(userFromRow),
+        groups: groupsFromRows(this.db.prepare('SELECT * FROM groups').all() as Row[], this.db.prepare('SELECT * FROM group_members').all() as Row[]),
+        apps: (this.db.prepare('SELECT * FROM apps').all() as Row[]).map(appFromRow),
+        mailboxes: (this.db.prepare('SELECT * FROM mailboxes').all() as Row[]).map(mailboxFromRow),
+      }))
+      .deferred();
+  }
+
+  async changeSeq(): Promise<number> {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key='change_seq'").get() as Row;
+    return Number(row.value);
+  }
+
+  async watch(onChange: () => void): Promise<() => Promise<void>> {
+    // A cheap poll of the change counter: one indexed read every POLL_MS.
+    let last = await this.changeSeq();
+    const timer = setInterval(() => {
+      try {
+        const seq = Number((this.db.prepare("SELECT value FROM meta WHERE key='change_seq'").get() as Row).value);
+        if (seq !== last) {
+          last = seq;
+          onChange();
+        }
+      } catch {
+        // the database may be briefly locked by a writer; try again on the next tick
+      }
+    }, POLL_MS);
+    timer.unref();
+    return async () => clearInterval(timer);
+  }
+
+  async createUser(user: User): Promise<void> {
+    this.tx(() => {
+      const values = USER_COLUMNS.map((c) => {
+        const field = (Object.keys(USER_FIELDS) as (keyof User)[]).find((k) => USER_FIELDS[k] === c)!;
+        const v = user[field];
+        return typeof v === 'boolean' ? (v ? 1 : 0) : v;
+      });
+      this.db.prepare(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
+    });
+  }
+
+  async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void> {
+    const keys = Object.keys(patch) as (keyof typeof patch)[];
+    if (keys.length === 0) return;
+    this.tx(() => {
+      const sets = keys.map((k) => `${USER_FIELDS[k]} = ?`).join(', ');
+      const values = keys.map((k) => {
+        const v = patch[k];
+        return typeof v === 'boolean' ? (v ? 1 : 0) : v;
+      });
+      const res = this.db.prepare(`UPDATE users SET ${sets} WHERE id = ?`).run(...values, id);
+      if (res.changes === 0) throw new DirectoryError('no such user', 'not_found');
+    });
+  }
+
+  async deleteUser(id: string): Promise<void> {
+    this.tx(() => {
+      const res = this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
+      if (res.changes === 0) throw new DirectoryError('no such user', 'not_found');
+      this.db.prepare("DELETE FROM mailboxes WHERE owner_type = 'user' AND owner_id = ?").run(id);
+    });
+  }
+
+  async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group> {
+    return this.tx(() => {
+      const gid = group.gidNumber ?? Number((this.db.prepare('SELECT COALESCE(MAX(gid_number), 4999) + 1 AS n FROM groups').get() as Row).n);
+      this.db.prepare('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(group.id, group.name, gid);
+      return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
+    });
+  }
+
+  async deleteGroup(id: string): Promise<void> {
+    this.tx(() => {
+      if (this.db.prepare('DELETE FROM groups WHERE id = ?').run(id).changes === 0) throw new DirectoryError('no such group', 'not_found');
+    });
+  }
+
+  async addMember(groupId: string, userId: string): Promise<void> {
+    this.tx(() => {
+      this.db.prepare('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, userId);
+    });
+  }
+
+  async removeMember(groupId: string, userId: string): Promise<void> {
+    this.tx(() => {
+      const res = this.db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?').run(groupId, userId);
+      if (res.changes === 0) throw new DirectoryError('user is not a member of that group', 'not_found');
+    });
+  }
+
+  async putApp(app: App, ownedMailboxes: string[]): Promise<void> {
+    this.tx(() => {
+      this.db.prepare('DELETE FROM apps WHERE id = ?').run(app.id);
+      this.db.prepare('INSERT INTO apps (id, domain, manifest, access, upstream, credentials, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(...appToRow(app));
+      this.db.prepare("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = ?").run(app.id);
+      const insert = this.db.prepare("INSERT INTO mailboxes (address, owner_type, owner_id) VALUES (?, 'app', ?)");
+      for (const address of ownedMailboxes) insert.run(address, app.id);
+    });
+  }
+
+  async deleteApp(id: string): Promise<void> {
+    this.tx(() => {
+      if (this.db.prepare('DELETE FROM apps WHERE id = ?').run(id).changes === 0) throw new DirectoryError(`no such app: ${id}`, 'not_found');
+      this.db.prepare("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = ?").run(id);
+    });
+  }
+
+  async addMailbox(mailbox: Mailbox): Promise<void> {
+    this.tx(() => {
+      this.db.prepare('INSERT INTO mailboxes (address, owner_type, owner_id) VALUES (?, ?, ?)').run(mailbox.address, mailbox.ownerType, mailbox.ownerId);
+    });
+  }
+
+  async deleteMailbox(address: string): Promise<void> {
+    this.tx(() => {
+      if (this.db.prepare('DELETE FROM mailboxes WHERE address = ?').run(address).changes === 0) throw new DirectoryError(`no such mailbox: ${address}`, 'not_found');
+    });
+  }
+
+  async appendAudit(e: AuditEvent): Promise<void> {
+    this.db
+      .prepare('INSERT INTO audit_log (at, username, protocol, app_id, remote, ok, detail) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(e.at, e.username, e.protocol, e.appId, e.remote, e.ok ? 1 : 0, e.detail);
+  }
+
+  async listAudit(q: AuditQuery): Promise<AuditEvent[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.username) (where.push('username = ?'), args.push(q.username));
+    if (q.protocol) (where.push('protocol = ?'), args.push(q.protocol));
+    if (q.appId) (where.push('app_id = ?'), args.push(q.appId));
+    const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, q.limit ?? 100) as Row[]).map(auditFromRow);
+  }
+
+  async kvGet(namespace: string, key: string): Promise<string | null> {
+    const row = this.db.prepare('SELECT value FROM kv WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)').get(namespace, key, Date.now()) as Row | undefined;
+    return row ? String(row.value) : null;
+  }
+
+  async kvSet(namespace: string, key: string, value: string, ttlSeconds: number | null): Promise<void> {
+    this.db
+      .prepare('INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at')
+      .run(namespace, key, value, ttlSeconds === null ? null : Date.now() + ttlSeconds * 1000);
+  }
+
+  async kvDelete(namespace: string, key: string): Promise<void> {
+    this.db.prepare('DELETE FROM kv WHERE namespace = ? AND key = ?').run(namespace, key);
+  }
+
+  async kvIncr(namespace: string, key: string, by: number, ttlSeconds: number): Promise<number> {
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?').get(namespace, key) as Row | undefined;
+        const live = row && (row.expires_at === null || Number(row.expires_at) > now);
+        const next = (live ? Number(row.value) : 0) + by;
+        const expires = live ? row.expires_at : now + ttlSeconds * 1000;
+        this.db
+          .prepare('INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at')
+          .run(namespace, key, String(next), expires);
+        return next;
+      })
+      .immediate();
+  }
+
+  async kvFindWhere(namespace: string, field: string, value: string): Promise<{ key: string; value: string }[]> {
+    const rows = this.db
+      .prepare("SELECT key, value FROM kv WHERE namespace = ? AND json_extract(value, '$.' || ?) = ? AND (expires_at IS NULL OR expires_at > ?)")
+      .all(namespace, field, value, Date.now()) as Row[];
+    return rows.map((r) => ({ key: String(r.key), value: String(r.value) }));
+  }
+
+  async kvDeleteWhere(namespace: string, field: string, value: string): Promise<void> {
+    this.db.prepare("DELETE FROM kv WHERE namespace = ? AND json_extract(value, '$.' || ?) = ?").run(namespace, field, value);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

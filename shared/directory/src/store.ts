@@ -1,0 +1,66 @@
+import type { App, AuditEvent, Group, Mailbox, Protocol, Snapshot, User } from './types.ts';
+
+export interface AuditQuery {
+  username?: string;
+  protocol?: Protocol;
+  appId?: string;
+  limit?: number;
+}
+
+/**
+ * One storage interface, several backends (SQLite, PostgreSQL). Every method is a
+ * single transaction: it either applies completely or leaves the store unchanged.
+ * Writes bump a change counter and notify watchers so every daemon reloads its view.
+ */
+export interface DirectoryStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Runs pending migrations; refuses a store written by a newer Hearth. */
+  migrate(): Promise<void>;
+  loadSnapshot(): Promise<Snapshot>;
+  /** Monotonic counter bumped by every write. */
+  changeSeq(): Promise<number>;
+  /** Called (at least) once for every committed change made by any process. */
+  watch(onChange: () => void): Promise<() => Promise<void>>;
+
+  createUser(user: User): Promise<void>;
+  updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void>;
+  deleteUser(id: string): Promise<void>;
+
+  createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group>;
+  deleteGroup(id: string): Promise<void>;
+  addMember(groupId: string, userId: string): Promise<void>;
+  removeMember(groupId: string, userId: string): Promise<void>;
+
+  /** Insert or replace an app together with the mailboxes it owns. */
+  putApp(app: App, ownedMailboxes: string[]): Promise<void>;
+  /** Removes the app and every mailbox it owns. */
+  deleteApp(id: string): Promise<void>;
+
+  addMailbox(mailbox: Mailbox): Promise<void>;
+  deleteMailbox(address: string): Promise<void>;
+
+  appendAudit(event: AuditEvent): Promise<void>;
+  listAudit(query: AuditQuery): Promise<AuditEvent[]>;
+
+  /** Small expiring key/value space for sessions, tokens, throttles. */
+  kvGet(namespace: string, key: string): Promise<string | null>;
+  kvSet(namespace: string, key: string, value: string, ttlSeconds: number | null): Promise<void>;
+  kvDelete(namespace: string, key: string): Promise<void>;
+  /** Atomically add `by` to an integer counter, creating it with the ttl when absent; returns the new value. */
+  kvIncr(namespace: string, key: string, by: number, ttlSeconds: number): Promise<number>;
+  /** Entries whose value is a JSON object with `field` equal to `value`. */
+  kvFindWhere(namespace: string, field: string, value: string): Promise<{ key: string; value: string }[]>;
+  kvDeleteWhere(namespace: string, field: string, value: string): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+/** Raised for a user-facing failure (duplicate name, unknown user...); the message is one clear line. */
+export class DirectoryError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'conflict' | 'not_found' | 'invalid' | 'version' = 'invalid',
+  ) {
+    super(message);
+  }
+}

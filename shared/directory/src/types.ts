@@ -1,0 +1,88 @@
+/** Plain records shared by every backend and every daemon. Validation happens at the edges. */
+
+export type Role = 'owner' | 'admin' | 'user';
+
+export interface User {
+  /** stable, `uid-<uuid>` */
+  id: string;
+  /** lowercase [a-z0-9.-], 1–64 */
+  username: string;
+  email: string;
+  fallbackEmail: string | null;
+  displayName: string;
+  role: Role;
+  active: boolean;
+  /** argon2id PHC string */
+  passwordHash: string;
+  /** base32 TOTP secret when 2FA is on */
+  totpSecret: string | null;
+  createdAt: string;
+}
+
+export interface Group {
+  id: string;
+  name: string;
+  gidNumber: number;
+  /** user ids */
+  memberIds: string[];
+}
+
+/** null means everyone may use the app. */
+export interface AccessRestriction {
+  userIds: string[];
+  groupIds: string[];
+}
+
+/** Credentials and options per addon, e.g. credentials.ldap.bindPassword. */
+export type AddonCredentials = Record<string, Record<string, string>>;
+
+export interface App {
+  id: string;
+  domain: string;
+  /** the validated CloudronManifest.json */
+  manifest: Manifest;
+  access: AccessRestriction | null;
+  upstream: string | null;
+  credentials: AddonCredentials;
+  createdAt: string;
+}
+
+export interface Manifest {
+  id?: string;
+  title?: string;
+  version?: string;
+  manifestVersion?: number;
+  httpPort?: number;
+  addons: Record<string, Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
+export type MailboxOwnerType = 'user' | 'app';
+
+export interface Mailbox {
+  /** lowercase local@domain */
+  address: string;
+  ownerType: MailboxOwnerType;
+  ownerId: string;
+}
+
+export type Protocol = 'ldap' | 'smtp' | 'imap' | 'pop3' | 'oidc' | 'proxyauth' | 'turn' | 'sieve' | 'cli';
+
+export interface AuditEvent {
+  at: string;
+  /** the login name as given, or the resolved username */
+  username: string | null;
+  protocol: Protocol;
+  appId: string | null;
+  remote: string | null;
+  ok: boolean;
+  detail: string | null;
+}
+
+/** Everything the daemons keep in memory. */
+export interface Snapshot {
+  users: User[];
+  groups: Group[];
+  apps: App[];
+  mailboxes: Mailbox[];
+}

@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { loadConfig, type HearthConfig } from '@hearth/config';
+
+/** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
+
+export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+export const FIXTURES = path.resolve(REPO_ROOT, '../shared/fixtures');
+export const MANIFESTS = path.join(FIXTURES, 'manifests');
+export const PG_ADMIN_URL = process.env.HEARTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export function tempDir(prefix = 'hearth-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A port nothing listens on right now (TCP and UDP). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    if (port < 60000) return port;
+  }
+}
+
+/** A new PostgreSQL database for one test file; drop() removes it. */
+export async function createPostgresDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `hearth_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
+  return {
+    url,
+    drop: async () => {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface TestEnv {
+  env: Record<string, string>;
+  config: HearthConfig;
+  dataDir: string;
+  cleanup: () => Promise<void>;
+}
+
+/** Environment for a test stack: temp data dir, cheap argon2, the given backend, and overrides. */
+export async function testEnv(opts: { backend?: 'sqlite' | 'postgres'; env?: Record<string, string> } = {}): Promise<TestEnv> {
+  const dataDir = tempDir();
+  const env: Record<string, string> = {
+    HEARTH_DATA_DIR: dataDir,
+    HEARTH_ARGON2_MEMORY_KIB: '1024',
+    HEARTH_ARGON2_TIME_COST: '1',
+    HEARTH_LOG_LEVEL: process.env.HEARTH_LOG_LEVEL ?? 'warn',
+    HEARTH_LOG_FORMAT: 'json',
+  };
+  let drop = async (): Promise<void> => {};
+  if (opts.backend === 'postgres') {
+    const db = await createPostgresDatabase();
+    env.HEARTH_DATABASE_URL = db.url;
+    drop = db.drop;
+  }
+  Object.assign(env, opts.env);
+  return {
+    env,
+    config: loadConfig({ ...process.env, ...env }),
+    dataDir,
+    cleanup: async () => {
+      await drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const HEARTH_BIN = path.join(REPO_ROOT, 'services/cli/bin/hearth.mjs');
+
+/** Runs `hearth <args>` as a user would, with stdin when given. */
+export function hearth(args: string[], opts: { env: Record<string, string>; input?: string }): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HEARTH_BIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Parses `KEY=VALUE` lines as `hearth app env` prints them. */
+export function parseEnvLines(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  output: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/**
+ * Starts a daemon's entry file (e.g. services/ldap/src/main.ts) with the env and waits
+ * until `ready(output)` is true (typically a log line), or fails after timeoutMs.
+ */
+export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 20000): Promise<Daemon> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const stop = (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+      child.kill(signal);
+    });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => {
+      cleanup();
+      child.kill('SIGKILL');
+      reject(new Error(`${entry} not ready after ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const check = (): void => {
+      if (ready(out)) {
+        cleanup();
+        resolve();
+      }
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`${entry} exited with ${code} before it was ready:\n${out}`));
+    };
+    const cleanup = (): void => {
+      clearTimeout(t);
+      child.stdout!.off('data', check);
+      child.stderr!.off('data', check);
+      child.off('exit', onExit);
+    };
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    child.on('exit', onExit);
+    check();
+  });
+  return { child, output: () => out, stop };
+}
+
+/** Polls fn until it returns truthy or the deadline passes. */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

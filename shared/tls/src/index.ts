@@ -1,0 +1,64 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { generate } from 'selfsigned';
+import type { HearthConfig } from '@hearth/config';
+
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * The certificate every TLS port serves: HEARTH_TLS_CERT/KEY when set, otherwise a
+ * self-signed pair generated once into $HEARTH_DATA_DIR/tls/ and reused after.
+ * Concurrent daemons starting together agree on one pair (write to temp, then link).
+ */
+export async function loadTls(config: HearthConfig): Promise<TlsMaterial> {
+  if (config.tlsCert && config.tlsKey) {
+    return { cert: fs.readFileSync(config.tlsCert, 'utf8'), key: fs.readFileSync(config.tlsKey, 'utf8'), certFile: config.tlsCert, keyFile: config.tlsKey };
+  }
+  const dir = path.join(config.dataDir, 'tls');
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  const bundleFile = path.join(dir, 'bundle.pem');
+  if (!fs.existsSync(bundleFile)) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const altNames = [
+      { type: 2 as const, value: 'localhost' },
+      { type: 7 as const, ip: '127.0.0.1' },
+      { type: 7 as const, ip: '::1' },
+    ];
+    if (net.isIP(config.hostname)) {
+      if (!['127.0.0.1', '::1'].includes(config.hostname)) altNames.push({ type: 7, ip: config.hostname });
+    } else if (config.hostname !== 'localhost') altNames.push({ type: 2, value: config.hostname });
+    const pems = await generate([{ name: 'commonName', value: config.hostname }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      notAfterDate: new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000),
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames },
+      ],
+    });
+    // One file written atomically decides the winner when several daemons start at once.
+    const tmp = `${bundleFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, pems.private + pems.cert, { mode: 0o600 });
+    try {
+      fs.linkSync(tmp, bundleFile);
+    } catch {
+      // another process won the race; use its pair
+    }
+    fs.unlinkSync(tmp);
+  }
+  const bundle = fs.readFileSync(bundleFile, 'utf8');
+  const key = bundle.slice(0, bundle.indexOf('-----BEGIN CERTIFICATE-----'));
+  const cert = bundle.slice(bundle.indexOf('-----BEGIN CERTIFICATE-----'));
+  if (!fs.existsSync(certFile)) fs.writeFileSync(certFile, cert);
+  if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, key, { mode: 0o600 });
+  return { cert, key, certFile, keyFile };
+}
