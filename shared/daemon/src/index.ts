@@ -1,0 +1,65 @@
+import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
+import { Directory, DirectoryError } from '@hearth/directory';
+import { createLogger, type Logger } from '@hearth/log';
+
+export interface DaemonContext {
+  config: HearthConfig;
+  directory: Directory;
+  logger: Logger;
+}
+
+export interface RunningService {
+  /** human-readable endpoints, e.g. "ldap://127.0.0.1:3890" */
+  endpoints: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * The life of every daemon process: validate settings once, open the directory with
+ * live change notifications, start the service, log "ready" with its endpoints, and
+ * stop cleanly on SIGINT/SIGTERM. A bad setting is one line on stderr and exit 1.
+ */
+export async function runDaemon(name: string, start: (ctx: DaemonContext) => Promise<RunningService>): Promise<void> {
+  let config: HearthConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hearth ${name}: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(name, config.logLevel);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception; exiting so the supervisor restarts this service');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled rejection; exiting so the supervisor restarts this service');
+    process.exit(1);
+  });
+  let directory: Directory;
+  try {
+    directory = await Directory.open(config, { logger, watch: true });
+  } catch (err) {
+    const msg = err instanceof DirectoryError ? err.message : `cannot open the directory store: ${(err as Error).message}`;
+    logger.fatal(msg);
+    process.exit(1);
+  }
+  const service = await start({ config, directory, logger });
+  logger.info({ endpoints: service.endpoints }, 'ready');
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(0), 5000);
+    force.unref();
+    await service.close().catch((err) => logger.warn({ err }, 'error while closing'));
+    await directory.close().catch(() => {});
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

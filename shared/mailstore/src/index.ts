@@ -1,0 +1,1 @@
+export { MailStore } from './maildir.ts';
