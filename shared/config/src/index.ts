@@ -120,3 +120,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     logLevel: e.HEARTH_LOG_LEVEL,
   };
 }
+
+/** OIDC provider routes under the issuer; `hearth app env` hands these out as CLOUDRON_OIDC_*. */
+export const OIDC_PATHS = {
+  discovery: '/.well-known/openid-configuration',
+  authorization: '/auth',
+  token: '/token',
+  jwks: '/jwks',
+  userinfo: '/me',
+  introspection: '/token/introspection',
+  revocation: '/token/revocation',
+  endSession: '/session/end',
+} as const;

@@ -1,0 +1,361 @@
+import fs from 'node:fs';
+import type { HearthConfig } from '@hearth/config';
+import { DirectoryError, type Directory, type Role, type User } from '@hearth/directory';
+import { appEnv, installApp, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
+import { printFields, printJson, printTable, readStdin, UsageError } from './output.ts';
+
+export interface CommandContext {
+  config: HearthConfig;
+  directory: () => Promise<Directory>;
+  values: Record<string, string | boolean | string[] | undefined>;
+  args: string[];
+}
+
+export interface Command {
+  path: string[];
+  usage: string;
+  /** exact number of positional arguments */
+  args: number;
+  options?: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
+  run(ctx: CommandContext): Promise<void>;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const out = (line: string): void => void process.stdout.write(line + '\n');
+
+async function passwordFrom(values: CommandContext['values']): Promise<string> {
+  if (values['password-stdin']) {
+    if (values.password !== undefined) throw new UsageError('use either --password or --password-stdin, not both');
+    return (await readStdin()).replace(/\r?\n$/, '');
+  }
+  const p = str(values.password);
+  if (p === undefined) throw new UsageError('a password is required: --password P or --password-stdin');
+  return p;
+}
+
+function parseRole(v: unknown): Role | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'admin' && v !== 'user') throw new UsageError('--role must be admin or user');
+  return v;
+}
+
+function userView(d: Directory, u: User): Record<string, unknown> {
+  return {
+    id: u.id,
+    username: u.username,
+    email: u.email,
+    fallbackEmail: u.fallbackEmail,
+    displayName: u.displayName,
+    role: u.role,
+    active: u.active,
+    twoFactor: u.totpSecret !== null,
+    groups: d.groupsOf(u.id).map((g) => g.name),
+    createdAt: u.createdAt,
+  };
+}
+
+function accessView(d: Directory, access: { userIds: string[]; groupIds: string[] } | null): string {
+  if (!access) return 'everyone';
+  const users = access.userIds.map((id) => d.userById(id)?.username ?? id);
+  const groups = access.groupIds.map((id) => d.groupById(id)?.name ?? id);
+  return [users.length ? `users:${users.join(',')}` : '', groups.length ? `groups:${groups.join(',')}` : ''].filter(Boolean).join(' ');
+}
+
+function requireUser(d: Directory, login: string): User {
+  const u = d.findUser(login);
+  if (!u) throw new DirectoryError(`no such user: ${login}`, 'not_found');
+  return u;
+}
+
+const passwordOptions = { password: { type: 'string' }, 'password-stdin': { type: 'boolean' } } as const;
+
+export const COMMANDS: Command[] = [
+  // ---- users ----
+  {
+    path: ['user', 'add'],
+    usage: '<username> --email E [--password P | --password-stdin] [--display-name N] [--fallback-email F] [--role admin|user]',
+    args: 1,
+    options: { email: { type: 'string' }, 'display-name': { type: 'string' }, 'fallback-email': { type: 'string' }, role: { type: 'string' }, ...passwordOptions },
+    async run({ directory, values, args }) {
+      const email = str(values.email);
+      if (!email) throw new UsageError('--email is required');
+      const role = parseRole(values.role);
+      const password = await passwordFrom(values);
+      const u = await (await directory()).addUser({ username: args[0]!, email, password, displayName: str(values['display-name']), fallbackEmail: str(values['fallback-email']), role });
+      out(`added user ${u.username} (${u.id})`);
+    },
+  },
+  {
+    path: ['user', 'list'],
+    usage: '[--json]',
+    args: 0,
+    async run({ directory, values }) {
+      const d = await directory();
+      const rows = d.users().map((u) => userView(d, u)).sort((a, b) => String(a.username).localeCompare(String(b.username)));
+      if (values.json) return printJson(rows);
+      printTable(
+        rows.map((r) => ({ username: r.username as string, email: r.email as string, name: r.displayName as string, role: r.role as string, active: r.active ? 'yes' : 'no', '2fa': r.twoFactor ? 'on' : 'off', groups: (r.groups as string[]).join(',') })),
+        ['username', 'email', 'name', 'role', 'active', '2fa', 'groups'],
+      );
+    },
+  },
+  {
+    path: ['user', 'show'],
+    usage: '<u> [--json]',
+    args: 1,
+    async run({ directory, values, args }) {
+      const d = await directory();
+      const view = userView(d, requireUser(d, args[0]!));
+      if (values.json) return printJson(view);
+      printFields(Object.entries(view).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+    },
+  },
+  {
+    path: ['user', 'set'],
+    usage: '<u> [--email E] [--display-name N] [--fallback-email F] [--role admin|user]',
+    args: 1,
+    options: { email: { type: 'string' }, 'display-name': { type: 'string' }, 'fallback-email': { type: 'string' }, role: { type: 'string' } },
+    async run({ directory, values, args }) {
+      const patch = { email: str(values.email), displayName: str(values['display-name']), fallbackEmail: str(values['fallback-email']), role: parseRole(values.role) };
+      if (Object.values(patch).every((v) => v === undefined)) throw new UsageError('nothing to change');
+      const u = await (await directory()).updateUser(args[0]!, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+      out(`updated user ${u.username}`);
+    },
+  },
+  {
+    path: ['user', 'passwd'],
+    usage: '<u> [--password P | --password-stdin]',
+    args: 1,
+    options: { ...passwordOptions },
+    async run({ directory, values, args }) {
+      const password = await passwordFrom(values);
+      await (await directory()).setPassword(args[0]!, password);
+      out(`password changed for ${args[0]}`);
+    },
+  },
+  ...(['disable', 'enable'] as const).map(
+    (verb): Command => ({
+      path: ['user', verb],
+      usage: '<u>',
+      args: 1,
+      async run({ directory, args }) {
+        await (await directory()).setActive(args[0]!, verb === 'enable');
+        out(`${verb}d user ${args[0]}`);
+      },
+    }),
+  ),
+  {
+    path: ['user', 'del'],
+    usage: '<u>',
+    args: 1,
+    async run({ directory, args }) {
+      await (await directory()).deleteUser(args[0]!);
+      out(`deleted user ${args[0]}`);
+    },
+  },
+  {
+    path: ['user', 'totp', 'enable'],
+    usage: '<u> [--json]',
+    args: 1,
+    async run({ directory, values, args }) {
+      const { secret, uri } = await (await directory()).enableTotp(args[0]!);
+      if (values.json) return printJson({ secret, uri });
+      out(`secret: ${secret}`);
+      out(`uri:    ${uri}`);
+    },
+  },
+  {
+    path: ['user', 'totp', 'disable'],
+    usage: '<u>',
+    args: 1,
+    async run({ directory, args }) {
+      await (await directory()).disableTotp(args[0]!);
+      out(`two-factor login disabled for ${args[0]}`);
+    },
+  },
+  // ---- groups ----
+  {
+    path: ['group', 'add'],
+    usage: '<name>',
+    args: 1,
+    async run({ directory, args }) {
+      const g = await (await directory()).addGroup(args[0]!);
+      out(`added group ${g.name} (gidnumber ${g.gidNumber})`);
+    },
+  },
+  {
+    path: ['group', 'del'],
+    usage: '<name>',
+    args: 1,
+    async run({ directory, args }) {
+      await (await directory()).deleteGroup(args[0]!);
+      out(`deleted group ${args[0]}`);
+    },
+  },
+  {
+    path: ['group', 'list'],
+    usage: '[--json]',
+    args: 0,
+    async run({ directory, values }) {
+      const d = await directory();
+      const rows = d
+        .groups()
+        .map((g) => ({ name: g.name, gidNumber: g.gidNumber, members: g.memberIds.map((id) => d.userById(id)?.username ?? id).sort() }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      if (values.json) return printJson(rows);
+      printTable(rows.map((r) => ({ name: r.name, gidnumber: r.gidNumber, members: r.members.join(',') })), ['name', 'gidnumber', 'members']);
+    },
+  },
+  {
+    path: ['group', 'add-member'],
+    usage: '<group> <u>',
+    args: 2,
+    async run({ directory, args }) {
+      await (await directory()).addMember(args[0]!, args[1]!);
+      out(`added ${args[1]} to ${args[0]}`);
+    },
+  },
+  {
+    path: ['group', 'remove-member'],
+    usage: '<group> <u>',
+    args: 2,
+    async run({ directory, args }) {
+      await (await directory()).removeMember(args[0]!, args[1]!);
+      out(`removed ${args[1]} from ${args[0]}`);
+    },
+  },
+  // ---- apps ----
+  {
+    path: ['app', 'install'],
+    usage: '<CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream http://host:port]',
+    args: 1,
+    options: { id: { type: 'string' }, domain: { type: 'string' }, access: { type: 'string', multiple: true }, upstream: { type: 'string' } },
+    async run({ config, directory, values, args }) {
+      const id = str(values.id);
+      const domain = str(values.domain);
+      if (!id || !domain) throw new UsageError('--id and --domain are required');
+      const manifestText = fs.readFileSync(args[0]!, 'utf8');
+      const d = await directory();
+      const existed = !!d.app(id);
+      const app = await installApp(config, d, { manifestText, id, domain, access: values.access as string[] | undefined, upstream: str(values.upstream) });
+      out(`${existed ? 'updated' : 'installed'} app ${app.id} at ${app.domain} (addons: ${Object.keys(app.manifest.addons).join(', ') || 'none'})`);
+    },
+  },
+  {
+    path: ['app', 'env'],
+    usage: '<appId> [--json]',
+    args: 1,
+    async run({ config, directory, values, args }) {
+      const vars = appEnv(config, await directory(), args[0]!);
+      if (values.json) return printJson(Object.fromEntries(vars));
+      for (const [k, v] of vars) out(`${k}=${v}`);
+    },
+  },
+  {
+    path: ['app', 'list'],
+    usage: '[--json]',
+    args: 0,
+    async run({ directory, values }) {
+      const d = await directory();
+      const rows = d
+        .apps()
+        .map((a) => ({ id: a.id, domain: a.domain, title: a.manifest.title ?? '', addons: Object.keys(a.manifest.addons), access: accessView(d, a.access), upstream: a.upstream }))
+        .sort((a, b) => a.id.localeCompare(b.id));
+      if (values.json) return printJson(rows);
+      printTable(rows.map((r) => ({ ...r, addons: r.addons.join(',') })), ['id', 'domain', 'title', 'addons', 'access']);
+    },
+  },
+  {
+    path: ['app', 'show'],
+    usage: '<appId> [--json]',
+    args: 1,
+    async run({ directory, values, args }) {
+      const d = await directory();
+      const a = requireApp(d, args[0]!);
+      const view = {
+        id: a.id,
+        domain: a.domain,
+        title: a.manifest.title ?? '',
+        version: a.manifest.version ?? '',
+        addons: Object.keys(a.manifest.addons),
+        access: accessView(d, a.access),
+        upstream: a.upstream,
+        mailboxes: d.mailboxesOf('app', a.id).map((m) => m.address),
+        createdAt: a.createdAt,
+      };
+      if (values.json) return printJson(view);
+      printFields(Object.entries(view).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+    },
+  },
+  {
+    path: ['app', 'rotate'],
+    usage: '<appId>',
+    args: 1,
+    async run({ config, directory, args }) {
+      await rotateApp(config, await directory(), args[0]!);
+      out(`rotated credentials of ${args[0]}; restart the app so it reads the new variables`);
+    },
+  },
+  {
+    path: ['app', 'uninstall'],
+    usage: '<appId>',
+    args: 1,
+    async run({ config, directory, args }) {
+      await uninstallApp(config, await directory(), args[0]!);
+      out(`uninstalled app ${args[0]}`);
+    },
+  },
+  // ---- mailboxes ----
+  {
+    path: ['mailbox', 'list'],
+    usage: '[--json]',
+    args: 0,
+    async run({ directory, values }) {
+      const d = await directory();
+      const rows = d
+        .mailboxes()
+        .map((m) => ({ address: m.address, ownerType: m.ownerType, owner: m.ownerType === 'user' ? (d.userById(m.ownerId)?.username ?? m.ownerId) : m.ownerId }))
+        .sort((a, b) => a.address.localeCompare(b.address));
+      if (values.json) return printJson(rows);
+      printTable(rows.map((r) => ({ address: r.address, owner: `${r.ownerType}:${r.owner}` })), ['address', 'owner']);
+    },
+  },
+  {
+    path: ['mailbox', 'add'],
+    usage: '<local@domain> --owner <u>',
+    args: 1,
+    options: { owner: { type: 'string' } },
+    async run({ directory, values, args }) {
+      const owner = str(values.owner);
+      if (!owner) throw new UsageError('--owner is required');
+      const m = await (await directory()).addMailbox(args[0]!, owner);
+      out(`added mailbox ${m.address}`);
+    },
+  },
+  {
+    path: ['mailbox', 'del'],
+    usage: '<local@domain>',
+    args: 1,
+    async run({ directory, args }) {
+      await (await directory()).deleteMailbox(args[0]!);
+      out(`deleted mailbox ${args[0]}`);
+    },
+  },
+  // ---- audit ----
+  {
+    path: ['audit'],
+    usage: '[--user U] [--protocol P] [--app A] [--limit N] [--json]',
+    args: 0,
+    options: { user: { type: 'string' }, protocol: { type: 'string' }, app: { type: 'string' }, limit: { type: 'string' } },
+    async run({ directory, values }) {
+      const limit = values.limit === undefined ? 50 : Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new UsageError('--limit must be 1–10000');
+      const events = await (await directory()).store.listAudit({ username: str(values.user), protocol: str(values.protocol) as never, appId: str(values.app), limit });
+      if (values.json) return printJson(events);
+      printTable(
+        events.map((e) => ({ at: e.at, user: e.username, protocol: e.protocol, app: e.appId, from: e.remote, result: e.ok ? 'ok' : `failed${e.detail ? ` (${e.detail})` : ''}` })),
+        ['at', 'user', 'protocol', 'app', 'from', 'result'],
+      );
+    },
+  },
+];

@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
+import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
+import { ManifestError, ProvisionError } from '@hearth/provisioning';
+import { COMMANDS, type Command } from './commands.ts';
+import { UsageError } from './output.ts';
+
+const USAGE = `usage: hearth <command> [options]
+
+  user add <username> --email E [--password P | --password-stdin] [--display-name N] [--fallback-email F] [--role admin|user]
+  user list | show <u> | set <u> [--email E] [--display-name N] [--fallback-email F] [--role R]
+  user passwd <u> [--password P | --password-stdin] | disable <u> | enable <u> | del <u>
+  user totp enable <u> | totp disable <u>
+  group add <name> | del <name> | list | add-member <group> <u> | remove-member <group> <u>
+  app install <CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream URL]
+  app env <appId> | list | show <appId> | rotate <appId> | uninstall <appId>
+  mailbox list | add <local@domain> --owner <u> | del <local@domain>
+  audit [--user U] [--protocol P] [--limit N]
+
+Listings accept --json. Settings come from HEARTH_* environment variables (see README).`;
+
+function match(argv: string[]): { command: Command; rest: string[] } | null {
+  let best: { command: Command; rest: string[] } | null = null;
+  for (const command of COMMANDS) {
+    if (command.path.every((p, i) => argv[i] === p) && (!best || command.path.length > best.command.path.length)) {
+      best = { command, rest: argv.slice(command.path.length) };
+    }
+  }
+  return best;
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return argv.length === 0 ? 2 : 0;
+  }
+  const found = match(argv);
+  if (!found) {
+    process.stderr.write(`hearth: unknown command "${argv.slice(0, 2).join(' ')}"; run "hearth --help"\n`);
+    return 2;
+  }
+  const { command, rest } = found;
+  let values: Record<string, string | boolean | string[] | undefined>;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({ args: rest, options: { json: { type: 'boolean' }, ...command.options } as ParseArgsConfig['options'], allowPositionals: true, strict: true });
+    values = parsed.values as typeof values;
+    positionals = parsed.positionals;
+  } catch (err) {
+    process.stderr.write(`hearth ${command.path.join(' ')}: ${(err as Error).message.split('\n')[0]}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
+    return 2;
+  }
+  if (positionals.length !== command.args) {
+    process.stderr.write(`usage: hearth ${command.path.join(' ')} ${command.usage}\n`);
+    return 2;
+  }
+  let config: HearthConfig;
+  let directory: Directory | null = null;
+  try {
+    config = loadConfig();
+    const open = async (): Promise<Directory> => (directory ??= await Directory.open(config));
+    await command.run({ config, directory: open, values, args: positionals });
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`hearth ${command.path.join(' ')}: ${err.message}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
+      return 2;
+    }
+    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError].some((k) => err instanceof k);
+    const fsError = (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES';
+    const message = known || fsError ? (err as Error).message : `internal error: ${(err as Error).message}`;
+    process.stderr.write(`hearth: ${message.split('\n')[0]}\n`);
+    if (process.env.HEARTH_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  } finally {
+    await (directory as Directory | null)?.close().catch(() => {});
+  }
+}
+
+process.exitCode = await main();
+// Keep the process from lingering on open handles (pg pools, timers) after the answer is out.
+fs.writeSync(1, '');
+process.exit(process.exitCode);

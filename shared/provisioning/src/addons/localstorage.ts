@@ -1,0 +1,26 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Addon } from '../addon.ts';
+
+export function appDataDir(dataDir: string, appId: string): string {
+  return path.join(dataDir, 'apps', appId, 'data');
+}
+
+/** A writable folder of the app's own; no variables (the seed's /app/data). */
+export const localstorage: Addon = {
+  name: 'localstorage',
+  optionsSchema: z
+    .object({ ftp: z.object({ uid: z.number().int().min(0), uname: z.string().min(1).max(64) }).strict().optional() })
+    .strict(),
+  async provision(ctx) {
+    fs.mkdirSync(appDataDir(ctx.config.dataDir, ctx.app.id), { recursive: true, mode: 0o750 });
+    return {};
+  },
+  async deprovision(ctx) {
+    fs.rmSync(path.dirname(appDataDir(ctx.config.dataDir, ctx.app.id)), { recursive: true, force: true });
+  },
+  env() {
+    return [];
+  },
+};

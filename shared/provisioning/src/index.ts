@@ -1,0 +1,6 @@
+export * from './addon.ts';
+export * from './apps.ts';
+export { parseManifest, ManifestError } from './manifest.ts';
+export { ADDONS, PLANNED_ADDONS, findAddon } from './registry.ts';
+export { appDataDir } from './addons/localstorage.ts';
+export { USERS_BASE_DN, GROUPS_BASE_DN } from './addons/ldap.ts';
