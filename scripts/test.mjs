@@ -12,6 +12,7 @@ const dirs = args.length ? args.map((a) => path.resolve(a)) : ['shared', 'servic
 
 function find(dir, out) {
   if (!fs.existsSync(dir)) return out;
+  if (fs.statSync(dir).isFile()) return [...out, dir];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
     const p = path.join(dir, e.name);

@@ -205,9 +205,11 @@ export class SqliteStore implements DirectoryStore {
   async listAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (q.username) (where.push('username = ?'), args.push(q.username));
-    if (q.protocol) (where.push('protocol = ?'), args.push(q.protocol));
-    if (q.appId) (where.push('app_id = ?'), args.push(q.appId));
+    for (const [column, value] of [['username', q.username], ['protocol', q.protocol], ['app_id', q.appId]] as const) {
+      if (!value) continue;
+      where.push(`${column} = ?`);
+      args.push(value);
+    }
     const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     return (this.db.prepare(sql).all(...args, q.limit ?? 100) as Row[]).map(auditFromRow);
   }
