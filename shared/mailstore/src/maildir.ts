@@ -1,7 +1,8 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { Account } from './account.ts';
+import { Folder } from './folder.ts';
+import { uniqueName } from './unique.ts';
 
 /**
  * Maildir in Dovecot's layout under $HEARTH_DATA_DIR/mail/<domain>/<local>/:
@@ -9,9 +10,42 @@ import { randomBytes } from 'node:crypto';
  */
 export class MailStore {
   readonly root: string;
+  private readonly folders = new Map<string, Folder>();
+  private readonly accounts = new Map<string, Promise<Account>>();
 
   constructor(dataDir: string) {
     this.root = path.join(dataDir, 'mail');
+  }
+
+  /**
+   * The mailbox of an address, created with its special-use folders on first open.
+   * Accounts and folders are shared by every caller in this process, so sessions on
+   * the same folder see each other's changes at once.
+   */
+  open(address: string): Promise<Account> {
+    const root = this.mailboxPath(address);
+    let acc = this.accounts.get(root);
+    if (!acc) {
+      const account = new Account(address.toLowerCase(), root, (name, dir) => this.folderAt(name, dir), (dir) => this.dropFolder(dir));
+      acc = account.init().then(() => account);
+      acc.catch(() => this.accounts.delete(root));
+      this.accounts.set(root, acc);
+    }
+    return acc;
+  }
+
+  private folderAt(name: string, dir: string): Folder {
+    let f = this.folders.get(dir);
+    if (!f || f.gone) {
+      f = new Folder(name, dir);
+      this.folders.set(dir, f);
+    }
+    return f;
+  }
+
+  private dropFolder(dir: string): void {
+    this.folders.get(dir)?.markGone();
+    this.folders.delete(dir);
   }
 
   /** The Maildir root of a mailbox address. */
@@ -31,7 +65,7 @@ export class MailStore {
   async deliver(address: string, raw: Buffer, folder?: string): Promise<string> {
     const base = folder ? path.join(this.mailboxPath(address), `.${folder}`) : this.mailboxPath(address);
     for (const sub of ['tmp', 'new', 'cur']) await fs.promises.mkdir(path.join(base, sub), { recursive: true });
-    const name = `${Math.floor(Date.now() / 1000)}.M${process.hrtime.bigint() % 1000000n}P${process.pid}R${randomBytes(6).toString('hex')}.${os.hostname().replace(/[/:]/g, '_')},S=${raw.length}`;
+    const name = uniqueName(raw.length);
     const tmp = path.join(base, 'tmp', name);
     const fh = await fs.promises.open(tmp, 'wx', 0o600);
     try {

@@ -1,0 +1,187 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Folder } from './folder.ts';
+import { writeFileAtomic, Mutex } from './lock.ts';
+import { DELIMITER, MailStoreError, normalizeFolderName, SPECIAL_USE } from './names.ts';
+
+export interface FolderInfo {
+  /** wire name (modified UTF-7), "INBOX" for the root */
+  name: string;
+  /** RFC 6154 attribute, e.g. \Sent */
+  specialUse: string | null;
+  hasChildren: boolean;
+}
+
+export interface Usage {
+  bytes: number;
+  messages: number;
+}
+
+const USAGE_TTL_MS = 10_000;
+
+/**
+ * One mailbox address: the INBOX Maildir at `root` and its `.Folder` subfolders, the
+ * subscriptions file, and quota usage. Obtained from MailStore.open(), which shares
+ * Folder objects between all sessions of the process.
+ */
+export class Account {
+  private readonly mutex = new Mutex();
+  private usageCache: { at: number; usage: Usage } | null = null;
+
+  constructor(
+    readonly address: string,
+    readonly root: string,
+    private readonly folderAt: (name: string, dir: string) => Folder,
+    private readonly dropFolder: (dir: string) => void,
+  ) {}
+
+  /** Creates the Maildir and the special-use folders on first open. */
+  async init(): Promise<void> {
+    for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(this.root, sub), { recursive: true, mode: 0o700 });
+    const subs = await this.subscriptions();
+    const missing = Object.keys(SPECIAL_USE).filter((n) => !fs.existsSync(this.dirOf(n)));
+    for (const name of missing) await this.makeFolderDir(name);
+    const unsubscribed = Object.keys(SPECIAL_USE).filter((n) => missing.includes(n) && !subs.includes(n));
+    if (unsubscribed.length) await this.writeSubscriptions([...subs, ...unsubscribed]);
+  }
+
+  /** The directory of a (normalized) folder name. */
+  dirOf(name: string): string {
+    return name === 'INBOX' ? this.root : path.join(this.root, `.${name}`);
+  }
+
+  private async makeFolderDir(name: string): Promise<void> {
+    const dir = this.dirOf(name);
+    for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(dir, sub), { recursive: true, mode: 0o700 });
+    // Dovecot marks Maildir++ subfolders with this empty file.
+    await fs.promises.writeFile(path.join(dir, 'maildirfolder'), '', { flag: 'a' });
+  }
+
+  async listFolders(): Promise<FolderInfo[]> {
+    const names = ['INBOX'];
+    for (const e of await fs.promises.readdir(this.root, { withFileTypes: true })) {
+      if (e.isDirectory() && e.name.startsWith('.') && !e.name.startsWith('..') && e.name.length > 1) names.push(e.name.slice(1));
+    }
+    names.sort((a, b) => (a === 'INBOX' ? -1 : b === 'INBOX' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+    return names.map((name) => ({
+      name,
+      specialUse: SPECIAL_USE[name] ?? null,
+      hasChildren: names.some((n) => n.startsWith(name + DELIMITER)),
+    }));
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const n = normalizeFolderName(name);
+    return fs.promises.stat(path.join(this.dirOf(n), 'cur')).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+  }
+
+  /** An existing folder, loaded. */
+  async folder(name: string): Promise<Folder> {
+    const n = normalizeFolderName(name);
+    if (!(await this.exists(n))) throw new MailStoreError(`no such mailbox: ${name}`, 'nonexistent');
+    const f = this.folderAt(n, this.dirOf(n));
+    await f.open();
+    return f;
+  }
+
+  async createFolder(name: string): Promise<void> {
+    const n = normalizeFolderName(name);
+    await this.mutex.run(async () => {
+      if (n === 'INBOX' || (await this.exists(n))) throw new MailStoreError('mailbox already exists', 'exists');
+      await this.makeFolderDir(n);
+    });
+  }
+
+  async deleteFolder(name: string): Promise<void> {
+    const n = normalizeFolderName(name);
+    if (n === 'INBOX') throw new MailStoreError('INBOX cannot be deleted', 'cannot');
+    await this.mutex.run(async () => {
+      if (!(await this.exists(n))) throw new MailStoreError(`no such mailbox: ${name}`, 'nonexistent');
+      const dir = this.dirOf(n);
+      // Rename away first so no reader sees a half-deleted folder.
+      const trash = path.join(this.root, `..DOVECOT-TRASHED.${process.pid}.${Date.now()}`);
+      await fs.promises.rename(dir, trash);
+      this.dropFolder(dir);
+      await fs.promises.rm(trash, { recursive: true, force: true });
+      this.usageCache = null;
+    });
+  }
+
+  /** Renames a folder and its children (Maildir++ keeps each level as its own directory). */
+  async renameFolder(from: string, to: string): Promise<void> {
+    const a = normalizeFolderName(from);
+    const b = normalizeFolderName(to);
+    if (a === 'INBOX' || b === 'INBOX') throw new MailStoreError('renaming INBOX is not supported', 'cannot');
+    await this.mutex.run(async () => {
+      if (!(await this.exists(a))) throw new MailStoreError(`no such mailbox: ${from}`, 'nonexistent');
+      if (await this.exists(b)) throw new MailStoreError('target mailbox already exists', 'exists');
+      if (b.startsWith(a + DELIMITER)) throw new MailStoreError('cannot move a mailbox into itself', 'cannot');
+      const all = (await this.listFolders()).map((f) => f.name).filter((n) => n === a || n.startsWith(a + DELIMITER));
+      for (const n of all) {
+        const target = b + n.slice(a.length);
+        normalizeFolderName(target);
+        await fs.promises.rename(this.dirOf(n), this.dirOf(target));
+        this.dropFolder(this.dirOf(n));
+      }
+      const subs = await this.subscriptions();
+      if (subs.some((s) => all.includes(s))) await this.writeSubscriptions(subs.map((s) => (all.includes(s) ? b + s.slice(a.length) : s)));
+    });
+  }
+
+  async subscriptions(): Promise<string[]> {
+    const text = await fs.promises.readFile(path.join(this.root, 'subscriptions'), 'utf8').catch(() => '');
+    return text.split('\n').filter((l) => l && l !== 'V\t2');
+  }
+
+  private async writeSubscriptions(names: string[]): Promise<void> {
+    await writeFileAtomic(path.join(this.root, 'subscriptions'), [...new Set(names)].map((n) => `${n}\n`).join(''));
+  }
+
+  async subscribe(name: string): Promise<void> {
+    const n = normalizeFolderName(name);
+    await this.mutex.run(async () => {
+      const subs = await this.subscriptions();
+      if (!subs.includes(n)) await this.writeSubscriptions([...subs, n]);
+    });
+  }
+
+  async unsubscribe(name: string): Promise<void> {
+    const n = normalizeFolderName(name);
+    await this.mutex.run(async () => {
+      const subs = await this.subscriptions();
+      if (subs.includes(n)) await this.writeSubscriptions(subs.filter((s) => s !== n));
+    });
+  }
+
+  /** Bytes and messages over all folders (cached briefly; `added` keeps it current between scans). */
+  async usage(): Promise<Usage> {
+    if (this.usageCache && Date.now() - this.usageCache.at < USAGE_TTL_MS) return { ...this.usageCache.usage };
+    const usage: Usage = { bytes: 0, messages: 0 };
+    for (const f of await this.listFolders()) {
+      for (const sub of ['cur', 'new']) {
+        const dir = path.join(this.dirOf(f.name), sub);
+        const files = await fs.promises.readdir(dir).catch(() => [] as string[]);
+        for (const file of files) {
+          if (file.startsWith('.')) continue;
+          const m = /,S=(\d+)/.exec(file);
+          const size = m ? Number(m[1]) : ((await fs.promises.stat(path.join(dir, file)).catch(() => null))?.size ?? 0);
+          usage.bytes += size;
+          usage.messages++;
+        }
+      }
+    }
+    this.usageCache = { at: Date.now(), usage };
+    return { ...usage };
+  }
+
+  /** Tells the usage cache about bytes this process just added (negative: removed). */
+  added(bytes: number, messages: number): void {
+    if (this.usageCache) {
+      this.usageCache.usage.bytes += bytes;
+      this.usageCache.usage.messages += messages;
+    }
+  }
+}

@@ -1,0 +1,490 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { flagsToInfo, infoToFlags, splitName } from './flags.ts';
+import { Mutex, withFileLock, writeFileAtomic } from './lock.ts';
+import { MailStoreError } from './names.ts';
+import { parseUidList, serializeUidList, type UidList } from './uidlist.ts';
+import { uniqueName } from './unique.ts';
+
+export interface MessageRecord {
+  readonly uid: number;
+  /** the Maildir base name (file name without `:2,info`), stable across flag changes */
+  readonly base: string;
+  /** current file name in cur/ */
+  readonly file: string;
+  readonly info: string;
+  readonly flags: readonly string[];
+  readonly modseq: number;
+}
+
+export type StoreMode = 'set' | 'add' | 'remove';
+
+const POLL_MS = 500;
+const MAX_KEYWORDS = 26;
+
+/**
+ * One Maildir folder (cur/new/tmp) with its dovecot-uidlist. Every process keeps one
+ * Folder object per directory; sessions read `messages` and listen to 'change'.
+ * Writers take an in-process mutex and Dovecot's dot-lock, so the IMAP and POP3 daemons
+ * (and Dovecot itself) can share the files.
+ */
+export class Folder extends EventEmitter {
+  uidValidity = 0;
+  uidNext = 1;
+  highestModseq = 1;
+  /** set when the folder was deleted or renamed away; sessions on it must stop */
+  gone = false;
+  private records: MessageRecord[] = [];
+  private byUid = new Map<number, MessageRecord>();
+  private keywords: string[] = [];
+  private readonly mutex = new Mutex();
+  private stampNew = '';
+  private stampRest = '';
+  private watchers = 0;
+  private stopWatching: (() => void) | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private readonly sizes = new Map<string, number>();
+  private readonly dates = new Map<string, number>();
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  get messages(): readonly MessageRecord[] {
+    return this.records;
+  }
+
+  get(uid: number): MessageRecord | undefined {
+    return this.byUid.get(uid);
+  }
+
+  get permanentKeywords(): readonly string[] {
+    return this.keywords;
+  }
+
+  get canAddKeywords(): boolean {
+    return this.keywords.length < MAX_KEYWORDS;
+  }
+
+  filePath(rec: MessageRecord): string {
+    return path.join(this.dir, 'cur', rec.file);
+  }
+
+  private get lockFile(): string {
+    return path.join(this.dir, 'dovecot-uidlist.lock');
+  }
+
+  private get uidListFile(): string {
+    return path.join(this.dir, 'dovecot-uidlist');
+  }
+
+  private get keywordsFile(): string {
+    return path.join(this.dir, 'dovecot-keywords');
+  }
+
+  /** Runs fn with both locks held and the in-memory view synced with the disk. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.gone) return Promise.reject(new MailStoreError('mailbox no longer exists', 'nonexistent'));
+    return this.mutex.run(() =>
+      withFileLock(this.lockFile, async () => {
+        if ((await this.stamps()).join('|') !== `${this.stampNew}|${this.stampRest}`) await this.syncLocked();
+        return fn();
+      }),
+    );
+  }
+
+  /** Cheap change check: the mtimes of new/, cur/ and the uidlist/keywords files. */
+  private async stamps(): Promise<[string, string]> {
+    const st = async (p: string): Promise<string> => {
+      const s = await fs.promises.stat(p, { bigint: true }).catch(() => null);
+      return s ? `${s.ino}.${s.size}.${s.mtimeNs}` : '-';
+    };
+    const [n, c, u, k] = await Promise.all([st(path.join(this.dir, 'new')), st(path.join(this.dir, 'cur')), st(this.uidListFile), st(this.keywordsFile)]);
+    return [n, `${c}|${u}|${k}`];
+  }
+
+  /** Brings the view up to date if anything changed on disk; emits 'change' when it did. */
+  async refresh(): Promise<void> {
+    if (this.gone) return;
+    const [n, rest] = await this.stamps();
+    if (n === this.stampNew && rest === this.stampRest) return;
+    await this.mutex.run(() => withFileLock(this.lockFile, () => this.syncLocked()));
+  }
+
+  private async readUidList(): Promise<UidList> {
+    const text = await fs.promises.readFile(this.uidListFile, 'utf8').catch(() => '');
+    return parseUidList(text) ?? { uidValidity: Math.floor(Date.now() / 1000), nextUid: 1, highestModseq: 1, records: [] };
+  }
+
+  private async readKeywords(): Promise<string[]> {
+    const text = await fs.promises.readFile(this.keywordsFile, 'utf8').catch(() => '');
+    const out: string[] = [];
+    for (const line of text.split('\n')) {
+      const m = /^(\d+) (\S+)$/.exec(line);
+      if (m && Number(m[1]) < MAX_KEYWORDS) out[Number(m[1])] = m[2]!;
+    }
+    return out;
+  }
+
+  private keywordIndex = (k: string): number => {
+    const i = this.keywords.findIndex((x) => x?.toLowerCase() === k.toLowerCase());
+    if (i >= 0) return i;
+    if (this.keywords.length >= MAX_KEYWORDS) return -1;
+    this.keywords.push(k);
+    this.keywordsDirty = true;
+    return this.keywords.length - 1;
+  };
+  private keywordsDirty = false;
+
+  /** Full scan: new/ → cur/, new files get UIDs, vanished files are dropped. */
+  private async syncLocked(): Promise<void> {
+    for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(this.dir, sub), { recursive: true });
+    // new/ is seen as of a stamp taken just before a listing that found it empty.
+    let stampNew = '';
+    for (let round = 0; round < 5; round++) {
+      stampNew = (await this.stamps())[0];
+      const fresh = (await fs.promises.readdir(path.join(this.dir, 'new'))).filter((f) => !f.startsWith('.'));
+      if (fresh.length === 0) break;
+      for (const f of fresh) {
+        const target = f.includes(':2,') ? f : `${f}:2,`;
+        await fs.promises.rename(path.join(this.dir, 'new', f), path.join(this.dir, 'cur', target)).catch(() => {});
+      }
+      stampNew = '';
+    }
+    const list = await this.readUidList();
+    this.keywords = await this.readKeywords();
+    let listChanged = list.records.length === 0 && !(await fs.promises.access(this.uidListFile).then(() => true, () => false));
+    const files = new Map<string, string>();
+    for (const f of await fs.promises.readdir(path.join(this.dir, 'cur'))) {
+      if (f.startsWith('.')) continue;
+      files.set(splitName(f).base, f);
+    }
+    const records: MessageRecord[] = [];
+    const known = new Set<string>();
+    for (const r of list.records) {
+      const file = files.get(r.base);
+      if (file === undefined) {
+        listChanged = true;
+        continue;
+      }
+      known.add(r.base);
+      let modseq = r.modseq;
+      const info = splitName(file).info;
+      const prev = this.byUid.get(r.uid);
+      // A flag change made by a process that does not keep MODSEQs (e.g. Dovecot).
+      if (prev && prev.base === r.base && prev.info !== info && prev.modseq >= modseq) {
+        modseq = ++list.highestModseq;
+        listChanged = true;
+      }
+      records.push({ uid: r.uid, base: r.base, file, info, flags: infoToFlags(info, this.keywords), modseq });
+    }
+    if (records.length !== list.records.length) list.highestModseq++;
+    const added = [...files.keys()].filter((b) => !known.has(b)).sort(compareBase);
+    for (const base of added) {
+      const file = files.get(base)!;
+      const info = splitName(file).info;
+      records.push({ uid: list.nextUid++, base, file, info, flags: infoToFlags(info, this.keywords), modseq: ++list.highestModseq });
+      listChanged = true;
+    }
+    const changed =
+      this.uidValidity !== list.uidValidity ||
+      records.length !== this.records.length ||
+      records.some((r, i) => this.records[i]?.uid !== r.uid || this.records[i]?.modseq !== r.modseq || this.records[i]?.file !== r.file);
+    this.uidValidity = list.uidValidity;
+    this.uidNext = list.nextUid;
+    this.highestModseq = list.highestModseq;
+    this.records = records;
+    this.byUid = new Map(records.map((r) => [r.uid, r]));
+    if (listChanged) await this.writeUidList();
+    this.stampNew = stampNew;
+    this.stampRest = (await this.stamps())[1];
+    if (changed) this.emit('change');
+  }
+
+  private async writeUidList(): Promise<void> {
+    const list: UidList = {
+      uidValidity: this.uidValidity,
+      nextUid: this.uidNext,
+      highestModseq: this.highestModseq,
+      records: this.records.map((r) => ({ uid: r.uid, base: r.base, modseq: r.modseq })),
+    };
+    if (this.keywordsDirty) {
+      await writeFileAtomic(this.keywordsFile, this.keywords.map((k, i) => `${i} ${k}\n`).join(''));
+      this.keywordsDirty = false;
+    }
+    await writeFileAtomic(this.uidListFile, serializeUidList(list));
+  }
+
+  /** After our own write: remember cur/ and the uidlist as seen, but not new/ (deliveries). */
+  private async commit(): Promise<void> {
+    await this.writeUidList();
+    this.stampRest = (await this.stamps())[1];
+    this.emit('change');
+  }
+
+  private setRecords(records: MessageRecord[]): void {
+    this.records = records;
+    this.byUid = new Map(records.map((r) => [r.uid, r]));
+  }
+
+  /** Makes sure the folder is loaded (first use). */
+  async open(): Promise<void> {
+    if (this.uidValidity === 0) await this.mutex.run(() => withFileLock(this.lockFile, () => this.syncLocked()));
+  }
+
+  /** Adds a message (already validated by the caller); returns its record. */
+  async append(raw: Buffer, flags: readonly string[] = [], internalDate?: Date): Promise<MessageRecord> {
+    await fs.promises.mkdir(path.join(this.dir, 'tmp'), { recursive: true });
+    const name = uniqueName(raw.length);
+    const tmp = path.join(this.dir, 'tmp', name);
+    const fh = await fs.promises.open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(raw);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (internalDate) await fs.promises.utimes(tmp, internalDate, internalDate);
+    try {
+      return await this.locked(async () => {
+        const info = flagsToInfo(flags, this.keywordIndex);
+        const file = `${name}:2,${info}`;
+        await fs.promises.rename(tmp, path.join(this.dir, 'cur', file));
+        const rec: MessageRecord = { uid: this.uidNext++, base: name, file, info, flags: infoToFlags(info, this.keywords), modseq: ++this.highestModseq };
+        this.setRecords([...this.records, rec]);
+        this.sizes.set(name, raw.length);
+        await this.commit();
+        return rec;
+      });
+    } finally {
+      await fs.promises.unlink(tmp).catch(() => {});
+    }
+  }
+
+  /**
+   * Copies messages into another folder (hard links, as Dovecot does); returns
+   * [source uid, new uid] pairs in order. Messages that vanished meanwhile are skipped.
+   */
+  async copyTo(uids: readonly number[], dest: Folder): Promise<[number, number][]> {
+    const staged: { src: MessageRecord; tmp: string; name: string; size: number }[] = [];
+    await fs.promises.mkdir(path.join(dest.dir, 'tmp'), { recursive: true });
+    try {
+      for (const uid of uids) {
+        const src = this.byUid.get(uid);
+        if (!src) continue;
+        const size = await this.size(src).catch(() => -1);
+        if (size < 0) continue;
+        const name = uniqueName(size);
+        const tmp = path.join(dest.dir, 'tmp', name);
+        try {
+          await fs.promises.link(this.filePath(src), tmp);
+        } catch {
+          try {
+            await fs.promises.copyFile(this.filePath(src), tmp);
+          } catch {
+            continue;
+          }
+        }
+        staged.push({ src, tmp, name, size });
+      }
+      return await dest.locked(async () => {
+        const pairs: [number, number][] = [];
+        const added: MessageRecord[] = [];
+        for (const s of staged) {
+          const info = flagsToInfo(s.src.flags, dest.keywordIndex, s.src.info);
+          const file = `${s.name}:2,${info}`;
+          await fs.promises.rename(s.tmp, path.join(dest.dir, 'cur', file));
+          const rec: MessageRecord = { uid: dest.uidNext++, base: s.name, file, info, flags: infoToFlags(info, dest.keywords), modseq: ++dest.highestModseq };
+          dest.sizes.set(s.name, s.size);
+          added.push(rec);
+          pairs.push([s.src.uid, rec.uid]);
+        }
+        if (added.length) {
+          dest.setRecords([...dest.records, ...added]);
+          await dest.commit();
+        }
+        return pairs;
+      });
+    } finally {
+      for (const s of staged) await fs.promises.unlink(s.tmp).catch(() => {});
+    }
+  }
+
+  /**
+   * Changes flags. With `unchangedSince` (CONDSTORE), messages modified after that MODSEQ
+   * are left alone and returned in `failed`.
+   */
+  async store(uids: readonly number[], mode: StoreMode, flags: readonly string[], unchangedSince?: number): Promise<{ changed: MessageRecord[]; failed: number[] }> {
+    return this.locked(async () => {
+      const changed: MessageRecord[] = [];
+      const failed: number[] = [];
+      const wanted = new Set(uids);
+      const lower = new Set(flags.map((f) => f.toLowerCase()));
+      const next = [...this.records];
+      for (let i = 0; i < next.length; i++) {
+        const rec = next[i]!;
+        if (!wanted.has(rec.uid)) continue;
+        if (unchangedSince !== undefined && rec.modseq > unchangedSince) {
+          failed.push(rec.uid);
+          continue;
+        }
+        let set: string[];
+        if (mode === 'set') set = [...flags];
+        else if (mode === 'add') set = [...rec.flags, ...flags];
+        else set = rec.flags.filter((f) => !lower.has(f.toLowerCase()));
+        const info = flagsToInfo(set, this.keywordIndex, rec.info);
+        if (info === rec.info) continue;
+        const file = `${rec.base}:2,${info}`;
+        try {
+          await fs.promises.rename(path.join(this.dir, 'cur', rec.file), path.join(this.dir, 'cur', file));
+        } catch {
+          continue;
+        }
+        const updated: MessageRecord = { ...rec, file, info, flags: infoToFlags(info, this.keywords), modseq: ++this.highestModseq };
+        next[i] = updated;
+        changed.push(updated);
+      }
+      if (changed.length || this.keywordsDirty) {
+        this.setRecords(next);
+        await this.commit();
+      }
+      return { changed, failed };
+    });
+  }
+
+  /** Removes messages: those flagged \Deleted (optionally only among `uids`), or exactly `uids` when `force`. */
+  async expunge(uids?: readonly number[], force = false): Promise<number[]> {
+    return this.locked(async () => {
+      const only = uids ? new Set(uids) : null;
+      const gone: number[] = [];
+      const keep: MessageRecord[] = [];
+      for (const rec of this.records) {
+        const hit = (only === null || only.has(rec.uid)) && (force || rec.flags.includes('\\Deleted'));
+        if (!hit) {
+          keep.push(rec);
+          continue;
+        }
+        await fs.promises.unlink(path.join(this.dir, 'cur', rec.file)).catch(() => {});
+        this.sizes.delete(rec.base);
+        this.dates.delete(rec.base);
+        gone.push(rec.uid);
+      }
+      if (gone.length) {
+        this.highestModseq++;
+        this.setRecords(keep);
+        await this.commit();
+      }
+      return gone;
+    });
+  }
+
+  /** The message bytes; follows a rename done by another process meanwhile. */
+  async read(rec: MessageRecord): Promise<Buffer> {
+    try {
+      return await fs.promises.readFile(this.filePath(rec));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.refresh();
+      const now = this.byUid.get(rec.uid);
+      if (!now) throw new MailStoreError('message was expunged', 'nonexistent');
+      return fs.promises.readFile(this.filePath(now));
+    }
+  }
+
+  /** RFC822.SIZE: from the `S=` field of the name, else from the file. */
+  async size(rec: MessageRecord): Promise<number> {
+    const m = /,S=(\d+)/.exec(rec.base);
+    if (m) return Number(m[1]);
+    const known = this.sizes.get(rec.base);
+    if (known !== undefined) return known;
+    const st = await this.statOf(rec);
+    return st.size;
+  }
+
+  /** INTERNALDATE: the file's mtime (Dovecot's convention). */
+  async internalDate(rec: MessageRecord): Promise<Date> {
+    const known = this.dates.get(rec.base);
+    if (known !== undefined) return new Date(known);
+    return new Date((await this.statOf(rec)).mtimeMs);
+  }
+
+  private async statOf(rec: MessageRecord): Promise<fs.Stats> {
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.stat(this.filePath(rec));
+    } catch {
+      await this.refresh();
+      const now = this.byUid.get(rec.uid);
+      if (!now) throw new MailStoreError('message was expunged', 'nonexistent');
+      st = await fs.promises.stat(this.filePath(now));
+    }
+    this.sizes.set(rec.base, st.size);
+    this.dates.set(rec.base, st.mtimeMs);
+    return st;
+  }
+
+  /**
+   * Starts watching for changes by other processes (inotify on new/ and cur/, plus a
+   * stat poll in case events are lost or unavailable). Returns the matching stop.
+   */
+  watch(): () => void {
+    if (this.watchers++ === 0) this.startWatching();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.watchers === 0) {
+        this.stopWatching?.();
+        this.stopWatching = null;
+      }
+    };
+  }
+
+  private scheduleRefresh = (): void => {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      this.refresh().catch((err) => this.emit('warning', err));
+    }, 15);
+  };
+
+  private startWatching(): void {
+    const handles: fs.FSWatcher[] = [];
+    for (const sub of ['new', 'cur']) {
+      try {
+        const w = fs.watch(path.join(this.dir, sub), { persistent: false }, this.scheduleRefresh);
+        w.on('error', () => {});
+        handles.push(w);
+      } catch {
+        // inotify unavailable or out of watches: the poll below still notices changes
+      }
+    }
+    const poll = setInterval(this.scheduleRefresh, POLL_MS);
+    poll.unref();
+    this.stopWatching = () => {
+      clearInterval(poll);
+      for (const h of handles) h.close();
+    };
+  }
+
+  /** Called by the account when the folder is deleted or renamed. */
+  markGone(): void {
+    this.gone = true;
+    this.stopWatching?.();
+    this.stopWatching = null;
+    this.emit('change');
+  }
+}
+
+/** Maildir names start with the delivery time in seconds: order by that, then by name. */
+function compareBase(a: string, b: string): number {
+  const ta = parseInt(a, 10);
+  const tb = parseInt(b, 10);
+  if (ta !== tb && Number.isFinite(ta) && Number.isFinite(tb)) return ta - tb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}

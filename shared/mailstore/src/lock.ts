@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+
+/** Serializes async work inside one process. */
+export class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn, fn);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+}
+
+const STALE_MS = 30_000;
+
+/**
+ * A dot-lock file shared with other processes (Dovecot's `dovecot-uidlist.lock`):
+ * created with O_EXCL, removed after; a lock older than 30 s is from a dead holder.
+ */
+export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fh = await fs.promises.open(file, 'wx', 0o600);
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const st = await fs.promises.stat(file).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > STALE_MS) {
+        await fs.promises.unlink(file).catch(() => {});
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${file}`);
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 10));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.promises.unlink(file).catch(() => {});
+  }
+}
+
+/** Writes a file so readers see the old or the new content, never a mix: temp, fsync, rename. */
+export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const fh = await fs.promises.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(tmp, file);
+}

@@ -1,0 +1,143 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MailStore, decodeMutf7, encodeMutf7, normalizeFolderName, MailStoreError } from '../src/index.ts';
+import { flagsToInfo, infoToFlags, splitName } from '../src/flags.ts';
+import { parseUidList, serializeUidList } from '../src/uidlist.ts';
+
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-mailstore-'));
+const msg = (subject: string): Buffer => Buffer.from(`From: a@example.test\r\nSubject: ${subject}\r\n\r\nbody ${subject}\r\n`);
+
+test('flag letters map like Dovecot', () => {
+  assert.deepEqual(splitName('123.M1P2.host,S=10:2,FS'), { base: '123.M1P2.host,S=10', info: 'FS' });
+  assert.deepEqual(infoToFlags('DFRSTab', ['$Label1', 'work']), ['\\Draft', '\\Flagged', '\\Answered', '\\Seen', '\\Deleted', '$Label1', 'work']);
+  const kw: string[] = [];
+  assert.equal(flagsToInfo(['\\Seen', '\\answered', 'work'], (k) => kw.push(k) - 1, 'P'), 'PRSa');
+});
+
+test('uidlist round-trips and ignores a torn last line', () => {
+  const list = { uidValidity: 1700000000, nextUid: 5, highestModseq: 9, records: [{ uid: 3, base: 'a,S=1', modseq: 4 }, { uid: 4, base: 'b,S=2', modseq: 9 }] };
+  assert.deepEqual(parseUidList(serializeUidList(list)), list);
+  const torn = serializeUidList(list) + '5 M10 :c,S';
+  assert.equal(parseUidList(torn)?.records.length, 2);
+  assert.equal(parseUidList('garbage'), null);
+});
+
+test('modified UTF-7 names', () => {
+  assert.equal(decodeMutf7('Entw&APw-rfe'), 'Entwürfe');
+  assert.equal(encodeMutf7('Entwürfe & Co'), 'Entw&APw-rfe &- Co');
+  assert.equal(decodeMutf7('bad&AGE-'), null, 'encoded printable ASCII is refused');
+  assert.equal(decodeMutf7('caf\u00e9'), null);
+  assert.equal(normalizeFolderName('inbox'), 'INBOX');
+  for (const bad of ['', 'a..b', '.x', 'x.', 'a/b', 'INBOX.x', '&Jjo', 'x'.repeat(300)]) assert.throws(() => normalizeFolderName(bad), MailStoreError, bad);
+});
+
+test('deliver, open, UIDs persist across processes and survive flag changes', async () => {
+  const dir = tmp();
+  try {
+    const store = new MailStore(dir);
+    await store.deliver('Box@Example.test', msg('one'));
+    await store.deliver('box@example.test', msg('two'));
+    const acc = await store.open('box@example.test');
+    const names = (await acc.listFolders()).map((f) => [f.name, f.specialUse]);
+    assert.deepEqual(names, [['INBOX', null], ['Archive', '\\Archive'], ['Drafts', '\\Drafts'], ['Junk', '\\Junk'], ['Sent', '\\Sent'], ['Trash', '\\Trash']]);
+    assert.deepEqual((await acc.subscriptions()).sort(), ['Archive', 'Drafts', 'Junk', 'Sent', 'Trash']);
+    const inbox = await acc.folder('INBOX');
+    assert.deepEqual(inbox.messages.map((m) => m.uid), [1, 2]);
+    assert.equal(fs.readdirSync(path.join(acc.root, 'new')).length, 0, 'new/ moved to cur/');
+    const validity = inbox.uidValidity;
+    const before = inbox.highestModseq;
+    const { changed } = await inbox.store([2], 'add', ['\\Seen', 'Work']);
+    assert.deepEqual(changed[0]?.flags, ['\\Seen', 'Work']);
+    assert.ok(changed[0]!.modseq > before);
+    assert.match(changed[0]!.file, /:2,Sa$/);
+    assert.equal((await inbox.read(changed[0]!)).toString(), msg('two').toString());
+
+    // A second process (a fresh MailStore) reads the same UIDs, flags and MODSEQs.
+    const other = await (await new MailStore(dir).open('box@example.test')).folder('INBOX');
+    assert.equal(other.uidValidity, validity);
+    assert.deepEqual(other.messages.map((m) => [m.uid, m.flags.join(' '), m.modseq]), inbox.messages.map((m) => [m.uid, m.flags.join(' '), m.modseq]));
+
+    const conditional = await inbox.store([1, 2], 'add', ['\\Flagged'], before);
+    assert.deepEqual(conditional.failed, [2]);
+    assert.deepEqual(conditional.changed.map((r) => r.uid), [1]);
+
+    const appended = await inbox.append(msg('three'), ['\\Draft'], new Date('2020-01-02T03:04:05Z'));
+    assert.equal(appended.uid, 3);
+    assert.equal((await inbox.internalDate(appended)).toISOString(), '2020-01-02T03:04:05.000Z');
+    assert.equal(await inbox.size(appended), msg('three').length);
+
+    const trash = await acc.folder('Trash');
+    const pairs = await inbox.copyTo([1, 3], trash);
+    assert.deepEqual(pairs, [[1, 1], [3, 2]]);
+    assert.deepEqual(trash.get(2)?.flags, ['\\Draft']);
+
+    await inbox.store([1], 'add', ['\\Deleted']);
+    assert.deepEqual(await inbox.expunge(), [1]);
+    assert.deepEqual(await inbox.expunge([2], true), [2]);
+    assert.deepEqual(inbox.messages.map((m) => m.uid), [3]);
+    await other.refresh();
+    assert.deepEqual(other.messages.map((m) => m.uid), [3]);
+
+    const usage = await acc.usage();
+    assert.equal(usage.messages, 3);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a watched folder notices a delivery from another process', async () => {
+  const dir = tmp();
+  try {
+    const store = new MailStore(dir);
+    const inbox = await (await store.open('w@example.test')).folder('INBOX');
+    const stop = inbox.watch();
+    const seen = new Promise<void>((resolve) => inbox.on('change', () => inbox.messages.length === 1 && resolve()));
+    await new MailStore(dir).deliver('w@example.test', msg('x'));
+    await seen;
+    stop();
+    assert.equal(inbox.messages[0]?.uid, 1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('folders: create, rename with children, delete, bad names', async () => {
+  const dir = tmp();
+  try {
+    const acc = await new MailStore(dir).open('f@example.test');
+    await acc.createFolder('Projects');
+    await acc.createFolder('Projects.2024');
+    await assert.rejects(acc.createFolder('Projects'), (e: MailStoreError) => e.code === 'exists');
+    await acc.subscribe('Projects.2024');
+    const f = await acc.folder('Projects');
+    await acc.renameFolder('Projects', 'Work');
+    assert.equal(f.gone, true);
+    const names = (await acc.listFolders()).map((x) => x.name);
+    assert.ok(names.includes('Work') && names.includes('Work.2024') && !names.includes('Projects'));
+    assert.ok((await acc.subscriptions()).includes('Work.2024'));
+    assert.ok(fs.existsSync(path.join(acc.root, '.Work.2024', 'maildirfolder')));
+    await acc.deleteFolder('Work.2024');
+    await assert.rejects(acc.folder('Work.2024'), (e: MailStoreError) => e.code === 'nonexistent');
+    await assert.rejects(acc.deleteFolder('INBOX'), MailStoreError);
+    await assert.rejects(acc.createFolder('a\u00ff'), MailStoreError);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('concurrent appends from two stores get distinct UIDs', async () => {
+  const dir = tmp();
+  try {
+    const a = await (await new MailStore(dir).open('c@example.test')).folder('INBOX');
+    const b = await (await new MailStore(dir).open('c@example.test')).folder('INBOX');
+    const recs = await Promise.all([...Array(10)].map((_, i) => (i % 2 ? a : b).append(msg(String(i)))));
+    assert.equal(new Set(recs.map((r) => r.uid)).size, 10);
+    await a.refresh();
+    assert.equal(a.messages.length, 10);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
