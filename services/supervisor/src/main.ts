@@ -1,0 +1,59 @@
+import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
+import { Directory, DirectoryError } from '@hearth/directory';
+import { createLogger } from '@hearth/log';
+import { SupervisedChild } from './child.ts';
+import { availableServices, serviceEntry } from './services.ts';
+
+/**
+ * `npm start`: migrates the store once, then runs every daemon in this checkout as a
+ * child process, restarting crashed ones with backoff, and stops them all on SIGINT/SIGTERM.
+ */
+async function main(): Promise<void> {
+  let config: HearthConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hearth: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger('supervisor', config.logLevel);
+  try {
+    // Migrate before the daemons start, so they never race on an empty store.
+    await (await Directory.open(config)).close();
+  } catch (err) {
+    process.stderr.write(`hearth: ${err instanceof DirectoryError ? err.message : `cannot open the directory store: ${(err as Error).message}`}\n`);
+    process.exit(1);
+  }
+  const only = process.env.HEARTH_SERVICES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const services = availableServices().filter((s) => !only || only.includes(s.name));
+  const children = services.map(
+    (s) =>
+      new SupervisedChild({
+        name: s.name,
+        command: process.execPath,
+        args: ['--import', 'tsx', serviceEntry(s.name)],
+        env: process.env,
+        logger,
+      }),
+  );
+  const store = config.databaseUrl ? `PostgreSQL (${new URL(config.databaseUrl).host})` : `SQLite (${config.dataDir}/hearth.db)`;
+  const lines = [`Hearth is starting; directory store: ${store}`, ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`), 'Manage users and apps with: npx hearth --help'];
+  process.stdout.write(lines.join('\n') + '\n');
+  for (const c of children) c.start();
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping all services');
+    await Promise.all(children.map((c) => c.stop()));
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+await main();
