@@ -188,3 +188,13 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, int
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Replaces (or appends) the `## <title>` section of BENCHMARKS.md, leaving other sections alone. */
+export function writeBenchmarkSection(title: string, body: string): void {
+  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
+  const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\nFigures from `npm run bench*` on the machine named in each section.\n';
+  const section = `## ${title}\n\n${body.trim()}\n`;
+  const re = new RegExp(`^## ${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n[\\s\\S]*?(?=^## |(?![\\s\\S]))`, 'm');
+  const next = re.test(current) ? current.replace(re, section + '\n') : `${current.trimEnd()}\n\n${section}`;
+  fs.writeFileSync(file, next.trimEnd() + '\n');
+}
