@@ -1,0 +1,253 @@
+import dns from 'node:dns';
+import fs from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport';
+import type SMTPPool from 'nodemailer/lib/smtp-pool';
+import type { Directory } from '@hearth/directory';
+import type { Logger } from '@hearth/log';
+import type { MailStore } from '@hearth/mailstore';
+import type { DkimKeys, DkimSigningKey } from './dkim.ts';
+import { fromAddresses, headerValues, prependHeaders, splitAddress } from './message.ts';
+import type { Deliverer, Outcome } from './queue.ts';
+import type { RelayHost } from './settings.ts';
+import type { QueueEnvelope } from './spool.ts';
+
+export interface MxRecord {
+  exchange: string;
+  priority: number;
+}
+
+export type MxResolver = (domain: string) => Promise<MxRecord[]>;
+
+export interface DeliveryOptions {
+  directory: Directory;
+  store: MailStore;
+  dkim: DkimKeys;
+  /** domains we sign for */
+  localDomains: () => Set<string>;
+  hostname: string;
+  relay: RelayHost | null;
+  relayInsecureTls: boolean;
+  concurrency: number;
+  resolveMx?: MxResolver;
+  /** port used when delivering to an MX (25; tests point it at a sink) */
+  mxPort?: number;
+  logger: Logger;
+}
+
+interface SmtpError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  rejectedErrors?: SmtpError[];
+  recipient?: string;
+}
+
+/** RFC 3463 status from a reply like "550 5.1.1 no such user"; falls back to the reply's class. */
+function statusOf(err: SmtpError): string {
+  const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})/.exec(err.response ?? '');
+  if (m) return m[1]!;
+  return (err.responseCode ?? 0) >= 500 ? '5.0.0' : '4.0.0';
+}
+
+function outcomeOf(err: SmtpError, remoteMta: string | null): Outcome {
+  const code = err.responseCode ?? 0;
+  return { ok: false, permanent: code >= 500 && code < 600, status: statusOf(err), message: (err.response ?? err.message).slice(0, 500), remoteMta };
+}
+
+/** Delivers queued messages: into the Maildir for local mailboxes, over SMTP for the rest. */
+export class Delivery implements Deliverer {
+  private readonly smarthost: nodemailer.Transporter<SMTPPool.SentMessageInfo> | null;
+  private readonly resolveMx: MxResolver;
+
+  constructor(private readonly o: DeliveryOptions) {
+    this.resolveMx = o.resolveMx ?? ((d) => dns.promises.resolveMx(d));
+    this.smarthost = o.relay
+      ? nodemailer.createTransport({
+          pool: true,
+          maxConnections: o.concurrency,
+          maxMessages: 1000,
+          host: o.relay.host,
+          port: o.relay.port,
+          secure: o.relay.secure,
+          auth: o.relay.user ? { user: o.relay.user, pass: o.relay.pass ?? '' } : undefined,
+          name: o.hostname,
+          tls: { rejectUnauthorized: !o.relayInsecureTls },
+          connectionTimeout: 30_000,
+          greetingTimeout: 30_000,
+          socketTimeout: 300_000,
+          disableFileAccess: true,
+          disableUrlAccess: true,
+        } satisfies SMTPPool.Options)
+      : null;
+  }
+
+  close(): void {
+    this.smarthost?.close();
+  }
+
+  async deliverLocal(env: QueueEnvelope, address: string, raw: Buffer): Promise<Outcome> {
+    if (!this.o.directory.mailbox(address)) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
+    const stamped = prependHeaders(raw, [`Return-Path: <${env.from}>`, `Delivered-To: ${address}`]);
+    await this.o.store.deliver(address, stamped);
+    return { ok: true };
+  }
+
+  /**
+   * After a crash between the Maildir rename and the queue's record of it: look for a
+   * file that arrived since the message did and whose own Received line carries our id.
+   */
+  async alreadyDelivered(env: QueueEnvelope, address: string): Promise<boolean> {
+    let root: string;
+    try {
+      root = this.o.store.mailboxPath(address);
+    } catch {
+      return false;
+    }
+    const since = Math.floor(env.arrivedAt / 1000) - 1;
+    const marker = new RegExp(`\\bid ${env.id.replace(/\./g, '\\.')}\\b`);
+    for (const sub of ['new', 'cur']) {
+      let names: string[];
+      try {
+        names = await fs.promises.readdir(path.join(root, sub));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const ts = Number.parseInt(name, 10);
+        if (!(ts >= since)) continue;
+        const fh = await fs.promises.open(path.join(root, sub, name), 'r').catch(() => null);
+        if (!fh) continue;
+        try {
+          const buf = Buffer.alloc(8192);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+          const first = headerValues(buf.subarray(0, bytesRead), 'received')[0];
+          if (first && marker.test(first)) return true;
+        } finally {
+          await fh.close();
+        }
+      }
+    }
+    return false;
+  }
+
+  /** The signing key for the From domain when it is one of ours. */
+  private async dkimFor(env: QueueEnvelope, raw: Buffer): Promise<DkimSigningKey | undefined> {
+    let domain: string | undefined;
+    try {
+      const from = (await fromAddresses(raw))[0]?.address;
+      domain = from ? splitAddress(from)?.domain : undefined;
+    } catch {
+      domain = undefined;
+    }
+    domain ??= splitAddress(env.from)?.domain;
+    if (!domain || !this.o.localDomains().has(domain)) return undefined;
+    try {
+      return this.o.dkim.forDomain(domain);
+    } catch (err) {
+      this.o.logger.warn({ err, domain }, 'no DKIM key; sending unsigned');
+      return undefined;
+    }
+  }
+
+  async deliverRemote(env: QueueEnvelope, addresses: string[], raw: Buffer): Promise<Map<string, Outcome>> {
+    const dkim = await this.dkimFor(env, raw);
+    if (this.smarthost) return (await this.send(this.smarthost, env, addresses, raw, dkim, this.o.relay!.host)).outcomes;
+    const byDomain = new Map<string, string[]>();
+    for (const a of addresses) {
+      const d = splitAddress(a)?.domain ?? '';
+      const list = byDomain.get(d);
+      if (list) list.push(a);
+      else byDomain.set(d, [a]);
+    }
+    const out = new Map<string, Outcome>();
+    await Promise.all(
+      [...byDomain].map(async ([domain, rcpts]) => {
+        for (const [a, o] of await this.sendToMx(domain, env, rcpts, raw, dkim)) out.set(a, o);
+      }),
+    );
+    return out;
+  }
+
+  private async mxHosts(domain: string): Promise<string[] | Outcome> {
+    try {
+      const mx = await this.resolveMx(domain);
+      // RFC 7505 null MX: the domain accepts no mail
+      if (mx.length === 1 && mx[0]!.exchange === '') return { ok: false, permanent: true, status: '5.1.10', message: `${domain} accepts no mail (null MX)` };
+      if (mx.length > 0) return [...mx].sort((a, b) => a.priority - b.priority).map((m) => m.exchange);
+      return [domain];
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENODATA') return [domain]; // no MX: the domain's own address (RFC 5321 5.1)
+      if (code === 'ENOTFOUND') return { ok: false, permanent: true, status: '5.1.2', message: `domain ${domain} does not exist` };
+      return { ok: false, permanent: false, status: '4.4.3', message: `DNS lookup for ${domain} failed: ${code ?? (err as Error).message}` };
+    }
+  }
+
+  private async sendToMx(domain: string, env: QueueEnvelope, rcpts: string[], raw: Buffer, dkim: DkimSigningKey | undefined): Promise<Map<string, Outcome>> {
+    const all = (o: Outcome): Map<string, Outcome> => new Map(rcpts.map((a) => [a, o]));
+    const hosts = await this.mxHosts(domain);
+    if (!Array.isArray(hosts)) return all(hosts);
+    let last: Outcome = { ok: false, permanent: false, status: '4.4.1', message: `no MX host of ${domain} reachable` };
+    for (const host of hosts) {
+      const transport = nodemailer.createTransport({
+        host,
+        port: this.o.mxPort ?? 25,
+        name: this.o.hostname,
+        // opportunistic STARTTLS between MTAs: a certificate we cannot check still beats cleartext
+        tls: { rejectUnauthorized: false },
+        connectionTimeout: 30_000,
+        greetingTimeout: 30_000,
+        socketTimeout: 300_000,
+        disableFileAccess: true,
+        disableUrlAccess: true,
+      } satisfies SMTPTransport.Options);
+      try {
+        const { outcomes, unreachable } = await this.send(transport, env, rcpts, raw, dkim, host);
+        // no SMTP conversation: try the next MX; any SMTP reply is the answer
+        if (unreachable) {
+          last = unreachable;
+          continue;
+        }
+        return outcomes;
+      } finally {
+        transport.close();
+      }
+    }
+    return all(last);
+  }
+
+  private async send(
+    transport: nodemailer.Transporter<SMTPTransport.SentMessageInfo | SMTPPool.SentMessageInfo>,
+    env: QueueEnvelope,
+    rcpts: string[],
+    raw: Buffer,
+    dkim: DkimSigningKey | undefined,
+    remoteMta: string,
+  ): Promise<{ outcomes: Map<string, Outcome>; unreachable: Outcome | null }> {
+    const out = new Map<string, Outcome>();
+    let unreachable: Outcome | null = null;
+    try {
+      const info = await transport.sendMail({ envelope: { from: env.from, to: rcpts }, raw, dkim });
+      const rejected = new Map<string, SmtpError>();
+      for (const e of ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? [])) if (e.recipient) rejected.set(e.recipient, e);
+      for (const a of rcpts) {
+        const e = rejected.get(a);
+        out.set(a, e ? outcomeOf(e, remoteMta) : { ok: true });
+      }
+    } catch (err) {
+      const e = err as SmtpError;
+      if (e.rejectedErrors?.length) {
+        const byRcpt = new Map(e.rejectedErrors.map((r) => [r.recipient, r]));
+        for (const a of rcpts) out.set(a, outcomeOf(byRcpt.get(a) ?? e, remoteMta));
+      } else if (e.responseCode) {
+        for (const a of rcpts) out.set(a, outcomeOf(e, remoteMta));
+      } else {
+        unreachable = { ok: false, permanent: false, status: '4.4.1', message: `${remoteMta}: ${e.code ?? 'error'} ${e.message}`.slice(0, 500), remoteMta };
+        for (const a of rcpts) out.set(a, unreachable);
+      }
+    }
+    return { outcomes: out, unreachable };
+  }
+}

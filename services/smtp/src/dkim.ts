@@ -1,0 +1,75 @@
+import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { HearthConfig } from '@hearth/config';
+
+export const DKIM_SELECTOR = 'hearth';
+
+const DOMAIN_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
+
+export interface DkimSigningKey {
+  domainName: string;
+  keySelector: string;
+  privateKey: string;
+}
+
+function keyPath(dataDir: string, domain: string): string {
+  return path.join(dataDir, 'dkim', `${domain}.private.pem`);
+}
+
+/** The domain's private key, generated (RSA 2048) and stored 0600 the first time it is needed. */
+export function ensureDkimKey(dataDir: string, domain: string): string {
+  const d = domain.toLowerCase();
+  if (!DOMAIN_RE.test(d)) throw new Error(`not a domain name: ${domain}`);
+  const file = keyPath(dataDir, d);
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, privateKey, { mode: 0o600 });
+  try {
+    // link fails if another process won the race; then its key is the key
+    fs.linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return fs.readFileSync(file, 'utf8');
+}
+
+export interface DkimDnsRecord {
+  /** e.g. hearth._domainkey.example.test */
+  name: string;
+  type: 'TXT';
+  /** v=DKIM1; k=rsa; p=<base64 SPKI> */
+  value: string;
+}
+
+/** What `hearth mail dkim <domain>` prints: the TXT record to publish (creates the key if needed). */
+export function dkimDnsRecord(config: HearthConfig, domain: string): DkimDnsRecord {
+  const pem = ensureDkimKey(config.dataDir, domain);
+  const spki = createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
+  return { name: `${DKIM_SELECTOR}._domainkey.${domain.toLowerCase()}`, type: 'TXT', value: `v=DKIM1; k=rsa; p=${spki}` };
+}
+
+/** Signing keys per local domain, cached. */
+export class DkimKeys {
+  private readonly cache = new Map<string, DkimSigningKey>();
+
+  constructor(private readonly dataDir: string) {}
+
+  forDomain(domain: string): DkimSigningKey {
+    const d = domain.toLowerCase();
+    let k = this.cache.get(d);
+    if (!k) {
+      k = { domainName: d, keySelector: DKIM_SELECTOR, privateKey: ensureDkimKey(this.dataDir, d) };
+      this.cache.set(d, k);
+    }
+    return k;
+  }
+}

@@ -1,0 +1,14 @@
+import { runDaemon } from '@hearth/daemon';
+import { startSmtp } from './server.ts';
+import { loadSmtpSettings, SettingsError } from './settings.ts';
+
+let settings;
+try {
+  settings = loadSmtpSettings();
+} catch (err) {
+  if (!(err instanceof SettingsError)) throw err;
+  process.stderr.write(`hearth smtp: ${err.message}\n`);
+  process.exit(1);
+}
+const smtpSettings = settings;
+await runDaemon('smtp', (ctx) => startSmtp(ctx, { settings: smtpSettings }));

@@ -1,0 +1,339 @@
+import fs from 'node:fs';
+import type { Logger } from '@hearth/log';
+import { buildDsn, type FailedRecipient } from './dsn.ts';
+import { prependHeaders, rfc5322Date } from './message.ts';
+import { newQueueId, Spool, type QueueEnvelope, type RecipientRecord, type StateRecord } from './spool.ts';
+
+export type Outcome = { ok: true } | { ok: false; permanent: boolean; status: string; message: string; remoteMta?: string | null };
+
+/** Where messages go; the queue decides when, how often and what to do with the result. */
+export interface Deliverer {
+  deliverLocal(env: QueueEnvelope, address: string, raw: Buffer): Promise<Outcome>;
+  /** one outcome per address */
+  deliverRemote(env: QueueEnvelope, addresses: string[], raw: Buffer): Promise<Map<string, Outcome>>;
+  /** whether an attempt cut short by a crash already put this message into the mailbox */
+  alreadyDelivered(env: QueueEnvelope, address: string): Promise<boolean>;
+}
+
+export interface QueueOptions {
+  retryDelaysMs: number[];
+  maxAgeMs: number;
+  concurrency: number;
+  /** our host name, for DSNs and Received */
+  hostname: string;
+  /** sender of bounces, e.g. MAILER-DAEMON@example.test */
+  postmaster: string;
+  logger: Logger;
+  /** whether an address is a local mailbox (bounces are routed like any mail) */
+  isLocal: (address: string) => boolean;
+}
+
+interface RcptState {
+  address: string;
+  local: boolean;
+  status: 'pending' | 'done' | 'failed';
+  attempts: number;
+  nextAt: number;
+  lastError: string | null;
+  failure: FailedRecipient | null;
+}
+
+interface Entry {
+  env: QueueEnvelope;
+  rcpts: RcptState[];
+  /** kept only until the first attempt; later attempts read the spool */
+  raw: Buffer | null;
+  busy: boolean;
+  bounced: boolean;
+}
+
+/** Folds a message's state log into per-recipient state. */
+export function replayState(env: QueueEnvelope, records: StateRecord[]): { rcpts: RcptState[]; bounced: boolean } {
+  const rcpts = new Map<string, RcptState>(
+    env.rcpts.map((r: RecipientRecord) => [r.address, { address: r.address, local: r.local, status: 'pending', attempts: 0, nextAt: 0, lastError: null, failure: null }]),
+  );
+  let bounced = false;
+  for (const rec of records) {
+    if (rec.s === 'bounced') {
+      bounced = true;
+      continue;
+    }
+    const r = rcpts.get(rec.a);
+    if (!r) continue;
+    if (rec.s === 'done') r.status = 'done';
+    else if (rec.s === 'failed') {
+      r.status = 'failed';
+      r.failure = { address: r.address, status: rec.st, diagnostic: rec.e, remoteMta: rec.m ?? null };
+      r.lastError = rec.e;
+    } else if (rec.s === 'deferred' && r.status === 'pending') {
+      r.attempts++;
+      r.nextAt = rec.n;
+      r.lastError = rec.e;
+    }
+  }
+  return { rcpts: [...rcpts.values()], bounced };
+}
+
+/**
+ * The delivery queue: accepts messages durably, delivers them from the spool with
+ * bounded concurrency, retries temporary failures with backoff until maxAge, bounces
+ * permanent failures, and picks up where it left off after a restart or a crash.
+ */
+export class Queue {
+  private readonly entries = new Map<string, Entry>();
+  private readonly ready: string[] = [];
+  private inflight = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private controlTimer: NodeJS.Timeout | null = null;
+  private watcher: fs.FSWatcher | null = null;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly spool: Spool,
+    private readonly deliverer: Deliverer,
+    private readonly opts: QueueOptions,
+  ) {}
+
+  /** Loads the spool (recovering interrupted local deliveries) and starts delivering. */
+  async start(): Promise<void> {
+    this.spool.init();
+    this.spool.removeOrphanStates();
+    for (const id of this.spool.ids()) {
+      let env: QueueEnvelope;
+      try {
+        env = this.spool.readEnvelopeSync(id);
+      } catch (err) {
+        this.opts.logger.error({ err, id }, 'unreadable spool file moved to queue/corrupt');
+        this.spool.quarantine(id);
+        continue;
+      }
+      const { rcpts, bounced } = replayState(env, this.spool.readStateSync(id));
+      const recovered: StateRecord[] = [];
+      for (const r of rcpts) {
+        if (r.status === 'pending' && r.local && (await this.deliverer.alreadyDelivered(env, r.address))) {
+          r.status = 'done';
+          recovered.push({ s: 'done', a: r.address, t: Date.now() });
+        }
+      }
+      await this.spool.appendState(id, recovered, true);
+      this.entries.set(id, { env, rcpts, raw: null, busy: false, bounced });
+      this.ready.push(id);
+    }
+    this.applyControls();
+    try {
+      this.watcher = fs.watch(this.spool.controlDir, () => this.applyControls());
+      this.watcher.on('error', () => {});
+    } catch {
+      // polling below still picks requests up
+    }
+    this.controlTimer = setInterval(() => this.applyControls(), 2000);
+    this.controlTimer.unref();
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.controlTimer) clearInterval(this.controlTimer);
+    this.watcher?.close();
+    // let running attempts record their outcome; the rest stays spooled for next start
+    if (this.inflight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Spools a message durably; resolves with its queue id once it is safe to say 250. */
+  async enqueue(from: string, rcpts: RecipientRecord[], raw: Buffer, id = newQueueId()): Promise<string> {
+    const env: QueueEnvelope = { v: 1, id, from, rcpts, arrivedAt: Date.now(), size: raw.length };
+    const fresh = await this.spool.write(env, raw);
+    if (!fresh || this.entries.has(id)) return id;
+    const { rcpts: states } = replayState(env, []);
+    this.entries.set(id, { env, rcpts: states, raw, busy: false, bounced: false });
+    this.ready.push(id);
+    this.pump();
+    return id;
+  }
+
+  private applyControls(): void {
+    if (this.closed) return;
+    let requests: ReturnType<Spool['takeControls']>;
+    try {
+      requests = this.spool.takeControls();
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'cannot read queue control requests');
+      return;
+    }
+    for (const { action, id } of requests) {
+      const targets = id === 'ALL' ? [...this.entries.keys()] : [id];
+      for (const t of targets) {
+        const e = this.entries.get(t);
+        if (!e) continue;
+        if (action === 'delete') {
+          this.entries.delete(t);
+          this.opts.logger.info({ id: t }, 'queue entry deleted by admin');
+        } else {
+          for (const r of e.rcpts) if (r.status === 'pending') r.nextAt = 0;
+          if (!e.busy) this.ready.push(t);
+        }
+      }
+    }
+    this.pump();
+  }
+
+  /** Starts due work up to the concurrency limit and arms the timer for the next due entry. */
+  private pump(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    while (this.inflight < this.opts.concurrency && this.ready.length > 0) {
+      const id = this.ready.shift()!;
+      const e = this.entries.get(id);
+      if (!e || e.busy) continue;
+      if (!e.rcpts.some((r) => r.status === 'pending' && r.nextAt <= now) && !this.isFinished(e)) continue;
+      void this.attempt(e);
+    }
+    if (this.ready.length === 0) this.armTimer();
+  }
+
+  private isFinished(e: Entry): boolean {
+    return e.rcpts.every((r) => r.status !== 'pending');
+  }
+
+  private armTimer(): void {
+    let next = Infinity;
+    for (const e of this.entries.values()) {
+      if (e.busy) continue;
+      for (const r of e.rcpts) if (r.status === 'pending' && r.nextAt < next) next = r.nextAt;
+    }
+    if (next === Infinity || next >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      const now = Date.now();
+      for (const [id, e] of this.entries) if (!e.busy && e.rcpts.some((r) => r.status === 'pending' && r.nextAt <= now)) this.ready.push(id);
+      this.pump();
+    }, Math.max(0, next - Date.now()));
+  }
+
+  private async attempt(e: Entry): Promise<void> {
+    e.busy = true;
+    this.inflight++;
+    const id = e.env.id;
+    try {
+      let raw = e.raw;
+      e.raw = null;
+      if (!raw) {
+        const spooled = await this.spool.read(id);
+        if (!spooled) {
+          this.entries.delete(id);
+          return;
+        }
+        raw = spooled.raw;
+      }
+      const now = Date.now();
+      const due = e.rcpts.filter((r) => r.status === 'pending' && r.nextAt <= now);
+      const outcomes = new Map<string, Outcome>();
+      const locals = due.filter((r) => r.local);
+      const remotes = due.filter((r) => !r.local).map((r) => r.address);
+      await Promise.all([
+        ...locals.map(async (r) => outcomes.set(r.address, await this.safely(() => this.deliverer.deliverLocal(e.env, r.address, raw)))),
+        (async () => {
+          if (remotes.length === 0) return;
+          try {
+            for (const [a, o] of await this.deliverer.deliverRemote(e.env, remotes, raw)) outcomes.set(a, o);
+          } catch (err) {
+            for (const a of remotes) outcomes.set(a, { ok: false, permanent: false, status: '4.4.0', message: (err as Error).message });
+          }
+        })(),
+      ]);
+      const records = this.apply(e, due, outcomes);
+      if (!this.entries.has(id)) return; // deleted by an admin meanwhile
+      if (this.isFinished(e)) await this.finish(e, raw);
+      else await this.spool.appendState(id, records, records.some((r) => r.s !== 'deferred'));
+    } catch (err) {
+      this.opts.logger.error({ err, id }, 'queue attempt failed; will retry');
+      const at = Date.now() + this.opts.retryDelaysMs[0]!;
+      for (const r of e.rcpts) if (r.status === 'pending') r.nextAt = Math.max(r.nextAt, at);
+    } finally {
+      e.busy = false;
+      this.inflight--;
+      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.pump();
+    }
+  }
+
+  private async safely(fn: () => Promise<Outcome>): Promise<Outcome> {
+    try {
+      return await fn();
+    } catch (err) {
+      return { ok: false, permanent: false, status: '4.3.0', message: (err as Error).message };
+    }
+  }
+
+  /** Updates recipient state from outcomes; returns the log records to persist. */
+  private apply(e: Entry, due: RcptState[], outcomes: Map<string, Outcome>): StateRecord[] {
+    const now = Date.now();
+    const records: StateRecord[] = [];
+    for (const r of due) {
+      const o = outcomes.get(r.address) ?? { ok: false, permanent: false, status: '4.4.0', message: 'no result' };
+      if (o.ok) {
+        r.status = 'done';
+        records.push({ s: 'done', a: r.address, t: now });
+        continue;
+      }
+      r.attempts++;
+      r.lastError = o.message;
+      const expired = now - e.env.arrivedAt >= this.opts.maxAgeMs;
+      if (o.permanent || expired) {
+        r.status = 'failed';
+        const status = o.permanent ? o.status : '4.4.7';
+        const diagnostic = o.permanent ? o.message : `delivery time expired; last error: ${o.message}`;
+        r.failure = { address: r.address, status, diagnostic, remoteMta: o.remoteMta ?? null };
+        records.push({ s: 'failed', a: r.address, t: now, st: status, e: diagnostic, m: o.remoteMta ?? null });
+        this.opts.logger.info({ id: e.env.id, rcpt: r.address, status, reason: diagnostic }, 'delivery failed');
+      } else {
+        const delays = this.opts.retryDelaysMs;
+        const delay = delays[Math.min(r.attempts - 1, delays.length - 1)]!;
+        // the last try lands at expiry, not days after it
+        r.nextAt = Math.min(now + delay, e.env.arrivedAt + this.opts.maxAgeMs);
+        records.push({ s: 'deferred', a: r.address, t: now, n: r.nextAt, e: o.message });
+        this.opts.logger.info({ id: e.env.id, rcpt: r.address, attempts: r.attempts, next: new Date(r.nextAt).toISOString(), reason: o.message }, 'delivery deferred');
+      }
+    }
+    return records;
+  }
+
+  /** Every recipient is done or failed: bounce the failures, then forget the message. */
+  private async finish(e: Entry, raw: Buffer): Promise<void> {
+    const failed = e.rcpts.filter((r) => r.status === 'failed').map((r) => r.failure!);
+    if (failed.length > 0 && !e.bounced && e.env.from !== '') {
+      // a fixed id makes the bounce idempotent if we crash before the original is removed
+      const dsnId = `${e.env.id}.DSN`;
+      const dsn = buildDsn({ reportingMta: this.opts.hostname, postmaster: this.opts.postmaster, to: e.env.from, queueId: e.env.id, arrivalDate: new Date(e.env.arrivedAt), failed, original: raw });
+      const withTrace = prependHeaders(dsn, [`Received: by ${this.opts.hostname} (Hearth) id ${dsnId};\r\n\t${rfc5322Date()}`]);
+      await this.bounce(dsnId, e.env.from, withTrace);
+    } else if (failed.length > 0 && e.env.from === '') {
+      this.opts.logger.warn({ id: e.env.id }, 'undeliverable bounce dropped');
+    }
+    await this.spool.remove(e.env.id);
+    this.entries.delete(e.env.id);
+  }
+
+  private async bounce(id: string, to: string, raw: Buffer): Promise<void> {
+    await this.enqueue('', [{ address: to, local: this.opts.isLocal(to) }], raw, id);
+  }
+
+  /** Resolves once nothing is queued (tests, benchmarks). */
+  async drained(timeoutMs = 30000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (this.entries.size > 0) {
+      if (Date.now() > end) throw new Error(`queue not drained: ${this.entries.size} left`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

@@ -1,0 +1,303 @@
+import type net from 'node:net';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { DaemonContext, RunningService } from '@hearth/daemon';
+import { MailStore } from '@hearth/mailstore';
+import { loadTls } from '@hearth/tls';
+import path from 'node:path';
+import { DkimKeys } from './dkim.ts';
+import { Delivery, type MxResolver } from './delivery.ts';
+import { ensureIdentity, fromAddresses, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
+import { checkEnvelopeSender, checkHeaderFrom, type Sender } from './policy.ts';
+import { Queue } from './queue.ts';
+import { RateLimiter } from './ratelimit.ts';
+import { loadSmtpSettings, type SmtpSettings } from './settings.ts';
+import { newQueueId, Spool } from './spool.ts';
+
+export interface SmtpOptions {
+  settings?: SmtpSettings;
+  /** tests: where "the MX" of a domain is, and its port */
+  resolveMx?: MxResolver;
+  mxPort?: number;
+}
+
+export interface RunningSmtp extends RunningService {
+  ports: { smtp: number; smtps: number; smtpInbound: number };
+  queue: Queue;
+}
+
+type ListenerKind = 'submission' | 'mx';
+
+interface SessionInfo {
+  kind: ListenerKind;
+  secure: boolean;
+  trusted: boolean;
+}
+
+class SmtpReply extends Error {
+  readonly responseCode: number;
+  constructor(reply: string) {
+    const m = /^(\d{3}) (.*)$/s.exec(reply);
+    super(m ? m[2]! : reply);
+    this.responseCode = m ? Number(m[1]) : 550;
+  }
+}
+
+const BODY_REPLIES: Record<BodyProblem, string> = {
+  nul: '550 5.6.0 message contains NUL bytes',
+  'bare-lf': '550 5.6.0 bare LF in message; lines must end with CRLF',
+  'bare-cr': '550 5.6.0 bare CR in message; lines must end with CRLF',
+  'long-line': '550 5.6.0 message line too long',
+};
+
+/**
+ * The three SMTP listeners over one queue: 2525 (apps and users, AUTH without TLS, no
+ * STARTTLS), 2465 (the same over implicit TLS) and 2025 (inbound MX: local recipients only).
+ */
+export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Promise<RunningSmtp> {
+  const { config, directory, logger } = ctx;
+  const settings = opts.settings ?? loadSmtpSettings();
+  const tls = await loadTls(config);
+  const store = new MailStore(config.dataDir);
+  const dkim = new DkimKeys(config.dataDir);
+
+  let domains: Set<string> | null = null;
+  const localDomains = (): Set<string> => {
+    if (!domains) {
+      domains = new Set([config.domain]);
+      for (const m of directory.mailboxes()) domains.add(m.address.slice(m.address.lastIndexOf('@') + 1).toLowerCase());
+      for (const u of directory.users()) domains.add(u.email.slice(u.email.lastIndexOf('@') + 1).toLowerCase());
+    }
+    return domains;
+  };
+  const unsubscribe = directory.onChange(() => {
+    domains = null;
+  });
+  // keys exist before the first message needs one, so `hearth mail dkim` shows what we sign with
+  for (const d of localDomains()) dkim.forDomain(d);
+
+  const delivery = new Delivery({
+    directory,
+    store,
+    dkim,
+    localDomains,
+    hostname: config.hostname,
+    relay: settings.relay,
+    relayInsecureTls: settings.relayInsecureTls,
+    concurrency: settings.deliveryConcurrency,
+    resolveMx: opts.resolveMx,
+    mxPort: opts.mxPort,
+    logger,
+  });
+  const queue = new Queue(new Spool(path.join(config.dataDir, 'queue')), delivery, {
+    retryDelaysMs: settings.retryDelaysMs,
+    maxAgeMs: settings.maxQueueAgeMs,
+    concurrency: settings.deliveryConcurrency,
+    hostname: config.hostname,
+    postmaster: `MAILER-DAEMON@${config.domain}`,
+    logger,
+    isLocal: (a) => directory.mailbox(a) !== undefined,
+  });
+  await queue.start();
+
+  const perSender = new RateLimiter(settings.ratePerSender);
+  const perIp = new RateLimiter(settings.ratePerIp);
+  const sessions = new Map<string, SessionInfo>();
+
+  const senderOf = (session: SMTPServerSession): Sender | null => (session.user as Sender | undefined) ?? null;
+
+  async function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<Sender> {
+    if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') throw new SmtpReply('504 5.5.4 unsupported authentication mechanism');
+    const login = auth.username ?? '';
+    const password = auth.password ?? '';
+    const remote = session.remoteAddress;
+    if (!login || !password) throw new SmtpReply('535 5.7.8 authentication credentials invalid');
+    // the sendmail username names an app; anything else is a user login
+    if (directory.appByCredential('sendmail', login)) {
+      const app = await directory.authenticateApp({ addon: 'sendmail', login, password, protocol: 'smtp', remote });
+      if (!app) throw new SmtpReply('535 5.7.8 authentication credentials invalid');
+      return { kind: 'app', appId: app.id };
+    }
+    const r = await directory.authenticate({ login, password, protocol: 'smtp', remote });
+    if (r.ok) return { kind: 'user', userId: r.user.id };
+    if (r.reason === 'throttled') throw new SmtpReply('454 4.7.0 too many failed logins; try again later');
+    throw new SmtpReply('535 5.7.8 authentication credentials invalid');
+  }
+
+  function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): void {
+    const info = sessions.get(session.id);
+    if (!info) throw new SmtpReply('421 4.3.0 session lost');
+    const sender = senderOf(session);
+    if (info.kind === 'submission') {
+      if (sender) {
+        const v = checkEnvelopeSender(directory, sender, address.address);
+        if (!v.ok) throw new SmtpReply(v.reason);
+      } else if (!info.trusted) {
+        throw new SmtpReply('530 5.7.0 authentication required');
+      }
+    }
+    if (!info.trusted && !perIp.take(session.remoteAddress)) throw new SmtpReply('451 4.7.1 too many messages from your address; slow down');
+    if (sender && !perSender.take(sender.kind === 'app' ? `app:${sender.appId}` : `user:${sender.userId}`)) throw new SmtpReply('451 4.7.1 sending rate limit reached; try again later');
+  }
+
+  function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): void {
+    const info = sessions.get(session.id);
+    if (!info) throw new SmtpReply('421 4.3.0 session lost');
+    const parts = splitAddress(address.address);
+    if (!parts) throw new SmtpReply('553 5.1.3 bad recipient address syntax');
+    if (directory.mailbox(address.address)) return;
+    if (info.trusted || (info.kind === 'submission' && senderOf(session))) return;
+    if (localDomains().has(parts.domain)) throw new SmtpReply('550 5.1.1 no such user here');
+    throw new SmtpReply('550 5.7.1 relaying denied');
+  }
+
+  async function onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const info = sessions.get(session.id);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= settings.maxMessageSize) chunks.push(c);
+      });
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    if (!info) throw new SmtpReply('421 4.3.0 session lost');
+    if (stream.sizeExceeded || size > settings.maxMessageSize) throw new SmtpReply(`552 5.3.4 message exceeds the size limit of ${settings.maxMessageSize} bytes`);
+    let raw: Buffer = Buffer.concat(chunks);
+    const problem = inspectBody(raw, settings.maxLineLength);
+    if (problem) throw new SmtpReply(BODY_REPLIES[problem]);
+    const sender = senderOf(session);
+    if (sender) {
+      const v = checkHeaderFrom(directory, sender, await fromAddresses(raw));
+      if (!v.ok) throw new SmtpReply(v.reason);
+    }
+    const rcpts = session.envelope.rcptTo.map((r) => ({ address: r.address, local: directory.mailbox(r.address) !== undefined }));
+    const id = newQueueId();
+    if (info.kind === 'submission') raw = ensureIdentity(raw, config.domain);
+    const protocol = `ESMTP${info.secure ? 'S' : ''}${sender ? 'A' : ''}`;
+    raw = prependHeaders(raw, [
+      receivedHeader({ heloName: session.hostNameAppearsAs, remoteAddress: session.remoteAddress, byHost: config.hostname, protocol, queueId: id, recipient: rcpts.length === 1 ? rcpts[0]!.address : null }),
+    ]);
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    try {
+      await queue.enqueue(from, rcpts, raw, id);
+    } catch (err) {
+      logger.error({ err }, 'cannot spool message');
+      throw new SmtpReply('451 4.3.0 cannot queue the message right now; try again later');
+    }
+    logger.debug({ id, from, rcpts: rcpts.length, size: raw.length }, 'queued');
+    return `2.0.0 Ok: queued as ${id}`;
+  }
+
+  /** smtp-server's callback style around async handlers; nothing escapes as an exception. */
+  const reply = (err: unknown, cb: (e?: Error | null) => void): void => {
+    if (err instanceof SmtpReply) return cb(err);
+    logger.error({ err }, 'smtp handler error');
+    cb(new SmtpReply('451 4.3.0 internal error'));
+  };
+
+  function makeServer(kind: ListenerKind, secure: boolean): SMTPServer {
+    const base: SMTPServerOptions = {
+      name: config.hostname,
+      banner: 'Hearth ESMTP',
+      secure,
+      key: tls.key,
+      cert: tls.cert,
+      size: settings.maxMessageSize,
+      maxClients: settings.maxClients,
+      maxRecipients: settings.maxRecipients,
+      socketTimeout: settings.socketTimeoutMs,
+      closeTimeout: 2000,
+      disableReverseLookup: true,
+      logger: false,
+      authOptional: true,
+      onConnect(session, cb) {
+        sessions.set(session.id, { kind, secure, trusted: settings.trustedNetworks.has(session.remoteAddress) });
+        cb();
+      },
+      onClose(session) {
+        sessions.delete(session.id);
+      },
+      onMailFrom(address, session, cb) {
+        try {
+          onMailFrom(address, session);
+          cb();
+        } catch (err) {
+          reply(err, cb);
+        }
+      },
+      onRcptTo(address, session, cb) {
+        try {
+          onRcptTo(address, session);
+          cb();
+        } catch (err) {
+          reply(err, cb);
+        }
+      },
+      onData(stream, session, cb) {
+        onData(stream, session).then(
+          (msg) => cb(null, msg),
+          (err) => {
+            stream.resume();
+            reply(err, cb);
+          },
+        );
+      },
+    };
+    const perKind: SMTPServerOptions =
+      kind === 'mx'
+        ? { disabledCommands: ['AUTH'] }
+        : {
+            authMethods: ['PLAIN', 'LOGIN'],
+            allowInsecureAuth: true,
+            // the seed: apps authenticate on 2525 without TLS and are not offered STARTTLS
+            ...(secure ? {} : { hideSTARTTLS: true, disabledCommands: ['STARTTLS'] }),
+            onAuth(auth, session, cb) {
+              onAuth(auth, session).then(
+                (user) => cb(null, { user }),
+                (err) => reply(err, cb as (e?: Error | null) => void),
+              );
+            },
+          };
+    const server = new SMTPServer({ ...base, ...perKind });
+    server.on('error', (err) => logger.warn({ err, kind }, 'smtp connection error'));
+    // a hard cap on a connection's life: idle timeouts alone do not stop a client that trickles bytes
+    server.server.on('connection', (socket: net.Socket) => {
+      const t = setTimeout(() => socket.destroy(), settings.sessionTimeoutMs);
+      t.unref();
+      socket.once('close', () => clearTimeout(t));
+    });
+    return server;
+  }
+
+  const listen = (server: SMTPServer, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(port, config.listen, () => {
+        server.server.off('error', reject);
+        resolve((server.server.address() as net.AddressInfo).port);
+      });
+    });
+
+  const submission = makeServer('submission', false);
+  const submissionTls = makeServer('submission', true);
+  const mx = makeServer('mx', false);
+  const ports = {
+    smtp: await listen(submission, config.ports.smtp),
+    smtps: await listen(submissionTls, config.ports.smtps),
+    smtpInbound: await listen(mx, config.ports.smtpInbound),
+  };
+  const host = config.listen.includes(':') ? `[${config.listen}]` : config.listen;
+  return {
+    ports,
+    queue,
+    endpoints: [`smtp://${host}:${ports.smtp}`, `smtps://${host}:${ports.smtps}`, `smtp://${host}:${ports.smtpInbound} (inbound MX)`],
+    async close() {
+      unsubscribe();
+      await Promise.all([submission, submissionTls, mx].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await queue.close();
+      delivery.close();
+    },
+  };
+}

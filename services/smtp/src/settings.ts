@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { parseNetworks, type NetworkList } from './networks.ts';
+
+/** A smarthost given as smtp[s]://user:pass@host:port. */
+export interface RelayHost {
+  host: string;
+  port: number;
+  secure: boolean;
+  user: string | null;
+  pass: string | null;
+}
+
+export interface SmtpSettings {
+  relay: RelayHost | null;
+  trustedNetworks: NetworkList;
+  maxMessageSize: number;
+  maxRecipients: number;
+  /** longest line in a message body, without CRLF (RFC 5321: 998) */
+  maxLineLength: number;
+  maxClients: number;
+  /** idle time allowed between client commands / data chunks */
+  socketTimeoutMs: number;
+  /** hard cap on one connection's lifetime (slow clients that trickle bytes) */
+  sessionTimeoutMs: number;
+  /** messages per minute; 0 turns the limit off */
+  ratePerSender: number;
+  ratePerIp: number;
+  /** delays between delivery attempts; the last one repeats until maxQueueAgeMs */
+  retryDelaysMs: number[];
+  maxQueueAgeMs: number;
+  /** parallel onward deliveries */
+  deliveryConcurrency: number;
+  /** skip TLS certificate checks towards the smarthost / MX (tests, self-signed relays) */
+  relayInsecureTls: boolean;
+}
+
+const seconds = z.coerce.number().positive();
+
+function parseRelay(url: string): RelayHost {
+  const u = new URL(url);
+  if (u.protocol !== 'smtp:' && u.protocol !== 'smtps:') throw new Error('must be smtp:// or smtps://');
+  if (!u.hostname) throw new Error('needs a host');
+  const secure = u.protocol === 'smtps:';
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : secure ? 465 : 25,
+    secure,
+    user: u.username ? decodeURIComponent(u.username) : null,
+    pass: u.password ? decodeURIComponent(u.password) : null,
+  };
+}
+
+const schema = z.object({
+  HEARTH_SMTP_RELAY: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return null;
+      try {
+        return parseRelay(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be smtp[s]://user:pass@host:port (${(err as Error).message})` });
+        return z.NEVER;
+      }
+    }),
+  HEARTH_SMTP_TRUSTED_NETWORKS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      try {
+        return parseNetworks(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  HEARTH_SMTP_MAX_MESSAGE_SIZE: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
+  HEARTH_SMTP_MAX_RECIPIENTS: z.coerce.number().int().min(1).default(100),
+  HEARTH_SMTP_MAX_LINE_LENGTH: z.coerce.number().int().min(78).default(998),
+  HEARTH_SMTP_MAX_CLIENTS: z.coerce.number().int().min(1).default(200),
+  HEARTH_SMTP_SOCKET_TIMEOUT: seconds.default(60),
+  HEARTH_SMTP_SESSION_TIMEOUT: seconds.default(600),
+  HEARTH_SMTP_RATE_PER_SENDER: z.coerce.number().int().min(0).default(120),
+  HEARTH_SMTP_RATE_PER_IP: z.coerce.number().int().min(0).default(600),
+  HEARTH_SMTP_RETRY_DELAYS: z
+    .string()
+    .default('60,300,900,1800,3600,7200,14400')
+    .transform((v, ctx) => {
+      const list = v.split(',').map((s) => Number(s.trim()));
+      if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n <= 0)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of positive seconds' });
+        return z.NEVER;
+      }
+      return list.map((s) => Math.round(s * 1000));
+    }),
+  HEARTH_SMTP_MAX_QUEUE_AGE: seconds.default(4 * 24 * 3600),
+  HEARTH_SMTP_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
+  HEARTH_SMTP_RELAY_INSECURE_TLS: z
+    .string()
+    .optional()
+    .transform((v) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false'),
+});
+
+export class SettingsError extends Error {}
+
+/** Reads the SMTP daemon's own settings once at start. */
+export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSettings {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new SettingsError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    relay: e.HEARTH_SMTP_RELAY,
+    trustedNetworks: e.HEARTH_SMTP_TRUSTED_NETWORKS,
+    maxMessageSize: e.HEARTH_SMTP_MAX_MESSAGE_SIZE,
+    maxRecipients: e.HEARTH_SMTP_MAX_RECIPIENTS,
+    maxLineLength: e.HEARTH_SMTP_MAX_LINE_LENGTH,
+    maxClients: e.HEARTH_SMTP_MAX_CLIENTS,
+    socketTimeoutMs: e.HEARTH_SMTP_SOCKET_TIMEOUT * 1000,
+    sessionTimeoutMs: e.HEARTH_SMTP_SESSION_TIMEOUT * 1000,
+    ratePerSender: e.HEARTH_SMTP_RATE_PER_SENDER,
+    ratePerIp: e.HEARTH_SMTP_RATE_PER_IP,
+    retryDelaysMs: e.HEARTH_SMTP_RETRY_DELAYS,
+    maxQueueAgeMs: e.HEARTH_SMTP_MAX_QUEUE_AGE * 1000,
+    deliveryConcurrency: e.HEARTH_SMTP_DELIVERY_CONCURRENCY,
+    relayInsecureTls: e.HEARTH_SMTP_RELAY_INSECURE_TLS,
+  };
+}
