@@ -1,0 +1,15 @@
+import { runDaemon } from '@hearth/daemon';
+import { loadTls } from '@hearth/tls';
+import { startTurn } from './server.ts';
+import { loadTurnSettings, SettingsError, type TurnSettings } from './settings.ts';
+
+let settings: TurnSettings;
+try {
+  settings = loadTurnSettings();
+} catch (err) {
+  if (!(err instanceof SettingsError)) throw err;
+  process.stderr.write(`hearth turn: ${err.message}\n`);
+  process.exit(1);
+}
+
+await runDaemon('turn', async ({ config, directory, logger }) => startTurn({ config, directory, logger, settings, tls: await loadTls(config) }));

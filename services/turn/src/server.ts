@@ -1,0 +1,648 @@
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import type { HearthConfig } from '@hearth/config';
+import type { Directory } from '@hearth/directory';
+import type { Logger } from '@hearth/log';
+import type { TlsMaterial } from '@hearth/tls';
+import { Allocation, literalLookup, newCounters, openRelaySocket, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
+import { SUPPORTED_ALGORITHMS, TurnAuth } from './auth.ts';
+import { PeerPolicy, localAddresses } from './peers.ts';
+import { loadTurnSettings, type TurnSettings } from './settings.ts';
+import {
+  Attr,
+  attrUint32,
+  attrValue,
+  Class,
+  encodeMessage,
+  errorCodeValue,
+  findAttr,
+  HEADER_LENGTH,
+  Method,
+  parseMessage,
+  parseXorAddress,
+  passwordAlgorithmsValue,
+  uint32Value,
+  unknownAttributesValue,
+  unknownRequired,
+  xorAddressValue,
+  CHANNEL_MAX,
+  CHANNEL_MIN,
+  type AddressValue,
+  type IntegrityKind,
+  type MessageClass,
+  type StunMessage,
+} from './stun-codec.ts';
+
+const UDP_TRANSPORT = 17;
+/** A stream client gets this long to create an allocation before the connection is closed. */
+const STREAM_IDLE_MS = 60_000;
+/** How long the port reserved by EVEN-PORT's R bit waits for its RESERVATION-TOKEN (RFC 8656 §7.2: about 30 s). */
+const RESERVATION_MS = 30_000;
+
+const CREDENTIAL_ATTRS = [Attr.Username, Attr.Realm, Attr.Nonce, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.PasswordAlgorithm];
+/** Comprehension-required attributes each method understands (others get 420). */
+const KNOWN: Record<number, ReadonlySet<number>> = {
+  [Method.Binding]: new Set([...CREDENTIAL_ATTRS, Attr.Priority, Attr.UseCandidate]),
+  [Method.Allocate]: new Set([...CREDENTIAL_ATTRS, Attr.RequestedTransport, Attr.Lifetime, Attr.RequestedAddressFamily, Attr.EvenPort, Attr.ReservationToken]),
+  [Method.Refresh]: new Set([...CREDENTIAL_ATTRS, Attr.Lifetime, Attr.RequestedAddressFamily]),
+  [Method.CreatePermission]: new Set([...CREDENTIAL_ATTRS, Attr.XorPeerAddress]),
+  [Method.ChannelBind]: new Set([...CREDENTIAL_ATTRS, Attr.ChannelNumber, Attr.XorPeerAddress]),
+  [Method.Send]: new Set([Attr.XorPeerAddress, Attr.Data, Attr.DontFragment]),
+};
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  420: 'Unknown Attribute',
+  437: 'Allocation Mismatch',
+  438: 'Stale Nonce',
+  440: 'Address Family not Supported',
+  441: 'Wrong Credentials',
+  442: 'Unsupported Transport Protocol',
+  443: 'Peer Address Family Mismatch',
+  486: 'Allocation Quota Reached',
+  508: 'Insufficient Capacity',
+};
+
+/** How a request reached us: the client side of the 5-tuple and the allocation on it, if any. */
+interface Tuple {
+  link: ClientLink;
+  allocation(): Allocation | undefined;
+  attach(a: Allocation): void;
+}
+
+interface Signer {
+  key: Buffer;
+  integrity: IntegrityKind;
+}
+
+export interface TurnStats extends Counters {
+  allocationsActive: number;
+}
+
+export interface TurnServer {
+  endpoints: string[];
+  udpPort: number;
+  tcpPort: number;
+  tlsPort: number | null;
+  stats(): TurnStats;
+  close(): Promise<void>;
+}
+
+export interface TurnContext {
+  config: HearthConfig;
+  directory: Directory;
+  logger: Logger;
+  /** the TLS port is served only when this is given */
+  tls: TlsMaterial | null;
+  settings?: TurnSettings;
+}
+
+export async function startTurn(ctx: TurnContext): Promise<TurnServer> {
+  const server = new Turn(ctx, ctx.settings ?? loadTurnSettings());
+  return server.listen();
+}
+
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::';
+}
+
+/** The address peers should send to when relay sockets bind to a wildcard. */
+function guessPublicAddress(config: HearthConfig, family: 4 | 6): string {
+  if (net.isIP(config.hostname) === family) return config.hostname;
+  const candidates = Object.values(os.networkInterfaces())
+    .flatMap((l) => l ?? [])
+    .filter((i) => !i.internal && (family === 4 ? i.family === 'IPv4' : i.family === 'IPv6' && !i.address.startsWith('fe80')));
+  return candidates[0]?.address ?? (family === 4 ? '127.0.0.1' : '::1');
+}
+
+class Turn {
+  private readonly counters = newCounters();
+  private readonly auth: TurnAuth;
+  private readonly peers: PeerPolicy;
+  private readonly relay: RelayOptions;
+  private readonly relayFamily: 4 | 6;
+  private readonly allocations = new Set<Allocation>();
+  private readonly perUser = new Map<string, number>();
+  /** UDP allocations by client address and port (one UDP listening socket) */
+  private readonly udpIndex = new Map<string, Map<number, Allocation>>();
+  /** UDP 5-tuples with an Allocate in flight, so retransmissions do not allocate twice */
+  private readonly allocating = new Set<string>();
+  private readonly streams = new Set<net.Socket>();
+  /** RESERVATION-TOKEN (hex) → the relay socket kept for it */
+  private readonly reservations = new Map<string, { socket: dgram.Socket; port: number; expiresAt: number }>();
+  private udp: dgram.Socket | null = null;
+  private tcp: net.Server | null = null;
+  private tlsServer: tls.Server | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly ctx: TurnContext,
+    private readonly settings: TurnSettings,
+  ) {
+    this.logger = ctx.logger;
+    this.auth = new TurnAuth(ctx.directory, { realm: ctx.config.domain, nonceLifetimeSeconds: settings.nonceLifetime });
+    const bindAddress = settings.relayAddress ?? ctx.config.listen;
+    this.relayFamily = net.isIPv6(bindAddress) ? 6 : 4;
+    const advertisedAddress = settings.externalAddress ?? (isWildcard(bindAddress) ? guessPublicAddress(ctx.config, this.relayFamily) : bindAddress);
+    this.relay = { bindAddress, advertisedAddress, portMin: settings.relayPortMin, portMax: settings.relayPortMax };
+    this.peers = new PeerPolicy({
+      allowLoopback: ctx.config.turnAllowLoopbackPeers,
+      allowedCidrs: settings.allowedPeers,
+      ownAddresses: [...localAddresses(), advertisedAddress],
+    });
+  }
+
+  async listen(): Promise<TurnServer> {
+    const { config } = this.ctx;
+    const host = config.listen;
+    const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    udp.on('message', (buf, rinfo) => this.onDatagram(udp, buf, rinfo.address, rinfo.port));
+    udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(config.ports.turn, host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    this.udp = udp;
+    const udpPort = udp.address().port;
+    // TCP shares the UDP port number, as STUN clients expect both on 3478.
+    const tcp = net.createServer((s) => this.onStream(s, 'tcp'));
+    tcp.on('error', (err) => this.logger.warn({ err }, 'tcp listener error'));
+    await listenOn(tcp, udpPort, host);
+    this.tcp = tcp;
+    let tlsPort: number | null = null;
+    if (this.ctx.tls) {
+      const server = tls.createServer({ cert: this.ctx.tls.cert, key: this.ctx.tls.key }, (s) => this.onStream(s, 'tls'));
+      server.on('tlsClientError', (err) => this.logger.debug({ err: err.message }, 'tls handshake failed'));
+      server.on('error', (err) => this.logger.warn({ err }, 'tls listener error'));
+      await listenOn(server, config.ports.turnTls, host);
+      this.tlsServer = server;
+      tlsPort = (server.address() as net.AddressInfo).port;
+    }
+    this.timers.push(setInterval(() => this.sweep(), 1000).unref());
+    this.timers.push(setInterval(() => this.logStats(), this.settings.statsIntervalSeconds * 1000).unref());
+    const shown = host.includes(':') ? `[${host}]` : host;
+    const endpoints = [`stun:${shown}:${udpPort}`, `turn:${shown}:${udpPort}?transport=udp`, `turn:${shown}:${udpPort}?transport=tcp`];
+    if (tlsPort !== null) endpoints.push(`turns:${shown}:${tlsPort}?transport=tcp`);
+    this.logger.info({ relay: this.relay.advertisedAddress, apps: this.auth.secretCount }, 'turn relay ready');
+    return {
+      endpoints,
+      udpPort,
+      tcpPort: udpPort,
+      tlsPort,
+      stats: () => this.stats(),
+      close: () => this.close(),
+    };
+  }
+
+  stats(): TurnStats {
+    return { ...this.counters, allocationsActive: this.allocations.size };
+  }
+
+  private logStats(): void {
+    this.logger.info({ turn: this.stats() }, 'turn stats');
+  }
+
+  private async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    for (const a of [...this.allocations]) this.removeAllocation(a, 'shutdown');
+    for (const s of this.streams) s.destroy();
+    for (const r of this.reservations.values()) r.socket.close();
+    this.reservations.clear();
+    this.auth.close();
+    await Promise.all([
+      new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r())),
+      new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
+      new Promise<void>((r) => (this.tlsServer ? this.tlsServer.close(() => r()) : r())),
+    ]);
+  }
+
+  // ---- transports ----
+
+  private onDatagram(socket: dgram.Socket, buf: Buffer, address: string, port: number): void {
+    const kind = buf.length > 0 ? buf[0]! & 0xc0 : 0xc0;
+    if (kind === 0x40) {
+      // The hot path: ChannelData from a client towards its peer.
+      const a = this.udpIndex.get(address)?.get(port);
+      if (a && buf.length >= 4) a.fromClientChannel(buf);
+      else this.counters.relayDropped++;
+      return;
+    }
+    const msg = kind === 0 ? parseMessage(buf) : null;
+    if (!msg) {
+      this.counters.malformedDropped++;
+      return;
+    }
+    const link = new UdpLink(socket, address, port);
+    const tuple: Tuple = {
+      link,
+      allocation: () => this.udpIndex.get(address)?.get(port),
+      attach: (a) => {
+        let ports = this.udpIndex.get(address);
+        if (!ports) this.udpIndex.set(address, (ports = new Map()));
+        ports.set(port, a);
+      },
+    };
+    this.dispatch(msg, tuple);
+  }
+
+  private onStream(socket: net.Socket, transport: 'tcp' | 'tls'): void {
+    const address = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const port = socket.remotePort ?? 0;
+    this.streams.add(socket);
+    socket.setNoDelay(true);
+    socket.setTimeout(STREAM_IDLE_MS);
+    let allocation: Allocation | null = null;
+    const tuple: Tuple = {
+      link: new StreamLink(transport, socket, address, port),
+      allocation: () => (allocation && !allocation.closed ? allocation : undefined),
+      attach: (a) => {
+        allocation = a;
+        // The allocation's lifetime governs the connection from now on.
+        socket.setTimeout(0);
+        a.onClose = () => socket.end();
+      },
+    };
+    let pending: Buffer | null = null;
+    socket.on('data', (chunk: Buffer) => {
+      const buf: Buffer = pending ? Buffer.concat([pending, chunk]) : chunk;
+      pending = null;
+      let off = 0;
+      while (buf.length - off >= 4) {
+        const kind = buf[off]! & 0xc0;
+        const len = (buf[off + 2]! << 8) | buf[off + 3]!;
+        let frameLength: number;
+        if (kind === 0x40) frameLength = 4 + ((len + 3) & ~3);
+        else if (kind === 0 && len % 4 === 0) frameLength = HEADER_LENGTH + len;
+        else {
+          // Not a STUN or ChannelData frame: the stream can no longer be delimited.
+          this.counters.malformedDropped++;
+          socket.destroy();
+          return;
+        }
+        if (buf.length - off < frameLength) break;
+        const frame = buf.subarray(off, off + frameLength);
+        off += frameLength;
+        if (kind === 0x40) {
+          if (allocation && !allocation.closed) allocation.fromClientChannel(frame);
+          else this.counters.relayDropped++;
+          continue;
+        }
+        const msg = parseMessage(frame);
+        if (msg) this.dispatch(msg, tuple);
+        else this.counters.malformedDropped++;
+      }
+      if (off < buf.length) pending = Buffer.from(buf.subarray(off));
+    });
+    socket.on('timeout', () => socket.destroy());
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.streams.delete(socket);
+      if (allocation) this.removeAllocation(allocation, 'connection closed');
+    });
+  }
+
+  // ---- STUN/TURN messages ----
+
+  private dispatch(msg: StunMessage, t: Tuple): void {
+    try {
+      if (msg.cls === Class.Indication) {
+        if (msg.method === Method.Send) this.onSend(msg, t);
+        return;
+      }
+      if (msg.cls !== Class.Request) return;
+      if (msg.method === Method.Binding) return this.onBinding(msg, t);
+      if (msg.method === Method.Allocate || msg.method === Method.Refresh || msg.method === Method.CreatePermission || msg.method === Method.ChannelBind) {
+        this.onTurnRequest(msg, t);
+        return;
+      }
+      this.replyError(t, msg, 400, null);
+    } catch (err) {
+      this.logger.warn({ err }, 'failed to handle a STUN message');
+    }
+  }
+
+  private onBinding(msg: StunMessage, t: Tuple): void {
+    const unknown = unknownRequired(msg, KNOWN[Method.Binding]!);
+    if (unknown.length) return this.replyError(t, msg, 420, null, [[Attr.UnknownAttributes, unknownAttributesValue(unknown)]]);
+    const family = t.link.address.includes(':') ? 6 : 4;
+    this.reply(t, msg, Class.Success, [[Attr.XorMappedAddress, xorAddressValue({ family, address: t.link.address, port: t.link.port }, msg.transactionId)]], null);
+  }
+
+  private onSend(msg: StunMessage, t: Tuple): void {
+    const a = t.allocation();
+    const peerValue = attrValue(msg, Attr.XorPeerAddress);
+    const data = attrValue(msg, Attr.Data);
+    if (!a || !peerValue || !data || unknownRequired(msg, KNOWN[Method.Send]!).length) {
+      this.counters.relayDropped++;
+      return;
+    }
+    const peer = parseXorAddress(peerValue, msg.transactionId);
+    if (peer) a.fromClientSend(peer, data);
+  }
+
+  private onTurnRequest(msg: StunMessage, t: Tuple): void {
+    const outcome = this.auth.check(msg);
+    switch (outcome.kind) {
+      case 'challenge':
+        return this.challenge(t, msg, 401);
+      case 'stale':
+        this.counters.staleNonces++;
+        return this.challenge(t, msg, 438);
+      case 'bad':
+        return this.replyError(t, msg, 400, null);
+      case 'reject':
+        this.counters.authFailures++;
+        this.logger.debug({ remote: t.link.address, username: outcome.username, reason: outcome.reason }, 'turn auth failed');
+        return this.challenge(t, msg, 401);
+    }
+    const signer: Signer = { key: outcome.key, integrity: outcome.integrity };
+    const unknown = unknownRequired(msg, KNOWN[msg.method]!);
+    if (unknown.length) {
+      this.logger.debug({ method: msg.method, unknown }, 'unknown comprehension-required attributes');
+      return this.replyError(t, msg, 420, signer, [[Attr.UnknownAttributes, unknownAttributesValue(unknown)]]);
+    }
+    const existing = t.allocation();
+    if (msg.method === Method.Allocate) {
+      if (existing) {
+        if (existing.allocateTxn?.equals(msg.transactionId) && existing.allocateResponse) return t.link.send(existing.allocateResponse);
+        return this.replyError(t, msg, 437, signer);
+      }
+      void this.allocate(msg, t, signer, outcome).catch((err) => this.logger.warn({ err }, 'allocate failed'));
+      return;
+    }
+    if (!existing) return this.replyError(t, msg, 437, signer);
+    if (existing.owner.username !== outcome.username) return this.replyError(t, msg, 441, signer);
+    if (msg.method === Method.Refresh) return this.refresh(msg, t, existing, signer);
+    if (msg.method === Method.CreatePermission) return this.createPermission(msg, t, existing, signer);
+    return this.channelBind(msg, t, existing, signer);
+  }
+
+  private lifetimeFor(msg: StunMessage): number {
+    const requested = attrUint32(msg, Attr.Lifetime);
+    if (requested === undefined) return this.settings.defaultLifetime;
+    return Math.max(this.settings.defaultLifetime, Math.min(requested, this.settings.maxLifetime));
+  }
+
+  private async allocate(msg: StunMessage, t: Tuple, signer: Signer, who: { username: string; user: string | null; appId: string }): Promise<void> {
+    const transport = attrValue(msg, Attr.RequestedTransport);
+    if (!transport || transport.length !== 4) return this.replyError(t, msg, 400, signer);
+    if (transport[0] !== UDP_TRANSPORT) return this.replyError(t, msg, 442, signer);
+    const family = attrValue(msg, Attr.RequestedAddressFamily);
+    if (family && (family.length !== 4 || (family[0] !== 1 && family[0] !== 2))) return this.replyError(t, msg, 400, signer);
+    if (family && family[0] !== (this.relayFamily === 4 ? 1 : 2)) return this.replyError(t, msg, 440, signer);
+    const evenPort = attrValue(msg, Attr.EvenPort);
+    const token = attrValue(msg, Attr.ReservationToken);
+    if (evenPort && evenPort.length < 1) return this.replyError(t, msg, 400, signer);
+    if (token && (token.length !== 8 || evenPort || family)) return this.replyError(t, msg, 400, signer);
+    const userKey = `${who.appId}/${who.user ?? who.username}`;
+    if ((this.perUser.get(userKey) ?? 0) >= this.settings.maxAllocationsPerUser) {
+      this.counters.quotaExceeded++;
+      return this.replyError(t, msg, 486, signer);
+    }
+    if (this.allocations.size + this.allocating.size >= this.settings.maxAllocations) return this.replyError(t, msg, 508, signer);
+    let relay: RelaySockets | null;
+    if (token) {
+      const reserved = this.reservations.get(token.toString('hex'));
+      if (!reserved) return this.replyError(t, msg, 508, signer);
+      this.reservations.delete(token.toString('hex'));
+      relay = { socket: reserved.socket, port: reserved.port, next: null };
+    } else {
+      const tupleKey = `${t.link.transport}:${t.link.address}:${t.link.port}`;
+      if (this.allocating.has(tupleKey)) return;
+      this.allocating.add(tupleKey);
+      try {
+        relay = await openRelaySocket(this.relay, evenPort !== undefined, evenPort !== undefined && (evenPort[0]! & 0x80) !== 0);
+      } finally {
+        this.allocating.delete(tupleKey);
+      }
+    }
+    if (!relay) return this.replyError(t, msg, 508, signer);
+    // The client may have gone, or a retransmission won the race, while the socket was being bound.
+    if (t.allocation() || (t.link instanceof StreamLink && t.link.closed) || (this.perUser.get(userKey) ?? 0) >= this.settings.maxAllocationsPerUser) {
+      relay.socket.close();
+      relay.next?.close();
+      return;
+    }
+    this.perUser.set(userKey, (this.perUser.get(userKey) ?? 0) + 1);
+    const extra: [number, Buffer][] = [];
+    if (relay.next) {
+      const reservation = randomBytes(8);
+      this.reservations.set(reservation.toString('hex'), { socket: relay.next, port: relay.port + 1, expiresAt: Date.now() + RESERVATION_MS });
+      extra.push([Attr.ReservationToken, reservation]);
+    }
+    const lifetime = this.lifetimeFor(msg);
+    const relayed: AddressValue = { family: this.relayFamily, address: this.relay.advertisedAddress, port: relay.port };
+    const a = new Allocation(t.link, relay.socket, relayed, { username: who.username, user: who.user ?? who.username, appId: who.appId, key: signer.key, integrity: signer.integrity }, lifetime, this.counters);
+    a.userKey = userKey;
+    this.allocations.add(a);
+    t.attach(a);
+    this.counters.allocationsCreated++;
+    const clientFamily = t.link.address.includes(':') ? 6 : 4;
+    const response = this.encode(
+      t,
+      msg,
+      Class.Success,
+      [
+        [Attr.XorRelayedAddress, xorAddressValue(relayed, msg.transactionId)],
+        [Attr.Lifetime, uint32Value(lifetime)],
+        [Attr.XorMappedAddress, xorAddressValue({ family: clientFamily, address: t.link.address, port: t.link.port }, msg.transactionId)],
+        ...extra,
+      ],
+      signer,
+    );
+    a.allocateTxn = Buffer.from(msg.transactionId);
+    a.allocateResponse = response;
+    t.link.send(response);
+    this.logger.info({ user: a.owner.user, app: who.appId, client: `${t.link.transport}:${t.link.address}:${t.link.port}`, relay: `${relayed.address}:${relayed.port}`, lifetime }, 'allocation created');
+    void this.ctx.directory.audit({
+      username: a.owner.user,
+      protocol: 'turn',
+      appId: who.appId,
+      remote: t.link.address,
+      ok: true,
+      detail: `allocate ${t.link.transport} relay=${relayed.address}:${relayed.port} lifetime=${lifetime}`,
+    });
+  }
+
+  private refresh(msg: StunMessage, t: Tuple, a: Allocation, signer: Signer): void {
+    const family = attrValue(msg, Attr.RequestedAddressFamily);
+    if (family && family[0] !== (this.relayFamily === 4 ? 1 : 2)) return this.replyError(t, msg, 443, signer);
+    const requested = attrUint32(msg, Attr.Lifetime);
+    if (requested === 0) {
+      this.reply(t, msg, Class.Success, [[Attr.Lifetime, uint32Value(0)]], signer);
+      return this.removeAllocation(a, 'released');
+    }
+    const lifetime = this.lifetimeFor(msg);
+    a.refresh(lifetime);
+    this.reply(t, msg, Class.Success, [[Attr.Lifetime, uint32Value(lifetime)]], signer);
+  }
+
+  /** The XOR-PEER-ADDRESS values of a request, or the error code to answer with. */
+  private peersOf(msg: StunMessage): AddressValue[] | number {
+    const out: AddressValue[] = [];
+    for (const ref of msg.attributes) {
+      if (ref.type !== Attr.XorPeerAddress) continue;
+      const peer = parseXorAddress(msg.raw.subarray(ref.offset, ref.offset + ref.length), msg.transactionId);
+      if (!peer) return 400;
+      out.push(peer);
+    }
+    if (!out.length) return 400;
+    if (out.some((p) => p.family !== this.relayFamily)) return 443;
+    if (out.some((p) => !this.peers.allows(p.address))) {
+      this.counters.peerDenied++;
+      return 403;
+    }
+    return out;
+  }
+
+  private createPermission(msg: StunMessage, t: Tuple, a: Allocation, signer: Signer): void {
+    const peers = this.peersOf(msg);
+    if (typeof peers === 'number') return this.replyError(t, msg, peers, signer);
+    const addresses = peers.map((p) => p.address);
+    if (!a.canAddPermissions(addresses)) return this.replyError(t, msg, 508, signer);
+    const fresh = addresses.filter((x) => !a.peersSeen.has(x));
+    for (const x of addresses) a.installPermission(x);
+    if (fresh.length) this.auditPeers(a, fresh);
+    this.reply(t, msg, Class.Success, [], signer);
+  }
+
+  private channelBind(msg: StunMessage, t: Tuple, a: Allocation, signer: Signer): void {
+    const number = attrValue(msg, Attr.ChannelNumber);
+    if (!number || number.length !== 4) return this.replyError(t, msg, 400, signer);
+    const channel = number.readUInt16BE(0);
+    if (channel < CHANNEL_MIN || channel > CHANNEL_MAX) return this.replyError(t, msg, 400, signer);
+    const peers = this.peersOf(msg);
+    if (typeof peers === 'number') return this.replyError(t, msg, peers, signer);
+    if (peers.length !== 1) return this.replyError(t, msg, 400, signer);
+    const peer = peers[0]!;
+    const fresh = !a.peersSeen.has(peer.address);
+    const conflict = a.bindChannel(channel, peer);
+    if (conflict) {
+      this.logger.debug({ channel, peer, conflict }, 'channel bind refused');
+      return this.replyError(t, msg, 400, signer);
+    }
+    if (fresh) this.auditPeers(a, [peer.address]);
+    this.reply(t, msg, Class.Success, [], signer);
+  }
+
+  private auditPeers(a: Allocation, addresses: string[]): void {
+    void this.ctx.directory.audit({
+      username: a.owner.user,
+      protocol: 'turn',
+      appId: a.owner.appId,
+      remote: a.client.address,
+      ok: true,
+      detail: `permission relay=${a.relayed.address}:${a.relayed.port} peers=${addresses.join(',')}`,
+    });
+  }
+
+  private releaseUser(userKey: string): void {
+    const n = (this.perUser.get(userKey) ?? 1) - 1;
+    if (n <= 0) this.perUser.delete(userKey);
+    else this.perUser.set(userKey, n);
+  }
+
+  private removeAllocation(a: Allocation, why: string): void {
+    if (!this.allocations.delete(a)) return;
+    a.close();
+    this.releaseUser(a.userKey);
+    this.counters.allocationsClosed++;
+    if (a.client instanceof UdpLink) {
+      const ports = this.udpIndex.get(a.client.address);
+      if (ports?.get(a.client.port) === a) {
+        ports.delete(a.client.port);
+        if (ports.size === 0) this.udpIndex.delete(a.client.address);
+      }
+    }
+    a.onClose?.();
+    this.logger.info({ user: a.owner.user, relay: `${a.relayed.address}:${a.relayed.port}`, why, bytesToPeer: a.bytesToPeer, bytesToClient: a.bytesToClient }, 'allocation closed');
+    void this.ctx.directory.audit({
+      username: a.owner.user,
+      protocol: 'turn',
+      appId: a.owner.appId,
+      remote: a.client.address,
+      ok: true,
+      detail: `deallocate (${why}) relay=${a.relayed.address}:${a.relayed.port} peers=${[...a.peersSeen].slice(0, 50).join(',') || '-'} bytes_to_peer=${a.bytesToPeer} bytes_to_client=${a.bytesToClient}`,
+    });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const a of this.allocations) {
+      if (a.expiresAt <= now) this.removeAllocation(a, 'expired');
+      else a.sweep(now);
+    }
+    for (const [token, r] of this.reservations) {
+      if (r.expiresAt <= now) {
+        r.socket.close();
+        this.reservations.delete(token);
+      }
+    }
+    this.auth.sweep();
+  }
+
+  // ---- responses ----
+
+  private encode(t: Tuple, msg: StunMessage, cls: MessageClass, attributes: [number, Buffer][], signer: Signer | null): Buffer {
+    return encodeMessage(
+      { method: msg.method, cls, transactionId: msg.transactionId, attributes },
+      { integrity: signer ? { key: signer.key, kind: signer.integrity } : undefined, fingerprint: findAttr(msg, Attr.Fingerprint) !== undefined },
+    );
+  }
+
+  private reply(t: Tuple, msg: StunMessage, cls: MessageClass, attributes: [number, Buffer][], signer: Signer | null): void {
+    t.link.send(this.encode(t, msg, cls, attributes, signer));
+  }
+
+  /**
+   * An error response. Unsigned ones go to unauthenticated senders, who may be spoofing
+   * a victim's address: those are sent only when no larger than the request.
+   */
+  private replyError(t: Tuple, msg: StunMessage, code: number, signer: Signer | null, extra: [number, Buffer][] = []): void {
+    const out = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, REASONS[code] ?? '')], ...extra], signer);
+    if (!signer && out.length > msg.raw.length) {
+      const bare = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, '')], ...extra], null);
+      if (bare.length > msg.raw.length) {
+        this.counters.malformedDropped++;
+        return;
+      }
+      return t.link.send(bare);
+    }
+    t.link.send(out);
+  }
+
+  /** 401 or 438 with a fresh nonce: the one reply unauthenticated TURN requests get. */
+  private challenge(t: Tuple, msg: StunMessage, code: 401 | 438): void {
+    this.reply(
+      t,
+      msg,
+      Class.Error,
+      [
+        [Attr.ErrorCode, errorCodeValue(code, REASONS[code]!)],
+        [Attr.Realm, Buffer.from(this.auth.realm, 'utf8')],
+        [Attr.Nonce, Buffer.from(this.auth.newNonce(), 'utf8')],
+        [Attr.PasswordAlgorithms, passwordAlgorithmsValue(SUPPORTED_ALGORITHMS)],
+      ],
+      null,
+    );
+  }
+}
+
+function listenOn(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
