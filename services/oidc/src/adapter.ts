@@ -1,0 +1,191 @@
+import { Redis } from 'ioredis';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { DirectoryStore } from '@hearth/directory';
+import type { ClientRegistry } from './clients.ts';
+
+/**
+ * Where the provider keeps sessions, grants, codes and tokens: the shared directory
+ * store by default, Redis when HEARTH_REDIS_URL is set. Either way every replica sees
+ * the same state, so several processes behind a load balancer act as one.
+ */
+export interface OidcStorage {
+  get(model: string, id: string): Promise<AdapterPayload | undefined>;
+  /** ttlSeconds undefined = keep until deleted */
+  set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void>;
+  /** Marks a one-time entity (authorization code, ...) used, keeping its expiry. */
+  consume(model: string, id: string): Promise<void>;
+  delete(model: string, id: string): Promise<void>;
+  findOne(model: string, field: IndexedField, value: string): Promise<AdapterPayload | undefined>;
+  deleteAll(model: string, field: IndexedField, value: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The payload fields the provider (and user revocation) look entities up by. */
+export type IndexedField = 'uid' | 'userCode' | 'grantId' | 'accountId';
+
+/** Models whose entities belong to one account; purged when that user is disabled or deleted. */
+export const ACCOUNT_MODELS = ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+
+const EXPIRES_AT = '_hearthExpiresAt';
+
+function strip(raw: string): AdapterPayload {
+  const parsed = JSON.parse(raw) as AdapterPayload & { [EXPIRES_AT]?: number | null };
+  delete parsed[EXPIRES_AT];
+  return parsed;
+}
+
+export class StoreStorage implements OidcStorage {
+  constructor(private readonly store: DirectoryStore) {}
+
+  private ns(model: string): string {
+    return `oidc:${model}`;
+  }
+
+  async get(model: string, id: string): Promise<AdapterPayload | undefined> {
+    const raw = await this.store.kvGet(this.ns(model), id);
+    return raw === null ? undefined : strip(raw);
+  }
+
+  async set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void> {
+    const expiresAt = ttlSeconds === undefined ? null : Date.now() + ttlSeconds * 1000;
+    await this.store.kvSet(this.ns(model), id, JSON.stringify({ ...payload, [EXPIRES_AT]: expiresAt }), ttlSeconds ?? null);
+  }
+
+  async consume(model: string, id: string): Promise<void> {
+    const raw = await this.store.kvGet(this.ns(model), id);
+    if (raw === null) return;
+    const value = JSON.parse(raw) as AdapterPayload & { [EXPIRES_AT]?: number | null };
+    value.consumed = Math.floor(Date.now() / 1000);
+    const expiresAt = value[EXPIRES_AT] ?? null;
+    const ttl = expiresAt === null ? null : Math.max(1, Math.ceil((expiresAt - Date.now()) / 1000));
+    await this.store.kvSet(this.ns(model), id, JSON.stringify(value), ttl);
+  }
+
+  async delete(model: string, id: string): Promise<void> {
+    await this.store.kvDelete(this.ns(model), id);
+  }
+
+  async findOne(model: string, field: IndexedField, value: string): Promise<AdapterPayload | undefined> {
+    const [row] = await this.store.kvFindWhere(this.ns(model), field, value);
+    return row ? strip(row.value) : undefined;
+  }
+
+  async deleteAll(model: string, field: IndexedField, value: string): Promise<void> {
+    await this.store.kvDeleteWhere(this.ns(model), field, value);
+  }
+
+  async close(): Promise<void> {}
+}
+
+const INDEXED: IndexedField[] = ['uid', 'userCode', 'grantId', 'accountId'];
+/** Index sets outlive their members by this much so a late lookup still finds them. */
+const INDEX_SLACK_SECONDS = 60;
+
+export class RedisStorage implements OidcStorage {
+  constructor(private readonly redis: Redis) {}
+
+  static connect(url: string): RedisStorage {
+    const redis = new Redis(url, { maxRetriesPerRequest: 2 });
+    redis.on('error', () => {});
+    return new RedisStorage(redis);
+  }
+
+  private key(model: string, id: string): string {
+    return `hearth:oidc:${model}:${id}`;
+  }
+
+  private indexKey(model: string, field: IndexedField, value: string): string {
+    return `hearth:oidc:${model}:by-${field}:${value}`;
+  }
+
+  async get(model: string, id: string): Promise<AdapterPayload | undefined> {
+    const raw = await this.redis.get(this.key(model, id));
+    return raw === null ? undefined : (JSON.parse(raw) as AdapterPayload);
+  }
+
+  async set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void> {
+    const key = this.key(model, id);
+    const multi = this.redis.multi();
+    if (ttlSeconds === undefined) multi.set(key, JSON.stringify(payload));
+    else multi.set(key, JSON.stringify(payload), 'EX', ttlSeconds);
+    for (const field of INDEXED) {
+      const v = payload[field];
+      if (typeof v !== 'string') continue;
+      const idx = this.indexKey(model, field, v);
+      multi.sadd(idx, key);
+      if (ttlSeconds !== undefined) multi.expire(idx, ttlSeconds + INDEX_SLACK_SECONDS, 'GT');
+      else multi.persist(idx);
+      // EXPIRE GT does nothing on a key without a TTL; give a fresh set one.
+      if (ttlSeconds !== undefined) multi.expire(idx, ttlSeconds + INDEX_SLACK_SECONDS, 'NX');
+    }
+    await multi.exec();
+  }
+
+  async consume(model: string, id: string): Promise<void> {
+    const key = this.key(model, id);
+    const raw = await this.redis.get(key);
+    if (raw === null) return;
+    const value = JSON.parse(raw) as AdapterPayload;
+    value.consumed = Math.floor(Date.now() / 1000);
+    await this.redis.set(key, JSON.stringify(value), 'KEEPTTL');
+  }
+
+  async delete(model: string, id: string): Promise<void> {
+    await this.redis.del(this.key(model, id));
+  }
+
+  async findOne(model: string, field: IndexedField, value: string): Promise<AdapterPayload | undefined> {
+    for (const key of await this.redis.smembers(this.indexKey(model, field, value))) {
+      const raw = await this.redis.get(key);
+      if (raw !== null) return JSON.parse(raw) as AdapterPayload;
+    }
+    return undefined;
+  }
+
+  async deleteAll(model: string, field: IndexedField, value: string): Promise<void> {
+    const idx = this.indexKey(model, field, value);
+    const keys = await this.redis.smembers(idx);
+    await this.redis.del(idx, ...keys);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
+
+/** The adapter class oidc-provider instantiates per model. Clients come from the directory, never from storage. */
+export function adapterFor(storage: OidcStorage, clients: ClientRegistry): new (name: string) => Adapter {
+  return class HearthAdapter implements Adapter {
+    constructor(private readonly model: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      if (this.model === 'Client') return;
+      await storage.set(this.model, id, payload, expiresIn);
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.model === 'Client') return clients.get(id)?.metadata;
+      return storage.get(this.model, id);
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return storage.findOne(this.model, 'uid', uid);
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return storage.findOne(this.model, 'userCode', userCode);
+    }
+
+    async consume(id: string): Promise<void> {
+      await storage.consume(this.model, id);
+    }
+
+    async destroy(id: string): Promise<void> {
+      await storage.delete(this.model, id);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await storage.deleteAll(this.model, 'grantId', grantId);
+    }
+  };
+}

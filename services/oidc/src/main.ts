@@ -1,0 +1,4 @@
+import { runDaemon } from '@hearth/daemon';
+import { startOidc } from './server.ts';
+
+await runDaemon('oidc', (ctx) => startOidc(ctx));

@@ -1,0 +1,148 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HearthConfig } from '@hearth/config';
+import type { Directory } from '@hearth/directory';
+import type { Logger } from '@hearth/log';
+import Koa from 'koa';
+import type Provider from 'oidc-provider';
+import { ACCOUNT_MODELS, RedisStorage, StoreStorage, type OidcStorage } from './adapter.ts';
+import { ClientRegistry } from './clients.ts';
+import { oidcEndpoints } from './endpoints.ts';
+import { errorHandler, limitParams, offlineAccessConsent, securityHeaders } from './http.ts';
+import { interactionRoutes } from './interactions.ts';
+import { loadOrCreateKeys, readKeys, type KeyMaterial } from './keys.ts';
+import { buildProvider } from './provider.ts';
+
+export interface OidcContext {
+  config: HearthConfig;
+  directory: Directory;
+  logger: Logger;
+}
+
+export interface OidcOptions {
+  /** overrides config.ports.oidc (tests: 0) */
+  port?: number;
+  /** outgoing HTTP for back-channel logout (tests point it at a local server) */
+  fetch?: typeof fetch;
+  /** how often to look for rotated keys */
+  keyPollMs?: number;
+}
+
+export interface RunningOidc {
+  endpoints: string[];
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promise<RunningOidc> {
+  const { config, directory, logger } = ctx;
+  const storage: OidcStorage = config.redisUrl ? RedisStorage.connect(config.redisUrl) : new StoreStorage(directory.store);
+  const clients = new ClientRegistry(directory, config);
+  let keys: KeyMaterial = await loadOrCreateKeys(directory.store);
+
+  const build = (k: KeyMaterial): { provider: Provider; handler: ReturnType<Provider['callback']> } => {
+    const provider = buildProvider({ config, directory, clients, storage, keys: k, logger, fetch: opts.fetch });
+    const appId = (clientId: unknown): string | null => (typeof clientId === 'string' ? (clients.get(clientId)?.appId ?? null) : null);
+    provider.on('server_error', (c, err) => logger.error({ err, path: c.path }, 'oidc server error'));
+    provider.on('grant.success', (c) => {
+      void directory.audit({
+        username: c.oidc.account?.accountId ?? null,
+        protocol: 'oidc',
+        appId: appId(c.oidc.client?.clientId),
+        remote: c.ip || null,
+        ok: true,
+        detail: `token issued (${String(c.oidc.params?.grant_type)})`,
+      });
+    });
+    provider.on('grant.error', (c, err) => {
+      void directory.audit({
+        username: c.oidc?.account?.accountId ?? null,
+        protocol: 'oidc',
+        appId: appId(c.oidc?.client?.clientId),
+        remote: c.ip || null,
+        ok: false,
+        detail: `token refused (${(err as { error?: string }).error ?? err.message})`,
+      });
+    });
+    provider.on('end_session.success', (c) => {
+      void directory.audit({ username: c.oidc.session?.accountId ?? null, protocol: 'oidc', appId: appId(c.oidc.client?.clientId), remote: c.ip || null, ok: true, detail: 'logout' });
+    });
+    provider.on('backchannel.error', (_c, err, client) => logger.warn({ err: err.message, clientId: client.clientId }, 'back-channel logout failed'));
+    return { provider, handler: provider.callback() };
+  };
+  let current = build(keys);
+
+  const app = new Koa();
+  app.proxy = true;
+  app.maxIpsCount = 1;
+  app.silent = true;
+  app.use(errorHandler(logger));
+  app.use(securityHeaders(config));
+  app.use(limitParams);
+  app.use(offlineAccessConsent);
+  app.use(interactionRoutes({ provider: () => current.provider, directory, clients, storage, keys: () => keys.cookieKeys, logger }));
+  app.use(async (c) => {
+    c.respond = false;
+    await current.handler(c.req, c.res);
+  });
+
+  // A disabled or deleted user's sessions, grants and tokens go at once (findAccount already
+  // refuses them; this also drops what is stored).
+  let active = new Set(directory.users().filter((u) => u.active).map((u) => u.username));
+  const revoke = async (username: string): Promise<void> => {
+    try {
+      for (const model of ACCOUNT_MODELS) await storage.deleteAll(model, 'accountId', username);
+      logger.info({ username }, 'revoked sessions and tokens of a disabled or deleted user');
+    } catch (err) {
+      logger.warn({ err, username }, 'could not revoke sessions and tokens');
+    }
+  };
+  const stopWatching = directory.onChange((d) => {
+    const now = new Set(d.users().filter((u) => u.active).map((u) => u.username));
+    for (const name of active) if (!now.has(name)) void revoke(name);
+    active = now;
+  });
+
+  // Rotation (hearth oidc rotate-keys) writes new keys to the store; every replica picks them up.
+  const poll = setInterval(() => {
+    readKeys(directory.store)
+      .then((k) => {
+        if (k && k.version !== keys.version) {
+          keys = k;
+          current = build(k);
+          logger.info({ version: k.version }, 'signing keys rotated');
+        }
+      })
+      .catch((err) => logger.warn({ err }, 'could not check for rotated keys'));
+  }, opts.keyPollMs ?? 2000);
+  poll.unref();
+
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app.callback());
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? config.ports.oidc, config.listen, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const ep = oidcEndpoints(config.oidcIssuer);
+  return {
+    endpoints: [`${ep.issuer} (listening on http://${config.listen}:${port})`, ep.discovery],
+    port,
+    close: async () => {
+      clearInterval(poll);
+      stopWatching();
+      clients.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await storage.close();
+    },
+  };
+}
