@@ -1,0 +1,14 @@
+import { runDaemon } from '@hearth/daemon';
+import { loadSettings, SettingsError } from './settings.ts';
+import { startProxyAuth } from './server.ts';
+
+let settings;
+try {
+  settings = loadSettings();
+} catch (err) {
+  if (!(err instanceof SettingsError)) throw err;
+  process.stderr.write(`hearth proxyauth: ${err.message}\n`);
+  process.exit(1);
+}
+
+await runDaemon('proxyauth', ({ config, directory, logger }) => startProxyAuth({ config, directory, logger, settings }));

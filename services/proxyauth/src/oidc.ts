@@ -1,0 +1,108 @@
+import * as client from 'openid-client';
+import type { App } from '@hearth/directory';
+
+/**
+ * The gateway as an OpenID Connect client of services/oidc: one client per app (its
+ * app.credentials.proxyAuth), authorization code flow with PKCE, state and nonce.
+ * Provider metadata is discovered lazily and re-discovered after a failure, so the
+ * gateway can start before the provider.
+ */
+
+const METADATA_TTL_MS = 5 * 60_000;
+
+export interface SignInStart {
+  url: URL;
+  state: string;
+  verifier: string;
+  nonce: string;
+}
+
+export interface SignInResult {
+  sub: string;
+  username: string | null;
+  idToken: string | null;
+}
+
+export class OidcClients {
+  private metadata: { at: number; value: Promise<client.ServerMetadata> } | null = null;
+  private readonly configs = new Map<string, { fingerprint: string; config: client.Configuration }>();
+
+  constructor(private readonly issuer: string) {}
+
+  private serverMetadata(): Promise<client.ServerMetadata> {
+    if (this.metadata && Date.now() - this.metadata.at < METADATA_TTL_MS) return this.metadata.value;
+    const value = client
+      .discovery(new URL(this.issuer), 'hearth-proxyauth', undefined, undefined, {
+        execute: this.insecure ? [client.allowInsecureRequests] : [],
+        timeout: 10,
+      })
+      .then((c) => c.serverMetadata());
+    const entry = { at: Date.now(), value };
+    this.metadata = entry;
+    value.catch(() => {
+      if (this.metadata === entry) this.metadata = null;
+    });
+    return value;
+  }
+
+  private get insecure(): boolean {
+    return this.issuer.startsWith('http:');
+  }
+
+  /** The client configuration for an app; throws when the app has no proxyAuth client or the provider is unreachable. */
+  async forApp(app: App): Promise<client.Configuration> {
+    const creds = app.credentials.proxyAuth;
+    if (!creds?.clientId || !creds.clientSecret) throw new Error(`app ${app.id} has no proxyAuth client credentials`);
+    const metadata = await this.serverMetadata();
+    const fingerprint = `${metadata.issuer}\n${creds.clientId}\n${creds.clientSecret}`;
+    const cached = this.configs.get(app.id);
+    if (cached?.fingerprint === fingerprint) return cached.config;
+    const config = new client.Configuration(metadata, creds.clientId, undefined, client.ClientSecretBasic(creds.clientSecret));
+    config.timeout = 10;
+    if (this.insecure) client.allowInsecureRequests(config);
+    this.configs.set(app.id, { fingerprint, config });
+    return config;
+  }
+
+  async start(config: client.Configuration, redirectUri: string): Promise<SignInStart> {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: 'openid profile email',
+      response_type: 'code',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+    });
+    return { url, state, verifier, nonce };
+  }
+
+  /** Redeems the code from the callback URL; throws on any mismatch (state, nonce, PKCE, issuer, signature). */
+  async finish(config: client.Configuration, callbackUrl: URL, checks: { state: string; verifier: string; nonce: string }): Promise<SignInResult> {
+    const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
+      pkceCodeVerifier: checks.verifier,
+      expectedState: checks.state,
+      expectedNonce: checks.nonce,
+      idTokenExpected: true,
+    });
+    const claims = tokens.claims()!;
+    const username = typeof claims.preferred_username === 'string' ? claims.preferred_username : null;
+    return { sub: claims.sub, username, idToken: tokens.id_token ?? null };
+  }
+
+  /** The provider's end_session URL, or null when the provider is unreachable or has none. */
+  async endSessionUrl(app: App, postLogoutRedirectUri: string, idToken: string | null): Promise<URL | null> {
+    try {
+      const config = await this.forApp(app);
+      if (!config.serverMetadata().end_session_endpoint) return null;
+      const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: config.clientMetadata().client_id };
+      if (idToken) params.id_token_hint = idToken;
+      return client.buildEndSessionUrl(config, params);
+    } catch {
+      return null;
+    }
+  }
+}

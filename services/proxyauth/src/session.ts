@@ -1,0 +1,167 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { App, Directory } from '@hearth/directory';
+
+/**
+ * Gateway sessions. The cookie carries only a random session id and its HMAC; the
+ * session itself (user, app, times, id_token for logout) lives in the directory's
+ * expiring key/value store under the id's hash, so logout ends it everywhere and
+ * every replica sees the same sessions. The short-lived sign-in state (PKCE verifier,
+ * nonce, return path) travels in an AES-GCM sealed cookie instead.
+ */
+
+export const SESSION_COOKIE = 'hearth_proxyauth';
+export const LOGIN_COOKIE = 'hearth_proxyauth_login';
+const KV_NAMESPACE = 'proxyauth.session';
+
+/** The gateway-wide secret, generated once into $HEARTH_DATA_DIR/proxyauth/cookie.key. */
+export function loadMasterKey(dataDir: string): Buffer {
+  const dir = path.join(dataDir, 'proxyauth');
+  const file = path.join(dir, 'cookie.key');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Write aside, then link: replicas starting together agree on the first key written.
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    try {
+      fs.linkSync(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+  const hex = fs.readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is not a 32-byte hex key`);
+  return Buffer.from(hex, 'hex');
+}
+
+/** Each app signs with its own key: its provisioned cookieSecret, else one derived from the master key. */
+export function appKey(master: Buffer, app: App): Buffer {
+  const secret = app.credentials.proxyAuth?.cookieSecret;
+  const base = secret ? Buffer.from(secret, 'utf8') : master;
+  return createHmac('sha256', base).update(`hearth-proxyauth:${app.id}`).digest();
+}
+
+function subKey(key: Buffer, label: string): Buffer {
+  return createHmac('sha256', key).update(label).digest();
+}
+
+function mac(key: Buffer, value: string): Buffer {
+  return createHmac('sha256', subKey(key, 'session')).update(value).digest();
+}
+
+export function signSessionId(key: Buffer, sid: string): string {
+  return `${sid}.${mac(key, sid).toString('base64url')}`;
+}
+
+export function verifySessionCookie(key: Buffer, cookie: string): string | null {
+  const dot = cookie.indexOf('.');
+  if (dot <= 0) return null;
+  const sid = cookie.slice(0, dot);
+  if (!/^[A-Za-z0-9_-]{43}$/.test(sid)) return null;
+  const given = Buffer.from(cookie.slice(dot + 1), 'base64url');
+  const want = mac(key, sid);
+  return given.length === want.length && timingSafeEqual(given, want) ? sid : null;
+}
+
+/** AES-256-GCM; the output is base64url(iv | tag | ciphertext). */
+export function seal(key: Buffer, value: unknown): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', subKey(key, 'seal'), iv);
+  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+export function unseal(key: Buffer, sealed: string): unknown {
+  try {
+    const raw = Buffer.from(sealed, 'base64url');
+    if (raw.length < 29 || raw.length > 8192) return null;
+    const decipher = createDecipheriv('aes-256-gcm', subKey(key, 'seal'), raw.subarray(0, 12));
+    decipher.setAuthTag(raw.subarray(12, 28));
+    return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export interface SessionRecord {
+  userId: string;
+  appId: string;
+  /** ms since epoch */
+  createdAt: number;
+  lastSeen: number;
+  /** kept for the provider's end_session id_token_hint */
+  idToken: string | null;
+}
+
+export interface SessionLimits {
+  sessionIdleSeconds: number;
+  sessionMaxSeconds: number;
+}
+
+export interface ResolvedSession {
+  sid: string;
+  record: SessionRecord;
+}
+
+function kvKey(sid: string): string {
+  // A leaked store holds no usable cookie values.
+  return createHash('sha256').update(sid).digest('base64url');
+}
+
+export class SessionStore {
+  /** refresh lastSeen at most this often, so busy sessions do not write on every request */
+  private readonly touchMs: number;
+
+  constructor(
+    private readonly directory: Directory,
+    private readonly limits: SessionLimits,
+  ) {
+    this.touchMs = Math.min(60_000, (limits.sessionIdleSeconds * 1000) / 4);
+  }
+
+  /** Starts a session and returns the cookie value. */
+  async create(key: Buffer, app: App, userId: string, idToken: string | null, now = Date.now()): Promise<string> {
+    const sid = randomBytes(32).toString('base64url');
+    await this.write(sid, { userId, appId: app.id, createdAt: now, lastSeen: now, idToken }, now);
+    return signSessionId(key, sid);
+  }
+
+  /** The live session a cookie names for this app, or null (forged, foreign, idle, too old, ended). */
+  async resolve(key: Buffer, app: App, cookie: string, now = Date.now()): Promise<ResolvedSession | null> {
+    const sid = verifySessionCookie(key, cookie);
+    if (!sid) return null;
+    const raw = await this.directory.store.kvGet(KV_NAMESPACE, kvKey(sid));
+    if (!raw) return null;
+    let record: SessionRecord;
+    try {
+      record = JSON.parse(raw) as SessionRecord;
+    } catch {
+      return null;
+    }
+    if (record.appId !== app.id) return null;
+    if (now - record.lastSeen > this.limits.sessionIdleSeconds * 1000 || now - record.createdAt > this.limits.sessionMaxSeconds * 1000) {
+      await this.destroy(sid);
+      return null;
+    }
+    if (now - record.lastSeen > this.touchMs) {
+      record = { ...record, lastSeen: now };
+      await this.write(sid, record, now);
+    }
+    return { sid, record };
+  }
+
+  async destroy(sid: string): Promise<void> {
+    await this.directory.store.kvDelete(KV_NAMESPACE, kvKey(sid));
+  }
+
+  /** Writes a record as-is (tests use it to plant old sessions). */
+  async write(sid: string, record: SessionRecord, now = Date.now()): Promise<void> {
+    const idleLeft = this.limits.sessionIdleSeconds * 1000 - (now - record.lastSeen);
+    const maxLeft = this.limits.sessionMaxSeconds * 1000 - (now - record.createdAt);
+    const ttl = Math.max(1, Math.ceil(Math.min(idleLeft, maxLeft) / 1000));
+    await this.directory.store.kvSet(KV_NAMESPACE, kvKey(sid), JSON.stringify(record), ttl);
+  }
+}
