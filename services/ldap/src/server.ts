@@ -599,7 +599,7 @@ export async function startLdap(opts: LdapOptions): Promise<LdapServer> {
 
   let ldapsPort: number | null = null;
   if (opts.ldapsPort !== undefined && opts.ldapsPort !== null && opts.tls) {
-    const secure = tls.createServer({ secureContext: svc.secureContext!, handshakeTimeout: 10_000 }, (s) => accept(s, true));
+    const secure = tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: 10_000 }, (s) => accept(s, true));
     // Failed handshakes are the client's problem, not the server's.
     secure.on('tlsClientError', () => {});
     secure.on('error', (err) => opts.logger.error({ err }, 'LDAPS listener error'));

@@ -67,7 +67,7 @@ export async function startFixture(opts: { backend?: 'sqlite' | 'postgres' } = {
     appPassword,
     users: { alice, bob, carol, dave, erin: directory.userById(erin.id)! },
     url: `ldap://127.0.0.1:${server.port}`,
-    ldapsUrl: `ldaps://localhost:${server.ldapsPort}`,
+    ldapsUrl: `ldaps://127.0.0.1:${server.ldapsPort}`,
     close: async () => {
       await server.close();
       await directory.close();
@@ -82,11 +82,11 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs an ldap-utils client with LDAPRC/ldap.conf ignored, bounded in time. */
+/** Runs an ldap-utils client with a clean environment (no HOME, so no ~/.ldaprc), bounded in time. */
 export function run(cmd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LDAPNOINIT: '1', ...env },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
