@@ -19,7 +19,6 @@ export interface SignInStart {
 
 export interface SignInResult {
   sub: string;
-  username: string | null;
   idToken: string | null;
 }
 
@@ -88,9 +87,7 @@ export class OidcClients {
       expectedNonce: checks.nonce,
       idTokenExpected: true,
     });
-    const claims = tokens.claims()!;
-    const username = typeof claims.preferred_username === 'string' ? claims.preferred_username : null;
-    return { sub: claims.sub, username, idToken: tokens.id_token ?? null };
+    return { sub: tokens.claims()!.sub, idToken: tokens.id_token ?? null };
   }
 
   /** The provider's end_session URL, or null when the provider is unreachable or has none. */

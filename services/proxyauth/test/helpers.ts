@@ -163,3 +163,107 @@ export function readLine(socket: net.Socket): Promise<string> {
     socket.on('data', onData);
   });
 }
+
+export interface BrowserResponse {
+  url: URL;
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+interface JarCookie {
+  host: string;
+  name: string;
+  value: string;
+  path: string;
+  secure: boolean;
+  attributes: string;
+}
+
+/**
+ * A plain-HTTP browser for sign-in flows across the gateway and the provider: every
+ * host resolves to loopback, host-only cookies with paths, redirects followed by hand.
+ */
+export class HttpBrowser {
+  readonly cookies: JarCookie[] = [];
+
+  private cookieHeader(url: URL): string {
+    return this.cookies
+      .filter((c) => c.host === url.hostname && url.pathname.startsWith(c.path) && (!c.secure || url.protocol === 'https:'))
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
+  }
+
+  private store(url: URL, setCookie: string[] | undefined): void {
+    for (const line of setCookie ?? []) {
+      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq);
+      const value = pair!.slice(eq + 1);
+      const path = attrs.find((a) => /^path=/i.test(a))?.slice(5) ?? '/';
+      const gone = attrs.some((a) => /^max-age=0$/i.test(a) || /^expires=.*1970/i.test(a));
+      const i = this.cookies.findIndex((c) => c.host === url.hostname && c.name === name && c.path === path);
+      if (i >= 0) this.cookies.splice(i, 1);
+      if (!gone) this.cookies.push({ host: url.hostname, name, value, path, secure: attrs.some((a) => /^secure$/i.test(a)), attributes: line });
+    }
+  }
+
+  cookie(host: string, name: string): JarCookie | undefined {
+    return this.cookies.find((c) => c.host === host && c.name === name);
+  }
+
+  request(url: string | URL, opts: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<BrowserResponse> {
+    const u = new URL(url);
+    const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
+    const headers: Record<string, string> = { Host: u.host, Accept: 'text/html', ...opts.headers };
+    const cookie = this.cookieHeader(u);
+    if (cookie) headers.Cookie = cookie;
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/x-www-form-urlencoded';
+      headers['Content-Length'] = String(Buffer.byteLength(body));
+    }
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: u.port || 80, method: opts.method ?? (body ? 'POST' : 'GET'), path: u.pathname + u.search, headers, timeout: 15000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => {
+          this.store(u, res.headers['set-cookie']);
+          resolve({ url: u, status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`timeout: ${u.href}`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** Requests and follows redirects (POST becomes GET after 302/303); every hop is kept. */
+  async go(url: string | URL, opts: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<{ final: BrowserResponse; hops: BrowserResponse[] }> {
+    const hops: BrowserResponse[] = [];
+    let res = await this.request(url, opts);
+    hops.push(res);
+    while (res.status >= 300 && res.status < 400 && res.headers.location) {
+      if (hops.length > 15) throw new Error('too many redirects');
+      res = await this.request(new URL(res.headers.location, res.url));
+      hops.push(res);
+    }
+    return { final: res, hops };
+  }
+}
+
+/** The first form on a page whose action ends with `actionEnd`: its absolute action URL and hidden fields. */
+export function formOf(page: BrowserResponse, actionEnd: string): { action: URL; fields: Record<string, string> } {
+  const unescape = (s: string): string => s.replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n))).replace(/&amp;/g, '&');
+  for (const m of page.body.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)) {
+    const action = unescape(/action="([^"]*)"/.exec(m[1]!)?.[1] ?? '');
+    if (!action.endsWith(actionEnd)) continue;
+    const fields: Record<string, string> = {};
+    for (const input of m[2]!.matchAll(/<input\b[^>]*>/g)) {
+      if (!/type="hidden"/.test(input[0])) continue;
+      const name = /name="([^"]+)"/.exec(input[0])?.[1];
+      if (name) fields[name] = unescape(/value="([^"]*)"/.exec(input[0])?.[1] ?? '');
+    }
+    return { action: new URL(action, page.url), fields };
+  }
+  throw new Error(`no form ending in ${actionEnd} on ${page.url.href} (${page.status}):\n${page.body.slice(0, 2000)}`);
+}

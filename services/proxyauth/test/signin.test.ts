@@ -1,0 +1,185 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Directory, type App } from '@hearth/directory';
+import { freePort, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
+import { SESSION_COOKIE } from '../src/session.ts';
+import { HttpBrowser, formOf, startUpstream, type BrowserResponse, type Upstream } from './helpers.ts';
+
+/**
+ * The whole sign-in through services/oidc, over plain HTTP with a cookie jar: the wall,
+ * the provider's login form, the callback, the app; a second app with no new login;
+ * /logout ending both sessions.
+ */
+
+const PASSWORD = 'correct horse battery staple';
+
+let env: TestEnv;
+let oidc: Daemon;
+let gw: Daemon;
+let upstream: Upstream;
+let directory: Directory;
+let gwPort: number;
+let issuer: string;
+
+function app(id: string, proxyAuth: Record<string, unknown>, extra: Partial<App> = {}): App {
+  return {
+    id,
+    domain: `${id}.example.test`,
+    manifest: { title: id, addons: { proxyAuth } },
+    access: null,
+    upstream: upstream.url,
+    credentials: { proxyAuth: { clientId: `proxyauth-${id}`, clientSecret: `secret-${id}-0123456789abcdef`, cookieSecret: `cookie-${id}-0123456789abcdef` } },
+    createdAt: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+const at = (id: string, path: string): string => `http://${id}.example.test:${gwPort}${path}`;
+
+/** From the provider's login page: submit the password; returns where the provider sent the browser next. */
+async function submitLogin(browser: HttpBrowser, page: BrowserResponse, login: string): Promise<{ final: BrowserResponse; hops: BrowserResponse[] }> {
+  const form = formOf(page, '/login');
+  return browser.go(form.action, { form: { ...form.fields, login, password: PASSWORD } });
+}
+
+before(async () => {
+  upstream = await startUpstream();
+  gwPort = await freePort();
+  const oidcPort = await freePort();
+  issuer = `http://127.0.0.1:${oidcPort}`;
+  env = await testEnv({ env: { HEARTH_PROXYAUTH_PORT: String(gwPort), HEARTH_OIDC_PORT: String(oidcPort), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info' } });
+  directory = await Directory.open(env.config);
+  await directory.addUser({ username: 'alice', email: 'alice@example.test', password: PASSWORD, displayName: 'Alice' });
+  await directory.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
+  const staff = await directory.addGroup('staff');
+  await directory.addMember('staff', 'alice');
+  await directory.putApp(app('wall', {}, { access: { userIds: [], groupIds: [staff.id] } }), []);
+  await directory.putApp(app('adm', { path: '/admin' }), []);
+  [oidc, gw] = await Promise.all([
+    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"')),
+    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"')),
+  ]);
+});
+
+after(async () => {
+  await gw?.stop();
+  await oidc?.stop();
+  await upstream?.close();
+  await directory?.close();
+  await env?.cleanup();
+});
+
+test('sign in through the provider, land on the page asked for, then a second app without a new login, then log out', async () => {
+  const browser = new HttpBrowser();
+
+  // The wall sends the browser through /login to the provider's login form.
+  const first = await browser.go(at('wall', '/reports?month=5'));
+  assert.equal(first.hops[0]!.status, 302);
+  assert.equal(first.hops[0]!.headers.location, '/login?redirect=%2Freports%3Fmonth%3D5');
+  const toProvider = first.hops[1]!;
+  assert.equal(toProvider.status, 302);
+  const auth = new URL(toProvider.headers.location!);
+  assert.equal(auth.origin, issuer);
+  assert.equal(auth.searchParams.get('client_id'), 'proxyauth-wall');
+  assert.equal(auth.searchParams.get('redirect_uri'), at('wall', '/login/callback'));
+  assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
+  assert.ok(auth.searchParams.get('state') && auth.searchParams.get('nonce'));
+  assert.equal(first.final.url.origin, issuer);
+  assert.equal(first.final.status, 200);
+
+  // Password at the provider; back through the callback to the page first asked for.
+  const signedIn = await submitLogin(browser, first.final, 'alice');
+  const callback = signedIn.hops.find((h) => h.url.pathname === '/login/callback');
+  assert.ok(callback, 'the provider did not return to /login/callback');
+  assert.equal(callback.status, 302);
+  assert.equal(callback.headers.location, '/reports?month=5');
+  const cookie = browser.cookie('wall.example.test', SESSION_COOKIE);
+  assert.ok(cookie);
+  assert.match(cookie.attributes, /HttpOnly/);
+  assert.match(cookie.attributes, /SameSite=Lax/);
+  assert.doesNotMatch(cookie.attributes, /Secure/);
+  assert.equal(signedIn.final.status, 200);
+  assert.equal(signedIn.final.url.href, at('wall', '/reports?month=5'));
+  const echo = JSON.parse(signedIn.final.body);
+  assert.equal(echo.headers['x-remote-user'], 'alice');
+  assert.equal(echo.headers['x-remote-email'], 'alice@example.test');
+  assert.equal(echo.headers['x-remote-groups'], 'staff');
+  assert.equal(echo.headers.cookie, undefined);
+
+  // A second app: the provider session signs the browser in without a form.
+  const second = await browser.go(at('adm', '/admin/settings'));
+  assert.ok(second.hops.some((h) => h.url.origin === issuer));
+  assert.ok(!second.hops.some((h) => /<form[^>]*\/login"/.test(h.body)), 'the provider asked for the password again');
+  assert.equal(second.final.status, 200);
+  assert.equal(second.final.url.href, at('adm', '/admin/settings'));
+  assert.equal(JSON.parse(second.final.body).headers['x-remote-user'], 'alice');
+
+  // Open redirects are refused by the real flow too.
+  for (const evil of ['https://evil.example/', '//evil.example', '/\\evil.example']) {
+    const r = await browser.request(at('adm', `/login?redirect=${encodeURIComponent(evil)}`));
+    assert.equal(r.headers.location, '/', evil);
+  }
+
+  // /logout: the gateway session ends at once; the provider confirms and ends its own.
+  const out = await browser.request(at('wall', '/logout'));
+  assert.equal(out.status, 302);
+  const endSession = new URL(out.headers.location!);
+  assert.equal(endSession.origin + endSession.pathname, `${issuer}/session/end`);
+  assert.equal(endSession.searchParams.get('post_logout_redirect_uri'), at('wall', '/'));
+  assert.ok(endSession.searchParams.get('id_token_hint'));
+  assert.equal(browser.cookie('wall.example.test', SESSION_COOKIE), undefined);
+  const confirm = await browser.go(endSession);
+  const form = formOf(confirm.final, '/confirm');
+  const done = await browser.go(form.action, { form: { ...form.fields, logout: 'yes' } });
+  assert.ok(done.hops.some((h) => h.url.href === at('wall', '/')), 'the provider did not return to the app');
+
+  // Both are over: the wall and the provider ask for the password again.
+  const again = await browser.go(at('wall', '/reports'));
+  assert.equal(again.final.url.origin, issuer);
+  assert.match(again.final.body, /password/i);
+  formOf(again.final, '/login');
+});
+
+test('a user outside the access list is refused (by the provider, and the gateway never opens a session)', async () => {
+  const browser = new HttpBrowser();
+  const first = await browser.go(at('wall', '/'));
+  const r = await submitLogin(browser, first.final, 'bob');
+  assert.equal(r.final.status, 403);
+  assert.equal(browser.cookie('wall.example.test', SESSION_COOKIE), undefined);
+});
+
+test('behind TLS (X-Forwarded-Proto: https) the redirect URI is https and cookies are Secure', async () => {
+  const browser = new HttpBrowser();
+  const r = await browser.request(at('adm', '/login?redirect=/admin'), { headers: { 'X-Forwarded-Proto': 'https' } });
+  assert.equal(r.status, 302);
+  assert.equal(new URL(r.headers.location!).searchParams.get('redirect_uri'), 'https://adm.example.test/login/callback');
+  const setCookie = String(r.headers['set-cookie']);
+  assert.match(setCookie, /hearth_proxyauth_login=/);
+  assert.match(setCookie, /Secure/);
+  assert.match(setCookie, /HttpOnly/);
+  assert.match(setCookie, /Path=\/login/);
+});
+
+test('a callback without the browser\'s sign-in state, or with a forged state, does not sign in', async () => {
+  const browser = new HttpBrowser();
+  const first = await browser.go(at('adm', '/admin'));
+  assert.equal(first.final.url.origin, issuer);
+  const form = formOf(first.final, '/login');
+  const posted = await browser.request(form.action, { form: { ...form.fields, login: 'alice', password: PASSWORD } });
+  // Follow the provider's redirects until the callback URL shows up, but do not call it yet.
+  let res = posted;
+  while (res.headers.location && !res.headers.location.includes('/login/callback')) res = await browser.request(new URL(res.headers.location, res.url));
+  const callback = new URL(res.headers.location!, res.url);
+  assert.equal(callback.pathname, '/login/callback');
+
+  const stranger = new HttpBrowser();
+  const r1 = await stranger.request(callback);
+  assert.equal(r1.status, 400);
+  assert.equal(stranger.cookie('adm.example.test', SESSION_COOKIE), undefined);
+
+  const tampered = new URL(callback);
+  tampered.searchParams.set('state', 'forged');
+  const r2 = await browser.request(tampered);
+  assert.equal(r2.status, 400);
+  assert.equal(browser.cookie('adm.example.test', SESSION_COOKIE), undefined);
+});
