@@ -60,7 +60,8 @@ describe('bad input', () => {
   }
 
   it('missing or plain PKCE is refused (to the registered redirect_uri only)', async () => {
-    for (const params of [{ code_challenge: '', code_challenge_method: '' }, { code_challenge_method: 'plain' }]) {
+    const cases: Record<string, string>[] = [{ code_challenge: '', code_challenge_method: '' }, { code_challenge_method: 'plain' }];
+    for (const params of cases) {
       const res = await fetch(authUrl(params), { redirect: 'manual' });
       assert.equal(res.status, 303);
       const loc = new URL(res.headers.get('location')!);
