@@ -15,6 +15,40 @@ export interface Echo {
   bodySha256: string;
 }
 
+/** Text frame from server to client (unmasked; payloads under 64 KiB). */
+function textFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const head = payload.length < 126 ? Buffer.from([0x81, payload.length]) : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 255]);
+  return Buffer.concat([head, payload]);
+}
+
+/** A real RFC 6455 endpoint for browsers: greets with the X-Remote-User it was given, then echoes text frames. */
+function webSocketEcho(req: http.IncomingMessage, socket: Duplex): void {
+  const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  socket.write(textFrame(`hello ${req.headers['x-remote-user'] ?? 'anonymous'}`));
+  let buf = Buffer.alloc(0);
+  socket.on('error', () => socket.destroy());
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 6) {
+      const opcode = buf[0]! & 0x0f;
+      let len = buf[1]! & 0x7f;
+      let off = 2;
+      if (len === 126) {
+        len = buf.readUInt16BE(2);
+        off = 4;
+      }
+      if (buf.length < off + 4 + len) return;
+      const mask = buf.subarray(off, off + 4);
+      const payload = Buffer.from(buf.subarray(off + 4, off + 4 + len).map((b, i) => b ^ mask[i % 4]!));
+      buf = buf.subarray(off + 4 + len);
+      if (opcode === 8) return void socket.end(Buffer.from([0x88, 0]));
+      if (opcode === 1) socket.write(textFrame(payload.toString()));
+    }
+  });
+}
+
 export interface Upstream {
   port: number;
   url: string;
@@ -48,6 +82,7 @@ export async function startUpstream(): Promise<Upstream> {
     });
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+    if (req.url?.startsWith('/ws')) return webSocketEcho(req, socket);
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
     socket.write(`hello ${req.headers['x-remote-user'] ?? 'anonymous'} ${req.url}\n`);
     socket.pipe(socket);
