@@ -99,6 +99,7 @@ export class Queue {
   /** Loads the spool (recovering interrupted local deliveries) and starts delivering. */
   async start(): Promise<void> {
     this.spool.init();
+    this.spool.cleanTmp();
     this.spool.removeOrphanStates();
     for (const id of this.spool.ids()) {
       let env: QueueEnvelope;

@@ -95,6 +95,10 @@ export class Spool {
 
   init(): void {
     for (const d of [this.tmpDir, this.msgDir, this.stateDir, this.controlDir, this.corruptDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+
+  /** At daemon start only: a running daemon may be writing into tmp/. */
+  cleanTmp(): void {
     // leftovers of writes interrupted by a crash: never acknowledged, so never promised
     for (const f of fs.readdirSync(this.tmpDir)) fs.rmSync(path.join(this.tmpDir, f), { force: true });
   }

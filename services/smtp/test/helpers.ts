@@ -82,6 +82,7 @@ export async function startSink(port = 0): Promise<Sink> {
   };
   const server = new SMTPServer({
     authOptional: true,
+    closeTimeout: 200,
     disabledCommands: ['STARTTLS'],
     logger: false,
     disableReverseLookup: true,

@@ -22,7 +22,7 @@ const port = (): string => String(stack.smtp.ports.smtp);
 
 /** The sink's copy of the message whose Subject is `subject`. */
 async function relayed(subject: string): Promise<Sink['messages'][number]> {
-  return waitFor(() => sink.messages.find((m) => m.raw.includes(`Subject: ${subject}`)), 10000);
+  return (await waitFor(() => sink.messages.find((m) => m.raw.includes(`Subject: ${subject}`)), 10000))!;
 }
 
 describe('submission on 2525 (apps and users)', () => {
@@ -121,10 +121,10 @@ send('${BOB.email}', 'py-bob')
   it('local delivery: a user sends to a local mailbox, the file lands in the Maildir', async () => {
     const r = await swaks(['--port', port(), '--auth', 'PLAIN', '--auth-user', USER.username, '--auth-password', USER.password, '--from', USER.email, '--to', BOB.email, '--h-Subject', 'to-bob']);
     assert.equal(r.code, 0, r.out);
-    const msgs = await waitFor(() => {
+    const msgs = (await waitFor(() => {
       const m = maildirMessages(stack.env.dataDir, BOB.email).filter((x) => x.includes('Subject: to-bob'));
       return m.length ? m : null;
-    }, 10000);
+    }, 10000))!;
     assert.equal(msgs.length, 1);
     assert.match(msgs[0]!, /^Return-Path: <alice@example\.test>\r\nDelivered-To: bob@example\.test\r\nReceived: /);
   });
