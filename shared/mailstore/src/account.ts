@@ -91,6 +91,12 @@ export class Account {
     const n = normalizeFolderName(name);
     await this.mutex.run(async () => {
       if (n === 'INBOX' || (await this.exists(n))) throw new MailStoreError('mailbox already exists', 'exists');
+      // Superior levels are created too (RFC 3501 §6.3.3), so hierarchy browsing finds the new folder.
+      const levels = n.split(DELIMITER);
+      for (let i = 1; i < levels.length; i++) {
+        const parent = levels.slice(0, i).join(DELIMITER);
+        if (!(await this.exists(parent))) await this.makeFolderDir(parent);
+      }
       await this.makeFolderDir(n);
     });
   }

@@ -1,0 +1,69 @@
+import { asAtom, asList, parseNumber, ParseError, type Token } from './imap-parser.ts';
+import { parseSection, SectionError, type Section } from './bodystructure.ts';
+
+/** FETCH data items (RFC 3501 §6.4.5, RFC 7162 MODSEQ/CHANGEDSINCE), parsed from tokens. */
+
+export type FetchItem =
+  | { k: 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'MODSEQ' }
+  | {
+      k: 'SECTION';
+      /** the response label before any <origin>, e.g. BODY[HEADER] or RFC822.TEXT */
+      label: string;
+      peek: boolean;
+      section: Section;
+      partial: [number, number] | null;
+    };
+
+export interface FetchRequest {
+  items: FetchItem[];
+  changedSince: number | null;
+}
+
+const MACROS: Record<string, string[]> = {
+  ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
+  FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
+  FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
+};
+const SIMPLE = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'MODSEQ']);
+const SECTION_RE = /^(BODY|BODY\.PEEK)\[([^\]]*)\](?:<(\d+)\.(\d+)>)?$/i;
+
+function parseItem(raw: string): FetchItem {
+  const upper = raw.toUpperCase();
+  if (SIMPLE.has(upper)) return { k: upper as 'UID' };
+  if (upper === 'RFC822') return { k: 'SECTION', label: 'RFC822', peek: false, section: { path: [], specifier: '', fields: [] }, partial: null };
+  if (upper === 'RFC822.HEADER') return { k: 'SECTION', label: 'RFC822.HEADER', peek: true, section: { path: [], specifier: 'HEADER', fields: [] }, partial: null };
+  if (upper === 'RFC822.TEXT') return { k: 'SECTION', label: 'RFC822.TEXT', peek: false, section: { path: [], specifier: 'TEXT', fields: [] }, partial: null };
+  const m = SECTION_RE.exec(raw);
+  if (!m) throw new ParseError(`unknown FETCH item: ${raw.slice(0, 60)}`);
+  let section: Section;
+  try {
+    section = parseSection(m[2]!);
+  } catch (err) {
+    if (err instanceof SectionError) throw new ParseError(err.message);
+    throw err;
+  }
+  const partial: [number, number] | null = m[3] !== undefined ? [parseNumber(m[3], { allowZero: true }), parseNumber(m[4]!)] : null;
+  return { k: 'SECTION', label: `BODY[${m[2]}]`, peek: m[1]!.toUpperCase() === 'BODY.PEEK', section, partial };
+}
+
+export function parseFetch(args: Token[]): FetchRequest {
+  const spec = args[0];
+  if (!spec) throw new ParseError('missing FETCH items');
+  let names: string[];
+  if (spec.kind === 'atom' && MACROS[spec.value.toUpperCase()]) names = MACROS[spec.value.toUpperCase()]!;
+  else if (spec.kind === 'atom') names = [spec.value];
+  else names = asList(spec, 'FETCH items').map((t) => asAtom(t, 'FETCH item'));
+  if (names.length === 0) throw new ParseError('empty FETCH item list');
+  const items = names.map(parseItem);
+  let changedSince: number | null = null;
+  if (args[1]) {
+    const mods = asList(args[1], 'FETCH modifiers');
+    for (let i = 0; i < mods.length; i += 2) {
+      const name = asAtom(mods[i], 'modifier').toUpperCase();
+      if (name !== 'CHANGEDSINCE') throw new ParseError(`unknown FETCH modifier: ${name.slice(0, 40)}`);
+      changedSince = parseNumber(asAtom(mods[i + 1], 'mod-sequence'), { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+    }
+    if (args.length > 2) throw new ParseError('too many FETCH arguments');
+  }
+  return { items, changedSince };
+}

@@ -1,0 +1,208 @@
+/**
+ * A MIME tree over the raw message bytes (RFC 2045/2046/5322), pure: every part keeps
+ * byte offsets into the original buffer, so BODY[section] is served without re-encoding.
+ */
+
+export interface HeaderField {
+  /** lower case */
+  name: string;
+  /** unfolded, trimmed, latin1-decoded (bytes kept one-to-one) */
+  value: string;
+  /** the field's bytes including its line ending(s) */
+  start: number;
+  end: number;
+}
+
+export interface MimePart {
+  start: number;
+  /** first byte after the blank line that ends the header (== end when there is none) */
+  bodyStart: number;
+  end: number;
+  headers: HeaderField[];
+  type: string;
+  subtype: string;
+  params: [string, string][];
+  /** children of a multipart */
+  parts: MimePart[];
+  /** the embedded message of a message/rfc822 part */
+  message: MimePart | null;
+}
+
+const MAX_DEPTH = 20;
+const MAX_PARTS = 2000;
+
+export function header(part: MimePart, name: string): string | null {
+  const f = part.headers.find((h) => h.name === name);
+  return f ? f.value : null;
+}
+
+/** Parses a whole message. Never throws: malformed input gives a best-effort tree. */
+export function parseMessage(buf: Buffer): MimePart {
+  const counter = { n: 0 };
+  return parseEntity(buf, 0, buf.length, 'text/plain', 0, counter);
+}
+
+function parseEntity(buf: Buffer, start: number, end: number, defaultType: string, depth: number, counter: { n: number }): MimePart {
+  counter.n++;
+  const { headers, bodyStart } = parseHeaders(buf, start, end);
+  const ct = headers.find((h) => h.name === 'content-type')?.value ?? '';
+  const parsed = parseContentType(ct || defaultType);
+  const part: MimePart = { start, bodyStart, end, headers, type: parsed.type, subtype: parsed.subtype, params: parsed.params, parts: [], message: null };
+  if (!ct) {
+    const [t, s] = defaultType.split('/');
+    part.type = t!;
+    part.subtype = s!;
+    if (part.type === 'text') part.params = [['charset', 'us-ascii']];
+  }
+  if (depth >= MAX_DEPTH || counter.n > MAX_PARTS) return part;
+  if (part.type === 'multipart') {
+    const boundary = part.params.find(([k]) => k === 'boundary')?.[1];
+    if (boundary) {
+      const childDefault = part.subtype === 'digest' ? 'message/rfc822' : 'text/plain';
+      for (const [s, e] of splitMultipart(buf, bodyStart, end, boundary)) part.parts.push(parseEntity(buf, s, e, childDefault, depth + 1, counter));
+    }
+    if (part.parts.length === 0) {
+      // A multipart without parts is served as one empty text part, as Dovecot does.
+      part.parts.push({ start: bodyStart, bodyStart, end: bodyStart, headers: [], type: 'text', subtype: 'plain', params: [['charset', 'us-ascii']], parts: [], message: null });
+    }
+  } else if (part.type === 'message' && (part.subtype === 'rfc822' || part.subtype === 'global')) {
+    part.message = parseEntity(buf, bodyStart, end, 'text/plain', depth + 1, counter);
+  }
+  return part;
+}
+
+/** Header fields from start; the body begins after the first empty line. */
+export function parseHeaders(buf: Buffer, start: number, end: number): { headers: HeaderField[]; bodyStart: number } {
+  const headers: HeaderField[] = [];
+  let pos = start;
+  let current: { name: string; raw: string; start: number; end: number } | null = null;
+  const flush = (): void => {
+    if (!current) return;
+    headers.push({ name: current.name, value: current.raw.replace(/\r?\n/g, '').replace(/^[ \t]+|[ \t]+$/g, ''), start: current.start, end: current.end });
+    current = null;
+  };
+  while (pos < end) {
+    let nl = buf.indexOf(10, pos);
+    if (nl < 0 || nl >= end) nl = end - 1;
+    const lineEnd = nl + 1;
+    const line = buf.toString('latin1', pos, buf[nl] === 10 && nl > pos && buf[nl - 1] === 13 ? nl - 1 : buf[nl] === 10 ? nl : lineEnd);
+    if (line === '') {
+      flush();
+      return { headers, bodyStart: lineEnd };
+    }
+    if ((line[0] === ' ' || line[0] === '\t') && current) {
+      (current as { raw: string; end: number }).raw += line;
+      (current as { end: number }).end = lineEnd;
+    } else {
+      flush();
+      const colon = line.indexOf(':');
+      if (colon > 0) current = { name: line.slice(0, colon).trim().toLowerCase(), raw: line.slice(colon + 1), start: pos, end: lineEnd };
+    }
+    pos = lineEnd;
+  }
+  flush();
+  return { headers, bodyStart: end };
+}
+
+/** Byte ranges of the parts between `--boundary` lines (without the CRLF before a boundary). */
+function splitMultipart(buf: Buffer, start: number, end: number, boundary: string): [number, number][] {
+  const delim = Buffer.from(`--${boundary}`, 'latin1');
+  const ranges: [number, number][] = [];
+  let partStart = -1;
+  let pos = start;
+  while (pos < end) {
+    const i = buf.indexOf(delim, pos);
+    if (i < 0 || i >= end) break;
+    const atLineStart = i === start || buf[i - 1] === 10;
+    if (!atLineStart) {
+      pos = i + 1;
+      continue;
+    }
+    const after = i + delim.length;
+    const closing = buf[after] === 45 && buf[after + 1] === 45;
+    if (partStart >= 0) {
+      let e = i;
+      if (buf[e - 1] === 10) e--;
+      if (buf[e - 1] === 13) e--;
+      ranges.push([partStart, Math.max(partStart, e)]);
+    }
+    if (closing) return ranges;
+    let nl = buf.indexOf(10, after);
+    if (nl < 0 || nl >= end) nl = end - 1;
+    partStart = nl + 1;
+    pos = partStart;
+  }
+  if (partStart >= 0 && partStart < end) ranges.push([partStart, end]);
+  return ranges;
+}
+
+export interface ContentType {
+  type: string;
+  subtype: string;
+  params: [string, string][];
+}
+
+/** `type/subtype; a=b; c="d"` with comments ignored; lower-case type and parameter names. */
+export function parseContentType(value: string): ContentType {
+  const [main, params] = splitParams(value);
+  const m = /^([^/\s]+)\s*\/\s*([^\s;]+)/.exec(main);
+  if (!m) return { type: 'text', subtype: 'plain', params: params.length ? params : [['charset', 'us-ascii']] };
+  return { type: m[1]!.toLowerCase(), subtype: m[2]!.toLowerCase(), params };
+}
+
+/** The value before the first `;` and the parameters after it. */
+export function splitParams(value: string): [string, [string, string][]] {
+  const clean = stripComments(value);
+  const params: [string, string][] = [];
+  const semi = clean.indexOf(';');
+  const main = (semi < 0 ? clean : clean.slice(0, semi)).trim();
+  if (semi < 0) return [main, params];
+  const re = /;\s*([^=\s;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(clean.slice(semi)))) {
+    let v = m[2]!.trim();
+    if (v.startsWith('"')) v = v.slice(1, -1).replace(/\\(.)/g, '$1');
+    params.push([m[1]!.toLowerCase(), v]);
+  }
+  return [main, params];
+}
+
+function stripComments(s: string): string {
+  if (!s.includes('(')) return s;
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quoted) {
+      out += c;
+      if (c === '\\') out += s[++i] ?? '';
+      else if (c === '"') quoted = false;
+    } else if (c === '"' && depth === 0) {
+      quoted = true;
+      out += c;
+    } else if (c === '(') depth++;
+    else if (c === ')' && depth > 0) depth--;
+    else if (depth === 0) out += c;
+  }
+  return out;
+}
+
+/** Children as IMAP numbers them: a multipart's parts, an embedded message's parts, or the part itself as "1". */
+export function childrenOf(part: MimePart): MimePart[] {
+  if (part.parts.length) return part.parts;
+  if (part.message) return childrenOf(part.message);
+  return [part];
+}
+
+/** Decodes RFC 2047 encoded words for SEARCH; unknown charsets are left as they are. */
+export function decodeWords(value: string): string {
+  return value.replace(/=\?([^?*]+)(?:\*[^?]*)?\?([bBqQ])\?([^?]*)\?=(\s+(?==\?))?/g, (all, charset: string, enc: string, text: string) => {
+    try {
+      const bytes = enc.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+      return new TextDecoder(charset.toLowerCase()).decode(bytes);
+    } catch {
+      return all;
+    }
+  });
+}

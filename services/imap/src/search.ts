@@ -1,0 +1,227 @@
+import { asAtom, asUtf8, parseDate, parseNumber, parseSequenceSet, ParseError, resolveSequenceSet, type SequenceSet, type Token } from './imap-parser.ts';
+import { decodeWords, header, parseMessage, type MimePart } from './mime.ts';
+
+/** SEARCH keys (RFC 3501 §6.4.4, RFC 7162 MODSEQ): parsing from tokens and matching, pure. */
+
+export type SearchKey =
+  | { k: 'all' }
+  | { k: 'none' }
+  | { k: 'flag'; flag: string; set: boolean }
+  | { k: 'header'; field: string; value: string }
+  | { k: 'body'; value: string; withHeader: boolean }
+  | { k: 'date'; sent: boolean; op: 'before' | 'on' | 'since'; day: number }
+  | { k: 'size'; larger: boolean; n: number }
+  | { k: 'set'; uid: boolean; set: SequenceSet }
+  | { k: 'modseq'; n: number }
+  | { k: 'not'; key: SearchKey }
+  | { k: 'or'; a: SearchKey; b: SearchKey }
+  | { k: 'and'; keys: SearchKey[] };
+
+export class BadCharsetError extends Error {}
+
+const FLAG_KEYS: Record<string, [string, boolean]> = {
+  ANSWERED: ['\\Answered', true],
+  DELETED: ['\\Deleted', true],
+  DRAFT: ['\\Draft', true],
+  FLAGGED: ['\\Flagged', true],
+  SEEN: ['\\Seen', true],
+  UNANSWERED: ['\\Answered', false],
+  UNDELETED: ['\\Deleted', false],
+  UNDRAFT: ['\\Draft', false],
+  UNFLAGGED: ['\\Flagged', false],
+  UNSEEN: ['\\Seen', false],
+};
+const HEADER_KEYS: Record<string, string> = { BCC: 'bcc', CC: 'cc', FROM: 'from', SUBJECT: 'subject', TO: 'to' };
+const DATE_KEYS: Record<string, [boolean, 'before' | 'on' | 'since']> = {
+  BEFORE: [false, 'before'],
+  ON: [false, 'on'],
+  SINCE: [false, 'since'],
+  SENTBEFORE: [true, 'before'],
+  SENTON: [true, 'on'],
+  SENTSINCE: [true, 'since'],
+};
+
+/** Parses `[CHARSET x] key...`; throws ParseError (BAD) or BadCharsetError (NO [BADCHARSET]). */
+export function parseSearch(args: Token[]): SearchKey {
+  let i = 0;
+  if (args[0]?.kind === 'atom' && args[0].value.toUpperCase() === 'CHARSET') {
+    const cs = asUtf8(args[1], 'charset').toUpperCase();
+    if (cs !== 'UTF-8' && cs !== 'US-ASCII') throw new BadCharsetError(cs);
+    i = 2;
+  }
+  const keys: SearchKey[] = [];
+  const next = (): SearchKey => {
+    if (i >= args.length) throw new ParseError('missing search key');
+    return parseKey(args, () => args[i++]!);
+  };
+  while (i < args.length) keys.push(next());
+  if (keys.length === 0) throw new ParseError('missing search key');
+  return keys.length === 1 ? keys[0]! : { k: 'and', keys };
+}
+
+function parseKey(args: Token[], take: () => Token, depth = 0): SearchKey {
+  if (depth > 50) throw new ParseError('search nested too deep');
+  const t = take();
+  if (t.kind === 'list') {
+    if (t.items.length === 0) throw new ParseError('empty search list');
+    let j = 0;
+    const keys: SearchKey[] = [];
+    const inner = (): Token => {
+      const x = t.items[j++];
+      if (!x) throw new ParseError('incomplete search key');
+      return x;
+    };
+    while (j < t.items.length) keys.push(parseKey(t.items, inner, depth + 1));
+    return keys.length === 1 ? keys[0]! : { k: 'and', keys };
+  }
+  if (t.kind !== 'atom') throw new ParseError('search key expected');
+  const word = t.value.toUpperCase();
+  const arg = (): Token => take();
+  const str = (): string => asUtf8(arg(), 'search string');
+  if (word === 'ALL') return { k: 'all' };
+  if (word === 'NEW' || word === 'RECENT') return { k: 'none' };
+  if (word === 'OLD') return { k: 'all' };
+  const flag = FLAG_KEYS[word];
+  if (flag) return { k: 'flag', flag: flag[0], set: flag[1] };
+  if (word === 'KEYWORD' || word === 'UNKEYWORD') return { k: 'flag', flag: asAtom(arg(), 'keyword'), set: word === 'KEYWORD' };
+  const hk = HEADER_KEYS[word];
+  if (hk) return { k: 'header', field: hk, value: str() };
+  if (word === 'HEADER') {
+    const field = asUtf8(arg(), 'header name').toLowerCase();
+    return { k: 'header', field, value: str() };
+  }
+  if (word === 'BODY' || word === 'TEXT') return { k: 'body', value: str(), withHeader: word === 'TEXT' };
+  const dk = DATE_KEYS[word];
+  if (dk) return { k: 'date', sent: dk[0], op: dk[1], day: parseDate(asUtf8(arg(), 'date')) };
+  if (word === 'LARGER' || word === 'SMALLER') return { k: 'size', larger: word === 'LARGER', n: parseNumber(asAtom(arg(), 'size'), { allowZero: true }) };
+  if (word === 'UID') return { k: 'set', uid: true, set: parseSequenceSet(asAtom(arg(), 'UID set')) };
+  if (word === 'NOT') return { k: 'not', key: parseKey(args, take, depth + 1) };
+  if (word === 'OR') return { k: 'or', a: parseKey(args, take, depth + 1), b: parseKey(args, take, depth + 1) };
+  if (word === 'MODSEQ') {
+    // MODSEQ [entry-name entry-type] n
+    let v = asAtom(arg(), 'mod-sequence');
+    if (!/^\d+$/.test(v)) {
+      asAtom(arg(), 'entry type');
+      v = asAtom(arg(), 'mod-sequence');
+    }
+    return { k: 'modseq', n: parseNumber(v, { allowZero: true, max: Number.MAX_SAFE_INTEGER }) };
+  }
+  if (/^[\d*:,]+$/.test(t.value)) return { k: 'set', uid: false, set: parseSequenceSet(t.value) };
+  throw new ParseError(`unknown search key: ${t.value.slice(0, 40)}`);
+}
+
+/** What a key needs beyond flags and numbers. */
+export function needsContent(key: SearchKey): boolean {
+  switch (key.k) {
+    case 'header':
+    case 'body':
+      return true;
+    case 'date':
+      return key.sent;
+    case 'not':
+      return needsContent(key.key);
+    case 'or':
+      return needsContent(key.a) || needsContent(key.b);
+    case 'and':
+      return key.keys.some(needsContent);
+    default:
+      return false;
+  }
+}
+
+export interface Candidate {
+  seq: number;
+  uid: number;
+  flags: readonly string[];
+  modseq: number;
+  size: number;
+  internalDate: Date;
+  /** the raw message, only when needsContent() */
+  raw: Buffer | null;
+  maxSeq: number;
+  maxUid: number;
+}
+
+export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; body?: string } = {}): boolean {
+  switch (key.k) {
+    case 'all':
+      return true;
+    case 'none':
+      return false;
+    case 'flag':
+      return c.flags.some((f) => f.toLowerCase() === key.flag.toLowerCase()) === key.set;
+    case 'size':
+      return key.larger ? c.size > key.n : c.size < key.n;
+    case 'set':
+      return resolveSequenceSet(key.set, key.uid ? c.maxUid : c.maxSeq)(key.uid ? c.uid : c.seq);
+    case 'modseq':
+      return c.modseq >= key.n;
+    case 'not':
+      return !matches(key.key, c, cache);
+    case 'or':
+      return matches(key.a, c, cache) || matches(key.b, c, cache);
+    case 'and':
+      return key.keys.every((k) => matches(k, c, cache));
+    case 'date': {
+      let t: number;
+      if (key.sent) {
+        const d = header(rootOf(c, cache), 'date');
+        t = d ? Date.parse(d.replace(/\([^)]*\)/g, '').trim()) : NaN;
+        if (Number.isNaN(t)) return false;
+      } else t = c.internalDate.getTime();
+      const day = Math.floor(t / 86_400_000) * 86_400_000;
+      return key.op === 'before' ? day < key.day : key.op === 'on' ? day === key.day : day >= key.day;
+    }
+    case 'header': {
+      const root = rootOf(c, cache);
+      const needle = key.value.toLowerCase();
+      return root.headers.some((h) => h.name === key.field && (needle === '' || decodeText(decodeWords(h.value)).toLowerCase().includes(needle)));
+    }
+    case 'body': {
+      const root = rootOf(c, cache);
+      cache.body ??= bodyText(c.raw!, root).toLowerCase();
+      const needle = key.value.toLowerCase();
+      if (cache.body.includes(needle)) return true;
+      return key.withHeader && root.headers.some((h) => decodeText(decodeWords(`${h.name}: ${h.value}`)).toLowerCase().includes(needle));
+    }
+  }
+}
+
+function rootOf(c: Candidate, cache: { root?: MimePart }): MimePart {
+  cache.root ??= parseMessage(c.raw ?? Buffer.alloc(0));
+  return cache.root;
+}
+
+/** Header values are kept as latin1 bytes; raw UTF-8 in headers is read back as UTF-8. */
+function decodeText(s: string): string {
+  if (!/[\x80-\xff]/.test(s)) return s;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(s, 'latin1'));
+  } catch {
+    return s;
+  }
+}
+
+/** The text of all text/* leaves, transfer- and charset-decoded. */
+function bodyText(buf: Buffer, part: MimePart): string {
+  if (part.parts.length) return part.parts.map((p) => bodyText(buf, p)).join('\n');
+  if (part.message) return bodyText(buf, part.message);
+  if (part.type !== 'text') return '';
+  let bytes = buf.subarray(part.bodyStart, part.end);
+  const cte = (header(part, 'content-transfer-encoding') ?? '').trim().toLowerCase();
+  if (cte === 'base64') bytes = Buffer.from(bytes.toString('latin1'), 'base64');
+  else if (cte === 'quoted-printable')
+    bytes = Buffer.from(
+      bytes
+        .toString('latin1')
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    );
+  const charset = part.params.find(([k]) => k === 'charset')?.[1] ?? 'utf-8';
+  try {
+    return new TextDecoder(charset.toLowerCase()).decode(bytes);
+  } catch {
+    return bytes.toString('utf8');
+  }
+}

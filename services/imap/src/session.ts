@@ -1,0 +1,937 @@
+import type { Directory } from '@hearth/directory';
+import type { Logger } from '@hearth/log';
+import {
+  canonicalSystemFlag,
+  DELIMITER,
+  mailLogin,
+  MailStoreError,
+  normalizeFolderName,
+  stillAllowed,
+  SYSTEM_FLAGS,
+  type Account,
+  type Folder,
+  type MailStore,
+  type MessageRecord,
+  type Principal,
+} from '@hearth/mailstore';
+import { encodeBodyStructure, sectionBytes } from './bodystructure.ts';
+import { envelope } from './envelope.ts';
+import { parseFetch } from './fetch.ts';
+import { atom, compactSet, continuation, encodeValue, orderedSet, status, tagged, toBuffer, untagged, type Value } from './imap-encoder.ts';
+import {
+  asAtom,
+  asList,
+  asString,
+  asUtf8,
+  formatDateTime,
+  maxOfSet,
+  parseCommand,
+  parseDateTime,
+  ParseError,
+  parseNumber,
+  parseSequenceSet,
+  resolveSequenceSet,
+  type CommandParts,
+  type Token,
+} from './imap-parser.ts';
+import { parseMessage, type MimePart } from './mime.ts';
+import { BadCharsetError, matches, needsContent, parseSearch } from './search.ts';
+import type { ImapSettings } from './settings.ts';
+
+/** What the session needs from its connection. */
+export interface Transport {
+  /** resolves when the bytes are accepted (waits for drain under backpressure) */
+  write(data: Buffer): Promise<void>;
+  /** switches to TLS; the server drops any bytes the client pipelined after STARTTLS */
+  startTls(): Promise<void>;
+  close(): void;
+  readonly secure: boolean;
+  readonly remote: string | null;
+}
+
+export interface SessionDeps {
+  directory: Directory;
+  store: MailStore;
+  logger: Logger;
+  settings: ImapSettings;
+  tlsAvailable: boolean;
+}
+
+export type State = 'notauth' | 'auth' | 'selected' | 'logout';
+
+type Status = 'OK' | 'NO' | 'BAD';
+interface Reply {
+  status: Status;
+  text: string;
+  code?: string;
+}
+
+class CommandError extends Error {
+  constructor(
+    readonly status: 'NO' | 'BAD',
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+const no = (text: string, code?: string): never => {
+  throw new CommandError('NO', text, code);
+};
+
+interface View {
+  folder: Folder;
+  readOnly: boolean;
+  /** message sequence numbers: uids[seq - 1] */
+  uids: number[];
+  modseqSeen: number;
+  dirty: boolean;
+  stop: () => void;
+}
+
+const ANY = new Set(['CAPABILITY', 'NOOP', 'LOGOUT', 'ID']);
+const NOTAUTH = new Set(['STARTTLS', 'AUTHENTICATE', 'LOGIN']);
+const AUTH = new Set([
+  'SELECT', 'EXAMINE', 'CREATE', 'DELETE', 'RENAME', 'SUBSCRIBE', 'UNSUBSCRIBE', 'LIST', 'LSUB', 'STATUS', 'APPEND',
+  'NAMESPACE', 'ENABLE', 'IDLE', 'GETQUOTA', 'GETQUOTAROOT', 'SETQUOTA',
+]);
+const SELECTED = new Set([
+  'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'FETCH', 'STORE', 'COPY', 'MOVE',
+  'UID FETCH', 'UID SEARCH', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE',
+]);
+/** Commands during which EXPUNGE responses must not be sent (RFC 3501 §7.4.1). */
+const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH']);
+const MAX_BAD = 20;
+const MAX_AUTH_FAILURES = 5;
+const WRITE_CHUNK = 64 * 1024;
+
+/**
+ * One IMAP connection's state machine (RFC 3501 §3) with the extensions Hearth offers.
+ * The server feeds it framed commands one at a time and it writes responses through
+ * its Transport; it never throws to the caller.
+ */
+export class Session {
+  state: State = 'notauth';
+  principal: Principal | null = null;
+  private account: Account | null = null;
+  private view: View | null = null;
+  private condstore = false;
+  private badCount = 0;
+  private authFailures = 0;
+  /** flag changes this session already reported itself (uid → modseq) */
+  private readonly reported = new Map<number, number>();
+  /** a command waiting for a continuation line (IDLE's DONE, AUTHENTICATE's response) */
+  private pendingLine: ((line: string) => Promise<void>) | null = null;
+  private idleFlush: (() => void) | null = null;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    private readonly io: Transport,
+  ) {}
+
+  /** re-read after awaits: a BYE may have ended the session meanwhile */
+  get closed(): boolean {
+    return this.state === 'logout';
+  }
+
+  get idling(): boolean {
+    return this.idleFlush !== null;
+  }
+
+  greeting(): Buffer {
+    return status('OK', 'Hearth IMAP ready', `CAPABILITY ${this.capabilities()}`);
+  }
+
+  capabilities(): string {
+    const caps = ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'ENABLE', 'IDLE'];
+    if (this.state === 'notauth') {
+      if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
+      caps.push('AUTH=PLAIN');
+    } else {
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'UNSELECT', 'CONDSTORE', 'QUOTA', 'QUOTA=RES-STORAGE');
+    }
+    return caps.join(' ');
+  }
+
+  /** A protocol error found while framing (line too long, literal too big). */
+  async rejected(tag: string | null, text: string, tooBig: boolean): Promise<void> {
+    await this.send(tag ? tagged(tag, 'BAD', text, tooBig ? 'TOOBIG' : undefined) : status('BAD', text));
+    await this.countBad();
+  }
+
+  private async countBad(): Promise<void> {
+    if (++this.badCount > MAX_BAD) await this.bye('Too many invalid commands');
+  }
+
+  async bye(text: string): Promise<void> {
+    if (this.state === 'logout') return;
+    this.state = 'logout';
+    await this.send(status('BYE', text)).catch(() => {});
+    this.io.close();
+  }
+
+  /** Disconnect cleanup: stop watching the folder. */
+  end(): void {
+    this.state = 'logout';
+    this.deselect();
+  }
+
+  /** Called after directory changes: a disabled user or removed app loses the session. */
+  async recheck(): Promise<void> {
+    if (this.principal && this.account && !stillAllowed(this.deps.directory, this.principal, this.account.address)) {
+      await this.bye('Access revoked');
+    }
+  }
+
+  private send(data: Buffer): Promise<void> {
+    return this.io.write(data);
+  }
+
+  async handle(parts: CommandParts): Promise<void> {
+    if (this.state === 'logout') return;
+    if (this.pendingLine) {
+      const fn = this.pendingLine;
+      this.pendingLine = null;
+      const line = typeof parts[0] === 'string' && parts.length === 1 ? parts[0] : '';
+      await fn(line);
+      return;
+    }
+    let tag = '*';
+    try {
+      const cmd = parseCommand(parts);
+      tag = cmd.tag;
+      const reply = await this.dispatch(cmd.tag, cmd.name, cmd.args);
+      if (reply === null) return;
+      if (reply.status === 'BAD') await this.countBad();
+      else this.badCount = 0;
+      if (!this.closed || reply.status === 'OK') await this.send(tagged(tag, reply.status, reply.text, reply.code));
+    } catch (err) {
+      let reply: Reply;
+      if (err instanceof ParseError) {
+        tag = err.tag ?? tag;
+        reply = { status: 'BAD', text: err.message };
+      } else if (err instanceof CommandError) reply = { status: err.status, text: err.message, code: err.code };
+      else if (err instanceof MailStoreError) reply = storeErrorReply(err);
+      else {
+        this.deps.logger.error({ err }, 'IMAP command failed');
+        reply = { status: 'NO', text: 'Internal error', code: 'SERVERBUG' };
+      }
+      if (reply.status === 'BAD') await this.countBad();
+      if (!this.closed) await this.send(tag === '*' ? status('BAD', reply.text) : tagged(tag, reply.status, reply.text, reply.code));
+    }
+  }
+
+  private async dispatch(tag: string, name: string, args: Token[]): Promise<Reply | null> {
+    const allowed = ANY.has(name) ? true : NOTAUTH.has(name) ? this.state === 'notauth' : AUTH.has(name) ? this.state === 'auth' || this.state === 'selected' : SELECTED.has(name) ? this.state === 'selected' : null;
+    if (allowed === null) throw new CommandError('BAD', `Unknown command ${name.slice(0, 30)}`);
+    if (!allowed) throw new CommandError('BAD', `${name} is not valid in this state`);
+    const reply = await this.run(tag, name, args);
+    if (reply && this.view && this.state === 'selected') await this.flushUpdates(!NO_EXPUNGE.has(name));
+    return reply;
+  }
+
+  private async run(tag: string, name: string, args: Token[]): Promise<Reply | null> {
+    switch (name) {
+      case 'CAPABILITY':
+        noArgs(args);
+        await this.send(untagged(atom('CAPABILITY'), atom(this.capabilities())));
+        return ok('CAPABILITY completed');
+      case 'NOOP':
+      case 'CHECK':
+        noArgs(args);
+        await this.view?.folder.refresh();
+        return ok(`${name} completed`);
+      case 'LOGOUT':
+        noArgs(args);
+        await this.send(status('BYE', 'Logging out'));
+        this.state = 'logout';
+        await this.send(tagged(tag, 'OK', 'LOGOUT completed'));
+        this.deselect();
+        this.io.close();
+        return null;
+      case 'ID':
+        await this.send(untagged(atom('ID'), ['name', 'Hearth', 'vendor', 'Hearth']));
+        return ok('ID completed');
+      case 'STARTTLS':
+        noArgs(args);
+        if (!this.deps.tlsAvailable || this.io.secure) throw new CommandError('BAD', 'STARTTLS not available');
+        await this.send(tagged(tag, 'OK', 'Begin TLS negotiation now'));
+        await this.io.startTls();
+        return null;
+      case 'LOGIN':
+        if (args.length !== 2) throw new ParseError('LOGIN needs a user name and a password');
+        return this.login(asUtf8(args[0], 'user name'), asUtf8(args[1], 'password'));
+      case 'AUTHENTICATE':
+        return this.authenticate(tag, args);
+      case 'SELECT':
+      case 'EXAMINE':
+        return this.select(args, name === 'EXAMINE');
+      case 'CREATE':
+        await this.acct().createFolder(mailboxArg(args[0]));
+        return ok('CREATE completed');
+      case 'DELETE': {
+        const n = mailboxArg(args[0]);
+        if (this.view && this.view.folder.name === n) {
+          this.deselect();
+          this.state = 'auth';
+        }
+        await this.acct().deleteFolder(n);
+        return ok('DELETE completed');
+      }
+      case 'RENAME':
+        await this.acct().renameFolder(mailboxArg(args[0]), mailboxArg(args[1]));
+        return ok('RENAME completed');
+      case 'SUBSCRIBE':
+        await this.acct().subscribe(mailboxArg(args[0]));
+        return ok('SUBSCRIBE completed');
+      case 'UNSUBSCRIBE':
+        await this.acct().unsubscribe(mailboxArg(args[0]));
+        return ok('UNSUBSCRIBE completed');
+      case 'LIST':
+      case 'LSUB':
+        return this.list(args, name === 'LSUB');
+      case 'STATUS':
+        return this.statusCmd(args);
+      case 'APPEND':
+        return this.append(args);
+      case 'NAMESPACE':
+        noArgs(args);
+        await this.send(untagged(atom('NAMESPACE'), [['', DELIMITER]], null, null));
+        return ok('NAMESPACE completed');
+      case 'ENABLE': {
+        const enabled: string[] = [];
+        for (const t of args) {
+          const cap = asAtom(t, 'capability').toUpperCase();
+          if (cap === 'CONDSTORE' && !enabled.includes(cap)) {
+            this.condstore = true;
+            enabled.push(cap);
+          }
+        }
+        if (args.length === 0) throw new ParseError('ENABLE needs a capability');
+        await this.send(untagged(atom('ENABLED'), ...enabled.map(atom)));
+        return ok('ENABLE completed');
+      }
+      case 'IDLE':
+        noArgs(args);
+        return this.idle(tag);
+      case 'GETQUOTAROOT': {
+        const n = mailboxArg(args[0]);
+        if (!(await this.acct().exists(n))) no('No such mailbox', 'NONEXISTENT');
+        const q = this.deps.settings.quotaBytes > 0;
+        await this.send(untagged(atom('QUOTAROOT'), n, ...(q ? [''] : [])));
+        if (q) await this.send(await this.quotaResponse());
+        return ok('GETQUOTAROOT completed');
+      }
+      case 'GETQUOTA':
+        if (asString(args[0], 'quota root') !== '' || this.deps.settings.quotaBytes === 0) no('No such quota root', 'NONEXISTENT');
+        await this.send(await this.quotaResponse());
+        return ok('GETQUOTA completed');
+      case 'SETQUOTA':
+        return { status: 'NO', text: 'Quota is set by the administrator', code: 'NOPERM' };
+      case 'CLOSE':
+      case 'UNSELECT': {
+        noArgs(args);
+        const v = this.view!;
+        this.deselect();
+        this.state = 'auth';
+        if (name === 'CLOSE' && !v.readOnly) await v.folder.expunge();
+        return ok(`${name} completed`);
+      }
+      case 'EXPUNGE':
+        noArgs(args);
+        this.writable();
+        await this.view!.folder.expunge();
+        return ok('EXPUNGE completed');
+      case 'UID EXPUNGE': {
+        this.writable();
+        const uids = this.messages(asAtom(args[0], 'UID set'), true).map((m) => m.uid);
+        if (uids.length) await this.view!.folder.expunge(uids);
+        return ok('UID EXPUNGE completed');
+      }
+      case 'SEARCH':
+      case 'UID SEARCH':
+        return this.search(args, name === 'UID SEARCH');
+      case 'FETCH':
+      case 'UID FETCH':
+        return this.fetch(args, name === 'UID FETCH');
+      case 'STORE':
+      case 'UID STORE':
+        return this.store(args, name === 'UID STORE');
+      case 'COPY':
+      case 'UID COPY':
+      case 'MOVE':
+      case 'UID MOVE':
+        return this.copy(args, name.startsWith('UID '), name.endsWith('MOVE'));
+    }
+    throw new CommandError('BAD', 'Unknown command');
+  }
+
+  private acct(): Account {
+    return this.account!;
+  }
+
+  private writable(): void {
+    if (this.view?.readOnly) no('Mailbox is read-only', 'READ-ONLY');
+  }
+
+  // ---- authentication ----
+
+  private async login(login: string, password: string): Promise<Reply> {
+    const res = await mailLogin(this.deps.directory, { login, password, protocol: 'imap', remote: this.io.remote });
+    if (!res.ok) {
+      if (++this.authFailures >= MAX_AUTH_FAILURES) {
+        await this.bye('Too many failed logins');
+        return { status: 'NO', text: 'Authentication failed', code: 'AUTHENTICATIONFAILED' };
+      }
+      if (res.reason === 'throttled') return { status: 'NO', text: 'Too many failed logins, try later', code: 'UNAVAILABLE' };
+      if (res.reason === 'no_mailbox') return { status: 'NO', text: 'No mailbox for this account', code: 'AUTHORIZATIONFAILED' };
+      return { status: 'NO', text: 'Authentication failed', code: 'AUTHENTICATIONFAILED' };
+    }
+    this.account = await this.deps.store.open(res.address);
+    this.principal = res.principal;
+    this.state = 'auth';
+    this.deps.logger.info({ login: res.principal.name, remote: this.io.remote }, 'IMAP login');
+    return { status: 'OK', text: 'Logged in', code: `CAPABILITY ${this.capabilities()}` };
+  }
+
+  private async authenticate(tag: string, args: Token[]): Promise<Reply | null> {
+    const mech = asAtom(args[0], 'mechanism').toUpperCase();
+    if (mech !== 'PLAIN') return { status: 'NO', text: 'Unsupported mechanism', code: 'CANNOT' };
+    const finish = async (b64: string): Promise<Reply> => {
+      if (b64 === '*') throw new CommandError('BAD', 'AUTHENTICATE cancelled');
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new CommandError('BAD', 'Invalid base64');
+      const fields = Buffer.from(b64, 'base64').toString('utf8').split('\0');
+      if (fields.length !== 3) throw new CommandError('BAD', 'Invalid PLAIN response');
+      const [authz, authc, password] = fields as [string, string, string];
+      if (authz && authz !== authc) return { status: 'NO', text: 'Proxy authorization not allowed', code: 'AUTHORIZATIONFAILED' };
+      return this.login(authc, password);
+    };
+    if (args[1]) return finish(args[1].kind === 'atom' && args[1].value === '=' ? '' : asAtom(args[1], 'initial response'));
+    await this.send(continuation(''));
+    this.pendingLine = async (line) => {
+      let reply: Reply;
+      try {
+        reply = await finish(line);
+      } catch (err) {
+        reply = err instanceof CommandError ? { status: err.status, text: err.message } : { status: 'NO', text: 'Authentication failed' };
+      }
+      if (this.state !== 'logout') await this.send(tagged(tag, reply.status, reply.text, reply.code));
+    };
+    return null;
+  }
+
+  // ---- mailbox selection and updates ----
+
+  private deselect(): void {
+    if (!this.view) return;
+    this.view.stop();
+    this.view = null;
+  }
+
+  private async select(args: Token[], readOnly: boolean): Promise<Reply> {
+    const name = mailboxArg(args[0]);
+    if (args[1]) {
+      for (const p of asList(args[1], 'select parameters')) {
+        if (asAtom(p, 'select parameter').toUpperCase() === 'CONDSTORE') this.condstore = true;
+        else throw new ParseError('unknown SELECT parameter');
+      }
+    }
+    if (this.view) {
+      this.deselect();
+      this.state = 'auth';
+      if (this.condstore) await this.send(status('OK', 'Previous mailbox closed', 'CLOSED'));
+    }
+    const folder = await this.acct().folder(name);
+    await folder.refresh();
+    const view: View = { folder, readOnly, uids: folder.messages.map((m) => m.uid), modseqSeen: folder.highestModseq, dirty: false, stop: () => {} };
+    const onChange = (): void => {
+      view.dirty = true;
+      this.idleFlush?.();
+    };
+    folder.on('change', onChange);
+    const unwatch = folder.watch();
+    view.stop = () => {
+      folder.off('change', onChange);
+      unwatch();
+    };
+    this.view = view;
+    this.state = 'selected';
+    const flagList = [...SYSTEM_FLAGS, ...folder.permanentKeywords].map(atom);
+    const firstUnseen = folder.messages.findIndex((m) => !m.flags.includes('\\Seen'));
+    await this.send(
+      Buffer.concat([
+        untagged(atom('FLAGS'), flagList),
+        status('OK', 'Flags permitted', `PERMANENTFLAGS ${toBuffer(encodeValue(readOnly ? [] : [...flagList, ...(folder.canAddKeywords ? [atom('\\*')] : [])])).toString('latin1')}`),
+        untagged(view.uids.length, atom('EXISTS')),
+        untagged(0, atom('RECENT')),
+        ...(firstUnseen >= 0 ? [status('OK', 'First unseen', `UNSEEN ${firstUnseen + 1}`)] : []),
+        status('OK', 'UIDs valid', `UIDVALIDITY ${folder.uidValidity}`),
+        status('OK', 'Predicted next UID', `UIDNEXT ${folder.uidNext}`),
+        status('OK', 'Highest', `HIGHESTMODSEQ ${folder.highestModseq}`),
+      ]),
+    );
+    return { status: 'OK', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, code: readOnly ? 'READ-ONLY' : 'READ-WRITE' };
+  }
+
+  /** Reports what changed in the selected folder: EXPUNGE (when allowed), EXISTS, FETCH FLAGS. */
+  private async flushUpdates(allowExpunge: boolean): Promise<void> {
+    const v = this.view;
+    if (!v) return;
+    const f = v.folder;
+    if (f.gone) {
+      await this.bye('Selected mailbox was deleted');
+      return;
+    }
+    v.dirty = false;
+    const out: Buffer[] = [];
+    if (allowExpunge && v.uids.some((u) => !f.get(u))) {
+      for (let i = v.uids.length - 1; i >= 0; i--) if (!f.get(v.uids[i]!)) out.push(untagged(i + 1, atom('EXPUNGE')));
+      v.uids = v.uids.filter((u) => f.get(u));
+    }
+    const last = v.uids[v.uids.length - 1] ?? 0;
+    const msgs = f.messages;
+    let lo = 0;
+    let hi = msgs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (msgs[mid]!.uid <= last) lo = mid + 1;
+      else hi = mid;
+    }
+    if (f.highestModseq > v.modseqSeen) {
+      for (let i = 0; i < v.uids.length; i++) {
+        const rec = f.get(v.uids[i]!);
+        if (!rec || rec.modseq <= v.modseqSeen || this.reported.get(rec.uid) === rec.modseq) continue;
+        out.push(this.flagsResponse(i + 1, rec, false));
+      }
+      v.modseqSeen = f.highestModseq;
+    }
+    if (lo < msgs.length) {
+      for (let i = lo; i < msgs.length; i++) v.uids.push(msgs[i]!.uid);
+      out.push(untagged(v.uids.length, atom('EXISTS')));
+    }
+    this.reported.clear();
+    if (out.length) await this.send(Buffer.concat(out));
+  }
+
+  private flagsResponse(seq: number, rec: MessageRecord, withUid: boolean): Buffer {
+    const items: Value[] = [atom('FLAGS'), rec.flags.map(atom)];
+    if (withUid) items.push(atom('UID'), rec.uid);
+    if (this.condstore) items.push(atom('MODSEQ'), [rec.modseq]);
+    return untagged(seq, atom('FETCH'), items);
+  }
+
+  private async idle(tag: string): Promise<Reply | null> {
+    await this.view?.folder.refresh();
+    if (this.view) await this.flushUpdates(true);
+    await this.send(continuation('idling'));
+    let flushing = false;
+    let again = false;
+    this.idleFlush = () => {
+      if (flushing) {
+        again = true;
+        return;
+      }
+      flushing = true;
+      void (async () => {
+        do {
+          again = false;
+          await this.flushUpdates(true).catch(() => {});
+        } while (again);
+        flushing = false;
+      })();
+    };
+    this.pendingLine = async (line) => {
+      this.idleFlush = null;
+      if (line.toUpperCase() !== 'DONE') {
+        await this.send(tagged(tag, 'BAD', 'Expected DONE'));
+        await this.countBad();
+        return;
+      }
+      await this.flushUpdates(true);
+      await this.send(tagged(tag, 'OK', 'IDLE terminated'));
+    };
+    return null;
+  }
+
+  /** The selected messages a set names, in sequence order, with their sequence numbers. */
+  private messages(set: string, uid: boolean): { seq: number; rec: MessageRecord; uid: number }[] {
+    const v = this.view!;
+    const parsed = parseSequenceSet(set);
+    const out: { seq: number; rec: MessageRecord; uid: number }[] = [];
+    if (uid) {
+      const test = resolveSequenceSet(parsed, v.uids[v.uids.length - 1] ?? 0);
+      v.uids.forEach((u, i) => {
+        const rec = v.folder.get(u);
+        if (rec && test(u)) out.push({ seq: i + 1, rec, uid: u });
+      });
+      return out;
+    }
+    if (maxOfSet(parsed, v.uids.length) > v.uids.length) throw new CommandError('BAD', 'Invalid message sequence number');
+    const test = resolveSequenceSet(parsed, v.uids.length);
+    v.uids.forEach((u, i) => {
+      const rec = v.folder.get(u);
+      if (rec && test(i + 1)) out.push({ seq: i + 1, rec, uid: u });
+    });
+    return out;
+  }
+
+  // ---- mailbox management ----
+
+  private async list(args: Token[], lsub: boolean): Promise<Reply> {
+    let i = 0;
+    const selection = new Set<string>();
+    if (!lsub && args[0]?.kind === 'list') {
+      for (const t of args[0].items) selection.add(asAtom(t, 'selection option').toUpperCase());
+      i = 1;
+    }
+    const ref = asString(args[i], 'reference');
+    const patTok = args[i + 1];
+    const patterns = patTok?.kind === 'list' && !lsub ? patTok.items.map((t) => asString(t, 'pattern')) : [asString(patTok, 'pattern')];
+    const returns = new Set<string>();
+    if (args[i + 2]) {
+      if (lsub || asAtom(args[i + 2], 'RETURN').toUpperCase() !== 'RETURN') throw new ParseError('unexpected LIST argument');
+      for (const t of asList(args[i + 3], 'return options')) returns.add(asAtom(t, 'return option').toUpperCase());
+    }
+    const cmd = lsub ? 'LSUB' : 'LIST';
+    if (patterns.length === 1 && patterns[0] === '' && !lsub) {
+      await this.send(untagged(atom('LIST'), [atom('\\Noselect')], DELIMITER, ''));
+      return ok('LIST completed');
+    }
+    const acct = this.acct();
+    const folders = await acct.listFolders();
+    const subs = new Set(await acct.subscriptions());
+    const onlySubscribed = lsub || selection.has('SUBSCRIBED');
+    const showSubscribed = returns.has('SUBSCRIBED') || selection.has('SUBSCRIBED');
+    const res = patterns.map((p) => patternRegex(ref + p));
+    const out: Buffer[] = [];
+    for (const f of folders) {
+      if (!res.some((re) => re.test(f.name))) continue;
+      const subscribed = f.name === 'INBOX' || subs.has(f.name);
+      if (onlySubscribed && !subscribed) continue;
+      if (selection.has('SPECIAL-USE') && !f.specialUse) continue;
+      const attrs = [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+      if (f.specialUse) attrs.push(f.specialUse);
+      if (showSubscribed && subscribed) attrs.push('\\Subscribed');
+      out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name));
+    }
+    if (out.length) await this.send(Buffer.concat(out));
+    return ok(`${cmd} completed`);
+  }
+
+  private async statusCmd(args: Token[]): Promise<Reply> {
+    const name = mailboxArg(args[0]);
+    const items = asList(args[1], 'status items').map((t) => asAtom(t, 'status item').toUpperCase());
+    if (items.length === 0) throw new ParseError('empty STATUS item list');
+    const folder = await this.acct().folder(name);
+    await folder.refresh();
+    const out: Value[] = [];
+    for (const item of items) {
+      out.push(atom(item));
+      if (item === 'MESSAGES') out.push(folder.messages.length);
+      else if (item === 'RECENT') out.push(0);
+      else if (item === 'UIDNEXT') out.push(folder.uidNext);
+      else if (item === 'UIDVALIDITY') out.push(folder.uidValidity);
+      else if (item === 'UNSEEN') out.push(folder.messages.filter((m) => !m.flags.includes('\\Seen')).length);
+      else if (item === 'HIGHESTMODSEQ') out.push(folder.highestModseq);
+      else throw new ParseError(`unknown STATUS item ${item.slice(0, 30)}`);
+    }
+    await this.send(untagged(atom('STATUS'), folder.name, out));
+    return ok('STATUS completed');
+  }
+
+  private async quotaResponse(): Promise<Buffer> {
+    const usage = await this.acct().usage();
+    return untagged(atom('QUOTA'), '', [atom('STORAGE'), Math.ceil(usage.bytes / 1024), Math.floor(this.deps.settings.quotaBytes / 1024)]);
+  }
+
+  private async checkQuota(adding: number): Promise<void> {
+    if (this.deps.settings.quotaBytes === 0) return;
+    const usage = await this.acct().usage();
+    if (usage.bytes + adding > this.deps.settings.quotaBytes) no('Mailbox is over quota', 'OVERQUOTA');
+  }
+
+  private async append(args: Token[]): Promise<Reply> {
+    const name = mailboxArg(args[0]);
+    let i = 1;
+    let flags: string[] = [];
+    let date: Date | undefined;
+    if (args[i]?.kind === 'list') flags = parseFlags(asList(args[i++]));
+    const maybeDate = args[i];
+    if (maybeDate?.kind === 'string' && !maybeDate.literal && args[i + 1]) {
+      date = parseDateTime(maybeDate.value.toString('latin1'));
+      i++;
+    }
+    const msg = args[i];
+    if (!msg || msg.kind !== 'string') throw new ParseError('APPEND needs a message literal');
+    if (args.length > i + 1) throw new ParseError('MULTIAPPEND is not supported');
+    if (msg.value.length === 0) no('Empty message');
+    if (msg.value.length > this.deps.settings.maxMessageBytes) no('Message too large', 'TOOBIG');
+    const acct = this.acct();
+    if (!(await acct.exists(name))) no('No such mailbox', 'TRYCREATE');
+    await this.checkQuota(msg.value.length);
+    const folder = await acct.folder(name);
+    const rec = await folder.append(msg.value, flags, date);
+    acct.added(msg.value.length, 1);
+    return { status: 'OK', text: 'APPEND completed', code: `APPENDUID ${folder.uidValidity} ${rec.uid}` };
+  }
+
+  // ---- message commands ----
+
+  private async search(args: Token[], uid: boolean): Promise<Reply> {
+    let key;
+    try {
+      key = parseSearch(args);
+    } catch (err) {
+      if (err instanceof BadCharsetError) return { status: 'NO', text: 'Unsupported charset', code: 'BADCHARSET (UTF-8 US-ASCII)' };
+      throw err;
+    }
+    const v = this.view!;
+    const content = needsContent(key);
+    const hits: number[] = [];
+    let maxModseq = 0;
+    const usesModseq = JSON.stringify(key).includes('"modseq"');
+    const maxUid = v.uids[v.uids.length - 1] ?? 0;
+    for (let i = 0; i < v.uids.length; i++) {
+      const rec = v.folder.get(v.uids[i]!);
+      if (!rec) continue;
+      let raw: Buffer | null = null;
+      if (content) raw = await v.folder.read(rec).catch(() => null);
+      if (content && !raw) continue;
+      const c = { seq: i + 1, uid: rec.uid, flags: rec.flags, modseq: rec.modseq, size: await v.folder.size(rec).catch(() => 0), internalDate: await v.folder.internalDate(rec).catch(() => new Date(0)), raw, maxSeq: v.uids.length, maxUid };
+      if (matches(key, c)) {
+        hits.push(uid ? rec.uid : i + 1);
+        if (rec.modseq > maxModseq) maxModseq = rec.modseq;
+      }
+    }
+    if (usesModseq) this.condstore = true;
+    const line = `* SEARCH${hits.length ? ' ' + hits.join(' ') : ''}${usesModseq && hits.length ? ` (MODSEQ ${maxModseq})` : ''}\r\n`;
+    await this.send(Buffer.from(line, 'latin1'));
+    return ok('SEARCH completed');
+  }
+
+  private async fetch(args: Token[], uid: boolean): Promise<Reply> {
+    const set = asAtom(args[0], 'sequence set');
+    const req = parseFetch(args.slice(1));
+    const v = this.view!;
+    let items = req.items;
+    if (uid && !items.some((x) => x.k === 'UID')) items = [{ k: 'UID' }, ...items];
+    if (req.changedSince !== null || items.some((x) => x.k === 'MODSEQ')) this.condstore = true;
+    if (req.changedSince !== null && !items.some((x) => x.k === 'MODSEQ')) items = [...items, { k: 'MODSEQ' }];
+    let targets = this.messages(set, uid);
+    if (req.changedSince !== null) targets = targets.filter((t) => t.rec.modseq > req.changedSince!);
+    // Reading a body without PEEK sets \Seen (and the response then carries FLAGS).
+    const setsSeen = !v.readOnly && items.some((x) => x.k === 'SECTION' && !x.peek);
+    const seenNow = new Set<number>();
+    if (setsSeen) {
+      const unseen = targets.filter((t) => !t.rec.flags.includes('\\Seen')).map((t) => t.uid);
+      if (unseen.length) {
+        const { changed } = await v.folder.store(unseen, 'add', ['\\Seen']);
+        for (const r of changed) {
+          seenNow.add(r.uid);
+          this.reported.set(r.uid, r.modseq);
+        }
+        targets = targets.map((t) => ({ ...t, rec: v.folder.get(t.uid) ?? t.rec }));
+      }
+    }
+    const needsBody = items.some((x) => x.k === 'SECTION' || x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE');
+    const needsTree = items.some((x) => x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE' || (x.k === 'SECTION' && (x.section.specifier !== '' || x.section.path.length > 0)));
+    let pending: (string | Buffer)[] = [];
+    let pendingBytes = 0;
+    let missing = false;
+    for (const t of targets) {
+      let raw: Buffer | null = null;
+      let tree: MimePart | null = null;
+      if (needsBody) {
+        raw = await v.folder.read(t.rec).catch(() => null);
+        if (!raw) {
+          missing = true;
+          continue;
+        }
+        if (needsTree) tree = parseMessage(raw);
+      }
+      const pieces: (string | Buffer)[] = [`* ${t.seq} FETCH (`];
+      let first = true;
+      const add = (name: string, value: (string | Buffer)[]): void => {
+        pieces.push(first ? name : ` ${name}`, ' ', ...value);
+        first = false;
+      };
+      for (const item of items) {
+        switch (item.k) {
+          case 'UID':
+            add('UID', [String(t.uid)]);
+            break;
+          case 'FLAGS':
+            add('FLAGS', encodeValue(t.rec.flags.map(atom)));
+            break;
+          case 'MODSEQ':
+            add('MODSEQ', [`(${t.rec.modseq})`]);
+            break;
+          case 'INTERNALDATE':
+            add('INTERNALDATE', [`"${formatDateTime(await v.folder.internalDate(t.rec))}"`]);
+            break;
+          case 'RFC822.SIZE':
+            add('RFC822.SIZE', [String(await v.folder.size(t.rec))]);
+            break;
+          case 'ENVELOPE':
+            add('ENVELOPE', encodeValue(envelope(tree!)));
+            break;
+          case 'BODY':
+          case 'BODYSTRUCTURE':
+            add(item.k, encodeBodyStructure(raw!, tree!, item.k === 'BODYSTRUCTURE'));
+            break;
+          case 'SECTION': {
+            let bytes = tree ? sectionBytes(raw!, tree, item.section) : raw!;
+            let label = item.label;
+            if (item.partial) {
+              const [start, count] = item.partial;
+              bytes = bytes.subarray(Math.min(start, bytes.length), Math.min(start + count, bytes.length));
+              label += `<${start}>`;
+            }
+            add(label, [`{${bytes.length}}\r\n`, bytes]);
+            break;
+          }
+        }
+      }
+      if (seenNow.has(t.uid) && !items.some((x) => x.k === 'FLAGS')) add('FLAGS', encodeValue(t.rec.flags.map(atom)));
+      pieces.push(')\r\n');
+      for (const p of pieces) {
+        pending.push(p);
+        pendingBytes += p.length;
+      }
+      if (pendingBytes >= WRITE_CHUNK) {
+        await this.send(toBuffer(pending));
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+    if (pending.length) await this.send(toBuffer(pending));
+    if (missing && !uid) return { status: 'NO', text: 'Some messages were expunged meanwhile', code: 'EXPUNGEISSUED' };
+    return ok('FETCH completed');
+  }
+
+  private async store(args: Token[], uid: boolean): Promise<Reply> {
+    this.writable();
+    const set = asAtom(args[0], 'sequence set');
+    let i = 1;
+    let unchangedSince: number | undefined;
+    if (args[1]?.kind === 'list') {
+      const mods = args[1].items;
+      for (let j = 0; j < mods.length; j += 2) {
+        if (asAtom(mods[j], 'modifier').toUpperCase() !== 'UNCHANGEDSINCE') throw new ParseError('unknown STORE modifier');
+        unchangedSince = parseNumber(asAtom(mods[j + 1], 'mod-sequence'), { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+      }
+      this.condstore = true;
+      i = 2;
+    }
+    const m = /^([+-]?)FLAGS(\.SILENT)?$/i.exec(asAtom(args[i], 'STORE item'));
+    if (!m) throw new ParseError('STORE item must be FLAGS, +FLAGS or -FLAGS');
+    const rest = args.slice(i + 1);
+    const flags = parseFlags(rest.length === 1 && rest[0]!.kind === 'list' ? rest[0]!.items : rest);
+    const mode = m[1] === '+' ? 'add' : m[1] === '-' ? 'remove' : 'set';
+    const silent = !!m[2];
+    const targets = this.messages(set, uid);
+    const { changed, failed } = await this.view!.folder.store(
+      targets.map((t) => t.uid),
+      mode,
+      flags,
+      unchangedSince,
+    );
+    for (const r of changed) this.reported.set(r.uid, r.modseq);
+    const failedSet = new Set(failed);
+    const changedSet = new Set(changed.map((r) => r.uid));
+    const out: Buffer[] = [];
+    for (const t of targets) {
+      if (failedSet.has(t.uid)) continue;
+      // .SILENT still reports MODSEQ changes to CONDSTORE clients (RFC 7162 §3.2).
+      if (silent && !(unchangedSince !== undefined && changedSet.has(t.uid))) continue;
+      const rec = this.view!.folder.get(t.uid);
+      if (rec) out.push(this.flagsResponse(t.seq, rec, uid));
+    }
+    if (out.length) await this.send(Buffer.concat(out));
+    if (failed.length) {
+      const ids = uid ? failed : targets.filter((t) => failedSet.has(t.uid)).map((t) => t.seq);
+      return { status: 'OK', text: 'Conditional STORE failed for some messages', code: `MODIFIED ${compactSet(ids)}` };
+    }
+    return ok('STORE completed');
+  }
+
+  private async copy(args: Token[], uid: boolean, move: boolean): Promise<Reply> {
+    if (move) this.writable();
+    const set = asAtom(args[0], 'sequence set');
+    const dest = mailboxArg(args[1]);
+    if (args.length > 2) throw new ParseError('too many arguments');
+    const targets = this.messages(set, uid);
+    const acct = this.acct();
+    if (!(await acct.exists(dest))) no('No such mailbox', 'TRYCREATE');
+    const target = await acct.folder(dest);
+    const v = this.view!;
+    const bytes = (await Promise.all(targets.map((t) => v.folder.size(t.rec).catch(() => 0)))).reduce((a, b) => a + b, 0);
+    if (target !== v.folder || !move) await this.checkQuota(bytes);
+    const pairs = await v.folder.copyTo(
+      targets.map((t) => t.uid),
+      target,
+    );
+    if (target !== v.folder) acct.added(bytes, pairs.length);
+    const code = pairs.length ? `COPYUID ${target.uidValidity} ${orderedSet(pairs.map((p) => p[0]))} ${orderedSet(pairs.map((p) => p[1]))}` : undefined;
+    if (!move) return { status: 'OK', text: 'COPY completed', code };
+    if (code) await this.send(status('OK', 'Moved', code));
+    await v.folder.expunge(
+      pairs.map((p) => p[0]),
+      true,
+    );
+    return ok('MOVE completed');
+  }
+}
+
+function ok(text: string): Reply {
+  return { status: 'OK', text };
+}
+
+function noArgs(args: Token[]): void {
+  if (args.length) throw new ParseError('unexpected arguments');
+}
+
+function storeErrorReply(err: MailStoreError): Reply {
+  const code = { nonexistent: 'NONEXISTENT', exists: 'ALREADYEXISTS', invalid: 'CANNOT', overquota: 'OVERQUOTA', cannot: 'CANNOT', limit: 'LIMIT' }[err.code];
+  return { status: 'NO', text: err.message, code };
+}
+
+/** A mailbox argument: validated modified UTF-7 (8-bit names are refused). */
+function mailboxArg(t: Token | undefined): string {
+  const name = asString(t, 'mailbox name');
+  try {
+    return normalizeFolderName(name);
+  } catch (err) {
+    if (err instanceof MailStoreError) throw new CommandError('NO', err.message, 'CANNOT');
+    throw err;
+  }
+}
+
+const KEYWORD_RE = /^[^\s(){%*"\\\]\x00-\x1f\x7f-\xff]+$/;
+
+function parseFlags(tokens: Token[]): string[] {
+  return tokens.map((t) => {
+    const f = asAtom(t, 'flag');
+    if (f.startsWith('\\')) {
+      const canon = canonicalSystemFlag(f);
+      if (!canon) throw new ParseError(`cannot store ${f.slice(0, 30)}`);
+      return canon;
+    }
+    if (!KEYWORD_RE.test(f) || f.length > 100) throw new ParseError('invalid keyword');
+    return f;
+  });
+}
+
+/** LIST wildcards: `*` matches anything, `%` anything but the hierarchy delimiter. INBOX is case-insensitive. */
+function patternRegex(pattern: string): RegExp {
+  let re = '';
+  for (const ch of pattern) {
+    if (ch === '*') re += '.*';
+    else if (ch === '%') re += `[^${DELIMITER.replace(/[.\\]/g, '\\$&')}]*`;
+    else re += ch.replace(/[\\^$.|?+()[\]{}]/g, '\\$&');
+  }
+  const inbox = /^inbox/i.test(pattern) ? `(?:INBOX${re.slice(5)})|` : '';
+  return new RegExp(`^(?:${inbox}${re})$`);
+}
+

@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import { Directory } from '@hearth/directory';
+import { createLogger } from '@hearth/log';
+import { MailStore } from '@hearth/mailstore';
+import { testEnv, type TestEnv } from '@hearth/testkit';
+import { startImap, type RunningImap } from '../src/server.ts';
+
+export interface Stack {
+  env: TestEnv;
+  directory: Directory;
+  store: MailStore;
+  imap: RunningImap;
+  app: { username: string; password: string; address: string };
+  user: { username: string; email: string; password: string };
+  close(): Promise<void>;
+}
+
+/** A directory with one recvmail app and one user (each owning a mailbox) and an IMAP server on free ports. */
+export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: number } = {}): Promise<Stack> {
+  const env = await testEnv();
+  const logger = createLogger('imap-test', 'warn');
+  const directory = await Directory.open(env.config, { watch: true, logger });
+  const app = { username: 'wiki.app@example.test', password: 'app-secret-1234', address: 'wiki.app@example.test' };
+  await directory.putApp(
+    {
+      id: 'app-wiki',
+      domain: 'wiki.example.test',
+      manifest: { addons: { recvmail: {} } },
+      access: null,
+      upstream: null,
+      credentials: { recvmail: { ...app } },
+      createdAt: new Date().toISOString(),
+    },
+    [app.address],
+  );
+  const user = { username: 'alice', email: 'alice@example.test', password: 'alice-password-1' };
+  await directory.addUser(user);
+  await directory.addMailbox(user.email, user.username);
+  const store = new MailStore(env.dataDir);
+  const imap = await startImap({
+    config: env.config,
+    directory,
+    logger,
+    store: new MailStore(env.dataDir),
+    settings: { maxMessageBytes: opts.maxMessageBytes ?? 1024 * 1024, quotaBytes: opts.quotaBytes ?? 100 * 1024 * 1024 },
+    ports: { imap: 0, imaps: 0 },
+  });
+  return {
+    env,
+    directory,
+    store,
+    imap,
+    app,
+    user,
+    close: async () => {
+      await imap.close();
+      await directory.close();
+      await env.cleanup();
+    },
+  };
+}
+
+export function message(subject: string, body = 'Hello there', extra = ''): Buffer {
+  return Buffer.from(`From: Bob <bob@example.test>\r\nTo: wiki.app@example.test\r\nSubject: ${subject}\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n${extra}\r\n${body}\r\n`);
+}
+
+/** Runs a program to completion (bounded), returning its exit code and output. */
+export function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
