@@ -142,21 +142,39 @@ export function appEnv(config: HearthConfig, directory: Directory, id: string): 
 export async function rotateApp(config: HearthConfig, directory: Directory, id: string): Promise<App> {
   const app = requireApp(directory, id);
   const credentials = { ...app.credentials };
-  for (const [addon, options] of addonsOf(app.manifest)) {
-    const current = credentials[addon.name];
-    if (addon.rotate && current) credentials[addon.name] = await addon.rotate(context(config, directory, app, options), current);
+  const rotated: [Addon, AddonContext, Credentials][] = [];
+  try {
+    for (const [addon, options] of addonsOf(app.manifest)) {
+      const current = credentials[addon.name];
+      if (!addon.rotate || !current) continue;
+      const ctx = context(config, directory, app, options);
+      credentials[addon.name] = await addon.rotate(ctx, current);
+      rotated.push([addon, ctx, current]);
+    }
+    const next = { ...app, credentials };
+    await directory.putApp(next, directory.mailboxesOf('app', id).map((m) => m.address));
+    return next;
+  } catch (err) {
+    // Servers that took a new password get the stored one back: re-provisioning with existing credentials sets them.
+    for (const [addon, ctx, previous] of rotated.reverse()) await addon.provision(ctx, previous).catch(() => {});
+    throw err;
   }
-  const next = { ...app, credentials };
-  await directory.putApp(next, directory.mailboxesOf('app', id).map((m) => m.address));
-  return next;
 }
 
 /** Removes the app, the mailboxes it owns, and everything its addons created. */
 export async function uninstallApp(config: HearthConfig, directory: Directory, id: string): Promise<void> {
   const app = requireApp(directory, id);
   await directory.deleteApp(id);
+  // Every addon gets its turn even when another's server is down; what could not be removed is reported at the end.
+  const failures: string[] = [];
   for (const [addon, options] of addonsOf(app.manifest)) {
-    await addon.deprovision?.(context(config, directory, app, options), app.credentials[addon.name] ?? {});
+    const creds = app.credentials[addon.name] ?? {};
+    try {
+      await addon.deprovision?.(context(config, directory, app, options), creds);
+    } catch (err) {
+      failures.push(`${creds.username ? `${addon.name} name ${creds.username}: ` : ''}${(err as Error).message}`);
+    }
   }
   fs.rmSync(path.join(config.dataDir, 'apps', id), { recursive: true, force: true });
+  if (failures.length) throw new ProvisionError(`app ${id} is uninstalled, but some of its data is left behind: ${failures.join('; ')}`);
 }

@@ -4,3 +4,5 @@ export { parseManifest, ManifestError } from './manifest.ts';
 export { ADDONS, PLANNED_ADDONS, findAddon } from './registry.ts';
 export { appDataDir } from './addons/localstorage.ts';
 export { USERS_BASE_DN, GROUPS_BASE_DN } from './addons/ldap.ts';
+export { superviseRedisInstances } from './databases/redis-instances.ts';
+export { databaseName } from './databases/names.ts';

@@ -2,17 +2,21 @@ import type { Addon } from './addon.ts';
 import { email } from './addons/email.ts';
 import { ldap } from './addons/ldap.ts';
 import { localstorage } from './addons/localstorage.ts';
+import { mongodbAddon } from './addons/mongodb.ts';
+import { mysqlAddon } from './addons/mysql.ts';
+import { postgresqlAddon } from './addons/postgresql.ts';
 import { oidc } from './addons/oidc.ts';
 import { proxyAuth } from './addons/proxyauth.ts';
 import { recvmail } from './addons/recvmail.ts';
+import { redisAddon } from './addons/redis.ts';
 import { sendmail } from './addons/sendmail.ts';
 import { turn } from './addons/turn.ts';
 
 /** Addons `hearth app install` can provision, in the order their variables are printed. */
-export const ADDONS: Addon[] = [ldap, sendmail, recvmail, email, oidc, turn, proxyAuth, localstorage];
+export const ADDONS: Addon[] = [ldap, sendmail, recvmail, email, oidc, turn, proxyAuth, mysqlAddon, postgresqlAddon, redisAddon, mongodbAddon, localstorage];
 
 /** Addons the seed defines that Hearth does not provide yet: refused by name. */
-export const PLANNED_ADDONS = ['mysql', 'postgresql', 'mongodb', 'redis', 'scheduler', 'docker', 'tls'];
+export const PLANNED_ADDONS = ['scheduler', 'docker', 'tls'];
 
 export function findAddon(name: string): Addon | undefined {
   return ADDONS.find((a) => a.name === name);

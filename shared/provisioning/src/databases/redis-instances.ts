@@ -1,0 +1,282 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { HearthConfig } from '@hearth/config';
+import type { Directory } from '@hearth/directory';
+import { databaseSettings } from './settings.ts';
+
+/**
+ * One redis-server per app (apps expect a whole Redis: FLUSHDB, no key prefixes). Instances
+ * run detached with a pidfile in their directory, so the CLI can start one at install time and
+ * the supervisor adopts it; liveness is the pidfile's process being a live redis-server.
+ */
+
+export interface RedisInstance {
+  appId: string;
+  port: number;
+  /** undefined: noPassword */
+  password: string | undefined;
+}
+
+interface MinimalLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export function redisDir(dataDir: string, appId: string): string {
+  return path.join(dataDir, 'apps', appId, 'redis');
+}
+
+/** The listen address for instances: HEARTH_LISTEN, where the daemons listen too. */
+function bindAddress(config: HearthConfig): string {
+  return config.listen === '::' ? '::' : config.listen;
+}
+
+function configText(config: HearthConfig, dir: string, i: RedisInstance): string {
+  const lines = [
+    `port ${i.port}`,
+    `bind ${bindAddress(config)}`,
+    `dir ${dir}`,
+    'daemonize no',
+    `logfile ${path.join(dir, 'redis.log')}`,
+    // Persistent as the seed promises: AOF (fsync every second) plus RDB snapshots.
+    'appendonly yes',
+    'appendfsync everysec',
+    'save 900 1 300 10 60 10000',
+    `maxmemory ${databaseSettings().redisMaxmemory}`,
+    // Apps use Redis as a store and queue: refuse writes when full rather than drop keys silently.
+    'maxmemory-policy noeviction',
+    // An app must not reach the host through its Redis (CONFIG SET dir, MODULE LOAD, DEBUG).
+    'enable-protected-configs no',
+    'enable-debug-command no',
+    'enable-module-command no',
+  ];
+  if (i.password !== undefined) lines.push(`requirepass ${i.password}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Writes the instance's redis.conf (0600: it holds the password). */
+export function writeRedisConfig(config: HearthConfig, i: RedisInstance): string {
+  const dir = redisDir(config.dataDir, i.appId);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, 'redis.conf');
+  fs.writeFileSync(`${file}.tmp`, configText(config, dir, i), { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+  return file;
+}
+
+/** The password the instance was last configured with (its redis.conf), if any. */
+function configuredPassword(dataDir: string, appId: string): string | undefined {
+  try {
+    const conf = fs.readFileSync(path.join(redisDir(dataDir, appId), 'redis.conf'), 'utf8');
+    return /^requirepass (.*)$/m.exec(conf)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Brings a running instance to the given password and memory limit without a restart
+ * (authenticating with the password it has now), then writes redis.conf for the next start.
+ */
+export async function reconfigureRedisInstance(config: HearthConfig, i: RedisInstance): Promise<void> {
+  if (runningPid(config.dataDir, i.appId)) {
+    const current = { ...i, password: configuredPassword(config.dataDir, i.appId) };
+    await withRedis(config, current, (r) => r.config('SET', 'requirepass', i.password ?? '', 'maxmemory', databaseSettings().redisMaxmemory));
+  }
+  writeRedisConfig(config, i);
+}
+
+function isRedisProcess(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/\) Z /.test(stat)) return false;
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('redis');
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
+/** The pid of the app's running instance, or null. */
+export function runningPid(dataDir: string, appId: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(path.join(redisDir(dataDir, appId), 'redis.pid'), 'utf8').trim());
+  } catch {
+    return null;
+  }
+  return Number.isInteger(pid) && pid > 0 && isRedisProcess(pid) ? pid : null;
+}
+
+function connectHost(config: HearthConfig): string {
+  const bind = bindAddress(config);
+  return bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '::1' : bind;
+}
+
+/** A short-lived client for one command; never retries, never queues. */
+export async function withRedis<T>(config: HearthConfig, i: RedisInstance, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis({
+    host: connectHost(config),
+    port: i.port,
+    password: i.password,
+    lazyConnect: true,
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+async function serverPid(config: HearthConfig, i: RedisInstance): Promise<number | null> {
+  try {
+    const info = await withRedis(config, i, (r) => r.info('server'));
+    return Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0) || null;
+  } catch {
+    return null;
+  }
+}
+
+function logTail(dir: string): string {
+  try {
+    const lines = fs.readFileSync(path.join(dir, 'redis.log'), 'utf8').trim().split('\n');
+    return lines.slice(-3).join(' | ');
+  } catch {
+    return 'no log';
+  }
+}
+
+/**
+ * Starts the app's instance unless it runs already, and resolves once that very process
+ * answers on its port (INFO's process_id, so another server on the port does not count).
+ */
+export async function startRedisInstance(config: HearthConfig, i: RedisInstance, timeoutMs = 10_000): Promise<number> {
+  const running = runningPid(config.dataDir, i.appId);
+  if (running) return running;
+  const file = writeRedisConfig(config, i);
+  const dir = path.dirname(file);
+  const child = spawn(databaseSettings().redisServerBin, [file], { cwd: dir, detached: true, stdio: 'ignore' });
+  const spawned = await new Promise<number>((resolve, reject) => {
+    child.once('spawn', () => resolve(child.pid!));
+    child.once('error', (err) => reject(new Error(`cannot run ${databaseSettings().redisServerBin} (HEARTH_REDIS_SERVER_BIN): ${err.message}`)));
+  });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  child.unref();
+  fs.writeFileSync(path.join(dir, 'redis.pid'), `${spawned}\n`);
+  const deadline = Date.now() + timeoutMs;
+  while (!exited && Date.now() < deadline) {
+    if ((await serverPid(config, i)) === spawned) return spawned;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!exited) process.kill(spawned, 'SIGKILL');
+  fs.rmSync(path.join(dir, 'redis.pid'), { force: true });
+  throw new Error(`redis-server for app ${i.appId} on port ${i.port} did not start: ${logTail(dir)}`);
+}
+
+/** SIGTERM (Redis then flushes its AOF and saves), SIGKILL after graceMs. */
+export async function stopRedisInstance(dataDir: string, appId: string, graceMs = 15_000): Promise<void> {
+  const pid = runningPid(dataDir, appId);
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (isRedisProcess(pid)) {
+      if (Date.now() > deadline) {
+        process.kill(pid, 'SIGKILL');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  fs.rmSync(path.join(redisDir(dataDir, appId), 'redis.pid'), { force: true });
+}
+
+export function instanceOf(appId: string, creds: Record<string, string>): RedisInstance {
+  return { appId, port: Number(creds.port), password: creds.password };
+}
+
+/**
+ * Keeps one redis-server per app that has the redis addon, in step with the directory:
+ * starts missing ones (at start, on every change, and within a second of a crash, with
+ * backoff doubling up to a minute while one keeps failing), stops those of apps that lost
+ * the addon or were uninstalled. close() stops every instance (they persist their data).
+ * The supervisor runs this next to the daemons.
+ */
+export function superviseRedisInstances(opts: { config: HearthConfig; directory: Directory; logger: MinimalLogger; intervalMs?: number }): { close: () => Promise<void> } {
+  const { config, directory, logger } = opts;
+  const state = new Map<string, { failures: number; nextAttempt: number; startedAt: number; starting: boolean }>();
+  const known = new Set<string>();
+  const inFlight = new Set<Promise<unknown>>();
+  let closed = false;
+
+  const track = (p: Promise<unknown>): void => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+
+  const wanted = (): Map<string, RedisInstance> =>
+    new Map(directory.apps().flatMap((a) => (a.credentials.redis?.port ? [[a.id, instanceOf(a.id, a.credentials.redis)] as const] : [])));
+
+  const tick = (): void => {
+    if (closed) return;
+    const now = Date.now();
+    const apps = wanted();
+    for (const [id, instance] of apps) {
+      known.add(id);
+      const s = state.get(id) ?? { failures: 0, nextAttempt: 0, startedAt: 0, starting: false };
+      state.set(id, s);
+      if (s.starting) continue;
+      if (runningPid(config.dataDir, id)) {
+        if (s.failures && now - s.startedAt > 60_000) s.failures = 0;
+        continue;
+      }
+      if (now < s.nextAttempt) continue;
+      s.starting = true;
+      track(
+        startRedisInstance(config, instance)
+          .then((pid) => {
+            s.startedAt = Date.now();
+            logger.info({ app: id, port: instance.port, pid }, 'redis instance started');
+          })
+          .catch((err: Error) => {
+            s.failures++;
+            const delay = Math.min(60_000, 1000 * 2 ** (s.failures - 1));
+            s.nextAttempt = Date.now() + delay;
+            logger.warn({ app: id, port: instance.port, err: err.message, retryInMs: delay }, 'redis instance failed to start');
+          })
+          .finally(() => (s.starting = false)),
+      );
+    }
+    for (const id of known) {
+      if (apps.has(id)) continue;
+      known.delete(id);
+      state.delete(id);
+      track(stopRedisInstance(config.dataDir, id).then(() => logger.info({ app: id }, 'redis instance stopped (app removed)')));
+    }
+  };
+
+  tick();
+  const unsubscribe = directory.onChange(tick);
+  const timer = setInterval(tick, opts.intervalMs ?? 1000);
+  return {
+    close: async () => {
+      closed = true;
+      clearInterval(timer);
+      unsubscribe();
+      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled([...wanted().keys()].map((id) => stopRedisInstance(config.dataDir, id)));
+    },
+  };
+}
