@@ -261,7 +261,8 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
             },
           };
     const server = new SMTPServer({ ...base, ...perKind });
-    server.on('error', (err) => logger.warn({ err, kind }, 'smtp connection error'));
+    // a client's broken TLS or socket: that client's problem only
+    server.on('error', (err) => logger.debug({ err, kind }, 'smtp connection error'));
     // a hard cap on a connection's life: idle timeouts alone do not stop a client that trickles bytes
     server.server.on('connection', (socket: net.Socket) => {
       const t = setTimeout(() => socket.destroy(), settings.sessionTimeoutMs);

@@ -100,6 +100,21 @@ describe('queue', () => {
     }
   });
 
+  it('HEARTH_SMTP_TRUSTED_NETWORKS lets listed clients relay without AUTH (like mynetworks)', async () => {
+    const sink = await startSink();
+    const stack = await startStack({ HEARTH_SMTP_TRUSTED_NETWORKS: '127.0.0.1/32', HEARTH_SMTP_RELAY: `smtp://127.0.0.1:${sink.port}` });
+    try {
+      const a = await swaks(['--port', String(stack.smtp.ports.smtp), '--from', 'app@anywhere.test', '--to', 'r1@remote.test', '--h-Subject', 'trusted-2525']);
+      assert.equal(a.code, 0, a.out);
+      const b = await swaks(['--port', String(stack.smtp.ports.smtpInbound), '--from', 'app@anywhere.test', '--to', 'r2@remote.test', '--h-Subject', 'trusted-mx']);
+      assert.equal(b.code, 0, b.out);
+      await waitFor(() => sink.messages.filter((m) => /Subject: trusted-(2525|mx)/.test(m.raw)).length === 2, 10000);
+    } finally {
+      await stack.close();
+      await sink.close();
+    }
+  });
+
   it('admin: list, retry and delete entries (what `hearth mail queue` calls)', async () => {
     const dead = await freePort();
     const stack = await startStack({ HEARTH_SMTP_RETRY_DELAYS: '3600', HEARTH_SMTP_RELAY: `smtp://127.0.0.1:${dead}` });

@@ -1,0 +1,115 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildDsn } from '../src/dsn.ts';
+import { appendHeaders, ensureIdentity, fromAddresses, headerValues, inspectBody, receivedHeader, splitAddress } from '../src/message.ts';
+import { parseNetworks } from '../src/networks.ts';
+import { replayState } from '../src/queue.ts';
+import { loadSmtpSettings, SettingsError } from '../src/settings.ts';
+import type { QueueEnvelope } from '../src/spool.ts';
+
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+describe('message codec', () => {
+  it('inspectBody finds NUL, bare LF/CR and long lines', () => {
+    assert.equal(inspectBody(b('a: b\r\n\r\nok\r\n'), 998), null);
+    assert.equal(inspectBody(b('a\0b\r\n'), 998), 'nul');
+    assert.equal(inspectBody(b('a\nb\r\n'), 998), 'bare-lf');
+    assert.equal(inspectBody(b('a\rb\r\n'), 998), 'bare-cr');
+    assert.equal(inspectBody(b(`${'x'.repeat(998)}\r\n`), 998), null);
+    assert.equal(inspectBody(b(`${'x'.repeat(999)}\r\n`), 998), 'long-line');
+    assert.equal(inspectBody(b(`ok\r\n${'x'.repeat(999)}`), 998), 'long-line');
+  });
+
+  it('headerValues unfolds and matches case-insensitively, body excluded', () => {
+    const raw = b('Subject: one\r\n two\r\nX-A: 1\r\nsubject: three\r\n\r\nSubject: body\r\n');
+    assert.deepEqual(headerValues(raw, 'SUBJECT'), ['one two', 'three']);
+    assert.deepEqual(headerValues(raw, 'x-b'), []);
+  });
+
+  it('appendHeaders inserts at the end of the header section', () => {
+    assert.equal(appendHeaders(b('A: 1\r\n\r\nbody'), ['B: 2']).toString(), 'A: 1\r\nB: 2\r\n\r\nbody');
+    assert.equal(appendHeaders(b('A: 1'), ['B: 2']).toString(), 'A: 1\r\nB: 2\r\n');
+  });
+
+  it('ensureIdentity adds Message-ID and Date only when missing', () => {
+    const added = ensureIdentity(b('From: a@b.c\r\n\r\nx'), 'example.test', new Date('2026-01-02T03:04:05Z')).toString();
+    assert.match(added, /^From: a@b\.c\r\nMessage-ID: <[^>]+@example\.test>\r\nDate: Fri, 02 Jan 2026 03:04:05 \+0000\r\n\r\nx$/);
+    const kept = b('Message-ID: <x@y>\r\nDate: whatever\r\n\r\nx');
+    assert.equal(ensureIdentity(kept, 'example.test').toString(), kept.toString());
+  });
+
+  it('Received header is one folded field and cannot be broken by client strings', () => {
+    const h = receivedHeader({ heloName: 'evil\r\nBcc: x', remoteAddress: '127.0.0.1', byHost: 'mx.example.test', protocol: 'ESMTPA', queueId: 'ABC123DEF', recipient: 'a@b.c', date: new Date(0) });
+    assert.equal(h.split('\r\n').filter((l) => !/^\t/.test(l)).length, 1);
+    assert.match(h, /^Received: from evil\?\?Bcc:\?x \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(Hearth\) with ESMTPA id ABC123DEF\r\n\tfor <a@b\.c>;\r\n\tThu, 01 Jan 1970 00:00:00 \+0000$/);
+  });
+
+  it('fromAddresses decodes display names', async () => {
+    assert.deepEqual(await fromAddresses(b('From: =?utf-8?q?J=C3=BCrgen?= <Juergen@Example.TEST>\r\n\r\nx')), [{ address: 'juergen@example.test', name: 'Jürgen' }]);
+    assert.deepEqual(await fromAddresses(b('To: a@b.c\r\n\r\nFrom: x@y.z')), []);
+  });
+
+  it('splitAddress', () => {
+    assert.deepEqual(splitAddress('a.b@Example.Test'), { local: 'a.b', domain: 'example.test' });
+    assert.equal(splitAddress('nodomain'), null);
+    assert.equal(splitAddress('@x.y'), null);
+    assert.equal(splitAddress('a@x/y'), null);
+  });
+
+  it('DSN is a multipart/report with per-recipient delivery-status fields', () => {
+    const dsn = buildDsn({ reportingMta: 'mx.example.test', postmaster: 'MAILER-DAEMON@example.test', to: 'a@example.test', queueId: 'Q1', arrivalDate: new Date(0), failed: [{ address: 'x@remote.test', status: '5.1.1', diagnostic: '550 5.1.1 unknown\r\nuser', remoteMta: 'mx.remote.test' }], original: b('Subject: hi\r\nFrom: a@example.test\r\n\r\nsecret body') }).toString();
+    const boundary = /boundary="([^"]+)"/.exec(dsn)![1]!;
+    const parts = dsn.split(`--${boundary}`);
+    assert.equal(parts.length, 5);
+    assert.match(parts[2]!, /Content-Type: message\/delivery-status\r\n/);
+    assert.match(parts[2]!, /Reporting-MTA: dns; mx\.example\.test\r\n/);
+    assert.match(parts[2]!, /Final-Recipient: rfc822; x@remote\.test\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.remote\.test\r\nDiagnostic-Code: smtp; 550 5\.1\.1 unknown user\r\n/);
+    assert.match(parts[3]!, /Content-Type: text\/rfc822-headers\r\nContent-Description: Undelivered Message Headers\r\n\r\nSubject: hi\r\nFrom: a@example\.test\r\n/);
+    assert.doesNotMatch(dsn, /secret body/);
+    assert.equal(inspectBody(b(dsn), 998), null);
+  });
+});
+
+describe('settings and rules', () => {
+  it('trusted networks match like mynetworks', () => {
+    const n = parseNetworks('127.0.0.1/32, 10.0.0.0/8 ::1/128');
+    assert.ok(n.has('127.0.0.1'));
+    assert.ok(n.has('::ffff:10.1.2.3'));
+    assert.ok(n.has('::1'));
+    assert.ok(!n.has('127.0.0.2'));
+    assert.ok(!parseNetworks('').has('127.0.0.1'));
+    assert.throws(() => parseNetworks('10.0.0.0/33'));
+    assert.throws(() => parseNetworks('nonsense'));
+  });
+
+  it('relay URL, retry list and bad values', () => {
+    const s = loadSmtpSettings({ HEARTH_SMTP_RELAY: 'smtps://u%40x:p%3Ass@relay.example:2465', HEARTH_SMTP_RETRY_DELAYS: '0.5, 60' });
+    assert.deepEqual(s.relay, { host: 'relay.example', port: 2465, secure: true, user: 'u@x', pass: 'p:ss' });
+    assert.deepEqual(s.retryDelaysMs, [500, 60000]);
+    assert.equal(s.maxMessageSize, 25 * 1024 * 1024);
+    assert.equal(s.maxQueueAgeMs, 4 * 24 * 3600 * 1000);
+    assert.equal(loadSmtpSettings({}).relay, null);
+    assert.equal(loadSmtpSettings({}).trustedNetworks.cidrs.length, 0);
+    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_RELAY: 'http://x' }), SettingsError);
+    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_RETRY_DELAYS: '1,-2' }), /HEARTH_SMTP_RETRY_DELAYS/);
+    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_TRUSTED_NETWORKS: '1.2.3.4/99' }), /HEARTH_SMTP_TRUSTED_NETWORKS/);
+  });
+
+  it('replayState: done/failed are final, deferrals count attempts', () => {
+    const env: QueueEnvelope = { v: 1, id: 'Q', from: 'a@b.c', rcpts: [{ address: 'x@y.z', local: false }, { address: 'u@v.w', local: true }], arrivedAt: 0, size: 1 };
+    const { rcpts, bounced } = replayState(env, [
+      { s: 'deferred', a: 'x@y.z', t: 1, n: 100, e: 'down' },
+      { s: 'deferred', a: 'x@y.z', t: 2, n: 200, e: 'down' },
+      { s: 'done', a: 'u@v.w', t: 3 },
+      { s: 'failed', a: 'x@y.z', t: 4, st: '5.1.1', e: 'gone' },
+    ]);
+    assert.equal(bounced, false);
+    assert.deepEqual(
+      rcpts.map((r) => [r.address, r.status, r.attempts]),
+      [
+        ['x@y.z', 'failed', 2],
+        ['u@v.w', 'done', 0],
+      ],
+    );
+  });
+});
