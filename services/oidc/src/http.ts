@@ -51,11 +51,14 @@ export function errorHandler(logger: Logger): Middleware {
 }
 
 export function securityHeaders(config: HearthConfig): Middleware {
-  const https = config.oidcIssuer.startsWith('https:');
+  const issuer = new URL(config.oidcIssuer);
+  const proto = issuer.protocol.slice(0, -1);
   return async (ctx: Context, next: Next) => {
-    // An https issuer means a TLS proxy is in front of this plain-HTTP listener: treat every
-    // request as https so cookies are always Secure, whatever the proxy forwarded.
-    if (https) ctx.req.headers['x-forwarded-proto'] = 'https';
+    // The issuer is this service's one public name: every URL the provider builds (discovery,
+    // redirects) uses it, whatever Host the request came in with. An https issuer means a TLS
+    // proxy is in front of this plain-HTTP listener, so cookies are always Secure.
+    ctx.req.headers['x-forwarded-proto'] = proto;
+    ctx.req.headers['x-forwarded-host'] = issuer.host;
     ctx.set('X-Frame-Options', 'DENY');
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');

@@ -55,7 +55,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     clients: [],
     findAccount: findAccountIn(directory, clients),
     claims: {
-      openid: ['sub'],
+      // amr (pwd, otp) rides on the openid scope so it is always in the ID token.
+      openid: ['sub', 'amr'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale'],
       email: ['email', 'email_verified'],
       groups: ['groups'],

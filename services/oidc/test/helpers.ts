@@ -1,4 +1,4 @@
-import { Directory, type App, type User } from '@hearth/directory';
+import { Directory, type App, type ThrottleLimits, type User } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { freePort, testEnv, type TestEnv } from '@hearth/testkit';
 import * as oidc from 'openid-client';
@@ -16,12 +16,12 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(opts: { env?: Record<string, string>; oidc?: OidcOptions; backend?: 'sqlite' | 'postgres' } = {}): Promise<Stack> {
+export async function startStack(opts: { env?: Record<string, string>; oidc?: OidcOptions; backend?: 'sqlite' | 'postgres'; throttle?: ThrottleLimits; issuer?: string } = {}): Promise<Stack> {
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
   const env = await testEnv({ backend: opts.backend, env: { HEARTH_OIDC_ISSUER: issuer, ...opts.env } });
   const logger = createLogger('oidc-test', env.config.logLevel);
-  const directory = await Directory.open(env.config, { watch: true, logger });
+  const directory = await Directory.open(env.config, { watch: true, logger, throttle: opts.throttle });
   const server = await startOidc({ config: env.config, directory, logger }, { port, keyPollMs: 100, ...opts.oidc });
   return {
     env,
