@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createLogger } from '@hearth/log';
-import { Directory, generateSecret, type App, type User } from '@hearth/directory';
+import { Directory, generateSecret, type App, type ThrottleLimits, type User } from '@hearth/directory';
 import { testEnv, type TestEnv } from '@hearth/testkit';
 import { loadTls, type TlsMaterial } from '@hearth/tls';
 import { startLdap, type LdapServer } from '../src/server.ts';
@@ -26,10 +26,10 @@ export interface Fixture {
 
 export const PASSWORD = 'correct horse battery';
 
-export async function startFixture(opts: { backend?: 'sqlite' | 'postgres' } = {}): Promise<Fixture> {
+export async function startFixture(opts: { backend?: 'sqlite' | 'postgres'; throttle?: ThrottleLimits } = {}): Promise<Fixture> {
   const env = await testEnv({ backend: opts.backend ?? 'sqlite' });
   const logger = createLogger('ldap-test', 'warn');
-  const directory = await Directory.open(env.config, { watch: true, logger });
+  const directory = await Directory.open(env.config, { watch: true, logger, throttle: opts.throttle });
   const add = (username: string, displayName: string): Promise<User> =>
     directory.addUser({ username, email: `${username}@example.test`, password: PASSWORD, displayName, fallbackEmail: `${username}@fallback.test` });
   const alice = await add('alice', 'Alice Liddell');
