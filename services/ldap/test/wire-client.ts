@@ -52,7 +52,7 @@ export function whoamiRequest(id: number): Buffer {
 }
 
 export class WireClient {
-  private input = Buffer.alloc(0);
+  private input: Buffer = Buffer.alloc(0);
   private readonly queue: Reply[] = [];
   private waiter: (() => void) | null = null;
   closed = false;
