@@ -53,6 +53,10 @@ const MAX_TRACKED_SOURCES = 10_000;
 const MAX_PAGED_SEARCHES = 8;
 /** Output a slow reader may leave unread before we drop it. */
 const MAX_PENDING_OUTPUT = 64 * 1024 * 1024;
+/** Responses are written in batches of about this size... */
+const FLUSH_BYTES = 256 * 1024;
+/** ...and request processing waits while this much is still unsent (pipelined searches). */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const KNOWN_CONTROLS = new Set<string>([OID.pagedResults, OID.manageDsaIT]);
 const INVALID = 'invalid credentials';
 
@@ -129,6 +133,7 @@ function rdnIs(r: { type: string; value: string } | undefined, type: string, val
 class Connection {
   private input: Buffer = Buffer.alloc(0);
   private out: Buffer[] = [];
+  private outBytes = 0;
   private busy = false;
   /** the socket closed */
   private closed = false;
@@ -154,9 +159,6 @@ class Connection {
     socket.setNoDelay(true);
     socket.setTimeout(this.svc.opts.idleTimeoutMs ?? 10 * 60 * 1000, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => {
-      if (!this.busy) socket.resume();
-    });
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
   }
@@ -184,19 +186,34 @@ class Connection {
   private flush(): void {
     if (this.out.length === 0 || this.closed || this.socket.destroyed) {
       this.out = [];
+      this.outBytes = 0;
       return;
     }
-    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
-    if (!this.socket.write(data)) {
-      this.socket.pause();
-      if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.destroy();
-    }
+    this.outBytes = 0;
+    this.socket.write(data);
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.destroy();
+  }
+
+  /** Waits until the client has read most of what we sent (or went away). */
+  private drained(): Promise<void> {
+    this.socket.pause();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        if (!this.closed) this.socket.resume();
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
   }
 
   /** Undecodable input: tell the client why (RFC 4511 4.4.1) and hang up. */
   private fail(message: string): void {
-    this.out.push(encodeNoticeOfDisconnection(RESULT.protocolError, message));
+    this.push(encodeNoticeOfDisconnection(RESULT.protocolError, message));
     this.flush();
     this.input = Buffer.alloc(0);
     this.hangUp();
@@ -229,7 +246,7 @@ class Connection {
           msg = decodeMessage(pdu);
         } catch (err) {
           if (err instanceof OperationError) {
-            this.out.push(encodeResult(err.id, err.responseTag, RESULT.protocolError, { message: err.message }));
+            this.push(encodeResult(err.id, err.responseTag, RESULT.protocolError, { message: err.message }));
             continue;
           }
           this.fail(err instanceof BerError ? err.message : 'malformed message');
@@ -241,7 +258,8 @@ class Connection {
           this.socket.pause();
           await pending;
           if (!this.closed) this.socket.resume();
-        }
+        } else if (this.outBytes > FLUSH_BYTES) this.flush();
+        if (this.socket.writableLength > HIGH_WATER_BYTES) await this.drained();
       }
     } catch (err) {
       this.svc.logger.warn({ err, remote: this.remote }, 'LDAP connection failed');
@@ -253,8 +271,13 @@ class Connection {
     }
   }
 
+  private push(data: Buffer): void {
+    this.out.push(data);
+    this.outBytes += data.length;
+  }
+
   private respond(id: number, tag: number, code: number, message?: string, extra?: { controls?: Control[]; responseName?: string; responseValue?: Buffer }): void {
-    this.out.push(encodeResult(id, tag, code, { message, ...extra }));
+    this.push(encodeResult(id, tag, code, { message, ...extra }));
   }
 
   /** Returns a promise only for operations that wait (binds, password changes). */
@@ -319,7 +342,7 @@ class Connection {
     // Per-user throttling counts one account however its DN was spelled.
     const known = directory.findUser(login);
     if (known) login = known.username;
-    const contexts = this.appContext ? [this.appContext] : this.svc.recentApps(this.remote);
+    const contexts = (this.appContext ? [this.appContext] : this.svc.recentApps(this.remote)).filter((appId) => directory.app(appId));
     const result = await directory.authenticate({ login, password: pw, protocol: 'ldap', appId: contexts[0] ?? null, remote: this.remote });
     if (!result.ok) return reply(RESULT.invalidCredentials, INVALID);
     for (const appId of contexts.slice(1)) {
@@ -445,7 +468,7 @@ class Connection {
     const end = Math.min(state.entries.length, state.offset + count);
     for (let i = state.offset; i < end; i++) {
       const e = state.entries[i]!;
-      this.out.push(encodeEntry(id, e.dnTlv, state.typesOnly ? e.selectTypesOnly(state.sel) : e.select(state.sel)));
+      this.push(encodeEntry(id, e.dnTlv, state.typesOnly ? e.selectTypesOnly(state.sel) : e.select(state.sel)));
     }
     state.offset = end;
   }
@@ -509,7 +532,6 @@ class Connection {
     if (this.closed) return;
     const raw = this.socket;
     raw.removeAllListeners('data');
-    raw.removeAllListeners('drain');
     raw.removeAllListeners('timeout');
     raw.setTimeout(0);
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.svc.secureContext! });
