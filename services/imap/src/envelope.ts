@@ -1,4 +1,4 @@
-import type { Value } from './imap-encoder.ts';
+import { encodeValue, raw, toBuffer, type Value } from './imap-encoder.ts';
 import { header, type MimePart } from './mime.ts';
 
 /**
@@ -127,7 +127,10 @@ function addresses(part: MimePart, name: string): Value {
   const v = header(part, name);
   if (v === null) return null;
   const list = parseAddressList(v);
-  return list.length ? list.map((a) => [nstring(a.name), nstring(a.adl), nstring(a.mailbox), nstring(a.host)]) : null;
+  if (!list.length) return null;
+  // env-from etc. are "(" 1*address ")": the addresses follow each other without spaces.
+  const pieces = list.flatMap((a) => encodeValue([nstring(a.name), nstring(a.adl), nstring(a.mailbox), nstring(a.host)]));
+  return raw(toBuffer(['(', ...pieces, ')']));
 }
 
 export function envelope(msg: MimePart): Value[] {

@@ -290,7 +290,12 @@ class Tokenizer {
       if (c === '[') depth++;
       else if (c === ']') depth = Math.max(0, depth - 1);
       else if (depth === 0 && (ATOM_STOP.has(c) || c === ')')) break;
-      else if (depth > 0 && (c === '"' || c === '{')) this.fail('unexpected character in section');
+      else if (depth > 0 && c === '"') {
+        // a quoted header field name inside BODY[HEADER.FIELDS (...)]
+        const close = this.text.indexOf('"', this.pos + 1);
+        if (close < 0) this.fail('unterminated quoted string');
+        this.pos = close;
+      } else if (depth > 0 && c === '{') this.fail('unexpected literal in section');
       const code = c.charCodeAt(0);
       if (code < 0x20 || code > 0x7e) this.fail('8-bit or control character in atom');
       this.pos++;

@@ -52,7 +52,11 @@ export function parseSearch(args: Token[]): SearchKey {
   const keys: SearchKey[] = [];
   const next = (): SearchKey => {
     if (i >= args.length) throw new ParseError('missing search key');
-    return parseKey(args, () => args[i++]!);
+    return parseKey(args, () => {
+      const t = args[i++];
+      if (!t) throw new ParseError('incomplete search key');
+      return t;
+    });
   };
   while (i < args.length) keys.push(next());
   if (keys.length === 0) throw new ParseError('missing search key');

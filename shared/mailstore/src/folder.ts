@@ -481,10 +481,13 @@ export class Folder extends EventEmitter {
   }
 }
 
-/** Maildir names start with the delivery time in seconds: order by that, then by name. */
+/** Maildir names start with the delivery time (`<seconds>.M<microseconds>`): order by that, then by name. */
 function compareBase(a: string, b: string): number {
-  const ta = parseInt(a, 10);
-  const tb = parseInt(b, 10);
-  if (ta !== tb && Number.isFinite(ta) && Number.isFinite(tb)) return ta - tb;
+  const ta = /^(\d+)(?:\.M(\d+))?/.exec(a);
+  const tb = /^(\d+)(?:\.M(\d+))?/.exec(b);
+  if (ta && tb) {
+    const d = Number(ta[1]) - Number(tb[1]) || Number(ta[2] ?? 0) - Number(tb[2] ?? 0);
+    if (d) return d;
+  }
   return a < b ? -1 : a > b ? 1 : 0;
 }
