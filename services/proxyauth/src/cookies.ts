@@ -2,9 +2,7 @@
 
 export interface CookieOptions {
   maxAgeSeconds?: number;
-  path?: string;
   secure: boolean;
-  httpOnly?: boolean;
 }
 
 /** The first value of a cookie in a Cookie header, or undefined. */
@@ -30,10 +28,9 @@ export function withoutCookie(header: string, name: string): string {
     .join('; ');
 }
 
-/** Values here are base64url and dots only, so no escaping is needed. */
+/** Always HttpOnly, SameSite=Lax, Path=/ and host-only; values here are base64url and dots only, so no escaping is needed. */
 export function serializeCookie(name: string, value: string, opts: CookieOptions): string {
-  const parts = [`${name}=${value}`, `Path=${opts.path ?? '/'}`, 'SameSite=Lax'];
-  if (opts.httpOnly !== false) parts.push('HttpOnly');
+  const parts = [`${name}=${value}`, 'Path=/', 'SameSite=Lax', 'HttpOnly'];
   if (opts.secure) parts.push('Secure');
   if (opts.maxAgeSeconds !== undefined) parts.push(`Max-Age=${Math.max(0, Math.floor(opts.maxAgeSeconds))}`);
   return parts.join('; ');

@@ -141,7 +141,10 @@ export class Proxy {
     res.on('close', () => {
       if (!res.writableFinished) proxyReq.destroy();
     });
-    req.pipe(proxyReq);
+    // Most requests have no body: skip the stream plumbing for them.
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    if (hasBody) req.pipe(proxyReq);
+    else proxyReq.end();
   }
 
   /** Tunnels an Upgrade request (WebSocket) once the upstream agrees; otherwise relays its answer. */

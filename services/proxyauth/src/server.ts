@@ -11,7 +11,7 @@ import { PAGES, renderPage, type Page } from './pages.ts';
 import { Proxy, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
 import type { ProxyAuthSettings } from './settings.ts';
-import { LOGIN_COOKIE, SESSION_COOKIE, SessionStore, appKey, loadMasterKey, seal, unseal, type ResolvedSession } from './session.ts';
+import { GATEWAY_COOKIES, SessionStore, appKey, cookieNames, loadMasterKey, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
 
 export interface ProxyAuthOptionsIn {
   config: HearthConfig;
@@ -37,6 +37,8 @@ interface AppContext {
   forwarded: Forwarded;
   /** where the browser reaches this app through the gateway, e.g. https://wiki.example.test */
   origin: string;
+  secure: boolean;
+  cookies: CookieNames;
 }
 
 type Decision =
@@ -140,8 +142,9 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   function contextFor(req: http.IncomingMessage, app: App, host: string): AppContext {
     const forwarded = forwardedOf(req);
     // The two redirect URI forms services/oidc registers for every proxyAuth app.
-    const origin = forwarded.proto === 'https' ? `https://${app.domain}` : `http://${app.domain}:${config.ports.proxyauth}`;
-    return { app, options: optionsOf(app), key: keyOf(app), host, forwarded, origin };
+    const secure = forwarded.proto === 'https';
+    const origin = secure ? `https://${app.domain}` : `http://${app.domain}:${config.ports.proxyauth}`;
+    return { app, options: optionsOf(app), key: keyOf(app), host, forwarded, origin, secure, cookies: cookieNames(secure) };
   }
 
   function identityOf(user: User): Identity {
@@ -150,7 +153,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
 
   /** The signed-in session behind the request's cookie, checked against the directory right now. */
   async function sessionOf(ctx: AppContext, req: http.IncomingMessage): Promise<{ session: ResolvedSession; user: User } | null> {
-    const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const cookie = readCookie(req.headers.cookie, ctx.cookies.session);
     if (!cookie) return null;
     const session = await sessions.resolve(ctx.key, ctx.app, cookie);
     if (!session) return null;
@@ -189,7 +192,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   function challenges(ctx: AppContext): string[] {
     const realm = quote(ctx.app.manifest.title ?? ctx.app.domain);
     // The Cookie scheme (draft-broyer-http-cookie-auth) says where a browser-style sign-in starts.
-    const list = [`Cookie realm=${realm}, form-action="/login", cookie-name=${SESSION_COOKIE}`];
+    const list = [`Cookie realm=${realm}, form-action="/login", cookie-name=${ctx.cookies.session}`];
     if (ctx.options.basicAuth) list.unshift(`Basic realm=${realm}, charset="UTF-8"`);
     if (ctx.options.supportsBearerAuth) list.push(`Bearer realm=${realm}`);
     return list;
@@ -231,10 +234,6 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     redirect(res, loginUrl(target));
   }
 
-  function cookieOptions(ctx: AppContext): { secure: boolean } {
-    return { secure: ctx.forwarded.proto === 'https' };
-  }
-
   async function login(ctx: AppContext, req: http.IncomingMessage, res: http.ServerResponse, target: NormalizedTarget): Promise<void> {
     const back = safeRedirect(new URLSearchParams(target.query).get('redirect'), ctx.app.domain);
     const signedIn = await sessionOf(ctx, req);
@@ -248,12 +247,12 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       return sendPage(res, PAGES.providerDown);
     }
     const state: LoginState = { state: start.state, verifier: start.verifier, nonce: start.nonce, redirect: back, redirectUri, expires: Date.now() + LOGIN_STATE_SECONDS * 1000 };
-    redirect(res, start.url.href, [serializeCookie(LOGIN_COOKIE, seal(ctx.key, state), { ...cookieOptions(ctx), path: '/login', maxAgeSeconds: LOGIN_STATE_SECONDS })]);
+    redirect(res, start.url.href, [serializeCookie(ctx.cookies.login, seal(ctx.key, state), { secure: ctx.secure, maxAgeSeconds: LOGIN_STATE_SECONDS })]);
   }
 
   async function callback(ctx: AppContext, req: http.IncomingMessage, res: http.ServerResponse, target: NormalizedTarget): Promise<void> {
-    const clear = clearCookie(LOGIN_COOKIE, { ...cookieOptions(ctx), path: '/login' });
-    const raw = readCookie(req.headers.cookie, LOGIN_COOKIE);
+    const clear = clearCookie(ctx.cookies.login, { secure: ctx.secure });
+    const raw = readCookie(req.headers.cookie, ctx.cookies.login);
     const state = raw ? (unseal(ctx.key, raw) as LoginState | null) : null;
     const retry = { href: `/login?redirect=${encodeURIComponent(state?.redirect ?? '/')}`, text: 'Sign in again' };
     if (!state || typeof state.expires !== 'number' || state.expires < Date.now()) {
@@ -278,15 +277,16 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     }
     const cookie = await sessions.create(ctx.key, ctx.app, user.id, result.idToken);
     await directory.audit({ username: user.username, protocol: 'proxyauth', appId: ctx.app.id, remote: clientAddress(ctx.forwarded), ok: true, detail: 'oidc sign-in' });
-    redirect(res, state.redirect, [clear, serializeCookie(SESSION_COOKIE, cookie, { ...cookieOptions(ctx), maxAgeSeconds: settings.sessionMaxSeconds })]);
+    redirect(res, state.redirect, [clear, serializeCookie(ctx.cookies.session, cookie, { secure: ctx.secure, maxAgeSeconds: settings.sessionMaxSeconds })]);
   }
 
   async function logout(ctx: AppContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const cookie = readCookie(req.headers.cookie, ctx.cookies.session);
     const session = cookie ? await sessions.resolve(ctx.key, ctx.app, cookie) : null;
-    if (session) await sessions.destroy(session.sid);
+    // The provider session ends too, so every app it signed in is signed out here as well.
+    if (session) await sessions.destroyUser(session.record.userId);
     const endSession = await oidc.endSessionUrl(ctx.app, `${ctx.origin}/`, session?.record.idToken ?? null);
-    redirect(res, endSession?.href ?? '/', [clearCookie(SESSION_COOKIE, cookieOptions(ctx))]);
+    redirect(res, endSession?.href ?? '/', [clearCookie(ctx.cookies.session, { secure: ctx.secure })]);
   }
 
   /** GET /verify for nginx auth_request / Traefik ForwardAuth: the app comes from X-Forwarded-Host. */
@@ -345,7 +345,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     proxy.forward(
       req,
       res,
-      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, gatewayCookies: [SESSION_COOKIE, LOGIN_COOKIE] },
+      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, gatewayCookies: GATEWAY_COOKIES },
       (why) => sendPage(res, failurePage(why)),
     );
   }
@@ -374,7 +374,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       req,
       socket,
       head,
-      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, gatewayCookies: [SESSION_COOKIE, LOGIN_COOKIE] },
+      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, gatewayCookies: GATEWAY_COOKIES },
       (why) => rawReply(socket, failurePage(why)),
     );
   }

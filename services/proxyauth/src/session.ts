@@ -13,6 +13,19 @@ import type { App, Directory } from '@hearth/directory';
 
 export const SESSION_COOKIE = 'hearth_proxyauth';
 export const LOGIN_COOKIE = 'hearth_proxyauth_login';
+
+export interface CookieNames {
+  session: string;
+  login: string;
+}
+
+/** Over TLS the names carry the __Host- prefix, so no sibling subdomain can plant one (session fixation). */
+export function cookieNames(secure: boolean): CookieNames {
+  return secure ? { session: `__Host-${SESSION_COOKIE}`, login: `__Host-${LOGIN_COOKIE}` } : { session: SESSION_COOKIE, login: LOGIN_COOKIE };
+}
+
+/** Every name the gateway uses; none of them is passed on to an app. */
+export const GATEWAY_COOKIES = [...Object.values(cookieNames(false)), ...Object.values(cookieNames(true))];
 const KV_NAMESPACE = 'proxyauth.session';
 
 /** The gateway-wide secret, generated once into $HEARTH_DATA_DIR/proxyauth/cookie.key. */
@@ -111,9 +124,22 @@ function kvKey(sid: string): string {
   return createHash('sha256').update(sid).digest('base64url');
 }
 
+/** How long a looked-up session is reused in this process (another replica's logout shows after at most this). */
+const CACHE_MS = 1000;
+const CACHE_MAX = 50_000;
+
+interface Cached {
+  cookie: string;
+  app: App;
+  record: SessionRecord;
+  until: number;
+}
+
 export class SessionStore {
   /** refresh lastSeen at most this often, so busy sessions do not write on every request */
   private readonly touchMs: number;
+  /** by session id; spares the store read and the HMAC on the requests that follow within CACHE_MS */
+  private readonly cache = new Map<string, Cached>();
 
   constructor(
     private readonly directory: Directory,
@@ -131,6 +157,10 @@ export class SessionStore {
 
   /** The live session a cookie names for this app, or null (forged, foreign, idle, too old, ended). */
   async resolve(key: Buffer, app: App, cookie: string, now = Date.now()): Promise<ResolvedSession | null> {
+    const claimed = cookie.slice(0, Math.max(0, cookie.indexOf('.')));
+    const hit = this.cache.get(claimed);
+    // The same App object means the same key: a rotated cookieSecret arrives as a new record.
+    if (hit && hit.cookie === cookie && hit.app === app && hit.until > now) return this.check(claimed, hit.record, now);
     const sid = verifySessionCookie(key, cookie);
     if (!sid) return null;
     const raw = await this.directory.store.kvGet(KV_NAMESPACE, kvKey(sid));
@@ -142,6 +172,12 @@ export class SessionStore {
       return null;
     }
     if (record.appId !== app.id) return null;
+    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(sid, { cookie, app, record, until: now + CACHE_MS });
+    return this.check(sid, record, now);
+  }
+
+  private async check(sid: string, record: SessionRecord, now: number): Promise<ResolvedSession | null> {
     if (now - record.lastSeen > this.limits.sessionIdleSeconds * 1000 || now - record.createdAt > this.limits.sessionMaxSeconds * 1000) {
       await this.destroy(sid);
       return null;
@@ -149,12 +185,21 @@ export class SessionStore {
     if (now - record.lastSeen > this.touchMs) {
       record = { ...record, lastSeen: now };
       await this.write(sid, record, now);
+      const cached = this.cache.get(sid);
+      if (cached) cached.record = record;
     }
     return { sid, record };
   }
 
   async destroy(sid: string): Promise<void> {
+    this.cache.delete(sid);
     await this.directory.store.kvDelete(KV_NAMESPACE, kvKey(sid));
+  }
+
+  /** Ends every gateway session of a user, on every app (single logout). */
+  async destroyUser(userId: string): Promise<void> {
+    for (const [sid, c] of this.cache) if (c.record.userId === userId) this.cache.delete(sid);
+    await this.directory.store.kvDeleteWhere(KV_NAMESPACE, 'userId', userId);
   }
 
   /** Writes a record as-is (tests use it to plant old sessions). */

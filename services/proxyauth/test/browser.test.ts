@@ -89,7 +89,7 @@ test('Chromium signs in through the wall with TOTP, lands on the app, then reach
   assert.equal(session.httpOnly, true);
   assert.equal(session.sameSite, 'Lax');
   // Page scripts cannot read the session cookie.
-  assert.doesNotMatch(await page.evaluate(() => document.cookie), /hearth_proxyauth=/);
+  assert.doesNotMatch(String(await page.evaluate('document.cookie')), /hearth_proxyauth=/);
 
   // A WebSocket from the page rides the same session through the gateway.
   const greeting = await page.evaluate(

@@ -347,16 +347,24 @@ describe('/login redirects and /logout', () => {
   test('/logout ends the session on the server and clears the cookie', async () => {
     const cookie = await signIn('adm', alice);
     assert.equal(echoOf(await get('adm', '/admin', { cookie })).headers['x-remote-user'], 'alice');
-    const r = await get('adm', '/logout', { cookie, headers: ['X-Forwarded-Proto: https'] });
+    const r = await get('adm', '/logout', { cookie });
     assert.equal(r.status, 302);
     // provider unreachable here: back to the app
     assert.equal(r.headers.location![0], '/');
-    const setCookie = r.headers['set-cookie']!.join('\n');
-    assert.match(setCookie, new RegExp(`${SESSION_COOKIE}=;`));
-    assert.match(setCookie, /Max-Age=0/);
-    assert.match(setCookie, /HttpOnly/);
-    assert.match(setCookie, /Secure/);
+    assert.equal(r.headers['set-cookie']!.join('\n'), `${SESSION_COOKIE}=; Path=/; SameSite=Lax; HttpOnly; Max-Age=0`);
     assert.equal((await get('adm', '/admin', { cookie })).status, 302);
+    // Behind TLS the cookie is Secure and __Host- prefixed.
+    const tls = await get('adm', '/logout', { headers: ['X-Forwarded-Proto: https'] });
+    assert.equal(tls.headers['set-cookie']!.join('\n'), `__Host-${SESSION_COOKIE}=; Path=/; SameSite=Lax; HttpOnly; Secure; Max-Age=0`);
+  });
+
+  test('/logout ends the user\'s sessions on every app', async () => {
+    const onAdm = await signIn('adm', alice);
+    const onWall = await signIn('wall', alice);
+    const bobs = await signIn('adm', bob);
+    await get('wall', '/logout', { cookie: onWall });
+    assert.equal((await get('adm', '/admin', { cookie: onAdm })).status, 302);
+    assert.equal(echoOf(await get('adm', '/admin', { cookie: bobs })).headers['x-remote-user'], 'bob');
   });
 });
 

@@ -126,11 +126,11 @@ export function curl(gatewayPort: number, host: string, path: string, opts: Curl
   if (opts.user) args.push('-u', opts.user);
   args.push(...(opts.extra ?? []), `http://${host}:${gatewayPort}${path}`);
   return new Promise((resolve, reject) => {
-    const child = spawn('curl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('curl', args, { stdio: [opts.data === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d) => (err += d));
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d) => (err += d));
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`curl exited ${code}: ${err}`));
@@ -145,7 +145,11 @@ export function curl(gatewayPort: number, host: string, path: string, opts: Curl
       }
       resolve({ status: Number(head[0]!.split(' ')[1]), headers, body: Buffer.from(text.slice(split + 4), 'latin1').toString('utf8') });
     });
-    child.stdin.end(opts.data ?? '');
+    if (child.stdin) {
+      // curl may answer (and exit) before it has read the whole body, e.g. on a refusal.
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.data);
+    }
   });
 }
 

@@ -128,6 +128,10 @@ test('sign in through the provider, land on the page asked for, then a second ap
   assert.equal(endSession.searchParams.get('post_logout_redirect_uri'), at('wall', '/'));
   assert.ok(endSession.searchParams.get('id_token_hint'));
   assert.equal(browser.cookie('wall.example.test', SESSION_COOKIE), undefined);
+  // Single logout: the gateway session on the second app ended with it.
+  const other = await browser.request(at('adm', '/admin/settings'));
+  assert.equal(other.status, 302);
+  assert.equal(other.headers.location, '/login?redirect=%2Fadmin%2Fsettings');
   const confirm = await browser.go(endSession);
   const form = formOf(confirm.final, '/confirm');
   const done = await browser.go(form.action, { form: { ...form.fields, logout: 'yes' } });
@@ -154,10 +158,12 @@ test('behind TLS (X-Forwarded-Proto: https) the redirect URI is https and cookie
   assert.equal(r.status, 302);
   assert.equal(new URL(r.headers.location!).searchParams.get('redirect_uri'), 'https://adm.example.test/login/callback');
   const setCookie = String(r.headers['set-cookie']);
-  assert.match(setCookie, /hearth_proxyauth_login=/);
-  assert.match(setCookie, /Secure/);
-  assert.match(setCookie, /HttpOnly/);
-  assert.match(setCookie, /Path=\/login/);
+  // __Host- names cannot be planted by a sibling subdomain.
+  assert.match(setCookie, /^__Host-hearth_proxyauth_login=/);
+  assert.match(setCookie, /; Secure/);
+  assert.match(setCookie, /; HttpOnly/);
+  assert.match(setCookie, /; Path=\/;/);
+  assert.match(setCookie, /; SameSite=Lax/);
 });
 
 test('a callback without the browser\'s sign-in state, or with a forged state, does not sign in', async () => {

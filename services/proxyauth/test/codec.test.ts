@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { App } from '@hearth/directory';
+import { parseBasic } from '../src/basic.ts';
+import { clearCookie, readCookie, serializeCookie, withoutCookie } from '../src/cookies.ts';
+import { appKey, loadMasterKey, seal, signSessionId, unseal, verifySessionCookie } from '../src/session.ts';
+import { hostOf } from '../src/server.ts';
+
+test('cookies: read, drop one, serialise', () => {
+  const h = 'a=1; hearth_proxyauth=s.m; b=x=y;c';
+  assert.equal(readCookie(h, 'hearth_proxyauth'), 's.m');
+  assert.equal(readCookie(h, 'b'), 'x=y');
+  assert.equal(readCookie(h, 'missing'), undefined);
+  assert.equal(readCookie(undefined, 'a'), undefined);
+  assert.equal(withoutCookie(h, 'hearth_proxyauth'), 'a=1; b=x=y; c');
+  assert.equal(withoutCookie('hearth_proxyauth=1', 'hearth_proxyauth'), '');
+  assert.equal(serializeCookie('n', 'v', { secure: true, maxAgeSeconds: 60.7 }), 'n=v; Path=/; SameSite=Lax; HttpOnly; Secure; Max-Age=60');
+  assert.equal(serializeCookie('n', 'v', { secure: false }), 'n=v; Path=/; SameSite=Lax; HttpOnly');
+  assert.equal(clearCookie('n', { secure: false }), 'n=; Path=/; SameSite=Lax; HttpOnly; Max-Age=0');
+});
+
+test('session ids: signed, and any change to id or MAC is refused', () => {
+  const key = randomBytes(32);
+  const sid = randomBytes(32).toString('base64url');
+  const cookie = signSessionId(key, sid);
+  assert.equal(verifySessionCookie(key, cookie), sid);
+  assert.equal(verifySessionCookie(randomBytes(32), cookie), null);
+  const flipped = cookie.slice(0, -2) + (cookie.at(-2) === 'A' ? 'B' : 'A') + cookie.at(-1);
+  assert.equal(verifySessionCookie(key, flipped), null);
+  assert.equal(verifySessionCookie(key, `${randomBytes(32).toString('base64url')}${cookie.slice(cookie.indexOf('.'))}`), null);
+  for (const bad of ['', '.', 'abc', `${sid}.`, `${sid}`, `short.${cookie.split('.')[1]}`]) assert.equal(verifySessionCookie(key, bad), null, bad);
+});
+
+test('sealed login state: round trip; tampering or another key yields null', () => {
+  const key = randomBytes(32);
+  const value = { state: 's', verifier: 'v', redirect: '/x' };
+  const sealed = seal(key, value);
+  assert.deepEqual(unseal(key, sealed), value);
+  assert.notEqual(seal(key, value), sealed, 'a fresh IV every time');
+  assert.equal(unseal(randomBytes(32), sealed), null);
+  const raw = Buffer.from(sealed, 'base64url');
+  raw[raw.length - 1]! ^= 1;
+  assert.equal(unseal(key, raw.toString('base64url')), null);
+  assert.equal(unseal(key, 'not-base64!'), null);
+  assert.equal(unseal(key, ''), null);
+});
+
+test('keys: the master key persists; apps get distinct keys; cookieSecret wins when present', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proxyauth-key-'));
+  try {
+    const k1 = loadMasterKey(dir);
+    assert.equal(k1.length, 32);
+    assert.deepEqual(loadMasterKey(dir), k1);
+    assert.equal(fs.statSync(path.join(dir, 'proxyauth', 'cookie.key')).mode & 0o777, 0o600);
+    const app = (id: string, cookieSecret?: string): App => ({ id, domain: `${id}.example.test`, manifest: { addons: { proxyAuth: {} } }, access: null, upstream: null, credentials: cookieSecret ? { proxyAuth: { cookieSecret } } : {}, createdAt: '' });
+    assert.notDeepEqual(appKey(k1, app('a')), appKey(k1, app('b')));
+    assert.deepEqual(appKey(k1, app('a', 'secret')), appKey(randomBytes(32), app('a', 'secret')));
+    assert.notDeepEqual(appKey(k1, app('a', 'secret')), appKey(k1, app('a', 'other')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Basic credentials', () => {
+  const b = (s: string): string => `Basic ${Buffer.from(s).toString('base64')}`;
+  assert.deepEqual(parseBasic(b('alice:pa:ss')), { login: 'alice', password: 'pa:ss' });
+  assert.deepEqual(parseBasic(`basic  ${Buffer.from('ä:ö').toString('base64')}`), { login: 'ä', password: 'ö' });
+  for (const bad of [undefined, '', 'Basic', 'Basic !!!', b('nocolon'), b(':nologin'), 'Bearer abc']) assert.equal(parseBasic(bad), null, String(bad));
+});
+
+test('Host header', () => {
+  assert.equal(hostOf('Wiki.Example.Test:4180'), 'wiki.example.test');
+  assert.equal(hostOf('wiki.example.test.'), 'wiki.example.test');
+  assert.equal(hostOf('[::1]:4180'), '[::1]');
+  for (const bad of [undefined, '', 'a b', 'evil/x', 'x:y:z', 'host:99999999']) assert.equal(hostOf(bad), null, String(bad));
+});
