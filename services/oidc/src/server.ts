@@ -89,6 +89,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
   // A disabled or deleted user's sessions, grants and tokens go at once (findAccount already
   // refuses them; this also drops what is stored).
   let active = new Set(directory.users().filter((u) => u.active).map((u) => u.username));
+  const revoking = new Set<Promise<void>>();
   const revoke = async (username: string): Promise<void> => {
     try {
       for (const model of ACCOUNT_MODELS) await storage.deleteAll(model, 'accountId', username);
@@ -99,7 +100,11 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
   };
   const stopWatching = directory.onChange((d) => {
     const now = new Set(d.users().filter((u) => u.active).map((u) => u.username));
-    for (const name of active) if (!now.has(name)) void revoke(name);
+    for (const name of active) {
+      if (now.has(name)) continue;
+      const p = revoke(name).finally(() => revoking.delete(p));
+      revoking.add(p);
+    }
     active = now;
   });
 
@@ -139,6 +144,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     close: async () => {
       clearInterval(poll);
       stopWatching();
+      await Promise.all(revoking);
       clients.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort, hearth, MANIFESTS, parseEnvLines, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
+import * as oidc from 'openid-client';
+import { fullLogin, PASSWORD } from './helpers.ts';
+
+/** The daemon as a user runs it, provisioned with the CLI: what `hearth app env` hands out is what the provider serves. */
+describe('oidc daemon with the hearth CLI', () => {
+  let env: TestEnv;
+  let daemon: Daemon;
+  let issuer: string;
+
+  before(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    env = await testEnv({ env: { HEARTH_OIDC_PORT: String(port), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info' } });
+    daemon = await startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"msg":"ready"'));
+  });
+  after(async () => {
+    await daemon?.stop();
+    await env?.cleanup();
+  });
+
+  it('serves an app installed after start, with the endpoints from hearth app env', async () => {
+    const install = await hearth(['app', 'install', path.join(MANIFESTS, 'helpdesk.json'), '--id', 'helpdesk', '--domain', 'helpdesk.example.test'], { env: env.env });
+    assert.equal(install.code, 0, install.stderr);
+    const user = await hearth(['user', 'add', 'alice', '--email', 'alice@example.test', '--password-stdin', '--display-name', 'Alice Liddell'], { env: env.env, input: PASSWORD });
+    assert.equal(user.code, 0, user.stderr);
+    const out = await hearth(['app', 'env', 'helpdesk'], { env: env.env });
+    assert.equal(out.code, 0, out.stderr);
+    const vars = parseEnvLines(out.stdout);
+
+    const discovery = (await (await fetch(vars.CLOUDRON_OIDC_DISCOVERY_URL!)).json()) as Record<string, string>;
+    assert.equal(discovery.issuer, vars.CLOUDRON_OIDC_ISSUER);
+    assert.equal(discovery.authorization_endpoint, vars.CLOUDRON_OIDC_AUTH_ENDPOINT);
+    assert.equal(discovery.token_endpoint, vars.CLOUDRON_OIDC_TOKEN_ENDPOINT);
+    assert.equal(discovery.jwks_uri, vars.CLOUDRON_OIDC_KEYS_ENDPOINT);
+    assert.equal(discovery.userinfo_endpoint, vars.CLOUDRON_OIDC_PROFILE_ENDPOINT);
+
+    const rp = await oidc.discovery(new URL(vars.CLOUDRON_OIDC_ISSUER!), vars.CLOUDRON_OIDC_CLIENT_ID!, vars.CLOUDRON_OIDC_CLIENT_SECRET!, undefined, { execute: [oidc.allowInsecureRequests] });
+    // The change reaches the daemon through the store's change notifications (another process wrote it).
+    let result: Awaited<ReturnType<typeof fullLogin>> | undefined;
+    for (let i = 0; i < 50 && !result; i++) {
+      result = await fullLogin(issuer, rp, 'https://helpdesk.example.test/auth/openid/callback', 'alice').catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return undefined;
+      });
+    }
+    assert.ok(result, 'sign-in through the daemon');
+    assert.equal(result.tokens.claims()!.name, 'Alice Liddell');
+    const info = await oidc.fetchUserInfo(rp, result.tokens.access_token, 'alice');
+    assert.equal(info.email, 'alice@example.test');
+  });
+
+  it('stops cleanly on SIGTERM', async () => {
+    assert.equal(await daemon.stop('SIGTERM'), 0);
+  });
+});
