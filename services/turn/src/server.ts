@@ -605,19 +605,16 @@ class Turn {
 
   /**
    * An error response. Unsigned ones go to unauthenticated senders, who may be spoofing
-   * a victim's address: those are sent only when no larger than the request.
+   * a victim's address: those are cut to the bare code and dropped when still larger
+   * than the request. Binding is the exception STUN needs: its 420 is at most 12 bytes
+   * over the request (RFC 5780 probes such as CHANGE-REQUEST rely on getting it).
    */
   private replyError(t: Tuple, msg: StunMessage, code: number, signer: Signer | null, extra: [number, Buffer][] = []): void {
     const out = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, REASONS[code] ?? '')], ...extra], signer);
-    if (!signer && out.length > msg.raw.length) {
-      const bare = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, '')], ...extra], null);
-      if (bare.length > msg.raw.length) {
-        this.counters.malformedDropped++;
-        return;
-      }
-      return t.link.send(bare);
-    }
-    t.link.send(out);
+    if (signer || out.length <= msg.raw.length) return t.link.send(out);
+    const bare = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, '')], ...extra], null);
+    if (bare.length <= msg.raw.length || msg.method === Method.Binding) return t.link.send(bare);
+    this.counters.malformedDropped++;
   }
 
   /** 401 or 438 with a fresh nonce: the one reply unauthenticated TURN requests get. */

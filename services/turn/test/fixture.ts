@@ -1,0 +1,49 @@
+import { Directory, generateSecret, type App } from '@hearth/directory';
+import { createLogger } from '@hearth/log';
+import { testEnv, type TestEnv } from '@hearth/testkit';
+import { startTurn, type TurnServer } from '../src/server.ts';
+import { loadTurnSettings, type TurnSettings } from '../src/settings.ts';
+
+export interface Fixture {
+  env: TestEnv;
+  directory: Directory;
+  server: TurnServer;
+  secret: string;
+  close(): Promise<void>;
+}
+
+export function turnApp(id: string, secret: string): App {
+  return {
+    id,
+    domain: `${id}.example.test`,
+    manifest: { addons: { turn: {} } },
+    access: null,
+    upstream: null,
+    credentials: { turn: { secret } },
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** An in-process TURN server on port 0 over a fresh directory holding one app with a TURN secret. */
+export async function startFixture(opts: { allowLoopback?: boolean; settings?: Partial<TurnSettings>; tls?: boolean } = {}): Promise<Fixture> {
+  const env = await testEnv({
+    env: { HEARTH_TURN_PORT: '0', HEARTH_TURN_TLS_PORT: '0', HEARTH_TURN_ALLOW_LOOPBACK_PEERS: opts.allowLoopback ? '1' : '' },
+  });
+  const logger = createLogger('turn-test', 'silent');
+  const directory = await Directory.open(env.config, { logger });
+  const secret = generateSecret(32);
+  await directory.putApp(turnApp('meet', secret), []);
+  const settings = { ...loadTurnSettings({}), ...opts.settings };
+  const server = await startTurn({ config: env.config, directory, logger, tls: null, settings });
+  return {
+    env,
+    directory,
+    server,
+    secret,
+    close: async () => {
+      await server.close();
+      await directory.close();
+      await env.cleanup();
+    },
+  };
+}
