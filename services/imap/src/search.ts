@@ -1,5 +1,5 @@
 import { asAtom, asUtf8, parseDate, parseNumber, parseSequenceSet, ParseError, resolveSequenceSet, type SequenceSet, type Token } from './imap-parser.ts';
-import { decodeWords, header, parseMessage, type MimePart } from './mime.ts';
+import { decodeWords, header, parseMessage, type HeaderField, type MimePart } from './mime.ts';
 
 /** SEARCH keys (RFC 3501 §6.4.4, RFC 7162 MODSEQ): parsing from tokens and matching, pure. */
 
@@ -114,23 +114,28 @@ function parseKey(args: Token[], take: () => Token, depth = 0): SearchKey {
   throw new ParseError(`unknown search key: ${t.value.slice(0, 40)}`);
 }
 
-/** What a key needs beyond flags and numbers. */
-export function needsContent(key: SearchKey): boolean {
+/** What a key needs beyond flags and numbers: nothing, the header fields, or the whole message. */
+export function needsContent(key: SearchKey): 'none' | 'header' | 'body' {
   switch (key.k) {
     case 'header':
+      return 'header';
     case 'body':
-      return true;
+      return 'body';
     case 'date':
-      return key.sent;
+      return key.sent ? 'header' : 'none';
     case 'not':
       return needsContent(key.key);
     case 'or':
-      return needsContent(key.a) || needsContent(key.b);
+      return max(needsContent(key.a), needsContent(key.b));
     case 'and':
-      return key.keys.some(needsContent);
+      return key.keys.map(needsContent).reduce(max, 'none');
     default:
-      return false;
+      return 'none';
   }
+}
+
+function max(a: 'none' | 'header' | 'body', b: 'none' | 'header' | 'body'): 'none' | 'header' | 'body' {
+  return a === 'body' || b === 'body' ? 'body' : a === 'header' || b === 'header' ? 'header' : 'none';
 }
 
 export interface Candidate {
@@ -140,8 +145,10 @@ export interface Candidate {
   modseq: number;
   size: number;
   internalDate: Date;
-  /** the raw message, only when needsContent() */
+  /** the raw message, when needsContent() is 'body' */
   raw: Buffer | null;
+  /** the top-level header fields, when needsContent() is 'header' (may come from a cache) */
+  headers: readonly HeaderField[] | null;
   maxSeq: number;
   maxUid: number;
 }
@@ -169,7 +176,7 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
     case 'date': {
       let t: number;
       if (key.sent) {
-        const d = header(rootOf(c, cache), 'date');
+        const d = headersOf(c, cache).find((h) => h.name === 'date')?.value;
         t = d ? Date.parse(d.replace(/\([^)]*\)/g, '').trim()) : NaN;
         if (Number.isNaN(t)) return false;
       } else t = c.internalDate.getTime();
@@ -177,9 +184,8 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       return key.op === 'before' ? day < key.day : key.op === 'on' ? day === key.day : day >= key.day;
     }
     case 'header': {
-      const root = rootOf(c, cache);
       const needle = key.value.toLowerCase();
-      return root.headers.some((h) => h.name === key.field && (needle === '' || decodeText(decodeWords(h.value)).toLowerCase().includes(needle)));
+      return headersOf(c, cache).some((h) => h.name === key.field && (needle === '' || decodeText(decodeWords(h.value)).toLowerCase().includes(needle)));
     }
     case 'body': {
       const root = rootOf(c, cache);
@@ -189,6 +195,10 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       return key.withHeader && root.headers.some((h) => decodeText(decodeWords(`${h.name}: ${h.value}`)).toLowerCase().includes(needle));
     }
   }
+}
+
+function headersOf(c: Candidate, cache: { root?: MimePart }): readonly HeaderField[] {
+  return c.headers ?? rootOf(c, cache).headers;
 }
 
 function rootOf(c: Candidate, cache: { root?: MimePart }): MimePart {
@@ -228,4 +238,13 @@ function bodyText(buf: Buffer, part: MimePart): string {
   } catch {
     return bytes.toString('utf8');
   }
+}
+
+/** Which kinds of keys a search uses (to skip stat()s and reads it does not need). */
+export function keyKinds(key: SearchKey, out = new Set<string>()): Set<string> {
+  out.add(key.k === 'date' && !key.sent ? 'internaldate' : key.k);
+  if (key.k === 'not') keyKinds(key.key, out);
+  else if (key.k === 'or') keyKinds(key.b, keyKinds(key.a, out));
+  else if (key.k === 'and') for (const k of key.keys) keyKinds(k, out);
+  return out;
 }

@@ -5,6 +5,7 @@ import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
+import { HeaderCache } from './header-cache.ts';
 import { continuation } from './imap-encoder.ts';
 import { CommandFramer, DEFAULT_LIMITS, type FrameEvent } from './imap-parser.ts';
 import { Session, type Transport } from './session.ts';
@@ -38,6 +39,7 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
   const store = opts.store ?? new MailStore(config.dataDir);
   const material = await loadTls(config);
   const secureContext = tls.createSecureContext({ cert: material.cert, key: material.key });
+  const headers = new HeaderCache();
   const sessions = new Set<Session>();
   const sockets = new Set<net.Socket>();
 
@@ -94,7 +96,7 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
       },
       remote,
     };
-    const session = new Session({ directory, store, logger, settings, tlsAvailable: true }, transport);
+    const session = new Session({ directory, store, logger, settings, tlsAvailable: true, headers }, transport);
     sessions.add(session);
 
     const pump = async (): Promise<void> => {

@@ -34,8 +34,9 @@ import {
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
-import { parseMessage, type MimePart } from './mime.ts';
-import { BadCharsetError, matches, needsContent, parseSearch } from './search.ts';
+import { parseMessage, type HeaderField, type MimePart } from './mime.ts';
+import type { HeaderCache } from './header-cache.ts';
+import { BadCharsetError, keyKinds, matches, needsContent, parseSearch } from './search.ts';
 import type { ImapSettings } from './settings.ts';
 
 /** What the session needs from its connection. */
@@ -55,6 +56,7 @@ export interface SessionDeps {
   logger: Logger;
   settings: ImapSettings;
   tlsAvailable: boolean;
+  headers: HeaderCache;
 }
 
 export type State = 'notauth' | 'auth' | 'selected' | 'logout';
@@ -688,17 +690,35 @@ export class Session {
     }
     const v = this.view!;
     const content = needsContent(key);
+    const kinds = keyKinds(key);
     const hits: number[] = [];
     let maxModseq = 0;
-    const usesModseq = JSON.stringify(key).includes('"modseq"');
+    const usesModseq = kinds.has('modseq');
     const maxUid = v.uids[v.uids.length - 1] ?? 0;
     for (let i = 0; i < v.uids.length; i++) {
       const rec = v.folder.get(v.uids[i]!);
       if (!rec) continue;
       let raw: Buffer | null = null;
-      if (content) raw = await v.folder.read(rec).catch(() => null);
-      if (content && !raw) continue;
-      const c = { seq: i + 1, uid: rec.uid, flags: rec.flags, modseq: rec.modseq, size: await v.folder.size(rec).catch(() => 0), internalDate: await v.folder.internalDate(rec).catch(() => new Date(0)), raw, maxSeq: v.uids.length, maxUid };
+      let headers: readonly HeaderField[] | null = null;
+      if (content === 'body') {
+        raw = await v.folder.read(rec).catch(() => null);
+        if (!raw) continue;
+      } else if (content === 'header') {
+        headers = await this.deps.headers.get(v.folder, rec);
+        if (!headers) continue;
+      }
+      const c = {
+        seq: i + 1,
+        uid: rec.uid,
+        flags: rec.flags,
+        modseq: rec.modseq,
+        size: kinds.has('size') ? await v.folder.size(rec).catch(() => 0) : 0,
+        internalDate: kinds.has('internaldate') ? await v.folder.internalDate(rec).catch(() => new Date(0)) : new Date(0),
+        raw,
+        headers,
+        maxSeq: v.uids.length,
+        maxUid,
+      };
       if (matches(key, c)) {
         hits.push(uid ? rec.uid : i + 1);
         if (rec.modseq > maxModseq) maxModseq = rec.modseq;

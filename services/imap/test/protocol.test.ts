@@ -123,7 +123,7 @@ test('MIME tree, BODYSTRUCTURE, sections', () => {
 
 test('SEARCH parsing and matching', () => {
   const tokens = (s: string) => cmd(`a SEARCH ${s}\r\n`).args;
-  const c = { seq: 2, uid: 7, flags: ['\\Seen'], modseq: 5, size: MULTI.length, internalDate: new Date('2026-03-02T10:00:00Z'), raw: MULTI, maxSeq: 3, maxUid: 9 };
+  const c = { seq: 2, uid: 7, flags: ['\\Seen'], modseq: 5, size: MULTI.length, internalDate: new Date('2026-03-02T10:00:00Z'), raw: MULTI, headers: null, maxSeq: 3, maxUid: 9 };
   const yes = ['ALL', 'SEEN', 'UNFLAGGED', 'SUBJECT "héllo"', 'CHARSET UTF-8 BODY "café"', 'FROM jane', 'HEADER To undisclosed', 'OR DELETED UID 7', 'NOT 1', '2:*', 'LARGER 10', 'SINCE 1-Mar-2026', 'ON 2-Mar-2026', 'MODSEQ 5', '(SEEN UID 1:7)', 'TEXT inner', 'KEYWORD \\Seen'];
   for (const s of yes) assert.equal(matches(parseSearch(tokens(s)), c), true, s);
   const no = ['UNSEEN', 'NEW', 'SUBJECT nothere', 'BEFORE 1-Jan-2020', 'UID 1:6', 'SMALLER 10', 'MODSEQ 6', 'NOT ALL', '3'];

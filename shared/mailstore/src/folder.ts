@@ -396,6 +396,29 @@ export class Folder extends EventEmitter {
     }
   }
 
+  /** The first bytes of a message, enough for its header in all but odd cases. */
+  async readHead(rec: MessageRecord, max = 32 * 1024): Promise<Buffer> {
+    const open = async (r: MessageRecord): Promise<Buffer> => {
+      const fh = await fs.promises.open(this.filePath(r), 'r');
+      try {
+        const buf = Buffer.alloc(max);
+        const { bytesRead } = await fh.read(buf, 0, max, 0);
+        return buf.subarray(0, bytesRead);
+      } finally {
+        await fh.close();
+      }
+    };
+    try {
+      return await open(rec);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.refresh();
+      const now = this.byUid.get(rec.uid);
+      if (!now) throw new MailStoreError('message was expunged', 'nonexistent');
+      return open(now);
+    }
+  }
+
   /** RFC822.SIZE: from the `S=` field of the name, else from the file. */
   async size(rec: MessageRecord): Promise<number> {
     const m = /,S=(\d+)/.exec(rec.base);

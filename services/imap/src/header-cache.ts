@@ -1,0 +1,25 @@
+import type { Folder, MessageRecord } from '@hearth/mailstore';
+import { parseHeaders, type HeaderField } from './mime.ts';
+
+/**
+ * Top-level header fields by message file. Maildir files never change content (flags live
+ * in the name), so an entry stays valid for the life of the file; repeated header SEARCHes
+ * then cost no disk reads, as with Dovecot's cache.
+ */
+export class HeaderCache {
+  private readonly map = new Map<string, readonly HeaderField[]>();
+
+  constructor(private readonly maxEntries = 100_000) {}
+
+  async get(folder: Folder, rec: MessageRecord): Promise<readonly HeaderField[] | null> {
+    const key = `${folder.dir}\0${rec.base}`;
+    const hit = this.map.get(key);
+    if (hit) return hit;
+    const raw = await folder.readHead(rec).catch(() => null);
+    if (!raw) return null;
+    const headers = parseHeaders(raw, 0, raw.length).headers.map((h) => ({ name: h.name, value: h.value, start: 0, end: 0 }));
+    if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value!);
+    this.map.set(key, headers);
+    return headers;
+  }
+}
