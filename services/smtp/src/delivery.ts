@@ -1,5 +1,6 @@
 import dns from 'node:dns';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
@@ -8,7 +9,7 @@ import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { MailStore } from '@hearth/mailstore';
 import type { DkimKeys, DkimSigningKey } from './dkim.ts';
-import { fromAddresses, headerValues, prependHeaders, splitAddress } from './message.ts';
+import { firstFromAddress, headerValues, prependHeaders, splitAddress } from './message.ts';
 import type { Deliverer, Outcome } from './queue.ts';
 import type { RelayHost } from './settings.ts';
 import type { QueueEnvelope } from './spool.ts';
@@ -56,6 +57,25 @@ function outcomeOf(err: SmtpError, remoteMta: string | null): Outcome {
   return { ok: false, permanent: code >= 500 && code < 600, status: statusOf(err), message: (err.response ?? err.message).slice(0, 500), remoteMta };
 }
 
+/**
+ * nodemailer's own sockets keep Nagle on: the small final segment of each message then waits
+ * for the receiver's delayed ACK (~40 ms per message). Hand it connected no-delay sockets instead.
+ */
+function getSocket(options: { host?: string; port?: number }, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
+  const socket = net.connect({ host: options.host, port: options.port ?? 25, noDelay: true });
+  const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connection timeout'), { code: 'ETIMEDOUT' })), 30_000);
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.removeListener('error', fail);
+    callback(null, { connection: socket });
+  });
+  const fail = (err: Error): void => {
+    clearTimeout(timer);
+    callback(err);
+  };
+  socket.once('error', fail);
+}
+
 /** Delivers queued messages: into the Maildir for local mailboxes, over SMTP for the rest. */
 export class Delivery implements Deliverer {
   private readonly smarthost: nodemailer.Transporter<SMTPPool.SentMessageInfo> | null;
@@ -79,6 +99,7 @@ export class Delivery implements Deliverer {
           socketTimeout: 300_000,
           disableFileAccess: true,
           disableUrlAccess: true,
+          getSocket,
         } satisfies SMTPPool.Options)
       : null;
   }
@@ -133,15 +154,9 @@ export class Delivery implements Deliverer {
   }
 
   /** The signing key for the From domain when it is one of ours. */
-  private async dkimFor(env: QueueEnvelope, raw: Buffer): Promise<DkimSigningKey | undefined> {
-    let domain: string | undefined;
-    try {
-      const from = (await fromAddresses(raw))[0]?.address;
-      domain = from ? splitAddress(from)?.domain : undefined;
-    } catch {
-      domain = undefined;
-    }
-    domain ??= splitAddress(env.from)?.domain;
+  private dkimFor(env: QueueEnvelope, raw: Buffer): DkimSigningKey | undefined {
+    const from = firstFromAddress(raw);
+    const domain = (from ? splitAddress(from)?.domain : undefined) ?? splitAddress(env.from)?.domain;
     if (!domain || !this.o.localDomains().has(domain)) return undefined;
     try {
       return this.o.dkim.forDomain(domain);
@@ -152,7 +167,7 @@ export class Delivery implements Deliverer {
   }
 
   async deliverRemote(env: QueueEnvelope, addresses: string[], raw: Buffer): Promise<Map<string, Outcome>> {
-    const dkim = await this.dkimFor(env, raw);
+    const dkim = this.dkimFor(env, raw);
     if (this.smarthost) return (await this.send(this.smarthost, env, addresses, raw, dkim, this.o.relay!.host)).outcomes;
     const byDomain = new Map<string, string[]>();
     for (const a of addresses) {
@@ -202,6 +217,7 @@ export class Delivery implements Deliverer {
         socketTimeout: 300_000,
         disableFileAccess: true,
         disableUrlAccess: true,
+        getSocket,
       } satisfies SMTPTransport.Options);
       try {
         const { outcomes, unreachable } = await this.send(transport, env, rcpts, raw, dkim, host);

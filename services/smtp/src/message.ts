@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
 
 /** Pure helpers over raw RFC 5322 messages (CRLF line endings). */
 
@@ -133,6 +134,14 @@ export async function fromAddresses(raw: Buffer): Promise<FromAddress[]> {
   };
   walk(from.value);
   return out;
+}
+
+/** The first From address, cheaply (no MIME decoding): enough to pick a DKIM domain. */
+export function firstFromAddress(raw: Buffer): string | null {
+  const value = headerValues(raw, 'from')[0];
+  if (!value) return null;
+  const first = addressparser(value, { flatten: true })[0];
+  return first?.address ? first.address.toLowerCase() : null;
 }
 
 /** local@domain split; null when it is not a usable mailbox address. */

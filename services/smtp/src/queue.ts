@@ -318,6 +318,8 @@ export class Queue {
       const dsn = buildDsn({ reportingMta: this.opts.hostname, postmaster: this.opts.postmaster, to: e.env.from, queueId: e.env.id, arrivalDate: new Date(e.env.arrivedAt), failed, original: raw });
       const withTrace = prependHeaders(dsn, [`Received: by ${this.opts.hostname} (Hearth) id ${dsnId};\r\n\t${rfc5322Date()}`]);
       await this.bounce(dsnId, e.env.from, withTrace);
+      // if the removal below is undone by a crash, this keeps the bounce from going twice
+      await this.spool.appendState(e.env.id, [{ s: 'bounced', t: Date.now() }], true);
     } else if (failed.length > 0 && e.env.from === '') {
       this.opts.logger.warn({ id: e.env.id }, 'undeliverable bounce dropped');
     }

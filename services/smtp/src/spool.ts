@@ -202,10 +202,13 @@ export class Spool {
     return out;
   }
 
-  /** Forgets a message: the msg file first (its absence is what "done" means), then its log. */
+  /**
+   * Forgets a message: the msg file first (its absence is what "done" means), then its log.
+   * Not fsync'd, like Postfix: if a crash undoes the unlink, local copies are recognised
+   * (Deliverer.alreadyDelivered) and a remote one goes again, which SMTP allows.
+   */
   async remove(id: string): Promise<void> {
     await fs.promises.rm(this.msgPath(id), { force: true });
-    await this.msgSync.sync();
     await fs.promises.rm(this.statePath(id), { force: true });
   }
 
