@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { HearthConfig } from '@hearth/config';
-import { DirectoryError, type Directory, type Role, type User } from '@hearth/directory';
+import { check, DirectoryError, domainSchema, type Directory, type Role, type User } from '@hearth/directory';
 import { appEnv, installApp, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
 import { printFields, printJson, printTable, readStdin, UsageError } from './output.ts';
 
@@ -14,8 +14,8 @@ export interface CommandContext {
 export interface Command {
   path: string[];
   usage: string;
-  /** exact number of positional arguments */
-  args: number;
+  /** number of positional arguments, exact or [min, max] */
+  args: number | [number, number];
   options?: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
   run(ctx: CommandContext): Promise<void>;
 }
@@ -339,6 +339,73 @@ export const COMMANDS: Command[] = [
     async run({ directory, args }) {
       await (await directory()).deleteMailbox(args[0]!);
       out(`deleted mailbox ${args[0]}`);
+    },
+  },
+  // ---- mail ----
+  {
+    path: ['mail', 'queue'],
+    usage: '[--json] | mail queue retry [<id>] | mail queue delete <id>',
+    args: 0,
+    async run({ config, values }) {
+      const { listQueue } = await import('@hearth/smtp/queue-admin');
+      const entries = listQueue(config);
+      if (values.json) return printJson(entries);
+      printTable(
+        entries.flatMap((e) =>
+          e.recipients.map((r) => ({ id: e.id, arrived: e.arrivedAt, from: e.from, to: r.address, status: r.status, attempts: r.attempts, next: r.nextAttempt, error: r.lastError })),
+        ),
+        ['id', 'arrived', 'from', 'to', 'status', 'attempts', 'next', 'error'],
+      );
+    },
+  },
+  {
+    path: ['mail', 'queue', 'retry'],
+    usage: '[<id>]',
+    args: [0, 1],
+    async run({ config, args }) {
+      const { retryQueued, QueueAdminError } = await import('@hearth/smtp/queue-admin');
+      try {
+        retryQueued(config, args[0]);
+      } catch (err) {
+        throw err instanceof QueueAdminError ? new DirectoryError(err.message, 'not_found') : err;
+      }
+      out(`asked the SMTP service to retry ${args[0] ?? 'every queued message'} now`);
+    },
+  },
+  {
+    path: ['mail', 'queue', 'delete'],
+    usage: '<id>',
+    args: 1,
+    async run({ config, args }) {
+      const { deleteQueued, QueueAdminError } = await import('@hearth/smtp/queue-admin');
+      try {
+        await deleteQueued(config, args[0]!);
+      } catch (err) {
+        throw err instanceof QueueAdminError ? new DirectoryError(err.message, 'not_found') : err;
+      }
+      out(`deleted ${args[0]} from the queue`);
+    },
+  },
+  {
+    path: ['mail', 'dkim'],
+    usage: '<domain> [--json]',
+    args: 1,
+    async run({ config, values, args }) {
+      const { dkimDnsRecord } = await import('@hearth/smtp/dkim');
+      const record = dkimDnsRecord(config, check(domainSchema, args[0]!));
+      if (values.json) return printJson(record);
+      out(`${record.name}. IN TXT "${record.value}"`);
+    },
+  },
+  // ---- oidc ----
+  {
+    path: ['oidc', 'rotate-keys'],
+    usage: '',
+    args: 0,
+    async run({ config }) {
+      const { rotateKeys } = await import('@hearth/oidc/keys');
+      const r = await rotateKeys(config);
+      out(`rotated OIDC signing keys (generation ${r.version}); published key ids: ${r.kids.join(', ')}; tokens signed with the previous keys stay valid`);
     },
   },
   // ---- audit ----

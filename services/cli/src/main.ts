@@ -16,7 +16,9 @@ const USAGE = `usage: hearth <command> [options]
   app install <CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream URL]
   app env <appId> | list | show <appId> | rotate <appId> | uninstall <appId>
   mailbox list | add <local@domain> --owner <u> | del <local@domain>
-  audit [--user U] [--protocol P] [--limit N]
+  mail queue [--json] | mail queue retry [<id>] | mail queue delete <id> | mail dkim <domain>
+  oidc rotate-keys
+  audit [--user U] [--protocol P] [--app A] [--limit N]
 
 Listings accept --json. Settings come from HEARTH_* environment variables (see README).`;
 
@@ -52,7 +54,8 @@ async function main(): Promise<number> {
     process.stderr.write(`hearth ${command.path.join(' ')}: ${(err as Error).message.split('\n')[0]}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
     return 2;
   }
-  if (positionals.length !== command.args) {
+  const [min, max] = typeof command.args === 'number' ? [command.args, command.args] : command.args;
+  if (positionals.length < min || positionals.length > max) {
     process.stderr.write(`usage: hearth ${command.path.join(' ')} ${command.usage}\n`);
     return 2;
   }
