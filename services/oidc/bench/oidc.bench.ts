@@ -1,0 +1,274 @@
+/**
+ * OIDC provider benchmark (`npm run bench:oidc`).
+ *
+ * Starts the daemon (services/oidc/src/main.ts) on the default SQLite store with the default
+ * argon2 cost and drives it from CLIENTS concurrent clients on the same machine:
+ *   - complete logins: GET /auth → login form → POST password → code → POST /token (PKCE);
+ *   - code exchanges: POST /token for codes minted beforehand over signed-in sessions (RS256 and EdDSA clients);
+ *   - refresh grants: a rotating refresh token chain per client;
+ *   - userinfo: GET /me with a bearer token.
+ * In the same run it measures this machine's ceiling for the work each request needs
+ * (RS256 and EdDSA signatures/s with node's crypto on one thread, argon2id verifications/s
+ * at the same cost) and prints each figure as a ratio to it. There is no Debian OIDC
+ * provider to run beside it; the anchor is Keycloak's sizing guide (per vCPU: ~120 token
+ * grants/s, ~15 password logins/s). Results go to the "OIDC" section of BENCHMARKS.md.
+ * Knobs: OIDC_BENCH_CLIENTS, OIDC_BENCH_SECONDS, OIDC_BENCH_CODES.
+ */
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadConfig } from '@hearth/config';
+import { Directory, PasswordHasher } from '@hearth/directory';
+import { freePort, REPO_ROOT, startDaemon, tempDir } from '@hearth/testkit';
+import { Browser, formOf, PASSWORD } from '../test/helpers.ts';
+
+const CLIENTS = Number(process.env.OIDC_BENCH_CLIENTS ?? 16);
+const SECONDS = Number(process.env.OIDC_BENCH_SECONDS ?? 8);
+const CODES = Number(process.env.OIDC_BENCH_CODES ?? 4000);
+const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
+
+const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
+
+interface Stats {
+  count: number;
+  errors: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+function stats(latencies: number[], errors: number, seconds: number): Stats {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const pick = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return { count: sorted.length, errors, seconds, rate: sorted.length / seconds, p50: pick(0.5), p99: pick(0.99) };
+}
+
+/** Runs `op` in CLIENTS closed loops until `until()` says stop; returns per-op latencies (ms). */
+async function closedLoop(op: (worker: number) => Promise<boolean>, until: () => boolean): Promise<Stats> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, w) => {
+      while (!until()) {
+        const t = performance.now();
+        const ok = await op(w).catch(() => false);
+        if (ok) latencies.push(performance.now() - t);
+        else errors++;
+      }
+    }),
+  );
+  return stats(latencies, errors, (performance.now() - started) / 1000);
+}
+
+const forSeconds = (s: number): (() => boolean) => {
+  const end = performance.now() + s * 1000;
+  return () => performance.now() >= end;
+};
+
+/** Signatures/s with node's crypto on one thread (the daemon signs on its one JS thread). */
+function signaturesPerSecond(kind: 'rsa' | 'ed25519'): number {
+  const { privateKey } = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+  const data = randomBytes(600);
+  const alg = kind === 'rsa' ? 'sha256' : null;
+  for (let i = 0; i < 50; i++) sign(alg, data, privateKey);
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < 2000) {
+    sign(alg, data, privateKey);
+    n++;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function argon2PerSecond(): Promise<number> {
+  const hasher = new PasswordHasher(ARGON2);
+  const hash = await hasher.hash(PASSWORD);
+  let n = 0;
+  const stop = forSeconds(3);
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (!stop()) {
+        await hasher.verify(hash, PASSWORD);
+        n++;
+      }
+    }),
+  );
+  return n / ((performance.now() - start) / 1000);
+}
+
+function writeSection(body: string): void {
+  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
+  const section = `## OIDC\n\n${body}\n`;
+  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const start = text.search(/^## OIDC\s*$/m);
+  if (start >= 0) {
+    const rest = text.slice(start + 1);
+    const nextHeader = rest.search(/^## /m);
+    const end = nextHeader >= 0 ? start + 1 + nextHeader : text.length;
+    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
+  } else text = `${text.trimEnd()}\n\n${section}`;
+  fs.writeFileSync(file, text);
+}
+
+async function main(): Promise<void> {
+  const dataDir = tempDir('hearth-oidc-bench-');
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    HEARTH_DATA_DIR: dataDir,
+    HEARTH_OIDC_PORT: String(port),
+    HEARTH_OIDC_ISSUER: issuer,
+    HEARTH_LOG_LEVEL: 'info',
+    HEARTH_LOG_FORMAT: 'json',
+    // The daemon's defaults, stated so a developer's cheap test settings do not leak in.
+    HEARTH_ARGON2_MEMORY_KIB: String(ARGON2.memoryCost),
+    HEARTH_ARGON2_TIME_COST: String(ARGON2.timeCost),
+    HEARTH_ARGON2_PARALLELISM: String(ARGON2.parallelism),
+  };
+  const config = loadConfig({ ...process.env, ...env });
+
+  log('seeding users and apps');
+  const directory = await Directory.open(config);
+  for (let i = 0; i < CLIENTS; i++) await directory.addUser({ username: `user${i}`, email: `user${i}@example.test`, password: PASSWORD, displayName: `Bench User ${i}` });
+  const apps = (['RS256', 'EdDSA'] as const).map((alg) => ({ alg, id: `bench-${alg.toLowerCase()}`, clientId: `cid-bench-${alg.toLowerCase()}`, secret: randomBytes(24).toString('base64url') }));
+  for (const a of apps) {
+    await directory.putApp(
+      { id: a.id, domain: `${a.id}.example.test`, manifest: { title: a.id, addons: { oidc: { loginRedirectUri: '/cb', tokenSignatureAlgorithm: a.alg } } }, access: null, upstream: null, credentials: { oidc: { clientId: a.clientId, clientSecret: a.secret } }, createdAt: new Date().toISOString() },
+      [],
+    );
+  }
+  await directory.close();
+
+  const loadBefore = os.loadavg()[0]!.toFixed(1);
+  log('measuring the machine: RS256, EdDSA, argon2id');
+  const rs256 = signaturesPerSecond('rsa');
+  const eddsa = signaturesPerSecond('ed25519');
+  const argon2 = await argon2PerSecond();
+
+  const daemon = await startDaemon('services/oidc/src/main.ts', env, (out) => out.includes('"msg":"ready"'));
+  try {
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const authUrl = (clientId: string, scope: string): string => {
+      const u = new URL('/auth', issuer);
+      u.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope, redirect_uri: `https://${clientId.replace('cid-', '')}.example.test/cb`, code_challenge: challenge, code_challenge_method: 'S256', state: randomBytes(8).toString('hex') }).toString();
+      return u.href;
+    };
+    const basic = (a: (typeof apps)[number]): string => `Basic ${Buffer.from(`${a.clientId}:${a.secret}`).toString('base64')}`;
+    const tokenRequest = async (a: (typeof apps)[number], body: Record<string, string>): Promise<Record<string, string> | null> => {
+      const res = await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic(a), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const json = (await res.json()) as Record<string, string>;
+      return res.status === 200 ? json : null;
+    };
+    const exchange = (a: (typeof apps)[number], code: string): Promise<Record<string, string> | null> =>
+      tokenRequest(a, { grant_type: 'authorization_code', code, redirect_uri: `https://${a.id}.example.test/cb`, code_verifier: verifier });
+    const rs = apps[0]!;
+    const ed = apps[1]!;
+
+    log(`complete logins (argon2id m=${ARGON2.memoryCost} KiB, t=${ARGON2.timeCost}) for ${SECONDS} s`);
+    const logins = await closedLoop(async (w) => {
+      const b = new Browser(issuer);
+      const page = await b.go(authUrl(rs.clientId, 'openid profile email'));
+      const form = formOf(await page.res.text(), '/login');
+      const r = await b.postForm(form.action, { ...form.fields, login: `user${w}`, password: PASSWORD });
+      const code = r.leftTo?.searchParams.get('code');
+      return code ? (await exchange(rs, code)) !== null : false;
+    }, forSeconds(SECONDS));
+
+    // Signed-in browsers, one per client, to mint codes and refresh chains without argon2.
+    const browsers: Browser[] = [];
+    for (let w = 0; w < CLIENTS; w++) {
+      const b = new Browser(issuer);
+      const page = await b.go(authUrl(rs.clientId, 'openid'));
+      const form = formOf(await page.res.text(), '/login');
+      await b.postForm(form.action, { ...form.fields, login: `user${w}`, password: PASSWORD });
+      browsers.push(b);
+    }
+    const mint = async (a: (typeof apps)[number], n: number): Promise<string[]> => {
+      const codes: string[] = [];
+      await Promise.all(
+        browsers.map(async (b) => {
+          while (codes.length < n) {
+            const r = await b.go(authUrl(a.clientId, 'openid profile email'));
+            const code = r.leftTo?.searchParams.get('code');
+            if (!code) throw new Error(`no code minted: ${r.res.status}`);
+            codes.push(code);
+          }
+        }),
+      );
+      return codes;
+    };
+
+    const exchanges: Record<string, Stats> = {};
+    for (const a of [rs, ed]) {
+      log(`minting ${CODES} codes for the ${a.alg} client`);
+      const codes = await mint(a, CODES);
+      log(`exchanging them from ${CLIENTS} clients`);
+      exchanges[a.alg] = await closedLoop(async () => {
+        const code = codes.pop();
+        return code !== undefined && (await exchange(a, code)) !== null;
+      }, () => codes.length === 0);
+    }
+
+    log(`refresh grants for ${SECONDS} s`);
+    const chains: string[] = [];
+    const accessTokens: string[] = [];
+    for (const b of browsers) {
+      const r = await b.go(authUrl(rs.clientId, 'openid profile email offline_access'));
+      const t = await exchange(rs, r.leftTo!.searchParams.get('code')!);
+      chains.push(t!.refresh_token!);
+      accessTokens.push(t!.access_token!);
+    }
+    const refreshes = await closedLoop(async (w) => {
+      const t = await tokenRequest(rs, { grant_type: 'refresh_token', refresh_token: chains[w]! });
+      if (!t) return false;
+      chains[w] = t.refresh_token!;
+      accessTokens[w] = t.access_token!;
+      return true;
+    }, forSeconds(SECONDS));
+
+    log(`userinfo for ${SECONDS} s`);
+    const userinfo = await closedLoop(async (w) => {
+      const res = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessTokens[w]}` } });
+      await res.arrayBuffer();
+      return res.status === 200;
+    }, forSeconds(SECONDS));
+
+    const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
+    const cores = os.availableParallelism();
+    const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+    const row = (name: string, s: Stats, ceiling: number, ceilingName: string, anchor: string): string =>
+      `| ${name} | ${f(s.rate)} | ${f(s.p50, 1)} / ${f(s.p99, 1)} | ${f(s.errors)} | ${f(s.rate / ceiling, 2)} of ${ceilingName} | ${f(s.rate / cores, 0)} | ${anchor} |`;
+    const body = [
+      `Run ${new Date().toISOString().slice(0, 10)} on ${cores} cores (\`nproc\` = ${cores}), Node ${process.version}, ${cpu}; load average before/after the run ${loadBefore} / ${os.loadavg()[0]!.toFixed(1)}.`,
+      `The daemon (one process, default SQLite store, audit on) and ${CLIENTS} closed-loop clients on the same machine; ${SECONDS} s per timed phase,`,
+      `${f(CODES)} codes per exchange phase (minted beforehand over signed-in sessions). Password cost: argon2id m=${ARGON2.memoryCost} KiB, t=${ARGON2.timeCost}, p=${ARGON2.parallelism} (the default).`,
+      `Machine ceilings measured in the same run: RS256 (RSA-2048) ${f(rs256)} signatures/s and EdDSA (Ed25519) ${f(eddsa)} signatures/s on one thread with node's crypto;`,
+      `argon2id ${f(argon2, 1)} verifications/s (${CLIENTS} concurrent, libuv pool). Each code exchange and refresh signs one ID token; userinfo signs nothing (ratio shown against RS256 for scale);`,
+      `a complete login costs one argon2 verification plus one signature.`,
+      '',
+      '| operation | per second | p50 / p99 (ms) | errors | ratio to the machine ceiling | per vCPU | Keycloak anchor per vCPU |',
+      '|---|---|---|---|---|---|---|',
+      row('code exchange (RS256 ID token)', exchanges.RS256!, rs256, 'RS256 signing', '~120 token grants/s'),
+      row('code exchange (EdDSA ID token)', exchanges.EdDSA!, eddsa, 'EdDSA signing', '~120 token grants/s'),
+      row('refresh grant (rotating, RS256)', refreshes, rs256, 'RS256 signing', '~120 token grants/s'),
+      row('userinfo', userinfo, rs256, 'RS256 signing', '–'),
+      row('complete login (form + password + code + token)', logins, argon2, 'argon2id', '~15 password logins/s'),
+      '',
+      `Target (issue 6): code exchange ≥ 500/s on this 2-core machine — ${exchanges.RS256!.rate >= 500 ? 'met' : 'not met'} (RS256: ${f(exchanges.RS256!.rate)}/s).`,
+    ].join('\n');
+    process.stdout.write(`${body}\n`);
+    writeSection(body);
+    log('wrote the OIDC section of BENCHMARKS.md');
+  } finally {
+    await daemon.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
