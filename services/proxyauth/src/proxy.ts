@@ -101,8 +101,9 @@ function responseHeaders(res: http.IncomingMessage): string[] {
 class UpstreamTimeout extends Error {}
 
 export class Proxy {
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+  // Idle pooled connections are closed after 4 s, before the common 5 s server-side keep-alive timeouts.
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000 });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000 });
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -123,7 +124,9 @@ export class Proxy {
   }
 
   /** Streams the request to the upstream and the answer back; onFailure answers when nothing was sent yet. */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, fwd: ForwardRequest, onFailure: (why: ProxyFailure) => void): void {
+  forward(req: http.IncomingMessage, res: http.ServerResponse, fwd: ForwardRequest, onFailure: (why: ProxyFailure) => void, retried = false): void {
+    // Most requests have no body: skip the stream plumbing for them (and they can be retried).
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     const opts = this.options(req, fwd, false);
     const proxyReq = (opts.protocol === 'https:' ? https : http).request(opts);
     proxyReq.setTimeout(this.timeoutMs, () => proxyReq.destroy(new UpstreamTimeout()));
@@ -133,16 +136,16 @@ export class Proxy {
       proxyRes.on('error', () => res.destroy());
       proxyRes.on('aborted', () => res.destroy());
     });
-    proxyReq.on('error', (err) => {
-      if (!res.headersSent) onFailure(err instanceof UpstreamTimeout ? 'timeout' : 'unreachable');
-      else res.destroy();
+    proxyReq.on('error', (err: NodeJS.ErrnoException) => {
+      if (res.headersSent) return void res.destroy();
+      // A pooled connection the upstream closed just as it was reused: nothing reached the app, so try a fresh one.
+      if (proxyReq.reusedSocket && err.code === 'ECONNRESET' && !hasBody && !retried && !res.destroyed) return this.forward(req, res, fwd, onFailure, true);
+      onFailure(err instanceof UpstreamTimeout ? 'timeout' : 'unreachable');
     });
     // A client gone mid-request or mid-response frees the upstream connection too.
     res.on('close', () => {
       if (!res.writableFinished) proxyReq.destroy();
     });
-    // Most requests have no body: skip the stream plumbing for them.
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     if (hasBody) req.pipe(proxyReq);
     else proxyReq.end();
   }

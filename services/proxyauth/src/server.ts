@@ -153,7 +153,9 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
 
   /** The signed-in session behind the request's cookie, checked against the directory right now. */
   async function sessionOf(ctx: AppContext, req: http.IncomingMessage): Promise<{ session: ResolvedSession; user: User } | null> {
-    const cookie = readCookie(req.headers.cookie, ctx.cookies.session);
+    // A __Host- cookie only exists if a browser got it over TLS; accepting it on plain HTTP too lets
+    // /verify work when the proxy in front forgets X-Forwarded-Proto. The reverse is never accepted.
+    const cookie = readCookie(req.headers.cookie, ctx.cookies.session) ?? (ctx.secure ? undefined : readCookie(req.headers.cookie, cookieNames(true).session));
     if (!cookie) return null;
     const session = await sessions.resolve(ctx.key, ctx.app, cookie);
     if (!session) return null;

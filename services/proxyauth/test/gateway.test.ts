@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { Directory, type App, type User } from '@hearth/directory';
 import { freePort, MANIFESTS, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
 import { SESSION_COOKIE, SessionStore, appKey, loadMasterKey, signSessionId } from '../src/session.ts';
-import { curl, echoOf, readLine, startUpstream, upgradeThrough, type Upstream } from './helpers.ts';
+import { curl, echoOf, readLine, startDroppingUpstream, startUpstream, upgradeThrough, type Upstream } from './helpers.ts';
 
 /**
  * The gateway as a daemon, driven with curl, in front of an echo upstream. Signed-in
@@ -20,6 +20,7 @@ let env: TestEnv;
 let gw: Daemon;
 let port: number;
 let upstream: Upstream;
+let dropping: Upstream;
 let directory: Directory;
 let sessions: SessionStore;
 let master: Buffer;
@@ -50,6 +51,7 @@ const get = (host: string, path: string, opts: Parameters<typeof curl>[3] = {}) 
 
 before(async () => {
   upstream = await startUpstream();
+  dropping = await startDroppingUpstream();
   port = await freePort();
   const deadPort = await freePort();
   env = await testEnv({
@@ -78,6 +80,7 @@ before(async () => {
   await directory.putApp(app('adm', { path: '/admin' }), []);
   await directory.putApp(app('down', {}, { upstream: `http://127.0.0.1:${deadPort}` }), []);
   await directory.putApp(app('plain', null), []);
+  await directory.putApp(app('drop', { path: '/admin' }, { upstream: dropping.url }), []);
   gw = await startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'));
   master = loadMasterKey(env.dataDir);
   sessions = new SessionStore(directory, { sessionIdleSeconds: IDLE, sessionMaxSeconds: MAX });
@@ -86,6 +89,7 @@ before(async () => {
 after(async () => {
   await gw?.stop();
   await upstream?.close();
+  await dropping?.close();
   await directory?.close();
   await env?.cleanup();
 });
@@ -306,6 +310,14 @@ describe('upstream trouble and bad input', () => {
     const r = await get('down', '/', { cookie: await signIn('down', alice) });
     assert.equal(r.status, 502);
     assert.match(r.body, /not responding/);
+  });
+
+  test('a pooled upstream connection dropped on reuse is retried on a fresh one', async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await get('drop', `/page${i}`);
+      assert.equal(r.status, 200, `request ${i}: ${r.status}`);
+      assert.equal(r.body, 'fresh');
+    }
   });
 
   test('slow upstream → 504 page', async () => {

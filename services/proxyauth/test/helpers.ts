@@ -101,6 +101,30 @@ export async function startUpstream(): Promise<Upstream> {
   };
 }
 
+/**
+ * An upstream that answers the first request on each connection with keep-alive, then
+ * drops the connection on the next one: what an upstream closing idle connections
+ * looks like to a pool that reuses one at the wrong moment.
+ */
+export async function startDroppingUpstream(): Promise<Upstream> {
+  const server = net.createServer((socket) => {
+    let buf = '';
+    let served = 0;
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      while (buf.includes('\r\n\r\n')) {
+        buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+        if (served++ > 0) return void socket.destroy();
+        socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-Upstream: dropping\r\n\r\nfresh');
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
+}
+
 export interface CurlResult {
   status: number;
   headers: Record<string, string[]>;
