@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { Directory, type App, type User } from '@hearth/directory';
 import { freePort, MANIFESTS, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
@@ -217,8 +217,13 @@ describe('signed in', () => {
     const echo = echoOf(await get('wall', '/upload', { cookie: await signIn('wall', alice), method: 'PUT', data: body, headers: ['Content-Type: text/plain'] }));
     assert.equal(echo.method, 'PUT');
     assert.equal(echo.bodyLength, Buffer.byteLength(body));
-    const { createHash } = await import('node:crypto');
     assert.equal(echo.bodySha256, createHash('sha256').update(body).digest('hex'));
+    const chunked = echoOf(await get('wall', '/upload', { cookie: await signIn('wall', alice), method: 'POST', data: body, headers: ['Transfer-Encoding: chunked'] }));
+    assert.equal(chunked.headers['transfer-encoding'], 'chunked');
+    assert.equal(chunked.bodySha256, createHash('sha256').update(body).digest('hex'));
+    const head = await get('wall', '/page', { cookie: await signIn('wall', alice), extra: ['-I'] });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['x-upstream']?.[0], 'echo');
   });
 
   test('a disabled user is out on the next request after the change arrives', async () => {
@@ -258,13 +263,20 @@ describe('cookies', () => {
     };
     const fresh = await plant(adm, 10, 10);
     assert.equal(echoOf(await get('adm', '/admin', { cookie: fresh })).headers['x-remote-user'], 'alice');
+    // Use moves lastSeen (and the store's expiry) forward, at most once a minute.
+    const used = await plant(adm, 300, 120);
+    const usedKey = createHash('sha256').update(used.split('=')[1]!.split('.')[0]!).digest('base64url');
+    const before = JSON.parse((await directory.store.kvGet('proxyauth.session', usedKey))!).lastSeen;
+    assert.equal(echoOf(await get('adm', '/admin', { cookie: used })).headers['x-remote-user'], 'alice');
+    const afterUse = JSON.parse((await directory.store.kvGet('proxyauth.session', usedKey))!).lastSeen;
+    assert.ok(afterUse - before >= 100_000, `lastSeen moved by ${afterUse - before} ms`);
     // The store would drop these by TTL; write them live to prove the gateway checks the times itself.
     const idle = await plant(adm, IDLE + 100, IDLE + 10);
     const old = await plant(adm, MAX + 10, 5);
     for (const [name, c] of [['idle', idle], ['too old', old]] as const) {
       const sid = c.split('=')[1]!.split('.')[0]!;
       const now = Date.now();
-      await directory.store.kvSet('proxyauth.session', (await import('node:crypto')).createHash('sha256').update(sid).digest('base64url'), JSON.stringify({ userId: alice.id, appId: adm.id, createdAt: name === 'idle' ? now - (IDLE + 100) * 1000 : now - (MAX + 10) * 1000, lastSeen: name === 'idle' ? now - (IDLE + 10) * 1000 : now - 5000, idToken: null }), 60);
+      await directory.store.kvSet('proxyauth.session', createHash('sha256').update(sid).digest('base64url'), JSON.stringify({ userId: alice.id, appId: adm.id, createdAt: name === 'idle' ? now - (IDLE + 100) * 1000 : now - (MAX + 10) * 1000, lastSeen: name === 'idle' ? now - (IDLE + 10) * 1000 : now - 5000, idToken: null }), 60);
       assert.equal((await get('adm', '/admin', { cookie: c })).status, 302, name);
     }
   });
