@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { freePort, hearth, MANIFESTS, parseEnvLines, REPO_ROOT, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
+import path from 'node:path';
+import { restPassword } from '../src/auth.ts';
+
+/** The daemon as apps and browsers meet it: coturn's own client tools against a running instance. */
+
+interface RunResult {
+  code: number | null;
+  out: string;
+}
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+  });
+}
+
+/** Sent and received message totals and the loss line of a turnutils_uclient run. */
+function uclientTotals(out: string): { sent: number; received: number; lost: number } | null {
+  const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(out.replace(/\r/g, ''));
+  const lost = /Total lost packets (\d+)/.exec(out);
+  if (!totals || !lost) return null;
+  return { sent: Number(totals[1]), received: Number(totals[2]), lost: Number(lost[1]) };
+}
+
+interface Stack {
+  env: TestEnv;
+  daemon: Daemon;
+  port: number;
+  tlsPort: number;
+}
+
+async function startStack(allowLoopback: boolean): Promise<Stack & { secret: string }> {
+  const port = await freePort();
+  const tlsPort = await freePort();
+  const env = await testEnv({
+    env: { HEARTH_LOG_LEVEL: 'info', HEARTH_TURN_PORT: String(port), HEARTH_TURN_TLS_PORT: String(tlsPort), HEARTH_TURN_ALLOW_LOOPBACK_PEERS: allowLoopback ? '1' : '' },
+  });
+  const install = await hearth(['app', 'install', path.join(MANIFESTS, 'meet.json'), '--id', 'meet', '--domain', 'meet.example.test'], { env: env.env });
+  assert.equal(install.code, 0, install.stderr);
+  const vars = await hearth(['app', 'env', 'meet'], { env: env.env });
+  const secret = parseEnvLines(vars.stdout).CLOUDRON_TURN_SECRET;
+  assert.ok(secret, vars.stdout + vars.stderr);
+  const daemon = await startDaemon('services/turn/src/main.ts', env.env, (o) => o.includes('"msg":"ready"'));
+  return { env, daemon, port, tlsPort, secret };
+}
+
+let stack: Stack & { secret: string };
+let peer: ChildProcess;
+let peerPort: number;
+
+before(async () => {
+  stack = await startStack(true);
+  peerPort = await freePort();
+  peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(peerPort)], { stdio: 'ignore' });
+  await new Promise<void>((resolve, reject) => {
+    peer.once('spawn', () => resolve());
+    peer.once('error', reject);
+  });
+});
+
+after(async () => {
+  peer?.kill();
+  await stack?.daemon.stop();
+  await stack?.env.cleanup();
+});
+
+function uclient(extra: string[], port = stack.port): Promise<RunResult> {
+  return run('turnutils_uclient', [...extra, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '20', '-m', '2', '-l', '180', '127.0.0.1']);
+}
+
+describe('coturn client tools', { timeout: 120_000 }, () => {
+  it('turnutils_stunclient learns its reflexive address', async () => {
+    const r = await run('turnutils_stunclient', ['-p', String(stack.port), '127.0.0.1']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
+  });
+
+  for (const [name, flags, tls] of [
+    ['UDP', [], false],
+    ['TCP', ['-t'], false],
+    ['TLS', ['-t', '-S'], true],
+  ] as const) {
+    it(`turnutils_uclient -W relays through us to turnutils_peer over ${name} with no loss`, async () => {
+      const r = await uclient(['-W', stack.secret, '-u', 'alice', ...flags], tls ? stack.tlsPort : stack.port);
+      assert.equal(r.code, 0, r.out);
+      const totals = uclientTotals(r.out);
+      assert.ok(totals, r.out);
+      // -m 2 clients × -n 20 messages, each echoed back by the peer.
+      assert.deepEqual(totals, { sent: 40, received: 40, lost: 0 });
+    });
+  }
+
+  it('a wrong secret cannot allocate', async () => {
+    const r = await uclient(['-W', 'not-the-secret', '-u', 'alice']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /Cannot complete Allocation/);
+    assert.equal(uclientTotals(r.out), null);
+  });
+
+  it('an expired REST API username cannot allocate', async () => {
+    const username = `${Math.floor(Date.now() / 1000) - 10}:alice`;
+    const r = await uclient(['-u', username, '-w', restPassword(stack.secret, username)]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /Cannot complete Allocation/);
+    // The same password scheme with a future expiry works, so it was the expiry that failed.
+    const fresh = `${Math.floor(Date.now() / 1000) + 600}:alice`;
+    const ok = await uclient(['-u', fresh, '-w', restPassword(stack.secret, fresh)]);
+    assert.equal(ok.code, 0, ok.out);
+  });
+});
+
+describe('daemon settings', { timeout: 60_000 }, () => {
+  it('a bad TURN setting is one line on stderr and exit 1', async () => {
+    const r = await run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'services/turn/src/main.ts')], { ...stack.env.env, HEARTH_TURN_ALLOWED_PEERS: 'not-a-cidr' });
+    assert.equal(r.code, 1);
+    assert.equal(r.out.trim().split('\n').length, 1, r.out);
+    assert.match(r.out, /HEARTH_TURN_ALLOWED_PEERS/);
+  });
+});
+
+describe('without HEARTH_TURN_ALLOW_LOOPBACK_PEERS', { timeout: 120_000 }, () => {
+  let strict: Stack & { secret: string };
+  before(async () => {
+    strict = await startStack(false);
+  });
+  after(async () => {
+    await strict?.daemon.stop();
+    await strict?.env.cleanup();
+  });
+
+  it('a loopback peer is refused with 403', async () => {
+    const r = await uclient(['-W', strict.secret, '-u', 'alice'], strict.port);
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /error 403 \(Forbidden\)/);
+    assert.equal(uclientTotals(r.out), null);
+  });
+});
