@@ -176,6 +176,11 @@ export class BerWriter {
     for (let i = n - 2; i >= 0; i--) this.buf[this.pos++] = (len / 2 ** (8 * i)) & 0xff;
   }
 
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos;
+  }
+
   startSequence(tag: number = TAG.SEQUENCE): this {
     this.ensure(2);
     this.buf[this.pos++] = tag;

@@ -17,93 +17,144 @@ export const APPS_DN = 'ou=apps,dc=cloudron';
 
 export type EntryKind = 'root' | 'container' | 'user' | 'group';
 
+/** Attribute names of a kind of entry, in output order, shared by all its entries. */
+export class Layout {
+  readonly index = new Map<string, number>();
+  constructor(readonly names: readonly string[]) {
+    names.forEach((n, i) => this.index.set(n.toLowerCase(), i));
+  }
+}
+
+/**
+ * One writer reused for every entry encoding (synchronous, so never shared in flight):
+ * the memoized copies then pack densely instead of pinning pool slabs full of scratch space.
+ */
+const scratch = new BerWriter(64 * 1024);
+
+const OPERATIONAL = ['entryDN', 'structuralObjectClass', 'hasSubordinates', 'subschemaSubentry'];
+const OPERATIONAL_LC = new Set(OPERATIONAL.map((n) => n.toLowerCase()));
+
+function normalizedList(values: readonly string[]): readonly string[] {
+  let changed = false;
+  const out = values.map((v) => {
+    const n = normalizeValue(v);
+    if (n !== v) changed = true;
+    return n;
+  });
+  // Ids, emails and usernames are already lowercase: share the array.
+  return changed ? out : values;
+}
+
+/**
+ * One entry. Kept compact because there is one per user: values in a shared layout,
+ * normalized values sharing the raw arrays when equal, and the BER of the DN and all
+ * attributes in one buffer with offsets, built on first use.
+ */
 export class Entry implements Matchable {
   readonly dnNorm: string;
-  private readonly norm = new Map<string, string[]>();
-  private readonly operationalNames: Set<string>;
-  private tlvs: Map<string, Buffer> | null = null;
-  private userTlvs: Buffer[] | null = null;
-  private operTlvs: Buffer[] | null = null;
-  private dnBuf: Buffer | null = null;
+  private readonly norm: (readonly string[])[];
+  private enc: Buffer | null = null;
+  /** enc offsets: [dn end, attr 0 end, attr 1 end, ...]; an empty attribute has zero length */
+  private offs: Uint32Array | null = null;
 
   constructor(
     readonly kind: EntryKind,
     readonly dn: string,
-    readonly attrs: readonly Attribute[],
-    readonly operational: readonly Attribute[],
+    readonly layout: Layout,
+    /** values per layout name; empty = absent */
+    readonly vals: readonly (readonly string[])[],
     /** user id for user entries, group id for groups */
     readonly ref: string | null = null,
+    /** structural object class reported by `+` */
+    private readonly structural = 'top',
   ) {
-    this.dnNorm = dn.toLowerCase();
-    for (const a of attrs) this.norm.set(a.name.toLowerCase(), a.values.map(normalizeValue));
-    for (const a of operational) this.norm.set(a.name.toLowerCase(), a.values.map(normalizeValue));
-    this.operationalNames = new Set(operational.map((a) => a.name.toLowerCase()));
+    const lower = dn.toLowerCase();
+    this.dnNorm = lower === dn ? dn : lower;
+    this.norm = vals.map(normalizedList);
   }
 
   values(attr: string): readonly string[] | undefined {
-    return this.norm.get(attr);
+    const i = this.layout.index.get(attr);
+    if (i !== undefined) {
+      const v = this.norm[i]!;
+      return v.length ? v : undefined;
+    }
+    if (this.kind === 'root' || !OPERATIONAL_LC.has(attr)) return undefined;
+    return this.operational()
+      .find((a) => a.name.toLowerCase() === attr)!
+      .values.map(normalizeValue);
   }
 
   *allValues(): Iterable<string> {
-    for (const vs of this.norm.values()) yield* vs;
+    for (const vs of this.norm) yield* vs;
+  }
+
+  private operational(): Attribute[] {
+    if (this.kind === 'root') return [];
+    return [
+      { name: 'entryDN', values: [this.dn] },
+      { name: 'structuralObjectClass', values: [this.structural] },
+      { name: 'hasSubordinates', values: [this.kind === 'container' ? 'TRUE' : 'FALSE'] },
+      { name: 'subschemaSubentry', values: ['cn=Subschema'] },
+    ];
+  }
+
+  private encode(): void {
+    const w = scratch.reset();
+    const offs = new Uint32Array(this.vals.length + 1);
+    w.writeString(this.dn);
+    let pos = w.length;
+    offs[0] = pos;
+    this.vals.forEach((values, i) => {
+      if (values.length) {
+        encodeAttribute(w, { name: this.layout.names[i]!, values });
+        pos = w.length;
+      }
+      offs[i + 1] = pos;
+    });
+    this.enc = w.toBuffer();
+    this.offs = offs;
   }
 
   get dnTlv(): Buffer {
-    return (this.dnBuf ??= new BerWriter(this.dn.length + 4).writeString(this.dn).toBuffer());
+    if (!this.enc) this.encode();
+    return this.enc!.subarray(0, this.offs![0]);
   }
 
-  private encodeAll(): Map<string, Buffer> {
-    if (this.tlvs) return this.tlvs;
-    const m = new Map<string, Buffer>();
-    const w = new BerWriter(256);
-    for (const a of [...this.attrs, ...this.operational]) {
-      encodeAttribute(w.reset(), a);
-      m.set(a.name.toLowerCase(), w.toBuffer());
-    }
-    this.userTlvs = this.attrs.map((a) => m.get(a.name.toLowerCase())!);
-    this.operTlvs = this.operational.map((a) => m.get(a.name.toLowerCase())!);
-    return (this.tlvs = m);
-  }
-
-  /** Encoded PartialAttributes for a selection, in entry order for `*`/`+`, then named ones. */
+  /** Encoded PartialAttributes for a selection: `*` in layout order, `+`, then named ones. */
   select(sel: Selection): Buffer[] {
-    const m = this.encodeAll();
+    if (!this.enc) this.encode();
+    const enc = this.enc!;
+    const offs = this.offs!;
     // The root DSE's attributes are operational, but clients expect them for a plain read.
     const allUser = sel.allUser || (this.kind === 'root' && sel.allOper);
-    const allOper = sel.allOper || (this.kind === 'root' && sel.allUser);
-    if (allUser && allOper) return [...this.userTlvs!, ...this.operTlvs!];
-    if (allUser && sel.names.length === 0) return this.userTlvs!;
     const out: Buffer[] = [];
-    if (allUser) out.push(...this.userTlvs!);
-    if (allOper) out.push(...this.operTlvs!);
-    for (const n of sel.names) {
-      const isOper = this.operationalNames.has(n);
-      if ((isOper && allOper) || (!isOper && allUser)) continue;
-      const b = m.get(n);
-      if (b) out.push(b);
+    if (allUser) out.push(enc.subarray(offs[0], offs[this.vals.length]));
+    else {
+      for (const n of sel.names) {
+        const i = this.layout.index.get(n);
+        if (i !== undefined && offs[i + 1]! > offs[i]!) out.push(enc.subarray(offs[i], offs[i + 1]));
+      }
+    }
+    const oper = this.operational();
+    if (oper.length && (sel.allOper || sel.names.some((n) => OPERATIONAL_LC.has(n)))) {
+      const w = new BerWriter(128);
+      for (const a of oper) if (sel.allOper || sel.names.includes(a.name.toLowerCase())) encodeAttribute(w, a);
+      out.push(w.toBuffer());
     }
     return out;
   }
 
   /** Attributes of a selection with their values left out (typesOnly searches). */
   selectTypesOnly(sel: Selection): Buffer[] {
-    const w = new BerWriter(128);
-    const names = new Set(this.selectedNames(sel));
-    return [...this.attrs, ...this.operational]
-      .filter((a) => names.has(a.name.toLowerCase()))
-      .map((a) => {
-        encodeAttribute(w.reset(), a, true);
-        return w.toBuffer();
-      });
-  }
-
-  private selectedNames(sel: Selection): string[] {
     const allUser = sel.allUser || (this.kind === 'root' && sel.allOper);
-    const allOper = sel.allOper || (this.kind === 'root' && sel.allUser);
-    const out: string[] = [];
-    for (const a of this.attrs) if (allUser || sel.names.includes(a.name.toLowerCase())) out.push(a.name.toLowerCase());
-    for (const a of this.operational) if (allOper || sel.names.includes(a.name.toLowerCase())) out.push(a.name.toLowerCase());
-    return out;
+    const w = new BerWriter(128);
+    this.vals.forEach((values, i) => {
+      const name = this.layout.names[i]!;
+      if (values.length && (allUser || sel.names.includes(name.toLowerCase()))) encodeAttribute(w, { name, values }, true);
+    });
+    for (const a of this.operational()) if (sel.allOper || sel.names.includes(a.name.toLowerCase())) encodeAttribute(w, a, true);
+    return [w.toBuffer()];
   }
 }
 
@@ -126,12 +177,8 @@ export function selection(requested: readonly string[], normalize: (s: string) =
   return sel;
 }
 
-function attr(name: string, ...values: (string | null | undefined)[]): Attribute {
-  return { name, values: values.filter((v): v is string => typeof v === 'string' && v !== '') };
-}
-
-function attrs(...list: Attribute[]): Attribute[] {
-  return list.filter((a) => a.values.length > 0);
+function present(...values: (string | null | undefined)[]): string[] {
+  return values.filter((v): v is string => typeof v === 'string' && v !== '');
 }
 
 /** "Ada King Lovelace" → given "Ada", surname "King Lovelace"; one word is both. */
@@ -150,73 +197,67 @@ export function groupDn(group: Group): string {
   return `cn=${escapeDnValue(group.name)},${GROUPS_DN}`;
 }
 
-function leafOperational(dn: string, structural: string): Attribute[] {
-  return [attr('entryDN', dn), attr('structuralObjectClass', structural), attr('hasSubordinates', 'FALSE'), attr('subschemaSubentry', 'cn=Subschema')];
-}
+const USER_LAYOUT = new Layout([
+  'objectclass',
+  'objectcategory',
+  'cn',
+  'uid',
+  'entryuuid',
+  'mail',
+  'displayName',
+  'mailAlternateAddress',
+  'givenName',
+  'sn',
+  'username',
+  'samaccountname',
+  'memberof',
+]);
+const USER_CLASSES = ['top', 'person', 'organizationalPerson', 'inetOrgPerson', 'user'];
+const PERSON = ['person'];
 
-function userEntry(user: User, groups: Group[]): Entry {
-  const dn = userDn(user);
+function userEntry(user: User, memberOf: readonly string[]): Entry {
   const [given, sn] = splitName(user.displayName, user.username);
+  const id = [user.id];
+  const username = [user.username];
   return new Entry(
     'user',
-    dn,
-    attrs(
-      attr('objectclass', 'top', 'person', 'organizationalPerson', 'inetOrgPerson', 'user'),
-      attr('objectcategory', 'person'),
-      attr('cn', user.id),
-      attr('uid', user.id),
-      attr('entryuuid', user.id),
-      attr('mail', user.email),
-      attr('displayName', user.displayName || user.username),
-      attr('mailAlternateAddress', user.fallbackEmail),
-      attr('givenName', given),
-      attr('sn', sn),
-      attr('username', user.username),
-      attr('samaccountname', user.username),
-      attr('memberof', ...groups.map(groupDn)),
-    ),
-    leafOperational(dn, 'inetOrgPerson'),
+    userDn(user),
+    USER_LAYOUT,
+    [USER_CLASSES, PERSON, id, id, id, [user.email], [user.displayName || user.username], present(user.fallbackEmail), [given], [sn], username, username, memberOf],
     user.id,
+    'inetOrgPerson',
   );
 }
+
+const GROUP_LAYOUT = new Layout(['objectclass', 'cn', 'gidnumber', 'memberuid']);
+const GROUP_CLASSES = ['top', 'group'];
 
 function groupEntry(group: Group, memberIds: readonly string[]): Entry {
-  const dn = groupDn(group);
-  return new Entry(
-    'group',
-    dn,
-    attrs(attr('objectclass', 'top', 'group'), attr('cn', group.name), attr('gidnumber', String(group.gidNumber)), attr('memberuid', ...memberIds)),
-    leafOperational(dn, 'group'),
-    group.id,
-  );
+  return new Entry('group', groupDn(group), GROUP_LAYOUT, [GROUP_CLASSES, [group.name], [String(group.gidNumber)], memberIds], group.id, 'group');
 }
 
-function container(dn: string, classes: string[], rdnAttr: string, rdnValue: string): Entry {
-  return new Entry(
-    'container',
-    dn,
-    attrs(attr('objectclass', 'top', ...classes), attr(rdnAttr, rdnValue)),
-    [attr('entryDN', dn), attr('structuralObjectClass', classes[classes.length - 1]), attr('hasSubordinates', 'TRUE'), attr('subschemaSubentry', 'cn=Subschema')],
-  );
+function container(dn: string, structural: string, rdnAttr: string, rdnValue: string): Entry {
+  return new Entry('container', dn, new Layout(['objectclass', rdnAttr]), [['top', structural], [rdnValue]], null, structural);
 }
 
 const ROOT_DSE = new Entry(
   'root',
   '',
-  [attr('objectClass', 'top')],
+  new Layout(['objectClass', 'namingContexts', 'supportedControl', 'supportedExtension', 'supportedLDAPVersion', 'supportedFeatures', 'vendorName', 'subschemaSubentry']),
   [
-    attr('namingContexts', BASE_DN),
-    attr('supportedControl', OID.pagedResults, OID.manageDsaIT),
-    attr('supportedExtension', OID.whoAmI, OID.passwordModify, OID.startTls),
-    attr('supportedLDAPVersion', '3'),
-    attr('supportedFeatures', '1.3.6.1.4.1.4203.1.5.1' /* all operational attributes (+) */),
-    attr('vendorName', 'Hearth'),
-    attr('subschemaSubentry', 'cn=Subschema'),
+    ['top'],
+    [BASE_DN],
+    [OID.pagedResults, OID.manageDsaIT],
+    [OID.whoAmI, OID.passwordModify, OID.startTls],
+    ['3'],
+    ['1.3.6.1.4.1.4203.1.5.1' /* all operational attributes (+) */],
+    ['Hearth'],
+    ['cn=Subschema'],
   ],
 );
 
-/** Attributes with an equality index (what apps search users by). */
-const INDEXED = ['uid', 'cn', 'entryuuid', 'username', 'samaccountname', 'mail'];
+/** Attributes with an equality index (what apps search users by), and the index each uses: uid, cn and entryuuid all hold the id. */
+const INDEX_OF: Record<string, 'id' | 'username' | 'mail'> = { uid: 'id', cn: 'id', entryuuid: 'id', username: 'username', samaccountname: 'username', mail: 'mail' };
 
 /** Who is asking decides what the tree shows. */
 export type Viewer = { kind: 'app'; appId: string } | { kind: 'user'; userId: string };
@@ -224,12 +265,13 @@ export type Viewer = { kind: 'app'; appId: string } | { kind: 'user'; userId: st
 /** One immutable generation of the tree, rebuilt when the directory changes. */
 export class Tree {
   readonly root = ROOT_DSE;
-  readonly base = container(BASE_DN, ['domain'], 'dc', 'cloudron');
-  readonly usersOu = container(USERS_DN, ['organizationalUnit'], 'ou', 'users');
-  readonly groupsOu = container(GROUPS_DN, ['organizationalUnit'], 'ou', 'groups');
+  readonly base = container(BASE_DN, 'domain', 'dc', 'cloudron');
+  readonly usersOu = container(USERS_DN, 'organizationalUnit', 'ou', 'users');
+  readonly groupsOu = container(GROUPS_DN, 'organizationalUnit', 'ou', 'groups');
   readonly users: Entry[];
   private readonly userById = new Map<string, Entry>();
-  private readonly index = new Map<string, Map<string, Entry[]>>();
+  /** normalized value → entry (or entries, for the rare shared value) */
+  private readonly index = { id: new Map<string, Entry | Entry[]>(), username: new Map<string, Entry | Entry[]>(), mail: new Map<string, Entry | Entry[]>() };
   private readonly allowedByApp = new Map<string, Set<string>>();
   private readonly groupsByApp = new Map<string, Entry[]>();
 
@@ -237,18 +279,29 @@ export class Tree {
     readonly directory: Directory,
     readonly snapshot = directory.snapshot,
   ) {
-    this.users = snapshot.users.map((u) => userEntry(u, directory.groupsOf(u.id)));
-    for (const attrName of INDEXED) this.index.set(attrName, new Map());
+    // One array of group DNs per distinct membership, shared by every user who has it.
+    const memberOfCache = new Map<string, string[]>();
+    const memberOf = (groups: Group[]): string[] => {
+      const key = groups.map((g) => g.id).join(' ');
+      let dns = memberOfCache.get(key);
+      if (!dns) memberOfCache.set(key, (dns = groups.map(groupDn)));
+      return dns;
+    };
+    this.users = snapshot.users.map((u) => userEntry(u, memberOf(directory.groupsOf(u.id))));
     for (const e of this.users) {
       this.userById.set(e.ref!, e);
-      for (const attrName of INDEXED) {
-        const idx = this.index.get(attrName)!;
-        for (const v of e.values(attrName) ?? []) {
-          const list = idx.get(v);
-          if (list) list.push(e);
-          else idx.set(v, [e]);
-        }
-      }
+      Tree.addToIndex(this.index.id, e.values('uid'), e);
+      Tree.addToIndex(this.index.username, e.values('username'), e);
+      Tree.addToIndex(this.index.mail, e.values('mail'), e);
+    }
+  }
+
+  private static addToIndex(idx: Map<string, Entry | Entry[]>, values: readonly string[] | undefined, e: Entry): void {
+    for (const v of values ?? []) {
+      const hit = idx.get(v);
+      if (hit === undefined) idx.set(v, e);
+      else if (Array.isArray(hit)) hit.push(e);
+      else idx.set(v, [hit, e]);
     }
   }
 
@@ -296,8 +349,12 @@ export class Tree {
   /** Entries that can match, from the indexes; null when the filter needs a full scan. */
   private candidates(f: Filter): Entry[] | null {
     switch (f.type) {
-      case 'eq':
-        return this.index.get(f.attr)?.get(f.value) ?? (this.index.has(f.attr) ? [] : null);
+      case 'eq': {
+        const which = INDEX_OF[f.attr];
+        if (!which) return null;
+        const hit = this.index[which].get(f.value);
+        return hit === undefined ? [] : Array.isArray(hit) ? hit : [hit];
+      }
       case 'and': {
         let best: Entry[] | null = null;
         for (const c of f.filters) {

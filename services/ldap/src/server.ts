@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import os from 'node:os';
 import tls from 'node:tls';
 import { ValidationError, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
@@ -37,6 +38,8 @@ export interface LdapOptions {
   tls?: { cert: string; key: string } | null;
   maxConnections?: number;
   maxConnectionsPerAddress?: number;
+  /** argon2 verifications in flight at once (default: one per CPU) */
+  maxPasswordChecks?: number;
   idleTimeoutMs?: number;
 }
 
@@ -81,6 +84,9 @@ class LdapService {
   readonly connections = new Set<Connection>();
   readonly perAddress = new Map<string, number>();
   readonly secureContext: tls.SecureContext | null;
+  private passwordChecks = 0;
+  private readonly passwordQueue: (() => void)[] = [];
+  private readonly maxPasswordChecks: number;
 
   constructor(
     readonly opts: LdapOptions,
@@ -89,6 +95,24 @@ class LdapService {
   ) {
     this.treeCache = new Tree(directory);
     this.secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key }) : null;
+    this.maxPasswordChecks = opts.maxPasswordChecks ?? Math.max(2, os.availableParallelism());
+  }
+
+  /**
+   * Runs a password check (or hash) when a slot is free. argon2 is CPU- and memory-bound:
+   * more in flight than cores adds no throughput, only memory (19 MiB each by default).
+   * Every bind outcome waits the same way, so the queue reveals nothing.
+   */
+  async withPasswordSlot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.passwordChecks >= this.maxPasswordChecks) await new Promise<void>((r) => this.passwordQueue.push(r));
+    else this.passwordChecks++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.passwordQueue.shift();
+      if (next) next();
+      else this.passwordChecks--;
+    }
   }
 
   /** The tree for the directory's current view (rebuilt at most once per reload). */
@@ -343,7 +367,7 @@ class Connection {
     const known = directory.findUser(login);
     if (known) login = known.username;
     const contexts = (this.appContext ? [this.appContext] : this.svc.recentApps(this.remote)).filter((appId) => directory.app(appId));
-    const result = await directory.authenticate({ login, password: pw, protocol: 'ldap', appId: contexts[0] ?? null, remote: this.remote });
+    const result = await this.svc.withPasswordSlot(() => directory.authenticate({ login, password: pw, protocol: 'ldap', appId: contexts[0] ?? null, remote: this.remote }));
     if (!result.ok) return reply(RESULT.invalidCredentials, INVALID);
     for (const appId of contexts.slice(1)) {
       const app = directory.app(appId);
@@ -562,11 +586,13 @@ class Connection {
     }
     if (!fields.newPassword) return reply(RESULT.unwillingToPerform, 'a new password is required');
     if (fields.oldPassword !== null) {
-      const check = await directory.authenticate({ login: self.username, password: fields.oldPassword, protocol: 'ldap', appId: this.appContext, remote: this.remote });
+      const check = await this.svc.withPasswordSlot(() =>
+        directory.authenticate({ login: self.username, password: fields.oldPassword!, protocol: 'ldap', appId: this.appContext, remote: this.remote }),
+      );
       if (!check.ok || check.user.id !== self.id) return reply(RESULT.invalidCredentials, INVALID);
     }
     try {
-      await directory.setPassword(self.id, fields.newPassword);
+      await this.svc.withPasswordSlot(() => directory.setPassword(self.id, fields.newPassword!));
     } catch (err) {
       if (err instanceof ValidationError) return reply(RESULT.constraintViolation, err.message);
       this.svc.logger.warn({ err }, 'password change failed');
