@@ -15,7 +15,7 @@ export interface OidcStorage {
   /** Marks a one-time entity (authorization code, ...) used, keeping its expiry. */
   consume(model: string, id: string): Promise<void>;
   delete(model: string, id: string): Promise<void>;
-  findOne(model: string, field: IndexedField, value: string): Promise<AdapterPayload | undefined>;
+  findAll(model: string, field: IndexedField, value: string): Promise<AdapterPayload[]>;
   deleteAll(model: string, field: IndexedField, value: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -65,9 +65,8 @@ export class StoreStorage implements OidcStorage {
     await this.store.kvDelete(this.ns(model), id);
   }
 
-  async findOne(model: string, field: IndexedField, value: string): Promise<AdapterPayload | undefined> {
-    const [row] = await this.store.kvFindWhere(this.ns(model), field, value);
-    return row ? strip(row.value) : undefined;
+  async findAll(model: string, field: IndexedField, value: string): Promise<AdapterPayload[]> {
+    return (await this.store.kvFindWhere(this.ns(model), field, value)).map((row) => strip(row.value));
   }
 
   async deleteAll(model: string, field: IndexedField, value: string): Promise<void> {
@@ -134,12 +133,10 @@ export class RedisStorage implements OidcStorage {
     await this.redis.del(this.key(model, id));
   }
 
-  async findOne(model: string, field: IndexedField, value: string): Promise<AdapterPayload | undefined> {
-    for (const key of await this.redis.smembers(this.indexKey(model, field, value))) {
-      const raw = await this.redis.get(key);
-      if (raw !== null) return JSON.parse(raw) as AdapterPayload;
-    }
-    return undefined;
+  async findAll(model: string, field: IndexedField, value: string): Promise<AdapterPayload[]> {
+    const keys = await this.redis.smembers(this.indexKey(model, field, value));
+    if (keys.length === 0) return [];
+    return (await this.redis.mget(...keys)).filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as AdapterPayload);
   }
 
   async deleteAll(model: string, field: IndexedField, value: string): Promise<void> {
@@ -169,11 +166,11 @@ export function adapterFor(storage: OidcStorage, clients: ClientRegistry): new (
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return storage.findOne(this.model, 'uid', uid);
+      return (await storage.findAll(this.model, 'uid', uid))[0];
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return storage.findOne(this.model, 'userCode', userCode);
+      return (await storage.findAll(this.model, 'userCode', userCode))[0];
     }
 
     async consume(id: string): Promise<void> {

@@ -4,7 +4,7 @@ import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import Koa from 'koa';
-import type Provider from 'oidc-provider';
+import type { Client, default as Provider } from 'oidc-provider';
 import { ACCOUNT_MODELS, RedisStorage, StoreStorage, type OidcStorage } from './adapter.ts';
 import { ClientRegistry } from './clients.ts';
 import { oidcEndpoints } from './endpoints.ts';
@@ -36,6 +36,7 @@ export interface RunningOidc {
 
 export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promise<RunningOidc> {
   const { config, directory, logger } = ctx;
+  if (new URL(config.oidcIssuer).pathname !== '/') throw new Error(`HEARTH_OIDC_ISSUER must be an origin without a path (got ${config.oidcIssuer})`);
   const storage: OidcStorage = config.redisUrl ? RedisStorage.connect(config.redisUrl) : new StoreStorage(directory.store);
   const clients = new ClientRegistry(directory, config);
   let keys: KeyMaterial = await loadOrCreateKeys(directory.store);
@@ -87,11 +88,20 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
   });
 
   // A disabled or deleted user's sessions, grants and tokens go at once (findAccount already
-  // refuses them; this also drops what is stored).
+  // refuses them; this also drops what is stored), and apps with a back-channel logout URI
+  // are told to end their own sessions for that user.
   let active = new Set(directory.users().filter((u) => u.active).map((u) => u.username));
   const revoking = new Set<Promise<void>>();
   const revoke = async (username: string): Promise<void> => {
     try {
+      const provider = current.provider;
+      for (const session of await storage.findAll('Session', 'accountId', username)) {
+        for (const [clientId, auth] of Object.entries(session.authorizations ?? {})) {
+          const client = (await provider.Client.find(clientId)) as (Client & { backchannelLogout(sub: string, sid: string | undefined): Promise<void> }) | undefined;
+          if (!client?.backchannelLogoutUri) continue;
+          await client.backchannelLogout(username, auth.sid).catch((err: Error) => logger.warn({ err: err.message, clientId }, 'back-channel logout failed'));
+        }
+      }
       for (const model of ACCOUNT_MODELS) await storage.deleteAll(model, 'accountId', username);
       logger.info({ username }, 'revoked sessions and tokens of a disabled or deleted user');
     } catch (err) {

@@ -4,6 +4,7 @@ import { Directory } from '@hearth/directory';
 import { waitFor } from '@hearth/testkit';
 import * as oidc from 'openid-client';
 import { ACCOUNT_MODELS } from '../src/adapter.ts';
+import { decodeJwt } from './jwt.ts';
 import { addOidcApp, addUser, fullLogin, rpConfig, startStack, type SeededApp, type Stack } from './helpers.ts';
 
 /**
@@ -16,11 +17,19 @@ describe('disabled and deleted users', () => {
   let cli: Directory;
   let app: SeededApp;
   let rp: oidc.Configuration;
+  const logoutTokens: string[] = [];
 
   before(async () => {
-    stack = await startStack();
+    stack = await startStack({
+      oidc: {
+        fetch: async (_url, init) => {
+          logoutTokens.push(new URLSearchParams(String(init?.body)).get('logout_token') ?? '');
+          return new Response(null, { status: 204 });
+        },
+      },
+    });
     cli = await Directory.open(stack.env.config);
-    app = await addOidcApp(stack.directory, 'helpdesk', { loginRedirectUri: '/cb' });
+    app = await addOidcApp(stack.directory, 'helpdesk', { loginRedirectUri: '/cb', backchannelLogoutUri: '/oidc/logout' });
     rp = await rpConfig(stack.issuer, app.clientId, app.clientSecret);
   });
   after(async () => {
@@ -57,6 +66,12 @@ describe('disabled and deleted users', () => {
       assert.equal(again.leftTo, null, 'no silent sign-in for a disabled user');
       assert.match(await again.res.text(), /name="password"/);
       await waitFor(async () => (await countStored(name)) === 0, 2000);
+      // The app hears about it on its back-channel logout URI, for the session it was given.
+      const sid = decodeJwt(tokens.id_token!).payload.sid;
+      const told = logoutTokens.map((t) => decodeJwt(t).payload).find((p) => p.sub === name);
+      assert.ok(told, 'a logout token for the user');
+      assert.equal(told.sid, sid);
+      assert.equal(told.aud, app.clientId);
       t.diagnostic(`directory change seen by the provider after ${seenAfter} ms`);
     });
   }
