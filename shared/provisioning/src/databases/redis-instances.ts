@@ -162,9 +162,13 @@ function logTail(dir: string): string {
  * Starts the app's instance unless it runs already, and resolves once that very process
  * answers on its port (INFO's process_id, so another server on the port does not count).
  */
-export async function startRedisInstance(config: HearthConfig, i: RedisInstance, timeoutMs = 10_000): Promise<number> {
+export async function startRedisInstance(config: HearthConfig, i: RedisInstance, opts: { createDir?: boolean; timeoutMs?: number } = {}): Promise<number> {
   const running = runningPid(config.dataDir, i.appId);
   if (running) return running;
+  // Only install creates the directory: an instance whose data is gone (uninstalled, or wiped) is not brought back empty.
+  if (opts.createDir === false && !fs.existsSync(redisDir(config.dataDir, i.appId))) {
+    throw new Error(`the data directory ${redisDir(config.dataDir, i.appId)} is missing; run hearth app install again`);
+  }
   const file = writeRedisConfig(config, i);
   const dir = path.dirname(file);
   const child = spawn(databaseSettings().redisServerBin, [file], { cwd: dir, detached: true, stdio: 'ignore' });
@@ -176,7 +180,7 @@ export async function startRedisInstance(config: HearthConfig, i: RedisInstance,
   child.once('exit', () => (exited = true));
   child.unref();
   fs.writeFileSync(path.join(dir, 'redis.pid'), `${spawned}\n`);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   while (!exited && Date.now() < deadline) {
     if ((await serverPid(config, i)) === spawned) return spawned;
     await new Promise((r) => setTimeout(r, 50));
@@ -187,8 +191,9 @@ export async function startRedisInstance(config: HearthConfig, i: RedisInstance,
 }
 
 /** SIGTERM (Redis then flushes its AOF and saves), SIGKILL after graceMs. */
-export async function stopRedisInstance(dataDir: string, appId: string, graceMs = 15_000): Promise<void> {
-  const pid = runningPid(dataDir, appId);
+export async function stopRedisInstance(dataDir: string, appId: string, opts: { pid?: number; graceMs?: number } = {}): Promise<void> {
+  const graceMs = opts.graceMs ?? 15_000;
+  const pid = runningPid(dataDir, appId) ?? (opts.pid && isRedisProcess(opts.pid) ? opts.pid : null);
   if (pid) {
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + graceMs;
@@ -203,20 +208,26 @@ export async function stopRedisInstance(dataDir: string, appId: string, graceMs 
   fs.rmSync(path.join(redisDir(dataDir, appId), 'redis.pid'), { force: true });
 }
 
+/** 1 s, doubling per failure in a row, at most a minute. */
+function backoff(failures: number): number {
+  return Math.min(60_000, 1000 * 2 ** (failures - 1));
+}
+
 export function instanceOf(appId: string, creds: Record<string, string>): RedisInstance {
   return { appId, port: Number(creds.port), password: creds.password };
 }
 
 /**
  * Keeps one redis-server per app that has the redis addon, in step with the directory:
- * starts missing ones (at start, on every change, and within a second of a crash, with
- * backoff doubling up to a minute while one keeps failing), stops those of apps that lost
+ * starts missing ones (at start and on every change; a crashed one after 1 s, the delay
+ * doubling up to a minute while it keeps failing), stops those of apps that lost
  * the addon or were uninstalled. close() stops every instance (they persist their data).
  * The supervisor runs this next to the daemons.
  */
 export function superviseRedisInstances(opts: { config: HearthConfig; directory: Directory; logger: MinimalLogger; intervalMs?: number }): { close: () => Promise<void> } {
   const { config, directory, logger } = opts;
-  const state = new Map<string, { failures: number; nextAttempt: number; startedAt: number; starting: boolean }>();
+  // pid: the instance last seen running (kept to stop it even after its pidfile is gone)
+  const state = new Map<string, { failures: number; nextAttempt: number; startedAt: number; starting: boolean; pid: number | null }>();
   const known = new Set<string>();
   const inFlight = new Set<Promise<unknown>>();
   let closed = false;
@@ -235,24 +246,35 @@ export function superviseRedisInstances(opts: { config: HearthConfig; directory:
     const apps = wanted();
     for (const [id, instance] of apps) {
       known.add(id);
-      const s = state.get(id) ?? { failures: 0, nextAttempt: 0, startedAt: 0, starting: false };
+      const s = state.get(id) ?? { failures: 0, nextAttempt: 0, startedAt: 0, starting: false, pid: null };
       state.set(id, s);
       if (s.starting) continue;
-      if (runningPid(config.dataDir, id)) {
+      const pid = runningPid(config.dataDir, id);
+      if (pid) {
+        s.pid = pid;
         if (s.failures && now - s.startedAt > 60_000) s.failures = 0;
         continue;
+      }
+      if (s.pid) {
+        // Gone since the last look: a crash, or an uninstall this view has not caught up with yet
+        // (changes arrive within ~250 ms). Either way, look again after the backoff.
+        logger.warn({ app: id, port: instance.port, pid: s.pid }, 'redis instance exited');
+        s.pid = null;
+        s.failures++;
+        s.nextAttempt = now + backoff(s.failures);
       }
       if (now < s.nextAttempt) continue;
       s.starting = true;
       track(
-        startRedisInstance(config, instance)
-          .then((pid) => {
+        startRedisInstance(config, instance, { createDir: false })
+          .then((started) => {
             s.startedAt = Date.now();
-            logger.info({ app: id, port: instance.port, pid }, 'redis instance started');
+            s.pid = started;
+            logger.info({ app: id, port: instance.port, pid: started }, 'redis instance started');
           })
           .catch((err: Error) => {
             s.failures++;
-            const delay = Math.min(60_000, 1000 * 2 ** (s.failures - 1));
+            const delay = backoff(s.failures);
             s.nextAttempt = Date.now() + delay;
             logger.warn({ app: id, port: instance.port, err: err.message, retryInMs: delay }, 'redis instance failed to start');
           })
@@ -261,9 +283,10 @@ export function superviseRedisInstances(opts: { config: HearthConfig; directory:
     }
     for (const id of known) {
       if (apps.has(id)) continue;
+      const pid = state.get(id)?.pid ?? undefined;
       known.delete(id);
       state.delete(id);
-      track(stopRedisInstance(config.dataDir, id).then(() => logger.info({ app: id }, 'redis instance stopped (app removed)')));
+      track(stopRedisInstance(config.dataDir, id, { pid }).then(() => logger.info({ app: id }, 'redis instance stopped (app removed)')));
     }
   };
 
@@ -276,7 +299,7 @@ export function superviseRedisInstances(opts: { config: HearthConfig; directory:
       clearInterval(timer);
       unsubscribe();
       await Promise.allSettled([...inFlight]);
-      await Promise.allSettled([...wanted().keys()].map((id) => stopRedisInstance(config.dataDir, id)));
+      await Promise.allSettled([...state].map(([id, s]) => stopRedisInstance(config.dataDir, id, { pid: s.pid ?? undefined })));
     },
   };
 }
