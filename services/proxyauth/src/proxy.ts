@@ -52,7 +52,7 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
 
 /** Header values are latin1 strings in node; send UTF-8 bytes (as other gateways do) without tripping its check. */
 function headerValue(s: string): string {
-  return Buffer.from(s.replace(/[\r\n]/g, ' '), 'utf8').toString('latin1');
+  return Buffer.from(s.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, ' '), 'utf8').toString('latin1');
 }
 
 export function identityHeaders(identity: Identity): [string, string][] {
@@ -131,7 +131,14 @@ export class Proxy {
     const proxyReq = (opts.protocol === 'https:' ? https : http).request(opts);
     proxyReq.setTimeout(this.timeoutMs, () => proxyReq.destroy(new UpstreamTimeout()));
     proxyReq.on('response', (proxyRes) => {
-      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes));
+      try {
+        res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes));
+      } catch {
+        // A head node will not send on (a bad status or header from the app) is the app's failure, not ours.
+        proxyRes.destroy();
+        if (!res.headersSent) onFailure('unreachable');
+        return;
+      }
       proxyRes.pipe(res);
       proxyRes.on('error', () => res.destroy());
       proxyRes.on('aborted', () => res.destroy());

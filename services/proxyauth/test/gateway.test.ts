@@ -194,6 +194,14 @@ describe('signed in', () => {
     assert.equal(r.headers['set-cookie']![0], 'appcookie=1; Path=/');
   });
 
+  test('a display name with control characters cannot add headers', async () => {
+    const eve = await directory.addUser({ username: 'eve', email: 'eve@example.test', password: 'eve-password-1', displayName: 'Eve\x01\r\nX-Injected: 1' });
+    await waitFor(async () => (await get('adm', '/admin', { cookie: await signIn('adm', eve) })).status === 200);
+    const echo = echoOf(await get('adm', '/admin', { cookie: await signIn('adm', eve) }));
+    assert.equal(echo.headers['x-remote-name'], 'Eve   X-Injected: 1');
+    assert.equal(echo.headers['x-injected'], undefined);
+  });
+
   test('spoofed identity headers are stripped on open paths too', async () => {
     const echo = echoOf(await get('adm', '/public', { headers: ['X-Remote-User: mallory', 'X-Remote-Email: m@evil.example', 'X-Remote-Name: M', 'X-Remote-Groups: admins'] }));
     for (const h of ['x-remote-user', 'x-remote-email', 'x-remote-name', 'x-remote-groups']) assert.equal(echo.headers[h], undefined, h);
