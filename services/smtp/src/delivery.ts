@@ -116,18 +116,20 @@ export class Delivery implements Deliverer {
   }
 
   /**
-   * After a crash between the Maildir rename and the queue's record of it: look for a
-   * file that arrived since the message did and whose own Received line carries our id.
+   * After a crash between the Maildir rename and the queue's record of it: the queue ids
+   * found in the first Received line of files that arrived since `sinceMs` (our own line,
+   * prepended when we accepted the message). One pass per mailbox, however many are pending.
    */
-  async alreadyDelivered(env: QueueEnvelope, address: string): Promise<boolean> {
+  async deliveredIds(address: string, sinceMs: number): Promise<Set<string>> {
+    const found = new Set<string>();
     let root: string;
     try {
       root = this.o.store.mailboxPath(address);
     } catch {
-      return false;
+      return found;
     }
-    const since = Math.floor(env.arrivedAt / 1000) - 1;
-    const marker = new RegExp(`\\bid ${env.id.replace(/\./g, '\\.')}\\b`);
+    const since = Math.floor(sinceMs / 1000) - 1;
+    const buf = Buffer.alloc(8192);
     for (const sub of ['new', 'cur']) {
       let names: string[];
       try {
@@ -136,21 +138,21 @@ export class Delivery implements Deliverer {
         continue;
       }
       for (const name of names) {
-        const ts = Number.parseInt(name, 10);
-        if (!(ts >= since)) continue;
+        // Maildir names start with the delivery time in seconds
+        if (!(Number.parseInt(name, 10) >= since)) continue;
         const fh = await fs.promises.open(path.join(root, sub, name), 'r').catch(() => null);
         if (!fh) continue;
         try {
-          const buf = Buffer.alloc(8192);
           const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
           const first = headerValues(buf.subarray(0, bytesRead), 'received')[0];
-          if (first && marker.test(first)) return true;
+          const id = first && /\(Hearth\)(?: with \S+)? id ([A-Z0-9.-]+)/.exec(first)?.[1];
+          if (id) found.add(id);
         } finally {
           await fh.close();
         }
       }
     }
-    return false;
+    return found;
   }
 
   /** The signing key for the From domain when it is one of ours. */

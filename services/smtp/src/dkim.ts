@@ -48,13 +48,18 @@ export interface DkimDnsRecord {
   type: 'TXT';
   /** v=DKIM1; k=rsa; p=<base64 SPKI> */
   value: string;
+  /** the value cut into ≤255-character strings, as a zone file's TXT record needs them */
+  strings: string[];
 }
 
 /** What `hearth mail dkim <domain>` prints: the TXT record to publish (creates the key if needed). */
 export function dkimDnsRecord(config: HearthConfig, domain: string): DkimDnsRecord {
   const pem = ensureDkimKey(config.dataDir, domain);
   const spki = createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
-  return { name: `${DKIM_SELECTOR}._domainkey.${domain.toLowerCase()}`, type: 'TXT', value: `v=DKIM1; k=rsa; p=${spki}` };
+  const value = `v=DKIM1; k=rsa; p=${spki}`;
+  const strings: string[] = [];
+  for (let i = 0; i < value.length; i += 255) strings.push(value.slice(i, i + 255));
+  return { name: `${DKIM_SELECTOR}._domainkey.${domain.toLowerCase()}`, type: 'TXT', value, strings };
 }
 
 /** Signing keys per local domain, cached. */

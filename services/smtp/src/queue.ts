@@ -11,8 +11,8 @@ export interface Deliverer {
   deliverLocal(env: QueueEnvelope, address: string, raw: Buffer): Promise<Outcome>;
   /** one outcome per address */
   deliverRemote(env: QueueEnvelope, addresses: string[], raw: Buffer): Promise<Map<string, Outcome>>;
-  /** whether an attempt cut short by a crash already put this message into the mailbox */
-  alreadyDelivered(env: QueueEnvelope, address: string): Promise<boolean>;
+  /** queue ids of messages already in this mailbox that arrived since sinceMs (attempts cut short by a crash) */
+  deliveredIds(address: string, sinceMs: number): Promise<Set<string>>;
 }
 
 export interface QueueOptions {
@@ -101,6 +101,7 @@ export class Queue {
     this.spool.init();
     this.spool.cleanTmp();
     this.spool.removeOrphanStates();
+    const loaded: Entry[] = [];
     for (const id of this.spool.ids()) {
       let env: QueueEnvelope;
       try {
@@ -111,16 +112,24 @@ export class Queue {
         continue;
       }
       const { rcpts, bounced } = replayState(env, this.spool.readStateSync(id));
+      loaded.push({ env, rcpts, raw: null, busy: false, bounced });
+    }
+    // pending local recipients may have been delivered just before a crash: look once per mailbox
+    const oldest = new Map<string, number>();
+    for (const e of loaded) for (const r of e.rcpts) if (r.status === 'pending' && r.local) oldest.set(r.address, Math.min(oldest.get(r.address) ?? Infinity, e.env.arrivedAt));
+    const delivered = new Map<string, Set<string>>();
+    for (const [address, since] of oldest) delivered.set(address, await this.deliverer.deliveredIds(address, since));
+    for (const e of loaded) {
       const recovered: StateRecord[] = [];
-      for (const r of rcpts) {
-        if (r.status === 'pending' && r.local && (await this.deliverer.alreadyDelivered(env, r.address))) {
+      for (const r of e.rcpts) {
+        if (r.status === 'pending' && r.local && delivered.get(r.address)?.has(e.env.id)) {
           r.status = 'done';
           recovered.push({ s: 'done', a: r.address, t: Date.now() });
         }
       }
-      await this.spool.appendState(id, recovered, true);
-      this.entries.set(id, { env, rcpts, raw: null, busy: false, bounced });
-      this.ready.push(id);
+      await this.spool.appendState(e.env.id, recovered, true);
+      this.entries.set(e.env.id, e);
+      this.ready.push(e.env.id);
     }
     this.applyControls();
     try {

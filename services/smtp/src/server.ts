@@ -29,7 +29,6 @@ type ListenerKind = 'submission' | 'mx';
 
 interface SessionInfo {
   kind: ListenerKind;
-  secure: boolean;
   trusted: boolean;
 }
 
@@ -175,7 +174,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     const rcpts = session.envelope.rcptTo.map((r) => ({ address: r.address, local: directory.mailbox(r.address) !== undefined }));
     const id = newQueueId();
     if (info.kind === 'submission') raw = ensureIdentity(raw, config.domain);
-    const protocol = `ESMTP${info.secure ? 'S' : ''}${sender ? 'A' : ''}`;
+    const protocol = `ESMTP${session.secure ? 'S' : ''}${sender ? 'A' : ''}`;
     raw = prependHeaders(raw, [
       receivedHeader({ heloName: session.hostNameAppearsAs, remoteAddress: session.remoteAddress, byHost: config.hostname, protocol, queueId: id, recipient: rcpts.length === 1 ? rcpts[0]!.address : null }),
     ]);
@@ -213,7 +212,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       logger: false,
       authOptional: true,
       onConnect(session, cb) {
-        sessions.set(session.id, { kind, secure, trusted: settings.trustedNetworks.has(session.remoteAddress) });
+        sessions.set(session.id, { kind, trusted: settings.trustedNetworks.has(session.remoteAddress) });
         cb();
       },
       onClose(session) {

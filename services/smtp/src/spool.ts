@@ -205,7 +205,7 @@ export class Spool {
   /**
    * Forgets a message: the msg file first (its absence is what "done" means), then its log.
    * Not fsync'd, like Postfix: if a crash undoes the unlink, local copies are recognised
-   * (Deliverer.alreadyDelivered) and a remote one goes again, which SMTP allows.
+   * (Deliverer.deliveredIds) and a remote one goes again, which SMTP allows.
    */
   async remove(id: string): Promise<void> {
     await fs.promises.rm(this.msgPath(id), { force: true });

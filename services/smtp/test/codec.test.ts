@@ -1,5 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '@hearth/config';
+import { tempDir } from '@hearth/testkit';
+import { dkimDnsRecord, ensureDkimKey } from '../src/dkim.ts';
 import { buildDsn } from '../src/dsn.ts';
 import { appendHeaders, ensureIdentity, fromAddresses, headerValues, inspectBody, receivedHeader, splitAddress } from '../src/message.ts';
 import { parseNetworks } from '../src/networks.ts';
@@ -67,6 +72,25 @@ describe('message codec', () => {
     assert.match(parts[3]!, /Content-Type: text\/rfc822-headers\r\nContent-Description: Undelivered Message Headers\r\n\r\nSubject: hi\r\nFrom: a@example\.test\r\n/);
     assert.doesNotMatch(dsn, /secret body/);
     assert.equal(inspectBody(b(dsn), 998), null);
+  });
+});
+
+describe('DKIM keys', () => {
+  it('generated once per domain (0600), published as a TXT record in ≤255-character strings', () => {
+    const dir = tempDir();
+    try {
+      const config = loadConfig({ HEARTH_DATA_DIR: dir });
+      const r = dkimDnsRecord(config, 'Example.TEST');
+      assert.equal(r.name, 'hearth._domainkey.example.test');
+      assert.match(r.value, /^v=DKIM1; k=rsa; p=[A-Za-z0-9+/]+=*$/);
+      assert.equal(r.strings.join(''), r.value);
+      assert.ok(r.strings.every((x) => x.length <= 255));
+      assert.equal(dkimDnsRecord(config, 'example.test').value, r.value, 'same key the second time');
+      assert.equal(fs.statSync(path.join(dir, 'dkim', 'example.test.private.pem')).mode & 0o777, 0o600);
+      assert.throws(() => ensureDkimKey(dir, '../etc'), /not a domain/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -69,7 +69,7 @@ describe('kill -9 right after the 250', () => {
     await first.stop('SIGKILL');
     t.diagnostic(`queued at the kill: ${listQueue(env.config).length} messages`);
     daemon = await startDaemon(entry, env.env, ready);
-    await waitFor(() => listQueue(env.config).length === 0, 20000);
+    await waitFor(() => listQueue(env.config).length === 0, 60000);
     for (const address of [BOB.email, USER.email]) {
       const msgs = maildirMessages(env.dataDir, address);
       for (let i = 0; i < N; i++) {

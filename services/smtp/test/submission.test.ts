@@ -162,6 +162,12 @@ describe('inbound MX on 2025', () => {
     await waitFor(() => maildirMessages(stack.env.dataDir, 'chat.app@example.test').some((m) => m.includes('Subject: inbound-app')), 10000);
   });
 
+  it('offers STARTTLS to other MTAs', async () => {
+    const r = await swaks(['--port', mx(), '--tls', '--from', 'tls@remote.test', '--to', USER.email, '--h-Subject', 'inbound-starttls']);
+    assert.equal(r.code, 0, r.out);
+    await waitFor(() => maildirMessages(stack.env.dataDir, USER.email).some((m) => m.includes('Subject: inbound-starttls') && / with ESMTPS id /.test(m)), 10000);
+  });
+
   it('refuses unknown local users and relaying with 550 at RCPT, and offers no AUTH', async () => {
     const unknown = await swaks(['--port', mx(), '--from', 'x@remote.test', '--to', 'nobody@example.test']);
     assert.match(unknown.out, /RCPT TO:<nobody@example\.test>\s*\n<\*\* +550 5\.1\.1/);
