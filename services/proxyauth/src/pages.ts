@@ -25,7 +25,7 @@ export function renderPage(page: Page): string {
 export const PAGES = {
   badRequest: { status: 400, title: 'Bad request', message: 'The request could not be understood.' },
   unknownHost: { status: 404, title: 'Not found', message: 'No app is installed at this address.' },
-  forbidden: { status: 403, title: 'Access denied', message: 'You are signed in, but this app is not available to your account.' },
+  forbidden: { status: 403, title: 'Access denied', message: 'You are signed in, but this app is not available to your account.', link: { href: '/logout', text: 'Sign out' } },
   badGateway: { status: 502, title: 'App unavailable', message: 'The app is not responding right now. Try again in a moment.' },
   gatewayTimeout: { status: 504, title: 'App timed out', message: 'The app took too long to answer.' },
   providerDown: { status: 503, title: 'Sign-in unavailable', message: 'The sign-in service cannot be reached right now. Try again in a moment.' },

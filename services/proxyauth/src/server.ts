@@ -33,7 +33,6 @@ interface AppContext {
   app: App;
   options: ProxyAuthOptions;
   key: Buffer;
-  host: string;
   forwarded: Forwarded;
   /** where the browser reaches this app through the gateway, e.g. https://wiki.example.test */
   origin: string;
@@ -139,12 +138,12 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     return hops[0] ?? '';
   }
 
-  function contextFor(req: http.IncomingMessage, app: App, host: string): AppContext {
+  function contextFor(req: http.IncomingMessage, app: App): AppContext {
     const forwarded = forwardedOf(req);
     // The two redirect URI forms services/oidc registers for every proxyAuth app.
     const secure = forwarded.proto === 'https';
     const origin = secure ? `https://${app.domain}` : `http://${app.domain}:${config.ports.proxyauth}`;
-    return { app, options: optionsOf(app), key: keyOf(app), host, forwarded, origin, secure, cookies: cookieNames(secure) };
+    return { app, options: optionsOf(app), key: keyOf(app), forwarded, origin, secure, cookies: cookieNames(secure) };
   }
 
   function identityOf(user: User): Identity {
@@ -298,7 +297,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     if (!app || !host) return sendPage(res, PAGES.unknownHost);
     const target = normalizePath(firstValue(req.headers['x-forwarded-uri']) ?? '/');
     if (!target) return sendPage(res, PAGES.badRequest);
-    const ctx = contextFor(req, app, host);
+    const ctx = contextFor(req, app);
     const decision = await decide(ctx, req, target);
     if (decision.kind === 'pass') {
       res.writeHead(200, { 'Content-Length': 0, 'Cache-Control': 'no-store', ...Object.fromEntries(decision.identity ? identityHeaders(decision.identity) : []) });
@@ -331,7 +330,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     }
     const target = normalizePath(req.url ?? '');
     if (!target) return sendPage(res, PAGES.badRequest);
-    const ctx = contextFor(req, app, host);
+    const ctx = contextFor(req, app);
     if (GATEWAY_PATHS.has(target.path)) {
       if (target.path === '/login') return login(ctx, req, res, target);
       if (target.path === '/login/callback') return callback(ctx, req, res, target);
@@ -366,7 +365,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     if (!app || !host) return rawReply(socket, PAGES.unknownHost);
     const target = normalizePath(req.url ?? '');
     if (!target || GATEWAY_PATHS.has(target.path)) return rawReply(socket, PAGES.badRequest);
-    const ctx = contextFor(req, app, host);
+    const ctx = contextFor(req, app);
     const decision = await decide(ctx, req, target);
     if (decision.kind === 'forbidden') return rawReply(socket, PAGES.forbidden);
     if (decision.kind !== 'pass') return rawReply(socket, { status: 401, title: 'Sign-in required', message: 'Sign in first.' }, { 'WWW-Authenticate': challenges(ctx) });
