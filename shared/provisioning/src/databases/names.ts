@@ -13,7 +13,7 @@ const HASH_LENGTH = 8;
  * (the core has no `_`), which keeps MySQL's `name\_%` grants to one app.
  */
 export function databaseName(appId: string): string {
-  const core = appId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, NAME_MAX - HASH_LENGTH - 1);
+  const core = appId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, NAME_MAX - HASH_LENGTH - 1) || 'app';
   const hash = createHash('sha256').update(appId).digest('hex').slice(0, HASH_LENGTH);
   return `${core}_${hash}`;
 }
