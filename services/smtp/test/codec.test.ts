@@ -8,6 +8,7 @@ import { dkimDnsRecord, ensureDkimKey } from '../src/dkim.ts';
 import { buildDsn } from '../src/dsn.ts';
 import { appendHeaders, ensureIdentity, fromAddresses, headerValues, inspectBody, receivedHeader, splitAddress } from '../src/message.ts';
 import { parseNetworks } from '../src/networks.ts';
+import { RateLimiter } from '../src/ratelimit.ts';
 import { replayState } from '../src/queue.ts';
 import { loadSmtpSettings, SettingsError } from '../src/settings.ts';
 import type { QueueEnvelope } from '../src/spool.ts';
@@ -104,6 +105,14 @@ describe('settings and rules', () => {
     assert.ok(!parseNetworks('').has('127.0.0.1'));
     assert.throws(() => parseNetworks('10.0.0.0/33'));
     assert.throws(() => parseNetworks('nonsense'));
+  });
+
+  it('rate limiter: fixed one-minute windows per key; 0 is off', () => {
+    const r = new RateLimiter(2);
+    assert.deepEqual([r.take('ip', 0), r.take('ip', 1), r.take('ip', 2), r.take('other', 2)], [true, true, false, true]);
+    assert.equal(r.take('ip', 60_000), true, 'a new window');
+    const off = new RateLimiter(0);
+    assert.ok(Array.from({ length: 1000 }, () => off.take('x')).every(Boolean));
   });
 
   it('relay URL, retry list and bad values', () => {

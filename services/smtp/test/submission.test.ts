@@ -73,6 +73,31 @@ describe('submission on 2525 (apps and users)', () => {
     assert.ok(audit.some((e) => e.username === WIKI.username && e.ok), 'successful app AUTH audited');
   });
 
+  it('failed logins are throttled across attempts (shared directory throttle): 454 even with the right password', async () => {
+    const script = `
+import smtplib
+for i in range(12):
+    s = smtplib.SMTP('127.0.0.1', ${port()}, timeout=10)
+    try:
+        s.login('${BOB.username}', 'wrong-%d' % i); print('OK')
+    except smtplib.SMTPAuthenticationError as e:
+        print('ERR', e.smtp_code)
+    except smtplib.SMTPResponseException as e:
+        print('ERR', e.smtp_code)
+    s.close()
+s = smtplib.SMTP('127.0.0.1', ${port()}, timeout=10)
+try:
+    s.login('${BOB.username}', '${BOB.password}'); print('RIGHT OK')
+except smtplib.SMTPResponseException as e:
+    print('RIGHT ERR', e.smtp_code)
+`;
+    const r = await run('python3', ['-c', script]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^ERR 535$/m);
+    assert.match(r.out, /^ERR 454$/m);
+    assert.match(r.out, /^RIGHT ERR 454$/m);
+  });
+
   it('an app may not use another envelope sender', async () => {
     const r = await swaks(['--port', port(), '--auth', 'PLAIN', '--auth-user', WIKI.username, '--auth-password', WIKI.password, '--from', USER.email, '--to', 'x@remote.test']);
     assert.notEqual(r.code, 0);
