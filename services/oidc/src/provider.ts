@@ -57,7 +57,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     claims: {
       // amr (pwd, otp) rides on the openid scope so it is always in the ID token.
       openid: ['sub', 'amr'],
-      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale'],
+      // groups also rides on profile: most apps ask for "openid profile email" only.
+      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'groups'],
       email: ['email', 'email_verified'],
       groups: ['groups'],
     },

@@ -118,6 +118,8 @@ describe('openid-client as a relying party', () => {
     assert.ok(r.leftTo, 'redirected straight back to the app');
     const tokens = await oidc.authorizationCodeGrant(meetRp, r.leftTo, { pkceCodeVerifier: verifier, idTokenExpected: true });
     assert.equal(tokens.claims()!.sub, 'alice');
+    assert.deepEqual(tokens.claims()!.groups, ['staff'], 'groups come with the profile scope too');
+    assert.equal(tokens.claims()!.email, undefined, 'no email claim without the email scope');
   });
 
   it('logs out after a confirmation page, tells back-channel apps, and returns to the registered URI', async () => {
