@@ -10,7 +10,7 @@ import { OidcClients } from './oidc.ts';
 import { PAGES, renderPage, type Page } from './pages.ts';
 import { Proxy, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
-import type { ProxyAuthSettings } from './settings.ts';
+import { addressMatcher, type ProxyAuthSettings } from './settings.ts';
 import { GATEWAY_COOKIES, SessionStore, appKey, cookieNames, loadMasterKey, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
 
 export interface ProxyAuthOptionsIn {
@@ -85,7 +85,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   const basic = new BasicAuthenticator(directory);
   const oidc = new OidcClients(config.oidcIssuer);
   const proxy = new Proxy(settings.upstreamTimeoutMs);
-  const trusted = new Set(settings.trustedProxies.map(plainAddress));
+  const trusted = addressMatcher(settings.trustedProxies);
   // App records are replaced on every directory reload, so these caches follow changes by themselves.
   const appOptions = new WeakMap<App, ProxyAuthOptions>();
   const appKeys = new WeakMap<App, Buffer>();
@@ -120,7 +120,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     const host = req.headers.host ?? '';
     const peer = plainAddress(req.socket.remoteAddress);
     const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
-    if (!trusted.has(peer)) return { for: peer, proto: tls ? 'https' : 'http', host };
+    if (!trusted(peer)) return { for: peer, proto: tls ? 'https' : 'http', host };
     const prior = req.headers['x-forwarded-for'];
     const xff = Array.isArray(prior) ? prior.join(', ') : prior;
     const proto = firstValue(req.headers['x-forwarded-proto'])?.toLowerCase();
@@ -134,7 +134,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   /** The client address for throttling and audit: the nearest untrusted hop. */
   function clientAddress(fwd: Forwarded): string {
     const hops = fwd.for.split(',').map((h) => plainAddress(h.trim())).filter(Boolean);
-    for (let i = hops.length - 1; i >= 0; i--) if (!trusted.has(hops[i]!)) return hops[i]!;
+    for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i]!)) return hops[i]!;
     return hops[0] ?? '';
   }
 

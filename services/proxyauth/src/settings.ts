@@ -11,8 +11,32 @@ export interface ProxyAuthSettings {
   sessionIdleSeconds: number;
   /** a session this old is over, however active */
   sessionMaxSeconds: number;
-  /** peers whose X-Forwarded-For/Proto/Host are believed (a TLS terminator in front of the gateway) */
+  /** peers (addresses or CIDR ranges) whose X-Forwarded-For/Proto/Host are believed: a TLS terminator in front of the gateway */
   trustedProxies: string[];
+}
+
+/** Whether an address (IPv4-mapped IPv6 included) lies in any of the ranges. */
+export function addressMatcher(ranges: string[]): (address: string) => boolean {
+  const list = new net.BlockList();
+  for (const r of ranges) {
+    const [addr, bits] = r.split('/') as [string, string | undefined];
+    const family = net.isIPv4(addr) ? 'ipv4' : 'ipv6';
+    list.addSubnet(addr, bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits), family);
+  }
+  return (address) => {
+    const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+    const family = net.isIPv4(plain) ? 'ipv4' : net.isIPv6(plain) ? 'ipv6' : null;
+    return family !== null && list.check(plain, family);
+  };
+}
+
+function isRange(r: string): boolean {
+  const [addr, bits, extra] = r.split('/');
+  const v = net.isIP(addr ?? '');
+  if (v === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (v === 4 ? 32 : 128);
 }
 
 const ms = z.coerce.number().int().min(100).max(3_600_000);
@@ -28,7 +52,7 @@ const schema = z
       .string()
       .default('127.0.0.1,::1')
       .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
-      .refine((list) => list.every((a) => net.isIP(a) !== 0), 'must be a comma list of IP addresses'),
+      .refine((list) => list.every(isRange), 'must be a comma list of IP addresses or CIDR ranges'),
   })
   .refine((s) => s.HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS <= s.HEARTH_PROXYAUTH_SESSION_MAX_SECONDS, {
     message: 'must not exceed HEARTH_PROXYAUTH_SESSION_MAX_SECONDS',

@@ -1,0 +1,47 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Directory } from '@hearth/directory';
+import { createLogger } from '@hearth/log';
+import { testEnv, type TestEnv } from '@hearth/testkit';
+import { loadSettings } from '../src/settings.ts';
+import { startProxyAuth, type RunningProxyAuth } from '../src/server.ts';
+import { curl, echoOf, startUpstream, type Upstream } from './helpers.ts';
+
+/** The gateway in-process with no trusted proxies: whatever X-Forwarded-* a client sends is replaced. */
+
+let env: TestEnv;
+let directory: Directory;
+let upstream: Upstream;
+let gw: RunningProxyAuth;
+
+before(async () => {
+  upstream = await startUpstream();
+  env = await testEnv();
+  directory = await Directory.open(env.config, { watch: true });
+  await directory.putApp(
+    { id: 'open', domain: 'open.example.test', manifest: { addons: { proxyAuth: { path: '/admin' } } }, access: null, upstream: upstream.url, credentials: {}, createdAt: new Date().toISOString() },
+    [],
+  );
+  gw = await startProxyAuth({ config: env.config, directory, logger: createLogger('proxyauth-test', 'silent'), settings: loadSettings({ HEARTH_PROXYAUTH_TRUSTED_PROXIES: '' }), port: 0 });
+});
+
+after(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await directory?.close();
+  await env?.cleanup();
+});
+
+test('X-Forwarded-* from an untrusted client are replaced, not extended', async () => {
+  const echo = echoOf(await curl(gw.port, 'open.example.test', '/public', { headers: ['X-Forwarded-For: 203.0.113.7', 'X-Forwarded-Proto: https', 'X-Forwarded-Host: evil.example', 'Forwarded: for=203.0.113.7;proto=https'] }));
+  assert.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(echo.headers['x-forwarded-proto'], 'http');
+  assert.equal(echo.headers['x-forwarded-host'], `open.example.test:${gw.port}`);
+  assert.equal(echo.headers.forwarded, undefined);
+});
+
+test('a spoofed X-Forwarded-Proto does not make the gateway think it is behind TLS', async () => {
+  const r = await curl(gw.port, 'open.example.test', '/logout', { headers: ['X-Forwarded-Proto: https'] });
+  assert.equal(r.status, 302);
+  assert.doesNotMatch(r.headers['set-cookie']!.join('\n'), /Secure|__Host-/);
+});
