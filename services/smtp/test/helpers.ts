@@ -66,14 +66,14 @@ export async function startStack(extraEnv: Record<string, string> = {}, opts: Sm
 
 export interface Sink {
   port: number;
-  messages: { from: string; to: string[]; raw: string }[];
+  messages: { from: string; to: string[]; raw: string; secure: boolean; user: string | null }[];
   /** reply for RCPT: null accepts */
   rcptReply: ((address: string) => { code: number; message: string } | null) | null;
   close(): Promise<void>;
 }
 
 /** A loopback SMTP server standing in for a smarthost / remote MX. */
-export async function startSink(port = 0): Promise<Sink> {
+export async function startSink(port = 0, tls: { secure?: boolean; starttls?: boolean; key?: string; cert?: string } = {}): Promise<Sink> {
   const sink: Sink = {
     port: 0,
     messages: [],
@@ -83,7 +83,10 @@ export async function startSink(port = 0): Promise<Sink> {
   const server = new SMTPServer({
     authOptional: true,
     closeTimeout: 200,
-    disabledCommands: ['STARTTLS'],
+    secure: tls.secure ?? false,
+    key: tls.key,
+    cert: tls.cert,
+    disabledCommands: tls.starttls || tls.secure ? [] : ['STARTTLS'],
     logger: false,
     disableReverseLookup: true,
     onAuth(auth, _s, cb) {
@@ -98,7 +101,13 @@ export async function startSink(port = 0): Promise<Sink> {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        sink.messages.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks).toString('latin1') });
+        sink.messages.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString('latin1'),
+          secure: session.secure,
+          user: (session.user as string | undefined) ?? null,
+        });
         cb();
       });
     },

@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '@hearth/config';
 import { MailStore } from '@hearth/mailstore';
+import { loadTls } from '@hearth/tls';
 import { freePort, tempDir, waitFor } from '@hearth/testkit';
 import { deleteQueued, listQueue, QueueAdminError, retryQueued } from '../src/queue-admin.ts';
 import { prependHeaders, receivedHeader } from '../src/message.ts';
@@ -112,6 +114,30 @@ describe('queue', () => {
     } finally {
       await stack.close();
       await sink.close();
+    }
+  });
+
+  it('smarthost over implicit TLS and over STARTTLS, with AUTH from the relay URL', async () => {
+    const tlsDir = tempDir();
+    try {
+      const { key, cert } = await loadTls(loadConfig({ HEARTH_DATA_DIR: tlsDir }));
+      for (const mode of ['smtps', 'starttls'] as const) {
+        const sink = await startSink(0, mode === 'smtps' ? { secure: true, key, cert } : { starttls: true, key, cert });
+        const scheme = mode === 'smtps' ? 'smtps' : 'smtp';
+        const stack = await startStack({ ...FAST, HEARTH_SMTP_RELAY: `${scheme}://relay%40user:p%40ss@127.0.0.1:${sink.port}`, HEARTH_SMTP_RELAY_INSECURE_TLS: '1' });
+        try {
+          const r = await sendAsAlice(stack.smtp.ports.smtp, ['tls@remote.test'], `relay-${mode}`);
+          assert.equal(r.code, 0, r.out);
+          const m = (await waitFor(() => sink.messages.find((x) => x.raw.includes(`Subject: relay-${mode}`)), 10000))!;
+          assert.equal(m.secure, true, `${mode}: encrypted`);
+          assert.equal(m.user, 'relay@user', `${mode}: authenticated with the URL's user`);
+        } finally {
+          await stack.close();
+          await sink.close();
+        }
+      }
+    } finally {
+      fs.rmSync(tlsDir, { recursive: true, force: true });
     }
   });
 
