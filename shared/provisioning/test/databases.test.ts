@@ -91,17 +91,19 @@ describe('addon options', () => {
 
 describe('variables', () => {
   it('mongodb: URLs with every host, the replica set, and oplog access through the app database', () => {
-    const server = mongoServer(config, 'mongodb://root:pw@127.0.0.1:27017,db2:27018/admin?replicaSet=rs0&authSource=admin');
-    assert.deepEqual(server, { hosts: 'hearth.example.test:27017,db2:27018', host: 'hearth.example.test', port: '27017', options: 'replicaSet=rs0' });
+    const server = mongoServer('mongodb://root:pw@127.0.0.1:27017,db2:27018/admin?replicaSet=rs0&authSource=admin');
+    assert.deepEqual(server, { hosts: '127.0.0.1:27017,db2:27018', host: '127.0.0.1', port: '27017', options: 'replicaSet=rs0' });
     const creds = { username: 'app_12345678', password: 'p@ss/w:rd', database: 'app_12345678', ...server, oplog: 'true' };
-    const { url, oplogUrl } = mongoUrls(creds);
+    const { url, oplogUrl } = mongoUrls(config, creds);
     assert.equal(url, 'mongodb://app_12345678:p%40ss%2Fw%3Ard@hearth.example.test:27017,db2:27018/app_12345678?replicaSet=rs0');
     assert.equal(oplogUrl, 'mongodb://app_12345678:p%40ss%2Fw%3Ard@hearth.example.test:27017,db2:27018/local?replicaSet=rs0&authSource=app_12345678');
     const env = Object.fromEntries(mongodbAddon.env(ctx, creds));
+    assert.equal(env.CLOUDRON_MONGODB_HOST, 'hearth.example.test');
     assert.deepEqual(Object.keys(env), ['CLOUDRON_MONGODB_URL', 'CLOUDRON_MONGODB_HOST', 'CLOUDRON_MONGODB_PORT', 'CLOUDRON_MONGODB_DATABASE', 'CLOUDRON_MONGODB_USERNAME', 'CLOUDRON_MONGODB_PASSWORD', 'CLOUDRON_MONGODB_OPLOG_URL']);
     const plain = Object.fromEntries(mongodbAddon.env(ctx, { ...creds, oplog: '' }));
     assert.equal(plain.CLOUDRON_MONGODB_OPLOG_URL, undefined);
-    assert.equal(mongoServer(config, 'mongodb://mongo').port, '27017');
+    assert.equal(mongoServer('mongodb://mongo').port, '27017');
+    assert.equal(mongoServer('mongodb://[::1]:27019/admin').host, '[::1]');
   });
 
   it('mysql: no URL or DATABASE with multipleDatabases', () => {
@@ -109,6 +111,9 @@ describe('variables', () => {
     assert.deepEqual(env, { CLOUDRON_MYSQL_HOST: 'h', CLOUDRON_MYSQL_PORT: '3306', CLOUDRON_MYSQL_DATABASE_PREFIX: 'u_12345678_', CLOUDRON_MYSQL_USERNAME: 'u_12345678', CLOUDRON_MYSQL_PASSWORD: 'p w' });
     const single = Object.fromEntries(mysqlAddon.env(ctx, { username: 'u_12345678', password: 'p w', host: 'h', port: '3306', database: 'u_12345678' }));
     assert.equal(single.CLOUDRON_MYSQL_URL, 'mysql://u_12345678:p%20w@h:3306/u_12345678');
+    // a loopback server is reached at HEARTH_HOSTNAME, as it is now (not as it was at install time)
+    const local = Object.fromEntries(mysqlAddon.env(ctx, { username: 'u_12345678', password: 'p', host: '127.0.0.1', port: '3306', database: 'u_12345678' }));
+    assert.equal(local.CLOUDRON_MYSQL_HOST, 'hearth.example.test');
   });
 
   it('redis: HEARTH_HOSTNAME and the per-app port', () => {

@@ -12,17 +12,17 @@ const SETTING = 'HEARTH_MONGODB_ADMIN_URL';
 export const mongodbOptionsSchema = z.object({ oplog: z.boolean().optional() }).strict();
 
 /**
- * Where apps reach the server named by the admin URL: its host list (loopback hosts become
- * HEARTH_HOSTNAME), the first host and port for the single-host variables, and the
- * connection options apps need too (replica set, TLS).
+ * The server named by the admin URL, as stored with the app: its host list, the first host
+ * and port (for the single-host variables), and the connection options apps need too
+ * (replica set, TLS).
  */
-export function mongoServer(config: HearthConfig, adminUrl: string): { hosts: string; host: string; port: string; options: string } {
+export function mongoServer(adminUrl: string): { hosts: string; host: string; port: string; options: string } {
   const m = /^mongodb:\/\/(?:[^@/]+@)?([^/?]+)\/?[^?]*(?:\?(.*))?$/.exec(adminUrl);
   if (!m) throw new ProvisionError(`invalid setting ${SETTING}: not a mongodb:// URL`);
   const hosts = m[1]!.split(',').map((h) => {
     const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
     if (!hp) throw new ProvisionError(`invalid setting ${SETTING}: bad host "${h}"`);
-    return { host: publicHost(config, hp[1]!), port: hp[2] ?? '27017' };
+    return { host: hp[1]!, port: hp[2] ?? '27017' };
   });
   const query = new URLSearchParams(m[2] ?? '');
   const options = new URLSearchParams();
@@ -33,15 +33,22 @@ export function mongoServer(config: HearthConfig, adminUrl: string): { hosts: st
   return { hosts: hosts.map((h) => `${h.host}:${h.port}`).join(','), host: hosts[0]!.host, port: hosts[0]!.port, options: options.toString() };
 }
 
-/** The app's URL, and with oplog access the one for `local` (authenticating against the app's database). */
-export function mongoUrls(c: Credentials): { url: string; oplogUrl: string } {
+/**
+ * The app's URL, and with oplog access the one for `local` (authenticating against the app's
+ * database). Loopback hosts become HEARTH_HOSTNAME, as for every addon.
+ */
+export function mongoUrls(config: HearthConfig, c: Credentials): { url: string; oplogUrl: string } {
   const auth = `${encodeURIComponent(c.username!)}:${encodeURIComponent(c.password!)}`;
+  const hosts = c.hosts!.split(',').map((h) => {
+    const i = h.lastIndexOf(':');
+    return `${publicHost(config, h.slice(0, i))}${h.slice(i)}`;
+  });
   const opts = c.options ? `?${c.options}` : '';
   const oplogQuery = new URLSearchParams(c.options ?? '');
   oplogQuery.set('authSource', c.database!);
   return {
-    url: `mongodb://${auth}@${c.hosts}/${c.database}${opts}`,
-    oplogUrl: `mongodb://${auth}@${c.hosts}/local?${oplogQuery.toString()}`,
+    url: `mongodb://${auth}@${hosts.join(',')}/${c.database}${opts}`,
+    oplogUrl: `mongodb://${auth}@${hosts.join(',')}/local?${oplogQuery.toString()}`,
   };
 }
 
@@ -85,7 +92,7 @@ export const mongodbAddon: Addon = {
       if (found.users.length) await db.command({ updateUser: name, pwd: password, roles: roles(name, oplog) });
       else await db.command({ createUser: name, pwd: password, roles: roles(name, oplog) });
     });
-    const server = mongoServer(ctx.config, url!);
+    const server = mongoServer(url!);
     const creds: Credentials = { username: name, password, database: name, hosts: server.hosts, host: server.host, port: server.port };
     if (server.options) creds.options = server.options;
     if (oplog) creds.oplog = 'true';
@@ -104,11 +111,11 @@ export const mongodbAddon: Addon = {
       await db.dropDatabase();
     });
   },
-  env(_ctx, c) {
-    const { url, oplogUrl } = mongoUrls(c);
+  env({ config }, c) {
+    const { url, oplogUrl } = mongoUrls(config, c);
     const vars: [string, string][] = [
       ['CLOUDRON_MONGODB_URL', url],
-      ['CLOUDRON_MONGODB_HOST', c.host!],
+      ['CLOUDRON_MONGODB_HOST', publicHost(config, c.host!)],
       ['CLOUDRON_MONGODB_PORT', c.port!],
       ['CLOUDRON_MONGODB_DATABASE', c.database!],
       ['CLOUDRON_MONGODB_USERNAME', c.username!],

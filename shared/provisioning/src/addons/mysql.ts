@@ -89,7 +89,7 @@ export const mysqlAddon: Addon = {
         throw err;
       }
       const server = serverAddress(url!, 3306);
-      const creds: Credentials = { username: user, password, host: publicHost(ctx.config, server.host), port: String(server.port) };
+      const creds: Credentials = { username: user, password, host: server.host, port: String(server.port) };
       if (multi) creds.prefix = `${user}_`;
       else creds.database = user;
       return creds;
@@ -106,11 +106,12 @@ export const mysqlAddon: Addon = {
   async deprovision(_ctx, existing) {
     if (existing.username) await withAdmin((c) => dropAll(c, existing.username!));
   },
-  env(_ctx, c) {
+  env({ config }, c) {
     const auth = `${encodeURIComponent(c.username!)}:${encodeURIComponent(c.password!)}`;
+    const host = publicHost(config, c.host!);
     const vars: [string, string][] = [];
-    if (c.database) vars.push(['CLOUDRON_MYSQL_URL', `mysql://${auth}@${c.host}:${c.port}/${c.database}`]);
-    vars.push(['CLOUDRON_MYSQL_HOST', c.host!], ['CLOUDRON_MYSQL_PORT', c.port!]);
+    if (c.database) vars.push(['CLOUDRON_MYSQL_URL', `mysql://${auth}@${host}:${c.port}/${c.database}`]);
+    vars.push(['CLOUDRON_MYSQL_HOST', host], ['CLOUDRON_MYSQL_PORT', c.port!]);
     if (c.database) vars.push(['CLOUDRON_MYSQL_DATABASE', c.database]);
     else vars.push(['CLOUDRON_MYSQL_DATABASE_PREFIX', c.prefix!]);
     vars.push(['CLOUDRON_MYSQL_USERNAME', c.username!], ['CLOUDRON_MYSQL_PASSWORD', c.password!]);

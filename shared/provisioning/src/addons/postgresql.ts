@@ -134,7 +134,7 @@ export const postgresqlAddon: Addon = {
       }
     });
     const server = serverAddress(url!, 5432);
-    const creds: Credentials = { username: role, password, database: role, host: publicHost(ctx.config, server.host), port: String(server.port) };
+    const creds: Credentials = { username: role, password, database: role, host: server.host, port: String(server.port) };
     return creds;
   },
   async rotate(_ctx, existing) {
@@ -147,10 +147,11 @@ export const postgresqlAddon: Addon = {
   async deprovision(_ctx, existing) {
     if (existing.username) await withAdmin(undefined, (c) => dropAll(c, existing.username!));
   },
-  env(_ctx, c) {
+  env({ config }, c) {
+    const host = publicHost(config, c.host!);
     return [
-      ['CLOUDRON_POSTGRESQL_URL', `postgres://${encodeURIComponent(c.username!)}:${encodeURIComponent(c.password!)}@${c.host}:${c.port}/${c.database}`],
-      ['CLOUDRON_POSTGRESQL_HOST', c.host!],
+      ['CLOUDRON_POSTGRESQL_URL', `postgres://${encodeURIComponent(c.username!)}:${encodeURIComponent(c.password!)}@${host}:${c.port}/${c.database}`],
+      ['CLOUDRON_POSTGRESQL_HOST', host],
       ['CLOUDRON_POSTGRESQL_PORT', c.port!],
       ['CLOUDRON_POSTGRESQL_DATABASE', c.database!],
       ['CLOUDRON_POSTGRESQL_USERNAME', c.username!],
