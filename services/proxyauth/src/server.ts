@@ -290,7 +290,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     redirect(res, endSession?.href ?? '/', [clearCookie(ctx.cookies.session, { secure: ctx.secure })]);
   }
 
-  /** GET /verify for nginx auth_request / Traefik ForwardAuth: the app comes from X-Forwarded-Host. */
+  /** /verify for nginx auth_request / Traefik ForwardAuth: the app comes from X-Forwarded-Host. */
   async function verify(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const host = hostOf(firstValue(req.headers['x-forwarded-host']));
     const app = guardedApp(host);
@@ -325,7 +325,8 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     const host = hostOf(req.headers.host);
     const app = guardedApp(host);
     if (!app || !host) {
-      if (req.method === 'GET' && req.url?.split('?')[0] === '/verify') return verify(req, res);
+      // Any method: nginx's auth_request subrequest keeps the original one.
+      if (req.url?.split('?')[0] === '/verify') return verify(req, res);
       return sendPage(res, PAGES.unknownHost);
     }
     const target = normalizePath(req.url ?? '');
