@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DirectoryStore } from '@hearth/directory';
 import type { ClientRegistry } from './clients.ts';
 
@@ -12,8 +12,11 @@ export interface OidcStorage {
   get(model: string, id: string): Promise<AdapterPayload | undefined>;
   /** ttlSeconds undefined = keep until deleted */
   set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void>;
-  /** Marks a one-time entity (authorization code, ...) used, keeping its expiry. */
-  consume(model: string, id: string): Promise<void>;
+  /**
+   * Marks a one-time entity (authorization code, rotated refresh token) used, keeping its
+   * expiry. Atomic across replicas: false when another request consumed it first.
+   */
+  consume(model: string, id: string): Promise<boolean>;
   delete(model: string, id: string): Promise<void>;
   findAll(model: string, field: IndexedField, value: string): Promise<AdapterPayload[]>;
   deleteAll(model: string, field: IndexedField, value: string): Promise<void>;
@@ -27,6 +30,8 @@ export type IndexedField = 'uid' | 'userCode' | 'grantId' | 'accountId';
 export const ACCOUNT_MODELS = ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 
 const EXPIRES_AT = '_hearthExpiresAt';
+/** How long a consumed-marker lives for an entity stored without expiry. */
+const CONSUMED_MARK_TTL = 30 * 24 * 3600;
 
 function strip(raw: string): AdapterPayload {
   const parsed = JSON.parse(raw) as AdapterPayload & { [EXPIRES_AT]?: number | null };
@@ -51,14 +56,17 @@ export class StoreStorage implements OidcStorage {
     await this.store.kvSet(this.ns(model), id, JSON.stringify({ ...payload, [EXPIRES_AT]: expiresAt }), ttlSeconds ?? null);
   }
 
-  async consume(model: string, id: string): Promise<void> {
+  async consume(model: string, id: string): Promise<boolean> {
     const raw = await this.store.kvGet(this.ns(model), id);
-    if (raw === null) return;
+    if (raw === null) return false;
     const value = JSON.parse(raw) as AdapterPayload & { [EXPIRES_AT]?: number | null };
-    value.consumed = Math.floor(Date.now() / 1000);
     const expiresAt = value[EXPIRES_AT] ?? null;
     const ttl = expiresAt === null ? null : Math.max(1, Math.ceil((expiresAt - Date.now()) / 1000));
+    // kvIncr is the store's one atomic step: only the first consumer sees 1.
+    if ((await this.store.kvIncr(`oidc:consumed:${model}`, id, 1, ttl ?? CONSUMED_MARK_TTL)) !== 1) return false;
+    value.consumed = Math.floor(Date.now() / 1000);
     await this.store.kvSet(this.ns(model), id, JSON.stringify(value), ttl);
+    return true;
   }
 
   async delete(model: string, id: string): Promise<void> {
@@ -120,13 +128,16 @@ export class RedisStorage implements OidcStorage {
     await multi.exec();
   }
 
-  async consume(model: string, id: string): Promise<void> {
+  async consume(model: string, id: string): Promise<boolean> {
     const key = this.key(model, id);
     const raw = await this.redis.get(key);
-    if (raw === null) return;
+    if (raw === null) return false;
+    const ttl = await this.redis.ttl(key);
+    if ((await this.redis.set(`hearth:oidc:consumed:${model}:${id}`, '1', 'EX', ttl > 0 ? ttl : CONSUMED_MARK_TTL, 'NX')) === null) return false;
     const value = JSON.parse(raw) as AdapterPayload;
     value.consumed = Math.floor(Date.now() / 1000);
     await this.redis.set(key, JSON.stringify(value), 'KEEPTTL');
+    return true;
   }
 
   async delete(model: string, id: string): Promise<void> {
@@ -174,7 +185,8 @@ export function adapterFor(storage: OidcStorage, clients: ClientRegistry): new (
     }
 
     async consume(id: string): Promise<void> {
-      await storage.consume(this.model, id);
+      // Two requests racing with one code (or refresh token): the loser gets invalid_grant.
+      if (!(await storage.consume(this.model, id))) throw new errors.InvalidGrant(`${this.model} already consumed`);
     }
 
     async destroy(id: string): Promise<void> {

@@ -6,7 +6,7 @@ import { createLogger } from '@hearth/log';
 import { freePort, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
 import * as oidc from 'openid-client';
 import { startOidc, type RunningOidc } from '../src/server.ts';
-import { addOidcApp, addUser, fullLogin, rpConfig } from './helpers.ts';
+import { addOidcApp, addUser, authorizationRequest, Browser, fullLogin, PASSWORD, rpConfig, signIn } from './helpers.ts';
 
 const REDIS_URL = process.env.HEARTH_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 
@@ -59,6 +59,24 @@ for (const mode of ['postgres store', 'redis'] as const) {
       // Both replicas signed with the same keys (one JWKS, whichever replica answers).
       const [a, b] = await Promise.all([fetch(`${issuer}/jwks`), fetch(`${issuer}/jwks`)].map(async (p) => (await p).text()));
       assert.equal(a, b);
+      // The same code, or the same refresh token, sent by racing requests to both replicas works exactly once.
+      const basic = `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`;
+      const race = (body: Record<string, string>): Promise<number[]> =>
+        Promise.all(
+          Array.from({ length: 8 }, async () => {
+            const r = await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+            await r.arrayBuffer();
+            return r.status;
+          }),
+        );
+      const req = await authorizationRequest(rp, app.redirectUri, 'openid');
+      const cb = await signIn(new Browser(issuer), req.url, 'alice', PASSWORD);
+      const codeRace = await race({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: app.redirectUri, code_verifier: req.verifier });
+      assert.deepEqual(codeRace.sort(), [200, 400, 400, 400, 400, 400, 400, 400]);
+      const fresh = await fullLogin(issuer, rp, app.redirectUri, 'alice');
+      const refreshRace = await race({ grant_type: 'refresh_token', refresh_token: fresh.tokens.refresh_token! });
+      assert.deepEqual(refreshRace.sort(), [200, 400, 400, 400, 400, 400, 400, 400]);
+
       await dirs[0]!.setActive('alice', false);
       await waitFor(() => !dirs[1]!.userByUsername('alice')!.active);
       for (let i = 0; i < 2; i++) await assert.rejects(oidc.refreshTokenGrant(rp, rt), (e: oidc.ResponseBodyError) => e.error === 'invalid_grant');
