@@ -291,7 +291,14 @@ class Connection {
     } finally {
       this.busy = false;
       this.flush();
-      if (this.upgradeAfterFlush) this.upgrade();
+      if (this.upgradeAfterFlush) {
+        try {
+          this.upgrade();
+        } catch (err) {
+          this.svc.logger.warn({ err, remote: this.remote }, 'StartTLS failed');
+          this.socket.destroy();
+        }
+      }
     }
   }
 

@@ -311,6 +311,23 @@ describe('directory changes', () => {
       await waitFor(() => seen('bob'), 5000);
       const groups = await ldapsearch(['-b', 'cn=staff,ou=groups,dc=cloudron', '-s', 'base', 'memberuid']);
       assert.ok(parseLdif(groups.stdout).get('cn=staff,ou=groups,dc=cloudron')!.get('memberuid')!.includes(f.users.bob.id));
+      await writer.removeMember('staff', 'bob');
+      await waitFor(async () => !(await seen('bob')), 5000);
+
+      // The access list itself: opening the app to everyone shows bob and lets him bind.
+      await writer.putApp({ ...f.app, access: null }, []);
+      await waitFor(() => seen('bob'), 5000);
+      assert.equal((await whoami('cn=bob,ou=users,dc=cloudron', PASSWORD)).code, 0);
+      await writer.putApp(f.app, []);
+      await waitFor(async () => !(await seen('bob')), 5000);
+      assert.equal((await whoami('cn=bob,ou=users,dc=cloudron', PASSWORD)).code, 49);
+
+      // Disabling a user hides them and refuses their binds.
+      await writer.setActive('carol', false);
+      await waitFor(async () => !(await seen('carol')), 5000);
+      assert.equal((await whoami('cn=carol,ou=users,dc=cloudron', PASSWORD)).code, 49);
+      await writer.setActive('carol', true);
+      await waitFor(() => seen('carol'), 5000);
       assert.ok(frank.id);
       // Informational: the requirement is "within 1 s"; the SQLite watcher polls every 200 ms.
       console.log(`# new user visible over LDAP after ${lag} ms`);

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BerWriter } from '../src/ber.ts';
 import { OP, RESULT } from '../src/protocol.ts';
+import { startLdap } from '../src/server.ts';
+import { createLogger } from '@hearth/log';
+import { waitFor } from '@hearth/testkit';
 import { parseLdif, run, startFixture, type Fixture } from './fixture.ts';
 import { bindRequest, searchRequest, seedFilter, whoamiRequest, WireClient, type Reply } from './wire-client.ts';
 
@@ -168,6 +171,40 @@ describe('bad input', () => {
     assert.equal(garbage, 0, `the server sent malformed BER (seed ${seed})`);
     assert.ok(answered > 0, 'some connections survived their bad PDU and answered the probe');
     await normalSearchWorks();
+  });
+
+  it('answers unknown extended operations and critical controls, and keeps the connection', { timeout: 120_000 }, async () => {
+    const c = await WireClient.connect(f.server.port);
+    c.send(new BerWriter().startSequence().writeInt(1).startSequence(OP.extendedRequest).writeString('1.2.3.4.5', 0x80).endSequence().endSequence().toBuffer());
+    assert.deepEqual(await c.next().then((r) => [r?.id, r?.tag, r?.code]), [1, OP.extendedResponse, RESULT.protocolError]);
+    const control = new BerWriter().startSequence(0xa0).startSequence().writeString('1.2.3.4.6').writeBool(true).endSequence().endSequence().toBuffer();
+    c.send(searchRequest(2, '', 0, Buffer.from('870b6f626a656374436c617373', 'hex'), [], control));
+    assert.deepEqual(await c.next().then((r) => [r?.id, r?.tag, r?.code]), [2, OP.searchResultDone, RESULT.unavailableCriticalExtension]);
+    c.send(whoamiRequest(3));
+    assert.equal((await c.next())?.code, 0);
+    c.destroy();
+  });
+
+  it('caps connections per source address without disturbing the open ones', { timeout: 120_000 }, async () => {
+    const capped = await startLdap({ directory: f.directory, logger: createLogger('ldap-test', 'warn'), host: '127.0.0.1', port: 0, maxConnectionsPerAddress: 5 });
+    try {
+      const open = await Promise.all(Array.from({ length: 5 }, () => WireClient.connect(capped.port)));
+      const extra = await WireClient.connect(capped.port);
+      assert.ok(await extra.waitClosed(3000), 'the sixth connection is dropped');
+      open[0]!.send(whoamiRequest(1));
+      assert.equal((await open[0]!.next())?.code, 0);
+      for (const c of open) c.destroy();
+      // Slots free up once the server has seen the closes; a refused attempt is simply closed.
+      await waitFor(async () => {
+        const again = await WireClient.connect(capped.port);
+        again.send(whoamiRequest(2));
+        const reply = await again.next();
+        again.destroy();
+        return reply?.code === 0;
+      }, 5000);
+    } finally {
+      await capped.close();
+    }
   });
 
   it('keeps serving through a flood of idle connections', { timeout: 120_000 }, async () => {
