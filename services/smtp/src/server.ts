@@ -1,9 +1,9 @@
 import type net from 'node:net';
+import path from 'node:path';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { DaemonContext, RunningService } from '@hearth/daemon';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
-import path from 'node:path';
 import { DkimKeys } from './dkim.ts';
 import { Delivery, type MxResolver } from './delivery.ts';
 import { ensureIdentity, fromAddresses, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
@@ -101,6 +101,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   const perSender = new RateLimiter(settings.ratePerSender);
   const perIp = new RateLimiter(settings.ratePerIp);
   const sessions = new Map<string, SessionInfo>();
+  let buffered = 0;
 
   const senderOf = (session: SMTPServerSession): Sender | null => (session.user as Sender | undefined) ?? null;
 
@@ -153,17 +154,36 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     const info = sessions.get(session.id);
     const chunks: Buffer[] = [];
     let size = 0;
-    await new Promise<void>((resolve, reject) => {
-      stream.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= settings.maxMessageSize) chunks.push(c);
+    let held = 0;
+    let starved = false;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > settings.maxMessageSize || starved) return;
+          // many large messages at once must not exhaust memory: later ones get a temporary error
+          if (buffered + c.length > settings.maxBufferedBytes) {
+            starved = true;
+            return;
+          }
+          chunks.push(c);
+          held += c.length;
+          buffered += c.length;
+        });
+        stream.on('end', resolve);
+        stream.on('error', reject);
       });
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    if (!info) throw new SmtpReply('421 4.3.0 session lost');
-    if (stream.sizeExceeded || size > settings.maxMessageSize) throw new SmtpReply(`552 5.3.4 message exceeds the size limit of ${settings.maxMessageSize} bytes`);
-    let raw: Buffer = Buffer.concat(chunks);
+      if (!info) throw new SmtpReply('421 4.3.0 session lost');
+      if (stream.sizeExceeded || size > settings.maxMessageSize) throw new SmtpReply(`552 5.3.4 message exceeds the size limit of ${settings.maxMessageSize} bytes`);
+      if (starved) throw new SmtpReply('452 4.3.1 insufficient system resources; try again later');
+      return await accept(Buffer.concat(chunks), info, session);
+    } finally {
+      buffered -= held;
+    }
+  }
+
+  async function accept(received: Buffer, info: SessionInfo, session: SMTPServerSession): Promise<string> {
+    let raw = received;
     const problem = inspectBody(raw, settings.maxLineLength);
     if (problem) throw new SmtpReply(BODY_REPLIES[problem]);
     const sender = senderOf(session);
@@ -192,7 +212,9 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   /** smtp-server's callback style around async handlers; nothing escapes as an exception. */
   const reply = (err: unknown, cb: (e?: Error | null) => void): void => {
     if (err instanceof SmtpReply) return cb(err);
-    logger.error({ err }, 'smtp handler error');
+    // the client went away mid-DATA: nothing to answer, nothing wrong here
+    if ((err as { code?: string }).code === 'ECONNECTION') logger.debug({ err }, 'client left during DATA');
+    else logger.error({ err }, 'smtp handler error');
     cb(new SmtpReply('451 4.3.0 internal error'));
   };
 

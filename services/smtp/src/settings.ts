@@ -14,6 +14,8 @@ export interface SmtpSettings {
   relay: RelayHost | null;
   trustedNetworks: NetworkList;
   maxMessageSize: number;
+  /** message bytes held in memory across all sessions at once; beyond it DATA gets 452 */
+  maxBufferedBytes: number;
   maxRecipients: number;
   /** longest line in a message body, without CRLF (RFC 5321: 998) */
   maxLineLength: number;
@@ -75,6 +77,7 @@ const schema = z.object({
       }
     }),
   HEARTH_SMTP_MAX_MESSAGE_SIZE: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
+  HEARTH_SMTP_MAX_BUFFERED: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
   HEARTH_SMTP_MAX_RECIPIENTS: z.coerce.number().int().min(1).default(100),
   HEARTH_SMTP_MAX_LINE_LENGTH: z.coerce.number().int().min(78).default(998),
   HEARTH_SMTP_MAX_CLIENTS: z.coerce.number().int().min(1).default(200),
@@ -115,6 +118,7 @@ export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSett
     relay: e.HEARTH_SMTP_RELAY,
     trustedNetworks: e.HEARTH_SMTP_TRUSTED_NETWORKS,
     maxMessageSize: e.HEARTH_SMTP_MAX_MESSAGE_SIZE,
+    maxBufferedBytes: e.HEARTH_SMTP_MAX_BUFFERED,
     maxRecipients: e.HEARTH_SMTP_MAX_RECIPIENTS,
     maxLineLength: e.HEARTH_SMTP_MAX_LINE_LENGTH,
     maxClients: e.HEARTH_SMTP_MAX_CLIENTS,

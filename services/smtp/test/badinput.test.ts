@@ -11,6 +11,7 @@ before(async () => {
     HEARTH_SMTP_SOCKET_TIMEOUT: '1',
     HEARTH_SMTP_SESSION_TIMEOUT: '3',
     HEARTH_SMTP_MAX_MESSAGE_SIZE: '65536',
+    HEARTH_SMTP_MAX_BUFFERED: '100000',
     HEARTH_SMTP_MAX_RECIPIENTS: '5',
     HEARTH_SMTP_RATE_PER_SENDER: '3',
   });
@@ -159,6 +160,20 @@ describe('bad input gets the right error for that session only', () => {
     assert.match(await c.reply(), /^552 5\.3\.4/);
     assert.match(await c.cmd('NOOP'), /^250/);
     c.end();
+  });
+
+  it('memory cap across sessions: a message that does not fit gets 452, the others go through', async () => {
+    const body = `${'z'.repeat(900)}\r\n`.repeat(60); // ~54 KB each: one fits the 100 KB cap, two do not
+    const first = await mxData();
+    first.send(`Subject: held-1\r\n\r\n${body}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await mxData();
+    second.send(`Subject: held-2\r\n\r\n${body}.\r\n`);
+    assert.match(await second.reply(), /^452 4\.3\.1/);
+    first.send('.\r\n');
+    assert.match(await first.reply(), /^250 /);
+    first.end();
+    second.end();
   });
 
   it('too many recipients: 452 after the limit', async () => {
