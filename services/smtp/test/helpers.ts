@@ -45,8 +45,8 @@ export interface Stack {
 }
 
 /** An in-process SMTP service on port 0 with a seeded directory. */
-export async function startStack(extraEnv: Record<string, string> = {}, opts: SmtpOptions = {}): Promise<Stack> {
-  const env = await testEnv({ env: { HEARTH_SMTP_PORT: '0', HEARTH_SMTPS_PORT: '0', HEARTH_SMTP_INBOUND_PORT: '0', ...extraEnv } });
+export async function startStack(extraEnv: Record<string, string> = {}, opts: SmtpOptions = {}, backend: 'sqlite' | 'postgres' = 'sqlite'): Promise<Stack> {
+  const env = await testEnv({ backend, env: { HEARTH_SMTP_PORT: '0', HEARTH_SMTPS_PORT: '0', HEARTH_SMTP_INBOUND_PORT: '0', ...extraEnv } });
   const logger = createLogger('smtp-test', env.config.logLevel);
   const directory = await Directory.open(env.config, { logger });
   await seed(directory);
