@@ -62,7 +62,8 @@ export interface Control {
   value: Buffer | null;
 }
 
-export const SCOPE = { base: 0, one: 1, sub: 2 } as const;
+/** children (3) is the subordinate-subtree scope OpenLDAP clients send for `-s children`. */
+export const SCOPE = { base: 0, one: 1, sub: 2, children: 3 } as const;
 
 export interface SearchRequest {
   op: 'search';

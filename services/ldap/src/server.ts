@@ -468,6 +468,7 @@ class Connection {
       scoped = [];
       // The root DSE is not part of any subtree (RFC 4512 5.1).
       this.subtree(tree, viewer, base === tree.root ? tree.base : base, req.filter, scoped);
+      if (req.scope === SCOPE.children && base !== tree.root) scoped.shift();
     }
 
     const deadline = req.timeLimit > 0 ? Date.now() + req.timeLimit * 1000 : Infinity;
