@@ -121,7 +121,11 @@ export async function installApp(config: HearthConfig, directory: Directory, req
     }
     return app;
   } catch (err) {
-    for (const [addon, ctx, creds] of created.reverse()) await addon.deprovision?.(ctx, creds).catch(() => {});
+    const leftovers: string[] = [];
+    for (const [addon, ctx, creds] of created.reverse()) {
+      await addon.deprovision?.(ctx, creds).catch((e: Error) => leftovers.push(`${addon.name}: ${e.message}`));
+    }
+    if (leftovers.length && err instanceof Error) err.message += `; could not undo ${leftovers.join('; ')}`;
     throw err;
   }
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
@@ -110,4 +111,43 @@ export async function dropEverything(appIds: string[]): Promise<void> {
     await pgQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {});
     await pgQuery(`DROP ROLE IF EXISTS "${name}"`).catch(() => {});
   }
+}
+
+/**
+ * A TCP proxy to a local server that cuts the first connection whose client sends `trigger`
+ * (the statement never reaches the server): a server going away in the middle of an install.
+ * With `thenRefuse`, every later connection is cut too (the server stays away).
+ */
+export async function cuttingProxy(targetPort: number, trigger: string, thenRefuse = false): Promise<{ port: number; cuts: () => number; close: () => Promise<void> }> {
+  let cuts = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    if (thenRefuse && cuts > 0) return void client.destroy();
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(a);
+      a.on('error', () => b.destroy());
+      a.on('close', () => (b.destroy(), sockets.delete(a)));
+    }
+    client.on('data', (d: Buffer) => {
+      if (cuts === 0 && d.includes(trigger)) {
+        cuts++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => client.write(d));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cuts: () => cuts,
+    close: () =>
+      new Promise((resolve) => {
+        for (const sock of sockets) sock.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

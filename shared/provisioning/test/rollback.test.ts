@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { closedPortUrl, dropEverything, mysqlLeftovers, pgLeftovers, stack, uniqueId, type Stack } from './helpers.ts';
+import { databaseName } from '../src/databases/names.ts';
+import { closedPortUrl, cuttingProxy, dropEverything, MYSQL_ADMIN_URL, mysqlLeftovers, PG_ADMIN_URL, pgLeftovers, stack, uniqueId, type Stack } from './helpers.ts';
 
 /** redis-server processes working in this test's data dir. */
 function redisProcessesIn(dataDir: string): number[] {
@@ -66,6 +67,50 @@ describe('database addons: failures halfway leave nothing behind', () => {
     assert.match(r.stderr, /the postgresql addon cannot connect/);
     assert.deepEqual(await mysqlLeftovers(id), []);
     assert.deepEqual(redisProcessesIn(s.t.dataDir), []);
+  });
+
+  it('a connection lost in the middle of the mysql addon: the database made before it is dropped again', async () => {
+    const id = uniqueId('cut.my');
+    ids.push(id);
+    const proxy = await cuttingProxy(Number(new URL(MYSQL_ADMIN_URL).port || 3306), 'CREATE USER');
+    try {
+      const r = await s.cli(['app', 'install', s.manifest({ mysql: {} }), '--id', id, '--domain', 'cut.example.test'], { HEARTH_MYSQL_ADMIN_URL: `mysql://root@127.0.0.1:${proxy.port}` });
+      assert.equal(proxy.cuts(), 1, 'the proxy cut the install at CREATE USER');
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the mysql addon failed: /);
+      assert.deepEqual(await mysqlLeftovers(id), []);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a lost connection in the postgresql addon: the role made before it is dropped again', async () => {
+    const id = uniqueId('cut.pg');
+    ids.push(id);
+    const proxy = await cuttingProxy(Number(new URL(PG_ADMIN_URL).port || 5432), 'CREATE DATABASE');
+    try {
+      const r = await s.cli(['app', 'install', s.manifest({ postgresql: {} }), '--id', id, '--domain', 'cut.example.test'], { HEARTH_POSTGRESQL_ADMIN_URL: `postgres://postgres@127.0.0.1:${proxy.port}/postgres` });
+      assert.equal(proxy.cuts(), 1, 'the proxy cut the install at CREATE DATABASE');
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the postgresql addon failed: /);
+      assert.deepEqual(await pgLeftovers(id), []);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a server that stays away after cutting an install: the error names what is left there', async () => {
+    const id = uniqueId('cut.gone');
+    ids.push(id);
+    const proxy = await cuttingProxy(Number(new URL(MYSQL_ADMIN_URL).port || 3306), 'CREATE USER', true);
+    try {
+      const r = await s.cli(['app', 'install', s.manifest({ mysql: {} }), '--id', id, '--domain', 'cut.example.test'], { HEARTH_MYSQL_ADMIN_URL: `mysql://root@127.0.0.1:${proxy.port}` });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`could not undo, left on the server: database ${databaseName(id)}, user ${databaseName(id)}`));
+      assert.deepEqual(await mysqlLeftovers(id), [`database ${databaseName(id)}`], 'the user statement never reached the server');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('rotate with a server down changes nothing anywhere', async () => {

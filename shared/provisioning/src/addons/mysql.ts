@@ -2,7 +2,7 @@ import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { z } from 'zod';
 import { generateSecret } from '@hearth/directory';
 import type { Addon, Credentials } from '../addon.ts';
-import { addonFailure, notConfigured, unreachable } from '../databases/errors.ts';
+import { addonFailure, notConfigured, step, undoAndThrow, unreachable } from '../databases/errors.ts';
 import { appDatabaseName, publicHost, serverAddress } from '../databases/names.ts';
 import { databaseSettings } from '../databases/settings.ts';
 
@@ -66,34 +66,37 @@ export const mysqlAddon: Addon = {
     const password = existing?.password ?? generateSecret();
     const multi = ctx.options.multipleDatabases === true;
     const url = databaseSettings().mysqlAdminUrl;
-    return withAdmin(async (c) => {
-      const created: ('database' | 'user')[] = [];
-      try {
+    const created: string[] = [];
+    const isServerError = (err: unknown): boolean => typeof (err as { errno?: unknown }).errno === 'number' && !(err as { fatal?: boolean }).fatal;
+    try {
+      await withAdmin(async (c) => {
         if (!multi) {
-          await c.query(`CREATE DATABASE ${existing ? 'IF NOT EXISTS ' : ''}${ident(user)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-          if (!existing) created.push('database');
+          if (existing) await c.query(`CREATE DATABASE IF NOT EXISTS ${ident(user)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+          else await step(created, `database ${user}`, isServerError, () => c.query(`CREATE DATABASE ${ident(user)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`));
         }
         if (existing) {
           await c.query("CREATE USER IF NOT EXISTS ?@'%' IDENTIFIED BY ?", [user, password]);
           await c.query("ALTER USER ?@'%' IDENTIFIED BY ?", [user, password]);
           await c.query("REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@'%'", [user]);
         } else {
-          await c.query("CREATE USER ?@'%' IDENTIFIED BY ?", [user, password]);
-          created.push('user');
+          await step(created, `user ${user}`, isServerError, () => c.query("CREATE USER ?@'%' IDENTIFIED BY ?", [user, password]));
         }
         const on = multi ? `${grantLiteral(`${user}_`)}%` : grantLiteral(user);
         await c.query(`GRANT ALL PRIVILEGES ON ${ident(on)}.* TO ?@'%'`, [user]);
-      } catch (err) {
-        if (created.includes('database')) await c.query(`DROP DATABASE IF EXISTS ${ident(user)}`).catch(() => {});
-        if (created.includes('user')) await c.query("DROP USER IF EXISTS ?@'%'", [user]).catch(() => {});
-        throw err;
-      }
-      const server = serverAddress(url!, 3306);
-      const creds: Credentials = { username: user, password, host: server.host, port: String(server.port) };
-      if (multi) creds.prefix = `${user}_`;
-      else creds.database = user;
-      return creds;
-    });
+      });
+    } catch (err) {
+      return undoAndThrow('mysql', err, created, () =>
+        withAdmin(async (c) => {
+          if (created.includes(`database ${user}`)) await c.query(`DROP DATABASE IF EXISTS ${ident(user)}`);
+          if (created.includes(`user ${user}`)) await c.query("DROP USER IF EXISTS ?@'%'", [user]);
+        }),
+      );
+    }
+    const server = serverAddress(url!, 3306);
+    const creds: Credentials = { username: user, password, host: server.host, port: String(server.port) };
+    if (multi) creds.prefix = `${user}_`;
+    else creds.database = user;
+    return creds;
   },
   async rotate(_ctx, existing) {
     const password = generateSecret();

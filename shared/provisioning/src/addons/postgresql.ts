@@ -2,7 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { generateSecret } from '@hearth/directory';
 import { ProvisionError, type Addon, type Credentials } from '../addon.ts';
-import { addonFailure, notConfigured, unreachable } from '../databases/errors.ts';
+import { addonFailure, notConfigured, step, undoAndThrow, unreachable } from '../databases/errors.ts';
 import { appDatabaseName, publicHost, serverAddress } from '../databases/names.ts';
 import { scramVerifier } from '../databases/scram.ts';
 import { databaseSettings } from '../databases/settings.ts';
@@ -102,37 +102,38 @@ export const postgresqlAddon: Addon = {
     const password = existing?.password ?? generateSecret();
     const locale = ctx.options.locale as string | undefined;
     const url = databaseSettings().postgresqlAdminUrl;
-    await withAdmin(undefined, async (c) => {
-      const version = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
-      if (version < 130000) throw new ProvisionError('the postgresql addon needs PostgreSQL 13 or later (trusted extensions)');
-      const r = c.escapeIdentifier(role);
-      const verifier = c.escapeLiteral(scramVerifier(password));
-      const roleExists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount! > 0;
-      const dbExists = (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [role])).rowCount! > 0;
-      if (!existing && (roleExists || dbExists)) throw new ProvisionError(`the postgresql addon: ${roleExists ? 'role' : 'database'} ${role} already exists on the server; drop it first`);
-      let createdRole = false;
-      let createdDb = false;
-      try {
+    const created: string[] = [];
+    const isServerError = (err: unknown): boolean => err instanceof pg.DatabaseError || err instanceof ProvisionError;
+    try {
+      await withAdmin(undefined, async (c) => {
+        const version = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+        if (version < 130000) throw new ProvisionError('the postgresql addon needs PostgreSQL 13 or later (trusted extensions)');
+        const r = c.escapeIdentifier(role);
+        const verifier = c.escapeLiteral(scramVerifier(password));
+        const roleExists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount! > 0;
+        const dbExists = (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [role])).rowCount! > 0;
+        if (!existing && (roleExists || dbExists)) throw new ProvisionError(`the postgresql addon: ${roleExists ? 'role' : 'database'} ${role} already exists on the server; drop it first`);
         if (roleExists) await c.query(`ALTER ROLE ${r} WITH LOGIN PASSWORD ${verifier}`);
-        else {
-          await c.query(`CREATE ROLE ${r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${verifier}`);
-          createdRole = true;
-        }
+        else await step(created, `role ${role}`, isServerError, () => c.query(`CREATE ROLE ${r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${verifier}`));
         if (!dbExists) {
           const lc = locale ? ` LC_COLLATE ${c.escapeLiteral(locale)} LC_CTYPE ${c.escapeLiteral(locale)}` : '';
-          await c.query(`CREATE DATABASE ${r} OWNER ${r} TEMPLATE template0 ENCODING 'UTF8'${lc}`).catch((err: Error) => {
-            throw /locale/i.test(err.message) ? new ProvisionError(`the postgresql addon: locale "${locale}" is not usable on the server: ${err.message}`) : err;
-          });
-          createdDb = true;
+          await step(created, `database ${role}`, isServerError, () =>
+            c.query(`CREATE DATABASE ${r} OWNER ${r} TEMPLATE template0 ENCODING 'UTF8'${lc}`).catch((err: Error) => {
+              throw /locale/i.test(err.message) ? new ProvisionError(`the postgresql addon: locale "${locale}" is not usable on the server: ${err.message}`) : err;
+            }),
+          );
         }
         await c.query(`REVOKE ALL ON DATABASE ${r} FROM PUBLIC`);
-        await withAdmin(role, (d) => prepareDatabase(d, role));
-      } catch (err) {
-        if (createdDb) await c.query(`DROP DATABASE IF EXISTS ${r} WITH (FORCE)`).catch(() => {});
-        if (createdRole) await c.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
-        throw err;
-      }
-    });
+      });
+      await withAdmin(role, (d) => prepareDatabase(d, role));
+    } catch (err) {
+      return undoAndThrow('postgresql', err, created, () =>
+        withAdmin(undefined, async (c) => {
+          if (created.includes(`database ${role}`)) await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(role)} WITH (FORCE)`);
+          if (created.includes(`role ${role}`)) await c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(role)}`);
+        }),
+      );
+    }
     const server = serverAddress(url!, 5432);
     const creds: Credentials = { username: role, password, database: role, host: server.host, port: String(server.port) };
     return creds;
