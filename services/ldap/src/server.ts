@@ -347,6 +347,8 @@ class Connection {
       this.respond(id, OP.bindResponse, code, message);
     };
     this.identity = null;
+    // Paged results belong to the identity that searched.
+    this.pages.clear();
     if (version !== 3) return reply(RESULT.protocolError, 'only LDAPv3 is supported');
     if (sasl !== null || password === null) return reply(RESULT.authMethodNotSupported, 'only simple binds are supported');
     const { directory } = this.svc;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BerWriter } from '../src/ber.ts';
+import { BerReader, BerWriter } from '../src/ber.ts';
 import { OP, RESULT } from '../src/protocol.ts';
 import { startLdap } from '../src/server.ts';
 import { createLogger } from '@hearth/log';
@@ -182,6 +182,43 @@ describe('bad input', () => {
     assert.deepEqual(await c.next().then((r) => [r?.id, r?.tag, r?.code]), [2, OP.searchResultDone, RESULT.unavailableCriticalExtension]);
     c.send(whoamiRequest(3));
     assert.equal((await c.next())?.code, 0);
+    c.destroy();
+  });
+
+  it('drops paged-search cookies when the connection binds again', { timeout: 120_000 }, async () => {
+    const pagedControl = (cookie: Buffer): Buffer =>
+      new BerWriter()
+        .startSequence(0xa0)
+        .startSequence()
+        .writeString('1.2.840.113556.1.4.319')
+        .writeOctets(new BerWriter().startSequence().writeInt(1).writeOctets(cookie).endSequence().toBuffer())
+        .endSequence()
+        .endSequence()
+        .toBuffer();
+    const cookieOf = (done: Reply): Buffer => {
+      const msg = new BerReader(done.pdu).enter();
+      msg.readInt();
+      msg.skip();
+      const control = msg.enter(0xa0).enter();
+      assert.equal(control.readString(), '1.2.840.113556.1.4.319');
+      const value = new BerReader(control.readOctets()).enter();
+      value.readInt();
+      return value.readOctets();
+    };
+    const everyone = Buffer.from('870b6f626a656374636c617373', 'hex');
+    const c = await WireClient.connect(f.server.port);
+    c.send(bindRequest(1, f.appDn, f.appPassword));
+    assert.equal((await c.next())?.code, 0);
+    c.send(searchRequest(2, 'ou=users,dc=cloudron', 1, everyone, ['1.1'], pagedControl(Buffer.alloc(0))));
+    const first = await c.untilDone();
+    assert.equal(first?.length, 2);
+    const cookie = cookieOf(first![1]!);
+    assert.ok(cookie.length > 0);
+    c.send(bindRequest(3, 'cn=alice,ou=users,dc=cloudron', 'correct horse battery'));
+    assert.equal((await c.next())?.code, 0);
+    c.send(searchRequest(4, 'ou=users,dc=cloudron', 1, everyone, ['1.1'], pagedControl(cookie)));
+    const after = await c.untilDone();
+    assert.deepEqual(after?.map((r) => [r.tag, r.code]), [[OP.searchResultDone, RESULT.unwillingToPerform]], 'the app’s result set is gone');
     c.destroy();
   });
 
