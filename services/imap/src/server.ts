@@ -45,6 +45,8 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
 
   const serve = (socket: net.Socket, implicitTls: boolean): void => {
     socket.on('error', () => {});
+    // Responses go out in several writes; without this, Nagle + delayed ACK add ~40 ms to each.
+    socket.setNoDelay(true);
     if (sockets.size >= MAX_CONNECTIONS) {
       socket.end('* BYE Too many connections\r\n');
       return;

@@ -756,8 +756,23 @@ export class Session {
     }
     const needsBody = items.some((x) => x.k === 'SECTION' || x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE');
     const needsTree = items.some((x) => x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE' || (x.k === 'SECTION' && (x.section.specifier !== '' || x.section.path.length > 0)));
-    let pending: (string | Buffer)[] = [];
-    let pendingBytes = 0;
+    // Text accumulates in one string and literals as Buffers; written in ~64 KiB chunks.
+    const chunks: (string | Buffer)[] = [];
+    let text = '';
+    let size = 0;
+    const flush = async (): Promise<void> => {
+      if (text) chunks.push(text);
+      text = '';
+      size = 0;
+      if (chunks.length) await this.send(toBuffer(chunks.splice(0)));
+    };
+    const literal = (bytes: Buffer): void => {
+      text += `{${bytes.length}}\r\n`;
+      chunks.push(text, bytes);
+      text = '';
+      size += bytes.length;
+    };
+    const wantsFlags = items.some((x) => x.k === 'FLAGS');
     let missing = false;
     for (const t of targets) {
       let raw: Buffer | null = null;
@@ -770,62 +785,58 @@ export class Session {
         }
         if (needsTree) tree = parseMessage(raw);
       }
-      const pieces: (string | Buffer)[] = [`* ${t.seq} FETCH (`];
+      text += `* ${t.seq} FETCH (`;
       let first = true;
-      const add = (name: string, value: (string | Buffer)[]): void => {
-        pieces.push(first ? name : ` ${name}`, ' ', ...value);
-        first = false;
-      };
       for (const item of items) {
+        const name = item.k === 'SECTION' ? item.label + (item.partial ? `<${item.partial[0]}>` : '') : item.k;
+        text += first ? `${name} ` : ` ${name} `;
+        first = false;
         switch (item.k) {
           case 'UID':
-            add('UID', [String(t.uid)]);
+            text += t.uid;
             break;
           case 'FLAGS':
-            add('FLAGS', encodeValue(t.rec.flags.map(atom)));
+            text += `(${t.rec.flags.join(' ')})`;
             break;
           case 'MODSEQ':
-            add('MODSEQ', [`(${t.rec.modseq})`]);
+            text += `(${t.rec.modseq})`;
             break;
           case 'INTERNALDATE':
-            add('INTERNALDATE', [`"${formatDateTime(await v.folder.internalDate(t.rec))}"`]);
+            text += `"${formatDateTime(await v.folder.internalDate(t.rec))}"`;
             break;
           case 'RFC822.SIZE':
-            add('RFC822.SIZE', [String(await v.folder.size(t.rec))]);
+            text += v.folder.knownSize(t.rec) ?? (await v.folder.size(t.rec));
             break;
           case 'ENVELOPE':
-            add('ENVELOPE', encodeValue(envelope(tree!)));
-            break;
           case 'BODY':
-          case 'BODYSTRUCTURE':
-            add(item.k, encodeBodyStructure(raw!, tree!, item.k === 'BODYSTRUCTURE'));
+          case 'BODYSTRUCTURE': {
+            const pieces = item.k === 'ENVELOPE' ? encodeValue(envelope(tree!)) : encodeBodyStructure(raw!, tree!, item.k === 'BODYSTRUCTURE');
+            for (const p of pieces) {
+              if (typeof p === 'string') text += p;
+              else {
+                chunks.push(text, p);
+                text = '';
+                size += p.length;
+              }
+            }
             break;
+          }
           case 'SECTION': {
             let bytes = tree ? sectionBytes(raw!, tree, item.section) : raw!;
-            let label = item.label;
             if (item.partial) {
               const [start, count] = item.partial;
               bytes = bytes.subarray(Math.min(start, bytes.length), Math.min(start + count, bytes.length));
-              label += `<${start}>`;
             }
-            add(label, [`{${bytes.length}}\r\n`, bytes]);
+            literal(bytes);
             break;
           }
         }
       }
-      if (seenNow.has(t.uid) && !items.some((x) => x.k === 'FLAGS')) add('FLAGS', encodeValue(t.rec.flags.map(atom)));
-      pieces.push(')\r\n');
-      for (const p of pieces) {
-        pending.push(p);
-        pendingBytes += p.length;
-      }
-      if (pendingBytes >= WRITE_CHUNK) {
-        await this.send(toBuffer(pending));
-        pending = [];
-        pendingBytes = 0;
-      }
+      if (seenNow.has(t.uid) && !wantsFlags) text += ` FLAGS (${t.rec.flags.join(' ')})`;
+      text += ')\r\n';
+      if (size + text.length >= WRITE_CHUNK) await flush();
     }
-    if (pending.length) await this.send(toBuffer(pending));
+    await flush();
     if (missing && !uid) return { status: 'NO', text: 'Some messages were expunged meanwhile', code: 'EXPUNGEISSUED' };
     return ok('FETCH completed');
   }

@@ -419,6 +419,16 @@ export class Folder extends EventEmitter {
     }
   }
 
+  /** The size when it is known without I/O (the `S=` field or an earlier stat). */
+  knownSize(rec: MessageRecord): number | undefined {
+    const i = rec.base.indexOf(',S=');
+    if (i >= 0) {
+      const n = parseInt(rec.base.slice(i + 3), 10);
+      if (Number.isFinite(n)) return n;
+    }
+    return this.sizes.get(rec.base);
+  }
+
   /** RFC822.SIZE: from the `S=` field of the name, else from the file. */
   async size(rec: MessageRecord): Promise<number> {
     const m = /,S=(\d+)/.exec(rec.base);
