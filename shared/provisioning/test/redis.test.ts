@@ -74,6 +74,21 @@ describe('redis addon (a redis-server per app)', () => {
     assert.deepEqual(maxmemory, ['maxmemory', String(32 * 1024 * 1024)]);
   });
 
+  it("a pidfile naming another process (another app's instance, a stale pid) is not taken for the instance", () => {
+    const pidA = runningPid(s.t.dataDir, a)!;
+    const fileB = `${redisDir(s.t.dataDir, b)}/redis.pid`;
+    const pidB = fs.readFileSync(fileB, 'utf8');
+    try {
+      for (const other of [pidA, process.pid]) {
+        fs.writeFileSync(fileB, `${other}\n`);
+        assert.equal(runningPid(s.t.dataDir, b), null, String(other));
+      }
+    } finally {
+      fs.writeFileSync(fileB, pidB);
+    }
+    assert.equal(runningPid(s.t.dataDir, b), Number(pidB));
+  });
+
   it('noPassword: no password, no PASSWORD variable', async () => {
     const vars = await s.install(open, { redis: { noPassword: true } });
     assert.equal(vars.CLOUDRON_REDIS_PASSWORD, undefined);

@@ -88,18 +88,32 @@ export async function reconfigureRedisInstance(config: HearthConfig, i: RedisIns
   writeRedisConfig(config, i);
 }
 
-function isRedisProcess(pid: number): boolean {
+/**
+ * Whether pid is the redis-server working in dir. Instances run with dir as their working
+ * directory, which tells them apart from any other process (another app's instance, or a pid
+ * from another PID namespace that shares the data volume); zombies have none.
+ */
+function isInstanceProcess(pid: number, dir: string): boolean {
   try {
     process.kill(pid, 0);
   } catch {
     return false;
   }
+  if (process.platform !== 'linux') return true;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) Z /.test(stat)) return false;
+    const cwd = fs.readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, '');
+    if (cwd !== dir && cwd !== realpathOr(dir)) return false;
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('redis');
   } catch {
-    return process.platform !== 'linux';
+    return false;
+  }
+}
+
+function realpathOr(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return dir;
   }
 }
 
@@ -111,7 +125,7 @@ export function runningPid(dataDir: string, appId: string): number | null {
   } catch {
     return null;
   }
-  return Number.isInteger(pid) && pid > 0 && isRedisProcess(pid) ? pid : null;
+  return Number.isInteger(pid) && pid > 0 && isInstanceProcess(pid, redisDir(dataDir, appId)) ? pid : null;
 }
 
 function connectHost(config: HearthConfig): string {
@@ -193,11 +207,12 @@ export async function startRedisInstance(config: HearthConfig, i: RedisInstance,
 /** SIGTERM (Redis then flushes its AOF and saves), SIGKILL after graceMs. */
 export async function stopRedisInstance(dataDir: string, appId: string, opts: { pid?: number; graceMs?: number } = {}): Promise<void> {
   const graceMs = opts.graceMs ?? 15_000;
-  const pid = runningPid(dataDir, appId) ?? (opts.pid && isRedisProcess(opts.pid) ? opts.pid : null);
+  const dir = redisDir(dataDir, appId);
+  const pid = runningPid(dataDir, appId) ?? (opts.pid && isInstanceProcess(opts.pid, dir) ? opts.pid : null);
   if (pid) {
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + graceMs;
-    while (isRedisProcess(pid)) {
+    while (isInstanceProcess(pid, dir)) {
       if (Date.now() > deadline) {
         process.kill(pid, 'SIGKILL');
         break;
@@ -205,7 +220,7 @@ export async function stopRedisInstance(dataDir: string, appId: string, opts: { 
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  fs.rmSync(path.join(redisDir(dataDir, appId), 'redis.pid'), { force: true });
+  fs.rmSync(path.join(dir, 'redis.pid'), { force: true });
 }
 
 /** 1 s, doubling per failure in a row, at most a minute. */
