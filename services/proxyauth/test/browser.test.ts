@@ -47,8 +47,8 @@ before(async () => {
   await directory.putApp(app('wiki', {}), []);
   await directory.putApp(app('dash', { path: '!/webhooks' }), []);
   [oidc, gw] = await Promise.all([
-    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"')),
-    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"')),
+    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
+    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
   ]);
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',

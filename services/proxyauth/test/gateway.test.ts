@@ -81,7 +81,7 @@ before(async () => {
   await directory.putApp(app('down', {}, { upstream: `http://127.0.0.1:${deadPort}` }), []);
   await directory.putApp(app('plain', null), []);
   await directory.putApp(app('drop', { path: '/admin' }, { upstream: dropping.url }), []);
-  gw = await startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'));
+  gw = await startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000);
   master = loadMasterKey(env.dataDir);
   sessions = new SessionStore(directory, { sessionIdleSeconds: IDLE, sessionMaxSeconds: MAX });
 });
@@ -196,7 +196,7 @@ describe('signed in', () => {
 
   test('a display name with control characters cannot add headers', async () => {
     const eve = await directory.addUser({ username: 'eve', email: 'eve@example.test', password: 'eve-password-1', displayName: 'Eve\x01\r\nX-Injected: 1' });
-    await waitFor(async () => (await get('adm', '/admin', { cookie: await signIn('adm', eve) })).status === 200);
+    await waitFor(async () => (await get('adm', '/admin', { cookie: await signIn('adm', eve) })).status === 200, 15000);
     const echo = echoOf(await get('adm', '/admin', { cookie: await signIn('adm', eve) }));
     assert.equal(echo.headers['x-remote-name'], 'Eve   X-Injected: 1');
     assert.equal(echo.headers['x-injected'], undefined);
@@ -239,11 +239,11 @@ describe('signed in', () => {
     assert.equal(echoOf(await get('adm', '/admin', { cookie })).headers['x-remote-user'], 'carol');
     const t0 = Date.now();
     await directory.setActive('carol', false);
-    await waitFor(async () => (await get('adm', '/admin', { cookie })).status === 302, 5000, 20);
+    await waitFor(async () => (await get('adm', '/admin', { cookie })).status === 302, 15000, 20);
     console.log(`# disabled user refused after ${Date.now() - t0} ms`);
     // Re-enabling does not bring the old session back.
     await directory.setActive('carol', true);
-    await waitFor(() => directory.userByUsername('carol')?.active);
+    await waitFor(() => directory.userByUsername('carol')?.active, 15000);
     await new Promise((r) => setTimeout(r, 400));
     assert.equal((await get('adm', '/admin', { cookie })).status, 302);
   });

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { freePort, hearth, MANIFESTS, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
+import { freePort, hearth, MANIFESTS, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
 import { SESSION_COOKIE } from '../src/session.ts';
 import { HttpBrowser, curl, echoOf, formOf, startUpstream, type Upstream } from './helpers.ts';
 
@@ -34,8 +34,8 @@ before(async () => {
   issuer = `http://127.0.0.1:${oidcPort}`;
   env = await testEnv({ backend: 'postgres', env: { HEARTH_PROXYAUTH_PORT: String(gwPort), HEARTH_OIDC_PORT: String(oidcPort), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info' } });
   [oidc, gw] = await Promise.all([
-    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"')),
-    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"')),
+    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
+    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
   ]);
   await cli(['user', 'add', 'alice', '--email', 'alice@example.test', '--password-stdin'], `${PASSWORD}\n`);
   await cli(['app', 'install', `${MANIFESTS}/dashboard.json`, '--id', 'dash', '--domain', 'dash.example.test', '--upstream', upstream.url]);
@@ -50,11 +50,10 @@ after(async () => {
 
 test('an app installed with `hearth app install` is guarded as its manifest says, and its client signs in', async () => {
   // The running gateway picks up the new app (directory change notifications).
-  let first = await curl(gwPort, 'dash.example.test', '/');
-  for (let i = 0; i < 100 && first.status === 404; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    first = await curl(gwPort, 'dash.example.test', '/');
-  }
+  const first = await waitFor(async () => {
+    const r = await curl(gwPort, 'dash.example.test', '/');
+    return r.status !== 404 ? r : null;
+  }, 15000);
   assert.equal(first.status, 302);
   assert.equal(echoOf(await curl(gwPort, 'dash.example.test', '/webhooks/push', { method: 'POST', data: '{}' })).url, '/webhooks/push');
   assert.equal(echoOf(await curl(gwPort, 'dash.example.test', '/', { user: `alice:${PASSWORD}` })).headers['x-remote-user'], 'alice');
@@ -77,10 +76,5 @@ test('an app installed with `hearth app install` is guarded as its manifest says
 
   // Uninstalling takes the app off the gateway.
   await cli(['app', 'uninstall', 'dash']);
-  let gone = await curl(gwPort, 'dash.example.test', '/webhooks/x');
-  for (let i = 0; i < 100 && gone.status !== 404; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    gone = await curl(gwPort, 'dash.example.test', '/webhooks/x');
-  }
-  assert.equal(gone.status, 404);
+  await waitFor(async () => (await curl(gwPort, 'dash.example.test', '/webhooks/x')).status === 404, 15000);
 });

@@ -56,8 +56,8 @@ before(async () => {
   await directory.putApp(app('wall', {}, { access: { userIds: [], groupIds: [staff.id] } }), []);
   await directory.putApp(app('adm', { path: '/admin' }), []);
   [oidc, gw] = await Promise.all([
-    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"')),
-    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"')),
+    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
+    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
   ]);
 });
 
