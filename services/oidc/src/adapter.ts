@@ -32,6 +32,11 @@ export const ACCOUNT_MODELS = ['Session', 'Grant', 'AccessToken', 'RefreshToken'
 const EXPIRES_AT = '_hearthExpiresAt';
 /** How long a consumed-marker lives for an entity stored without expiry. */
 const CONSUMED_MARK_TTL = 30 * 24 * 3600;
+/**
+ * One-time entities. Their "consumed" flag is a separate marker set atomically (one write,
+ * no read-modify-write of the payload), and read back with the payload.
+ */
+const CONSUMABLE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest']);
 
 function strip(raw: string): AdapterPayload {
   const parsed = JSON.parse(raw) as AdapterPayload & { [EXPIRES_AT]?: number | null };
@@ -48,7 +53,16 @@ export class StoreStorage implements OidcStorage {
 
   async get(model: string, id: string): Promise<AdapterPayload | undefined> {
     const raw = await this.store.kvGet(this.ns(model), id);
-    return raw === null ? undefined : strip(raw);
+    if (raw === null) return undefined;
+    const payload = strip(raw);
+    if (CONSUMABLE.has(model)) {
+      if ((await this.store.kvGet(this.consumedNs(model), id)) !== null) payload.consumed = true;
+    }
+    return payload;
+  }
+
+  private consumedNs(model: string): string {
+    return `oidc:consumed:${model}`;
   }
 
   async set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void> {
@@ -59,14 +73,10 @@ export class StoreStorage implements OidcStorage {
   async consume(model: string, id: string): Promise<boolean> {
     const raw = await this.store.kvGet(this.ns(model), id);
     if (raw === null) return false;
-    const value = JSON.parse(raw) as AdapterPayload & { [EXPIRES_AT]?: number | null };
-    const expiresAt = value[EXPIRES_AT] ?? null;
-    const ttl = expiresAt === null ? null : Math.max(1, Math.ceil((expiresAt - Date.now()) / 1000));
+    const expiresAt = (JSON.parse(raw) as { [EXPIRES_AT]?: number | null })[EXPIRES_AT] ?? null;
+    const ttl = expiresAt === null ? CONSUMED_MARK_TTL : Math.max(1, Math.ceil((expiresAt - Date.now()) / 1000));
     // kvIncr is the store's one atomic step: only the first consumer sees 1.
-    if ((await this.store.kvIncr(`oidc:consumed:${model}`, id, 1, ttl ?? CONSUMED_MARK_TTL)) !== 1) return false;
-    value.consumed = Math.floor(Date.now() / 1000);
-    await this.store.kvSet(this.ns(model), id, JSON.stringify(value), ttl);
-    return true;
+    return (await this.store.kvIncr(this.consumedNs(model), id, 1, ttl)) === 1;
   }
 
   async delete(model: string, id: string): Promise<void> {
@@ -105,9 +115,20 @@ export class RedisStorage implements OidcStorage {
     return `hearth:oidc:${model}:by-${field}:${value}`;
   }
 
+  private consumedKey(model: string, id: string): string {
+    return `hearth:oidc:consumed:${model}:${id}`;
+  }
+
   async get(model: string, id: string): Promise<AdapterPayload | undefined> {
-    const raw = await this.redis.get(this.key(model, id));
-    return raw === null ? undefined : (JSON.parse(raw) as AdapterPayload);
+    if (!CONSUMABLE.has(model)) {
+      const raw = await this.redis.get(this.key(model, id));
+      return raw === null ? undefined : (JSON.parse(raw) as AdapterPayload);
+    }
+    const [raw, consumed] = await this.redis.mget(this.key(model, id), this.consumedKey(model, id));
+    if (raw === null || raw === undefined) return undefined;
+    const payload = JSON.parse(raw) as AdapterPayload;
+    if (consumed) payload.consumed = true;
+    return payload;
   }
 
   async set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void> {
@@ -129,15 +150,9 @@ export class RedisStorage implements OidcStorage {
   }
 
   async consume(model: string, id: string): Promise<boolean> {
-    const key = this.key(model, id);
-    const raw = await this.redis.get(key);
-    if (raw === null) return false;
-    const ttl = await this.redis.ttl(key);
-    if ((await this.redis.set(`hearth:oidc:consumed:${model}:${id}`, '1', 'EX', ttl > 0 ? ttl : CONSUMED_MARK_TTL, 'NX')) === null) return false;
-    const value = JSON.parse(raw) as AdapterPayload;
-    value.consumed = Math.floor(Date.now() / 1000);
-    await this.redis.set(key, JSON.stringify(value), 'KEEPTTL');
-    return true;
+    const ttl = await this.redis.ttl(this.key(model, id));
+    if (ttl === -2) return false;
+    return (await this.redis.set(this.consumedKey(model, id), '1', 'EX', ttl > 0 ? ttl : CONSUMED_MARK_TTL, 'NX')) !== null;
   }
 
   async delete(model: string, id: string): Promise<void> {

@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import Koa from 'koa';
 import type { Client, default as Provider } from 'oidc-provider';
 import { ACCOUNT_MODELS, RedisStorage, StoreStorage, type OidcStorage } from './adapter.ts';
 import { ClientRegistry } from './clients.ts';
@@ -69,23 +68,17 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
       void directory.audit({ username: c.oidc.session?.accountId ?? null, protocol: 'oidc', appId: appId(c.oidc.client?.clientId), remote: c.ip || null, ok: true, detail: 'logout' });
     });
     provider.on('backchannel.error', (_c, err, client) => logger.warn({ err: err.message, clientId: client.clientId }, 'back-channel logout failed'));
+    // Our middleware runs inside the provider's own Koa app, ahead of its router (provider.use
+    // inserts there): one Koa pass per request.
+    provider.silent = true;
+    provider.use(errorHandler(logger));
+    provider.use(securityHeaders(config));
+    provider.use(limitParams);
+    provider.use(offlineAccessConsent);
+    provider.use(interactionRoutes({ provider: () => provider, directory, clients, storage, keys: () => k.cookieKeys, logger }));
     return { provider, handler: provider.callback() };
   };
   let current = build(keys);
-
-  const app = new Koa();
-  app.proxy = true;
-  app.maxIpsCount = 1;
-  app.silent = true;
-  app.use(errorHandler(logger));
-  app.use(securityHeaders(config));
-  app.use(limitParams);
-  app.use(offlineAccessConsent);
-  app.use(interactionRoutes({ provider: () => current.provider, directory, clients, storage, keys: () => keys.cookieKeys, logger }));
-  app.use(async (c) => {
-    c.respond = false;
-    await current.handler(c.req, c.res);
-  });
 
   // A disabled or deleted user's sessions, grants and tokens go at once (findAccount already
   // refuses them; this also drops what is stored), and apps with a back-channel logout URI
@@ -132,7 +125,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
   }, opts.keyPollMs ?? 2000);
   poll.unref();
 
-  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app.callback());
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => void current.handler(req, res));
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
   server.on('clientError', (_err, socket) => {
