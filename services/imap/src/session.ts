@@ -107,6 +107,7 @@ const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH']);
 const MAX_BAD = 20;
 const MAX_AUTH_FAILURES = 5;
 const WRITE_CHUNK = 64 * 1024;
+const READ_AHEAD = 16;
 
 /**
  * One IMAP connection's state machine (RFC 3501 §3) with the extensions Hearth offers.
@@ -774,11 +775,16 @@ export class Session {
     };
     const wantsFlags = items.some((x) => x.k === 'FLAGS');
     let missing = false;
-    for (const t of targets) {
+    // Bodies are read a few messages ahead so the disk and the encoder overlap.
+    const reads: (Promise<Buffer | null> | undefined)[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i]!;
       let raw: Buffer | null = null;
       let tree: MimePart | null = null;
       if (needsBody) {
-        raw = await v.folder.read(t.rec).catch(() => null);
+        for (let j = i; j < Math.min(targets.length, i + READ_AHEAD); j++) reads[j] ??= v.folder.read(targets[j]!.rec).catch(() => null);
+        raw = await reads[i]!;
+        reads[i] = undefined;
         if (!raw) {
           missing = true;
           continue;

@@ -120,7 +120,8 @@ export class Account {
   async renameFolder(from: string, to: string): Promise<void> {
     const a = normalizeFolderName(from);
     const b = normalizeFolderName(to);
-    if (a === 'INBOX' || b === 'INBOX') throw new MailStoreError('renaming INBOX is not supported', 'cannot');
+    if (b === 'INBOX') throw new MailStoreError('INBOX already exists', 'exists');
+    if (a === 'INBOX') return this.renameInbox(b);
     await this.mutex.run(async () => {
       if (!(await this.exists(a))) throw new MailStoreError(`no such mailbox: ${from}`, 'nonexistent');
       if (await this.exists(b)) throw new MailStoreError('target mailbox already exists', 'exists');
@@ -135,6 +136,19 @@ export class Account {
       const subs = await this.subscriptions();
       if (subs.some((s) => all.includes(s))) await this.writeSubscriptions(subs.map((s) => (all.includes(s) ? b + s.slice(a.length) : s)));
     });
+  }
+
+  /** RENAME INBOX moves its messages into a new folder and leaves INBOX empty (RFC 3501 §6.3.5). */
+  private async renameInbox(to: string): Promise<void> {
+    await this.createFolder(to);
+    const inbox = await this.folder('INBOX');
+    const dest = await this.folder(to);
+    const uids = inbox.messages.map((m) => m.uid);
+    const pairs = await inbox.copyTo(uids, dest);
+    await inbox.expunge(
+      pairs.map((p) => p[0]),
+      true,
+    );
   }
 
   async subscriptions(): Promise<string[]> {

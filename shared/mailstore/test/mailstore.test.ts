@@ -122,6 +122,11 @@ test('folders: create, rename with children, delete, bad names', async () => {
     await acc.deleteFolder('Work.2024');
     await assert.rejects(acc.folder('Work.2024'), (e: MailStoreError) => e.code === 'nonexistent');
     await assert.rejects(acc.deleteFolder('INBOX'), MailStoreError);
+    const inbox = await acc.folder('INBOX');
+    await inbox.append(Buffer.from('Subject: x\r\n\r\ny\r\n'));
+    await acc.renameFolder('INBOX', 'Old');
+    assert.equal(inbox.messages.length, 0, 'RENAME INBOX empties INBOX');
+    assert.equal((await acc.folder('Old')).messages.length, 1);
     await assert.rejects(acc.createFolder('a\u00ff'), MailStoreError);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
