@@ -35,6 +35,8 @@ interface PendingLogin {
 const PENDING = 'PendingLogin';
 const PENDING_TTL = 600;
 const MAX_TOTP_ATTEMPTS = 5;
+/** verifyTotp accepts the current step and one either side: 90 s in all. */
+const TOTP_REPLAY_SECONDS = 90;
 
 const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|totp|abort))?$/;
 
@@ -174,6 +176,10 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
       }
       await storage.set(PENDING, uid, { ...pending, attempts: pending.attempts + 1 } as never, PENDING_TTL);
       return views.totp(401, user.username, 'That code is not valid. Check the time on your device and try again.');
+    }
+    // A code works once: someone who saw it over the user's shoulder cannot reuse it within its window.
+    if ((await directory.store.kvIncr('oidc:totp-used', `${user.id}:${code}`, 1, TOTP_REPLAY_SECONDS)) !== 1) {
+      return views.totp(401, user.username, 'That code was already used. Wait for the next one, then try again.');
     }
     await storage.delete(PENDING, uid);
     await directory.audit({ username: user.username, protocol: 'oidc', appId: app.id, remote, ok: true, detail: 'totp' });

@@ -152,11 +152,20 @@ describe('login pages', () => {
     const wrong = await browser.postForm(tf.action, { ...tf.fields, code: wrongCode });
     assert.equal(wrong.res.status, 401);
     assert.match(await wrong.res.text(), /That code is not valid/);
-    const ok = await browser.postForm(tf.action, { ...tf.fields, code: totpCode(totpSecret) });
+    const code = totpCode(totpSecret);
+    const ok = await browser.postForm(tf.action, { ...tf.fields, code });
     assert.ok(ok.leftTo, 'signed in after the right code');
     const tokens = await oidc.authorizationCodeGrant(rpRestricted, ok.leftTo, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
     assert.equal(tokens.claims()!.sub, 'tina');
     assert.deepEqual(tokens.claims()!.amr, ['pwd', 'otp']);
+    // The same code a second time (another browser, same window) is refused.
+    const other = await loginPage(rpRestricted, restricted);
+    const of = formOf(other.html, '/login');
+    const otherStep = await other.browser.postForm(of.action, { ...of.fields, login: 'tina', password: PASSWORD });
+    const otf = formOf(await otherStep.res.text(), '/totp');
+    const replay = await other.browser.postForm(otf.action, { ...otf.fields, code });
+    assert.equal(replay.leftTo, null);
+    assert.match(await replay.res.text(), /already used/);
   });
 
   it('sends a user back to the password step after too many wrong codes', async () => {
