@@ -54,7 +54,7 @@ test('an app installed with `hearth app install` is guarded as its manifest says
     const r = await curl(gwPort, 'dash.example.test', '/');
     return r.status !== 404 ? r : null;
   }, 15000);
-  assert.equal(first.status, 302);
+  assert.equal(first!.status, 302);
   assert.equal(echoOf(await curl(gwPort, 'dash.example.test', '/webhooks/push', { method: 'POST', data: '{}' })).url, '/webhooks/push');
   assert.equal(echoOf(await curl(gwPort, 'dash.example.test', '/', { user: `alice:${PASSWORD}` })).headers['x-remote-user'], 'alice');
   assert.equal(echoOf(await curl(gwPort, 'dash.example.test', '/api', { headers: ['Authorization: Bearer t0ken'] })).headers.authorization, 'Bearer t0ken');
