@@ -9,7 +9,8 @@ import { databaseSettings } from './settings.ts';
 /**
  * One redis-server per app (apps expect a whole Redis: FLUSHDB, no key prefixes). Instances
  * run detached with a pidfile in their directory, so the CLI can start one at install time and
- * the supervisor adopts it; liveness is the pidfile's process being a live redis-server.
+ * the supervisor adopts it; an instance runs when its pidfile's process is a redis-server
+ * working in the app's redis directory.
  */
 
 export interface RedisInstance {
@@ -28,18 +29,19 @@ export function redisDir(dataDir: string, appId: string): string {
   return path.join(dataDir, 'apps', appId, 'redis');
 }
 
-/** The listen address for instances: HEARTH_LISTEN, where the daemons listen too. */
-function bindAddress(config: HearthConfig): string {
-  return config.listen === '::' ? '::' : config.listen;
+/** A redis.conf string argument (paths may hold spaces). */
+function quoted(value: string): string {
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 function configText(config: HearthConfig, dir: string, i: RedisInstance): string {
   const lines = [
     `port ${i.port}`,
-    `bind ${bindAddress(config)}`,
-    `dir ${dir}`,
+    // HEARTH_LISTEN, where the daemons listen too
+    `bind ${config.listen}`,
+    `dir ${quoted(dir)}`,
     'daemonize no',
-    `logfile ${path.join(dir, 'redis.log')}`,
+    `logfile ${quoted(path.join(dir, 'redis.log'))}`,
     // Persistent as the seed promises: AOF (fsync every second) plus RDB snapshots.
     'appendonly yes',
     'appendfsync everysec',
@@ -129,8 +131,7 @@ export function runningPid(dataDir: string, appId: string): number | null {
 }
 
 function connectHost(config: HearthConfig): string {
-  const bind = bindAddress(config);
-  return bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '::1' : bind;
+  return config.listen === '0.0.0.0' ? '127.0.0.1' : config.listen === '::' ? '::1' : config.listen;
 }
 
 /** A short-lived client for one command; never retries, never queues. */
@@ -210,7 +211,11 @@ export async function stopRedisInstance(dataDir: string, appId: string, opts: { 
   const dir = redisDir(dataDir, appId);
   const pid = runningPid(dataDir, appId) ?? (opts.pid && isInstanceProcess(opts.pid, dir) ? opts.pid : null);
   if (pid) {
-    process.kill(pid, 'SIGTERM');
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // exited meanwhile
+    }
     const deadline = Date.now() + graceMs;
     while (isInstanceProcess(pid, dir)) {
       if (Date.now() > deadline) {
