@@ -121,6 +121,7 @@ class LdapService {
     return this.treeCache;
   }
 
+  /** Builds the tree for a new directory view right away, so the next request does not wait for it. */
   rebuild(): void {
     try {
       void this.tree;
