@@ -88,6 +88,7 @@ interface View {
   /** message sequence numbers: uids[seq - 1] */
   uids: number[];
   modseqSeen: number;
+  expunges: number;
   dirty: boolean;
   stop: () => void;
 }
@@ -440,14 +441,21 @@ export class Session {
         else throw new ParseError('unknown SELECT parameter');
       }
     }
-    if (this.view) {
-      this.deselect();
+    const previous = this.view;
+    if (previous) {
+      // The old watch is released only after the new one exists, so reselecting keeps inotify set up.
+      this.view = null;
       this.state = 'auth';
       if (this.condstore) await this.send(status('OK', 'Previous mailbox closed', 'CLOSED'));
     }
-    const folder = await this.acct().folder(name);
-    await folder.refresh();
-    const view: View = { folder, readOnly, uids: folder.messages.map((m) => m.uid), modseqSeen: folder.highestModseq, dirty: false, stop: () => {} };
+    let folder: Folder;
+    try {
+      folder = await this.acct().folder(name);
+      await folder.refresh();
+    } finally {
+      if (previous) setImmediate(previous.stop);
+    }
+    const view: View = { folder, readOnly, uids: folder.messages.map((m) => m.uid), modseqSeen: folder.highestModseq, expunges: folder.expunges, dirty: false, stop: () => {} };
     const onChange = (): void => {
       view.dirty = true;
       this.idleFlush?.();
@@ -488,9 +496,10 @@ export class Session {
     }
     v.dirty = false;
     const out: Buffer[] = [];
-    if (allowExpunge && v.uids.some((u) => !f.get(u))) {
+    if (allowExpunge && v.expunges !== f.expunges) {
       for (let i = v.uids.length - 1; i >= 0; i--) if (!f.get(v.uids[i]!)) out.push(untagged(i + 1, atom('EXPUNGE')));
       v.uids = v.uids.filter((u) => f.get(u));
+      v.expunges = f.expunges;
     }
     const last = v.uids[v.uids.length - 1] ?? 0;
     const msgs = f.messages;

@@ -207,3 +207,25 @@ test('disabling a user ends their sessions', async () => {
   assert.match(await again.cmd('l', 'LOGIN carol carol-password-1'), /l NO/);
   again.close();
 });
+
+test('logins are audited; failures throttled together with other protocols', async () => {
+  await s.directory.addUser({ username: 'frank', email: 'frank@example.test', password: 'frank-password-1' });
+  await s.directory.addMailbox('frank@example.test', 'frank');
+  const w = await Wire.connect(s.imap.ports.imap);
+  await w.until(/\* OK/);
+  assert.match(await w.cmd('a', 'LOGIN frank wrong-password'), /a NO \[AUTHENTICATIONFAILED\]/);
+  const b64 = Buffer.from('\0frank\0frank-password-1').toString('base64');
+  assert.match(await w.cmd('b', `AUTHENTICATE PLAIN ${b64}`), /b OK/, 'SASL-IR');
+  w.close();
+  const events = await s.directory.store.listAudit({ username: 'frank', protocol: 'imap' });
+  assert.deepEqual(events.map((e) => e.ok).sort(), [false, true]);
+  // Ten failures over LDAP lock the account out of IMAP too, even with the right password.
+  for (let i = 0; i < 10; i++) await s.directory.authenticate({ login: 'frank', password: 'nope', protocol: 'ldap' });
+  const v = await Wire.connect(s.imap.ports.imap);
+  await v.until(/\* OK/);
+  v.write('c AUTHENTICATE PLAIN\r\n');
+  await v.until(/\+ \r\n/);
+  v.write(`${b64}\r\n`);
+  assert.match(await v.until(/c (OK|NO|BAD)[^\r]*\r\n/), /c NO \[UNAVAILABLE\]/);
+  v.close();
+});

@@ -35,6 +35,8 @@ export class Folder extends EventEmitter {
   highestModseq = 1;
   /** set when the folder was deleted or renamed away; sessions on it must stop */
   gone = false;
+  /** bumped whenever messages disappear, so sessions skip looking for expunges otherwise */
+  expunges = 0;
   private records: MessageRecord[] = [];
   private byUid = new Map<number, MessageRecord>();
   private keywords: string[] = [];
@@ -184,6 +186,7 @@ export class Folder extends EventEmitter {
       records.push({ uid: r.uid, base: r.base, file, info, flags: infoToFlags(info, this.keywords), modseq });
     }
     if (records.length !== list.records.length) list.highestModseq++;
+    if (this.records.some((r) => !known.has(r.base))) this.expunges++;
     const added = [...files.keys()].filter((b) => !known.has(b)).sort(compareBase);
     for (const base of added) {
       const file = files.get(base)!;
@@ -375,6 +378,7 @@ export class Folder extends EventEmitter {
         gone.push(rec.uid);
       }
       if (gone.length) {
+        this.expunges++;
         this.highestModseq++;
         this.setRecords(keep);
         await this.commit();
