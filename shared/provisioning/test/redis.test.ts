@@ -148,12 +148,21 @@ describe('redis addon (a redis-server per app)', () => {
     await assert.rejects(run(varsA.CLOUDRON_REDIS_PORT!, varsA.CLOUDRON_REDIS_PASSWORD, (r) => r.get('k')), /WRONGPASS|invalid/);
   });
 
+  it('an update that drops the addon stops the instance and removes its data', async () => {
+    const vars = await s.appEnv(open);
+    const after = await s.install(open, { localstorage: {} });
+    assert.equal(after.CLOUDRON_REDIS_URL, undefined);
+    assert.equal(await listening(vars.CLOUDRON_REDIS_PORT!), false);
+    assert.equal(fs.existsSync(redisDir(s.t.dataDir, open)), false);
+    assert.equal(fs.existsSync(`${s.t.dataDir}/apps/${open}/data`), true, "the app's other data stays");
+  });
+
   it('uninstall stops the instance and removes its data', async () => {
     for (const id of [a, open]) {
       const vars = await s.appEnv(id);
       const r = await s.cli(['app', 'uninstall', id]);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await listening(vars.CLOUDRON_REDIS_PORT!), false);
+      if (vars.CLOUDRON_REDIS_PORT) assert.equal(await listening(vars.CLOUDRON_REDIS_PORT), false);
       assert.equal(fs.existsSync(redisDir(s.t.dataDir, id)), false);
       assert.equal(fs.existsSync(`${s.t.dataDir}/apps/${id}`), false);
     }
