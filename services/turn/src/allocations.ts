@@ -332,6 +332,7 @@ export async function openRelaySocket(opts: RelayOptions, even = false, reserveN
       });
       s.bind({ port, address: opts.bindAddress, exclusive: true }, () => {
         s.removeAllListeners('error');
+        growBuffers(s, RELAY_SOCKET_BUFFER);
         resolve(s);
       });
     });
@@ -367,6 +368,18 @@ export async function openRelaySocket(opts: RelayOptions, even = false, reserveN
     if (r) return r;
   }
   return null;
+}
+
+const RELAY_SOCKET_BUFFER = 1 << 20;
+
+/** Asks for larger kernel socket buffers; the kernel caps them at net.core.[rw]mem_max. */
+export function growBuffers(s: dgram.Socket, bytes: number): void {
+  try {
+    s.setRecvBufferSize(bytes);
+    s.setSendBufferSize(bytes);
+  } catch {
+    // keep the defaults
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   attrString,
   attrValue,
   checkIntegrity,
+  integrityKind,
   longTermKey,
   parsePasswordAlgorithms,
   PasswordAlgorithmId,
@@ -121,7 +122,7 @@ export class TurnAuth {
    * app's secret in turn; the first that verifies names the app.
    */
   check(msg: StunMessage): AuthOutcome {
-    const hasMi = msg.attributes.some((a) => a.type === Attr.MessageIntegrity || a.type === Attr.MessageIntegritySha256);
+    const hasMi = integrityKind(msg) !== null;
     const username = attrString(msg, Attr.Username);
     if (!hasMi && username === undefined) return { kind: 'challenge' };
     const realm = attrString(msg, Attr.Realm);
@@ -134,7 +135,7 @@ export class TurnAuth {
     const parsed = parseRestUsername(username);
     if (!parsed) return { kind: 'reject', reason: 'not a TURN REST API username', username };
     if (parsed.expiry * 1000 <= this.now()) return { kind: 'reject', reason: 'expired username', username };
-    const integrity: IntegrityKind = msg.attributes.some((a) => a.type === Attr.MessageIntegritySha256) ? 'sha256' : 'sha1';
+    const integrity: IntegrityKind = integrityKind(msg) ?? 'sha1';
     for (const { appId, secret } of this.secrets) {
       const key = longTermKey(username, this.realm, restPassword(secret, username), algorithm);
       if (checkIntegrity(msg, key)) return { kind: 'ok', username, user: parsed.user, appId, key, integrity };

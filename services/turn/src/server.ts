@@ -7,7 +7,7 @@ import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { TlsMaterial } from '@hearth/tls';
-import { Allocation, literalLookup, newCounters, openRelaySocket, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
+import { Allocation, growBuffers, literalLookup, newCounters, openRelaySocket, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
 import { SUPPORTED_ALGORITHMS, TurnAuth } from './auth.ts';
 import { PeerPolicy, localAddresses } from './peers.ts';
 import { loadTurnSettings, type TurnSettings } from './settings.ts';
@@ -39,6 +39,10 @@ import {
 const UDP_TRANSPORT = 17;
 /** A stream client gets this long to create an allocation before the connection is closed. */
 const STREAM_IDLE_MS = 60_000;
+/** Open TCP/TLS connections beyond this are refused. */
+const MAX_STREAMS = 10_000;
+/** Kernel buffer for the socket every client datagram arrives on: absorbs event-loop pauses (GC) at high packet rates. */
+const LISTEN_SOCKET_BUFFER = 8 << 20;
 /** How long the port reserved by EVEN-PORT's R bit waits for its RESERVATION-TOKEN (RFC 8656 §7.2: about 30 s). */
 const RESERVATION_MS = 30_000;
 
@@ -161,23 +165,25 @@ class Turn {
   async listen(): Promise<TurnServer> {
     const { config } = this.ctx;
     const host = config.listen;
-    const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup as never });
-    udp.on('message', (buf, rinfo) => this.onDatagram(udp, buf, rinfo.address, rinfo.port));
-    udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(config.ports.turn, host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
-    this.udp = udp;
-    const udpPort = udp.address().port;
-    // TCP shares the UDP port number, as STUN clients expect both on 3478.
-    const tcp = net.createServer((s) => this.onStream(s, 'tcp'));
-    tcp.on('error', (err) => this.logger.warn({ err }, 'tcp listener error'));
-    await listenOn(tcp, udpPort, host);
-    this.tcp = tcp;
+    // TCP shares the UDP port number, as STUN clients expect both on 3478. With port 0
+    // (tests) the number the OS picks for UDP may be taken for TCP: pick again.
+    let udpPort = 0;
+    for (let attempt = 0; ; attempt++) {
+      const udp = await this.bindUdp(config.ports.turn, host);
+      udpPort = udp.address().port;
+      const tcp = net.createServer((s) => this.onStream(s, 'tcp'));
+      try {
+        await listenOn(tcp, udpPort, host);
+      } catch (err) {
+        udp.close();
+        if (config.ports.turn !== 0 || attempt >= 20) throw err;
+        continue;
+      }
+      tcp.on('error', (err) => this.logger.warn({ err }, 'tcp listener error'));
+      this.udp = udp;
+      this.tcp = tcp;
+      break;
+    }
     let tlsPort: number | null = null;
     if (this.ctx.tls) {
       const server = tls.createServer({ cert: this.ctx.tls.cert, key: this.ctx.tls.key }, (s) => this.onStream(s, 'tls'));
@@ -201,6 +207,21 @@ class Turn {
       stats: () => this.stats(),
       close: () => this.close(),
     };
+  }
+
+  private async bindUdp(port: number, host: string): Promise<dgram.Socket> {
+    const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    udp.on('message', (buf, rinfo) => this.onDatagram(udp, buf, rinfo.address, rinfo.port));
+    udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
+    growBuffers(udp, LISTEN_SOCKET_BUFFER);
+    return udp;
   }
 
   stats(): TurnStats {
@@ -257,6 +278,10 @@ class Turn {
   private onStream(socket: net.Socket, transport: 'tcp' | 'tls'): void {
     const address = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const port = socket.remotePort ?? 0;
+    if (this.streams.size >= MAX_STREAMS) {
+      socket.destroy();
+      return;
+    }
     this.streams.add(socket);
     socket.setNoDelay(true);
     socket.setTimeout(STREAM_IDLE_MS);
@@ -448,7 +473,6 @@ class Turn {
     this.counters.allocationsCreated++;
     const clientFamily = t.link.address.includes(':') ? 6 : 4;
     const response = this.encode(
-      t,
       msg,
       Class.Success,
       [
@@ -592,7 +616,7 @@ class Turn {
 
   // ---- responses ----
 
-  private encode(t: Tuple, msg: StunMessage, cls: MessageClass, attributes: [number, Buffer][], signer: Signer | null): Buffer {
+  private encode(msg: StunMessage, cls: MessageClass, attributes: [number, Buffer][], signer: Signer | null): Buffer {
     return encodeMessage(
       { method: msg.method, cls, transactionId: msg.transactionId, attributes },
       { integrity: signer ? { key: signer.key, kind: signer.integrity } : undefined, fingerprint: findAttr(msg, Attr.Fingerprint) !== undefined },
@@ -600,7 +624,7 @@ class Turn {
   }
 
   private reply(t: Tuple, msg: StunMessage, cls: MessageClass, attributes: [number, Buffer][], signer: Signer | null): void {
-    t.link.send(this.encode(t, msg, cls, attributes, signer));
+    t.link.send(this.encode(msg, cls, attributes, signer));
   }
 
   /**
@@ -610,9 +634,9 @@ class Turn {
    * over the request (RFC 5780 probes such as CHANGE-REQUEST rely on getting it).
    */
   private replyError(t: Tuple, msg: StunMessage, code: number, signer: Signer | null, extra: [number, Buffer][] = []): void {
-    const out = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, REASONS[code] ?? '')], ...extra], signer);
+    const out = this.encode(msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, REASONS[code] ?? '')], ...extra], signer);
     if (signer || out.length <= msg.raw.length) return t.link.send(out);
-    const bare = this.encode(t, msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, '')], ...extra], null);
+    const bare = this.encode(msg, Class.Error, [[Attr.ErrorCode, errorCodeValue(code, '')], ...extra], null);
     if (bare.length <= msg.raw.length || msg.method === Method.Binding) return t.link.send(bare);
     this.counters.malformedDropped++;
   }

@@ -104,11 +104,6 @@ export function stunLengthAt(buf: Buffer, offset = 0): number {
   return HEADER_LENGTH + buf.readUInt16BE(offset + 2);
 }
 
-/** Whether the first bytes look like a STUN message (top two bits zero and magic cookie). */
-export function looksLikeStun(buf: Buffer): boolean {
-  return buf.length >= HEADER_LENGTH && (buf[0]! & 0xc0) === 0 && buf.readUInt32BE(4) === MAGIC_COOKIE;
-}
-
 /**
  * Parses one complete STUN message (exactly `buf`), or returns null when it is not a
  * well-formed one: the caller drops it silently. Checks the FINGERPRINT when present.
@@ -416,10 +411,4 @@ export function isChannelData(buf: Buffer): boolean {
 export function channelFrameLengthAt(buf: Buffer, offset = 0): number {
   if (buf.length - offset < CHANNEL_HEADER) return -1;
   return CHANNEL_HEADER + ((buf.readUInt16BE(offset + 2) + 3) & ~3);
-}
-
-/** Writes a ChannelData header for `length` bytes of data into `into` at 0. */
-export function writeChannelHeader(into: Buffer, channel: number, length: number): void {
-  into.writeUInt16BE(channel, 0);
-  into.writeUInt16BE(length, 2);
 }

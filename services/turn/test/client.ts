@@ -35,6 +35,8 @@ export class TestClient {
   private tcp: net.Socket | null = null;
   private pending = Buffer.alloc(0);
   closedByServer = false;
+  /** called for each ChannelData frame instead of collecting it (the bench's RTT probe) */
+  onChannelData: ((channel: number, data: Buffer) => void) | null = null;
 
   private constructor(
     readonly transport: 'udp' | 'tcp',
@@ -81,9 +83,10 @@ export class TestClient {
   }
 
   private onFrame(b: Buffer): void {
-    this.received.push(b);
+    if (!this.onChannelData) this.received.push(b);
     if ((b[0]! & 0xc0) === 0x40) {
       const n = b.readUInt16BE(2);
+      if (this.onChannelData) return this.onChannelData(b.readUInt16BE(0), b.subarray(4, 4 + n));
       this.channelData.push({ channel: b.readUInt16BE(0), data: Buffer.from(b.subarray(4, 4 + n)) });
       return;
     }

@@ -14,6 +14,9 @@ import {
   checkIntegrity,
   Class,
   encodeMessage,
+  integrityKind,
+  longTermKey,
+  passwordAlgorithmsValue,
   Method,
   parsePasswordAlgorithms,
   parseXorAddress,
@@ -159,6 +162,30 @@ describe('TURN server with loopback peers allowed', { timeout: 60_000 }, () => {
     await f.directory.deleteApp('talk');
     const again = await login(c, username, password);
     assert.equal(errorOf(await signed(c, again, Method.Allocate, [[Attr.RequestedTransport, UDP]])), 401, 'secret of a removed app no longer works');
+    c.close();
+  });
+
+  it('lets the client pick SHA-256 from PASSWORD-ALGORITHMS and refuses a bid-down with 400', async () => {
+    const c = await TestClient.open('udp', f.server.udpPort);
+    const { username, password } = restCredentials(f.secret, 'sha');
+    const s = await login(c, username, password);
+    const key = longTermKey(username, s.realm, password, 'sha256');
+    const attrs = (offered: number[], chosen: number): [number, Buffer][] => [
+      [Attr.RequestedTransport, UDP],
+      [Attr.Username, Buffer.from(username)],
+      [Attr.Realm, Buffer.from(s.realm)],
+      [Attr.Nonce, Buffer.from(s.nonce)],
+      [Attr.PasswordAlgorithms, passwordAlgorithmsValue(offered)],
+      [Attr.PasswordAlgorithm, passwordAlgorithmsValue([chosen])],
+    ];
+    const downgraded = await c.request(Method.Allocate, attrs([1], 1), { integrity: { key: longTermKey(username, s.realm, password), kind: 'sha1' } });
+    assert.equal(errorOf(downgraded), 400);
+    const r = await c.request(Method.Allocate, attrs([1, 2], 2), { integrity: { key, kind: 'sha256' }, fingerprint: true });
+    assert.equal(r?.cls, Class.Success);
+    assert.equal(integrityKind(r!), 'sha256');
+    assert.equal(checkIntegrity(r!, key), true);
+    const release = await c.request(Method.Refresh, [...attrs([1, 2], 2).slice(1), [Attr.Lifetime, uint32Value(0)]], { integrity: { key, kind: 'sha256' } });
+    assert.equal(release?.cls, Class.Success);
     c.close();
   });
 
