@@ -322,6 +322,7 @@ function writeSection(body: string): void {
 }
 
 async function main(): Promise<void> {
+  const loadStart = os.loadavg().map((n) => n.toFixed(1)).join(' ');
   const root = tempDir('hearth-imap-bench-');
   fs.chmodSync(root, 0o755);
   const dataDir = path.join(root, 'hearth');
@@ -401,6 +402,7 @@ async function main(): Promise<void> {
       `Same raw-socket client for both, ${CLIENTS} concurrent connections, one command at a time per connection; ${ROUNDS} rounds per client (full bodies: ${Math.max(2, Math.floor(ROUNDS / 2))});`,
       `full bodies are \`FETCH n:n+999 BODY.PEEK[]\` at different offsets. Logins use the app's recvmail credentials (no argon2; user logins cost one argon2 verification each).`,
       `Each server gets one warm-up (SELECT, SEARCH SUBJECT, FETCH 1:*) first, so Dovecot has built its index and Hearth its uidlist and header cache.`,
+      `Load average at the start / end of the run: ${loadStart} / ${os.loadavg().map((n) => n.toFixed(1)).join(' ')} (other work on the box shares the cores; figures move by ±50% between runs under such load).`,
       '',
       ...lines,
       '',

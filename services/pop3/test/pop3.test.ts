@@ -191,3 +191,20 @@ P.quit()
 `);
   assert.equal(out, '2');
 });
+
+test('disabling a user ends their POP3 session', async () => {
+  await directory.addUser({ username: 'gina', email: 'gina@example.test', password: 'gina-password-1' });
+  await directory.addMailbox('gina@example.test', 'gina');
+  const sock = net.connect(pop.ports.pop3, '127.0.0.1');
+  let buf = '';
+  let closed = false;
+  sock.on('data', (d) => (buf += d.toString('latin1')));
+  sock.on('close', () => (closed = true));
+  sock.write('USER gina\r\nPASS gina-password-1\r\n');
+  for (let i = 0; i < 250 && !/Logged in/.test(buf); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(buf, /\+OK Logged in/);
+  await directory.setActive('gina', false);
+  for (let i = 0; i < 250 && !closed; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(closed, 'connection closed');
+  assert.match(buf, /-ERR Access revoked/);
+});
