@@ -11,9 +11,11 @@ function paramList(params: [string, string][]): Value {
   return params.length ? params.flatMap(([k, v]) => [nstring(k), nstring(v)]) : null;
 }
 
+/** Text lines of a body; a last line without a line ending still counts. */
 function countLines(buf: Buffer, start: number, end: number): number {
   let n = 0;
   for (let i = buf.indexOf(10, start); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) n++;
+  if (end > start && buf[end - 1] !== 10) n++;
   return n;
 }
 

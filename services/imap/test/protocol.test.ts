@@ -105,7 +105,7 @@ test('MIME tree, BODYSTRUCTURE, sections', () => {
   const root = parseMessage(MULTI);
   assert.equal(root.parts.length, 2);
   const bs = toBuffer(encodeBodyStructure(MULTI, root, true)).toString();
-  assert.match(bs, /^\(\("text" "plain" \("charset" "utf-8"\) NIL NIL "QUOTED-PRINTABLE" 17 0 NIL NIL NIL NIL\)\("message" "rfc822" NIL NIL NIL "7BIT" \d+ \(NIL "inner" /);
+  assert.match(bs, /^\(\("text" "plain" \("charset" "utf-8"\) NIL NIL "QUOTED-PRINTABLE" 17 1 NIL NIL NIL NIL\)\("message" "rfc822" NIL NIL NIL "7BIT" \d+ \(NIL "inner" /);
   assert.match(bs, /\("attachment" \("filename" "m.eml"\)\)/);
   assert.match(bs, / "mixed" \("boundary" "XX"\) NIL NIL NIL\)$/);
   assert.equal(sectionBytes(MULTI, root, parseSection('1')).toString(), 'caf=C3=A9 au lait');
