@@ -1,4 +1,5 @@
 import { BerError, BerReader, TAG } from './ber.ts';
+import { normalizeDn } from './dn.ts';
 
 /**
  * LDAP search filters (RFC 4511 4.5.1): decoding from BER and evaluation against an
@@ -53,6 +54,14 @@ export function normalizeValue(value: string): string {
   return lower.trim().replace(/\s+/g, ' ');
 }
 
+/** Attributes holding DNs: compared as DNs (distinguishedNameMatch), so spacing and case do not matter. */
+const DN_ATTRS = new Set(['memberof', 'entrydn']);
+
+/** An assertion value normalized the way the attribute's values are. */
+export function assertionValue(attr: string, raw: string): string {
+  return (DN_ATTRS.has(attr) && normalizeDn(raw)) || normalizeValue(raw);
+}
+
 /** Decodes the filter at the reader's position (the CHOICE element itself). */
 export function decodeFilter(reader: BerReader): Filter {
   const budget = { nodes: 0 };
@@ -80,7 +89,7 @@ function decode(reader: BerReader, depth: number, budget: { nodes: number }): Fi
     case 0xa6:
     case 0xa8: {
       const attr = normalizeAttr(r.readString());
-      const value = normalizeValue(r.readString());
+      const value = assertionValue(attr, r.readString());
       if (!r.done) throw new FilterError('trailing data in attribute value assertion');
       const type = tag === 0xa3 ? 'eq' : tag === 0xa5 ? 'ge' : tag === 0xa6 ? 'le' : 'approx';
       return { type, attr, value };

@@ -7,7 +7,7 @@ import type { Logger } from '@hearth/log';
 import { BerError, pduLength } from './ber.ts';
 import { escapeDnValue, parseDn } from './dn.ts';
 import { APPS_DN, selection, Tree, USERS_DN, type Entry, type Selection, type Viewer } from './entries.ts';
-import { matches, normalizeAttr, normalizeValue, type Filter } from './filter.ts';
+import { assertionValue, matches, normalizeAttr, type Filter } from './filter.ts';
 import {
   decodeMessage,
   decodePagedControl,
@@ -530,7 +530,7 @@ class Connection {
     if (!entry) return reply(RESULT.noSuchObject, 'no such entry');
     const values = entry.values(attr);
     if (!values) return reply(RESULT.noSuchAttribute, 'no such attribute');
-    return reply(values.includes(normalizeValue(value)) ? RESULT.compareTrue : RESULT.compareFalse);
+    return reply(values.includes(assertionValue(attr, value)) ? RESULT.compareTrue : RESULT.compareFalse);
   }
 
   // ---- extended ----

@@ -161,6 +161,7 @@ describe('app binds', () => {
     assert.equal((await cmp(dn(f.users.alice.id), 'mail:ALICE@example.test')).code, 6, 'compareTrue');
     assert.equal((await cmp(dn(f.users.alice.id), 'mail:bob@example.test')).code, 5, 'compareFalse');
     assert.equal((await cmp('cn=staff,ou=groups,dc=cloudron', `memberuid:${f.users.carol.id}`)).code, 6);
+    assert.equal((await cmp(dn(f.users.carol.id), 'memberOf:CN=Staff, OU=Groups, DC=Cloudron')).code, 6, 'DN values compare as DNs');
     assert.equal((await cmp(dn(f.users.bob.id), 'mail:bob@example.test')).code, 32, 'bob is hidden from the app');
     assert.equal((await cmp(dn(f.users.alice.id), 'nosuchattr:x')).code, 16);
   });
