@@ -22,11 +22,34 @@ export interface SignInResult {
   idToken: string | null;
 }
 
+
+/**
+ * Server-to-server calls (discovery, token, keys) sent to `internalUrl` instead of the
+ * public issuer, e.g. http://oidc:4000 between containers, with X-Forwarded-Host/Proto
+ * naming the public issuer so the provider still describes itself by its public URLs.
+ */
+export function backChannelFetch(issuer: string, internalUrl: string): client.CustomFetch {
+  const pub = new URL(issuer);
+  const internal = new URL(internalUrl);
+  return (url, options) => {
+    const u = new URL(url);
+    if (u.origin !== pub.origin) return fetch(url, options);
+    const headers = { ...options.headers, 'x-forwarded-host': pub.host, 'x-forwarded-proto': pub.protocol.slice(0, -1) };
+    return fetch(new URL(`${u.pathname}${u.search}`, internal), { ...options, headers });
+  };
+}
+
 export class OidcClients {
   private metadata: { at: number; value: Promise<client.ServerMetadata> } | null = null;
   private readonly configs = new Map<string, { fingerprint: string; config: client.Configuration }>();
+  private readonly fetch: client.CustomFetch | undefined;
 
-  constructor(private readonly issuer: string) {}
+  constructor(
+    private readonly issuer: string,
+    internalUrl: string | null = null,
+  ) {
+    this.fetch = internalUrl ? backChannelFetch(issuer, internalUrl) : undefined;
+  }
 
   private serverMetadata(): Promise<client.ServerMetadata> {
     if (this.metadata && Date.now() - this.metadata.at < METADATA_TTL_MS) return this.metadata.value;
@@ -34,6 +57,7 @@ export class OidcClients {
       .discovery(new URL(this.issuer), 'hearth-proxyauth', undefined, undefined, {
         execute: this.insecure ? [client.allowInsecureRequests] : [],
         timeout: 10,
+        ...(this.fetch ? { [client.customFetch]: this.fetch } : {}),
       })
       .then((c) => c.serverMetadata());
     const entry = { at: Date.now(), value };
@@ -58,6 +82,7 @@ export class OidcClients {
     if (cached?.fingerprint === fingerprint) return cached.config;
     const config = new client.Configuration(metadata, creds.clientId, undefined, client.ClientSecretBasic(creds.clientSecret));
     config.timeout = 10;
+    if (this.fetch) config[client.customFetch] = this.fetch;
     if (this.insecure) client.allowInsecureRequests(config);
     this.configs.set(app.id, { fingerprint, config });
     return config;

@@ -83,7 +83,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   const master = loadMasterKey(config.dataDir);
   const sessions = new SessionStore(directory, settings);
   const basic = new BasicAuthenticator(directory);
-  const oidc = new OidcClients(config.oidcIssuer);
+  const oidc = new OidcClients(config.oidcIssuer, settings.oidcInternalUrl);
   const proxy = new Proxy(settings.upstreamTimeoutMs);
   const trusted = addressMatcher(settings.trustedProxies);
   // App records are replaced on every directory reload, so these caches follow changes by themselves.

@@ -13,6 +13,8 @@ export interface ProxyAuthSettings {
   sessionMaxSeconds: number;
   /** peers (addresses or CIDR ranges) whose X-Forwarded-For/Proto/Host are believed: a TLS terminator in front of the gateway */
   trustedProxies: string[];
+  /** where the gateway itself reaches the OIDC provider when the public issuer URL does not work from here (containers) */
+  oidcInternalUrl: string | null;
 }
 
 /** Whether an address (IPv4-mapped IPv6 included) lies in any of the ranges. */
@@ -53,6 +55,11 @@ const schema = z
       .default('127.0.0.1,::1')
       .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
       .refine((list) => list.every(isRange), 'must be a comma list of IP addresses or CIDR ranges'),
+    HEARTH_PROXYAUTH_OIDC_INTERNAL_URL: z
+      .string()
+      .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be an http(s) origin such as http://oidc:4000')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
   })
   .refine((s) => s.HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS <= s.HEARTH_PROXYAUTH_SESSION_MAX_SECONDS, {
     message: 'must not exceed HEARTH_PROXYAUTH_SESSION_MAX_SECONDS',
@@ -74,5 +81,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): ProxyAuthSet
     sessionIdleSeconds: s.HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS,
     sessionMaxSeconds: s.HEARTH_PROXYAUTH_SESSION_MAX_SECONDS,
     trustedProxies: s.HEARTH_PROXYAUTH_TRUSTED_PROXIES,
+    oidcInternalUrl: s.HEARTH_PROXYAUTH_OIDC_INTERNAL_URL ?? null,
   };
 }
