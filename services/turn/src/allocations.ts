@@ -96,7 +96,7 @@ export class StreamLink implements ClientLink {
     return this.socket.destroyed;
   }
   send(buf: Buffer): void {
-    if (!this.socket.destroyed) this.socket.write(buf);
+    if (!this.socket.destroyed && this.socket.writableLength <= MAX_STREAM_BACKLOG) this.socket.write(buf);
   }
   sendChannelData(channel: number, data: Buffer): void {
     if (this.socket.destroyed || this.socket.writableLength > MAX_STREAM_BACKLOG) return;

@@ -111,6 +111,13 @@ export async function startTurn(ctx: TurnContext): Promise<TurnServer> {
   return server.listen();
 }
 
+/** The client's address as it should see it: IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d. */
+function reflexive(link: ClientLink): AddressValue {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(link.address);
+  if (v4) return { family: 4, address: v4[1]!, port: link.port };
+  return { family: link.address.includes(':') ? 6 : 4, address: link.address, port: link.port };
+}
+
 function isWildcard(address: string): boolean {
   return address === '0.0.0.0' || address === '::';
 }
@@ -358,8 +365,7 @@ class Turn {
   private onBinding(msg: StunMessage, t: Tuple): void {
     const unknown = unknownRequired(msg, KNOWN[Method.Binding]!);
     if (unknown.length) return this.replyError(t, msg, 420, null, [[Attr.UnknownAttributes, unknownAttributesValue(unknown)]]);
-    const family = t.link.address.includes(':') ? 6 : 4;
-    this.reply(t, msg, Class.Success, [[Attr.XorMappedAddress, xorAddressValue({ family, address: t.link.address, port: t.link.port }, msg.transactionId)]], null);
+    this.reply(t, msg, Class.Success, [[Attr.XorMappedAddress, xorAddressValue(reflexive(t.link), msg.transactionId)]], null);
   }
 
   private onSend(msg: StunMessage, t: Tuple): void {
@@ -471,14 +477,13 @@ class Turn {
     this.allocations.add(a);
     t.attach(a);
     this.counters.allocationsCreated++;
-    const clientFamily = t.link.address.includes(':') ? 6 : 4;
     const response = this.encode(
       msg,
       Class.Success,
       [
         [Attr.XorRelayedAddress, xorAddressValue(relayed, msg.transactionId)],
         [Attr.Lifetime, uint32Value(lifetime)],
-        [Attr.XorMappedAddress, xorAddressValue({ family: clientFamily, address: t.link.address, port: t.link.port }, msg.transactionId)],
+        [Attr.XorMappedAddress, xorAddressValue(reflexive(t.link), msg.transactionId)],
         ...extra,
       ],
       signer,

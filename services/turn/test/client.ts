@@ -47,9 +47,10 @@ export class TestClient {
   static async open(transport: 'udp' | 'tcp', port: number, host = '127.0.0.1'): Promise<TestClient> {
     const c = new TestClient(transport, host, port);
     if (transport === 'udp') {
-      const s = dgram.createSocket('udp4');
+      const v6 = host.includes(':');
+      const s = dgram.createSocket(v6 ? 'udp6' : 'udp4');
       s.on('message', (b) => c.onFrame(b));
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(0, v6 ? '::1' : '127.0.0.1', () => r()));
       // A failed assertion must not leave the test process waiting on this socket.
       s.unref();
       c.udp = s;

@@ -25,9 +25,9 @@ export function turnApp(id: string, secret: string): App {
 }
 
 /** An in-process TURN server on port 0 over a fresh directory holding one app with a TURN secret. */
-export async function startFixture(opts: { allowLoopback?: boolean; settings?: Partial<TurnSettings>; tls?: boolean } = {}): Promise<Fixture> {
+export async function startFixture(opts: { allowLoopback?: boolean; settings?: Partial<TurnSettings>; listen?: string } = {}): Promise<Fixture> {
   const env = await testEnv({
-    env: { HEARTH_TURN_PORT: '0', HEARTH_TURN_TLS_PORT: '0', HEARTH_TURN_ALLOW_LOOPBACK_PEERS: opts.allowLoopback ? '1' : '' },
+    env: { HEARTH_TURN_PORT: '0', HEARTH_TURN_TLS_PORT: '0', HEARTH_TURN_ALLOW_LOOPBACK_PEERS: opts.allowLoopback ? '1' : '', HEARTH_LISTEN: opts.listen ?? '127.0.0.1' },
   });
   const logger = createLogger('turn-test', 'silent');
   const directory = await Directory.open(env.config, { logger });

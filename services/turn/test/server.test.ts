@@ -343,6 +343,42 @@ describe('TURN server with loopback peers allowed', { timeout: 60_000 }, () => {
   });
 });
 
+describe('TURN server on IPv6', { timeout: 60_000 }, () => {
+  let f: Fixture;
+  before(async () => {
+    f = await startFixture({ allowLoopback: true, listen: '::1' });
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  it('answers Binding and relays to an IPv6 peer through an IPv6 relay', async () => {
+    const c = await TestClient.open('udp', f.server.udpPort, '::1');
+    const b = await c.request(Method.Binding, []);
+    assert.deepEqual(parseXorAddress(attrValue(b!, Attr.XorMappedAddress)!, b!.transactionId), { family: 6, address: '::1', port: c.localPort });
+    const { username, password } = restCredentials(f.secret, 'six');
+    const s = await login(c, username, password);
+    const r = await signed(c, s, Method.Allocate, [[Attr.RequestedTransport, UDP]]);
+    assert.equal(r?.cls, Class.Success);
+    assert.equal(parseXorAddress(attrValue(r!, Attr.XorRelayedAddress)!, r!.transactionId)?.family, 6);
+    const peer = dgram.createSocket('udp6');
+    peer.on('message', (m, ri) => peer.send(m, ri.port, ri.address));
+    await new Promise<void>((res) => peer.bind(0, '::1', () => res()));
+    peer.unref();
+    const target = { address: '::1', port: peer.address().port };
+    assert.equal(errorOf(await signed(c, s, Method.CreatePermission, (tid) => [[Attr.XorPeerAddress, peerAttr('127.0.0.1', target.port, tid)]])), 443, 'IPv4 peer on an IPv6 relay');
+    const perm = await signed(c, s, Method.CreatePermission, (tid) => [[Attr.XorPeerAddress, xorAddressValue({ family: 6, ...target }, tid)]]);
+    assert.equal(perm?.cls, Class.Success);
+    sendIndication(c, target, Buffer.from('over six'));
+    const ind = (await waitFor(() => c.dataIndications[0]))!;
+    assert.equal(attrString(ind, Attr.Data), 'over six');
+    assert.deepEqual(parseXorAddress(attrValue(ind, Attr.XorPeerAddress)!, ind.transactionId), { family: 6, ...target });
+    await signed(c, s, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]);
+    peer.close();
+    c.close();
+  });
+});
+
 describe('TURN server peer policy', { timeout: 60_000 }, () => {
   let f: Fixture;
   before(async () => {
