@@ -36,6 +36,12 @@ const CONSUMED_MARK_TTL = 30 * 24 * 3600;
  * One-time entities. Their "consumed" flag is a separate marker set atomically (one write,
  * no read-modify-write of the payload), and read back with the payload.
  */
+/**
+ * Lookups the provider makes on every token use (a session by its uid: tokens that expire with
+ * the session check it) get a key of their own instead of a scan of the namespace.
+ */
+const UNIQUE_LOOKUP: Record<string, IndexedField | undefined> = { Session: 'uid', DeviceCode: 'userCode' };
+
 const CONSUMABLE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest']);
 
 function strip(raw: string): AdapterPayload {
@@ -68,6 +74,13 @@ export class StoreStorage implements OidcStorage {
   async set(model: string, id: string, payload: AdapterPayload, ttlSeconds: number | undefined): Promise<void> {
     const expiresAt = ttlSeconds === undefined ? null : Date.now() + ttlSeconds * 1000;
     await this.store.kvSet(this.ns(model), id, JSON.stringify({ ...payload, [EXPIRES_AT]: expiresAt }), ttlSeconds ?? null);
+    const field = UNIQUE_LOOKUP[model];
+    const value = field && payload[field];
+    if (typeof value === 'string') await this.store.kvSet(this.lookupNs(model, field!), value, id, ttlSeconds ?? null);
+  }
+
+  private lookupNs(model: string, field: IndexedField): string {
+    return `oidc:${model}:by-${field}`;
   }
 
   async consume(model: string, id: string): Promise<boolean> {
@@ -84,6 +97,11 @@ export class StoreStorage implements OidcStorage {
   }
 
   async findAll(model: string, field: IndexedField, value: string): Promise<AdapterPayload[]> {
+    if (UNIQUE_LOOKUP[model] === field) {
+      const id = await this.store.kvGet(this.lookupNs(model, field), value);
+      const found = id === null ? undefined : await this.get(model, id);
+      return found && found[field] === value ? [found] : [];
+    }
     return (await this.store.kvFindWhere(this.ns(model), field, value)).map((row) => strip(row.value));
   }
 
