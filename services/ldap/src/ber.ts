@@ -1,6 +1,7 @@
 /**
  * The subset of BER (X.690) that LDAP uses: single-byte tags, definite lengths,
- * INTEGER/ENUMERATED/BOOLEAN/OCTET STRING/NULL and constructed sequences.
+ * INTEGER/ENUMERATED/BOOLEAN/OCTET STRING and constructed sequences (the NULL of an
+ * UnbindRequest is read as an empty element).
  * The reader is strict (no indefinite lengths, no element running past its parent)
  * because every byte it sees comes from an untrusted client.
  */
@@ -14,7 +15,6 @@ export const TAG = {
   BOOLEAN: 0x01,
   INTEGER: 0x02,
   OCTET_STRING: 0x04,
-  NULL: 0x05,
   ENUMERATED: 0x0a,
   SEQUENCE: 0x30,
   SET: 0x31,
@@ -140,8 +140,8 @@ export class BerReader {
   }
 }
 
-/** Bytes of a definite length header for `len`. */
-function lengthBytes(len: number): number {
+/** Bytes of a definite length field for `len` (the tag not included). */
+export function lengthBytes(len: number): number {
   return len < 0x80 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : len < 0x1000000 ? 4 : 5;
 }
 
@@ -235,13 +235,6 @@ export class BerWriter {
     return this;
   }
 
-  writeNull(tag: number = TAG.NULL): this {
-    this.ensure(2);
-    this.buf[this.pos++] = tag;
-    this.buf[this.pos++] = 0;
-    return this;
-  }
-
   writeString(value: string, tag: number = TAG.OCTET_STRING): this {
     const len = Buffer.byteLength(value);
     this.ensure(1);
@@ -278,17 +271,4 @@ export class BerWriter {
     this.stack.length = 0;
     return this;
   }
-}
-
-/** tag + definite length + content, for concatenating pre-encoded parts. */
-export function tlvHeader(tag: number, contentLength: number): Buffer {
-  const n = lengthBytes(contentLength);
-  const out = Buffer.allocUnsafe(1 + n);
-  out[0] = tag;
-  if (n === 1) out[1] = contentLength;
-  else {
-    out[1] = 0x80 | (n - 1);
-    for (let i = 0; i < n - 1; i++) out[2 + i] = (contentLength / 2 ** (8 * (n - 2 - i))) & 0xff;
-  }
-  return out;
 }

@@ -1,4 +1,4 @@
-import { BerError, BerReader, BerWriter, TAG, tlvHeader } from './ber.ts';
+import { BerError, BerReader, BerWriter, lengthBytes, TAG } from './ber.ts';
 import { decodeFilter, FilterError, normalizeAttr, type Filter } from './filter.ts';
 
 /** LDAPv3 messages (RFC 4511): what the server decodes and the responses it encodes. */
@@ -302,29 +302,36 @@ export function encodeAttribute(w: BerWriter, a: Attribute, typesOnly = false): 
   w.endSequence().endSequence();
 }
 
-function intTlv(id: number): Buffer {
-  return new BerWriter(8).writeInt(id).toBuffer();
+function writeHeader(out: Buffer, p: number, tag: number, len: number): number {
+  out[p++] = tag;
+  const n = lengthBytes(len);
+  if (n === 1) out[p++] = len;
+  else {
+    out[p++] = 0x80 | (n - 1);
+    for (let i = n - 2; i >= 0; i--) out[p++] = (len / 2 ** (8 * i)) & 0xff;
+  }
+  return p;
 }
 
 /**
  * SearchResultEntry from pre-encoded parts: the DN as an OCTET STRING TLV and each
- * attribute as a PartialAttribute TLV. Assembled into one buffer without re-encoding.
+ * attribute as a PartialAttribute TLV, copied into one buffer with no other allocation.
  */
 export function encodeEntry(id: number, dnTlv: Buffer, attrs: readonly Buffer[]): Buffer {
   let attrsLen = 0;
   for (const a of attrs) attrsLen += a.length;
-  const attrsHead = tlvHeader(TAG.SEQUENCE, attrsLen);
-  const bodyLen = dnTlv.length + attrsHead.length + attrsLen;
-  const bodyHead = tlvHeader(OP.searchResultEntry, bodyLen);
-  const idTlv = intTlv(id);
-  const msgLen = idTlv.length + bodyHead.length + bodyLen;
-  const msgHead = tlvHeader(TAG.SEQUENCE, msgLen);
-  const out = Buffer.allocUnsafe(msgHead.length + msgLen);
-  let p = msgHead.copy(out, 0);
-  p += idTlv.copy(out, p);
-  p += bodyHead.copy(out, p);
+  const bodyLen = dnTlv.length + 1 + lengthBytes(attrsLen) + attrsLen;
+  // Message ids are 0..2^31-1, so the shortest two's complement needs no sign byte beyond these steps.
+  const idLen = id < 0x80 ? 1 : id < 0x8000 ? 2 : id < 0x800000 ? 3 : 4;
+  const msgLen = 2 + idLen + 1 + lengthBytes(bodyLen) + bodyLen;
+  const out = Buffer.allocUnsafe(1 + lengthBytes(msgLen) + msgLen);
+  let p = writeHeader(out, 0, TAG.SEQUENCE, msgLen);
+  out[p++] = TAG.INTEGER;
+  out[p++] = idLen;
+  for (let i = idLen - 1; i >= 0; i--) out[p++] = (id >> (8 * i)) & 0xff;
+  p = writeHeader(out, p, OP.searchResultEntry, bodyLen);
   p += dnTlv.copy(out, p);
-  p += attrsHead.copy(out, p);
+  p = writeHeader(out, p, TAG.SEQUENCE, attrsLen);
   for (const a of attrs) p += a.copy(out, p);
   return out;
 }
