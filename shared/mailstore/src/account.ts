@@ -33,6 +33,7 @@ export class Account {
     readonly root: string,
     private readonly folderAt: (name: string, dir: string) => Folder,
     private readonly dropFolder: (dir: string) => void,
+    private readonly cachedFolder: (dir: string) => Folder | undefined,
   ) {}
 
   /** Creates the Maildir and the special-use folders on first open. */
@@ -81,6 +82,8 @@ export class Account {
   /** An existing folder, loaded. */
   async folder(name: string): Promise<Folder> {
     const n = normalizeFolderName(name);
+    const known = this.cachedFolder(this.dirOf(n));
+    if (known && !known.gone) return known;
     if (!(await this.exists(n))) throw new MailStoreError(`no such mailbox: ${name}`, 'nonexistent');
     const f = this.folderAt(n, this.dirOf(n));
     await f.open();

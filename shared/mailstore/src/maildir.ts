@@ -26,7 +26,16 @@ export class MailStore {
     const root = this.mailboxPath(address);
     let acc = this.accounts.get(root);
     if (!acc) {
-      const account = new Account(address.toLowerCase(), root, (name, dir) => this.folderAt(name, dir), (dir) => this.dropFolder(dir));
+      const account = new Account(
+        address.toLowerCase(),
+        root,
+        (name, dir) => this.folderAt(name, dir),
+        (dir) => this.dropFolder(dir),
+        (dir) => {
+          const f = this.folders.get(dir);
+          return f && f.uidValidity !== 0 ? f : undefined;
+        },
+      );
       acc = account.init().then(() => account);
       acc.catch(() => this.accounts.delete(root));
       this.accounts.set(root, acc);
