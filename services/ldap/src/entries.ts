@@ -1,7 +1,7 @@
 import type { Directory, Group, User } from '@hearth/directory';
 import { BerWriter } from './ber.ts';
 import { escapeDnValue } from './dn.ts';
-import { normalizeValue, type Filter, type Matchable } from './filter.ts';
+import { normalizeAttr, normalizeValue, type Filter, type Matchable } from './filter.ts';
 import { encodeAttribute, OID, type Attribute } from './protocol.ts';
 
 /**
@@ -166,13 +166,14 @@ export interface Selection {
   names: string[];
 }
 
-export function selection(requested: readonly string[], normalize: (s: string) => string): Selection {
+/** The selection for a request's attribute list: none means all user attributes; `1.1` alone means none. */
+export function selection(requested: readonly string[]): Selection {
   if (requested.length === 0) return { allUser: true, allOper: false, names: [] };
   const sel: Selection = { allUser: false, allOper: false, names: [] };
   for (const r of requested) {
     if (r === '*') sel.allUser = true;
     else if (r === '+') sel.allOper = true;
-    else if (r !== '1.1') sel.names.push(normalize(r));
+    else if (r !== '1.1') sel.names.push(normalizeAttr(r));
   }
   return sel;
 }

@@ -7,7 +7,7 @@ import type { Logger } from '@hearth/log';
 import { BerError, pduLength } from './ber.ts';
 import { escapeDnValue, parseDn } from './dn.ts';
 import { APPS_DN, selection, Tree, USERS_DN, type Entry, type Selection, type Viewer } from './entries.ts';
-import { assertionValue, matches, normalizeAttr, type Filter } from './filter.ts';
+import { assertionValue, matches, type Filter } from './filter.ts';
 import {
   decodeMessage,
   decodePagedControl,
@@ -446,7 +446,7 @@ class Connection {
         return done(RESULT.protocolError, (err as Error).message);
       }
     }
-    const sel = selection(req.attributes, normalizeAttr);
+    const sel = selection(req.attributes);
     if (paged && paged.cookie.length > 0) {
       const key = paged.cookie.toString('hex');
       const state = this.pages.get(key);
