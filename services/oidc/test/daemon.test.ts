@@ -57,3 +57,41 @@ describe('oidc daemon with the hearth CLI', () => {
     assert.equal(await daemon.stop('SIGTERM'), 0);
   });
 });
+
+describe('oidc daemon with HEARTH_OIDC_WORKERS=2', () => {
+  let env: TestEnv;
+  let daemon: Daemon;
+  let issuer: string;
+
+  before(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    env = await testEnv({ env: { HEARTH_OIDC_PORT: String(port), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info', HEARTH_OIDC_WORKERS: '2' } });
+    daemon = await startDaemon('services/oidc/src/main.ts', env.env, (out) => out.split('"msg":"ready"').length - 1 >= 3);
+  });
+  after(async () => {
+    await daemon?.stop();
+    await env?.cleanup();
+  });
+
+  it('runs two workers that act as one provider, and stops them all', async () => {
+    const pids = new Set(daemon.output().split('\n').filter((l) => l.includes('"msg":"ready"')).map((l) => (JSON.parse(l) as { pid: number }).pid));
+    assert.equal(pids.size, 3, 'the supervising process and two workers');
+    assert.equal((await hearth(['app', 'install', path.join(MANIFESTS, 'meet.json'), '--id', 'meet', '--domain', 'meet.example.test'], { env: env.env })).code, 0);
+    assert.equal((await hearth(['user', 'add', 'bob', '--email', 'bob@example.test', '--password-stdin'], { env: env.env, input: PASSWORD })).code, 0);
+    const vars = parseEnvLines((await hearth(['app', 'env', 'meet'], { env: env.env })).stdout);
+    const rp = await oidc.discovery(new URL(issuer), vars.CLOUDRON_OIDC_CLIENT_ID!, vars.CLOUDRON_OIDC_CLIENT_SECRET!, undefined, { execute: [oidc.allowInsecureRequests] });
+    let result: Awaited<ReturnType<typeof fullLogin>> | undefined;
+    for (let i = 0; i < 50 && !result; i++) {
+      result = await fullLogin(issuer, rp, 'https://meet.example.test/callback', 'bob').catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return undefined;
+      });
+    }
+    assert.ok(result, 'sign-in through the workers');
+    let rt = result.tokens.refresh_token!;
+    for (let i = 0; i < 4; i++) rt = (await oidc.refreshTokenGrant(rp, rt)).refresh_token!;
+    assert.equal(await daemon.stop('SIGTERM'), 0);
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), 'every process is gone');
+  });
+});
