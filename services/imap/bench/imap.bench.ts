@@ -276,12 +276,12 @@ async function runPhases(t: Target): Promise<Record<string, Result>> {
 
   log(`  ${t.name}: SELECT (1 client)`);
   const single = [await loggedIn(t.port)];
-  out.select1 = await concurrent(single, ROUNDS * 2, (c) => c.cmd('SELECT INBOX'));
+  out.select1 = await concurrent(single, ROUNDS * 20, (c) => c.cmd('SELECT INBOX'));
   single[0]!.close();
 
   const clients = await Promise.all(Array.from({ length: CLIENTS }, () => loggedIn(t.port)));
   log(`  ${t.name}: SELECT (${CLIENTS} clients)`);
-  out.select = await concurrent(clients, ROUNDS, (c) => c.cmd('SELECT INBOX'));
+  out.select = await concurrent(clients, ROUNDS * 10, (c) => c.cmd('SELECT INBOX'));
   log(`  ${t.name}: FETCH 1:* (UID FLAGS RFC822.SIZE)`);
   out.fetchMeta = await concurrent(clients, ROUNDS, (c) => c.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)'));
   log(`  ${t.name}: FETCH 1,000 bodies`);
@@ -291,7 +291,7 @@ async function runPhases(t: Target): Promise<Record<string, Result>> {
     return c.cmd(`FETCH ${from}:${Math.min(MESSAGES, from + 999)} BODY.PEEK[]`);
   });
   log(`  ${t.name}: SEARCH`);
-  out.searchFlags = await concurrent(clients, ROUNDS, (c) => c.cmd('SEARCH UNSEEN'));
+  out.searchFlags = await concurrent(clients, ROUNDS * 4, (c) => c.cmd('SEARCH UNSEEN'));
   out.searchSubject = await concurrent(clients, ROUNDS, (c) => c.cmd('SEARCH SUBJECT "needle"'));
   for (const c of clients) c.close();
   return out;
@@ -399,7 +399,7 @@ async function main(): Promise<void> {
       `Run ${new Date().toISOString().slice(0, 10)} on ${os.availableParallelism()} cores (\`nproc\` = ${os.availableParallelism()}), Node ${process.version}, ${cpu}.`,
       `${MESSAGES.toLocaleString('en-US')} messages (${(totalBytes / 1e6).toFixed(1)} MB, a tenth multipart with an attachment, a third \\Seen) in one Maildir, served by both servers:`,
       `Hearth's daemon (\`services/imap/src/main.ts\`) and Dovecot ${spawnSync('dovecot', ['--version']).stdout?.toString().trim().split(' ')[0] ?? ''} (Debian dovecot-imapd, passwd-file auth with a PLAIN password, its index in a separate directory).`,
-      `Same raw-socket client for both, ${CLIENTS} concurrent connections, one command at a time per connection; ${ROUNDS} rounds per client (full bodies: ${Math.max(2, Math.floor(ROUNDS / 2))});`,
+      `Same raw-socket client for both, ${CLIENTS} concurrent connections, one command at a time per connection; ${ROUNDS} rounds per client (SELECT: ${ROUNDS * 10}, single-client SELECT: ${ROUNDS * 20}, SEARCH UNSEEN: ${ROUNDS * 4}, full bodies: ${Math.max(2, Math.floor(ROUNDS / 2))});`,
       `full bodies are \`FETCH n:n+999 BODY.PEEK[]\` at different offsets. Logins use the app's recvmail credentials (no argon2; user logins cost one argon2 verification each).`,
       `Each server gets one warm-up (SELECT, SEARCH SUBJECT, FETCH 1:*) first, so Dovecot has built its index and Hearth its uidlist and header cache.`,
       `Load average at the start / end of the run: ${loadStart} / ${os.loadavg().map((n) => n.toFixed(1)).join(' ')} (other work on the box shares the cores; figures move by ±50% between runs under such load).`,

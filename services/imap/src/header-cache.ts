@@ -1,5 +1,6 @@
 import type { Folder, MessageRecord } from '@hearth/mailstore';
 import { parseHeaders, type HeaderField } from './mime.ts';
+import { foldHeader } from './search.ts';
 
 /**
  * Top-level header fields by message file. Maildir files never change content (flags live
@@ -11,13 +12,18 @@ export class HeaderCache {
 
   constructor(private readonly maxEntries = 100_000) {}
 
+  /** A cached entry without waiting (the common case once a folder has been searched). */
+  peek(folder: Folder, rec: MessageRecord): readonly HeaderField[] | undefined {
+    return this.map.get(`${folder.dir}\0${rec.base}`);
+  }
+
   async get(folder: Folder, rec: MessageRecord): Promise<readonly HeaderField[] | null> {
     const key = `${folder.dir}\0${rec.base}`;
     const hit = this.map.get(key);
     if (hit) return hit;
     const raw = await folder.readHead(rec).catch(() => null);
     if (!raw) return null;
-    const headers = parseHeaders(raw, 0, raw.length).headers.map((h) => ({ name: h.name, value: h.value, start: 0, end: 0 }));
+    const headers = parseHeaders(raw, 0, raw.length).headers.map((h) => ({ name: h.name, value: h.value, start: 0, end: 0, folded: foldHeader(h.value) }));
     if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value!);
     this.map.set(key, headers);
     return headers;

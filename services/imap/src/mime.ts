@@ -11,6 +11,8 @@ export interface HeaderField {
   /** the field's bytes including its line ending(s) */
   start: number;
   end: number;
+  /** decoded, lower-cased value for SEARCH (filled by the header cache) */
+  folded?: string;
 }
 
 export interface MimePart {

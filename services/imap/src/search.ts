@@ -185,7 +185,7 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
     }
     case 'header': {
       const needle = key.value.toLowerCase();
-      return headersOf(c, cache).some((h) => h.name === key.field && (needle === '' || decodeText(decodeWords(h.value)).toLowerCase().includes(needle)));
+      return headersOf(c, cache).some((h) => h.name === key.field && (needle === '' || (h.folded ?? foldHeader(h.value)).includes(needle)));
     }
     case 'body': {
       const root = rootOf(c, cache);
@@ -204,6 +204,11 @@ function headersOf(c: Candidate, cache: { root?: MimePart }): readonly HeaderFie
 function rootOf(c: Candidate, cache: { root?: MimePart }): MimePart {
   cache.root ??= parseMessage(c.raw ?? Buffer.alloc(0));
   return cache.root;
+}
+
+/** A header value as SEARCH compares it: encoded words decoded, lower case. */
+export function foldHeader(value: string): string {
+  return decodeText(decodeWords(value)).toLowerCase();
 }
 
 /** Header values are kept as latin1 bytes; raw UTF-8 in headers is read back as UTF-8. */

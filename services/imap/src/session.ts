@@ -109,6 +109,7 @@ const MAX_BAD = 20;
 const MAX_AUTH_FAILURES = 5;
 const WRITE_CHUNK = 64 * 1024;
 const READ_AHEAD = 16;
+const EPOCH = new Date(0);
 
 /**
  * One IMAP connection's state machine (RFC 3501 §3) with the extensions Hearth offers.
@@ -714,7 +715,7 @@ export class Session {
         raw = await v.folder.read(rec).catch(() => null);
         if (!raw) continue;
       } else if (content === 'header') {
-        headers = await this.deps.headers.get(v.folder, rec);
+        headers = this.deps.headers.peek(v.folder, rec) ?? (await this.deps.headers.get(v.folder, rec));
         if (!headers) continue;
       }
       const c = {
@@ -723,7 +724,7 @@ export class Session {
         flags: rec.flags,
         modseq: rec.modseq,
         size: kinds.has('size') ? await v.folder.size(rec).catch(() => 0) : 0,
-        internalDate: kinds.has('internaldate') ? await v.folder.internalDate(rec).catch(() => new Date(0)) : new Date(0),
+        internalDate: kinds.has('internaldate') ? await v.folder.internalDate(rec).catch(() => EPOCH) : EPOCH,
         raw,
         headers,
         maxSeq: v.uids.length,
