@@ -239,6 +239,8 @@ const LADDER: { sessions: number; z: number }[] = [
   { sessions: 50, z: 20 },
   { sessions: 50, z: 10 },
   { sessions: 50, z: 5 },
+  { sessions: 50, z: 4 },
+  { sessions: 50, z: 3 },
   { sessions: 50, z: 2 },
   { sessions: 50, z: 1 },
   { sessions: 100, z: 1 },
@@ -315,7 +317,7 @@ async function main(): Promise<void> {
   const lines = [
     `Run ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} cores (\`nproc\` = ${os.availableParallelism()}), Node ${process.version}, ${os.cpus()[0]?.model.trim() ?? ''}; coturn ${coturnVersion} (default relay threads).`,
     `Load: \`turnutils_uclient -W <secret>\` sessions of 180-byte messages over UDP, channels, through the server to \`turnutils_peer\` on loopback,`,
-    `which echoes them back; offered rate = sessions × 1000 / \`-z\` msgs/s, ${SECONDS} s per run; ladder 50 × -z 20/10/5/2/1, then 100 and 200 sessions × -z 1,`,
+    `which echoes them back; offered rate = sessions × 1000 / \`-z\` msgs/s, ${SECONDS} s per run; ladder 50 × -z 20/10/5/4/3/2/1, then 100 and 200 sessions × -z 1,`,
     `each server stopping at its first loss; both servers run side by side and take each step in turn.`,
     `RTT percentiles from a probe session of our own (one 180-byte ChannelData every 5 ms) running alongside the load; uclient only prints an average.`,
     `"uclient run" is its wall time, setup included (about 6 s + ${SECONDS} s when it keeps the pace); when it runs longer, uclient itself (same box) could not offer the nominal rate.`,
@@ -335,6 +337,9 @@ async function main(): Promise<void> {
     '',
     `Hearth / coturn: highest lossless rate **${ratio(h.best?.offered, c.best?.offered)}** (target ≥ 0.5×); CPU per message ${ratio(h.best?.cpuPer100k, c.best?.cpuPer100k)} at those rates;`,
     `RTT p50 ${ratio(h.best?.p50, c.best?.p50)}, p99 ${ratio(h.best?.p99, c.best?.p99)}; 1,000-byte run CPU ${ratio(h.big?.cpuPer100k, c.big?.cpuPer100k)}; TCP run CPU ${ratio(h.tcp?.cpuPer100k, c.tcp?.cpuPer100k)}.`,
+    ...(h.firstLoss && c.firstLoss && h.firstLoss.offered === c.firstLoss.offered
+      ? [`Both servers first lose messages at the same step: there the shared box (uclient, turnutils_peer, kernel buffers) is the limit as much as either server.`]
+      : []),
     `Hearth relays on one Node.js event loop; coturn spreads relaying over its threads. The hot path (UDP ChannelData ↔ peer) does two map lookups and one`,
     `buffer copy per packet (peer → client, to prepend the 4-byte header); kernel socket buffers are raised to absorb event-loop pauses.`,
   ];

@@ -77,8 +77,8 @@ after(async () => {
   await stack?.env.cleanup();
 });
 
-function uclient(extra: string[], port = stack.port): Promise<RunResult> {
-  return run('turnutils_uclient', [...extra, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '20', '-m', '2', '-l', '180', '127.0.0.1']);
+function uclient(extra: string[], port = stack.port, length = 180): Promise<RunResult> {
+  return run('turnutils_uclient', [...extra, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '20', '-m', '2', '-l', String(length), '127.0.0.1']);
 }
 
 describe('coturn client tools', { timeout: 120_000 }, () => {
@@ -88,13 +88,14 @@ describe('coturn client tools', { timeout: 120_000 }, () => {
     assert.match(r.out, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
   });
 
-  for (const [name, flags, tls] of [
-    ['UDP', [], false],
-    ['TCP', ['-t'], false],
-    ['TLS', ['-t', '-S'], true],
+  // TCP with 181-byte messages: ChannelData frames padded to 4 bytes on the stream.
+  for (const [name, flags, tls, length] of [
+    ['UDP', [], false, 180],
+    ['TCP', ['-t'], false, 181],
+    ['TLS', ['-t', '-S'], true, 180],
   ] as const) {
-    it(`turnutils_uclient -W relays through us to turnutils_peer over ${name} with no loss`, async () => {
-      const r = await uclient(['-W', stack.secret, '-u', 'alice', ...flags], tls ? stack.tlsPort : stack.port);
+    it(`turnutils_uclient -W relays ${length}-byte messages through us to turnutils_peer over ${name} with no loss`, async () => {
+      const r = await uclient(['-W', stack.secret, '-u', 'alice', ...flags], tls ? stack.tlsPort : stack.port, length);
       assert.equal(r.code, 0, r.out);
       const totals = uclientTotals(r.out);
       assert.ok(totals, r.out);
