@@ -343,6 +343,56 @@ describe('TURN server with loopback peers allowed', { timeout: 60_000 }, () => {
   });
 });
 
+describe('relay port range and EVEN-PORT', { timeout: 60_000 }, () => {
+  let f: Fixture;
+  const min = 20000 + 2 * Math.floor(Math.random() * 10000);
+  before(async () => {
+    f = await startFixture({ allowLoopback: true, settings: { relayPortMin: min, relayPortMax: min + 31 } });
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  it('takes relay ports from the configured range, an even one with its successor reserved on request', async () => {
+    const plain = await allocated(f, 'udp', 'range');
+    assert.ok(plain.relayPort >= min && plain.relayPort <= min + 31, String(plain.relayPort));
+    const c = await TestClient.open('udp', f.server.udpPort);
+    const { username, password } = restCredentials(f.secret, 'range');
+    const s = await login(c, username, password);
+    const r = await signed(c, s, Method.Allocate, [
+      [Attr.RequestedTransport, UDP],
+      [Attr.EvenPort, Buffer.from([0x80, 0, 0, 0])],
+    ]);
+    assert.equal(r?.cls, Class.Success);
+    const even = parseXorAddress(attrValue(r!, Attr.XorRelayedAddress)!, r!.transactionId)!.port;
+    assert.equal(even % 2, 0);
+    const token = attrValue(r!, Attr.ReservationToken);
+    assert.equal(token?.length, 8);
+    // The reserved port goes to the allocation that presents the token.
+    const c2 = await TestClient.open('udp', f.server.udpPort);
+    const s2 = await login(c2, username, password);
+    const r2 = await signed(c2, s2, Method.Allocate, [
+      [Attr.RequestedTransport, UDP],
+      [Attr.ReservationToken, Buffer.from(token!)],
+    ]);
+    assert.equal(r2?.cls, Class.Success);
+    assert.equal(parseXorAddress(attrValue(r2!, Attr.XorRelayedAddress)!, r2!.transactionId)!.port, even + 1);
+    // A token works once.
+    const c3 = await TestClient.open('udp', f.server.udpPort);
+    const s3 = await login(c3, username, password);
+    assert.equal(errorOf(await signed(c3, s3, Method.Allocate, [[Attr.RequestedTransport, UDP], [Attr.ReservationToken, Buffer.from(token!)]])), 508);
+    for (const [x, y] of [
+      [plain.c, plain.s],
+      [c, s],
+      [c2, s2],
+    ] as const) {
+      await signed(x, y, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]);
+      x.close();
+    }
+    c3.close();
+  });
+});
+
 describe('TURN server on IPv6', { timeout: 60_000 }, () => {
   let f: Fixture;
   before(async () => {
