@@ -31,7 +31,7 @@ function healthy(cmd: string[], env: Record<string, string>): boolean {
 const present = (command: string[] | undefined): boolean => !!command && fs.existsSync(path.join(REPO_ROOT, command[command.length - 1]!));
 
 describe('docker-compose.yml wiring, run natively', () => {
-  const compose = parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, ComposeService> };
+  const compose = parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
   let t: TestEnv;
   before(async () => {
     t = await testEnv({ backend: 'postgres' });
@@ -67,6 +67,7 @@ describe('docker-compose.yml wiring, run natively', () => {
       env.HEARTH_HOSTNAME = '127.0.0.1';
       env.HEARTH_DOMAIN = 'example.test';
       env.HEARTH_OIDC_ISSUER = `http://127.0.0.1:${ports.HEARTH_OIDC_PORT}`;
+      env.HEARTH_LOG_LEVEL = 'info';
       const entry = svc.command![svc.command!.length - 1]!;
       const daemon = await startDaemon(entry, env, (out) => out.includes('"msg":"ready"'), 60000);
       try {
@@ -83,7 +84,7 @@ describe('docker-compose.yml wiring, run natively', () => {
 describe('npm start (the supervisor)', () => {
   it('prints endpoints, serves, restarts a crashed daemon, and stops cleanly on SIGTERM', async () => {
     const t = await testEnv();
-    const env = { ...t.env, ...(await freePortsEnv()) };
+    const env = { ...t.env, ...(await freePortsEnv()), HEARTH_LOG_LEVEL: 'info' };
     const proc = spawn(process.execPath, ['--import', 'tsx', 'services/supervisor/src/main.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d) => (out += d));
@@ -103,7 +104,9 @@ describe('npm start (the supervisor)', () => {
         .filter((p) => /^\d+$/.test(p))
         .filter((p) => {
           try {
-            return fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(proc.pid);
+            const parent = fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
+            // tsx's esbuild helper is a child too; count only daemons
+            return parent === String(proc.pid) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('/services/');
           } catch {
             return false;
           }
