@@ -92,8 +92,12 @@ export function buildProvider(deps: ProviderDeps): Provider {
       devInteractions: { enabled: false },
       introspection: {
         enabled: true,
-        // An app may introspect the tokens issued to it (its oidc client or its proxyAuth gateway), nobody else's.
-        allowedPolicy: (_ctx, client, token) => sameApp(appOf(deps, client.clientId), appOf(deps, token.clientId)),
+        // An app may introspect the tokens issued to it (its oidc client or its proxyAuth gateway), nobody
+        // else's; a token of a user who may no longer sign in is inactive even before it is purged.
+        allowedPolicy: (_ctx, client, token) => {
+          const accountId = 'accountId' in token ? token.accountId : undefined;
+          return sameApp(appOf(deps, client.clientId), appOf(deps, token.clientId)) && (!accountId || accountUsable(directory, clients, accountId, token.clientId) !== undefined);
+        },
       },
       revocation: {
         enabled: true,
