@@ -128,6 +128,8 @@ export class Session {
   private readonly reported = new Map<number, number>();
   /** a command waiting for a continuation line (IDLE's DONE, AUTHENTICATE's response) */
   private pendingLine: ((line: string) => Promise<void>) | null = null;
+  private out: Buffer[] = [];
+  private outBytes = 0;
   private idleFlush: (() => void) | null = null;
 
   constructor(
@@ -163,6 +165,7 @@ export class Session {
   async rejected(tag: string | null, text: string, tooBig: boolean): Promise<void> {
     await this.send(tag ? tagged(tag, 'BAD', text, tooBig ? 'TOOBIG' : undefined) : status('BAD', text));
     await this.countBad();
+    await this.flush();
   }
 
   private async countBad(): Promise<void> {
@@ -173,6 +176,7 @@ export class Session {
     if (this.state === 'logout') return;
     this.state = 'logout';
     await this.send(status('BYE', text)).catch(() => {});
+    await this.flush().catch(() => {});
     this.io.close();
   }
 
@@ -189,11 +193,30 @@ export class Session {
     }
   }
 
+  /** Queues response bytes: they leave at the end of the command (one write for small responses) or every 64 KiB. */
   private send(data: Buffer): Promise<void> {
+    this.out.push(data);
+    this.outBytes += data.length;
+    return this.outBytes >= WRITE_CHUNK ? this.flush() : Promise.resolve();
+  }
+
+  private flush(): Promise<void> {
+    if (this.out.length === 0) return Promise.resolve();
+    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+    this.out = [];
+    this.outBytes = 0;
     return this.io.write(data);
   }
 
   async handle(parts: CommandParts): Promise<void> {
+    try {
+      await this.handleCommand(parts);
+    } finally {
+      await this.flush().catch(() => {});
+    }
+  }
+
+  private async handleCommand(parts: CommandParts): Promise<void> {
     if (this.state === 'logout') return;
     if (this.pendingLine) {
       const fn = this.pendingLine;
@@ -252,6 +275,7 @@ export class Session {
         await this.send(status('BYE', 'Logging out'));
         this.state = 'logout';
         await this.send(tagged(tag, 'OK', 'LOGOUT completed'));
+        await this.flush();
         this.deselect();
         this.io.close();
         return null;
@@ -262,6 +286,7 @@ export class Session {
         noArgs(args);
         if (!this.deps.tlsAvailable || this.io.secure) throw new CommandError('BAD', 'STARTTLS not available');
         await this.send(tagged(tag, 'OK', 'Begin TLS negotiation now'));
+        await this.flush();
         await this.io.startTls();
         return null;
       case 'LOGIN':
@@ -550,6 +575,7 @@ export class Session {
         do {
           again = false;
           await this.flushUpdates(true).catch(() => {});
+          await this.flush().catch(() => {});
         } while (again);
         flushing = false;
       })();
