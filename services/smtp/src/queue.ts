@@ -157,9 +157,9 @@ export class Queue {
   }
 
   /** Spools a message durably; resolves with its queue id once it is safe to say 250. */
-  async enqueue(from: string, rcpts: RecipientRecord[], raw: Buffer, id = newQueueId()): Promise<string> {
+  async enqueue(from: string, rcpts: RecipientRecord[], raw: Buffer, id = newQueueId(), exclusive = false): Promise<string> {
     const env: QueueEnvelope = { v: 1, id, from, rcpts, arrivedAt: Date.now(), size: raw.length };
-    const fresh = await this.spool.write(env, raw);
+    const fresh = await this.spool.write(env, raw, exclusive);
     if (!fresh || this.entries.has(id)) return id;
     const { rcpts: states } = replayState(env, []);
     this.entries.set(id, { env, rcpts: states, raw, busy: false, bounced: false });
@@ -337,7 +337,7 @@ export class Queue {
   }
 
   private async bounce(id: string, to: string, raw: Buffer): Promise<void> {
-    await this.enqueue('', [{ address: to, local: this.opts.isLocal(to) }], raw, id);
+    await this.enqueue('', [{ address: to, local: this.opts.isLocal(to) }], raw, id, true);
   }
 
   /** Resolves once nothing is queued (tests, benchmarks). */

@@ -1,6 +1,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+
+// fd-based calls: much cheaper per message than fs.promises' FileHandle objects
+const open = promisify(fs.open);
+const writev = promisify(fs.writev);
+const fdatasync = promisify(fs.fdatasync);
+const fsync = promisify(fs.fsync);
+const close = promisify(fs.close);
+const rename = promisify(fs.rename);
+const unlink = promisify(fs.unlink);
+
+async function unlinkIfThere(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
 
 /**
  * The on-disk queue. One file per message in msg/: a JSON envelope line, then the raw
@@ -67,11 +85,11 @@ class DirSyncer {
   }
 
   private async run(): Promise<void> {
-    const fh = await fs.promises.open(this.dir, 'r');
+    const fd = await open(this.dir, 'r');
     try {
-      await fh.sync();
+      await fsync(fd);
     } finally {
-      await fh.close();
+      await close(fd);
     }
   }
 }
@@ -111,19 +129,22 @@ export class Spool {
     return path.join(this.stateDir, id);
   }
 
-  /** Durable once it resolves. Returns false when a message with this id is already spooled. */
-  async write(env: QueueEnvelope, raw: Buffer): Promise<boolean> {
+  /**
+   * Durable once it resolves. With `exclusive` (fixed ids such as bounces) an existing
+   * message with that id is kept and false returned; fresh random ids skip that check.
+   */
+  async write(env: QueueEnvelope, raw: Buffer, exclusive = false): Promise<boolean> {
     const dest = this.msgPath(env.id);
-    if (fs.existsSync(dest)) return false;
+    if (exclusive && fs.existsSync(dest)) return false;
     const tmp = path.join(this.tmpDir, `${env.id}.${randomBytes(4).toString('hex')}`);
-    const fh = await fs.promises.open(tmp, 'wx', 0o600);
+    const fd = await open(tmp, 'wx', 0o600);
     try {
-      await fh.writev([Buffer.from(`${JSON.stringify(env)}\n`), raw]);
-      await fh.datasync();
+      await writev(fd, [Buffer.from(`${JSON.stringify(env)}\n`), raw]);
+      await fdatasync(fd);
     } finally {
-      await fh.close();
+      await close(fd);
     }
-    await fs.promises.rename(tmp, dest);
+    await rename(tmp, dest);
     await this.msgSync.sync();
     return true;
   }
@@ -208,8 +229,8 @@ export class Spool {
    * (Deliverer.deliveredIds) and a remote one goes again, which SMTP allows.
    */
   async remove(id: string): Promise<void> {
-    await fs.promises.rm(this.msgPath(id), { force: true });
-    await fs.promises.rm(this.statePath(id), { force: true });
+    await unlinkIfThere(this.msgPath(id));
+    await unlinkIfThere(this.statePath(id));
   }
 
   quarantine(id: string): void {
