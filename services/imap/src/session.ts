@@ -481,7 +481,7 @@ export class Session {
     } finally {
       if (previous) setImmediate(previous.stop);
     }
-    const view: View = { folder, readOnly, uids: folder.messages.map((m) => m.uid), modseqSeen: folder.highestModseq, expunges: folder.expunges, dirty: false, stop: () => {} };
+    const view: View = { folder, readOnly, uids: folder.uids.slice(), modseqSeen: folder.highestModseq, expunges: folder.expunges, dirty: false, stop: () => {} };
     const onChange = (): void => {
       view.dirty = true;
       this.idleFlush?.();
@@ -495,7 +495,7 @@ export class Session {
     this.view = view;
     this.state = 'selected';
     const flagList = [...SYSTEM_FLAGS, ...folder.permanentKeywords].map(atom);
-    const firstUnseen = folder.messages.findIndex((m) => !m.flags.includes('\\Seen'));
+    const firstUnseen = folder.firstUnseen;
     await this.send(
       Buffer.concat([
         untagged(atom('FLAGS'), flagList),

@@ -49,6 +49,7 @@ export class Folder extends EventEmitter {
   private refreshTimer: NodeJS.Timeout | null = null;
   private readonly sizes = new Map<string, number>();
   private readonly dates = new Map<string, number>();
+  private derived: { uids?: number[]; firstUnseen?: number } = {};
 
   constructor(
     readonly name: string,
@@ -203,8 +204,7 @@ export class Folder extends EventEmitter {
     this.uidValidity = list.uidValidity;
     this.uidNext = list.nextUid;
     this.highestModseq = list.highestModseq;
-    this.records = records;
-    this.byUid = new Map(records.map((r) => [r.uid, r]));
+    this.setRecords(records);
     if (listChanged) await this.writeUidList();
     this.stampNew = stampNew;
     this.stampRest = (await this.stamps())[1];
@@ -235,6 +235,17 @@ export class Folder extends EventEmitter {
   private setRecords(records: MessageRecord[]): void {
     this.records = records;
     this.byUid = new Map(records.map((r) => [r.uid, r]));
+    this.derived = {};
+  }
+
+  /** UIDs in order (shared; copy before changing). Cached until the messages change. */
+  get uids(): readonly number[] {
+    return (this.derived.uids ??= this.records.map((r) => r.uid));
+  }
+
+  /** Index of the first message without \Seen, or -1. Cached until the messages change. */
+  get firstUnseen(): number {
+    return (this.derived.firstUnseen ??= this.records.findIndex((r) => !r.flags.includes('\\Seen')));
   }
 
   /** Makes sure the folder is loaded (first use). */
