@@ -56,7 +56,7 @@ export class BasicAuthenticator {
     const hit = this.cache.get(id);
     if (hit && hit.until > now) {
       const user = this.directory.userById(hit.userId);
-      if (user && user.passwordHash === hit.passwordHash) return { ok: true, user };
+      if (user && user.active && user.passwordHash === hit.passwordHash) return { ok: true, user };
     }
     this.cache.delete(id);
     const r = await this.directory.authenticate({ login: creds.login, password: creds.password, protocol: 'proxyauth', appId: app.id, remote });

@@ -311,6 +311,13 @@ describe('Basic and Bearer', () => {
     assert.equal((await get('dash', '/', { user: 'dave:dave-password-1' })).status, 429);
   });
 
+  test('a disabled user is refused at once, even right after a good Basic sign-in', async () => {
+    await directory.addUser({ username: 'frank', email: 'frank@example.test', password: 'frank-password-1' });
+    await waitFor(async () => (await get('dash', '/', { user: 'frank:frank-password-1' })).status === 200, 15000);
+    await directory.setActive('frank', false);
+    await waitFor(async () => (await get('dash', '/', { user: 'frank:frank-password-1' })).status === 401, 15000, 20);
+  });
+
   test('Basic is ignored where basicAuth is off', async () => {
     const r = await get('wall', '/', { user: 'alice:alice-password-1' });
     assert.equal(r.status, 302);
