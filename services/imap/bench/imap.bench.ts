@@ -8,7 +8,7 @@
  *   each from 10 concurrent clients; plus SELECT from a single client.
  *
  * Results are printed and written to the "IMAP" section of BENCHMARKS.md.
- * Knobs: IMAP_BENCH_MESSAGES, IMAP_BENCH_CLIENTS, IMAP_BENCH_ROUNDS, IMAP_BENCH_WRITE=0 (print only).
+ * Knobs: IMAP_BENCH_MESSAGES, IMAP_BENCH_CLIENTS, IMAP_BENCH_ROUNDS, IMAP_BENCH_REPEAT, IMAP_BENCH_WRITE=0 (print only).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +25,7 @@ const MESSAGES = Number(process.env.IMAP_BENCH_MESSAGES ?? 10_000);
 const CLIENTS = Number(process.env.IMAP_BENCH_CLIENTS ?? 10);
 const ROUNDS = Number(process.env.IMAP_BENCH_ROUNDS ?? 5);
 const LOGINS_PER_CLIENT = 30;
+const REPEAT = Number(process.env.IMAP_BENCH_REPEAT ?? 2);
 const ADDRESS = 'bench.app@example.test';
 const PASSWORD = 'bench-app-secret-1';
 
@@ -368,11 +369,18 @@ async function main(): Promise<void> {
     const dovecot = await startDovecot(root, maildir);
     stops.push(dovecot.stop);
 
-    log('Hearth:');
-    const h = await runPhases(hearth);
+    // Alternating repeats, best figure of each: the box is shared, so a single pass is at the mercy of other load.
+    let h: Record<string, Result> = {};
+    let d: Record<string, Result> = {};
+    const best = (a: Record<string, Result>, b: Record<string, Result>): Record<string, Result> =>
+      Object.fromEntries(Object.entries(b).map(([k, r]) => [k, a[k] && a[k].opsPerSecond > r.opsPerSecond ? a[k] : r]));
+    for (let i = 0; i < REPEAT; i++) {
+      log(`Hearth (pass ${i + 1}):`);
+      h = best(h, await runPhases(hearth));
+      log(`Dovecot (pass ${i + 1}):`);
+      d = best(d, await runPhases(dovecot.target));
+    }
     const hearthRss = rssMiB(hearth.pid);
-    log('Dovecot:');
-    const d = await runPhases(dovecot.target);
 
     const rows: [string, string, (r: Result) => number, (n: number) => string][] = [
       ['logins', 'logins/s (connect, LOGIN, LOGOUT)', (r) => r.opsPerSecond, (n) => n.toFixed(0)],
@@ -402,7 +410,9 @@ async function main(): Promise<void> {
       `Same raw-socket client for both, ${CLIENTS} concurrent connections, one command at a time per connection; ${ROUNDS} rounds per client (SELECT: ${ROUNDS * 10}, single-client SELECT: ${ROUNDS * 20}, SEARCH UNSEEN: ${ROUNDS * 4}, full bodies: ${Math.max(2, Math.floor(ROUNDS / 2))});`,
       `full bodies are \`FETCH n:n+999 BODY.PEEK[]\` at different offsets. Logins use the app's recvmail credentials (no argon2; user logins cost one argon2 verification each).`,
       `Each server gets one warm-up (SELECT, SEARCH SUBJECT, FETCH 1:*) first, so Dovecot has built its index and Hearth its uidlist and header cache.`,
-      `Load average at the start / end of the run: ${loadStart} / ${os.loadavg().map((n) => n.toFixed(1)).join(' ')} (other work on the box shares the cores; figures move by ±50% between runs under such load).`,
+      `${REPEAT} alternating passes (Hearth, Dovecot, Hearth, ...); the table keeps each server's best pass per figure.`,
+      `Load average at the start / end of the run: ${loadStart} / ${os.loadavg().map((n) => n.toFixed(1)).join(' ')} (other work shares the cores, so figures move by ±50% between runs;`,
+      `Dovecot serves each connection from its own process while Hearth is one Node process, so on a busy box the kernel also gives Dovecot more CPU share in the ${CLIENTS}-client rows).`,
       '',
       ...lines,
       '',
