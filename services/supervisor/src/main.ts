@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
+import { superviseRedisInstances } from '@hearth/provisioning';
 import { SupervisedChild } from './child.ts';
 import { availableServices, serviceEntry } from './services.ts';
 
@@ -20,9 +21,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger('supervisor', config.logLevel);
+  let directory: Directory;
   try {
-    // Migrate before the daemons start, so they never race on an empty store.
-    await (await Directory.open(config)).close();
+    // Opening migrates the store before the daemons start, so they never race on an empty one.
+    directory = await Directory.open(config, { watch: true, logger });
   } catch (err) {
     process.stderr.write(`hearth: ${err instanceof DirectoryError ? err.message : `cannot open the directory store: ${(err as Error).message}`}\n`);
     process.exit(1);
@@ -43,13 +45,16 @@ async function main(): Promise<void> {
   const lines = [`Hearth is starting; directory store: ${store}`, ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`), 'Manage users and apps with: npx hearth --help'];
   process.stdout.write(lines.join('\n') + '\n');
   for (const c of children) c.start();
+  // Apps with the redis addon each have a redis-server of their own, kept in step with the directory.
+  const redisInstances = superviseRedisInstances({ config, directory, logger });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping all services');
-    await Promise.all(children.map((c) => c.stop()));
+    await Promise.all([...children.map((c) => c.stop()), redisInstances.close()]);
+    await directory.close().catch(() => {});
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -18,7 +18,14 @@ export const localstorage: Addon = {
     return {};
   },
   async deprovision(ctx) {
-    fs.rmSync(path.dirname(appDataDir(ctx.config.dataDir, ctx.app.id)), { recursive: true, force: true });
+    // Only the data folder: other addons (redis) keep their own files beside it.
+    const data = appDataDir(ctx.config.dataDir, ctx.app.id);
+    fs.rmSync(data, { recursive: true, force: true });
+    try {
+      fs.rmdirSync(path.dirname(data));
+    } catch {
+      // not empty (another addon's files) or already gone
+    }
   },
   env() {
     return [];
