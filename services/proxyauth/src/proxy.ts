@@ -41,17 +41,21 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 
 /** Header names the gateway sets; a client's copy (also spelled with "_", as CGI-style apps read them) never passes. */
 function isReserved(lower: string): boolean {
-  const name = lower.replace(/_/g, '-');
+  const name = lower.includes('_') ? lower.replace(/_/g, '-') : lower;
   return name.startsWith('x-remote-') || name.startsWith('remote-') || name.startsWith('x-forwarded-') || name === 'forwarded';
 }
 
+const NO_TOKENS = new Set<string>();
+
 function connectionTokens(value: string | string[] | undefined): Set<string> {
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NO_TOKENS;
   const all = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(all.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }
 
 /** Header values are latin1 strings in node; send UTF-8 bytes (as other gateways do) without tripping its check. */
 function headerValue(s: string): string {
+  if (/^[\x20-\x7e]*$/.test(s)) return s;
   return Buffer.from(s.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, ' '), 'utf8').toString('latin1');
 }
 

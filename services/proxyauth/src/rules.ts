@@ -72,6 +72,8 @@ export function normalizePath(target: string): NormalizedTarget | null {
   const rawPath = q < 0 ? t : t.slice(0, q);
   const query = q < 0 ? '' : t.slice(q);
   if (!/^[\x21-\x7e]*$/.test(rawPath) || rawPath.includes('#')) return null;
+  // Most paths have nothing to normalise: no escapes, separators in disguise, params or dot segments.
+  if (!/[%;\\]|\/\/|(?:^|\/)\.\.?(?:\/|$)/.test(rawPath)) return { path: rawPath, query, readings: [rawPath] };
 
   let decoded = '';
   for (let i = 0; i < rawPath.length; i++) {

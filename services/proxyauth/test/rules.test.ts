@@ -27,6 +27,12 @@ test('normalizePath: vectors', () => {
     ['/a%2fb', '/a%2Fb', ''],
     ['/a%20b', '/a%20b', ''],
     ['/ADMIN', '/ADMIN', ''],
+    ['/static/app.min.js', '/static/app.min.js', ''],
+    ['/.well-known/x', '/.well-known/x', ''],
+    ['/a..b/c.', '/a..b/c.', ''],
+    ['/a/..', '/', ''],
+    ['/..', '/', ''],
+    ['/.', '/', ''],
     ['http://x.example.test/a/../b?q', '/b', '?q'],
     ['http://x.example.test', '/', ''],
   ];
