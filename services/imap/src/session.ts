@@ -85,8 +85,8 @@ const no = (text: string, code?: string): never => {
 interface View {
   folder: Folder;
   readOnly: boolean;
-  /** message sequence numbers: uids[seq - 1] */
-  uids: number[];
+  /** message sequence numbers: uids[seq - 1]; may be the folder's shared array, so replaced, never changed in place */
+  uids: readonly number[];
   modseqSeen: number;
   expunges: number;
   dirty: boolean;
@@ -481,7 +481,7 @@ export class Session {
     } finally {
       if (previous) setImmediate(previous.stop);
     }
-    const view: View = { folder, readOnly, uids: folder.uids.slice(), modseqSeen: folder.highestModseq, expunges: folder.expunges, dirty: false, stop: () => {} };
+    const view: View = { folder, readOnly, uids: folder.uids, modseqSeen: folder.highestModseq, expunges: folder.expunges, dirty: false, stop: () => {} };
     const onChange = (): void => {
       view.dirty = true;
       this.idleFlush?.();
@@ -545,7 +545,9 @@ export class Session {
       v.modseqSeen = f.highestModseq;
     }
     if (lo < msgs.length) {
-      for (let i = lo; i < msgs.length; i++) v.uids.push(msgs[i]!.uid);
+      const grown = [...v.uids];
+      for (let i = lo; i < msgs.length; i++) grown.push(msgs[i]!.uid);
+      v.uids = grown;
       out.push(untagged(v.uids.length, atom('EXISTS')));
     }
     this.reported.clear();
