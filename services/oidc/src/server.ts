@@ -89,6 +89,8 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     try {
       const provider = current.provider;
       for (const session of await storage.findAll('Session', 'accountId', username)) {
+        // Every replica (and worker) sees the change; only the first to claim a session notifies its apps.
+        if ((await directory.store.kvIncr('oidc:backchannel-claimed', String(session.uid), 1, 3600)) !== 1) continue;
         for (const [clientId, auth] of Object.entries(session.authorizations ?? {})) {
           const client = (await provider.Client.find(clientId)) as (Client & { backchannelLogout(sub: string, sid: string | undefined): Promise<void> }) | undefined;
           if (!client?.backchannelLogoutUri) continue;
