@@ -6,6 +6,7 @@ import { createLogger } from '@hearth/log';
 import { freePort, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
 import * as oidc from 'openid-client';
 import { startOidc, type RunningOidc } from '../src/server.ts';
+import { decodeJwt } from './jwt.ts';
 import { addOidcApp, addUser, authorizationRequest, Browser, fullLogin, PASSWORD, rpConfig, signIn } from './helpers.ts';
 
 const REDIS_URL = process.env.HEARTH_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
@@ -18,6 +19,11 @@ for (const mode of ['postgres store', 'redis'] as const) {
     const dirs: Directory[] = [];
     const servers: RunningOidc[] = [];
     let issuer: string;
+    const logoutTokens: string[] = [];
+    const backchannel = async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      logoutTokens.push(new URLSearchParams(String(init?.body)).get('logout_token') ?? '');
+      return new Response(null, { status: 204 });
+    };
 
     before(async () => {
       // The balancer's address is the issuer both replicas announce.
@@ -29,7 +35,7 @@ for (const mode of ['postgres store', 'redis'] as const) {
         const logger = createLogger(`oidc-${i}`, env.config.logLevel);
         const d = await Directory.open(env.config, { watch: true, logger });
         dirs.push(d);
-        const s = await startOidc({ config: env.config, directory: d, logger }, { port: 0 });
+        const s = await startOidc({ config: env.config, directory: d, logger }, { port: 0, fetch: backchannel });
         servers.push(s);
         ports.push(s.port);
       }
@@ -43,7 +49,7 @@ for (const mode of ['postgres store', 'redis'] as const) {
     });
 
     it('signs in, exchanges, refreshes, reads userinfo and logs a disabled user out across replicas', async () => {
-      const app = await addOidcApp(dirs[0]!, 'notes', { loginRedirectUri: '/cb' });
+      const app = await addOidcApp(dirs[0]!, 'notes', { loginRedirectUri: '/cb', backchannelLogoutUri: '/logout' });
       await addUser(dirs[0]!, 'alice');
       await waitFor(() => dirs[1]!.app('notes') && dirs[1]!.userByUsername('alice'));
       const rp = await rpConfig(issuer, app.clientId, app.clientSecret);
@@ -80,6 +86,13 @@ for (const mode of ['postgres store', 'redis'] as const) {
       await dirs[0]!.setActive('alice', false);
       await waitFor(() => !dirs[1]!.userByUsername('alice')!.active);
       for (let i = 0; i < 2; i++) await assert.rejects(oidc.refreshTokenGrant(rp, rt), (e: oidc.ResponseBodyError) => e.error === 'invalid_grant');
+      // Both replicas saw the change; the app is told once per session of alice's (three browsers), not once per replica.
+      await waitFor(() => logoutTokens.length >= 3);
+      await new Promise((r) => setTimeout(r, 300));
+      const sids = logoutTokens.map((t) => decodeJwt(t).payload.sid);
+      assert.equal(sids.length, 3, 'one notification per session');
+      assert.equal(new Set(sids).size, 3);
+      for (const t of [tokens, fresh.tokens]) assert.ok(sids.includes(decodeJwt(t.id_token!).payload.sid));
     });
   });
 }
