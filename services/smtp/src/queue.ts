@@ -32,6 +32,8 @@ interface RcptState {
   address: string;
   local: boolean;
   status: 'pending' | 'done' | 'failed';
+  /** a failed recipient already reported to the sender */
+  bounced: boolean;
   attempts: number;
   nextAt: number;
   lastError: string | null;
@@ -44,18 +46,23 @@ interface Entry {
   /** kept only until the first attempt; later attempts read the spool */
   raw: Buffer | null;
   busy: boolean;
-  bounced: boolean;
+  /** DSNs sent so far; numbers the next one's id */
+  bounces: number;
 }
 
 /** Folds a message's state log into per-recipient state. */
-export function replayState(env: QueueEnvelope, records: StateRecord[]): { rcpts: RcptState[]; bounced: boolean } {
+export function replayState(env: QueueEnvelope, records: StateRecord[]): { rcpts: RcptState[]; bounces: number } {
   const rcpts = new Map<string, RcptState>(
-    env.rcpts.map((r: RecipientRecord) => [r.address, { address: r.address, local: r.local, status: 'pending', attempts: 0, nextAt: 0, lastError: null, failure: null }]),
+    env.rcpts.map((r: RecipientRecord) => [r.address, { address: r.address, local: r.local, status: 'pending', bounced: false, attempts: 0, nextAt: 0, lastError: null, failure: null }]),
   );
-  let bounced = false;
+  let bounces = 0;
   for (const rec of records) {
     if (rec.s === 'bounced') {
-      bounced = true;
+      bounces++;
+      for (const a of rec.a) {
+        const r = rcpts.get(a);
+        if (r) r.bounced = true;
+      }
       continue;
     }
     const r = rcpts.get(rec.a);
@@ -71,7 +78,7 @@ export function replayState(env: QueueEnvelope, records: StateRecord[]): { rcpts
       r.lastError = rec.e;
     }
   }
-  return { rcpts: [...rcpts.values()], bounced };
+  return { rcpts: [...rcpts.values()], bounces };
 }
 
 /**
@@ -111,8 +118,8 @@ export class Queue {
         this.spool.quarantine(id);
         continue;
       }
-      const { rcpts, bounced } = replayState(env, this.spool.readStateSync(id));
-      loaded.push({ env, rcpts, raw: null, busy: false, bounced });
+      const { rcpts, bounces } = replayState(env, this.spool.readStateSync(id));
+      loaded.push({ env, rcpts, raw: null, busy: false, bounces });
     }
     // pending local recipients may have been delivered just before a crash: look once per mailbox
     const oldest = new Map<string, number>();
@@ -162,7 +169,7 @@ export class Queue {
     const fresh = await this.spool.write(env, raw, exclusive);
     if (!fresh || this.entries.has(id)) return id;
     const { rcpts: states } = replayState(env, []);
-    this.entries.set(id, { env, rcpts: states, raw, busy: false, bounced: false });
+    this.entries.set(id, { env, rcpts: states, raw, busy: false, bounces: 0 });
     this.ready.push(id);
     this.pump();
     return id;
@@ -202,7 +209,7 @@ export class Queue {
       const id = this.ready.shift()!;
       const e = this.entries.get(id);
       if (!e || e.busy) continue;
-      if (!e.rcpts.some((r) => r.status === 'pending' && r.nextAt <= now) && !this.isFinished(e)) continue;
+      if (!e.rcpts.some((r) => r.status === 'pending' && r.nextAt <= now) && !this.isFinished(e) && !this.hasUnreported(e)) continue;
       void this.attempt(e);
     }
     if (this.ready.length === 0) this.armTimer();
@@ -210,6 +217,10 @@ export class Queue {
 
   private isFinished(e: Entry): boolean {
     return e.rcpts.every((r) => r.status !== 'pending');
+  }
+
+  private hasUnreported(e: Entry): boolean {
+    return e.rcpts.some((r) => r.status === 'failed' && !r.bounced);
   }
 
   private armTimer(): void {
@@ -263,8 +274,14 @@ export class Queue {
       ]);
       const records = this.apply(e, due, outcomes);
       if (!this.entries.has(id)) return; // deleted by an admin meanwhile
-      if (this.isFinished(e)) await this.finish(e, raw);
-      else await this.spool.appendState(id, records, records.some((r) => r.s !== 'deferred'));
+      const finished = this.isFinished(e);
+      // the log matters while the message stays queued, and before a bounce (so a crash cannot lose the failure)
+      if (!finished || this.hasUnreported(e)) await this.spool.appendState(id, records, records.some((r) => r.s !== 'deferred'));
+      await this.reportFailures(e, raw);
+      if (finished) {
+        await this.spool.remove(id);
+        this.entries.delete(id);
+      }
     } catch (err) {
       this.opts.logger.error({ err, id }, 'queue attempt failed; will retry');
       const at = Date.now() + this.opts.retryDelaysMs[0]!;
@@ -318,22 +335,25 @@ export class Queue {
     return records;
   }
 
-  /** Every recipient is done or failed: bounce the failures, then forget the message. */
-  private async finish(e: Entry, raw: Buffer): Promise<void> {
-    const failed = e.rcpts.filter((r) => r.status === 'failed').map((r) => r.failure!);
-    if (failed.length > 0 && !e.bounced && e.env.from !== '') {
-      // a fixed id makes the bounce idempotent if we crash before the original is removed
-      const dsnId = `${e.env.id}.DSN`;
-      const dsn = buildDsn({ reportingMta: this.opts.hostname, postmaster: this.opts.postmaster, to: e.env.from, queueId: e.env.id, arrivalDate: new Date(e.env.arrivedAt), failed, original: raw });
+  /**
+   * Sends the sender one DSN for the recipients that failed since the last one, as soon as
+   * they fail (like Postfix), while the others may still be retried.
+   */
+  private async reportFailures(e: Entry, raw: Buffer): Promise<void> {
+    const unreported = e.rcpts.filter((r) => r.status === 'failed' && !r.bounced);
+    if (unreported.length === 0) return;
+    if (e.env.from !== '') {
+      // numbered ids make a bounce idempotent if we crash before recording it
+      const dsnId = `${e.env.id}.DSN${e.bounces + 1}`;
+      const dsn = buildDsn({ reportingMta: this.opts.hostname, postmaster: this.opts.postmaster, to: e.env.from, queueId: e.env.id, arrivalDate: new Date(e.env.arrivedAt), failed: unreported.map((r) => r.failure!), original: raw });
       const withTrace = prependHeaders(dsn, [`Received: by ${this.opts.hostname} (Hearth) id ${dsnId};\r\n\t${rfc5322Date()}`]);
       await this.bounce(dsnId, e.env.from, withTrace);
-      // if the removal below is undone by a crash, this keeps the bounce from going twice
-      await this.spool.appendState(e.env.id, [{ s: 'bounced', t: Date.now() }], true);
-    } else if (failed.length > 0 && e.env.from === '') {
-      this.opts.logger.warn({ id: e.env.id }, 'undeliverable bounce dropped');
+    } else {
+      this.opts.logger.warn({ id: e.env.id, rcpts: unreported.map((r) => r.address) }, 'undeliverable bounce dropped');
     }
-    await this.spool.remove(e.env.id);
-    this.entries.delete(e.env.id);
+    await this.spool.appendState(e.env.id, [{ s: 'bounced', t: Date.now(), a: unreported.map((r) => r.address) }], true);
+    e.bounces++;
+    for (const r of unreported) r.bounced = true;
   }
 
   private async bounce(id: string, to: string, raw: Buffer): Promise<void> {

@@ -48,7 +48,8 @@ export type StateRecord =
   | { s: 'done'; a: string; t: number }
   | { s: 'failed'; a: string; t: number; st: string; e: string; m?: string | null }
   | { s: 'deferred'; a: string; t: number; n: number; e: string }
-  | { s: 'bounced'; t: number };
+  /** a DSN went out for these failed recipients (batch n of this message) */
+  | { s: 'bounced'; t: number; a: string[] };
 
 export function newQueueId(): string {
   return `${Date.now().toString(36).toUpperCase()}${randomBytes(6).toString('hex').toUpperCase()}`;

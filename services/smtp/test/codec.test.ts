@@ -11,7 +11,7 @@ import { parseNetworks } from '../src/networks.ts';
 import { RateLimiter } from '../src/ratelimit.ts';
 import { replayState } from '../src/queue.ts';
 import { loadSmtpSettings, SettingsError } from '../src/settings.ts';
-import type { QueueEnvelope } from '../src/spool.ts';
+import type { QueueEnvelope, StateRecord } from '../src/spool.ts';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -128,21 +128,28 @@ describe('settings and rules', () => {
     assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_TRUSTED_NETWORKS: '1.2.3.4/99' }), /HEARTH_SMTP_TRUSTED_NETWORKS/);
   });
 
-  it('replayState: done/failed are final, deferrals count attempts', () => {
+  it('replayState: done/failed are final, deferrals count attempts, bounce batches are remembered', () => {
     const env: QueueEnvelope = { v: 1, id: 'Q', from: 'a@b.c', rcpts: [{ address: 'x@y.z', local: false }, { address: 'u@v.w', local: true }], arrivedAt: 0, size: 1 };
-    const { rcpts, bounced } = replayState(env, [
+    const records: StateRecord[] = [
       { s: 'deferred', a: 'x@y.z', t: 1, n: 100, e: 'down' },
       { s: 'deferred', a: 'x@y.z', t: 2, n: 200, e: 'down' },
       { s: 'done', a: 'u@v.w', t: 3 },
       { s: 'failed', a: 'x@y.z', t: 4, st: '5.1.1', e: 'gone' },
-    ]);
-    assert.equal(bounced, false);
+    ];
+    const before = replayState(env, records);
+    assert.equal(before.bounces, 0);
     assert.deepEqual(
-      rcpts.map((r) => [r.address, r.status, r.attempts]),
+      before.rcpts.map((r) => [r.address, r.status, r.attempts, r.bounced]),
       [
-        ['x@y.z', 'failed', 2],
-        ['u@v.w', 'done', 0],
+        ['x@y.z', 'failed', 2, false],
+        ['u@v.w', 'done', 0, false],
       ],
+    );
+    const after = replayState(env, [...records, { s: 'bounced', t: 5, a: ['x@y.z'] }]);
+    assert.equal(after.bounces, 1);
+    assert.deepEqual(
+      after.rcpts.map((r) => r.bounced),
+      [true, false],
     );
   });
 });

@@ -102,6 +102,33 @@ describe('queue', () => {
     }
   });
 
+  it('MX answers decide: no such domain and null MX bounce at once, a DNS failure waits', async () => {
+    const stack = await startStack(FAST, {
+      mxPort: 1,
+      resolveMx: async (d) => {
+        if (d === 'nxdomain.test') throw Object.assign(new Error('queryMx ENOTFOUND'), { code: 'ENOTFOUND' });
+        if (d === 'servfail.test') throw Object.assign(new Error('queryMx ESERVFAIL'), { code: 'ESERVFAIL' });
+        return [{ exchange: '', priority: 0 }];
+      },
+    });
+    try {
+      const r = await sendAsAlice(stack.smtp.ports.smtp, ['a@nxdomain.test', 'b@nullmx.test', 'c@servfail.test'], 'dns-outcomes');
+      assert.equal(r.code, 0, r.out);
+      const entry = await waitFor(() => listQueue(stack.env.config).find((e) => e.recipients.find((x) => x.address === 'c@servfail.test')!.attempts >= 1), 10000);
+      assert.equal(entry!.recipients.find((x) => x.address === 'a@nxdomain.test')!.status, 'failed');
+      assert.equal(entry!.recipients.find((x) => x.address === 'b@nullmx.test')!.status, 'failed');
+      assert.match(entry!.recipients.find((x) => x.address === 'c@servfail.test')!.lastError!, /ESERVFAIL/);
+      // the sender hears about the two failures now, not when the third gives up days later
+      const dsn = (await waitFor(() => maildirMessages(stack.env.dataDir, USER.email).find((m) => m.includes('multipart/report')), 10000))!;
+      assert.match(dsn, /Final-Recipient: rfc822; a@nxdomain\.test\r\nAction: failed\r\nStatus: 5\.1\.2/);
+      assert.match(dsn, /Final-Recipient: rfc822; b@nullmx\.test\r\nAction: failed\r\nStatus: 5\.1\.10/);
+      assert.doesNotMatch(dsn, /Final-Recipient: rfc822; c@servfail/);
+      assert.equal(listQueue(stack.env.config).find((e) => e.id === entry!.id)!.recipients.find((x) => x.address === 'c@servfail.test')!.status, 'pending');
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('HEARTH_SMTP_TRUSTED_NETWORKS lets listed clients relay without AUTH (like mynetworks)', async () => {
     const sink = await startSink();
     const stack = await startStack({ HEARTH_SMTP_TRUSTED_NETWORKS: '127.0.0.1/32', HEARTH_SMTP_RELAY: `smtp://127.0.0.1:${sink.port}` });
