@@ -208,3 +208,18 @@ export function decodeWords(value: string): string {
     }
   });
 }
+
+/** IMAP serves CRLF; Maildir files saved by Dovecot use bare LF. Returns buf itself when it is already CRLF. */
+export function toCrlf(buf: Buffer): Buffer {
+  let bare = 0;
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) if (i === 0 || buf[i - 1] !== 13) bare++;
+  if (bare === 0) return buf;
+  const out = Buffer.alloc(buf.length + bare);
+  let o = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === 10 && (i === 0 || buf[i - 1] !== 13)) out[o++] = 13;
+    out[o++] = c;
+  }
+  return out;
+}

@@ -34,7 +34,7 @@ import {
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
-import { parseMessage, type HeaderField, type MimePart } from './mime.ts';
+import { parseMessage, toCrlf, type HeaderField, type MimePart } from './mime.ts';
 import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch } from './search.ts';
 import type { ImapSettings } from './settings.ts';
@@ -820,7 +820,8 @@ export class Session {
       let raw: Buffer | null = null;
       let tree: MimePart | null = null;
       if (needsBody) {
-        for (let j = i; j < Math.min(targets.length, i + READ_AHEAD); j++) reads[j] ??= v.folder.read(targets[j]!.rec).catch(() => null);
+        for (let j = i; j < Math.min(targets.length, i + READ_AHEAD); j++)
+          reads[j] ??= v.folder.read(targets[j]!.rec).then(toCrlf, () => null);
         raw = await reads[i]!;
         reads[i] = undefined;
         if (!raw) {

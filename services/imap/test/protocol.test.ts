@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandFramer, parseCommand, parseSequenceSet, parseDateTime, formatDateTime, ParseError, resolveSequenceSet, type FrameEvent } from '../src/imap-parser.ts';
 import { compactSet, encodeValue, toBuffer, atom } from '../src/imap-encoder.ts';
-import { parseMessage } from '../src/mime.ts';
+import { parseMessage, toCrlf } from '../src/mime.ts';
 import { encodeBodyStructure, parseSection, sectionBytes } from '../src/bodystructure.ts';
 import { envelope, parseAddressList } from '../src/envelope.ts';
 import { matches, parseSearch, BadCharsetError } from '../src/search.ts';
@@ -100,6 +100,12 @@ const MULTI = Buffer.from(
     '',
   ].join('\r\n'),
 );
+
+test('bare LF becomes CRLF; CRLF input is returned as is', () => {
+  const crlf = Buffer.from('a\r\nb\r\n');
+  assert.equal(toCrlf(crlf), crlf);
+  assert.equal(toCrlf(Buffer.from('\na\nb\r\nc')).toString(), '\r\na\r\nb\r\nc');
+});
 
 test('MIME tree, BODYSTRUCTURE, sections', () => {
   const root = parseMessage(MULTI);

@@ -442,21 +442,24 @@ export class Folder extends EventEmitter {
     }
   }
 
-  /** The size when it is known without I/O (the `S=` field or an earlier stat). */
+  /**
+   * The size when it is known without I/O: `W=` (the size with CRLF line endings, which
+   * Dovecot adds when it stores LF-only files), else `S=`, else an earlier stat.
+   */
   knownSize(rec: MessageRecord): number | undefined {
-    const i = rec.base.indexOf(',S=');
-    if (i >= 0) {
-      const n = parseInt(rec.base.slice(i + 3), 10);
-      if (Number.isFinite(n)) return n;
+    for (const key of [',W=', ',S=']) {
+      const i = rec.base.indexOf(key);
+      if (i >= 0) {
+        const n = parseInt(rec.base.slice(i + 3), 10);
+        if (Number.isFinite(n)) return n;
+      }
     }
     return this.sizes.get(rec.base);
   }
 
-  /** RFC822.SIZE: from the `S=` field of the name, else from the file. */
+  /** RFC822.SIZE: from the `W=`/`S=` fields of the name, else from the file. */
   async size(rec: MessageRecord): Promise<number> {
-    const m = /,S=(\d+)/.exec(rec.base);
-    if (m) return Number(m[1]);
-    const known = this.sizes.get(rec.base);
+    const known = this.knownSize(rec);
     if (known !== undefined) return known;
     const st = await this.statOf(rec);
     return st.size;
