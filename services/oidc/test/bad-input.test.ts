@@ -192,6 +192,32 @@ describe('bad input', () => {
     await assertErrorPage(await fetch(u, { redirect: 'manual' }), 'invalid_request');
   });
 
+  it('no method, path or body shape gives a server error', async () => {
+    const paths = ['/', '/auth', '/auth/x', '/token', '/me', '/jwks', '/token/introspection', '/token/revocation', '/session/end', '/session/end/confirm', '/session/end/success', '/interaction/x', '/interaction/x/login', '/interaction/x/totp', '/.well-known/openid-configuration', '/request', '/%', '/..%2f..%2fetc/passwd'];
+    const bodies: [string, string | undefined][] = [
+      ['', undefined],
+      ['application/x-www-form-urlencoded', 'a=%&b=%zz&&=&grant_type=authorization_code&code[]=1&code=2'],
+      ['application/json', '{"grant_type":'],
+      ['text/plain', 'x'.repeat(70_000)],
+      ['application/x-www-form-urlencoded', `client_id=${app.clientId}&client_id=${app.clientId}&token=x`],
+    ];
+    const auth = `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`;
+    for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'HEAD']) {
+      for (const path of paths) {
+        for (const [type, body] of method === 'GET' || method === 'HEAD' ? [bodies[0]!] : bodies) {
+          for (const authorization of [undefined, auth, 'Basic !!!', 'Bearer']) {
+            const headers: Record<string, string> = {};
+            if (type) headers['content-type'] = type;
+            if (authorization) headers.authorization = authorization;
+            const res = await fetch(`${stack.issuer}${path}`, { method, headers, body, redirect: 'manual' });
+            await res.arrayBuffer();
+            assert.ok(res.status < 500, `${method} ${path} ${type} ${authorization ?? ''}: ${res.status}`);
+          }
+        }
+      }
+    }
+  });
+
   it('a forged bearer token → invalid_token', async () => {
     const res = await fetch(`${stack.issuer}/me`, { headers: { authorization: `Bearer ${'a'.repeat(43)}` } });
     assert.equal(res.status, 401);
