@@ -284,8 +284,13 @@ export class Queue {
       }
     } catch (err) {
       this.opts.logger.error({ err, id }, 'queue attempt failed; will retry');
-      const at = Date.now() + this.opts.retryDelaysMs[0]!;
-      for (const r of e.rcpts) if (r.status === 'pending') r.nextAt = Math.max(r.nextAt, at);
+      const delay = this.opts.retryDelaysMs[0]!;
+      for (const r of e.rcpts) if (r.status === 'pending') r.nextAt = Math.max(r.nextAt, Date.now() + delay);
+      // a failed bounce or removal has no pending recipient to bring the entry back
+      setTimeout(() => {
+        this.ready.push(id);
+        this.pump();
+      }, delay).unref();
     } finally {
       e.busy = false;
       this.inflight--;
