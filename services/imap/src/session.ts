@@ -652,6 +652,7 @@ export class Session {
       if (onlySubscribed && !subscribed) continue;
       if (selection.has('SPECIAL-USE') && !f.specialUse) continue;
       const attrs = [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+      if (f.noSelect) attrs.unshift('\\Noselect');
       if (f.specialUse) attrs.push(f.specialUse);
       if (showSubscribed && subscribed) attrs.push('\\Subscribed');
       out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name));

@@ -10,6 +10,8 @@ export interface FolderInfo {
   /** RFC 6154 attribute, e.g. \Sent */
   specialUse: string | null;
   hasChildren: boolean;
+  /** a hierarchy level that exists only because of its children (e.g. `.A.B` without `.A`) */
+  noSelect: boolean;
 }
 
 export interface Usage {
@@ -63,11 +65,20 @@ export class Account {
     for (const e of await fs.promises.readdir(this.root, { withFileTypes: true })) {
       if (e.isDirectory() && e.name.startsWith('.') && !e.name.startsWith('..') && e.name.length > 1) names.push(e.name.slice(1));
     }
+    const real = new Set(names);
+    for (const n of [...real]) {
+      const levels = n.split(DELIMITER);
+      for (let i = 1; i < levels.length; i++) {
+        const parent = levels.slice(0, i).join(DELIMITER);
+        if (!names.includes(parent)) names.push(parent);
+      }
+    }
     names.sort((a, b) => (a === 'INBOX' ? -1 : b === 'INBOX' ? 1 : a < b ? -1 : a > b ? 1 : 0));
     return names.map((name) => ({
       name,
       specialUse: SPECIAL_USE[name] ?? null,
       hasChildren: names.some((n) => n.startsWith(name + DELIMITER)),
+      noSelect: !real.has(name),
     }));
   }
 
@@ -129,7 +140,7 @@ export class Account {
       if (!(await this.exists(a))) throw new MailStoreError(`no such mailbox: ${from}`, 'nonexistent');
       if (await this.exists(b)) throw new MailStoreError('target mailbox already exists', 'exists');
       if (b.startsWith(a + DELIMITER)) throw new MailStoreError('cannot move a mailbox into itself', 'cannot');
-      const all = (await this.listFolders()).map((f) => f.name).filter((n) => n === a || n.startsWith(a + DELIMITER));
+      const all = (await this.listFolders()).filter((f) => !f.noSelect).map((f) => f.name).filter((n) => n === a || n.startsWith(a + DELIMITER));
       for (const n of all) {
         const target = b + n.slice(a.length);
         normalizeFolderName(target);

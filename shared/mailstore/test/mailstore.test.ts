@@ -128,6 +128,10 @@ test('folders: create, rename with children, delete, bad names', async () => {
     assert.equal(inbox.messages.length, 0, 'RENAME INBOX empties INBOX');
     assert.equal((await acc.folder('Old')).messages.length, 1);
     await assert.rejects(acc.createFolder('a\u00ff'), MailStoreError);
+    // A level made by another program without its parent is listed as \Noselect.
+    fs.mkdirSync(path.join(acc.root, '.Lists.Dev', 'cur'), { recursive: true });
+    const lists = (await acc.listFolders()).filter((f) => f.name.startsWith('Lists'));
+    assert.deepEqual(lists.map((f) => [f.name, f.noSelect, f.hasChildren]), [['Lists', true, true], ['Lists.Dev', false, false]]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
