@@ -63,8 +63,8 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   const localDomains = (): Set<string> => {
     if (!domains) {
       domains = new Set([config.domain]);
+      // domains we host mailboxes for; a user's email elsewhere (gmail.com) is not ours to sign
       for (const m of directory.mailboxes()) domains.add(m.address.slice(m.address.lastIndexOf('@') + 1).toLowerCase());
-      for (const u of directory.users()) domains.add(u.email.slice(u.email.lastIndexOf('@') + 1).toLowerCase());
     }
     return domains;
   };
