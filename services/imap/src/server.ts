@@ -151,7 +151,7 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
   };
 
   const plain = net.createServer((s) => serve(s, false));
-  const secure = tls.createServer({ cert: material.cert, key: material.key }, (s) => serve(s, true));
+  const secure = tls.createServer({ cert: material.cert, key: material.key, handshakeTimeout: 10_000 }, (s) => serve(s, true));
   secure.on('tlsClientError', () => {});
   const listen = (server: net.Server, port: number): Promise<number> =>
     new Promise((resolve, reject) => {

@@ -89,6 +89,8 @@ interface View {
   uids: readonly number[];
   modseqSeen: number;
   expunges: number;
+  /** keywords announced in FLAGS; a new keyword means a new FLAGS response */
+  keywords: number;
   dirty: boolean;
   stop: () => void;
 }
@@ -481,7 +483,7 @@ export class Session {
     } finally {
       if (previous) setImmediate(previous.stop);
     }
-    const view: View = { folder, readOnly, uids: folder.uids, modseqSeen: folder.highestModseq, expunges: folder.expunges, dirty: false, stop: () => {} };
+    const view: View = { folder, readOnly, uids: folder.uids, modseqSeen: folder.highestModseq, expunges: folder.expunges, keywords: folder.permanentKeywords.length, dirty: false, stop: () => {} };
     const onChange = (): void => {
       view.dirty = true;
       this.idleFlush?.();
@@ -494,12 +496,10 @@ export class Session {
     };
     this.view = view;
     this.state = 'selected';
-    const flagList = [...SYSTEM_FLAGS, ...folder.permanentKeywords].map(atom);
     const firstUnseen = folder.firstUnseen;
     await this.send(
       Buffer.concat([
-        untagged(atom('FLAGS'), flagList),
-        status('OK', 'Flags permitted', `PERMANENTFLAGS ${toBuffer(encodeValue(readOnly ? [] : [...flagList, ...(folder.canAddKeywords ? [atom('\\*')] : [])])).toString('latin1')}`),
+        this.flagsAnnouncement(folder, readOnly),
         untagged(view.uids.length, atom('EXISTS')),
         untagged(0, atom('RECENT')),
         ...(firstUnseen >= 0 ? [status('OK', 'First unseen', `UNSEEN ${firstUnseen + 1}`)] : []),
@@ -509,6 +509,13 @@ export class Session {
       ]),
     );
     return { status: 'OK', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, code: readOnly ? 'READ-ONLY' : 'READ-WRITE' };
+  }
+
+  /** FLAGS and PERMANENTFLAGS for a folder (at SELECT, and again when a keyword is added). */
+  private flagsAnnouncement(folder: Folder, readOnly: boolean): Buffer {
+    const flagList = [...SYSTEM_FLAGS, ...folder.permanentKeywords].map(atom);
+    const permanent = readOnly ? [] : [...flagList, ...(folder.canAddKeywords ? [atom('\\*')] : [])];
+    return Buffer.concat([untagged(atom('FLAGS'), flagList), status('OK', 'Flags permitted', `PERMANENTFLAGS ${toBuffer(encodeValue(permanent)).toString('latin1')}`)]);
   }
 
   /** Reports what changed in the selected folder: EXPUNGE (when allowed), EXISTS, FETCH FLAGS. */
@@ -522,6 +529,10 @@ export class Session {
     }
     v.dirty = false;
     const out: Buffer[] = [];
+    if (f.permanentKeywords.length !== v.keywords) {
+      v.keywords = f.permanentKeywords.length;
+      out.push(this.flagsAnnouncement(f, v.readOnly));
+    }
     if (allowExpunge && v.expunges !== f.expunges) {
       for (let i = v.uids.length - 1; i >= 0; i--) if (!f.get(v.uids[i]!)) out.push(untagged(i + 1, atom('EXPUNGE')));
       v.uids = v.uids.filter((u) => f.get(u));
@@ -918,6 +929,12 @@ export class Session {
     const failedSet = new Set(failed);
     const changedSet = new Set(changed.map((r) => r.uid));
     const out: Buffer[] = [];
+    // A new keyword is announced in FLAGS before any FETCH that carries it.
+    const v = this.view!;
+    if (v.folder.permanentKeywords.length !== v.keywords) {
+      v.keywords = v.folder.permanentKeywords.length;
+      out.push(this.flagsAnnouncement(v.folder, v.readOnly));
+    }
     for (const t of targets) {
       if (failedSet.has(t.uid)) continue;
       // .SILENT still reports MODSEQ changes to CONDSTORE clients (RFC 7162 §3.2).

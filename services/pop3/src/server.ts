@@ -151,7 +151,7 @@ export async function startPop3(opts: Pop3ServerOptions): Promise<RunningPop3> {
   };
 
   const plain = net.createServer((s) => serve(s, false));
-  const secureServer = tls.createServer({ cert: material.cert, key: material.key }, (s) => serve(s, true));
+  const secureServer = tls.createServer({ cert: material.cert, key: material.key, handshakeTimeout: 10_000 }, (s) => serve(s, true));
   secureServer.on('tlsClientError', () => {});
   const listen = (server: net.Server, port: number): Promise<number> =>
     new Promise((resolve, reject) => {
