@@ -212,3 +212,25 @@ test('fuzz: mutated command streams never take the server down', async () => {
   assert.ok(connections >= 1);
   await stillServes();
 });
+
+test('commands pipelined after STARTTLS in clear text are dropped', async () => {
+  const w = await Wire.connect(s.imap.ports.imap);
+  await w.until(/\* OK/);
+  w.write(`a STARTTLS\r\nb LOGIN ${s.app.username} ${s.app.password}\r\n`);
+  const reply = await w.until(/a OK[^\r]*\r\n/);
+  assert.doesNotMatch(reply, /^b /m);
+  const { default: tls } = await import('node:tls');
+  const ca = fs.readFileSync(path.join(s.env.dataDir, 'tls', 'cert.pem'), 'utf8');
+  const secure = tls.connect({ socket: w.socket, ca, servername: 'localhost' });
+  let buf = '';
+  secure.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+  await new Promise<void>((resolve, reject) => {
+    secure.once('secureConnect', () => resolve());
+    secure.once('error', reject);
+  });
+  secure.write('c CAPABILITY\r\n');
+  for (let i = 0; i < 250 && !/c OK/.test(buf); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(buf, /\* CAPABILITY [^\r]*AUTH=PLAIN/, 'still not logged in: the pipelined LOGIN was not run');
+  assert.doesNotMatch(buf, /^b /m);
+  secure.destroy();
+});
