@@ -987,7 +987,7 @@ function noArgs(args: Token[]): void {
 }
 
 function storeErrorReply(err: MailStoreError): Reply {
-  const code = { nonexistent: 'NONEXISTENT', exists: 'ALREADYEXISTS', invalid: 'CANNOT', overquota: 'OVERQUOTA', cannot: 'CANNOT', limit: 'LIMIT' }[err.code];
+  const code = { nonexistent: 'NONEXISTENT', exists: 'ALREADYEXISTS', invalid: 'CANNOT', cannot: 'CANNOT' }[err.code];
   return { status: 'NO', text: err.message, code };
 }
 

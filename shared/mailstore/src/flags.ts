@@ -15,10 +15,6 @@ export function splitName(file: string): { base: string; info: string } {
   return { base: file.slice(0, i), info: file.slice(i + 3) };
 }
 
-export function isSystemFlag(flag: string): boolean {
-  return LETTER[flag.toLowerCase()] !== undefined;
-}
-
 /** The canonical spelling of a system flag (`\seen` → `\Seen`), or undefined for keywords. */
 export function canonicalSystemFlag(flag: string): string | undefined {
   const l = LETTER[flag.toLowerCase()];

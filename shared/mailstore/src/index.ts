@@ -1,6 +1,6 @@
 export { MailStore } from './maildir.ts';
 export { Account, type FolderInfo, type Usage } from './account.ts';
 export { Folder, type MessageRecord, type StoreMode } from './folder.ts';
-export { canonicalSystemFlag, isSystemFlag, SYSTEM_FLAGS } from './flags.ts';
+export { canonicalSystemFlag, SYSTEM_FLAGS } from './flags.ts';
 export { decodeMutf7, DELIMITER, encodeMutf7, MailStoreError, normalizeFolderName, SPECIAL_USE } from './names.ts';
 export { mailLogin, stillAllowed, type MailLogin, type Principal } from './access.ts';
