@@ -13,6 +13,8 @@ import { generateTotpSecret, otpauthUri, verifyTotp } from './totp.ts';
 import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, User } from './types.ts';
 import { check, emailSchema, groupNameSchema, passwordSchema, usernameSchema } from './validate.ts';
 
+const PURGE_INTERVAL_MS = 60_000;
+
 export interface AuthRequest {
   login: string;
   password: string;
@@ -139,6 +141,12 @@ export class Directory {
       sub.on('message', () => this.scheduleReload());
       stops.push(async () => void sub.disconnect());
     }
+    // Expired sessions, tokens and counters are dead weight in kv scans; sweep them now and then.
+    const sweep = setInterval(() => {
+      this.store.purgeExpired().catch((err) => this.logger?.warn({ err }, 'kv purge failed'));
+    }, PURGE_INTERVAL_MS);
+    sweep.unref();
+    stops.push(async () => clearInterval(sweep));
     this.unwatch = async () => {
       await Promise.all(stops.map((s) => s()));
     };

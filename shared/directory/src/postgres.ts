@@ -269,6 +269,10 @@ export class PostgresStore implements DirectoryStore {
     await this.pool.query('DELETE FROM kv WHERE namespace = $1 AND (value::jsonb ->> $2) = $3', [namespace, field, value]);
   }
 
+  async purgeExpired(): Promise<number> {
+    return (await this.pool.query('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= $1', [Date.now()])).rowCount ?? 0;
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

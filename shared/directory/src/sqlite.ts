@@ -23,6 +23,17 @@ const POLL_MS = 200;
 export class SqliteStore implements DirectoryStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
+  /** Prepared once per SQL text; hot paths (kv, audit) run thousands of times a second. */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
 
   constructor(readonly file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -37,7 +48,7 @@ export class SqliteStore implements DirectoryStore {
   private tx<T>(fn: () => T, bump = true): T {
     const run = this.db.transaction(() => {
       const out = fn();
-      if (bump) this.db.prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq'").run();
+      if (bump) this.sql("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq'").run();
       return out;
     });
     try {
@@ -52,10 +63,10 @@ export class SqliteStore implements DirectoryStore {
   async migrate(): Promise<void> {
     this.db
       .transaction(() => {
-        const hasMeta = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").get();
+        const hasMeta = this.sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").get();
         let current = 0;
         if (hasMeta) {
-          const row = this.db.prepare("SELECT value FROM meta WHERE key='schema_version'").get() as Row | undefined;
+          const row = this.sql("SELECT value FROM meta WHERE key='schema_version'").get() as Row | undefined;
           current = row ? Number(row.value) : 0;
         }
         if (current > LATEST_SCHEMA_VERSION) {
@@ -67,7 +78,7 @@ export class SqliteStore implements DirectoryStore {
         for (const m of MIGRATIONS) {
           if (m.version <= current) continue;
           this.db.exec(m.sqlite);
-          this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(m.version));
+          this.sql("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(m.version));
         }
       })
       .immediate();
@@ -76,16 +87,16 @@ export class SqliteStore implements DirectoryStore {
   async loadSnapshot(): Promise<Snapshot> {
     return this.db
       .transaction(() => ({
-        users: (this.db.prepare('SELECT * FROM users').all() as Row[]).map(userFromRow),
-        groups: groupsFromRows(this.db.prepare('SELECT * FROM groups').all() as Row[], this.db.prepare('SELECT * FROM group_members').all() as Row[]),
-        apps: (this.db.prepare('SELECT * FROM apps').all() as Row[]).map(appFromRow),
-        mailboxes: (this.db.prepare('SELECT * FROM mailboxes').all() as Row[]).map(mailboxFromRow),
+        users: (this.sql('SELECT * FROM users').all() as Row[]).map(userFromRow),
+        groups: groupsFromRows(this.sql('SELECT * FROM groups').all() as Row[], this.sql('SELECT * FROM group_members').all() as Row[]),
+        apps: (this.sql('SELECT * FROM apps').all() as Row[]).map(appFromRow),
+        mailboxes: (this.sql('SELECT * FROM mailboxes').all() as Row[]).map(mailboxFromRow),
       }))
       .deferred();
   }
 
   async changeSeq(): Promise<number> {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key='change_seq'").get() as Row;
+    const row = this.sql("SELECT value FROM meta WHERE key='change_seq'").get() as Row;
     return Number(row.value);
   }
 
@@ -94,7 +105,7 @@ export class SqliteStore implements DirectoryStore {
     let last = await this.changeSeq();
     const timer = setInterval(() => {
       try {
-        const seq = Number((this.db.prepare("SELECT value FROM meta WHERE key='change_seq'").get() as Row).value);
+        const seq = Number((this.sql("SELECT value FROM meta WHERE key='change_seq'").get() as Row).value);
         if (seq !== last) {
           last = seq;
           onChange();
@@ -114,7 +125,7 @@ export class SqliteStore implements DirectoryStore {
         const v = user[field];
         return typeof v === 'boolean' ? (v ? 1 : 0) : v;
       });
-      this.db.prepare(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
+      this.sql(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
     });
   }
 
@@ -127,72 +138,72 @@ export class SqliteStore implements DirectoryStore {
         const v = patch[k];
         return typeof v === 'boolean' ? (v ? 1 : 0) : v;
       });
-      const res = this.db.prepare(`UPDATE users SET ${sets} WHERE id = ?`).run(...values, id);
+      const res = this.sql(`UPDATE users SET ${sets} WHERE id = ?`).run(...values, id);
       if (res.changes === 0) throw new DirectoryError('no such user', 'not_found');
     });
   }
 
   async deleteUser(id: string): Promise<void> {
     this.tx(() => {
-      const res = this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
+      const res = this.sql('DELETE FROM users WHERE id = ?').run(id);
       if (res.changes === 0) throw new DirectoryError('no such user', 'not_found');
-      this.db.prepare("DELETE FROM mailboxes WHERE owner_type = 'user' AND owner_id = ?").run(id);
+      this.sql("DELETE FROM mailboxes WHERE owner_type = 'user' AND owner_id = ?").run(id);
     });
   }
 
   async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group> {
     return this.tx(() => {
-      const gid = group.gidNumber ?? Number((this.db.prepare('SELECT COALESCE(MAX(gid_number), 4999) + 1 AS n FROM groups').get() as Row).n);
-      this.db.prepare('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(group.id, group.name, gid);
+      const gid = group.gidNumber ?? Number((this.sql('SELECT COALESCE(MAX(gid_number), 4999) + 1 AS n FROM groups').get() as Row).n);
+      this.sql('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(group.id, group.name, gid);
       return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
     });
   }
 
   async deleteGroup(id: string): Promise<void> {
     this.tx(() => {
-      if (this.db.prepare('DELETE FROM groups WHERE id = ?').run(id).changes === 0) throw new DirectoryError('no such group', 'not_found');
+      if (this.sql('DELETE FROM groups WHERE id = ?').run(id).changes === 0) throw new DirectoryError('no such group', 'not_found');
     });
   }
 
   async addMember(groupId: string, userId: string): Promise<void> {
     this.tx(() => {
-      this.db.prepare('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, userId);
+      this.sql('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, userId);
     });
   }
 
   async removeMember(groupId: string, userId: string): Promise<void> {
     this.tx(() => {
-      const res = this.db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?').run(groupId, userId);
+      const res = this.sql('DELETE FROM group_members WHERE group_id = ? AND user_id = ?').run(groupId, userId);
       if (res.changes === 0) throw new DirectoryError('user is not a member of that group', 'not_found');
     });
   }
 
   async putApp(app: App, ownedMailboxes: string[]): Promise<void> {
     this.tx(() => {
-      this.db.prepare('DELETE FROM apps WHERE id = ?').run(app.id);
-      this.db.prepare('INSERT INTO apps (id, domain, manifest, access, upstream, credentials, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(...appToRow(app));
-      this.db.prepare("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = ?").run(app.id);
-      const insert = this.db.prepare("INSERT INTO mailboxes (address, owner_type, owner_id) VALUES (?, 'app', ?)");
+      this.sql('DELETE FROM apps WHERE id = ?').run(app.id);
+      this.sql('INSERT INTO apps (id, domain, manifest, access, upstream, credentials, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(...appToRow(app));
+      this.sql("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = ?").run(app.id);
+      const insert = this.sql("INSERT INTO mailboxes (address, owner_type, owner_id) VALUES (?, 'app', ?)");
       for (const address of ownedMailboxes) insert.run(address, app.id);
     });
   }
 
   async deleteApp(id: string): Promise<void> {
     this.tx(() => {
-      if (this.db.prepare('DELETE FROM apps WHERE id = ?').run(id).changes === 0) throw new DirectoryError(`no such app: ${id}`, 'not_found');
-      this.db.prepare("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = ?").run(id);
+      if (this.sql('DELETE FROM apps WHERE id = ?').run(id).changes === 0) throw new DirectoryError(`no such app: ${id}`, 'not_found');
+      this.sql("DELETE FROM mailboxes WHERE owner_type = 'app' AND owner_id = ?").run(id);
     });
   }
 
   async addMailbox(mailbox: Mailbox): Promise<void> {
     this.tx(() => {
-      this.db.prepare('INSERT INTO mailboxes (address, owner_type, owner_id) VALUES (?, ?, ?)').run(mailbox.address, mailbox.ownerType, mailbox.ownerId);
+      this.sql('INSERT INTO mailboxes (address, owner_type, owner_id) VALUES (?, ?, ?)').run(mailbox.address, mailbox.ownerType, mailbox.ownerId);
     });
   }
 
   async deleteMailbox(address: string): Promise<void> {
     this.tx(() => {
-      if (this.db.prepare('DELETE FROM mailboxes WHERE address = ?').run(address).changes === 0) throw new DirectoryError(`no such mailbox: ${address}`, 'not_found');
+      if (this.sql('DELETE FROM mailboxes WHERE address = ?').run(address).changes === 0) throw new DirectoryError(`no such mailbox: ${address}`, 'not_found');
     });
   }
 
@@ -211,11 +222,11 @@ export class SqliteStore implements DirectoryStore {
       args.push(value);
     }
     const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, q.limit ?? 100) as Row[]).map(auditFromRow);
+    return (this.sql(sql).all(...args, q.limit ?? 100) as Row[]).map(auditFromRow);
   }
 
   async kvGet(namespace: string, key: string): Promise<string | null> {
-    const row = this.db.prepare('SELECT value FROM kv WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)').get(namespace, key, Date.now()) as Row | undefined;
+    const row = this.sql('SELECT value FROM kv WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)').get(namespace, key, Date.now()) as Row | undefined;
     return row ? String(row.value) : null;
   }
 
@@ -226,14 +237,14 @@ export class SqliteStore implements DirectoryStore {
   }
 
   async kvDelete(namespace: string, key: string): Promise<void> {
-    this.db.prepare('DELETE FROM kv WHERE namespace = ? AND key = ?').run(namespace, key);
+    this.sql('DELETE FROM kv WHERE namespace = ? AND key = ?').run(namespace, key);
   }
 
   async kvIncr(namespace: string, key: string, by: number, ttlSeconds: number): Promise<number> {
     const now = Date.now();
     return this.db
       .transaction(() => {
-        const row = this.db.prepare('SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?').get(namespace, key) as Row | undefined;
+        const row = this.sql('SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?').get(namespace, key) as Row | undefined;
         const live = row && (row.expires_at === null || Number(row.expires_at) > now);
         const next = (live ? Number(row.value) : 0) + by;
         const expires = live ? row.expires_at : now + ttlSeconds * 1000;
@@ -253,7 +264,11 @@ export class SqliteStore implements DirectoryStore {
   }
 
   async kvDeleteWhere(namespace: string, field: string, value: string): Promise<void> {
-    this.db.prepare("DELETE FROM kv WHERE namespace = ? AND json_extract(value, '$.' || ?) = ?").run(namespace, field, value);
+    this.sql("DELETE FROM kv WHERE namespace = ? AND json_extract(value, '$.' || ?) = ?").run(namespace, field, value);
+  }
+
+  async purgeExpired(): Promise<number> {
+    return this.sql('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?').run(Date.now()).changes;
   }
 
   async close(): Promise<void> {

@@ -52,6 +52,9 @@ export interface DirectoryStore {
   kvFindWhere(namespace: string, field: string, value: string): Promise<{ key: string; value: string }[]>;
   kvDeleteWhere(namespace: string, field: string, value: string): Promise<void>;
 
+  /** Deletes expired key/value entries; returns how many. */
+  purgeExpired(): Promise<number>;
+
   close(): Promise<void>;
 }
 

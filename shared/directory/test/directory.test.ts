@@ -141,6 +141,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.equal((await d.store.kvFindWhere('sessions', 'grantId', 'g1')).length, 2);
       await new Promise((r) => setTimeout(r, 80));
       assert.equal(await d.store.kvGet('sessions', 'c'), null);
+      assert.ok((await d.store.purgeExpired()) >= 1, 'expired row purged');
+      assert.equal(await d.store.purgeExpired(), 0);
       await d.store.kvDeleteWhere('sessions', 'grantId', 'g1');
       assert.equal(await d.store.kvGet('sessions', 'a'), null);
       assert.equal(await d.store.kvIncr('n', 'x', 1, 60), 1);
