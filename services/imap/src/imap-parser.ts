@@ -171,6 +171,7 @@ export class ParseError extends Error {
 }
 
 const TAG_RE = /^[\x21-\x7e]+$/;
+const MAX_NESTING = 64;
 const ATOM_STOP = new Set([' ', '(', ')', '"', '{', '\r', '\n']);
 
 /** Tokenizes one framed command: tag, command name, arguments. */
@@ -235,11 +236,15 @@ class Tokenizer {
     return this.atom();
   }
 
+  private depth = 0;
+
   private list(): Token {
+    if (++this.depth > MAX_NESTING) this.fail('lists nested too deep');
     this.pos++;
     const items: Token[] = [];
     if (this.text[this.pos] === ')') {
       this.pos++;
+      this.depth--;
       return { kind: 'list', items };
     }
     for (;;) {
@@ -247,6 +252,7 @@ class Tokenizer {
       const c = this.text[this.pos];
       if (c === ')') {
         this.pos++;
+        this.depth--;
         return { kind: 'list', items };
       }
       if (c !== ' ') this.fail('unterminated list');

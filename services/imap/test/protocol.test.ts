@@ -55,6 +55,9 @@ test('tokenizer: atoms, quoted strings, lists, sections, UID commands', () => {
     assert.throws(() => cmd(`${bad}\r\n`), ParseError, bad);
   }
   assert.throws(() => cmd('a CREATE caf\u00e9\r\n'), ParseError, '8-bit atom');
+  const f = new CommandFramer({ ...limits, maxLine: 100_000, maxCommand: 200_000 });
+  const deep = f.push(Buffer.from(`a SEARCH ${'('.repeat(30_000)}ALL${')'.repeat(30_000)}\r\n`))[0]!;
+  assert.throws(() => parseCommand((deep as { parts: (string | Buffer)[] }).parts), ParseError, 'deep nesting is a parse error, not a stack overflow');
   assert.throws(() => cmd('a CREATE caf\xe9\r\n'), ParseError, 'latin1 8-bit atom');
 });
 
