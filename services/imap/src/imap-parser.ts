@@ -25,8 +25,15 @@ export const DEFAULT_LIMITS: FramerLimits = {
 /** A command as it arrived: text segments (latin1) with the literals that follow `{n}` markers. */
 export type CommandParts = (string | Buffer)[];
 
+/** Literal bytes shared by all connections, so many large APPENDs at once cannot exhaust memory. */
+export interface LiteralBudget {
+  take(bytes: number): boolean;
+  give(bytes: number): void;
+}
+
 export type FrameEvent =
-  | { type: 'command'; parts: CommandParts }
+  /** `reserved`: literal bytes taken from the budget, to give back once the command is done */
+  | { type: 'command'; parts: CommandParts; reserved: number }
   /** a synchronizing literal was accepted: the server must send a continuation */
   | { type: 'continue' }
   /** the command was refused before it was complete; the connection goes on */
@@ -49,8 +56,12 @@ export class CommandFramer {
   private commandBytes = 0;
   private skippingLine = false;
   private commandLimit = 0;
+  private reserved = 0;
 
-  constructor(private readonly limits: FramerLimits = DEFAULT_LIMITS) {}
+  constructor(
+    private readonly limits: FramerLimits = DEFAULT_LIMITS,
+    private readonly budget: LiteralBudget | null = null,
+  ) {}
 
   /** Bytes buffered but not yet part of a complete command (must be empty at STARTTLS). */
   get pending(): number {
@@ -59,6 +70,8 @@ export class CommandFramer {
 
   /** Drops whatever is buffered (used when the transport changes under STARTTLS). */
   reset(): void {
+    this.budget?.give(this.reserved);
+    this.reserved = 0;
     this.buf = Buffer.alloc(0);
     this.parts = [];
     this.literalLeft = 0;
@@ -115,24 +128,27 @@ export class CommandFramer {
       this.parts.push(line);
       const m = LITERAL_MARK.exec(line);
       if (!m) {
-        events.push({ type: 'command', parts: this.parts });
+        events.push({ type: 'command', parts: this.parts, reserved: this.reserved });
         this.parts = [];
+        this.reserved = 0;
         continue;
       }
       const size = Number(m[1]);
       const nonSync = m[2] === '+';
       const first = this.parts[0] as string;
       const max = /^\S+ APPEND /i.test(first) ? this.limits.maxAppendLiteral : this.limits.maxLiteral;
-      if (size > max || this.commandBytes + size > this.commandLimit) {
+      const tooLarge = size > max || this.commandBytes + size > this.commandLimit;
+      if (tooLarge || (this.budget && !this.budget.take(size))) {
         if (nonSync) {
           // The client sends the bytes anyway; there is no way back into sync.
-          events.push({ type: 'fatal', text: 'literal too large' });
+          events.push({ type: 'fatal', text: tooLarge ? 'literal too large' : 'server busy' });
           this.reset();
           return events;
         }
-        events.push(this.refuse('literal too large', true));
+        events.push(this.refuse(tooLarge ? 'literal too large' : 'server busy, try again later', true));
         continue;
       }
+      if (this.budget) this.reserved += size;
       this.commandBytes += size;
       this.literalLeft = size;
       if (size === 0) this.parts.push(Buffer.alloc(0));
@@ -145,6 +161,8 @@ export class CommandFramer {
     const first = this.parts[0];
     const tag = typeof first === 'string' ? (/^([^\s(){%*"\\]+) /.exec(first)?.[1] ?? null) : null;
     this.parts = [];
+    this.budget?.give(this.reserved);
+    this.reserved = 0;
     return { type: 'reject', tag, text, tooBig };
   }
 }

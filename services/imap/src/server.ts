@@ -7,7 +7,7 @@ import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
 import { HeaderCache } from './header-cache.ts';
 import { continuation } from './imap-encoder.ts';
-import { CommandFramer, DEFAULT_LIMITS, type FrameEvent } from './imap-parser.ts';
+import { CommandFramer, DEFAULT_LIMITS, type FrameEvent, type LiteralBudget } from './imap-parser.ts';
 import { Session, type Transport } from './session.ts';
 import { loadImapSettings, type ImapSettings } from './settings.ts';
 
@@ -31,6 +31,8 @@ const PREAUTH_TIMEOUT_MS = 60_000;
 const AUTH_TIMEOUT_MS = 30 * 60_000;
 const MAX_CONNECTIONS = 2000;
 const MAX_QUEUED = 32;
+/** literal bytes buffered over all connections at once (APPENDs beyond it are refused until others finish) */
+const LITERAL_BUDGET = 512 * 1024 * 1024;
 
 /** IMAP on the STARTTLS port and IMAPS (implicit TLS), both over the shared mail store. */
 export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
@@ -42,6 +44,17 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
   const headers = new HeaderCache();
   const sessions = new Set<Session>();
   const sockets = new Set<net.Socket>();
+  let literalBytes = 0;
+  const budget: LiteralBudget = {
+    take: (n) => {
+      if (literalBytes + n > LITERAL_BUDGET) return false;
+      literalBytes += n;
+      return true;
+    },
+    give: (n) => {
+      literalBytes -= n;
+    },
+  };
 
   const serve = (socket: net.Socket, implicitTls: boolean): void => {
     socket.on('error', () => {});
@@ -54,7 +67,11 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
     sockets.add(socket);
     let sock: net.Socket = socket;
     let secure = implicitTls;
-    const framer = new CommandFramer({ ...DEFAULT_LIMITS, maxAppendLiteral: settings.maxMessageBytes });
+    const framer = new CommandFramer({ ...DEFAULT_LIMITS, maxAppendLiteral: settings.maxMessageBytes }, budget);
+    /** drops queued commands, giving their literal bytes back */
+    const dropQueue = (): void => {
+      for (const ev of queue.splice(0)) if (ev.type === 'command') budget.give(ev.reserved);
+    };
     const queue: FrameEvent[] = [];
     let running = false;
     let paused = false;
@@ -76,7 +93,7 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
       startTls: () =>
         new Promise((resolve) => {
           // Anything pipelined after STARTTLS was sent in clear text: drop it (RFC 3501 §6.2.1).
-          queue.length = 0;
+          dropQueue();
           framer.reset();
           sock.off('data', onData);
           const upgraded = new tls.TLSSocket(sock, { isServer: true, secureContext });
@@ -107,7 +124,7 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
       while (queue.length && !session.closed) {
         const ev = queue.shift()!;
         try {
-          if (ev.type === 'command') await session.handle(ev.parts);
+          if (ev.type === 'command') await session.handle(ev.parts).finally(() => budget.give(ev.reserved));
           else if (ev.type === 'continue') await transport.write(continuation('Ready for literal data'));
           else if (ev.type === 'reject') await session.rejected(ev.tag, ev.text, ev.tooBig);
           else await session.bye(ev.text);
@@ -140,6 +157,8 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
         void session.bye('Autologout; idle for too long').finally(() => sock.destroy());
       });
       sock.on('close', () => {
+        dropQueue();
+        framer.reset();
         session.end();
         sessions.delete(session);
         sockets.delete(socket);

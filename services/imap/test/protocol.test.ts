@@ -44,6 +44,24 @@ test('framer: limits', () => {
   assert.deepEqual(f.push(Buffer.from('\r\na NOOP\r\n')).map((e) => e.type), ['command']);
 });
 
+test('framer: literals draw on a budget shared by connections', () => {
+  let left = 100;
+  const budget = { take: (n: number) => (n <= left ? ((left -= n), true) : false), give: (n: number) => void (left += n) };
+  const big = { ...limits, maxAppendLiteral: 1000, maxCommand: 2000 };
+  const a = new CommandFramer(big, budget);
+  const b = new CommandFramer(big, budget);
+  const first = a.push(Buffer.from(`x APPEND INBOX {60}\r\n${'m'.repeat(60)}\r\n`));
+  assert.deepEqual(first.map((e) => e.type), ['continue', 'command']);
+  assert.equal(left, 40, 'held until the command is done');
+  const refused = b.push(Buffer.from('y APPEND INBOX {60}\r\n'));
+  assert.equal(refused[0]?.type === 'reject' && refused[0].text, 'server busy, try again later');
+  budget.give((first[1] as { reserved: number }).reserved);
+  assert.equal(b.push(Buffer.from('z APPEND INBOX {60}\r\n'))[0]?.type, 'continue');
+  assert.equal(left, 40);
+  b.reset();
+  assert.equal(left, 100, 'a connection that goes away gives its bytes back');
+});
+
 test('tokenizer: atoms, quoted strings, lists, sections, UID commands', () => {
   const c = cmd('A7 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM "TO")]<0.100>)\r\n');
   assert.equal(c.name, 'UID FETCH');
