@@ -214,7 +214,7 @@ async function runLoad(server: Server, secret: string, peerPort: number, spec: R
   const received = Number(totals?.[2] ?? 0);
   const result: RunResult = {
     ...spec,
-    offered: (spec.sessions * 1000) / spec.z,
+    offered: Math.round((spec.sessions * 1000) / spec.z),
     wall,
     sent,
     received,
@@ -340,7 +340,8 @@ async function main(): Promise<void> {
     ...(h.firstLoss && c.firstLoss && h.firstLoss.offered === c.firstLoss.offered
       ? [`Both servers first lose messages at the same step: there the shared box (uclient, turnutils_peer, kernel buffers) is the limit as much as either server.`]
       : []),
-    `Hearth relays on one Node.js event loop; coturn spreads relaying over its threads. The hot path (UDP ChannelData ↔ peer) does two map lookups and one`,
+    `Hearth relays on one Node.js event loop, coturn over several threads (which on a busy box also get it more CPU share); Hearth's p99`,
+    `grows with the rate as packets queue behind its one thread. The hot path (UDP ChannelData ↔ peer) does two map lookups and one`,
     `buffer copy per packet (peer → client, to prepend the 4-byte header); kernel socket buffers are raised to absorb event-loop pauses.`,
   ];
   const body = lines.join('\n');
