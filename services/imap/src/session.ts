@@ -960,20 +960,15 @@ export class Session {
     if (!(await acct.exists(dest))) no('No such mailbox', 'TRYCREATE');
     const target = await acct.folder(dest);
     const v = this.view!;
-    const bytes = (await Promise.all(targets.map((t) => v.folder.size(t.rec).catch(() => 0)))).reduce((a, b) => a + b, 0);
-    if (target !== v.folder || !move) await this.checkQuota(bytes);
-    const pairs = await v.folder.copyTo(
-      targets.map((t) => t.uid),
-      target,
-    );
-    if (target !== v.folder) acct.added(bytes, pairs.length);
+    // A move leaves the account's usage as it was; a copy adds to it.
+    const bytes = move ? 0 : (await Promise.all(targets.map((t) => v.folder.size(t.rec).catch(() => 0)))).reduce((a, b) => a + b, 0);
+    if (!move) await this.checkQuota(bytes);
+    const uids = targets.map((t) => t.uid);
+    const pairs = move ? await v.folder.moveTo(uids, target) : await v.folder.copyTo(uids, target);
+    if (!move) acct.added(bytes, pairs.length);
     const code = pairs.length ? `COPYUID ${target.uidValidity} ${orderedSet(pairs.map((p) => p[0]))} ${orderedSet(pairs.map((p) => p[1]))}` : undefined;
     if (!move) return { status: 'OK', text: 'COPY completed', code };
     if (code) await this.send(status('OK', 'Moved', code));
-    await v.folder.expunge(
-      pairs.map((p) => p[0]),
-      true,
-    );
     return ok('MOVE completed');
   }
 }

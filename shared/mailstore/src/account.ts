@@ -157,12 +157,7 @@ export class Account {
     await this.createFolder(to);
     const inbox = await this.folder('INBOX');
     const dest = await this.folder(to);
-    const uids = inbox.messages.map((m) => m.uid);
-    const pairs = await inbox.copyTo(uids, dest);
-    await inbox.expunge(
-      pairs.map((p) => p[0]),
-      true,
-    );
+    await inbox.moveTo(inbox.uids, dest);
   }
 
   async subscriptions(): Promise<string[]> {

@@ -331,6 +331,17 @@ export class Folder extends EventEmitter {
     }
   }
 
+  /** Moves messages (copy, then remove the originals); returns [old uid, new uid] pairs. */
+  async moveTo(uids: readonly number[], dest: Folder): Promise<[number, number][]> {
+    const pairs = await this.copyTo(uids, dest);
+    if (pairs.length)
+      await this.expunge(
+        pairs.map((p) => p[0]),
+        true,
+      );
+    return pairs;
+  }
+
   /**
    * Changes flags. With `unchangedSince` (CONDSTORE), messages modified after that MODSEQ
    * are left alone and returned in `failed`.
