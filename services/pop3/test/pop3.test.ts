@@ -208,3 +208,26 @@ test('disabling a user ends their POP3 session', async () => {
   assert.ok(closed, 'connection closed');
   assert.match(buf, /-ERR Access revoked/);
 });
+
+test('AUTH PLAIN with a continuation; AUTH without arguments lists mechanisms', async () => {
+  const sock = net.connect(pop.ports.pop3, '127.0.0.1');
+  let buf = '';
+  sock.on('data', (d) => (buf += d.toString('latin1')));
+  const until = async (re: RegExp): Promise<string> => {
+    for (let i = 0; i < 250 && !re.test(buf); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(buf, re);
+    const b = buf;
+    buf = '';
+    return b;
+  };
+  await until(/\+OK/);
+  sock.write('AUTH\r\n');
+  assert.match(await until(/\r\n\.\r\n/), /PLAIN/);
+  sock.write('AUTH PLAIN\r\n');
+  await until(/^\+ /m);
+  sock.write(`${Buffer.from(`\0${app.username}\0${app.password}`).toString('base64')}\r\n`);
+  assert.match(await until(/\+OK Logged in/), /\+OK Logged in, \d+ messages/);
+  sock.write('QUIT\r\n');
+  await until(/\+OK Bye/);
+  sock.destroy();
+});
