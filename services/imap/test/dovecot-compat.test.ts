@@ -75,10 +75,13 @@ service anvil {
 `,
   );
   const child = spawn('dovecot', ['-F', '-c', conf], { stdio: 'ignore' });
+  let spawnError: Error | null = null;
+  child.on('error', (err) => (spawnError = err));
   try {
     await waitFor(
       () =>
-        new Promise<boolean>((resolve) => {
+        new Promise<boolean>((resolve, reject) => {
+          if (spawnError) return reject(new Error(`dovecot (Debian dovecot-imapd) is needed: ${String(spawnError)}`));
           const s = net.connect(port, '127.0.0.1', () => {
             s.destroy();
             resolve(true);
