@@ -142,7 +142,8 @@ const BASE = 'http://gateway.invalid';
  * absolute URL on the app's own host (made relative). Anything else is "/".
  */
 export function safeRedirect(value: string | null | undefined, host: string): string {
-  if (!value || value.length > 4096) return '/';
+  // Capped so the sealed sign-in state stays within a browser's 4 KB cookie limit.
+  if (!value || value.length > 2000) return '/';
   // Browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil").
   if (/[\x00-\x20\x7f]/.test(value)) return '/';
   let url: URL;

@@ -129,5 +129,7 @@ test('safeRedirect: same-site paths pass, everything else is "/"', () => {
   ];
   for (const v of bad) assert.equal(safeRedirect(v, host), '/', JSON.stringify(v));
   assert.equal(safeRedirect(undefined, host), '/');
+  assert.equal(safeRedirect(`/${'x'.repeat(1990)}`, host), `/${'x'.repeat(1990)}`);
+  assert.equal(safeRedirect(`/${'x'.repeat(2000)}`, host), '/');
   assert.equal(safeRedirect('/.//evil', host), '/evil');
 });

@@ -114,6 +114,12 @@ test('sign in through the provider, land on the page asked for, then a second ap
   assert.equal(second.final.url.href, at('adm', '/admin/settings'));
   assert.equal(JSON.parse(second.final.body).headers['x-remote-user'], 'alice');
 
+  // The longest return path kept still fits the sign-in state cookie.
+  const long = `/admin/${'x'.repeat(1980)}`;
+  const sealed = await new HttpBrowser().request(at('adm', `/login?redirect=${encodeURIComponent(long)}`));
+  const stateCookie = String(sealed.headers['set-cookie']).split(';')[0]!;
+  assert.ok(stateCookie.length < 4000, `state cookie is ${stateCookie.length} bytes`);
+
   // Open redirects are refused by the real flow too.
   for (const evil of ['https://evil.example/', '//evil.example', '/\\evil.example']) {
     const r = await browser.request(at('adm', `/login?redirect=${encodeURIComponent(evil)}`));
