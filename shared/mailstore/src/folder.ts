@@ -498,6 +498,11 @@ export class Folder extends EventEmitter {
     return st;
   }
 
+  /** Whether a session is watching (an evicted Folder would lose its listeners). */
+  get watched(): boolean {
+    return this.watchers > 0;
+  }
+
   /**
    * Starts watching for changes by other processes (inotify on new/ and cur/, plus a
    * stat poll in case events are lost or unavailable). Returns the matching stop.

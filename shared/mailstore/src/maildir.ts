@@ -4,6 +4,8 @@ import { Account } from './account.ts';
 import { Folder } from './folder.ts';
 import { uniqueName } from './unique.ts';
 
+const MAX_IDLE_FOLDERS = 256;
+
 /**
  * Maildir in Dovecot's layout under $HEARTH_DATA_DIR/mail/<domain>/<local>/:
  * INBOX is the root (cur/new/tmp), other folders are `.Name` subdirectories.
@@ -48,8 +50,21 @@ export class MailStore {
     if (!f || f.gone) {
       f = new Folder(name, dir);
       this.folders.set(dir, f);
+      if (this.folders.size > MAX_IDLE_FOLDERS) this.evictIdle();
+    } else {
+      // Map order doubles as recency: re-inserting marks it recently used.
+      this.folders.delete(dir);
+      this.folders.set(dir, f);
     }
     return f;
+  }
+
+  /** Forgets the least recently used folders nobody watches, so a long-running daemon's memory stays bounded. */
+  private evictIdle(): void {
+    for (const [dir, f] of this.folders) {
+      if (this.folders.size <= MAX_IDLE_FOLDERS) break;
+      if (!f.watched) this.folders.delete(dir);
+    }
   }
 
   private dropFolder(dir: string): void {

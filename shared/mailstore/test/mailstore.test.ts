@@ -150,3 +150,23 @@ test('concurrent appends from two stores get distinct UIDs', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('idle folders are forgotten beyond a bound; watched ones stay', async () => {
+  const dir = tmp();
+  try {
+    const store = new MailStore(dir);
+    const acc = await store.open('many@example.test');
+    const inbox = await acc.folder('INBOX');
+    const stop = inbox.watch();
+    for (let i = 0; i < 300; i++) {
+      await acc.createFolder(`F${i}`);
+      await acc.folder(`F${i}`);
+    }
+    const cached = (store as unknown as { folders: Map<string, unknown> }).folders;
+    assert.ok(cached.size <= 256, `cache holds ${cached.size}`);
+    assert.equal(await acc.folder('INBOX'), inbox, 'the watched folder is still the shared one');
+    stop();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
