@@ -16,13 +16,13 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
-/** The Cookie header without any cookie of that name (the app never sees the gateway's session). */
-export function withoutCookie(header: string, name: string): string {
+/** The Cookie header without the cookies `drop` names (the app never sees the gateway's). */
+export function withoutCookies(header: string, drop: (name: string) => boolean): string {
   return header
     .split(';')
     .filter((part) => {
       const eq = part.indexOf('=');
-      return (eq < 0 ? part : part.slice(0, eq)).trim() !== name;
+      return !drop((eq < 0 ? part : part.slice(0, eq)).trim());
     })
     .map((p) => p.trim())
     .join('; ');

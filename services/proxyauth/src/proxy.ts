@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { withoutCookie } from './cookies.ts';
+import { withoutCookies } from './cookies.ts';
 
 /**
  * Forwarding to an app's upstream: streamed bodies both ways, WebSocket (any Upgrade)
@@ -31,8 +31,8 @@ export interface ForwardRequest {
   forwarded: Forwarded;
   /** Basic credentials the gateway consumed never reach the app */
   dropAuthorization: boolean;
-  /** cookie names that belong to the gateway */
-  gatewayCookies: string[];
+  /** which cookies belong to the gateway */
+  isGatewayCookie: (name: string) => boolean;
 }
 
 export type ProxyFailure = 'unreachable' | 'timeout';
@@ -79,7 +79,7 @@ function upstreamHeaders(req: http.IncomingMessage, fwd: ForwardRequest, upgrade
     if (HOP_BY_HOP.has(lower) || dropped.has(lower) || isReserved(lower)) continue;
     if (lower === 'authorization' && fwd.dropAuthorization) continue;
     if (lower === 'cookie') {
-      for (const c of fwd.gatewayCookies) value = withoutCookie(value, c);
+      value = withoutCookies(value, fwd.isGatewayCookie);
       if (!value) continue;
     }
     out.push(name, value);

@@ -11,7 +11,7 @@ import { PAGES, renderPage, type Page } from './pages.ts';
 import { Proxy, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
 import { addressMatcher, type ProxyAuthSettings } from './settings.ts';
-import { GATEWAY_COOKIES, SessionStore, appKey, cookieNames, loadMasterKey, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
+import { SessionStore, appKey, cookieNames, isGatewayCookie, loadMasterKey, loginCookieName, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
 
 export interface ProxyAuthOptionsIn {
   config: HearthConfig;
@@ -248,18 +248,19 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       return sendPage(res, PAGES.providerDown);
     }
     const state: LoginState = { state: start.state, verifier: start.verifier, nonce: start.nonce, redirect: back, redirectUri, expires: Date.now() + LOGIN_STATE_SECONDS * 1000 };
-    redirect(res, start.url.href, [serializeCookie(ctx.cookies.login, seal(ctx.key, state), { secure: ctx.secure, maxAgeSeconds: LOGIN_STATE_SECONDS })]);
+    redirect(res, start.url.href, [serializeCookie(loginCookieName(ctx.cookies, start.state), seal(ctx.key, state), { secure: ctx.secure, maxAgeSeconds: LOGIN_STATE_SECONDS })]);
   }
 
   async function callback(ctx: AppContext, req: http.IncomingMessage, res: http.ServerResponse, target: NormalizedTarget): Promise<void> {
-    const clear = clearCookie(ctx.cookies.login, { secure: ctx.secure });
-    const raw = readCookie(req.headers.cookie, ctx.cookies.login);
+    const params = new URLSearchParams(target.query);
+    const name = loginCookieName(ctx.cookies, params.get('state') ?? '');
+    const clear = clearCookie(name, { secure: ctx.secure });
+    const raw = readCookie(req.headers.cookie, name);
     const state = raw ? (unseal(ctx.key, raw) as LoginState | null) : null;
     const retry = { href: `/login?redirect=${encodeURIComponent(state?.redirect ?? '/')}`, text: 'Sign in again' };
     if (!state || typeof state.expires !== 'number' || state.expires < Date.now()) {
       return sendPage(res, { status: 400, title: 'Sign-in expired', message: 'This sign-in took too long or was started elsewhere.', link: retry }, { 'Set-Cookie': clear });
     }
-    const params = new URLSearchParams(target.query);
     if (params.has('error')) {
       return sendPage(res, { status: 403, title: 'Sign-in refused', message: 'The sign-in was cancelled or refused.', link: retry }, { 'Set-Cookie': clear });
     }
@@ -347,7 +348,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     proxy.forward(
       req,
       res,
-      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, gatewayCookies: GATEWAY_COOKIES },
+      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, isGatewayCookie },
       (why) => sendPage(res, failurePage(why)),
     );
   }
@@ -376,7 +377,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       req,
       socket,
       head,
-      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, gatewayCookies: GATEWAY_COOKIES },
+      { upstream, path: target.path + target.query, identity: decision.identity, forwarded: ctx.forwarded, dropAuthorization: decision.dropAuthorization, isGatewayCookie },
       (why) => rawReply(socket, failurePage(why)),
     );
   }

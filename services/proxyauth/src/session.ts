@@ -24,8 +24,18 @@ export function cookieNames(secure: boolean): CookieNames {
   return secure ? { session: `__Host-${SESSION_COOKIE}`, login: `__Host-${LOGIN_COOKIE}` } : { session: SESSION_COOKIE, login: LOGIN_COOKIE };
 }
 
-/** Every name the gateway uses; none of them is passed on to an app. */
-export const GATEWAY_COOKIES = [...Object.values(cookieNames(false)), ...Object.values(cookieNames(true))];
+/**
+ * The sign-in state cookie is named after its state, so sign-ins started in several tabs
+ * at once (all of them after a session expired, say) do not overwrite each other.
+ */
+export function loginCookieName(names: CookieNames, state: string): string {
+  return `${names.login}_${state.slice(0, 16)}`;
+}
+
+/** The gateway owns every cookie named hearth_proxyauth*; none of them is passed on to an app. */
+export function isGatewayCookie(name: string): boolean {
+  return (name.startsWith('__Host-') ? name.slice(7) : name).startsWith(SESSION_COOKIE);
+}
 const KV_NAMESPACE = 'proxyauth.session';
 
 /** The gateway-wide secret, generated once into $HEARTH_DATA_DIR/proxyauth/cookie.key. */

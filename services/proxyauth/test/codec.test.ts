@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { App } from '@hearth/directory';
 import { parseBasic } from '../src/basic.ts';
-import { clearCookie, readCookie, serializeCookie, withoutCookie } from '../src/cookies.ts';
-import { appKey, loadMasterKey, seal, signSessionId, unseal, verifySessionCookie } from '../src/session.ts';
+import { clearCookie, readCookie, serializeCookie, withoutCookies } from '../src/cookies.ts';
+import { appKey, isGatewayCookie, loadMasterKey, seal, signSessionId, unseal, verifySessionCookie } from '../src/session.ts';
 import { hostOf } from '../src/server.ts';
 
 test('cookies: read, drop one, serialise', () => {
@@ -16,8 +16,9 @@ test('cookies: read, drop one, serialise', () => {
   assert.equal(readCookie(h, 'b'), 'x=y');
   assert.equal(readCookie(h, 'missing'), undefined);
   assert.equal(readCookie(undefined, 'a'), undefined);
-  assert.equal(withoutCookie(h, 'hearth_proxyauth'), 'a=1; b=x=y; c');
-  assert.equal(withoutCookie('hearth_proxyauth=1', 'hearth_proxyauth'), '');
+  assert.equal(withoutCookies(h, isGatewayCookie), 'a=1; b=x=y; c');
+  assert.equal(withoutCookies('hearth_proxyauth=1; __Host-hearth_proxyauth=2; hearth_proxyauth_login_abc=3; __Host-hearth_proxyauth_login_abc=4', isGatewayCookie), '');
+  assert.equal(withoutCookies('x_hearth_proxyauth=1; hearth=2; __Host-other=3', isGatewayCookie), 'x_hearth_proxyauth=1; hearth=2; __Host-other=3');
   assert.equal(serializeCookie('n', 'v', { secure: true, maxAgeSeconds: 60.7 }), 'n=v; Path=/; SameSite=Lax; HttpOnly; Secure; Max-Age=60');
   assert.equal(serializeCookie('n', 'v', { secure: false }), 'n=v; Path=/; SameSite=Lax; HttpOnly');
   assert.equal(clearCookie('n', { secure: false }), 'n=; Path=/; SameSite=Lax; HttpOnly; Max-Age=0');

@@ -150,6 +150,21 @@ test('sign in through the provider, land on the page asked for, then a second ap
   formOf(again.final, '/login');
 });
 
+test('sign-ins started in two tabs at once both complete', async () => {
+  const browser = new HttpBrowser();
+  const tab1 = await browser.request(at('adm', '/login?redirect=/admin/one'));
+  const tab2 = await browser.request(at('adm', '/login?redirect=/admin/two'));
+  // Tab 1 signs in with the password; tab 2 then rides the provider session.
+  const page = await browser.go(tab1.headers.location!);
+  const form = formOf(page.final, '/login');
+  const one = await browser.go(form.action, { form: { ...form.fields, login: 'alice', password: PASSWORD } });
+  assert.equal(one.final.url.href, at('adm', '/admin/one'));
+  const two = await browser.go(tab2.headers.location!);
+  assert.equal(two.final.url.href, at('adm', '/admin/two'));
+  assert.equal(JSON.parse(two.final.body).headers['x-remote-user'], 'alice');
+  assert.ok(!browser.cookies.some((c) => c.name.includes('_login_')), 'sign-in state cookies are cleared');
+});
+
 test('a user outside the access list is refused (by the provider, and the gateway never opens a session)', async () => {
   const browser = new HttpBrowser();
   const first = await browser.go(at('wall', '/'));
@@ -165,7 +180,7 @@ test('behind TLS (X-Forwarded-Proto: https) the redirect URI is https and cookie
   assert.equal(new URL(r.headers.location!).searchParams.get('redirect_uri'), 'https://adm.example.test/login/callback');
   const setCookie = String(r.headers['set-cookie']);
   // __Host- names cannot be planted by a sibling subdomain.
-  assert.match(setCookie, /^__Host-hearth_proxyauth_login=/);
+  assert.match(setCookie, /^__Host-hearth_proxyauth_login_[A-Za-z0-9_-]{16}=/);
   assert.match(setCookie, /; Secure/);
   assert.match(setCookie, /; HttpOnly/);
   assert.match(setCookie, /; Path=\/;/);
