@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { freePort, hearth, MANIFESTS, parseEnvLines, REPO_ROOT, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
+import { freePort, hearth, MANIFESTS, parseEnvLines, REPO_ROOT, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
 import path from 'node:path';
 import { restPassword } from '../src/auth.ts';
+import { Attr, Class, Method, requestedTransportValue, uint32Value } from '../src/stun-codec.ts';
+import { errorOf, login, restCredentials, signed, TestClient } from './client.ts';
 
 /** The daemon as apps and browsers meet it: coturn's own client tools against a running instance. */
 
@@ -120,6 +122,39 @@ describe('coturn client tools', { timeout: 120_000 }, () => {
     const fresh = `${Math.floor(Date.now() / 1000) + 600}:alice`;
     const ok = await uclient(['-u', fresh, '-w', restPassword(stack.secret, fresh)]);
     assert.equal(ok.code, 0, ok.out);
+  });
+});
+
+describe('credential changes from another process', { timeout: 60_000 }, () => {
+  /** An allocation attempt with REST credentials made from `secret`: 0 on success, else the error code. */
+  async function tryAllocate(secret: string): Promise<number | null> {
+    const c = await TestClient.open('udp', stack.port);
+    try {
+      const { username, password } = restCredentials(secret, 'rotation');
+      const s = await login(c, username, password);
+      const r = await signed(c, s, Method.Allocate, [[Attr.RequestedTransport, requestedTransportValue(17)]]);
+      if (r?.cls === Class.Success) await signed(c, s, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]);
+      return r?.cls === Class.Success ? 0 : errorOf(r);
+    } finally {
+      c.close();
+    }
+  }
+
+  it('follows `hearth app rotate`: the old secret stops working, the new one works, allocations are in `hearth audit`', async () => {
+    assert.equal(await tryAllocate(stack.secret), 0);
+    const rotated = await hearth(['app', 'rotate', 'meet'], { env: stack.env.env });
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const secret = parseEnvLines((await hearth(['app', 'env', 'meet'], { env: stack.env.env })).stdout).CLOUDRON_TURN_SECRET!;
+    assert.notEqual(secret, stack.secret);
+    await waitFor(async () => (await tryAllocate(secret)) === 0, 10_000, 100);
+    assert.equal(await tryAllocate(stack.secret), 401);
+    const audit = await hearth(['audit', '--protocol', 'turn', '--limit', '100', '--json'], { env: stack.env.env });
+    assert.equal(audit.code, 0, audit.stderr);
+    const events = JSON.parse(audit.stdout) as { username: string; appId: string; detail: string | null }[];
+    const mine = events.filter((e) => e.username === 'rotation' && e.appId === 'meet');
+    assert.ok(mine.some((e) => /^allocate udp relay=127\.0\.0\.1:\d+/.test(e.detail ?? '')), audit.stdout);
+    assert.ok(mine.some((e) => /^deallocate \(released\)/.test(e.detail ?? '')), audit.stdout);
+    stack.secret = secret;
   });
 });
 
