@@ -104,7 +104,7 @@ function responseHeaders(res: http.IncomingMessage): string[] {
 
 class UpstreamTimeout extends Error {}
 
-export class Proxy {
+export class Forwarder {
   // Idle pooled connections are closed after 4 s, before the common 5 s server-side keep-alive timeouts.
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 4000 });

@@ -8,7 +8,7 @@ import { BasicAuthenticator, isBasic, isBearer, parseBasic } from './basic.ts';
 import { clearCookie, readCookie, serializeCookie } from './cookies.ts';
 import { OidcClients } from './oidc.ts';
 import { PAGES, renderPage, type Page } from './pages.ts';
-import { Proxy, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
+import { Forwarder, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
 import { addressMatcher, type ProxyAuthSettings } from './settings.ts';
 import { SessionStore, appKey, cookieNames, isGatewayCookie, loadMasterKey, loginCookieName, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
@@ -84,7 +84,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   const sessions = new SessionStore(directory, settings);
   const basic = new BasicAuthenticator(directory);
   const oidc = new OidcClients(config.oidcIssuer, settings.oidcInternalUrl);
-  const proxy = new Proxy(settings.upstreamTimeoutMs);
+  const proxy = new Forwarder(settings.upstreamTimeoutMs);
   const trusted = addressMatcher(settings.trustedProxies);
   // App records are replaced on every directory reload, so these caches follow changes by themselves.
   const appOptions = new WeakMap<App, ProxyAuthOptions>();
