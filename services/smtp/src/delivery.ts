@@ -59,19 +59,21 @@ function outcomeOf(err: SmtpError, remoteMta: string | null): Outcome {
 
 /**
  * nodemailer's own sockets keep Nagle on: the small final segment of each message then waits
- * for the receiver's delayed ACK (~40 ms per message). Hand it connected no-delay sockets instead.
+ * for the receiver's delayed ACK (~40 ms per message). So we connect with no-delay and hand
+ * it the socket. When that fails we hand it a fresh socket to connect (and fail) by itself:
+ * a getSocket error would leave a dead slot in its pool and stall every later message.
  */
-function getSocket(options: { host?: string; port?: number }, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
+function getSocket(options: { host?: string; port?: number }, callback: (err: Error | null, socketOptions?: { connection: net.Socket } | { socket: net.Socket }) => void): void {
   const socket = net.connect({ host: options.host, port: options.port ?? 25, noDelay: true });
-  const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connection timeout'), { code: 'ETIMEDOUT' })), 30_000);
+  const timer = setTimeout(() => socket.destroy(new Error('connection timeout')), 30_000);
   socket.once('connect', () => {
     clearTimeout(timer);
     socket.removeListener('error', fail);
     callback(null, { connection: socket });
   });
-  const fail = (err: Error): void => {
+  const fail = (): void => {
     clearTimeout(timer);
-    callback(err);
+    callback(null, { socket: new net.Socket() });
   };
   socket.once('error', fail);
 }
