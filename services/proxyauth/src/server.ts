@@ -286,7 +286,11 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     const cookie = readCookie(req.headers.cookie, ctx.cookies.session);
     const session = cookie ? await sessions.resolve(ctx.key, ctx.app, cookie) : null;
     // The provider session ends too, so every app it signed in is signed out here as well.
-    if (session) await sessions.destroyUser(session.record.userId);
+    if (session) {
+      await sessions.destroyUser(session.record.userId);
+      const user = directory.userById(session.record.userId);
+      await directory.audit({ username: user?.username ?? session.record.userId, protocol: 'proxyauth', appId: ctx.app.id, remote: clientAddress(ctx.forwarded), ok: true, detail: 'logout' });
+    }
     const endSession = await oidc.endSessionUrl(ctx.app, `${ctx.origin}/`, session?.record.idToken ?? null);
     redirect(res, endSession?.href ?? '/', [clearCookie(ctx.cookies.session, { secure: ctx.secure })]);
   }

@@ -403,6 +403,8 @@ describe('/login redirects and /logout', () => {
     const bobs = await signIn('adm', bob);
     await get('wall', '/logout', { cookie: onWall });
     assert.equal((await get('adm', '/admin', { cookie: onAdm })).status, 302);
+    const audit = await directory.store.listAudit({ username: 'alice', protocol: 'proxyauth', appId: 'wall' });
+    assert.ok(audit.some((e) => e.ok && e.detail === 'logout'), 'logout is audited');
     assert.equal(echoOf(await get('adm', '/admin', { cookie: bobs })).headers['x-remote-user'], 'bob');
   });
 });
