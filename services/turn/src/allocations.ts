@@ -163,7 +163,13 @@ export class Allocation {
     private readonly counters: Counters,
   ) {
     this.expiresAt = Date.now() + lifetimeSeconds * 1000;
-    relay.on('message', (msg, rinfo) => this.fromPeer(msg, rinfo.address, rinfo.port));
+    relay.on('message', (msg, rinfo) => {
+      try {
+        this.fromPeer(msg, rinfo.address, rinfo.port);
+      } catch {
+        this.counters.relayDropped++;
+      }
+    });
     relay.on('error', () => {});
   }
 

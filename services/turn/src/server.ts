@@ -225,7 +225,13 @@ class Turn {
         resolve();
       });
     });
-    udp.on('message', (buf, rinfo) => this.onDatagram(udp, buf, rinfo.address, rinfo.port));
+    udp.on('message', (buf, rinfo) => {
+      try {
+        this.onDatagram(udp, buf, rinfo.address, rinfo.port);
+      } catch (err) {
+        this.logger.warn({ err }, 'failed to handle a datagram');
+      }
+    });
     udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
     growBuffers(udp, LISTEN_SOCKET_BUFFER);
     return udp;
@@ -304,7 +310,7 @@ class Turn {
       },
     };
     let pending: Buffer | null = null;
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       const buf: Buffer = pending ? Buffer.concat([pending, chunk]) : chunk;
       pending = null;
       let off = 0;
@@ -333,6 +339,14 @@ class Turn {
         else this.counters.malformedDropped++;
       }
       if (off < buf.length) pending = Buffer.from(buf.subarray(off));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        onData(chunk);
+      } catch (err) {
+        this.logger.warn({ err }, 'failed to handle stream data');
+        socket.destroy();
+      }
     });
     socket.on('timeout', () => socket.destroy());
     socket.on('error', () => {});
@@ -377,7 +391,7 @@ class Turn {
       return;
     }
     const peer = parseXorAddress(peerValue, msg.transactionId);
-    if (peer) a.fromClientSend(peer, data);
+    if (peer && peer.port !== 0) a.fromClientSend(peer, data);
   }
 
   private onTurnRequest(msg: StunMessage, t: Tuple): void {
@@ -458,9 +472,14 @@ class Turn {
     }
     if (!relay) return this.replyError(t, msg, 508, signer);
     // The client may have gone, or a retransmission won the race, while the socket was being bound.
-    if (t.allocation() || (t.link instanceof StreamLink && t.link.closed) || (this.perUser.get(userKey) ?? 0) >= this.settings.maxAllocationsPerUser) {
+    const quotaFull = (this.perUser.get(userKey) ?? 0) >= this.settings.maxAllocationsPerUser;
+    if (t.allocation() || (t.link instanceof StreamLink && t.link.closed) || quotaFull) {
       relay.socket.close();
       relay.next?.close();
+      if (quotaFull) {
+        this.counters.quotaExceeded++;
+        this.replyError(t, msg, 486, signer);
+      }
       return;
     }
     this.perUser.set(userKey, (this.perUser.get(userKey) ?? 0) + 1);
@@ -524,7 +543,8 @@ class Turn {
       if (!peer) return 400;
       out.push(peer);
     }
-    if (!out.length) return 400;
+    // Port 0 cannot be sent to (and dgram would throw on it).
+    if (!out.length || out.some((p) => p.port === 0)) return 400;
     if (out.some((p) => p.family !== this.relayFamily)) return 443;
     if (out.some((p) => !this.peers.allows(p.address))) {
       this.counters.peerDenied++;

@@ -308,6 +308,12 @@ describe('TURN server with loopback peers allowed', { timeout: 60_000 }, () => {
         [Attr.XorPeerAddress, peerAttr('127.0.0.1', peer.port, tid)],
       ]);
       assert.equal(errorOf(clash), 400);
+      const portZero = await signed(c, s, Method.ChannelBind, (tid) => [
+        [Attr.ChannelNumber, channelNumberValue(0x4005)],
+        [Attr.XorPeerAddress, peerAttr('127.0.0.1', 0, tid)],
+      ]);
+      assert.equal(errorOf(portZero), 400, 'peer port 0');
+      sendIndication(c, { address: '127.0.0.1', port: 0 }, Buffer.from('nowhere'));
       const outOfRange = await signed(c, s, Method.ChannelBind, (tid) => [
         [Attr.ChannelNumber, channelNumberValue(0x3fff)],
         [Attr.XorPeerAddress, peerAttr('127.0.0.1', peer.port + 1, tid)],
