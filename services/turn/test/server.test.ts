@@ -537,6 +537,57 @@ describe('bad input', { timeout: 60_000 }, () => {
     c.close();
   });
 
+  it('survives authenticated requests, indications and ChannelData with random attribute values', async () => {
+    const peer = await echoPeer();
+    const { c, s } = await allocated(f, 'udp', 'fuzzer');
+    let seed = 99;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const types = [Attr.XorPeerAddress, Attr.ChannelNumber, Attr.Lifetime, Attr.RequestedTransport, Attr.RequestedAddressFamily, Attr.EvenPort, Attr.ReservationToken, Attr.Data, Attr.DontFragment, Attr.PasswordAlgorithm, 0x0030, 0x8077];
+    const methods = [Method.Allocate, Method.Refresh, Method.CreatePermission, Method.ChannelBind, 0x00a];
+    const randomValue = (type: number, tid: Buffer): Buffer => {
+      // Half the peer addresses are well-formed (random port, loopback or not) to reach deeper code.
+      if (type === Attr.XorPeerAddress && rnd(2)) return peerAttr(rnd(2) ? '127.0.0.1' : '10.0.0.1', rnd(3) ? peer.port : rnd(65536), tid);
+      return Buffer.from(Array.from({ length: rnd(25) }, () => rnd(256)));
+    };
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 300; i++) {
+      const method = methods[rnd(methods.length)]!;
+      const pick = Array.from({ length: rnd(4) }, () => types[rnd(types.length)]!);
+      if (method === Method.Refresh) pick.push(Attr.Lifetime);
+      const attrs = (tid: Buffer): [number, Buffer][] =>
+        pick.map((t): [number, Buffer] => [t, t === Attr.Lifetime ? uint32Value(rnd(2) ? 3600 : rnd(100000)) : randomValue(t, tid)]).filter(([t, v]) => !(t === Attr.Lifetime && v.readUInt32BE(0) === 0));
+      pending.push(signed(c, s, method, attrs, rnd(2) === 0));
+      const tid = Buffer.alloc(12, i & 0xff);
+      c.sendRaw(
+        encodeMessage({
+          method: Method.Send,
+          cls: Class.Indication,
+          transactionId: tid,
+          attributes: [
+            [Attr.XorPeerAddress, randomValue(Attr.XorPeerAddress, tid)],
+            [Attr.Data, randomValue(Attr.Data, tid)],
+          ],
+        }),
+      );
+      c.sendRaw(channelFrame(0x4000 + rnd(0x4000), Buffer.from(Array.from({ length: rnd(40) }, () => rnd(256))), false));
+      if (i % 20 === 0) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+    const r = await c.request(Method.Binding, []);
+    assert.equal(r?.cls, Class.Success);
+    // The allocation still works: a fresh permission and a relayed Send indication.
+    assert.equal((await signed(c, s, Method.CreatePermission, (tid) => [[Attr.XorPeerAddress, peerAttr('127.0.0.1', peer.port, tid)]]))?.cls, Class.Success);
+    const mark = Buffer.from('still relaying');
+    sendIndication(c, { address: '127.0.0.1', port: peer.port }, mark);
+    await waitFor(() => c.dataIndications.some((m) => attrValue(m, Attr.Data)?.equals(mark)));
+    await signed(c, s, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]);
+    c.close();
+    peer.close();
+  });
+
   it('closes TCP streams that lose framing and survives garbage streams', async () => {
     for (let i = 0; i < 20; i++) {
       const s = net.connect(f.server.tcpPort, '127.0.0.1');
