@@ -351,7 +351,8 @@ describe('TURN server with loopback peers allowed', { timeout: 60_000 }, () => {
 
 describe('relay port range and EVEN-PORT', { timeout: 60_000 }, () => {
   let f: Fixture;
-  const min = 20000 + 2 * Math.floor(Math.random() * 10000);
+  // Below the ephemeral range (32768+) that port-0 sockets and freePort() draw from.
+  const min = 20000 + 2 * Math.floor(Math.random() * 6000);
   before(async () => {
     f = await startFixture({ allowLoopback: true, settings: { relayPortMin: min, relayPortMax: min + 31 } });
   });
