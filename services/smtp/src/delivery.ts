@@ -85,25 +85,31 @@ export class Delivery implements Deliverer {
 
   constructor(private readonly o: DeliveryOptions) {
     this.resolveMx = o.resolveMx ?? ((d) => dns.promises.resolveMx(d));
-    this.smarthost = o.relay
-      ? nodemailer.createTransport({
-          pool: true,
-          maxConnections: o.concurrency,
-          maxMessages: 1000,
-          host: o.relay.host,
-          port: o.relay.port,
-          secure: o.relay.secure,
-          auth: o.relay.user ? { user: o.relay.user, pass: o.relay.pass ?? '' } : undefined,
-          name: o.hostname,
-          tls: { rejectUnauthorized: !o.relayInsecureTls },
-          connectionTimeout: 30_000,
-          greetingTimeout: 30_000,
-          socketTimeout: 300_000,
-          disableFileAccess: true,
-          disableUrlAccess: true,
-          getSocket,
-        } satisfies SMTPPool.Options)
-      : null;
+    if (o.relay) {
+      const pool: SMTPPool.Options & { maxRequeues: number } = {
+        pool: true,
+        maxConnections: o.concurrency,
+        maxMessages: 1000,
+        host: o.relay.host,
+        port: o.relay.port,
+        secure: o.relay.secure,
+        auth: o.relay.user ? { user: o.relay.user, pass: o.relay.pass ?? '' } : undefined,
+        name: o.hostname,
+        tls: { rejectUnauthorized: !o.relayInsecureTls },
+        connectionTimeout: 30_000,
+        greetingTimeout: 30_000,
+        socketTimeout: 300_000,
+        disableFileAccess: true,
+        disableUrlAccess: true,
+        getSocket,
+        // a connection dropped mid-message would be requeued inside the pool without end;
+        // failing it hands the retry to the queue, with its backoff
+        maxRequeues: 0,
+      };
+      this.smarthost = nodemailer.createTransport(pool);
+    } else {
+      this.smarthost = null;
+    }
   }
 
   close(): void {

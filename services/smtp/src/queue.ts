@@ -50,6 +50,17 @@ interface Entry {
   bounces: number;
 }
 
+/** No attempt may hold a delivery slot longer than this, whatever the remote end or the SMTP client does. */
+const REMOTE_ATTEMPT_LIMIT_MS = 15 * 60_000;
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no result after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** Folds a message's state log into per-recipient state. */
 export function replayState(env: QueueEnvelope, records: StateRecord[]): { rcpts: RcptState[]; bounces: number } {
   const rcpts = new Map<string, RcptState>(
@@ -266,7 +277,7 @@ export class Queue {
         (async () => {
           if (remotes.length === 0) return;
           try {
-            for (const [a, o] of await this.deliverer.deliverRemote(e.env, remotes, raw)) outcomes.set(a, o);
+            for (const [a, o] of await withDeadline(this.deliverer.deliverRemote(e.env, remotes, raw), REMOTE_ATTEMPT_LIMIT_MS)) outcomes.set(a, o);
           } catch (err) {
             for (const a of remotes) outcomes.set(a, { ok: false, permanent: false, status: '4.4.0', message: (err as Error).message });
           }
