@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
@@ -134,9 +135,9 @@ function guessPublicAddress(config: HearthConfig, family: 4 | 6): string {
 class Turn {
   private readonly counters = newCounters();
   private readonly auth: TurnAuth;
-  private readonly peers: PeerPolicy;
-  private readonly relay: RelayOptions;
-  private readonly relayFamily: 4 | 6;
+  private peers!: PeerPolicy;
+  private relay!: RelayOptions;
+  private relayFamily: 4 | 6 = 4;
   private readonly allocations = new Set<Allocation>();
   private readonly perUser = new Map<string, number>();
   /** UDP allocations by client address and port (one UDP listening socket) */
@@ -158,20 +159,21 @@ class Turn {
   ) {
     this.logger = ctx.logger;
     this.auth = new TurnAuth(ctx.directory, { realm: ctx.config.domain, nonceLifetimeSeconds: settings.nonceLifetime });
-    const bindAddress = settings.relayAddress ?? ctx.config.listen;
-    this.relayFamily = net.isIPv6(bindAddress) ? 6 : 4;
-    const advertisedAddress = settings.externalAddress ?? (isWildcard(bindAddress) ? guessPublicAddress(ctx.config, this.relayFamily) : bindAddress);
-    this.relay = { bindAddress, advertisedAddress, portMin: settings.relayPortMin, portMax: settings.relayPortMax };
-    this.peers = new PeerPolicy({
-      allowLoopback: ctx.config.turnAllowLoopbackPeers,
-      allowedCidrs: settings.allowedPeers,
-      ownAddresses: [...localAddresses(), advertisedAddress],
-    });
   }
 
   async listen(): Promise<TurnServer> {
     const { config } = this.ctx;
-    const host = config.listen;
+    // Sockets here resolve nothing per packet (see literalLookup), so a host name is resolved once now.
+    const host = net.isIP(config.listen) ? config.listen : (await dns.lookup(config.listen)).address;
+    const bindAddress = this.settings.relayAddress ?? host;
+    this.relayFamily = net.isIPv6(bindAddress) ? 6 : 4;
+    const advertisedAddress = this.settings.externalAddress ?? (isWildcard(bindAddress) ? guessPublicAddress(config, this.relayFamily) : bindAddress);
+    this.relay = { bindAddress, advertisedAddress, portMin: this.settings.relayPortMin, portMax: this.settings.relayPortMax };
+    this.peers = new PeerPolicy({
+      allowLoopback: config.turnAllowLoopbackPeers,
+      allowedCidrs: this.settings.allowedPeers,
+      ownAddresses: [...localAddresses(), advertisedAddress],
+    });
     // TCP shares the UDP port number, as STUN clients expect both on 3478. With port 0
     // (tests) the number the OS picks for UDP may be taken for TCP: pick again.
     let udpPort = 0;

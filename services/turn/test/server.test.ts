@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import dns from 'node:dns/promises';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { generateSecret } from '@hearth/directory';
@@ -433,6 +434,21 @@ describe('TURN server on IPv6', { timeout: 60_000 }, () => {
     await signed(c, s, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]);
     peer.close();
     c.close();
+  });
+});
+
+describe('listen address', { timeout: 60_000 }, () => {
+  it('resolves a host name in HEARTH_LISTEN once at start', async () => {
+    const f = await startFixture({ listen: 'localhost' });
+    try {
+      const { address } = await dns.lookup('localhost');
+      const c = await TestClient.open('udp', f.server.udpPort, address);
+      const r = await c.request(Method.Binding, []);
+      assert.equal(r?.cls, Class.Success);
+      c.close();
+    } finally {
+      await f.close();
+    }
   });
 });
 
