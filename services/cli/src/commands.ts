@@ -394,7 +394,8 @@ export const COMMANDS: Command[] = [
       const { dkimDnsRecord } = await import('@hearth/smtp/dkim');
       const record = dkimDnsRecord(config, check(domainSchema, args[0]!));
       if (values.json) return printJson(record);
-      out(`${record.name}. IN TXT "${record.value}"`);
+      // A zone file's TXT strings are at most 255 characters each; resolvers join them.
+      out(`${record.name}. IN TXT ${record.strings.map((part) => `"${part}"`).join(' ')}`);
     },
   },
   // ---- oidc ----
