@@ -83,8 +83,9 @@ function parseKey(args: Token[], take: () => Token, depth = 0): SearchKey {
   const arg = (): Token => take();
   const str = (): string => asUtf8(arg(), 'search string');
   if (word === 'ALL') return { k: 'all' };
-  if (word === 'NEW' || word === 'RECENT') return { k: 'none' };
-  if (word === 'OLD') return { k: 'all' };
+  // The session passes \Recent among a candidate's flags when the message is recent there.
+  if (word === 'RECENT' || word === 'OLD') return { k: 'flag', flag: '\\Recent', set: word === 'RECENT' };
+  if (word === 'NEW') return { k: 'and', keys: [{ k: 'flag', flag: '\\Recent', set: true }, { k: 'flag', flag: '\\Seen', set: false }] };
   const flag = FLAG_KEYS[word];
   if (flag) return { k: 'flag', flag: flag[0], set: flag[1] };
   if (word === 'KEYWORD' || word === 'UNKEYWORD') return { k: 'flag', flag: asAtom(arg(), 'keyword'), set: word === 'KEYWORD' };

@@ -91,6 +91,8 @@ interface View {
   expunges: number;
   /** keywords announced in FLAGS; a new keyword means a new FLAGS response */
   keywords: number;
+  /** UIDs that are \Recent in this session (RFC 3501 §2.3.2) */
+  recent: Set<number>;
   dirty: boolean;
   stop: () => void;
 }
@@ -477,13 +479,27 @@ export class Session {
       if (this.condstore) await this.send(status('OK', 'Previous mailbox closed', 'CLOSED'));
     }
     let folder: Folder;
+    let recent: number[];
     try {
       folder = await this.acct().folder(name);
       await folder.refresh();
+      // SELECT takes the messages no session has seen yet; EXAMINE shows them but leaves them for the next SELECT.
+      recent = folder.unclaimedRecent();
+      if (!readOnly && recent.length) recent = await folder.claimRecent();
     } finally {
       if (previous) setImmediate(previous.stop);
     }
-    const view: View = { folder, readOnly, uids: folder.uids, modseqSeen: folder.highestModseq, expunges: folder.expunges, keywords: folder.permanentKeywords.length, dirty: false, stop: () => {} };
+    const view: View = {
+      folder,
+      readOnly,
+      uids: folder.uids,
+      modseqSeen: folder.highestModseq,
+      expunges: folder.expunges,
+      keywords: folder.permanentKeywords.length,
+      recent: new Set(recent),
+      dirty: false,
+      stop: () => {},
+    };
     const onChange = (): void => {
       view.dirty = true;
       this.idleFlush?.();
@@ -501,7 +517,7 @@ export class Session {
       Buffer.concat([
         this.flagsAnnouncement(folder, readOnly),
         untagged(view.uids.length, atom('EXISTS')),
-        untagged(0, atom('RECENT')),
+        untagged(view.recent.size, atom('RECENT')),
         ...(firstUnseen >= 0 ? [status('OK', 'First unseen', `UNSEEN ${firstUnseen + 1}`)] : []),
         status('OK', 'UIDs valid', `UIDVALIDITY ${folder.uidValidity}`),
         status('OK', 'Predicted next UID', `UIDNEXT ${folder.uidNext}`),
@@ -528,13 +544,25 @@ export class Session {
       return;
     }
     v.dirty = false;
+    let claimed = false;
+    if (!v.readOnly && f.unclaimedRecent().length) {
+      const uids = await f.claimRecent().catch(() => []);
+      // IDLE's flush may still run after the client has selected another mailbox.
+      if (this.view !== v) return;
+      for (const uid of uids) v.recent.add(uid);
+      claimed = uids.length > 0;
+    }
     const out: Buffer[] = [];
     if (f.permanentKeywords.length !== v.keywords) {
       v.keywords = f.permanentKeywords.length;
       out.push(this.flagsAnnouncement(f, v.readOnly));
     }
     if (allowExpunge && v.expunges !== f.expunges) {
-      for (let i = v.uids.length - 1; i >= 0; i--) if (!f.get(v.uids[i]!)) out.push(untagged(i + 1, atom('EXPUNGE')));
+      for (let i = v.uids.length - 1; i >= 0; i--) {
+        if (f.get(v.uids[i]!)) continue;
+        out.push(untagged(i + 1, atom('EXPUNGE')));
+        v.recent.delete(v.uids[i]!);
+      }
       v.uids = v.uids.filter((u) => f.get(u));
       v.expunges = f.expunges;
     }
@@ -557,16 +585,27 @@ export class Session {
     }
     if (lo < msgs.length) {
       const grown = [...v.uids];
-      for (let i = lo; i < msgs.length; i++) grown.push(msgs[i]!.uid);
+      for (let i = lo; i < msgs.length; i++) {
+        const uid = msgs[i]!.uid;
+        grown.push(uid);
+        if (v.readOnly && uid >= f.firstRecentUid) v.recent.add(uid);
+      }
       v.uids = grown;
       out.push(untagged(v.uids.length, atom('EXISTS')));
     }
+    // Also after a claim alone: a concurrent flush (IDLE's, then DONE's) may have sent the EXISTS already.
+    if (lo < msgs.length || claimed) out.push(untagged(v.recent.size, atom('RECENT')));
     this.reported.clear();
     if (out.length) await this.send(Buffer.concat(out));
   }
 
+  /** A message's flags as this session sees them: the stored ones, plus \Recent when it is recent here. */
+  private flagsOf(rec: MessageRecord): readonly string[] {
+    return this.view?.recent.has(rec.uid) ? [...rec.flags, '\\Recent'] : rec.flags;
+  }
+
   private flagsResponse(seq: number, rec: MessageRecord, withUid: boolean): Buffer {
-    const items: Value[] = [atom('FLAGS'), rec.flags.map(atom)];
+    const items: Value[] = [atom('FLAGS'), this.flagsOf(rec).map(atom)];
     if (withUid) items.push(atom('UID'), rec.uid);
     if (this.condstore) items.push(atom('MODSEQ'), [rec.modseq]);
     return untagged(seq, atom('FETCH'), items);
@@ -682,7 +721,7 @@ export class Session {
     for (const item of items) {
       out.push(atom(item));
       if (item === 'MESSAGES') out.push(folder.messages.length);
-      else if (item === 'RECENT') out.push(0);
+      else if (item === 'RECENT') out.push(folder.unclaimedRecent().length);
       else if (item === 'UIDNEXT') out.push(folder.uidNext);
       else if (item === 'UIDVALIDITY') out.push(folder.uidValidity);
       else if (item === 'UNSEEN') out.push(folder.messages.filter((m) => !m.flags.includes('\\Seen')).length);
@@ -761,7 +800,7 @@ export class Session {
       const c = {
         seq: i + 1,
         uid: rec.uid,
-        flags: rec.flags,
+        flags: this.flagsOf(rec),
         modseq: rec.modseq,
         size: kinds.has('size') ? await v.folder.size(rec).catch(() => 0) : 0,
         internalDate: kinds.has('internaldate') ? await v.folder.internalDate(rec).catch(() => EPOCH) : EPOCH,
@@ -853,7 +892,7 @@ export class Session {
             text += t.uid;
             break;
           case 'FLAGS':
-            text += `(${t.rec.flags.join(' ')})`;
+            text += `(${this.flagsOf(t.rec).join(' ')})`;
             break;
           case 'MODSEQ':
             text += `(${t.rec.modseq})`;
@@ -889,7 +928,7 @@ export class Session {
           }
         }
       }
-      if (seenNow.has(t.uid) && !wantsFlags) text += ` FLAGS (${t.rec.flags.join(' ')})`;
+      if (seenNow.has(t.uid) && !wantsFlags) text += ` FLAGS (${this.flagsOf(t.rec).join(' ')})`;
       text += ')\r\n';
       if (size + text.length >= WRITE_CHUNK) await flush();
     }

@@ -62,9 +62,9 @@ test('APPEND with flags and date, COPY and MOVE with UIDPLUS, UID EXPUNGE, CLOSE
   const m = /a OK \[APPENDUID (\d+) (\d+)\]/.exec(app);
   assert.ok(m, app);
   assert.match(await w.cmd('b', 'SELECT Drafts'), /\* 1 EXISTS[\s\S]*b OK \[READ-WRITE\]/);
-  assert.match(await w.cmd('c', 'FETCH 1 (FLAGS INTERNALDATE)'), /FLAGS \(\\Draft \$Todo\) INTERNALDATE "14-Jul-2025 06:30:00 \+0000"/);
-  assert.match(await w.cmd('d', 'SELECT INBOX'), /d OK/);
-  assert.match(await w.cmd('d2', 'STORE 1 +FLAGS (Project)'), /\* FLAGS \([^)]*Project\)\r\n\* OK \[PERMANENTFLAGS \([^)]*Project \\\*\)\][^\r]*\r\n\* 1 FETCH \(FLAGS \(Project\)[\s\S]*d2 OK/);
+  assert.match(await w.cmd('c', 'FETCH 1 (FLAGS INTERNALDATE)'), /FLAGS \(\\Draft \$Todo \\Recent\) INTERNALDATE "14-Jul-2025 06:30:00 \+0000"/);
+  assert.match(await w.cmd('d', 'SELECT INBOX'), /\* 2 RECENT[\s\S]*d OK/, 'the first read-write SELECT (the EXAMINE before left them)');
+  assert.match(await w.cmd('d2', 'STORE 1 +FLAGS (Project)'), /\* FLAGS \([^)]*Project\)\r\n\* OK \[PERMANENTFLAGS \([^)]*Project \\\*\)\][^\r]*\r\n\* 1 FETCH \(FLAGS \(Project \\Recent\)[\s\S]*d2 OK/);
   assert.match(await w.cmd('e', 'COPY 1:2 Archive'), /e OK \[COPYUID \d+ 1:2 \d+:\d+\]/);
   assert.match(await w.cmd('f', 'UID MOVE 2 Trash'), /\* OK \[COPYUID \d+ 2 \d+\][\s\S]*\* 2 EXPUNGE[\s\S]*f OK/);
   assert.match(await w.cmd('g', 'STORE 1 +FLAGS.SILENT (\\Deleted)'), /^g OK/);

@@ -27,6 +27,7 @@ test('Dovecot serves a Hearth Maildir with the same UIDs, flags and keywords', a
   await inbox.store([3], 'add', ['\\Seen', 'Work']);
   await inbox.store([4], 'add', ['$Label1', '\\Flagged']);
   const ours = inbox.messages.map((m) => `${m.uid}:${m.flags.join(' ')}`);
+  assert.deepEqual(await inbox.claimRecent(), [1, 3, 4, 5]);
 
   const maildir = store.mailboxPath(address);
   const dir = path.join(root, 'dovecot');
@@ -115,6 +116,7 @@ M.logout()
     const added = inbox.messages[inbox.messages.length - 1]!;
     assert.equal(added.uid, 6, 'the message Dovecot appended has the next UID for Hearth too');
     assert.deepEqual(added.flags, ['\\Answered']);
+    assert.deepEqual(inbox.unclaimedRecent(), [6], "Dovecot keeps Hearth's \\Recent mark (R in the uidlist header)");
     // Dovecot stores LF line endings and records the CRLF size as W=; Hearth serves CRLF with that size.
     assert.equal(toCrlf(await inbox.read(added)).toString(), 'Subject: from dovecot\r\n\r\nhi\r\n');
     assert.equal(inbox.knownSize(added), 'Subject: from dovecot\r\n\r\nhi\r\n'.length);

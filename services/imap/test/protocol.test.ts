@@ -155,6 +155,11 @@ test('SEARCH parsing and matching', () => {
   for (const s of yes) assert.equal(matches(parseSearch(tokens(s)), c), true, s);
   const no = ['UNSEEN', 'NEW', 'SUBJECT nothere', 'BEFORE 1-Jan-2020', 'UID 1:6', 'SMALLER 10', 'MODSEQ 6', 'NOT ALL', '3'];
   for (const s of no) assert.equal(matches(parseSearch(tokens(s)), c), false, s);
+  assert.equal(matches(parseSearch(tokens('OLD')), c), true, 'not recent in this session');
+  assert.equal(matches(parseSearch(tokens('RECENT')), c), false);
+  const fresh = { ...c, flags: ['\\Recent'] };
+  for (const [key, hit] of [['RECENT', true], ['NEW', true], ['OLD', false], ['NOT NEW', false]] as const) assert.equal(matches(parseSearch(tokens(key)), fresh), hit, `${key} on a recent message`);
+  assert.equal(matches(parseSearch(tokens('NEW')), { ...c, flags: ['\\Recent', '\\Seen'] }), false, 'NEW is RECENT UNSEEN');
   assert.throws(() => parseSearch(tokens('CHARSET KOI8-R ALL')), BadCharsetError);
   for (const bad of ['FOO', 'SUBJECT', 'OR SEEN', 'UID *:0', 'SINCE yesterday', 'LARGER x']) assert.throws(() => parseSearch(tokens(bad)), ParseError, bad);
 });

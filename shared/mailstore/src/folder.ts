@@ -34,6 +34,11 @@ export class Folder extends EventEmitter {
   uidValidity = 0;
   uidNext = 1;
   highestModseq = 1;
+  /**
+   * Messages below this UID were already \Recent in some session (RFC 3501 §2.3.2); kept in
+   * the uidlist so that only one session, in whichever process, ever sees a message as recent.
+   */
+  firstRecentUid = 1;
   /** set when the folder was deleted or renamed away; sessions on it must stop */
   gone = false;
   /** bumped whenever messages disappear, so sessions skip looking for expunges otherwise */
@@ -123,7 +128,7 @@ export class Folder extends EventEmitter {
 
   private async readUidList(): Promise<UidList> {
     const text = await fs.promises.readFile(this.uidListFile, 'utf8').catch(() => '');
-    return parseUidList(text) ?? { uidValidity: Math.floor(Date.now() / 1000), nextUid: 1, highestModseq: 1, records: [] };
+    return parseUidList(text) ?? { uidValidity: Math.floor(Date.now() / 1000), nextUid: 1, highestModseq: 1, firstRecentUid: 1, records: [] };
   }
 
   private async readKeywords(): Promise<string[]> {
@@ -204,6 +209,7 @@ export class Folder extends EventEmitter {
     this.uidValidity = list.uidValidity;
     this.uidNext = list.nextUid;
     this.highestModseq = list.highestModseq;
+    this.firstRecentUid = list.firstRecentUid;
     this.setRecords(records);
     if (listChanged) await this.writeUidList();
     this.stampNew = stampNew;
@@ -216,6 +222,7 @@ export class Folder extends EventEmitter {
       uidValidity: this.uidValidity,
       nextUid: this.uidNext,
       highestModseq: this.highestModseq,
+      firstRecentUid: this.firstRecentUid,
       records: this.records.map((r) => ({ uid: r.uid, base: r.base, modseq: r.modseq })),
     };
     if (this.keywordsDirty) {
@@ -246,6 +253,35 @@ export class Folder extends EventEmitter {
   /** Index of the first message without \Seen, or -1. Cached until the messages change. */
   get firstUnseen(): number {
     return (this.derived.firstUnseen ??= this.records.findIndex((r) => !r.flags.includes('\\Seen')));
+  }
+
+  /** UIDs of the messages no session has seen as \Recent yet (STATUS RECENT, EXAMINE). */
+  unclaimedRecent(): number[] {
+    let lo = 0;
+    let hi = this.records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.records[mid]!.uid < this.firstRecentUid) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.records.slice(lo).map((r) => r.uid);
+  }
+
+  /**
+   * Claims the messages no session has seen as \Recent yet, for the caller alone (a
+   * read-write SELECT, or new mail in a selected folder): returns their UIDs and persists
+   * the mark under the lock, so no other session sees them as recent.
+   */
+  async claimRecent(): Promise<number[]> {
+    return this.locked(async () => {
+      const uids = this.unclaimedRecent();
+      if (uids.length) {
+        this.firstRecentUid = this.uidNext;
+        await this.writeUidList();
+        this.stampRest = (await this.stamps())[1];
+      }
+      return uids;
+    });
   }
 
   /** Makes sure the folder is loaded (first use). */

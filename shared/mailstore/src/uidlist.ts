@@ -1,8 +1,9 @@
 /**
  * The dovecot-uidlist file (version 3), so Dovecot and Hearth agree on UIDs:
- *   3 V<uidvalidity> N<nextuid> M<highestmodseq>
+ *   3 V<uidvalidity> N<nextuid> M<highestmodseq> R<firstrecentuid>
  *   <uid> [M<modseq>] :<base name>
- * Dovecot ignores extension keys it does not know; M is Hearth's MODSEQ per message.
+ * Dovecot keeps extension keys it does not know; M is Hearth's MODSEQ per message, R the
+ * first UID no session has seen as \Recent yet (Dovecot keeps that in its index instead).
  */
 export interface UidRecord {
   uid: number;
@@ -14,6 +15,7 @@ export interface UidList {
   uidValidity: number;
   nextUid: number;
   highestModseq: number;
+  firstRecentUid: number;
   records: UidRecord[];
 }
 
@@ -24,12 +26,14 @@ export function parseUidList(text: string): UidList | null {
   let uidValidity = 0;
   let nextUid = 1;
   let highestModseq = 1;
+  let firstRecentUid = 1;
   for (const field of header.slice(1)) {
     const v = Number(field.slice(1));
     if (!Number.isSafeInteger(v)) continue;
     if (field[0] === 'V') uidValidity = v;
     else if (field[0] === 'N') nextUid = v;
     else if (field[0] === 'M') highestModseq = v;
+    else if (field[0] === 'R') firstRecentUid = v;
   }
   if (uidValidity <= 0) return null;
   const records: UidRecord[] = [];
@@ -49,11 +53,12 @@ export function parseUidList(text: string): UidList | null {
   }
   if (last >= nextUid) nextUid = last + 1;
   for (const r of records) if (r.modseq > highestModseq) highestModseq = r.modseq;
-  return { uidValidity, nextUid, highestModseq, records };
+  firstRecentUid = Math.min(Math.max(firstRecentUid, 1), nextUid);
+  return { uidValidity, nextUid, highestModseq, firstRecentUid, records };
 }
 
 export function serializeUidList(list: UidList): string {
-  const out = [`3 V${list.uidValidity} N${list.nextUid} M${list.highestModseq}`];
+  const out = [`3 V${list.uidValidity} N${list.nextUid} M${list.highestModseq} R${list.firstRecentUid}`];
   for (const r of list.records) out.push(`${r.uid} M${r.modseq} :${r.base}`);
   return out.join('\n') + '\n';
 }

@@ -18,11 +18,13 @@ test('flag letters map like Dovecot', () => {
 });
 
 test('uidlist round-trips and ignores a torn last line', () => {
-  const list = { uidValidity: 1700000000, nextUid: 5, highestModseq: 9, records: [{ uid: 3, base: 'a,S=1', modseq: 4 }, { uid: 4, base: 'b,S=2', modseq: 9 }] };
+  const list = { uidValidity: 1700000000, nextUid: 5, highestModseq: 9, firstRecentUid: 4, records: [{ uid: 3, base: 'a,S=1', modseq: 4 }, { uid: 4, base: 'b,S=2', modseq: 9 }] };
   assert.deepEqual(parseUidList(serializeUidList(list)), list);
   const torn = serializeUidList(list) + '5 M10 :c,S';
   assert.equal(parseUidList(torn)?.records.length, 2);
   assert.equal(parseUidList('garbage'), null);
+  assert.equal(parseUidList('3 V1 N5\n')?.firstRecentUid, 1, 'a uidlist without R (Dovecot\'s) counts everything as not yet recent');
+  assert.equal(parseUidList('3 V1 N5 R9\n')?.firstRecentUid, 5, 'R never points past the next UID');
 });
 
 test('modified UTF-7 names', () => {
@@ -146,6 +148,32 @@ test('concurrent appends from two stores get distinct UIDs', async () => {
     assert.equal(new Set(recs.map((r) => r.uid)).size, 10);
     await a.refresh();
     assert.equal(a.messages.length, 10);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('each message is claimed as recent once, across stores (processes)', async () => {
+  const dir = tmp();
+  try {
+    const store = new MailStore(dir);
+    await store.deliver('r@example.test', msg('one'));
+    await store.deliver('r@example.test', msg('two'));
+    const a = await (await store.open('r@example.test')).folder('INBOX');
+    const b = await (await new MailStore(dir).open('r@example.test')).folder('INBOX');
+    assert.deepEqual(b.unclaimedRecent(), [1, 2]);
+    assert.deepEqual(await a.claimRecent(), [1, 2]);
+    assert.deepEqual(await b.claimRecent(), [], 'the other store sees the claim on disk');
+    await b.refresh();
+    assert.deepEqual(b.unclaimedRecent(), []);
+    await Promise.all([...Array(6)].map((_, i) => store.deliver('r@example.test', msg(`n${i}`))));
+    // Claims racing with each other and with deliveries never hand out a UID twice.
+    const claims = await Promise.all([a.claimRecent(), b.claimRecent(), a.claimRecent(), b.claimRecent()]);
+    const all = claims.flat().sort((x, y) => x - y);
+    assert.deepEqual(all, [3, 4, 5, 6, 7, 8]);
+    const fresh = await (await new MailStore(dir).open('r@example.test')).folder('INBOX');
+    assert.equal(fresh.firstRecentUid, 9, 'the mark is persisted');
+    assert.deepEqual(fresh.unclaimedRecent(), []);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
