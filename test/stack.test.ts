@@ -59,7 +59,9 @@ describe('docker-compose.yml wiring, run natively', () => {
     for (const [name, svc] of Object.entries(compose.services)) {
       if (!svc.healthcheck || !present(svc.command)) continue;
       // The compose environment with the container-only parts mapped onto this machine.
-      const env: Record<string, string> = { ...svc.environment!, ...ports };
+      // Interpolate `${VAR:-default}` as compose does, with nothing set on the host.
+      const composeEnv = Object.fromEntries(Object.entries(svc.environment!).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')]));
+      const env: Record<string, string> = { ...composeEnv, ...ports };
       env.HEARTH_DATABASE_URL = t.env.HEARTH_DATABASE_URL!;
       env.HEARTH_REDIS_URL = 'redis://127.0.0.1:6379/0';
       env.HEARTH_DATA_DIR = t.dataDir;
