@@ -81,11 +81,6 @@ export class MailStore {
     return path.join(this.root, domain, local);
   }
 
-  /**
-   * Delivers one message atomically: written and fsync'd in tmp/, then renamed into new/
-   * (a reader never sees a partial file), then the directory entry is fsync'd.
-   * `folder` is a Maildir++ folder name without the leading dot (default INBOX).
-   */
   private readonly knownFolders = new Set<string>();
 
   private async makeFolder(base: string): Promise<void> {
@@ -93,6 +88,11 @@ export class MailStore {
     this.knownFolders.add(base);
   }
 
+  /**
+   * Delivers one message atomically: written and fsync'd in tmp/, then renamed into new/
+   * (a reader never sees a partial file), then the directory entry is fsync'd.
+   * `folder` is a Maildir++ folder name without the leading dot (default INBOX).
+   */
   async deliver(address: string, raw: Buffer, folder?: string): Promise<string> {
     const base = folder ? path.join(this.mailboxPath(address), `.${folder}`) : this.mailboxPath(address);
     const name = uniqueName(raw.length);
