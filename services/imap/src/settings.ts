@@ -1,3 +1,4 @@
+import { parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the IMAP daemon has, read once at start. */
@@ -14,10 +15,6 @@ const schema = z.object({
 });
 
 export function loadImapSettings(env: NodeJS.ProcessEnv = process.env): ImapSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
-  }
-  return { maxMessageBytes: parsed.data.HEARTH_IMAP_MAX_MESSAGE_MB * 1024 * 1024, quotaBytes: parsed.data.HEARTH_MAIL_QUOTA_MB * 1024 * 1024 };
+  const e = parseEnv(schema, env);
+  return { maxMessageBytes: e.HEARTH_IMAP_MAX_MESSAGE_MB * 1024 * 1024, quotaBytes: e.HEARTH_MAIL_QUOTA_MB * 1024 * 1024 };
 }

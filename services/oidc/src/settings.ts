@@ -1,4 +1,4 @@
-import { ConfigError } from '@hearth/config';
+import { parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the OIDC daemon has, read once at start. */
@@ -12,10 +12,5 @@ const schema = z.object({
 });
 
 export function loadOidcSettings(env: NodeJS.ProcessEnv = process.env): OidcSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
-  }
-  return { workers: parsed.data.HEARTH_OIDC_WORKERS };
+  return { workers: parseEnv(schema, env).HEARTH_OIDC_WORKERS };
 }

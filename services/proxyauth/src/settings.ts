@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { blank, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the gateway has, read once at start from HEARTH_PROXYAUTH_* variables. */
@@ -59,22 +60,15 @@ const schema = z
       .string()
       .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be an http(s) origin such as http://oidc:4000')
       .optional()
-      .or(z.literal('').transform(() => undefined)),
+      .or(blank),
   })
   .refine((s) => s.HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS <= s.HEARTH_PROXYAUTH_SESSION_MAX_SECONDS, {
     message: 'must not exceed HEARTH_PROXYAUTH_SESSION_MAX_SECONDS',
     path: ['HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS'],
   });
 
-export class SettingsError extends Error {}
-
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): ProxyAuthSettings {
-  const r = schema.safeParse(env);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new SettingsError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
-  }
-  const s = r.data;
+  const s = parseEnv(schema, env);
   return {
     upstreamTimeoutMs: s.HEARTH_PROXYAUTH_UPSTREAM_TIMEOUT_MS,
     maxHeaderSize: s.HEARTH_PROXYAUTH_MAX_HEADER_SIZE,

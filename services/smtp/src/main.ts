@@ -1,12 +1,13 @@
+import { ConfigError } from '@hearth/config';
 import { runDaemon } from '@hearth/daemon';
 import { startSmtp } from './server.ts';
-import { loadSmtpSettings, SettingsError } from './settings.ts';
+import { loadSmtpSettings } from './settings.ts';
 
 let settings;
 try {
   settings = loadSmtpSettings();
 } catch (err) {
-  if (!(err instanceof SettingsError)) throw err;
+  if (!(err instanceof ConfigError)) throw err;
   process.stderr.write(`hearth smtp: ${err.message}\n`);
   process.exit(1);
 }

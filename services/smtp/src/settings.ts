@@ -1,3 +1,4 @@
+import { envFlag, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 import { parseNetworks, type NetworkList } from './networks.ts';
 
@@ -98,22 +99,12 @@ const schema = z.object({
     }),
   HEARTH_SMTP_MAX_QUEUE_AGE: seconds.default(4 * 24 * 3600),
   HEARTH_SMTP_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
-  HEARTH_SMTP_RELAY_INSECURE_TLS: z
-    .string()
-    .optional()
-    .transform((v) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false'),
+  HEARTH_SMTP_RELAY_INSECURE_TLS: envFlag,
 });
-
-export class SettingsError extends Error {}
 
 /** Reads the SMTP daemon's own settings once at start. */
 export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new SettingsError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(schema, env);
   return {
     relay: e.HEARTH_SMTP_RELAY,
     trustedNetworks: e.HEARTH_SMTP_TRUSTED_NETWORKS,

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig } from '@hearth/config';
+import { ConfigError, loadConfig } from '@hearth/config';
 import { tempDir } from '@hearth/testkit';
 import { dkimDnsRecord, ensureDkimKey } from '../src/dkim.ts';
 import { buildDsn } from '../src/dsn.ts';
@@ -10,7 +10,7 @@ import { appendHeaders, ensureIdentity, fromAddresses, headerValues, inspectBody
 import { parseNetworks } from '../src/networks.ts';
 import { RateLimiter } from '../src/ratelimit.ts';
 import { replayState } from '../src/queue.ts';
-import { loadSmtpSettings, SettingsError } from '../src/settings.ts';
+import { loadSmtpSettings } from '../src/settings.ts';
 import type { QueueEnvelope, StateRecord } from '../src/spool.ts';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -123,7 +123,7 @@ describe('settings and rules', () => {
     assert.equal(s.maxQueueAgeMs, 4 * 24 * 3600 * 1000);
     assert.equal(loadSmtpSettings({}).relay, null);
     assert.equal(loadSmtpSettings({}).trustedNetworks.cidrs.length, 0);
-    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_RELAY: 'http://x' }), SettingsError);
+    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_RELAY: 'http://x' }), ConfigError);
     assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_RETRY_DELAYS: '1,-2' }), /HEARTH_SMTP_RETRY_DELAYS/);
     assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_TRUSTED_NETWORKS: '1.2.3.4/99' }), /HEARTH_SMTP_TRUSTED_NETWORKS/);
   });

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { blank, envPort, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the TURN daemon has; parsed once at start. */
@@ -28,13 +29,11 @@ const cidr = z.string().refine((s) => {
   const n = Number(bits);
   return /^\d+$/.test(bits) && n <= (net.isIPv4(addr) ? 32 : 128);
 }, 'must be a list of CIDRs like 10.0.0.0/8,fd00::/8');
-const portNumber = z.coerce.number().int().min(1).max(65535);
-const blank = z.literal('').transform(() => undefined);
 
 const schema = z
   .object({
-    HEARTH_TURN_RELAY_PORT_MIN: portNumber.optional().or(blank),
-    HEARTH_TURN_RELAY_PORT_MAX: portNumber.optional().or(blank),
+    HEARTH_TURN_RELAY_PORT_MIN: envPort.optional().or(blank),
+    HEARTH_TURN_RELAY_PORT_MAX: envPort.optional().or(blank),
     HEARTH_TURN_RELAY_ADDRESS: ip.optional().or(blank),
     HEARTH_TURN_EXTERNAL_ADDRESS: ip.optional().or(blank),
     HEARTH_TURN_ALLOWED_PEERS: z
@@ -57,15 +56,8 @@ const schema = z
     path: ['HEARTH_TURN_RELAY_PORT_MIN'],
   });
 
-export class SettingsError extends Error {}
-
 export function loadTurnSettings(env: NodeJS.ProcessEnv = process.env): TurnSettings {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new SettingsError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(schema, env);
   return {
     relayPortMin: e.HEARTH_TURN_RELAY_PORT_MIN ?? null,
     relayPortMax: e.HEARTH_TURN_RELAY_PORT_MAX ?? null,

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ConfigError } from '@hearth/config';
 import { parseRestUsername, restPassword } from '../src/auth.ts';
 import { PeerPolicy } from '../src/peers.ts';
-import { loadTurnSettings, SettingsError } from '../src/settings.ts';
+import { loadTurnSettings } from '../src/settings.ts';
 
 describe('peer policy', () => {
   const strict = new PeerPolicy({ allowLoopback: false, allowedCidrs: [], ownAddresses: ['198.51.100.7'] });
@@ -56,6 +57,6 @@ describe('settings', () => {
       { HEARTH_TURN_ALLOWED_PEERS: 'example.com' },
       { HEARTH_TURN_USER_QUOTA: '0' },
     ];
-    for (const env of bad) assert.throws(() => loadTurnSettings(env), (e: unknown) => e instanceof SettingsError && /HEARTH_TURN_/.test(e.message), JSON.stringify(env));
+    for (const env of bad) assert.throws(() => loadTurnSettings(env), (e: unknown) => e instanceof ConfigError && /HEARTH_TURN_/.test(e.message), JSON.stringify(env));
   });
 });

@@ -50,10 +50,18 @@ export interface HearthConfig {
 }
 
 const port = z.coerce.number().int().min(0).max(65535);
-const flag = z
+
+/** An on/off variable: unset, empty, "0" and "false" (any case) are off, anything else is on. */
+export const envFlag = z
   .string()
   .optional()
   .transform((v) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false');
+
+/** A port to connect to or hand out (0 is not one). */
+export const envPort = z.coerce.number().int().min(1).max(65535);
+
+/** Lets a variable set to the empty string count as unset: `schema.optional().or(blank)`. */
+export const blank = z.literal('').transform(() => undefined);
 
 const envSchema = z.object({
   HEARTH_DATA_DIR: z.string().min(1).default('./data'),
@@ -61,12 +69,12 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional()
-    .or(z.literal('').transform(() => undefined)),
+    .or(blank),
   HEARTH_REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional()
-    .or(z.literal('').transform(() => undefined)),
+    .or(blank),
   HEARTH_LISTEN: z.string().min(1).default('127.0.0.1'),
   HEARTH_HOSTNAME: z.string().min(1).default('127.0.0.1'),
   HEARTH_DOMAIN: z
@@ -76,7 +84,7 @@ const envSchema = z.object({
   HEARTH_OIDC_ISSUER: z.string().url().optional(),
   HEARTH_TLS_CERT: z.string().optional(),
   HEARTH_TLS_KEY: z.string().optional(),
-  HEARTH_TURN_ALLOW_LOOPBACK_PEERS: flag,
+  HEARTH_TURN_ALLOW_LOOPBACK_PEERS: envFlag,
   HEARTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(8).default(19456),
   HEARTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
   HEARTH_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
@@ -85,14 +93,22 @@ const envSchema = z.object({
 
 export class ConfigError extends Error {}
 
-/** Reads and validates the environment once; every daemon and the CLI start here. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
-  const parsed = envSchema.safeParse(env);
+/**
+ * Validates environment variables with a zod object schema; the first problem becomes a one-line
+ * ConfigError naming the variable ("invalid setting HEARTH_X: must be ..."), which daemons print and exit on.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+/** Reads and validates the environment once; every daemon and the CLI start here. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
+  const e = parseEnv(envSchema, env);
   const ports = {} as Ports;
   for (const name of Object.keys(DEFAULT_PORTS) as PortName[]) {
     const raw = env[portEnvName(name)];

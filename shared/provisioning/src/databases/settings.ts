@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from '@hearth/config';
+import { envPort, parseEnv } from '@hearth/config';
 
 /**
  * Settings only the database addons use, read from HEARTH_* variables once per process.
@@ -24,16 +24,14 @@ const adminUrl = (scheme: RegExp, example: string, fallback?: string, wellFormed
     .transform((v) => (v === undefined ? fallback : v === '' ? undefined : v))
     .refine((v) => v === undefined || (scheme.test(v) && wellFormed(v)), { message: `must be a URL such as ${example}` });
 
-const port = z.coerce.number().int().min(1).max(65535);
-
 const envSchema = z
   .object({
     HEARTH_MYSQL_ADMIN_URL: adminUrl(/^mysql:\/\//, 'mysql://root:secret@127.0.0.1:3306', 'mysql://root@127.0.0.1:3306'),
     HEARTH_POSTGRESQL_ADMIN_URL: adminUrl(/^postgres(ql)?:\/\//, 'postgres://postgres:secret@127.0.0.1:5432/postgres', 'postgres://postgres@127.0.0.1:5432/postgres'),
     HEARTH_MONGODB_ADMIN_URL: adminUrl(/^mongodb:\/\/([^@/\s]+@)?[^@/\s]+(\/[^\s]*)?$/, 'mongodb://admin:secret@127.0.0.1:27017/admin', undefined, () => true),
     HEARTH_REDIS_SERVER_BIN: z.string().min(1).default('redis-server'),
-    HEARTH_REDIS_PORT_MIN: port.default(6380),
-    HEARTH_REDIS_PORT_MAX: port.default(6479),
+    HEARTH_REDIS_PORT_MIN: envPort.default(6380),
+    HEARTH_REDIS_PORT_MAX: envPort.default(6479),
     HEARTH_REDIS_MAXMEMORY: z
       .string()
       .regex(/^[1-9][0-9]*(kb|mb|gb)?$/i, 'must be a size such as 256mb')
@@ -42,12 +40,7 @@ const envSchema = z
   .refine((e) => e.HEARTH_REDIS_PORT_MIN <= e.HEARTH_REDIS_PORT_MAX, { message: 'must not be above HEARTH_REDIS_PORT_MAX', path: ['HEARTH_REDIS_PORT_MIN'] });
 
 export function parseDatabaseSettings(env: NodeJS.ProcessEnv): DatabaseSettings {
-  const r = envSchema.safeParse(env);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new ConfigError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
-  }
-  const e = r.data;
+  const e = parseEnv(envSchema, env);
   return {
     mysqlAdminUrl: e.HEARTH_MYSQL_ADMIN_URL,
     postgresqlAdminUrl: e.HEARTH_POSTGRESQL_ADMIN_URL,

@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { z } from 'zod';
+import { blank, ConfigError, envFlag, envPort, loadConfig, parseEnv } from '../src/index.ts';
+
+describe('parseEnv', () => {
+  const schema = z.object({
+    HEARTH_X_PORT: envPort.optional().or(blank),
+    HEARTH_X_ON: envFlag,
+    HEARTH_X_COUNT: z.coerce.number().int().min(1).default(3),
+  });
+
+  it('returns the parsed values, defaults filled in, empty strings unset', () => {
+    assert.deepEqual(parseEnv(schema, { HEARTH_X_PORT: '', HEARTH_X_ON: 'yes' }), { HEARTH_X_PORT: undefined, HEARTH_X_ON: true, HEARTH_X_COUNT: 3 });
+    assert.deepEqual(parseEnv(schema, { HEARTH_X_PORT: '25', HEARTH_X_ON: 'FALSE', HEARTH_X_COUNT: '7' }), { HEARTH_X_PORT: 25, HEARTH_X_ON: false, HEARTH_X_COUNT: 7 });
+    for (const off of [undefined, '', '0', 'false', 'False']) assert.equal(parseEnv(schema, { HEARTH_X_ON: off }).HEARTH_X_ON, false);
+  });
+
+  it('throws a one-line ConfigError naming the first bad variable', () => {
+    for (const [env, re] of [
+      [{ HEARTH_X_PORT: '0' }, /^invalid setting HEARTH_X_PORT: /],
+      [{ HEARTH_X_PORT: '65536' }, /^invalid setting HEARTH_X_PORT: /],
+      [{ HEARTH_X_COUNT: '0' }, /^invalid setting HEARTH_X_COUNT: /],
+    ] as const) {
+      assert.throws(() => parseEnv(schema, env), (e: unknown) => e instanceof ConfigError && re.test(e.message) && !e.message.includes('\n'), JSON.stringify(env));
+    }
+  });
+});
+
+describe('loadConfig', () => {
+  it('names the variable in its errors', () => {
+    assert.throws(() => loadConfig({ HEARTH_DATABASE_URL: 'mysql://x' }), { message: 'invalid setting HEARTH_DATABASE_URL: must be a postgres:// URL' });
+    assert.throws(() => loadConfig({ HEARTH_SMTP_PORT: 'x' }), { message: 'invalid setting HEARTH_SMTP_PORT: must be a port number' });
+    assert.equal(loadConfig({ HEARTH_DATABASE_URL: '', HEARTH_TURN_ALLOW_LOOPBACK_PEERS: '1' }).turnAllowLoopbackPeers, true);
+    assert.equal(loadConfig({ HEARTH_DATABASE_URL: '' }).databaseUrl, undefined);
+  });
+});
