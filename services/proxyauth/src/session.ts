@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileOnce } from '@hearth/config';
 import type { App, Directory } from '@hearth/directory';
 
 /**
@@ -40,22 +41,9 @@ const KV_NAMESPACE = 'proxyauth.session';
 
 /** The gateway-wide secret, generated once into $HEARTH_DATA_DIR/proxyauth/cookie.key. */
 export function loadMasterKey(dataDir: string): Buffer {
-  const dir = path.join(dataDir, 'proxyauth');
-  const file = path.join(dir, 'cookie.key');
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Write aside, then link: replicas starting together agree on the first key written.
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    fs.writeFileSync(tmp, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    try {
-      fs.linkSync(tmp, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
-  }
-  const hex = fs.readFileSync(file, 'utf8').trim();
+  const file = path.join(dataDir, 'proxyauth', 'cookie.key');
+  // replicas starting together agree on the first key written
+  const hex = (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : writeFileOnce(file, `${randomBytes(32).toString('hex')}\n`)).trim();
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is not a 32-byte hex key`);
   return Buffer.from(hex, 'hex');
 }

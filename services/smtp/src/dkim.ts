@@ -1,7 +1,7 @@
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { HearthConfig } from '@hearth/config';
+import { writeFileOnce, type HearthConfig } from '@hearth/config';
 
 export const DKIM_SELECTOR = 'hearth';
 
@@ -28,18 +28,8 @@ export function ensureDkimKey(dataDir: string, domain: string): string {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, privateKey, { mode: 0o600 });
-  try {
-    // link fails if another process won the race; then its key is the key
-    fs.linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
-  return fs.readFileSync(file, 'utf8');
+  // if another process won the race, its key is the key
+  return writeFileOnce(file, privateKey);
 }
 
 export interface DkimDnsRecord {

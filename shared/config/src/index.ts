@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 
+export { writeFileOnce } from './files.ts';
+
 /** Every port a Hearth daemon listens on, with the CONTRACT.md defaults. */
 export const DEFAULT_PORTS = {
   ldap: 3890,

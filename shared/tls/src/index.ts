@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { generate } from 'selfsigned';
-import type { HearthConfig } from '@hearth/config';
+import { writeFileOnce, type HearthConfig } from '@hearth/config';
 
 export interface TlsMaterial {
   cert: string;
@@ -24,8 +24,9 @@ export async function loadTls(config: HearthConfig): Promise<TlsMaterial> {
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
   const bundleFile = path.join(dir, 'bundle.pem');
-  if (!fs.existsSync(bundleFile)) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let bundle: string;
+  if (fs.existsSync(bundleFile)) bundle = fs.readFileSync(bundleFile, 'utf8');
+  else {
     const altNames = [
       { type: 2 as const, value: 'localhost' },
       { type: 7 as const, ip: '127.0.0.1' },
@@ -45,17 +46,9 @@ export async function loadTls(config: HearthConfig): Promise<TlsMaterial> {
         { name: 'subjectAltName', altNames },
       ],
     });
-    // One file written atomically decides the winner when several daemons start at once.
-    const tmp = `${bundleFile}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, pems.private + pems.cert, { mode: 0o600 });
-    try {
-      fs.linkSync(tmp, bundleFile);
-    } catch {
-      // another process won the race; use its pair
-    }
-    fs.unlinkSync(tmp);
+    // One file written once decides the winner when several daemons start at once; the losers use its pair.
+    bundle = writeFileOnce(bundleFile, pems.private + pems.cert);
   }
-  const bundle = fs.readFileSync(bundleFile, 'utf8');
   const key = bundle.slice(0, bundle.indexOf('-----BEGIN CERTIFICATE-----'));
   const cert = bundle.slice(bundle.indexOf('-----BEGIN CERTIFICATE-----'));
   if (!fs.existsSync(certFile)) fs.writeFileSync(certFile, cert);
