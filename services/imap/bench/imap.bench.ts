@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory } from '@hearth/directory';
 import { MailStore } from '@hearth/mailstore';
-import { freePort, REPO_ROOT, startDaemon, tempDir, waitFor } from '@hearth/testkit';
+import { freePort, memoryMiB, startDaemon, tempDir, waitFor, writeBenchmarkSection } from '@hearth/testkit';
 
 const MESSAGES = Number(process.env.IMAP_BENCH_MESSAGES ?? 10_000);
 const CLIENTS = Number(process.env.IMAP_BENCH_CLIENTS ?? 10);
@@ -298,30 +298,6 @@ async function runPhases(t: Target): Promise<Record<string, Result>> {
   return out;
 }
 
-function rssMiB(pid: number | null): number | null {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
-}
-
-function writeSection(body: string): void {
-  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
-  const section = `## IMAP\n\n${body}\n`;
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const start = text.search(/^## IMAP\s*$/m);
-  if (start >= 0) {
-    const rest = text.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next >= 0 ? start + 1 + next : text.length;
-    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
-  } else text = `${text.trimEnd()}\n\n${section}`;
-  fs.writeFileSync(file, text);
-}
-
 async function main(): Promise<void> {
   const loadStart = os.loadavg().map((n) => n.toFixed(1)).join(' ');
   const root = tempDir('hearth-imap-bench-');
@@ -380,7 +356,8 @@ async function main(): Promise<void> {
       log(`Dovecot (pass ${i + 1}):`);
       d = best(d, await runPhases(dovecot.target));
     }
-    const hearthRss = rssMiB(hearth.pid);
+    const rss = hearth.pid ? memoryMiB(hearth.pid).rss : NaN;
+    const hearthRss = Number.isNaN(rss) ? null : Math.round(rss);
 
     const rows: [string, string, (r: Result) => number, (n: number) => string][] = [
       ['logins', 'logins/s (connect, LOGIN, LOGOUT)', (r) => r.opsPerSecond, (n) => n.toFixed(0)],
@@ -420,7 +397,7 @@ async function main(): Promise<void> {
     ].join('\n');
     console.log(body);
     if (process.env.IMAP_BENCH_WRITE !== '0') {
-      writeSection(body);
+      writeBenchmarkSection('IMAP', body);
       log('wrote the IMAP section of BENCHMARKS.md');
     }
   } catch (err) {

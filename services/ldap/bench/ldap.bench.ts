@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '@hearth/config';
 import { Directory, PasswordHasher, type User } from '@hearth/directory';
-import { freePort, REPO_ROOT, startDaemon, tempDir, waitFor } from '@hearth/testkit';
+import { freePort, memoryMiB, percentile, startDaemon, tempDir, waitFor, writeBenchmarkSection } from '@hearth/testkit';
 import { pduLength } from '../src/ber.ts';
 import { OP } from '../src/protocol.ts';
 import { bindRequest, searchRequest, seedFilter } from '../test/wire-client.ts';
@@ -287,11 +287,6 @@ class LoadConn {
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 async function drive(port: number, seconds: number, bindAsApp: boolean, next: () => { pdu: Buffer; expectEntries: number }): Promise<{ phase: Phase; latencies: number[] }> {
   let recording = false;
   const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => LoadConn.open(port, next, () => recording)));
@@ -310,12 +305,6 @@ async function drive(port: number, seconds: number, bindAsApp: boolean, next: ()
   const lat = conns.flatMap((c) => c.latencies).sort((a, b) => a - b);
   const ops = conns.reduce((n, c) => n + c.ops, 0);
   return { phase: { ops, errors: conns.reduce((n, c) => n + c.errors, 0), seconds: elapsed, p50: percentile(lat, 50), p99: percentile(lat, 99) }, latencies: lat };
-}
-
-function rssMiB(pid: number): { rss: number; peak: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
 }
 
 interface Result {
@@ -344,7 +333,7 @@ async function measureBoth(targets: Target[], users: User[]): Promise<Result[]> 
   const searches = users.map((u, i) => searchRequest(2, 'ou=users,dc=cloudron', 2, seedFilter(i % 2 ? u.username : u.email), []));
   const binds = users.map((u) => bindRequest(3, `cn=${u.id},ou=users,dc=cloudron`, PASSWORD));
   const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
-  const rounds = targets.map((t) => ({ search: [] as Phase[], searchLat: [] as number[][], bind: [] as Phase[], bindLat: [] as number[][], idleRss: rssMiB(t.pid).rss, searchRss: 0 }));
+  const rounds = targets.map((t) => ({ search: [] as Phase[], searchLat: [] as number[][], bind: [] as Phase[], bindLat: [] as number[][], idleRss: memoryMiB(t.pid).rss, searchRss: 0 }));
   for (let r = 0; r < ROUNDS; r++) {
     for (const [i, t] of targets.entries()) {
       log(`round ${r + 1}/${ROUNDS}: ${t.name} searches for ${SECONDS} s...`);
@@ -353,7 +342,7 @@ async function measureBoth(targets: Target[], users: User[]): Promise<Result[]> 
       rounds[i]!.searchLat.push(latencies);
     }
   }
-  targets.forEach((t, i) => (rounds[i]!.searchRss = rssMiB(t.pid).rss));
+  targets.forEach((t, i) => (rounds[i]!.searchRss = memoryMiB(t.pid).rss));
   for (let r = 0; r < BIND_ROUNDS; r++) {
     for (const [i, t] of targets.entries()) {
       log(`round ${r + 1}/${BIND_ROUNDS}: ${t.name} binds for ${BIND_SECONDS} s...`);
@@ -364,7 +353,7 @@ async function measureBoth(targets: Target[], users: User[]): Promise<Result[]> 
   }
   return targets.map((t, i) => {
     const x = rounds[i]!;
-    return { search: pool(x.search, x.searchLat), bind: pool(x.bind, x.bindLat), idleRss: x.idleRss, searchRss: x.searchRss, ...rssMiB(t.pid) };
+    return { search: pool(x.search, x.searchLat), bind: pool(x.bind, x.bindLat), idleRss: x.idleRss, searchRss: x.searchRss, ...memoryMiB(t.pid) };
   });
 }
 
@@ -404,20 +393,6 @@ function report(ours: Result, slapd: Result, argon: string, load: [number, numbe
   return lines.join('\n');
 }
 
-function writeSection(body: string): void {
-  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
-  const section = `## LDAP\n\n${body}\n`;
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\nMeasured with `npm run bench:<service>`; each bench runs the Debian reference server in the same run.\n';
-  const start = text.search(/^## LDAP\s*$/m);
-  if (start >= 0) {
-    const rest = text.slice(start + 1);
-    const nextHeader = rest.search(/^## /m);
-    const end = nextHeader >= 0 ? start + 1 + nextHeader : text.length;
-    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
-  } else text = `${text.trimEnd()}\n\n${section}`;
-  fs.writeFileSync(file, text);
-}
-
 async function main(): Promise<void> {
   const dataDir = tempDir('hearth-ldap-bench-');
   const port = await freePort();
@@ -442,7 +417,7 @@ async function main(): Promise<void> {
     const [ours, theirs] = await measureBoth([{ name: 'hearth', port, pid: daemon.child.pid! }, slapd.target], users);
     const body = report(ours!, theirs!, argon, [load, os.loadavg()[0]!]);
     console.log(body);
-    writeSection(body);
+    writeBenchmarkSection('LDAP', body);
     log('wrote the LDAP section of BENCHMARKS.md');
   } finally {
     await daemon.stop();

@@ -18,11 +18,10 @@
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory, PasswordHasher } from '@hearth/directory';
-import { freePort, REPO_ROOT, startDaemon, tempDir } from '@hearth/testkit';
+import { cpuSeconds, freePort, percentile, startDaemon, tempDir, writeBenchmarkSection } from '@hearth/testkit';
 import { Browser, formOf, PASSWORD } from '../test/helpers.ts';
 
 const CLIENTS = Number(process.env.OIDC_BENCH_CLIENTS ?? 16);
@@ -44,29 +43,11 @@ interface Stats {
   cpuMs: number;
 }
 
-/** CPU seconds (user + system) a process has used, from /proc: robust against other load on the machine. */
-function cpuSeconds(pid: number): number {
-  let total = 0;
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let fields: string[];
-    try {
-      fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    } catch {
-      continue;
-    }
-    // fields[1] is the parent pid: the daemon itself and its cluster workers.
-    if (Number(entry) === pid || Number(fields[1]) === pid) total += Number(fields[11]) + Number(fields[12]);
-  }
-  return total / 100;
-}
-
 let daemonPid = 0;
 
 function stats(latencies: number[], errors: number, seconds: number, cpu: number): Stats {
   const sorted = [...latencies].sort((a, b) => a - b);
-  const pick = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { count: sorted.length, errors, seconds, rate: sorted.length / seconds, p50: pick(0.5), p99: pick(0.99), cpuMs: (cpu * 1000) / Math.max(1, sorted.length) };
+  return { count: sorted.length, errors, seconds, rate: sorted.length / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuMs: (cpu * 1000) / Math.max(1, sorted.length) };
 }
 
 /** Runs `op` in CLIENTS closed loops until `until()` says stop; returns per-op latencies (ms). */
@@ -74,7 +55,7 @@ async function closedLoop(op: (worker: number) => Promise<boolean>, until: () =>
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
-  const cpu0 = cpuSeconds(daemonPid);
+  const cpu0 = cpuSeconds(daemonPid, true);
   await Promise.all(
     Array.from({ length: CLIENTS }, async (_, w) => {
       while (!until()) {
@@ -85,7 +66,7 @@ async function closedLoop(op: (worker: number) => Promise<boolean>, until: () =>
       }
     }),
   );
-  return stats(latencies, errors, (performance.now() - started) / 1000, cpuSeconds(daemonPid) - cpu0);
+  return stats(latencies, errors, (performance.now() - started) / 1000, cpuSeconds(daemonPid, true) - cpu0);
 }
 
 const forSeconds = (s: number): (() => boolean) => {
@@ -123,20 +104,6 @@ async function argon2PerSecond(): Promise<number> {
     }),
   );
   return n / ((performance.now() - start) / 1000);
-}
-
-function writeSection(body: string): void {
-  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
-  const section = `## OIDC\n\n${body}\n`;
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const start = text.search(/^## OIDC\s*$/m);
-  if (start >= 0) {
-    const rest = text.slice(start + 1);
-    const nextHeader = rest.search(/^## /m);
-    const end = nextHeader >= 0 ? start + 1 + nextHeader : text.length;
-    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
-  } else text = `${text.trimEnd()}\n\n${section}`;
-  fs.writeFileSync(file, text);
 }
 
 async function main(): Promise<void> {
@@ -213,7 +180,7 @@ async function main(): Promise<void> {
     `Target (issue 6): code exchange ≥ 500/s on this 2-core machine — ${best >= 500 ? 'met' : 'not met'} (best RS256 figure: ${f(best)}/s).`,
   ].join('\n');
   process.stdout.write(`${body}\n`);
-  writeSection(body);
+  writeBenchmarkSection('OIDC', body);
   log('wrote the OIDC section of BENCHMARKS.md');
 }
 

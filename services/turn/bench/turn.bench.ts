@@ -15,17 +15,15 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { loadConfig } from '@hearth/config';
 import { Directory, generateSecret } from '@hearth/directory';
-import { freePort, REPO_ROOT, startDaemon, tempDir, waitFor } from '@hearth/testkit';
+import { cpuSeconds, freePort, percentile, startDaemon, tempDir, waitFor, writeBenchmarkSection } from '@hearth/testkit';
 import { Attr, channelNumberValue, Class, Method, requestedTransportValue, xorAddressValue } from '../src/stun-codec.ts';
 import { login, restCredentials, signed, TestClient } from '../test/client.ts';
 import { turnApp } from '../test/fixture.ts';
 
 const SECONDS = Number(process.env.TURN_BENCH_SECONDS ?? 5);
 const REALM = 'example.test';
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 interface Server {
   name: string;
@@ -56,13 +54,6 @@ interface RunResult extends RunSpec {
 }
 
 const log = (...a: unknown[]): void => console.log(...a);
-
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -191,7 +182,7 @@ async function startProbe(server: Server, secret: string, peerPort: number): Pro
     clearInterval(timer);
     c.close();
     rtts.sort((a, b) => a - b);
-    const pct = (p: number): number | null => (rtts.length ? rtts[Math.min(rtts.length - 1, Math.floor((p / 100) * rtts.length))]! : null);
+    const pct = (p: number): number | null => (rtts.length ? percentile(rtts, p) : null);
     return { p50: pct(50), p99: pct(99) };
   };
 }
@@ -281,20 +272,6 @@ function row(name: string, r: RunResult | null): string {
 
 const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a && b ? `${(a / b).toFixed(2)}×` : '–');
 
-function writeSection(body: string): void {
-  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
-  const section = `## TURN\n\n${body}\n`;
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\nFigures from `npm run bench*` on the machine named in each section.\n';
-  const start = text.search(/^## TURN\s*$/m);
-  if (start >= 0) {
-    const rest = text.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next >= 0 ? start + 1 + next : text.length;
-    text = text.slice(0, start) + section + (end < text.length ? '\n' + text.slice(end) : '');
-  } else text = `${text.trimEnd()}\n\n${section}`;
-  fs.writeFileSync(file, text);
-}
-
 async function main(): Promise<void> {
   const loadStart = os.loadavg()[0]!.toFixed(1);
   const secret = generateSecret(32);
@@ -346,7 +323,7 @@ async function main(): Promise<void> {
   ];
   const body = lines.join('\n');
   log('\n' + body);
-  writeSection(body);
+  writeBenchmarkSection('TURN', body);
   log('\nwrote the TURN section of BENCHMARKS.md');
 }
 

@@ -10,6 +10,8 @@ import { loadConfig, type HearthConfig } from '@hearth/config';
 
 /** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
 
+export { cpuSeconds, memoryMiB, percentile } from './bench.ts';
+
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 export const FIXTURES = path.resolve(REPO_ROOT, '../shared/fixtures');
 export const MANIFESTS = path.join(FIXTURES, 'manifests');

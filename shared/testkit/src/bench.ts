@@ -1,0 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+
+/** Helpers the benches share: latency percentiles and a server's CPU time and memory from /proc. */
+
+/** The p-th percentile (0–100) of ascending `sorted` values, NaN when there are none. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+let clockTicks: number | undefined;
+
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces): [0] state, [1] parent pid, [11] utime, [12] stime. */
+function statFields(pid: number | string): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, and with `withChildren` its live child
+ * processes too (cluster workers). Measured by the kernel, so other load on the machine does not count.
+ */
+export function cpuSeconds(pid: number, withChildren = false): number {
+  clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+  const own = statFields(pid);
+  let ticks = Number(own[11]) + Number(own[12]);
+  if (withChildren) {
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let fields: string[];
+      try {
+        fields = statFields(entry);
+      } catch {
+        continue; // exited while we looked
+      }
+      if (Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12]);
+    }
+  }
+  return ticks / clockTicks;
+}
+
+/** A process's resident memory in MiB, now (VmRSS) and at its peak (VmHWM); NaN where /proc has no figure (exited). */
+export function memoryMiB(pid: number): { rss: number; peak: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { cpuSeconds, memoryMiB, percentile } from '../src/index.ts';
+
+describe('bench helpers', () => {
+  it('percentile picks the nearest-rank value, NaN for no values', () => {
+    const ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    assert.equal(percentile(ten, 50), 6);
+    assert.equal(percentile(ten, 99), 10);
+    assert.equal(percentile(ten, 0), 1);
+    assert.equal(percentile([7], 99), 7);
+    assert.ok(Number.isNaN(percentile([], 50)));
+  });
+
+  it('reads CPU seconds and resident memory from /proc, children included on request', async () => {
+    // a child that has burnt some CPU and then idles, so its share is fixed while we look
+    const child = spawn(process.execPath, ['-e', 'const t = Date.now(); while (Date.now() - t < 300); process.stdout.write("x"); setInterval(() => {}, 1000);'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await once(child.stdout, 'data');
+      const childCpu = cpuSeconds(child.pid!);
+      assert.ok(childCpu > 0, `child cpu ${childCpu}`);
+      const own = cpuSeconds(process.pid);
+      const withChildren = cpuSeconds(process.pid, true);
+      assert.ok(withChildren >= own + childCpu, `${withChildren} < ${own} + ${childCpu}`);
+      const mem = memoryMiB(process.pid);
+      assert.ok(mem.rss > 1 && mem.peak >= mem.rss, JSON.stringify(mem));
+    } finally {
+      child.kill();
+    }
+    assert.throws(() => cpuSeconds(2 ** 30));
+  });
+});
