@@ -1,19 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
-import { ConfigError } from '@hearth/config';
-import { runDaemon } from '@hearth/daemon';
+import { runDaemon, settingsOrExit } from '@hearth/daemon';
 import { oidcEndpoints } from './endpoints.ts';
 import { loadOrCreateKeys } from './keys.ts';
 import { startOidc } from './server.ts';
-import { loadOidcSettings, type OidcSettings } from './settings.ts';
+import { loadOidcSettings } from './settings.ts';
 
-let settings: OidcSettings;
-try {
-  settings = loadOidcSettings();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`hearth oidc: ${err.message}\n`);
-  process.exit(1);
-}
+const settings = settingsOrExit('oidc', loadOidcSettings);
 
 if (settings.workers > 1 && cluster.isPrimary) {
   // HEARTH_OIDC_WORKERS > 1: this process only supervises; each worker is a full provider on the

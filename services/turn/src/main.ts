@@ -1,16 +1,8 @@
-import { ConfigError } from '@hearth/config';
-import { runDaemon } from '@hearth/daemon';
+import { runDaemon, settingsOrExit } from '@hearth/daemon';
 import { loadTls } from '@hearth/tls';
 import { startTurn } from './server.ts';
-import { loadTurnSettings, type TurnSettings } from './settings.ts';
+import { loadTurnSettings } from './settings.ts';
 
-let settings: TurnSettings;
-try {
-  settings = loadTurnSettings();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`hearth turn: ${err.message}\n`);
-  process.exit(1);
-}
+const settings = settingsOrExit('turn', loadTurnSettings);
 
 await runDaemon('turn', async ({ config, directory, logger }) => startTurn({ config, directory, logger, settings, tls: await loadTls(config) }));

@@ -15,21 +15,26 @@ export interface RunningService {
 }
 
 /**
+ * Reads a daemon's settings once at start; a bad value is one line on stderr and exit 1,
+ * never a stack trace.
+ */
+export function settingsOrExit<T>(name: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`hearth ${name}: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
+/**
  * The life of every daemon process: validate settings once, open the directory with
  * live change notifications, start the service, log "ready" with its endpoints, and
  * stop cleanly on SIGINT/SIGTERM. A bad setting is one line on stderr and exit 1.
  */
 export async function runDaemon(name: string, start: (ctx: DaemonContext) => Promise<RunningService>): Promise<void> {
-  let config: HearthConfig;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`hearth ${name}: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = settingsOrExit(name, () => loadConfig());
   const logger = createLogger(name, config.logLevel);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception; exiting so the supervisor restarts this service');
