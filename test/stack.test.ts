@@ -70,6 +70,7 @@ describe('docker-compose.yml wiring, run natively', () => {
       env.HEARTH_DOMAIN = 'example.test';
       env.HEARTH_OIDC_ISSUER = `http://127.0.0.1:${ports.HEARTH_OIDC_PORT}`;
       env.HEARTH_LOG_LEVEL = 'info';
+      if (env.HEARTH_PROXYAUTH_OIDC_INTERNAL_URL) env.HEARTH_PROXYAUTH_OIDC_INTERNAL_URL = `http://127.0.0.1:${ports.HEARTH_OIDC_PORT}`;
       const entry = svc.command![svc.command!.length - 1]!;
       const daemon = await startDaemon(entry, env, (out) => out.includes('"msg":"ready"'), 60000);
       try {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { HearthConfig } from '@hearth/config';
+import { addressMatcher, type HearthConfig } from '@hearth/config';
 import type { App, Directory, User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import { BasicAuthenticator, isBasic, isBearer, parseBasic } from './basic.ts';
@@ -10,7 +10,7 @@ import { OidcClients } from './oidc.ts';
 import { PAGES, renderPage, type Page } from './pages.ts';
 import { Forwarder, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
-import { addressMatcher, type ProxyAuthSettings } from './settings.ts';
+import type { ProxyAuthSettings } from './settings.ts';
 import { SessionStore, appKey, cookieNames, isGatewayCookie, loadMasterKey, loginCookieName, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
 
 export interface ProxyAuthOptionsIn {

@@ -1,5 +1,4 @@
-import net from 'node:net';
-import { blank, parseEnv } from '@hearth/config';
+import { blank, isCidr, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the gateway has, read once at start from HEARTH_PROXYAUTH_* variables. */
@@ -18,30 +17,6 @@ export interface ProxyAuthSettings {
   oidcInternalUrl: string | null;
 }
 
-/** Whether an address (IPv4-mapped IPv6 included) lies in any of the ranges. */
-export function addressMatcher(ranges: string[]): (address: string) => boolean {
-  const list = new net.BlockList();
-  for (const r of ranges) {
-    const [addr, bits] = r.split('/') as [string, string | undefined];
-    const family = net.isIPv4(addr) ? 'ipv4' : 'ipv6';
-    list.addSubnet(addr, bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits), family);
-  }
-  return (address) => {
-    const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-    const family = net.isIPv4(plain) ? 'ipv4' : net.isIPv6(plain) ? 'ipv6' : null;
-    return family !== null && list.check(plain, family);
-  };
-}
-
-function isRange(r: string): boolean {
-  const [addr, bits, extra] = r.split('/');
-  const v = net.isIP(addr ?? '');
-  if (v === 0 || extra !== undefined) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return /^\d{1,3}$/.test(bits) && n <= (v === 4 ? 32 : 128);
-}
-
 const ms = z.coerce.number().int().min(100).max(3_600_000);
 const seconds = z.coerce.number().int().min(1).max(366 * 86400);
 
@@ -55,7 +30,7 @@ const schema = z
       .string()
       .default('127.0.0.1,::1')
       .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
-      .refine((list) => list.every(isRange), 'must be a comma list of IP addresses or CIDR ranges'),
+      .refine((list) => list.every(isCidr), 'must be a comma list of IP addresses or CIDR ranges'),
     HEARTH_PROXYAUTH_OIDC_INTERNAL_URL: z
       .string()
       .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be an http(s) origin such as http://oidc:4000')

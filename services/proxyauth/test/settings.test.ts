@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addressMatcher, loadSettings } from '../src/settings.ts';
+import { addressMatcher } from '@hearth/config';
+import { loadSettings } from '../src/settings.ts';
 
 test('settings: defaults', () => {
   assert.deepEqual(loadSettings({}), {

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { blank, envPort, parseEnv } from '@hearth/config';
+import { blank, envPort, isCidr, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the TURN daemon has; parsed once at start. */
@@ -22,13 +22,7 @@ export interface TurnSettings {
 }
 
 const ip = z.string().refine((s) => net.isIP(s) !== 0, 'must be an IP address');
-const cidr = z.string().refine((s) => {
-  const [addr, bits, extra] = s.split('/');
-  if (extra !== undefined || !addr || !net.isIP(addr)) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return /^\d+$/.test(bits) && n <= (net.isIPv4(addr) ? 32 : 128);
-}, 'must be a list of CIDRs like 10.0.0.0/8,fd00::/8');
+const cidr = z.string().refine(isCidr, 'must be a list of CIDRs like 10.0.0.0/8,fd00::/8');
 
 const schema = z
   .object({

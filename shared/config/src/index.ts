@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 export { writeFileOnce } from './files.ts';
+export { addressMatcher, isCidr } from './networks.ts';
 
 /** Every port a Hearth daemon listens on, with the CONTRACT.md defaults. */
 export const DEFAULT_PORTS = {

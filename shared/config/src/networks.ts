@@ -1,0 +1,30 @@
+import net from 'node:net';
+
+/** "10.0.0.0/8", "::1/128" or a bare address (a single host). */
+export function isCidr(s: string): boolean {
+  const [addr, bits, extra] = s.split('/');
+  const version = net.isIP(addr ?? '');
+  if (version === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
+
+/**
+ * Whether an address lies in any of the ranges (trusted networks, trusted proxies).
+ * IPv4-mapped IPv6 (::ffff:1.2.3.4, as dual-stack sockets report it) counts as IPv4.
+ * Throws on a range that is not a CIDR; an empty list matches nothing.
+ */
+export function addressMatcher(ranges: string[]): (address: string) => boolean {
+  const list = new net.BlockList();
+  for (const r of ranges) {
+    if (!isCidr(r)) throw new Error(`not a CIDR: ${r}`);
+    const [addr, bits] = r.split('/') as [string, string | undefined];
+    const family = net.isIPv4(addr) ? 'ipv4' : 'ipv6';
+    list.addSubnet(addr, bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits), family);
+  }
+  return (address) => {
+    const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+    const family = net.isIPv4(plain) ? 'ipv4' : net.isIPv6(plain) ? 'ipv6' : null;
+    return family !== null && list.check(plain, family);
+  };
+}
