@@ -10,7 +10,7 @@
  * Results are printed and written to the "IMAP" section of BENCHMARKS.md.
  * Knobs: IMAP_BENCH_MESSAGES, IMAP_BENCH_CLIENTS, IMAP_BENCH_ROUNDS, IMAP_BENCH_REPEAT, IMAP_BENCH_WRITE=0 (print only).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -19,7 +19,8 @@ import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory } from '@hearth/directory';
 import { MailStore } from '@hearth/mailstore';
-import { freePort, memoryMiB, startDaemon, tempDir, waitFor, writeBenchmarkSection } from '@hearth/testkit';
+import { freePort, memoryMiB, startDaemon, tempDir, writeBenchmarkSection } from '@hearth/testkit';
+import { handToDovecot, startDovecot } from '../test/dovecot.ts';
 
 const MESSAGES = Number(process.env.IMAP_BENCH_MESSAGES ?? 10_000);
 const CLIENTS = Number(process.env.IMAP_BENCH_CLIENTS ?? 10);
@@ -135,85 +136,6 @@ interface Target {
   name: string;
   port: number;
   pid: number | null;
-}
-
-async function startDovecot(root: string, maildir: string): Promise<{ target: Target; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const dir = path.join(root, 'dovecot');
-  for (const sub of ['run', 'state', 'index', 'home']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'passwd'), `${ADDRESS}:{PLAIN}${PASSWORD}::::::\n`);
-  const conf = `base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = 1
-mail_privileged_group =
-default_internal_user = dovecot
-default_login_user = dovenull
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u ${dir}/passwd
-}
-userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=${dir}/home
-}
-mail_location = maildir:${maildir}:INDEX=${dir}/index:CONTROL=${dir}/index
-service imap-login {
-  inet_listener imap {
-    port = ${port}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  chroot =
-}
-service anvil {
-  chroot =
-}
-`;
-  const confFile = path.join(dir, 'dovecot.conf');
-  fs.writeFileSync(confFile, conf);
-  spawnSync('chown', ['-R', 'dovecot:dovecot', path.join(dir, 'index'), path.join(dir, 'home')]);
-  const child: ChildProcess = spawn('dovecot', ['-F', '-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      }),
-    15_000,
-    100,
-  ).catch(() => {
-    throw new Error(`dovecot did not start:\n${out}\n${fs.existsSync(path.join(dir, 'dovecot.log')) ? fs.readFileSync(path.join(dir, 'dovecot.log'), 'utf8') : ''}`);
-  });
-  return {
-    target: { name: 'Dovecot', port, pid: child.pid ?? null },
-    stop: async () => {
-      spawnSync('dovecot', ['-c', confFile, 'stop']);
-      await new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        const t = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve();
-        }, 5000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    },
-  };
 }
 
 // ---------- phases ----------
@@ -338,12 +260,13 @@ async function main(): Promise<void> {
     const first = await loggedIn(hearth.port);
     await first.cmd('SELECT INBOX');
     first.close();
-    spawnSync('chown', ['-R', 'dovecot:dovecot', path.dirname(maildir)]);
+    handToDovecot(path.dirname(maildir));
     fs.chmodSync(path.dirname(path.dirname(maildir)), 0o755);
     fs.chmodSync(path.join(dataDir, 'mail'), 0o755);
     fs.chmodSync(dataDir, 0o755);
-    const dovecot = await startDovecot(root, maildir);
+    const dovecot = await startDovecot({ dir: path.join(root, 'dovecot'), maildir, login: ADDRESS, password: PASSWORD, ownUidlist: true });
     stops.push(dovecot.stop);
+    const dovecotTarget: Target = { name: 'Dovecot', port: dovecot.port, pid: dovecot.pid };
 
     // Alternating repeats, best figure of each: the box is shared, so a single pass is at the mercy of other load.
     let h: Record<string, Result> = {};
@@ -354,7 +277,7 @@ async function main(): Promise<void> {
       log(`Hearth (pass ${i + 1}):`);
       h = best(h, await runPhases(hearth));
       log(`Dovecot (pass ${i + 1}):`);
-      d = best(d, await runPhases(dovecot.target));
+      d = best(d, await runPhases(dovecotTarget));
     }
     const rss = hearth.pid ? memoryMiB(hearth.pid).rss : NaN;
     const hearthRss = Number.isNaN(rss) ? null : Math.round(rss);
