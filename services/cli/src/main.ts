@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
@@ -82,7 +81,6 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
-// Keep the process from lingering on open handles (pg pools, timers) after the answer is out.
-fs.writeSync(1, '');
-process.exit(process.exitCode);
+// Exit explicitly: open handles (pg pools, Redis, timers) must not keep a one-shot command alive.
+// stdout/stderr are synchronous for files and pipes on Linux, so nothing printed is lost.
+process.exit(await main());
