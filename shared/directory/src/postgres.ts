@@ -10,6 +10,7 @@ import {
   USER_COLUMNS,
   USER_FIELDS,
   userFromRow,
+  userToRow,
   type Row,
 } from './rows.ts';
 import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
@@ -125,9 +126,7 @@ export class PostgresStore implements DirectoryStore {
   }
 
   async createUser(user: User): Promise<void> {
-    const fields = Object.keys(USER_FIELDS) as (keyof User)[];
-    const values = USER_COLUMNS.map((c) => user[fields.find((k) => USER_FIELDS[k] === c)!]);
-    await this.tx((c) => c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, values));
+    await this.tx((c) => c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, userToRow(user)));
   }
 
   async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void> {

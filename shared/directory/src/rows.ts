@@ -23,21 +23,8 @@ export function userFromRow(r: Row): User {
   };
 }
 
-/** Column values for a user, in USER_COLUMNS order. */
-export const USER_COLUMNS = [
-  'id',
-  'username',
-  'email',
-  'fallback_email',
-  'display_name',
-  'role',
-  'active',
-  'password_hash',
-  'totp_secret',
-  'created_at',
-] as const;
-
-export const USER_FIELDS: Record<Exclude<keyof User, never>, (typeof USER_COLUMNS)[number]> = {
+/** User field -> column; the one place the two namings meet. */
+export const USER_FIELDS = {
   id: 'id',
   username: 'username',
   email: 'email',
@@ -48,7 +35,14 @@ export const USER_FIELDS: Record<Exclude<keyof User, never>, (typeof USER_COLUMN
   passwordHash: 'password_hash',
   totpSecret: 'totp_secret',
   createdAt: 'created_at',
-};
+} as const satisfies Record<keyof User, string>;
+
+export const USER_COLUMNS = Object.values(USER_FIELDS);
+
+/** A user's values in USER_COLUMNS order. */
+export function userToRow(u: User): unknown[] {
+  return (Object.keys(USER_FIELDS) as (keyof User)[]).map((k) => u[k]);
+}
 
 export function groupsFromRows(groupRows: Row[], memberRows: Row[]): Group[] {
   const byId = new Map<string, Group>();

@@ -12,6 +12,7 @@ import {
   USER_COLUMNS,
   USER_FIELDS,
   userFromRow,
+  userToRow,
   type Row,
 } from './rows.ts';
 import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
@@ -120,11 +121,7 @@ export class SqliteStore implements DirectoryStore {
 
   async createUser(user: User): Promise<void> {
     this.tx(() => {
-      const values = USER_COLUMNS.map((c) => {
-        const field = (Object.keys(USER_FIELDS) as (keyof User)[]).find((k) => USER_FIELDS[k] === c)!;
-        const v = user[field];
-        return typeof v === 'boolean' ? (v ? 1 : 0) : v;
-      });
+      const values = userToRow(user).map((v) => (typeof v === 'boolean' ? Number(v) : v));
       this.sql(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
     });
   }
