@@ -1,9 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium, type Browser } from 'playwright-core';
-import { Directory, totpCode, type App } from '@hearth/directory';
-import { freePort, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
-import { startUpstream, type Upstream } from './helpers.ts';
+import { totpCode } from '@hearth/directory';
+import { PASSWORD, proxyAuthApp, startSignInStack, type SignInStack } from './stack.ts';
 
 /**
  * A real browser (Debian's Chromium, headless) meets the wall: the provider's login
@@ -11,45 +10,17 @@ import { startUpstream, type Upstream } from './helpers.ts';
  * gateway, then a second app reached without signing in again.
  */
 
-const PASSWORD = 'correct horse battery staple';
-
-let env: TestEnv;
-let oidc: Daemon;
-let gw: Daemon;
-let upstream: Upstream;
-let directory: Directory;
+let stack: SignInStack;
 let browser: Browser;
-let gwPort: number;
-let issuer: string;
 let totpSecret: string;
 
-function app(id: string, proxyAuth: Record<string, unknown>): App {
-  return {
-    id,
-    domain: `${id}.example.test`,
-    manifest: { title: id, addons: { proxyAuth } },
-    access: null,
-    upstream: upstream.url,
-    credentials: { proxyAuth: { clientId: `proxyauth-${id}`, clientSecret: `secret-${id}-0123456789abcdef` } },
-    createdAt: new Date().toISOString(),
-  };
-}
-
 before(async () => {
-  upstream = await startUpstream();
-  gwPort = await freePort();
-  const oidcPort = await freePort();
-  issuer = `http://127.0.0.1:${oidcPort}`;
-  env = await testEnv({ env: { HEARTH_PROXYAUTH_PORT: String(gwPort), HEARTH_OIDC_PORT: String(oidcPort), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info' } });
-  directory = await Directory.open(env.config);
-  await directory.addUser({ username: 'alice', email: 'alice@example.test', password: PASSWORD, displayName: 'Alice' });
-  totpSecret = (await directory.enableTotp('alice')).secret;
-  await directory.putApp(app('wiki', {}), []);
-  await directory.putApp(app('dash', { path: '!/webhooks' }), []);
-  [oidc, gw] = await Promise.all([
-    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
-    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
-  ]);
+  stack = await startSignInStack(async (directory, upstream) => {
+    await directory.addUser({ username: 'alice', email: 'alice@example.test', password: PASSWORD, displayName: 'Alice' });
+    totpSecret = (await directory.enableTotp('alice')).secret;
+    await directory.putApp(proxyAuthApp(upstream.url, 'wiki', {}), []);
+    await directory.putApp(proxyAuthApp(upstream.url, 'dash', { path: '!/webhooks' }), []);
+  });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--host-resolver-rules=MAP *.example.test 127.0.0.1'],
@@ -58,11 +29,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await gw?.stop();
-  await oidc?.stop();
-  await upstream?.close();
-  await directory?.close();
-  await env?.cleanup();
+  await stack?.close();
 });
 
 test('Chromium signs in through the wall with TOTP, lands on the app, then reaches a second app without signing in again', async () => {
@@ -70,20 +37,20 @@ test('Chromium signs in through the wall with TOTP, lands on the app, then reach
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
 
-  await page.goto(`http://wiki.example.test:${gwPort}/pages/home?rev=2`);
-  assert.equal(new URL(page.url()).origin, issuer, `expected the provider's login page, got ${page.url()}`);
+  await page.goto(`http://wiki.example.test:${stack.gwPort}/pages/home?rev=2`);
+  assert.equal(new URL(page.url()).origin, stack.issuer, `expected the provider's login page, got ${page.url()}`);
   await page.fill('input[name=login]', 'alice');
   await page.fill('input[name=password]', PASSWORD);
   await Promise.all([page.waitForURL(/\/interaction\//), page.click('button[type=submit]:not(.secondary)')]);
   await page.waitForSelector('input[name=code]');
   await page.fill('input[name=code]', totpCode(totpSecret));
-  await Promise.all([page.waitForURL(`http://wiki.example.test:${gwPort}/pages/home?rev=2`), page.click('button[type=submit]:not(.secondary)')]);
+  await Promise.all([page.waitForURL(`http://wiki.example.test:${stack.gwPort}/pages/home?rev=2`), page.click('button[type=submit]:not(.secondary)')]);
 
   const echo = JSON.parse((await page.textContent('body')) ?? '{}');
   assert.equal(echo.url, '/pages/home?rev=2');
   assert.equal(echo.headers['x-remote-user'], 'alice');
   assert.equal(echo.headers['x-remote-email'], 'alice@example.test');
-  const cookies = await context.cookies(`http://wiki.example.test:${gwPort}`);
+  const cookies = await context.cookies(`http://wiki.example.test:${stack.gwPort}`);
   const session = cookies.find((c) => c.name === 'hearth_proxyauth');
   assert.ok(session);
   assert.equal(session.httpOnly, true);
@@ -107,7 +74,7 @@ test('Chromium signs in through the wall with TOTP, lands on the app, then reach
         };
         ws.onerror = () => reject(new Error('websocket error'));
       }),
-    `ws://wiki.example.test:${gwPort}/ws`,
+    `ws://wiki.example.test:${stack.gwPort}/ws`,
   );
   assert.equal(greeting, 'hello alice | ping');
 
@@ -116,8 +83,8 @@ test('Chromium signs in through the wall with TOTP, lands on the app, then reach
   page.on('framenavigated', (f) => {
     if (f === page.mainFrame()) visited.push(f.url());
   });
-  await page.goto(`http://dash.example.test:${gwPort}/reports`);
-  await page.waitForURL(`http://dash.example.test:${gwPort}/reports`);
+  await page.goto(`http://dash.example.test:${stack.gwPort}/reports`);
+  await page.waitForURL(`http://dash.example.test:${stack.gwPort}/reports`);
   assert.ok(!visited.some((u) => u.includes('/interaction/')), `asked to sign in again: ${visited.join(' → ')}`);
   assert.equal(JSON.parse((await page.textContent('body')) ?? '{}').headers['x-remote-user'], 'alice');
   await context.close();

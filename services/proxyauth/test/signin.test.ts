@@ -1,9 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Directory, type App } from '@hearth/directory';
-import { freePort, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
 import { SESSION_COOKIE } from '../src/session.ts';
-import { HttpBrowser, formOf, startUpstream, type BrowserResponse, type Upstream } from './helpers.ts';
+import { HttpBrowser, formOf } from './helpers.ts';
+import { PASSWORD, proxyAuthApp, startSignInStack, submitLogin, type SignInStack } from './stack.ts';
 
 /**
  * The whole sign-in through services/oidc, over plain HTTP with a cookie jar: the wall,
@@ -11,62 +10,23 @@ import { HttpBrowser, formOf, startUpstream, type BrowserResponse, type Upstream
  * /logout ending both sessions.
  */
 
-const PASSWORD = 'correct horse battery staple';
+let stack: SignInStack;
 
-let env: TestEnv;
-let oidc: Daemon;
-let gw: Daemon;
-let upstream: Upstream;
-let directory: Directory;
-let gwPort: number;
-let issuer: string;
-
-function app(id: string, proxyAuth: Record<string, unknown>, extra: Partial<App> = {}): App {
-  return {
-    id,
-    domain: `${id}.example.test`,
-    manifest: { title: id, addons: { proxyAuth } },
-    access: null,
-    upstream: upstream.url,
-    credentials: { proxyAuth: { clientId: `proxyauth-${id}`, clientSecret: `secret-${id}-0123456789abcdef`, cookieSecret: `cookie-${id}-0123456789abcdef` } },
-    createdAt: new Date().toISOString(),
-    ...extra,
-  };
-}
-
-const at = (id: string, path: string): string => `http://${id}.example.test:${gwPort}${path}`;
-
-/** From the provider's login page: submit the password; returns where the provider sent the browser next. */
-async function submitLogin(browser: HttpBrowser, page: BrowserResponse, login: string): Promise<{ final: BrowserResponse; hops: BrowserResponse[] }> {
-  const form = formOf(page, '/login');
-  return browser.go(form.action, { form: { ...form.fields, login, password: PASSWORD } });
-}
+const at = (id: string, path: string): string => stack.at(id, path);
 
 before(async () => {
-  upstream = await startUpstream();
-  gwPort = await freePort();
-  const oidcPort = await freePort();
-  issuer = `http://127.0.0.1:${oidcPort}`;
-  env = await testEnv({ env: { HEARTH_PROXYAUTH_PORT: String(gwPort), HEARTH_OIDC_PORT: String(oidcPort), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info' } });
-  directory = await Directory.open(env.config);
-  await directory.addUser({ username: 'alice', email: 'alice@example.test', password: PASSWORD, displayName: 'Alice' });
-  await directory.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
-  const staff = await directory.addGroup('staff');
-  await directory.addMember('staff', 'alice');
-  await directory.putApp(app('wall', {}, { access: { userIds: [], groupIds: [staff.id] } }), []);
-  await directory.putApp(app('adm', { path: '/admin' }), []);
-  [oidc, gw] = await Promise.all([
-    startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
-    startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000),
-  ]);
+  stack = await startSignInStack(async (directory, upstream) => {
+    await directory.addUser({ username: 'alice', email: 'alice@example.test', password: PASSWORD, displayName: 'Alice' });
+    await directory.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
+    const staff = await directory.addGroup('staff');
+    await directory.addMember('staff', 'alice');
+    await directory.putApp(proxyAuthApp(upstream.url, 'wall', {}, { cookieSecret: true, extra: { access: { userIds: [], groupIds: [staff.id] } } }), []);
+    await directory.putApp(proxyAuthApp(upstream.url, 'adm', { path: '/admin' }, { cookieSecret: true }), []);
+  });
 });
 
 after(async () => {
-  await gw?.stop();
-  await oidc?.stop();
-  await upstream?.close();
-  await directory?.close();
-  await env?.cleanup();
+  await stack?.close();
 });
 
 test('sign in through the provider, land on the page asked for, then a second app without a new login, then log out', async () => {
@@ -79,12 +39,12 @@ test('sign in through the provider, land on the page asked for, then a second ap
   const toProvider = first.hops[1]!;
   assert.equal(toProvider.status, 302);
   const auth = new URL(toProvider.headers.location!);
-  assert.equal(auth.origin, issuer);
+  assert.equal(auth.origin, stack.issuer);
   assert.equal(auth.searchParams.get('client_id'), 'proxyauth-wall');
   assert.equal(auth.searchParams.get('redirect_uri'), at('wall', '/login/callback'));
   assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
   assert.ok(auth.searchParams.get('state') && auth.searchParams.get('nonce'));
-  assert.equal(first.final.url.origin, issuer);
+  assert.equal(first.final.url.origin, stack.issuer);
   assert.equal(first.final.status, 200);
 
   // Password at the provider; back through the callback to the page first asked for.
@@ -108,7 +68,7 @@ test('sign in through the provider, land on the page asked for, then a second ap
 
   // A second app: the provider session signs the browser in without a form.
   const second = await browser.go(at('adm', '/admin/settings'));
-  assert.ok(second.hops.some((h) => h.url.origin === issuer));
+  assert.ok(second.hops.some((h) => h.url.origin === stack.issuer));
   assert.ok(!second.hops.some((h) => /<form[^>]*\/login"/.test(h.body)), 'the provider asked for the password again');
   assert.equal(second.final.status, 200);
   assert.equal(second.final.url.href, at('adm', '/admin/settings'));
@@ -130,7 +90,7 @@ test('sign in through the provider, land on the page asked for, then a second ap
   const out = await browser.request(at('wall', '/logout'));
   assert.equal(out.status, 302);
   const endSession = new URL(out.headers.location!);
-  assert.equal(endSession.origin + endSession.pathname, `${issuer}/session/end`);
+  assert.equal(endSession.origin + endSession.pathname, `${stack.issuer}/session/end`);
   assert.equal(endSession.searchParams.get('post_logout_redirect_uri'), at('wall', '/'));
   assert.ok(endSession.searchParams.get('id_token_hint'));
   assert.equal(browser.cookie('wall.example.test', SESSION_COOKIE), undefined);
@@ -145,7 +105,7 @@ test('sign in through the provider, land on the page asked for, then a second ap
 
   // Both are over: the wall and the provider ask for the password again.
   const again = await browser.go(at('wall', '/reports'));
-  assert.equal(again.final.url.origin, issuer);
+  assert.equal(again.final.url.origin, stack.issuer);
   assert.match(again.final.body, /password/i);
   formOf(again.final, '/login');
 });
@@ -156,8 +116,7 @@ test('sign-ins started in two tabs at once both complete', async () => {
   const tab2 = await browser.request(at('adm', '/login?redirect=/admin/two'));
   // Tab 1 signs in with the password; tab 2 then rides the provider session.
   const page = await browser.go(tab1.headers.location!);
-  const form = formOf(page.final, '/login');
-  const one = await browser.go(form.action, { form: { ...form.fields, login: 'alice', password: PASSWORD } });
+  const one = await submitLogin(browser, page.final, 'alice');
   assert.equal(one.final.url.href, at('adm', '/admin/one'));
   const two = await browser.go(tab2.headers.location!);
   assert.equal(two.final.url.href, at('adm', '/admin/two'));
@@ -190,7 +149,7 @@ test('behind TLS (X-Forwarded-Proto: https) the redirect URI is https and cookie
 test('a callback without the browser\'s sign-in state, or with a forged state, does not sign in', async () => {
   const browser = new HttpBrowser();
   const first = await browser.go(at('adm', '/admin'));
-  assert.equal(first.final.url.origin, issuer);
+  assert.equal(first.final.url.origin, stack.issuer);
   const form = formOf(first.final, '/login');
   const posted = await browser.request(form.action, { form: { ...form.fields, login: 'alice', password: PASSWORD } });
   // Follow the provider's redirects until the callback URL shows up, but do not call it yet.
