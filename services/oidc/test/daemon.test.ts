@@ -5,29 +5,47 @@ import { freePort, hearth, MANIFESTS, parseEnvLines, startDaemon, testEnv, type 
 import * as oidc from 'openid-client';
 import { fullLogin, PASSWORD } from './helpers.ts';
 
-/** The daemon as a user runs it, provisioned with the CLI: what `hearth app env` hands out is what the provider serves. */
-describe('oidc daemon with the hearth CLI', () => {
-  let env: TestEnv;
-  let daemon: Daemon;
-  let issuer: string;
-
+/**
+ * The daemon on a free port with its own data dir, started before the enclosing suite's
+ * tests (once `ready(output)` holds) and stopped after them; `run`'s fields are set by then.
+ */
+function daemonPerSuite(extraEnv: Record<string, string>, ready: (output: string) => boolean): { env: TestEnv; daemon: Daemon; issuer: string } {
+  const run = {} as { env: TestEnv; daemon: Daemon; issuer: string };
   before(async () => {
     const port = await freePort();
-    issuer = `http://127.0.0.1:${port}`;
-    env = await testEnv({ env: { HEARTH_OIDC_PORT: String(port), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info' } });
-    daemon = await startDaemon('services/oidc/src/main.ts', env.env, (out) => out.includes('"msg":"ready"'));
+    run.issuer = `http://127.0.0.1:${port}`;
+    run.env = await testEnv({ env: { HEARTH_OIDC_PORT: String(port), HEARTH_OIDC_ISSUER: run.issuer, HEARTH_LOG_LEVEL: 'info', ...extraEnv } });
+    run.daemon = await startDaemon('services/oidc/src/main.ts', run.env.env, ready);
   });
   after(async () => {
-    await daemon?.stop();
-    await env?.cleanup();
+    await run.daemon?.stop();
+    await run.env?.cleanup();
   });
+  return run;
+}
+
+/** Signs in, retrying for ~5 s: an app the CLI installed reaches the daemon through the store's change notifications. */
+async function loginOnceKnown(...args: Parameters<typeof fullLogin>): Promise<Awaited<ReturnType<typeof fullLogin>> | undefined> {
+  let result: Awaited<ReturnType<typeof fullLogin>> | undefined;
+  for (let i = 0; i < 50 && !result; i++) {
+    result = await fullLogin(...args).catch(async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      return undefined;
+    });
+  }
+  return result;
+}
+
+/** The daemon as a user runs it, provisioned with the CLI: what `hearth app env` hands out is what the provider serves. */
+describe('oidc daemon with the hearth CLI', () => {
+  const run = daemonPerSuite({}, (out) => out.includes('"msg":"ready"'));
 
   it('serves an app installed after start, with the endpoints from hearth app env', async () => {
-    const install = await hearth(['app', 'install', path.join(MANIFESTS, 'helpdesk.json'), '--id', 'helpdesk', '--domain', 'helpdesk.example.test'], { env: env.env });
+    const install = await hearth(['app', 'install', path.join(MANIFESTS, 'helpdesk.json'), '--id', 'helpdesk', '--domain', 'helpdesk.example.test'], { env: run.env.env });
     assert.equal(install.code, 0, install.stderr);
-    const user = await hearth(['user', 'add', 'alice', '--email', 'alice@example.test', '--password-stdin', '--display-name', 'Alice Liddell'], { env: env.env, input: PASSWORD });
+    const user = await hearth(['user', 'add', 'alice', '--email', 'alice@example.test', '--password-stdin', '--display-name', 'Alice Liddell'], { env: run.env.env, input: PASSWORD });
     assert.equal(user.code, 0, user.stderr);
-    const out = await hearth(['app', 'env', 'helpdesk'], { env: env.env });
+    const out = await hearth(['app', 'env', 'helpdesk'], { env: run.env.env });
     assert.equal(out.code, 0, out.stderr);
     const vars = parseEnvLines(out.stdout);
 
@@ -39,14 +57,7 @@ describe('oidc daemon with the hearth CLI', () => {
     assert.equal(discovery.userinfo_endpoint, vars.CLOUDRON_OIDC_PROFILE_ENDPOINT);
 
     const rp = await oidc.discovery(new URL(vars.CLOUDRON_OIDC_ISSUER!), vars.CLOUDRON_OIDC_CLIENT_ID!, vars.CLOUDRON_OIDC_CLIENT_SECRET!, undefined, { execute: [oidc.allowInsecureRequests] });
-    // The change reaches the daemon through the store's change notifications (another process wrote it).
-    let result: Awaited<ReturnType<typeof fullLogin>> | undefined;
-    for (let i = 0; i < 50 && !result; i++) {
-      result = await fullLogin(issuer, rp, 'https://helpdesk.example.test/auth/openid/callback', 'alice').catch(async () => {
-        await new Promise((r) => setTimeout(r, 100));
-        return undefined;
-      });
-    }
+    const result = await loginOnceKnown(run.issuer, rp, 'https://helpdesk.example.test/auth/openid/callback', 'alice');
     assert.ok(result, 'sign-in through the daemon');
     assert.equal(result.tokens.claims()!.name, 'Alice Liddell');
     const info = await oidc.fetchUserInfo(rp, result.tokens.access_token, 'alice');
@@ -54,44 +65,25 @@ describe('oidc daemon with the hearth CLI', () => {
   });
 
   it('stops cleanly on SIGTERM', async () => {
-    assert.equal(await daemon.stop('SIGTERM'), 0);
+    assert.equal(await run.daemon.stop('SIGTERM'), 0);
   });
 });
 
 describe('oidc daemon with HEARTH_OIDC_WORKERS=2', () => {
-  let env: TestEnv;
-  let daemon: Daemon;
-  let issuer: string;
-
-  before(async () => {
-    const port = await freePort();
-    issuer = `http://127.0.0.1:${port}`;
-    env = await testEnv({ env: { HEARTH_OIDC_PORT: String(port), HEARTH_OIDC_ISSUER: issuer, HEARTH_LOG_LEVEL: 'info', HEARTH_OIDC_WORKERS: '2' } });
-    daemon = await startDaemon('services/oidc/src/main.ts', env.env, (out) => out.split('"msg":"ready"').length - 1 >= 3);
-  });
-  after(async () => {
-    await daemon?.stop();
-    await env?.cleanup();
-  });
+  const run = daemonPerSuite({ HEARTH_OIDC_WORKERS: '2' }, (out) => out.split('"msg":"ready"').length - 1 >= 3);
 
   it('runs two workers that act as one provider, and stops them all', async () => {
-    const pids = new Set(daemon.output().split('\n').filter((l) => l.includes('"msg":"ready"')).map((l) => (JSON.parse(l) as { pid: number }).pid));
+    const pids = new Set(run.daemon.output().split('\n').filter((l) => l.includes('"msg":"ready"')).map((l) => (JSON.parse(l) as { pid: number }).pid));
     assert.equal(pids.size, 3, 'the supervising process and two workers');
-    assert.equal((await hearth(['app', 'install', path.join(MANIFESTS, 'meet.json'), '--id', 'meet', '--domain', 'meet.example.test'], { env: env.env })).code, 0);
-    assert.equal((await hearth(['user', 'add', 'bob', '--email', 'bob@example.test', '--password-stdin'], { env: env.env, input: PASSWORD })).code, 0);
-    const vars = parseEnvLines((await hearth(['app', 'env', 'meet'], { env: env.env })).stdout);
-    const rp = await oidc.discovery(new URL(issuer), vars.CLOUDRON_OIDC_CLIENT_ID!, vars.CLOUDRON_OIDC_CLIENT_SECRET!, undefined, { execute: [oidc.allowInsecureRequests] });
-    let result: Awaited<ReturnType<typeof fullLogin>> | undefined;
-    for (let i = 0; i < 50 && !result; i++) {
-      result = await fullLogin(issuer, rp, 'https://meet.example.test/callback', 'bob').catch(async () => {
-        await new Promise((r) => setTimeout(r, 100));
-        return undefined;
-      });
-    }
+    assert.equal((await hearth(['app', 'install', path.join(MANIFESTS, 'meet.json'), '--id', 'meet', '--domain', 'meet.example.test'], { env: run.env.env })).code, 0);
+    assert.equal((await hearth(['user', 'add', 'bob', '--email', 'bob@example.test', '--password-stdin'], { env: run.env.env, input: PASSWORD })).code, 0);
+    const vars = parseEnvLines((await hearth(['app', 'env', 'meet'], { env: run.env.env })).stdout);
+    const rp = await oidc.discovery(new URL(run.issuer), vars.CLOUDRON_OIDC_CLIENT_ID!, vars.CLOUDRON_OIDC_CLIENT_SECRET!, undefined, { execute: [oidc.allowInsecureRequests] });
+    const result = await loginOnceKnown(run.issuer, rp, 'https://meet.example.test/callback', 'bob');
     assert.ok(result, 'sign-in through the workers');
     let rt = result.tokens.refresh_token!;
     for (let i = 0; i < 4; i++) rt = (await oidc.refreshTokenGrant(rp, rt)).refresh_token!;
-    assert.equal(await daemon.stop('SIGTERM'), 0);
+    assert.equal(await run.daemon.stop('SIGTERM'), 0);
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), 'every process is gone');
   });
 });

@@ -64,6 +64,24 @@ async function python(script: string): Promise<string> {
   return r.stdout.trim();
 }
 
+/**
+ * A raw connection to `port`; `until(re)` waits (up to 5 s) for `re` in what arrived since
+ * the last call, asserts it is there, and returns that text.
+ */
+function rawClient(port: number): { sock: net.Socket; until: (re: RegExp) => Promise<string> } {
+  const sock = net.connect(port, '127.0.0.1');
+  let buf = '';
+  sock.on('data', (d) => (buf += d.toString('latin1')));
+  const until = async (re: RegExp): Promise<string> => {
+    for (let i = 0; i < 250 && !re.test(buf); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(buf, re);
+    const b = buf;
+    buf = '';
+    return b;
+  };
+  return { sock, until };
+}
+
 test('codec: commands, dot-stuffing, TOP, UIDL format', () => {
   assert.deepEqual(parseLine('user bob'), { name: 'USER', args: ['bob'], rest: 'bob' });
   assert.equal(parseLine('RETR\x001'), null);
@@ -154,16 +172,7 @@ test('curl: pop3:// with STLS and pop3s://', async () => {
 });
 
 test('bad input: wrong state, bad numbers, long lines, garbage; server keeps serving', async () => {
-  const sock = net.connect(pop.ports.pop3, '127.0.0.1');
-  let buf = '';
-  sock.on('data', (d) => (buf += d.toString('latin1')));
-  const until = async (re: RegExp): Promise<string> => {
-    for (let i = 0; i < 250 && !re.test(buf); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.match(buf, re);
-    const b = buf;
-    buf = '';
-    return b;
-  };
+  const { sock, until } = rawClient(pop.ports.pop3);
   await until(/\+OK/);
   sock.write('STAT\r\n');
   assert.match(await until(/-ERR/), /not valid in this state/);
@@ -210,16 +219,7 @@ test('disabling a user ends their POP3 session', async () => {
 });
 
 test('AUTH PLAIN with a continuation; AUTH without arguments lists mechanisms', async () => {
-  const sock = net.connect(pop.ports.pop3, '127.0.0.1');
-  let buf = '';
-  sock.on('data', (d) => (buf += d.toString('latin1')));
-  const until = async (re: RegExp): Promise<string> => {
-    for (let i = 0; i < 250 && !re.test(buf); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.match(buf, re);
-    const b = buf;
-    buf = '';
-    return b;
-  };
+  const { sock, until } = rawClient(pop.ports.pop3);
   await until(/\+OK/);
   sock.write('AUTH\r\n');
   assert.match(await until(/\r\n\.\r\n/), /PLAIN/);
