@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import type net from 'node:net';
 import { Directory, type App } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
-import { testEnv, type TestEnv } from '@hearth/testkit';
+import { runCommand, testEnv, type CommandResult, type TestEnv } from '@hearth/testkit';
 import { startSmtp, type RunningSmtp, type SmtpOptions } from '../src/server.ts';
 import { loadSmtpSettings } from '../src/settings.ts';
 
@@ -122,30 +121,8 @@ export async function startSink(port = 0, tls: { secure?: boolean; starttls?: bo
   return sink;
 }
 
-export interface Run {
-  code: number | null;
-  out: string;
-}
-
-/** Runs a command (swaks, python3) with a time limit. */
-export function run(cmd: string, args: string[], input = '', timeoutMs = 20000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-    child.stdin.end(input);
-  });
-}
-
-export function swaks(args: string[]): Promise<Run> {
-  return run('swaks', ['--server', '127.0.0.1', '--timeout', '10', ...args]);
+export function swaks(args: string[]): Promise<CommandResult> {
+  return runCommand('swaks', ['--server', '127.0.0.1', '--timeout', '10', ...args], { input: '', timeoutMs: 20_000 });
 }
 
 /** Files delivered into a mailbox's INBOX (new/ and cur/). */

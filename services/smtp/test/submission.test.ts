@@ -1,10 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { waitFor } from '@hearth/testkit';
+import { runCommand, waitFor } from '@hearth/testkit';
 import { dkimDnsRecord } from '../src/dkim.ts';
 import { headerValues } from '../src/message.ts';
-import { BOB, CHAT, maildirMessages, run, startSink, startStack, swaks, USER, WIKI, type Sink, type Stack } from './helpers.ts';
+import { BOB, CHAT, maildirMessages, startSink, startStack, swaks, USER, WIKI, type Sink, type Stack } from './helpers.ts';
 
 let stack: Stack;
 let sink: Sink;
@@ -91,7 +91,7 @@ try:
 except smtplib.SMTPResponseException as e:
     print('RIGHT ERR', e.smtp_code)
 `;
-    const r = await run('python3', ['-c', script]);
+    const r = await runCommand('python3', ['-c', script], { input: '', timeoutMs: 20_000 });
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /^ERR 535$/m);
     assert.match(r.out, /^ERR 454$/m);
@@ -134,7 +134,7 @@ send('${USER.email}', 'py-own')
 send('alice.alias@example.test', 'py-alias')
 send('${BOB.email}', 'py-bob')
 `;
-    const r = await run('python3', ['-c', script]);
+    const r = await runCommand('python3', ['-c', script], { input: '', timeoutMs: 20_000 });
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /OK py-own/);
     assert.match(r.out, /OK py-alias/);

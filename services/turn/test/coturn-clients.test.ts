@@ -1,33 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { freePort, hearth, MANIFESTS, parseEnvLines, REPO_ROOT, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
+import { freePort, hearth, MANIFESTS, parseEnvLines, REPO_ROOT, runCommand, startDaemon, testEnv, waitFor, type CommandResult, type Daemon, type TestEnv } from '@hearth/testkit';
 import path from 'node:path';
 import { restPassword } from '../src/auth.ts';
 import { Attr, Class, Method, requestedTransportValue, uint32Value } from '../src/stun-codec.ts';
 import { errorOf, login, restCredentials, signed, TestClient } from './client.ts';
 
 /** The daemon as apps and browsers meet it: coturn's own client tools against a running instance. */
-
-interface RunResult {
-  code: number | null;
-  out: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
 
 /** Sent and received message totals and the loss line of a turnutils_uclient run. */
 function uclientTotals(out: string): { sent: number; received: number; lost: number } | null {
@@ -79,13 +59,13 @@ after(async () => {
   await stack?.env.cleanup();
 });
 
-function uclient(extra: string[], port = stack.port, length = 180): Promise<RunResult> {
-  return run('turnutils_uclient', [...extra, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '20', '-m', '2', '-l', String(length), '127.0.0.1']);
+function uclient(extra: string[], port = stack.port, length = 180): Promise<CommandResult> {
+  return runCommand('turnutils_uclient', [...extra, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '20', '-m', '2', '-l', String(length), '127.0.0.1']);
 }
 
 describe('coturn client tools', { timeout: 120_000 }, () => {
   it('turnutils_stunclient learns its reflexive address', async () => {
-    const r = await run('turnutils_stunclient', ['-p', String(stack.port), '127.0.0.1']);
+    const r = await runCommand('turnutils_stunclient', ['-p', String(stack.port), '127.0.0.1']);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /UDP reflexive addr: 127\.0\.0\.1:\d+/);
   });
@@ -160,7 +140,7 @@ describe('credential changes from another process', { timeout: 60_000 }, () => {
 
 describe('daemon settings', { timeout: 60_000 }, () => {
   it('a bad TURN setting is one line on stderr and exit 1', async () => {
-    const r = await run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'services/turn/src/main.ts')], { ...stack.env.env, HEARTH_TURN_ALLOWED_PEERS: 'not-a-cidr' });
+    const r = await runCommand(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'services/turn/src/main.ts')], { env: { ...stack.env.env, HEARTH_TURN_ALLOWED_PEERS: 'not-a-cidr' } });
     assert.equal(r.code, 1);
     assert.equal(r.out.trim().split('\n').length, 1, r.out);
     assert.match(r.out, /HEARTH_TURN_ALLOWED_PEERS/);

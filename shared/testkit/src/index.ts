@@ -118,6 +118,32 @@ export function hearth(args: string[], opts: { env: Record<string, string>; inpu
   });
 }
 
+export interface CommandResult {
+  code: number | null;
+  /** stdout and stderr together, as they arrived. */
+  out: string;
+}
+
+/**
+ * Runs a client tool (swaks, python3, coturn's turnutils, ...) with `env` over this process's
+ * environment and `input` on stdin (none when not given); killed after `timeoutMs`.
+ */
+export function runCommand(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+    child.stdin?.end(opts.input);
+  });
+}
+
 /** Parses `KEY=VALUE` lines as `hearth app env` prints them. */
 export function parseEnvLines(text: string): Record<string, string> {
   const out: Record<string, string> = {};
