@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { Directory } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { MailStore } from '@hearth/mailstore';
-import { testEnv, type TestEnv } from '@hearth/testkit';
+import { runCommand, testEnv, type TestEnv } from '@hearth/testkit';
 import { startImap, type RunningImap } from '../src/server.ts';
 
 export interface Stack {
@@ -65,19 +64,7 @@ export function message(subject: string, body = 'Hello there', extra = ''): Buff
 }
 
 /** Runs a program to completion (bounded), returning its exit code and output. */
-export function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
+export async function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runCommand(cmd, args, { input: opts.input ?? '', env: opts.env, timeoutMs: opts.timeoutMs ?? 30_000 });
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

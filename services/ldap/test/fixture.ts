@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { createLogger } from '@hearth/log';
 import { Directory, generateSecret, type App, type ThrottleLimits, type User } from '@hearth/directory';
-import { testEnv, type TestEnv } from '@hearth/testkit';
+import { runCommand, testEnv, type TestEnv } from '@hearth/testkit';
 import { loadTls, type TlsMaterial } from '@hearth/tls';
 import { startLdap, type LdapServer } from '../src/server.ts';
 
@@ -83,24 +82,9 @@ export interface RunResult {
 }
 
 /** Runs an ldap-utils client with a clean environment (no HOME, so no ~/.ldaprc), bounded in time. */
-export function run(cmd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
+export async function run(cmd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<RunResult> {
+  const r = await runCommand(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, inheritEnv: false, input: input ?? '', timeoutMs: 20_000 });
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Parses LDIF as ldapsearch -LLL prints it (unfolded), into dn → attribute → values. */

@@ -1,12 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { Directory } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
-import { testEnv, type TestEnv } from '@hearth/testkit';
+import { runCommand, testEnv, type TestEnv } from '@hearth/testkit';
 import { startPop3, type RunningPop3 } from '../src/server.ts';
 import { multiline, parseLine, topOf, uidl } from '../src/pop3-codec.ts';
 
@@ -42,20 +41,9 @@ after(async () => {
   await env.cleanup();
 });
 
-function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+async function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runCommand(cmd, args, { timeoutMs: 30_000 });
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 async function python(script: string): Promise<string> {

@@ -122,23 +122,38 @@ export interface CommandResult {
   code: number | null;
   /** stdout and stderr together, as they arrived. */
   out: string;
+  stdout: string;
+  stderr: string;
 }
 
 /**
  * Runs a client tool (swaks, python3, coturn's turnutils, ...) with `env` over this process's
  * environment and `input` on stdin (none when not given); killed after `timeoutMs`.
  */
-export function runCommand(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CommandResult> {
+export function runCommand(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: Record<string, string>; timeoutMs?: number; inheritEnv?: boolean } = {},
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    const env = opts.inheritEnv === false ? opts.env : { ...process.env, ...opts.env };
+    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env });
     let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      stdout += d;
+    });
+    child.stderr!.on('data', (d) => {
+      out += d;
+      stderr += d;
+    });
     const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(t);
-      resolve({ code, out });
+      resolve({ code, out, stdout, stderr });
     });
     child.stdin?.end(opts.input);
   });
