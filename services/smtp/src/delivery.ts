@@ -78,6 +78,16 @@ function getSocket(options: { host?: string; port?: number }, callback: (err: Er
   socket.once('error', fail);
 }
 
+/** What every onward SMTP connection (smarthost or MX) shares: timeouts, no file/URL access, our socket factory. */
+const ONWARD_SMTP = {
+  connectionTimeout: 30_000,
+  greetingTimeout: 30_000,
+  socketTimeout: 300_000,
+  disableFileAccess: true,
+  disableUrlAccess: true,
+  getSocket,
+} as const;
+
 /** Delivers queued messages: into the Maildir for local mailboxes, over SMTP for the rest. */
 export class Delivery implements Deliverer {
   private readonly smarthost: nodemailer.Transporter<SMTPPool.SentMessageInfo> | null;
@@ -96,12 +106,7 @@ export class Delivery implements Deliverer {
         auth: o.relay.user ? { user: o.relay.user, pass: o.relay.pass ?? '' } : undefined,
         name: o.hostname,
         tls: { rejectUnauthorized: !o.relayInsecureTls },
-        connectionTimeout: 30_000,
-        greetingTimeout: 30_000,
-        socketTimeout: 300_000,
-        disableFileAccess: true,
-        disableUrlAccess: true,
-        getSocket,
+        ...ONWARD_SMTP,
         // a connection dropped mid-message would be requeued inside the pool without end;
         // failing it hands the retry to the queue, with its backoff
         maxRequeues: 0,
@@ -222,12 +227,7 @@ export class Delivery implements Deliverer {
         name: this.o.hostname,
         // opportunistic STARTTLS between MTAs: a certificate we cannot check still beats cleartext
         tls: { rejectUnauthorized: false },
-        connectionTimeout: 30_000,
-        greetingTimeout: 30_000,
-        socketTimeout: 300_000,
-        disableFileAccess: true,
-        disableUrlAccess: true,
-        getSocket,
+        ...ONWARD_SMTP,
       } satisfies SMTPTransport.Options);
       try {
         const { outcomes, unreachable } = await this.send(transport, env, rcpts, raw, dkim, host);

@@ -25,10 +25,7 @@ ${errorBox('login-error', v.error)}
 <button type="submit">Sign in</button>
 </div>
 </form>
-<form method="post" action="${esc(v.abortAction)}">
-<input type="hidden" name="csrf" value="${esc(v.csrf)}">
-<div class="actions"><button type="submit" class="secondary">Cancel</button></div>
-</form>`,
+${cancelForm(v)}`,
   );
 }
 
@@ -57,9 +54,14 @@ ${errorBox('code-error', v.error)}
 <button type="submit">Verify</button>
 </div>
 </form>
-<form method="post" action="${esc(v.abortAction)}">
+${cancelForm(v)}`,
+  );
+}
+
+/** The second form on both steps: abandons the sign-in (CSRF-protected like the first). */
+function cancelForm(v: { abortAction: string; csrf: string }): string {
+  return `<form method="post" action="${esc(v.abortAction)}">
 <input type="hidden" name="csrf" value="${esc(v.csrf)}">
 <div class="actions"><button type="submit" class="secondary">Cancel</button></div>
-</form>`,
-  );
+</form>`;
 }
