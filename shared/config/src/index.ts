@@ -20,6 +20,7 @@ export const DEFAULT_PORTS = {
   proxyauth: 4180,
   turn: 3478,
   turnTls: 5349,
+  dockerProxy: 2376,
 } as const;
 
 export type PortName = keyof typeof DEFAULT_PORTS;
@@ -46,6 +47,8 @@ export interface HearthConfig {
   oidcIssuer: string;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  /** the Docker engine app containers run on: unix:///path or tcp://host:port */
+  dockerHost: string;
   ports: Ports;
   turnAllowLoopbackPeers: boolean;
   argon2: Argon2Settings;
@@ -87,6 +90,10 @@ const envSchema = z.object({
   HEARTH_OIDC_ISSUER: z.string().url().optional(),
   HEARTH_TLS_CERT: z.string().optional(),
   HEARTH_TLS_KEY: z.string().optional(),
+  HEARTH_DOCKER_HOST: z
+    .string()
+    .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/, 'must be unix:///path/to/docker.sock or tcp://host:port')
+    .default('unix:///var/run/docker.sock'),
   HEARTH_TURN_ALLOW_LOOPBACK_PEERS: envFlag,
   HEARTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(8).default(19456),
   HEARTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
@@ -129,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     oidcIssuer: (e.HEARTH_OIDC_ISSUER ?? `http://127.0.0.1:${ports.oidc}`).replace(/\/+$/, ''),
     tlsCert: e.HEARTH_TLS_CERT,
     tlsKey: e.HEARTH_TLS_KEY,
+    dockerHost: e.HEARTH_DOCKER_HOST,
     ports,
     turnAllowLoopbackPeers: e.HEARTH_TURN_ALLOW_LOOPBACK_PEERS,
     argon2: {

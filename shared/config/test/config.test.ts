@@ -33,5 +33,9 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ HEARTH_SMTP_PORT: 'x' }), { message: 'invalid setting HEARTH_SMTP_PORT: must be a port number' });
     assert.equal(loadConfig({ HEARTH_DATABASE_URL: '', HEARTH_TURN_ALLOW_LOOPBACK_PEERS: '1' }).turnAllowLoopbackPeers, true);
     assert.equal(loadConfig({ HEARTH_DATABASE_URL: '' }).databaseUrl, undefined);
+    assert.throws(() => loadConfig({ HEARTH_DOCKER_HOST: 'http://x' }), { message: 'invalid setting HEARTH_DOCKER_HOST: must be unix:///path/to/docker.sock or tcp://host:port' });
+    assert.equal(loadConfig({}).dockerHost, 'unix:///var/run/docker.sock');
+    assert.equal(loadConfig({ HEARTH_DOCKER_HOST: 'tcp://127.0.0.1:2375' }).dockerHost, 'tcp://127.0.0.1:2375');
+    assert.equal(loadConfig({ HEARTH_DOCKER_PROXY_PORT: '12376' }).ports.dockerProxy, 12376);
   });
 });
