@@ -1,4 +1,4 @@
-import type { HearthConfig } from '@hearth/config';
+import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import type { Logger } from '@hearth/log';
 import type { Context, Middleware, Next } from 'koa';
 import { OIDC_ROUTES } from './endpoints.ts';
@@ -47,6 +47,20 @@ export function errorHandler(logger: Logger): Middleware {
         sendError(ctx, 500, 'server_error', 'the server could not complete the request');
       }
     }
+  };
+}
+
+/**
+ * ctx.ip (throttling, audit) is the socket peer, or the nearest untrusted X-Forwarded-For hop when
+ * the peer is in HEARTH_TRUSTED_PROXIES; a client's own X-Forwarded-For is never believed.
+ */
+export function clientAddress(config: HearthConfig): Middleware {
+  const trusted = new TrustedProxies(config.trustedProxies);
+  return async (ctx: Context, next: Next) => {
+    const client = trusted.client(trusted.chain(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']));
+    ctx.req.headers['x-forwarded-for'] = client;
+    ctx.request.ip = client;
+    await next();
   };
 }
 

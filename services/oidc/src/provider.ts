@@ -147,7 +147,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.oidcIssuer, configuration);
-  // Behind a TLS-terminating proxy: trust X-Forwarded-*, but only the hop nearest to us.
+  // Koa reads X-Forwarded-*, but only the values our middleware put there: Proto and Host from the
+  // issuer (securityHeaders), For from HEARTH_TRUSTED_PROXIES (clientAddress). A client's own are replaced.
   provider.proxy = true;
   (provider as unknown as { maxIpsCount: number }).maxIpsCount = 1;
   return provider;

@@ -7,7 +7,7 @@ import type { Client, default as Provider } from 'oidc-provider';
 import { ACCOUNT_MODELS, RedisStorage, StoreStorage, type OidcStorage } from './adapter.ts';
 import { ClientRegistry } from './clients.ts';
 import { oidcEndpoints } from './endpoints.ts';
-import { errorHandler, limitParams, offlineAccessConsent, securityHeaders } from './http.ts';
+import { clientAddress, errorHandler, limitParams, offlineAccessConsent, securityHeaders } from './http.ts';
 import { interactionRoutes } from './interactions.ts';
 import { loadOrCreateKeys, readKeys, type KeyMaterial } from './keys.ts';
 import { buildProvider } from './provider.ts';
@@ -72,6 +72,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     // inserts there): one Koa pass per request.
     provider.silent = true;
     provider.use(errorHandler(logger));
+    provider.use(clientAddress(config));
     provider.use(securityHeaders(config));
     provider.use(limitParams);
     provider.use(offlineAccessConsent);

@@ -1,7 +1,7 @@
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { addressMatcher, type HearthConfig } from '@hearth/config';
+import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import type { App, Directory, User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import { BasicAuthenticator, isBasic, isBearer, parseBasic } from './basic.ts';
@@ -69,11 +69,6 @@ function firstValue(v: string | string[] | undefined): string | undefined {
   return s?.split(',')[0]?.trim() || undefined;
 }
 
-function plainAddress(a: string | undefined): string {
-  if (!a) return '';
-  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
-}
-
 function quote(s: string): string {
   return `"${s.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`;
 }
@@ -85,7 +80,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   const basic = new BasicAuthenticator(directory);
   const oidc = new OidcClients(config.oidcIssuer, settings.oidcInternalUrl);
   const proxy = new Forwarder(settings.upstreamTimeoutMs);
-  const trusted = addressMatcher(settings.trustedProxies);
+  const trusted = new TrustedProxies(config.trustedProxies);
   // App records are replaced on every directory reload, so these caches follow changes by themselves.
   const appOptions = new WeakMap<App, ProxyAuthOptions>();
   const appKeys = new WeakMap<App, Buffer>();
@@ -118,14 +113,12 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   /** X-Forwarded-* from a trusted proxy in front of us are believed; anyone else's are replaced. */
   function forwardedOf(req: http.IncomingMessage): Forwarded {
     const host = req.headers.host ?? '';
-    const peer = plainAddress(req.socket.remoteAddress);
+    const chain = trusted.chain(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
-    if (!trusted(peer)) return { for: peer, proto: tls ? 'https' : 'http', host };
-    const prior = req.headers['x-forwarded-for'];
-    const xff = Array.isArray(prior) ? prior.join(', ') : prior;
+    if (!trusted.has(req.socket.remoteAddress ?? '')) return { for: chain, proto: tls ? 'https' : 'http', host };
     const proto = firstValue(req.headers['x-forwarded-proto'])?.toLowerCase();
     return {
-      for: xff ? `${xff}, ${peer}` : peer,
+      for: chain,
       proto: proto === 'https' || tls ? 'https' : 'http',
       host: firstValue(req.headers['x-forwarded-host']) ?? host,
     };
@@ -133,9 +126,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
 
   /** The client address for throttling and audit: the nearest untrusted hop. */
   function clientAddress(fwd: Forwarded): string {
-    const hops = fwd.for.split(',').map((h) => plainAddress(h.trim())).filter(Boolean);
-    for (let i = hops.length - 1; i >= 0; i--) if (!trusted(hops[i]!)) return hops[i]!;
-    return hops[0] ?? '';
+    return trusted.client(fwd.for);
   }
 
   function contextFor(req: http.IncomingMessage, app: App): AppContext {

@@ -1,4 +1,4 @@
-import { blank, isCidr, parseEnv } from '@hearth/config';
+import { blank, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
 /** Settings only the gateway has, read once at start from HEARTH_PROXYAUTH_* variables. */
@@ -11,8 +11,6 @@ export interface ProxyAuthSettings {
   sessionIdleSeconds: number;
   /** a session this old is over, however active */
   sessionMaxSeconds: number;
-  /** peers (addresses or CIDR ranges) whose X-Forwarded-For/Proto/Host are believed: a TLS terminator in front of the gateway */
-  trustedProxies: string[];
   /** where the gateway itself reaches the OIDC provider when the public issuer URL does not work from here (containers) */
   oidcInternalUrl: string | null;
 }
@@ -26,11 +24,11 @@ const schema = z
     HEARTH_PROXYAUTH_MAX_HEADER_SIZE: z.coerce.number().int().min(1024).max(1_048_576).default(16_384),
     HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS: seconds.default(12 * 3600),
     HEARTH_PROXYAUTH_SESSION_MAX_SECONDS: seconds.default(7 * 86400),
+    // Folded into HEARTH_TRUSTED_PROXIES (shared with oidc); refused so an old setting is not silently dropped.
     HEARTH_PROXYAUTH_TRUSTED_PROXIES: z
       .string()
-      .default('127.0.0.1,::1')
-      .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
-      .refine((list) => list.every(isCidr), 'must be a comma list of IP addresses or CIDR ranges'),
+      .optional()
+      .refine((v) => v === undefined, 'replaced by HEARTH_TRUSTED_PROXIES, which oidc and proxyauth share (default: empty)'),
     HEARTH_PROXYAUTH_OIDC_INTERNAL_URL: z
       .string()
       .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be an http(s) origin such as http://oidc:4000')
@@ -49,7 +47,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): ProxyAuthSet
     maxHeaderSize: s.HEARTH_PROXYAUTH_MAX_HEADER_SIZE,
     sessionIdleSeconds: s.HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS,
     sessionMaxSeconds: s.HEARTH_PROXYAUTH_SESSION_MAX_SECONDS,
-    trustedProxies: s.HEARTH_PROXYAUTH_TRUSTED_PROXIES,
     oidcInternalUrl: s.HEARTH_PROXYAUTH_OIDC_INTERNAL_URL ?? null,
   };
 }

@@ -63,6 +63,8 @@ before(async () => {
       HEARTH_PROXYAUTH_SESSION_IDLE_SECONDS: String(IDLE),
       HEARTH_PROXYAUTH_SESSION_MAX_SECONDS: String(MAX),
       HEARTH_LOGIN_MAX_FAILURES_PER_USER: '4',
+      // the tests' curl stands in for a TLS terminator on loopback
+      HEARTH_TRUSTED_PROXIES: '127.0.0.1,::1',
       HEARTH_LOG_LEVEL: 'info',
     },
   });

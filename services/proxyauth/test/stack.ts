@@ -59,6 +59,8 @@ export async function startSignInStack(seed: (directory: Directory, upstream: Up
         HEARTH_OIDC_PORT: String(oidcPort),
         HEARTH_OIDC_ISSUER: issuer,
         ...(opts.issuerHost ? { HEARTH_PROXYAUTH_OIDC_INTERNAL_URL: `http://127.0.0.1:${oidcPort}` } : {}),
+        // the tests' curl and browser stand in for a TLS terminator on loopback
+        HEARTH_TRUSTED_PROXIES: '127.0.0.1,::1',
         HEARTH_LOG_LEVEL: 'info',
       },
     });

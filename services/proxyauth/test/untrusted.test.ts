@@ -7,7 +7,7 @@ import { loadSettings } from '../src/settings.ts';
 import { startProxyAuth, type RunningProxyAuth } from '../src/server.ts';
 import { curl, echoOf, startUpstream, type Upstream } from './helpers.ts';
 
-/** The gateway in-process with no trusted proxies: whatever X-Forwarded-* a client sends is replaced. */
+/** The gateway in-process with the default HEARTH_TRUSTED_PROXIES (nobody): whatever X-Forwarded-* a client sends is replaced. */
 
 let env: TestEnv;
 let directory: Directory;
@@ -22,7 +22,12 @@ before(async () => {
     { id: 'open', domain: 'open.example.test', manifest: { addons: { proxyAuth: { path: '/admin' } } }, access: null, upstream: upstream.url, credentials: {}, createdAt: new Date().toISOString() },
     [],
   );
-  gw = await startProxyAuth({ config: env.config, directory, logger: createLogger('proxyauth-test', 'silent'), settings: loadSettings({ HEARTH_PROXYAUTH_TRUSTED_PROXIES: '' }), port: 0 });
+  await directory.putApp(
+    { id: 'basic', domain: 'basic.example.test', manifest: { addons: { proxyAuth: { basicAuth: true } } }, access: null, upstream: upstream.url, credentials: {}, createdAt: new Date().toISOString() },
+    [],
+  );
+  await directory.addUser({ username: 'alice', email: 'alice@example.test', password: 'alice-password-1' });
+  gw = await startProxyAuth({ config: env.config, directory, logger: createLogger('proxyauth-test', 'silent'), settings: loadSettings({}), port: 0 });
 });
 
 after(async () => {
@@ -44,4 +49,15 @@ test('a spoofed X-Forwarded-Proto does not make the gateway think it is behind T
   const r = await curl(gw.port, 'open.example.test', '/logout', { headers: ['X-Forwarded-Proto: https'] });
   assert.equal(r.status, 302);
   assert.doesNotMatch(r.headers['set-cookie']!.join('\n'), /Secure|__Host-/);
+});
+
+test('throttling and audit see the socket address, not a client-sent X-Forwarded-For', async () => {
+  const wrong = `Authorization: Basic ${Buffer.from('alice:wrong').toString('base64')}`;
+  const r = await curl(gw.port, 'basic.example.test', '/', { headers: [wrong, 'X-Forwarded-For: 127.0.0.77'] });
+  assert.equal(r.status, 401);
+  const events = await directory.store.listAudit({ protocol: 'proxyauth', limit: 10 });
+  assert.deepEqual(
+    events.map((e) => [e.ok, e.remote]),
+    [[false, '127.0.0.1']],
+  );
 });

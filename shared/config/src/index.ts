@@ -2,7 +2,9 @@ import path from 'node:path';
 import { z } from 'zod';
 
 export { writeFileOnce } from './files.ts';
-export { addressMatcher, isCidr } from './networks.ts';
+import { isCidr } from './networks.ts';
+
+export { addressMatcher, isCidr, plainAddress, TrustedProxies } from './networks.ts';
 
 /** Every port a Hearth daemon listens on, with the CONTRACT.md defaults. */
 export const DEFAULT_PORTS = {
@@ -51,6 +53,8 @@ export interface HearthConfig {
   dockerHost: string;
   ports: Ports;
   turnAllowLoopbackPeers: boolean;
+  /** HEARTH_TRUSTED_PROXIES: peers whose X-Forwarded-* headers the HTTP services believe (empty: nobody's) */
+  trustedProxies: string[];
   argon2: Argon2Settings;
   logLevel: string;
 }
@@ -95,6 +99,11 @@ const envSchema = z.object({
     .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/, 'must be unix:///path/to/docker.sock or tcp://host:port')
     .default('unix:///var/run/docker.sock'),
   HEARTH_TURN_ALLOW_LOOPBACK_PEERS: envFlag,
+  HEARTH_TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((s) => s.split(/[\s,]+/).filter(Boolean))
+    .refine((list) => list.every(isCidr), 'must be a comma list of IP addresses or CIDR ranges'),
   HEARTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(8).default(19456),
   HEARTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
   HEARTH_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
@@ -139,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     dockerHost: e.HEARTH_DOCKER_HOST,
     ports,
     turnAllowLoopbackPeers: e.HEARTH_TURN_ALLOW_LOOPBACK_PEERS,
+    trustedProxies: e.HEARTH_TRUSTED_PROXIES,
     argon2: {
       memoryCost: e.HEARTH_ARGON2_MEMORY_KIB,
       timeCost: e.HEARTH_ARGON2_TIME_COST,

@@ -9,10 +9,14 @@ export function isCidr(s: string): boolean {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
 }
 
+/** IPv4-mapped IPv6 (::ffff:1.2.3.4, as dual-stack sockets report it) as plain IPv4; anything else unchanged. */
+export function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
 /**
  * Whether an address lies in any of the ranges (trusted networks, trusted proxies).
- * IPv4-mapped IPv6 (::ffff:1.2.3.4, as dual-stack sockets report it) counts as IPv4.
- * Throws on a range that is not a CIDR; an empty list matches nothing.
+ * IPv4-mapped IPv6 counts as IPv4. Throws on a range that is not a CIDR; an empty list matches nothing.
  */
 export function addressMatcher(ranges: string[]): (address: string) => boolean {
   const list = new net.BlockList();
@@ -23,8 +27,34 @@ export function addressMatcher(ranges: string[]): (address: string) => boolean {
     list.addSubnet(addr, bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits), family);
   }
   return (address) => {
-    const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+    const plain = plainAddress(address);
     const family = net.isIPv4(plain) ? 'ipv4' : net.isIPv6(plain) ? 'ipv6' : null;
     return family !== null && list.check(plain, family);
   };
+}
+
+/**
+ * HEARTH_TRUSTED_PROXIES for every HTTP service: only a peer in these ranges (a TLS terminator in
+ * front) may say who the client is (X-Forwarded-For) or how it connected (X-Forwarded-Proto/-Host).
+ */
+export class TrustedProxies {
+  readonly has: (address: string) => boolean;
+
+  constructor(readonly ranges: string[]) {
+    this.has = addressMatcher(ranges);
+  }
+
+  /** The X-Forwarded-For chain including the peer: a trusted peer's header extended, anyone else's ignored. */
+  chain(peer: string | undefined, forwardedFor: string | string[] | undefined): string {
+    const p = plainAddress(peer ?? '');
+    const prior = Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor;
+    return this.has(p) && prior ? `${prior}, ${p}` : p;
+  }
+
+  /** The client for throttling and audit: the nearest hop of the chain that is not a trusted proxy. */
+  client(chain: string): string {
+    const hops = chain.split(',').map((h) => plainAddress(h.trim()));
+    for (let i = hops.length - 1; i >= 0; i--) if (hops[i] && !this.has(hops[i]!)) return hops[i]!;
+    return hops.find(Boolean) ?? '';
+  }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { blank, ConfigError, envFlag, envPort, loadConfig, parseEnv } from '../src/index.ts';
+import { blank, ConfigError, envFlag, envPort, loadConfig, parseEnv, TrustedProxies } from '../src/index.ts';
 
 describe('parseEnv', () => {
   const schema = z.object({
@@ -37,5 +37,28 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({}).dockerHost, 'unix:///var/run/docker.sock');
     assert.equal(loadConfig({ HEARTH_DOCKER_HOST: 'tcp://127.0.0.1:2375' }).dockerHost, 'tcp://127.0.0.1:2375');
     assert.equal(loadConfig({ HEARTH_DOCKER_PROXY_PORT: '12376' }).ports.dockerProxy, 12376);
+  });
+});
+
+describe('HEARTH_TRUSTED_PROXIES', () => {
+  it('is empty by default and a comma list of CIDRs otherwise', () => {
+    assert.deepEqual(loadConfig({}).trustedProxies, []);
+    assert.deepEqual(loadConfig({ HEARTH_TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8,192.0.2.1' }).trustedProxies, ['10.0.0.0/8', 'fd00::/8', '192.0.2.1']);
+    for (const bad of ['proxy.example', '10.0.0.0/33', '10.0.0.0/8/1']) {
+      assert.throws(() => loadConfig({ HEARTH_TRUSTED_PROXIES: bad }), { message: 'invalid setting HEARTH_TRUSTED_PROXIES: must be a comma list of IP addresses or CIDR ranges' });
+    }
+  });
+
+  it('believes X-Forwarded-For only from a trusted peer, and picks the nearest untrusted hop', () => {
+    const none = new TrustedProxies([]);
+    assert.equal(none.chain('127.0.0.1', '127.0.0.77'), '127.0.0.1');
+    assert.equal(none.client(none.chain('::ffff:127.0.0.1', '127.0.0.77')), '127.0.0.1');
+    const t = new TrustedProxies(['127.0.0.1', '10.0.0.0/8']);
+    assert.equal(t.chain('::ffff:127.0.0.1', '203.0.113.5, 10.1.1.1'), '203.0.113.5, 10.1.1.1, 127.0.0.1');
+    assert.equal(t.client('203.0.113.5, 198.51.100.2, 10.1.1.1, 127.0.0.1'), '198.51.100.2');
+    assert.equal(t.client(t.chain('10.9.9.9', ['203.0.113.5', '10.1.1.1'])), '203.0.113.5');
+    // every hop a proxy: the first is as close to the client as we can tell
+    assert.equal(t.client('10.1.1.1, 127.0.0.1'), '10.1.1.1');
+    assert.equal(t.client(t.chain('198.51.100.7', undefined)), '198.51.100.7');
   });
 });
