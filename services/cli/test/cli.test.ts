@@ -48,7 +48,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         [['user', 'show', 'nobody'], /no such user: nobody/],
         [['group', 'add-member', 'nogroup', 'alice'], /no such group: nogroup/],
         [['app', 'env', 'noapp'], /no such app: noapp/],
-        [['app', 'install', manifest('bad-unknown-addon.json'), '--id', 'broken', '--domain', 'broken.example.test'], /unknown addon: teleport/],
+        [['app', 'install', path.join(import.meta.dirname, 'fixtures/bad-unknown-addon.json'), '--id', 'broken', '--domain', 'broken.example.test'], /unknown addon: teleport/],
         [['app', 'install', manifest('wiki.json'), '--id', 'wiki', '--domain', 'not a domain'], /FQDN/],
         [['app', 'install', manifest('wiki.json'), '--id', 'bad id', '--domain', 'wiki.example.test'], /app id must be/],
         [['app', 'install', manifest('wiki.json'), '--id', 'wiki', '--domain', 'wiki.example.test', '--access', 'users:ghost'], /no such user: ghost/],

@@ -13,8 +13,8 @@ import { loadConfig, type HearthConfig } from '@hearth/config';
 export { cpuSeconds, memoryMiB, percentile } from './bench.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-export const FIXTURES = path.resolve(REPO_ROOT, '../shared/fixtures');
-export const MANIFESTS = path.join(FIXTURES, 'manifests');
+/** The example app manifests the README documents; tests install these, so a plain clone can run them. */
+export const MANIFESTS = path.join(REPO_ROOT, 'examples/manifests');
 export const PG_ADMIN_URL = process.env.HEARTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export function tempDir(prefix = 'hearth-test-'): string {
