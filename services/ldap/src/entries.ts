@@ -3,6 +3,7 @@ import { BerWriter } from './ber.ts';
 import { escapeDnValue } from './dn.ts';
 import { normalizeAttr, normalizeValue, type Filter, type Matchable } from './filter.ts';
 import { encodeAttribute, OID, type Attribute } from './protocol.ts';
+import { OPERATIONAL_NAMES, SUBSCHEMA_VALUES } from './schema.ts';
 
 /**
  * The LDAP tree over the directory (CONTRACT.md "LDAP tree"): entries built once per
@@ -15,7 +16,9 @@ export const USERS_DN = 'ou=users,dc=cloudron';
 export const GROUPS_DN = 'ou=groups,dc=cloudron';
 export const APPS_DN = 'ou=apps,dc=cloudron';
 
-export type EntryKind = 'root' | 'container' | 'user' | 'group';
+export const SUBSCHEMA_DN = 'cn=Subschema';
+
+export type EntryKind = 'root' | 'subschema' | 'container' | 'user' | 'group';
 
 /** Attribute names of a kind of entry, in output order, shared by all its entries. */
 export class Layout {
@@ -30,9 +33,6 @@ export class Layout {
  * the memoized copies then pack densely instead of pinning pool slabs full of scratch space.
  */
 const scratch = new BerWriter(64 * 1024);
-
-const OPERATIONAL = ['entryDN', 'structuralObjectClass', 'hasSubordinates', 'subschemaSubentry'];
-const OPERATIONAL_LC = new Set(OPERATIONAL.map((n) => n.toLowerCase()));
 
 function normalizedList(values: readonly string[]): readonly string[] {
   let changed = false;
@@ -67,6 +67,8 @@ export class Entry implements Matchable {
     readonly ref: string | null = null,
     /** structural object class reported by `+` */
     private readonly structural = 'top',
+    /** operational attributes besides the four every entry has */
+    private readonly extraOperational: readonly Attribute[] = [],
   ) {
     const lower = dn.toLowerCase();
     this.dnNorm = lower === dn ? dn : lower;
@@ -79,10 +81,10 @@ export class Entry implements Matchable {
       const v = this.norm[i]!;
       return v.length ? v : undefined;
     }
-    if (this.kind === 'root' || !OPERATIONAL_LC.has(attr)) return undefined;
+    if (this.kind === 'root' || !OPERATIONAL_NAMES.has(attr)) return undefined;
     return this.operational()
-      .find((a) => a.name.toLowerCase() === attr)!
-      .values.map(normalizeValue);
+      .find((a) => a.name.toLowerCase() === attr)
+      ?.values.map(normalizeValue);
   }
 
   *allValues(): Iterable<string> {
@@ -95,7 +97,8 @@ export class Entry implements Matchable {
       { name: 'entryDN', values: [this.dn] },
       { name: 'structuralObjectClass', values: [this.structural] },
       { name: 'hasSubordinates', values: [this.kind === 'container' ? 'TRUE' : 'FALSE'] },
-      { name: 'subschemaSubentry', values: ['cn=Subschema'] },
+      { name: 'subschemaSubentry', values: [SUBSCHEMA_DN] },
+      ...this.extraOperational,
     ];
   }
 
@@ -137,7 +140,7 @@ export class Entry implements Matchable {
       }
     }
     const oper = this.operational();
-    if (oper.length && (sel.allOper || sel.names.some((n) => OPERATIONAL_LC.has(n)))) {
+    if (oper.length && (sel.allOper || sel.names.some((n) => OPERATIONAL_NAMES.has(n)))) {
       const w = new BerWriter(128);
       for (const a of oper) if (sel.allOper || sel.names.includes(a.name.toLowerCase())) encodeAttribute(w, a);
       out.push(w.toBuffer());
@@ -253,7 +256,22 @@ const ROOT_DSE = new Entry(
     ['3'],
     ['1.3.6.1.4.1.4203.1.5.1' /* all operational attributes (+) */],
     ['Hearth'],
-    ['cn=Subschema'],
+    [SUBSCHEMA_DN],
+  ],
+);
+
+/** The subschema subentry (RFC 4512 4.2) every entry's subschemaSubentry names; readable by anyone, like the root DSE. */
+const SUBSCHEMA = new Entry(
+  'subschema',
+  SUBSCHEMA_DN,
+  new Layout(['objectClass', 'cn']),
+  [['top', 'subentry', 'subschema'], ['Subschema']],
+  null,
+  'subentry',
+  [
+    // RFC 3672: the empty specification, the whole subtree
+    { name: 'subtreeSpecification', values: ['{}'] },
+    ...Object.entries(SUBSCHEMA_VALUES).map(([name, values]) => ({ name, values })),
   ],
 );
 
@@ -266,6 +284,7 @@ export type Viewer = { kind: 'app'; appId: string } | { kind: 'user'; userId: st
 /** One immutable generation of the tree, rebuilt when the directory changes. */
 export class Tree {
   readonly root = ROOT_DSE;
+  readonly subschema = SUBSCHEMA;
   readonly base = container(BASE_DN, 'domain', 'dc', 'cloudron');
   readonly usersOu = container(USERS_DN, 'organizationalUnit', 'ou', 'users');
   readonly groupsOu = container(GROUPS_DN, 'organizationalUnit', 'ou', 'groups');

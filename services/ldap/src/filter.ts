@@ -1,5 +1,6 @@
 import { BerError, BerReader, TAG } from './ber.ts';
 import { normalizeDn } from './dn.ts';
+import { ATTRIBUTE_ALIASES, DN_ATTRIBUTES } from './schema.ts';
 
 /**
  * LDAP search filters (RFC 4511 4.5.1): decoding from BER and evaluation against an
@@ -23,27 +24,11 @@ export const MAX_FILTER_NODES = 1024;
 
 export class FilterError extends BerError {}
 
-/** Attribute types clients sometimes send by OID, mapped to the names entries use. */
-const OID_NAMES: Record<string, string> = {
-  '2.5.4.0': 'objectclass',
-  '2.5.4.3': 'cn',
-  '2.5.4.4': 'sn',
-  '2.5.4.42': 'givenname',
-  '2.5.4.11': 'ou',
-  '0.9.2342.19200300.100.1.1': 'uid',
-  '0.9.2342.19200300.100.1.3': 'mail',
-  '0.9.2342.19200300.100.1.25': 'dc',
-  '2.16.840.1.113730.3.1.241': 'displayname',
-  '1.3.6.1.1.16.4': 'entryuuid',
-  '1.3.6.1.1.1.1.1': 'gidnumber',
-  '1.3.6.1.1.1.1.12': 'memberuid',
-};
-
-/** Lowercase attribute type without options (`cn;lang-en` → `cn`), OIDs mapped to names. */
+/** Lowercase attribute type without options (`cn;lang-en` → `cn`), OIDs and alternative names mapped to the names entries use. */
 export function normalizeAttr(name: string): string {
   const semi = name.indexOf(';');
   const base = (semi >= 0 ? name.slice(0, semi) : name).trim().toLowerCase();
-  return OID_NAMES[base] ?? base;
+  return ATTRIBUTE_ALIASES.get(base) ?? base;
 }
 
 /** caseIgnoreMatch: case folded, leading/trailing space dropped, inner runs of space collapsed. */
@@ -54,12 +39,9 @@ export function normalizeValue(value: string): string {
   return lower.trim().replace(/\s+/g, ' ');
 }
 
-/** Attributes holding DNs: compared as DNs (distinguishedNameMatch), so spacing and case do not matter. */
-const DN_ATTRS = new Set(['memberof', 'entrydn']);
-
 /** An assertion value normalized the way the attribute's values are. */
 export function assertionValue(attr: string, raw: string): string {
-  return (DN_ATTRS.has(attr) && normalizeDn(raw)) || normalizeValue(raw);
+  return (DN_ATTRIBUTES.has(attr) && normalizeDn(raw)) || normalizeValue(raw);
 }
 
 /** Decodes the filter at the reader's position (the CHOICE element itself). */

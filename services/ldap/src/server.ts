@@ -398,6 +398,7 @@ class Connection {
     const rdns = parseDn(dn);
     if (!rdns) return 'invalid';
     if (rdns.length === 0) return tree.root;
+    if (rdns.length === 1 && rdnIs(rdns[0], 'cn', 'subschema')) return tree.subschema;
     if (!viewer) return null;
     const n = rdns.length;
     if (!rdnIs(rdns[n - 1], 'dc', 'cloudron')) return null;
@@ -460,7 +461,7 @@ class Connection {
     const viewer = this.identity;
     const base = this.resolve(tree, viewer, req.base);
     if (base === 'invalid') return done(RESULT.invalidDNSyntax, 'invalid base DN');
-    if (!viewer && base !== tree.root) return done(RESULT.insufficientAccessRights, 'bind first');
+    if (!viewer && base !== tree.root && base !== tree.subschema) return done(RESULT.insufficientAccessRights, 'bind first');
     if (!base) return done(RESULT.noSuchObject, 'no such entry');
 
     let scoped: Entry[];

@@ -112,6 +112,8 @@ describe('filters', () => {
     assert.deepEqual(filterOf('8704 4d61696c'), { type: 'present', attr: 'mail' });
     assert.equal(normalizeAttr('displayName;lang-en'), 'displayname');
     assert.equal(normalizeAttr('2.5.4.3'), 'cn');
+    assert.equal(normalizeAttr('commonName'), 'cn');
+    assert.equal(normalizeAttr('RFC822Mailbox'), 'mail');
     const dnValued = new BerWriter().startSequence(0xa3).writeString('memberOf').writeString('CN=Staff, OU=Groups, DC=cloudron').endSequence().toBuffer();
     assert.deepEqual(decodeFilter(new BerReader(dnValued)), { type: 'eq', attr: 'memberof', value: 'cn=staff,ou=groups,dc=cloudron' });
   });
