@@ -49,9 +49,8 @@ export interface NormalizedTarget {
   /** the query string including its leading "?", or "" */
   query: string;
   /**
-   * Every reading of the path an app might act on: `path` itself, and the path with encoded
-   * slashes/backslashes taken as separators and `;params` dropped (how some servers route).
-   * A rule must hold under every reading.
+   * Every reading of the path an app might act on: `path` itself, and the path with backslashes
+   * taken as separators and `;params` dropped (how some servers route). A rule must hold under every reading.
    */
   readings: string[];
 }
@@ -61,7 +60,8 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
 /**
  * Normalises a request target (origin-form "/a/b?q" or absolute-form "http://h/a/b?q").
  * Returns null for targets no app should see: no leading "/", bad or NUL escapes,
- * bytes outside printable ASCII.
+ * bytes outside printable ASCII, and escaped "%", "/" or "\\" (and so "%252e" too): an app or a
+ * proxy that decodes once more, or splits on them, would see a different path than the wall did.
  */
 export function normalizePath(target: string): NormalizedTarget | null {
   let t = target;
@@ -85,7 +85,7 @@ export function normalizePath(target: string): NormalizedTarget | null {
     const hex = rawPath.slice(i + 1, i + 3);
     if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return null;
     const code = parseInt(hex, 16);
-    if (code === 0) return null;
+    if (code === 0 || code === 0x25 || code === 0x2f || code === 0x5c) return null;
     const ch = String.fromCharCode(code);
     decoded += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
     i += 2;
@@ -93,7 +93,7 @@ export function normalizePath(target: string): NormalizedTarget | null {
 
   const path = removeDotSegments(decoded);
   const separatorsDecoded = decoded
-    .replace(/%2F|%5C|\\/g, '/')
+    .replace(/\\/g, '/')
     .split('/')
     .map((seg) => seg.split(';')[0] ?? '')
     .join('/');
@@ -118,18 +118,15 @@ function removeDotSegments(p: string): string {
 
 /**
  * Whether the wall applies to a request. Prefixes match as the seed says ("paths
- * starting with"), like nginx prefix locations. A request is only outside the wall when
+ * starting with"), like nginx prefix locations, but ignoring case: apps on case-insensitive
+ * routers or file systems serve /ADMIN as /admin. A request is only outside the wall when
  * every reading of its path is.
  */
 export function requiresAuth(rule: WallRule, target: NormalizedTarget): boolean {
-  switch (rule.kind) {
-    case 'all':
-      return true;
-    case 'only':
-      return target.readings.some((p) => p.startsWith(rule.prefix));
-    case 'except':
-      return target.readings.some((p) => !p.startsWith(rule.prefix));
-  }
+  if (rule.kind === 'all') return true;
+  const prefix = rule.prefix.toLowerCase();
+  const inside = (p: string): boolean => p.toLowerCase().startsWith(prefix);
+  return rule.kind === 'only' ? target.readings.some(inside) : target.readings.some((p) => !inside(p));
 }
 
 /** Paths the gateway answers itself on every app domain. */

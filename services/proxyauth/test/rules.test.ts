@@ -24,7 +24,6 @@ test('normalizePath: vectors', () => {
     ['/../../etc', '/etc', ''],
     ['/%61dmin', '/admin', ''],
     ['/%7euser', '/~user', ''],
-    ['/a%2fb', '/a%2Fb', ''],
     ['/a%20b', '/a%20b', ''],
     ['/ADMIN', '/ADMIN', ''],
     ['/static/app.min.js', '/static/app.min.js', ''],
@@ -49,10 +48,17 @@ test('normalizePath: refuses what no app should see', () => {
   }
 });
 
-test('normalizePath: encoded separators and ;params give a second reading', () => {
-  assert.deepEqual(norm('/webhooks%2F..%2Fadmin').readings, ['/webhooks%2F..%2Fadmin', '/admin']);
+test('normalizePath: refuses escapes of "%", "/" and "\\" that survive one decode (issue 12)', () => {
+  for (const bad of ['/%2561dmin', '/%252e%252e/admin', '/a%2fb', '/webhooks%2F..%2Fadmin', '/webhooks%5C..%5Cadmin', '/admin%2Fx', '/%25']) {
+    assert.equal(normalizePath(bad), null, JSON.stringify(bad));
+  }
+});
+
+test('normalizePath: backslashes and ;params give a second reading', () => {
+  assert.deepEqual(norm('/webhooks\\..\\admin').readings, ['/webhooks\\..\\admin', '/admin']);
   assert.deepEqual(norm('/webhooks/..;/admin').readings, ['/webhooks/..;/admin', '/admin']);
-  assert.deepEqual(norm('/webhooks%5C..%5Cadmin').readings, ['/webhooks%5C..%5Cadmin', '/admin']);
+  // escaped "/" in the query is the app's business
+  assert.equal(norm('/a?p=%2F%25').query, '?p=%2F%25');
   assert.deepEqual(norm('/plain/path').readings, ['/plain/path']);
 });
 
@@ -77,6 +83,11 @@ test('parseOptions: malformed options fail closed', () => {
   }
 });
 
+test('requiresAuth: a manifest prefix in capitals walls the lower-case path too', () => {
+  const rule = parseOptions({ path: '/Admin' }).options.rule;
+  for (const p of ['/admin', '/ADMIN/x', '/Admin']) assert.equal(requiresAuth(rule, norm(p)), true, p);
+});
+
 test('requiresAuth: no path walls everything', () => {
   const rule: WallRule = { kind: 'all' };
   for (const p of ['/', '/x', '/webhooks', '/admin']) assert.equal(requiresAuth(rule, norm(p)), true, p);
@@ -84,16 +95,16 @@ test('requiresAuth: no path walls everything', () => {
 
 test('requiresAuth: "/admin" walls only that prefix, path tricks included', () => {
   const rule = parseOptions({ path: '/admin' }).options.rule;
-  const walled = ['/admin', '/admin/', '/admin/users', '/admin/../admin', '/x/../admin', '/%2e%2e/admin', '//admin', '/%61dmin', '/public%2F..%2Fadmin', '/public/..;/admin', '/public%5C..%5Cadmin', '/admin;x', '/admin%2Fx', '/a%64min%2F..'];
-  const open = ['/', '/public', '/ADMIN', '/Admin/x', '/x/admin', '/admin/..'];
+  const walled = ['/admin', '/admin/', '/admin/users', '/admin/../admin', '/x/../admin', '/%2e%2e/admin', '//admin', '/%61dmin', '/public/..;/admin', '/public\\..\\admin', '/admin;x', '/ADMIN', '/Admin/x', '/%41DMIN'];
+  const open = ['/', '/public', '/x/admin', '/admin/..', '/adm'];
   for (const p of walled) assert.equal(requiresAuth(rule, norm(p)), true, p);
   for (const p of open) assert.equal(requiresAuth(rule, norm(p)), false, p);
 });
 
 test('requiresAuth: "!/webhooks" walls everything else, path tricks included', () => {
   const rule = parseOptions({ path: '!/webhooks' }).options.rule;
-  const open = ['/webhooks', '/webhooks/', '/webhooks/github', '/x/../webhooks/a', '//webhooks/a', '/webhooks/a%2Fb'];
-  const walled = ['/', '/admin', '/WEBHOOKS', '/webhooks/../admin', '/webhooks/%2e%2e/admin', '/webhooks%2F..%2Fadmin', '/webhooks/..;/admin', '/webhooks%5C..%5Cadmin', '/x/webhooks'];
+  const open = ['/webhooks', '/webhooks/', '/webhooks/github', '/x/../webhooks/a', '//webhooks/a', '/WEBHOOKS/github'];
+  const walled = ['/', '/admin', '/webhooks/../admin', '/webhooks/%2e%2e/admin', '/webhooks/..;/admin', '/webhooks\\..\\admin', '/x/webhooks'];
   for (const p of open) assert.equal(requiresAuth(rule, norm(p)), false, p);
   for (const p of walled) assert.equal(requiresAuth(rule, norm(p)), true, p);
 });
