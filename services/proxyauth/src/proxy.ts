@@ -21,6 +21,8 @@ export interface Forwarded {
   for: string;
   proto: 'http' | 'https';
   host: string;
+  /** the peer is in HEARTH_TRUSTED_PROXIES */
+  fromTrustedProxy: boolean;
 }
 
 export interface ForwardRequest {
@@ -39,10 +41,22 @@ export type ProxyFailure = 'unreachable' | 'timeout';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']);
 
-/** Header names the gateway sets; a client's copy (also spelled with "_", as CGI-style apps read them) never passes. */
-function isReserved(lower: string): boolean {
+/**
+ * Headers an app may take a signed-in identity from. The gateway is the only authority on who is
+ * signed in, so nobody's copy passes, not even a trusted proxy's (which relays what its client sent).
+ */
+const IDENTITY_PREFIXES = ['x-remote-', 'remote-', 'x-auth-request-', 'x-webauth-', 'x-authenticated-', 'x-authentik-', 'x-pomerium-', 'x-ms-client-principal', 'x-amzn-oidc-', 'x-goog-authenticated-user-', 'cf-access-'];
+const IDENTITY_NAMES = new Set(['x-user', 'x-email', 'x-preferred-username', 'x-auth-user', 'x-proxy-user', 'x-ssl-client-s-dn']);
+
+/** Headers an app or its framework may route on or take the client's address from: only a trusted proxy may set them. */
+const ROUTING_NAMES = new Set(['x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-host', 'x-original-method', 'x-host', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'x-cluster-client-ip', 'client-ip', 'x-proxyuser-ip']);
+
+/** Header names the gateway sets itself (a client's copy is replaced) or that only it or a trusted proxy may send. Also spelled with "_", as CGI-style apps read them. */
+function isReserved(lower: string, fromTrustedProxy: boolean): boolean {
   const name = lower.includes('_') ? lower.replace(/_/g, '-') : lower;
-  return name.startsWith('x-remote-') || name.startsWith('remote-') || name.startsWith('x-forwarded-') || name === 'forwarded';
+  if (name.startsWith('x-forwarded-') || name === 'forwarded') return true;
+  if (IDENTITY_NAMES.has(name) || IDENTITY_PREFIXES.some((p) => name.startsWith(p))) return true;
+  return !fromTrustedProxy && ROUTING_NAMES.has(name);
 }
 
 const NO_TOKENS = new Set<string>();
@@ -76,7 +90,7 @@ function upstreamHeaders(req: http.IncomingMessage, fwd: ForwardRequest, upgrade
     const name = raw[i]!;
     let value = raw[i + 1]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || dropped.has(lower) || isReserved(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || dropped.has(lower) || isReserved(lower, fwd.forwarded.fromTrustedProxy)) continue;
     if (lower === 'authorization' && fwd.dropAuthorization) continue;
     if (lower === 'cookie') {
       value = withoutCookies(value, fwd.isGatewayCookie);

@@ -115,9 +115,10 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     const host = req.headers.host ?? '';
     const chain = trusted.chain(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
-    if (!trusted.has(req.socket.remoteAddress ?? '')) return { for: chain, proto: tls ? 'https' : 'http', host };
+    if (!trusted.has(req.socket.remoteAddress ?? '')) return { for: chain, proto: tls ? 'https' : 'http', host, fromTrustedProxy: false };
     const proto = firstValue(req.headers['x-forwarded-proto'])?.toLowerCase();
     return {
+      fromTrustedProxy: true,
       for: chain,
       proto: proto === 'https' || tls ? 'https' : 'http',
       host: firstValue(req.headers['x-forwarded-host']) ?? host,

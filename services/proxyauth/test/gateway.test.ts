@@ -209,6 +209,14 @@ describe('signed in', () => {
     for (const h of ['x-remote-user', 'x-remote-email', 'x-remote-name', 'x-remote-groups']) assert.equal(echo.headers[h], undefined, h);
   });
 
+  test('from a trusted proxy, routing and client-address headers pass; identity headers never do', async () => {
+    const echo = echoOf(await get('adm', '/public', { headers: ['X-Original-URL: /public', 'X-Real-IP: 203.0.113.7', 'X-Auth-Request-User: mallory', 'X-WEBAUTH-USER: mallory'] }));
+    assert.equal(echo.headers['x-original-url'], '/public');
+    assert.equal(echo.headers['x-real-ip'], '203.0.113.7');
+    assert.equal(echo.headers['x-auth-request-user'], undefined);
+    assert.equal(echo.headers['x-webauth-user'], undefined);
+  });
+
   test('X-Forwarded-* from a trusted proxy are kept and extended', async () => {
     const echo = echoOf(await get('adm', '/public', { headers: ['X-Forwarded-For: 203.0.113.7', 'X-Forwarded-Proto: https', 'X-Forwarded-Host: adm.example.test'] }));
     assert.equal(echo.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1');

@@ -61,3 +61,13 @@ test('throttling and audit see the socket address, not a client-sent X-Forwarded
     [[false, '127.0.0.1']],
   );
 });
+
+test('headers an app may route or authenticate on do not pass from an untrusted client', async () => {
+  const sent = ['X-Original-URL: /admin', 'X-Rewrite-URL: /admin', 'X_Original_URL: /admin', 'X-Original-Host: evil.example', 'X-Real-IP: 10.0.0.1', 'X-Client-IP: 10.0.0.1', 'True-Client-IP: 10.0.0.1', 'X-Auth-Request-User: admin', 'X-Auth-Request-Email: admin@example.test', 'X-Auth-Request-Groups: admins', 'X-WEBAUTH-USER: admin', 'X-Authenticated-User: admin', 'Remote-User: admin', 'X-Remote-User: admin'];
+  const echo = echoOf(await curl(gw.port, 'open.example.test', '/public', { headers: [...sent, 'X-Custom: kept'] }));
+  for (const line of sent) {
+    const name = line.split(':')[0]!.toLowerCase();
+    assert.equal(echo.headers[name], undefined, name);
+  }
+  assert.equal(echo.headers['x-custom'], 'kept');
+});
