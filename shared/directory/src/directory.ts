@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import type { HearthConfig } from '@hearth/config';
+import { securePrivateDir, type HearthConfig } from '@hearth/config';
 import type { Logger } from '@hearth/log';
 import { PasswordHasher, secretEquals } from './password.ts';
 import { PostgresStore } from './postgres.ts';
@@ -14,6 +14,8 @@ import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, User } 
 import { check, emailSchema, groupNameSchema, passwordSchema, usernameSchema } from './validate.ts';
 
 const PURGE_INTERVAL_MS = 60_000;
+/** The embedded store in the data directory: the database and its write-ahead log and shared-memory index. */
+const SQLITE_FILES = ['hearth.db', 'hearth.db-wal', 'hearth.db-shm'] as const;
 
 export interface AuthRequest {
   login: string;
@@ -117,7 +119,9 @@ export class Directory {
   }
 
   static async open(config: HearthConfig, opts: OpenOptions = {}): Promise<Directory> {
-    const store: DirectoryStore = config.databaseUrl ? new PostgresStore(config.databaseUrl) : new SqliteStore(path.join(config.dataDir, 'hearth.db'));
+    const tightened = securePrivateDir(config.dataDir, config.databaseUrl ? [] : SQLITE_FILES);
+    if (tightened.length) opts.logger?.warn({ dataDir: config.dataDir, tightened }, 'tightened permissions: the data directory and the store were readable by other users');
+    const store: DirectoryStore = config.databaseUrl ? new PostgresStore(config.databaseUrl) : new SqliteStore(path.join(config.dataDir, SQLITE_FILES[0]));
     try {
       await store.migrate();
     } catch (err) {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@hearth/config';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.ts';
 import {
   appFromRow,
@@ -37,7 +38,11 @@ export class SqliteStore implements DirectoryStore {
   }
 
   constructor(readonly file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
+      // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the database file's mode.
+      fs.closeSync(fs.openSync(file, 'a', PRIVATE_FILE_MODE));
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

@@ -153,7 +153,7 @@ export class Folder extends EventEmitter {
 
   /** Full scan: new/ → cur/, new files get UIDs, vanished files are dropped. */
   private async syncLocked(): Promise<void> {
-    for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(this.dir, sub), { recursive: true });
+    for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(this.dir, sub), { recursive: true, mode: 0o700 });
     // new/ is seen as of a stamp taken just before a listing that found it empty.
     let stampNew = '';
     for (let round = 0; round < 5; round++) {

@@ -84,7 +84,7 @@ export class MailStore {
   private readonly knownFolders = new Set<string>();
 
   private async makeFolder(base: string): Promise<void> {
-    for (const sub of ['tmp', 'new', 'cur']) await fs.promises.mkdir(path.join(base, sub), { recursive: true });
+    for (const sub of ['tmp', 'new', 'cur']) await fs.promises.mkdir(path.join(base, sub), { recursive: true, mode: 0o700 });
     this.knownFolders.add(base);
   }
 
