@@ -1,9 +1,7 @@
-import type net from 'node:net';
-import tls from 'node:tls';
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import { CommandQueue, Connections, listenPair, TlsUpgradableTransport } from '@hearth/lineserver';
+import { serveLines, type LineSession } from '@hearth/lineserver';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
 import { HeaderCache } from './header-cache.ts';
@@ -28,9 +26,8 @@ export interface RunningImap {
   close(): Promise<void>;
 }
 
+/** before login, a silent client is dropped soon; after it the idle timeout setting applies */
 const PREAUTH_TIMEOUT_MS = 60_000;
-const AUTH_TIMEOUT_MS = 30 * 60_000;
-const MAX_CONNECTIONS = 2000;
 const MAX_QUEUED = 32;
 /** literal bytes buffered over all connections at once (APPENDs beyond it are refused until others finish) */
 const LITERAL_BUDGET = 512 * 1024 * 1024;
@@ -41,9 +38,7 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
   const settings = opts.settings ?? loadImapSettings();
   const store = opts.store ?? new MailStore(config.dataDir);
   const material = await loadTls(config);
-  const secureContext = tls.createSecureContext({ cert: material.cert, key: material.key });
   const headers = new HeaderCache();
-  const connections = new Connections<Session>(MAX_CONNECTIONS);
   let literalBytes = 0;
   const budget: LiteralBudget = {
     take: (n) => {
@@ -56,78 +51,54 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
     },
   };
 
-  const serve = (socket: net.Socket, implicitTls: boolean): void => {
-    if (!connections.admit(socket, '* BYE Too many connections\r\n')) return;
-    const framer = new CommandFramer({ ...DEFAULT_LIMITS, maxAppendLiteral: settings.maxMessageBytes }, budget);
-    /** drops queued commands, giving their literal bytes back */
-    const dropQueue = (): void => {
-      for (const ev of queue.drop()) if (ev.type === 'command') budget.give(ev.reserved);
-    };
-    const idleTimeout = (): number => (session.state === 'notauth' ? PREAUTH_TIMEOUT_MS : AUTH_TIMEOUT_MS);
-
-    const transport = new TlsUpgradableTransport(
-      socket,
-      { implicitTls, secureContext },
-      {
-        onData(data) {
-          if (session.closed) return;
-          queue.enqueue(framer.push(data));
-        },
-        onAttach(sock) {
-          sock.setTimeout(idleTimeout());
-          sock.on('timeout', () => {
-            void session.bye('Autologout; idle for too long').finally(() => sock.destroy());
-          });
-          sock.on('close', () => {
-            dropQueue();
-            framer.reset();
-            session.end();
-            connections.remove(socket, session);
-          });
-        },
-        beforeUpgrade() {
-          // Anything pipelined after STARTTLS was sent in clear text: drop it (RFC 3501 §6.2.1).
-          dropQueue();
-          framer.reset();
-        },
-      },
-    );
-    const session = new Session({ directory, store, logger, settings, tlsAvailable: true, headers }, transport);
-    connections.add(session);
-    const queue = new CommandQueue<FrameEvent>({
-      maxQueued: MAX_QUEUED,
-      socket: () => transport.socket,
-      closed: () => session.closed,
-      handle: async (ev) => {
-        if (ev.type === 'command') await session.handle(ev.parts).finally(() => budget.give(ev.reserved));
-        else if (ev.type === 'continue') await transport.write(continuation('Ready for literal data'));
-        else if (ev.type === 'reject') await session.rejected(ev.tag, ev.text, ev.tooBig);
-        else await session.bye(ev.text);
-      },
-      onError: (err) => logger.warn({ err }, 'IMAP connection error'),
-      afterEach: () => transport.socket.setTimeout(idleTimeout()),
-    });
-
-    transport.start();
-    void transport.write(session.greeting());
-  };
-
-  const listeners = await listenPair({
+  const server = await serveLines<FrameEvent, LineSession<FrameEvent>>({
     host: config.listen,
     tls: material,
-    schemes: ['imap', 'imaps'],
-    ports: { plain: opts.ports?.imap ?? config.ports.imap, secure: opts.ports?.imaps ?? config.ports.imaps },
-    onConnection: serve,
+    listeners: [
+      { scheme: 'imap', port: opts.ports?.imap ?? config.ports.imap, implicitTls: false },
+      { scheme: 'imaps', port: opts.ports?.imaps ?? config.ports.imaps, implicitTls: true },
+    ],
+    limits: settings.connections,
+    logger,
+    protocol: {
+      name: 'IMAP',
+      // RFC 5530 UNAVAILABLE: the client may try again later
+      refusal: (reason) => `* BYE [UNAVAILABLE] Too many connections${reason === 'address' ? ' from your address' : ''}\r\n`,
+      framer: () => new CommandFramer({ ...DEFAULT_LIMITS, maxAppendLiteral: settings.maxMessageBytes }, budget),
+      maxQueued: MAX_QUEUED,
+      discard: (ev) => {
+        if (ev.type === 'command') budget.give(ev.reserved);
+      },
+      session(io) {
+        const session = new Session({ directory, store, logger, settings, tlsAvailable: true, headers }, io);
+        io.setIdleTimeout(PREAUTH_TIMEOUT_MS);
+        return {
+          get closed() {
+            return session.closed;
+          },
+          greeting: () => session.greeting(),
+          async handle(ev) {
+            if (ev.type === 'command') await session.handle(ev.parts).finally(() => budget.give(ev.reserved));
+            else if (ev.type === 'continue') await io.write(continuation('Ready for literal data'));
+            else if (ev.type === 'reject') await session.rejected(ev.tag, ev.text, ev.tooBig);
+            else await session.bye(ev.text);
+            io.setIdleTimeout(session.state === 'notauth' ? PREAUTH_TIMEOUT_MS : settings.connections.idleTimeoutMs);
+          },
+          idle: () => session.bye('Autologout; idle for too long'),
+          recheck: () => session.recheck(),
+          shutdown: () => session.bye('Server shutting down'),
+          end: () => session.end(),
+        };
+      },
+    },
   });
-  const unwatch = connections.recheckOn(directory);
+  const unwatch = server.recheckOn(directory);
   return {
-    endpoints: listeners.endpoints,
-    ports: { imap: listeners.ports.plain, imaps: listeners.ports.secure },
+    endpoints: server.endpoints,
+    ports: { imap: server.ports[0]!, imaps: server.ports[1]! },
     close: async () => {
       unwatch();
-      for (const s of connections.sessions) await s.bye('Server shutting down').catch(() => {});
-      connections.closeAll();
-      await listeners.close();
+      await server.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import type { SessionIO } from '@hearth/lineserver';
 import {
   canonicalSystemFlag,
   DELIMITER,
@@ -38,17 +39,6 @@ import { parseMessage, toCrlf, type HeaderField, type MimePart } from './mime.ts
 import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch } from './search.ts';
 import type { ImapSettings } from './settings.ts';
-
-/** What the session needs from its connection. */
-export interface Transport {
-  /** resolves when the bytes are accepted (waits for drain under backpressure) */
-  write(data: Buffer): Promise<void>;
-  /** switches to TLS; the server drops any bytes the client pipelined after STARTTLS */
-  startTls(): Promise<void>;
-  close(): void;
-  readonly secure: boolean;
-  readonly remote: string | null;
-}
 
 export interface SessionDeps {
   directory: Directory;
@@ -118,7 +108,7 @@ const EPOCH = new Date(0);
 /**
  * One IMAP connection's state machine (RFC 3501 §3) with the extensions Hearth offers.
  * The server feeds it framed commands one at a time and it writes responses through
- * its Transport; it never throws to the caller.
+ * its SessionIO; it never throws to the caller.
  */
 export class Session {
   state: State = 'notauth';
@@ -138,7 +128,7 @@ export class Session {
 
   constructor(
     private readonly deps: SessionDeps,
-    private readonly io: Transport,
+    private readonly io: SessionIO,
   ) {}
 
   /** re-read after awaits: a BYE may have ended the session meanwhile */

@@ -1,4 +1,5 @@
 import { parseEnv } from '@hearth/config';
+import { loadConnectionLimits, type ConnectionLimits } from '@hearth/lineserver';
 import { z } from 'zod';
 
 /** Settings only the IMAP daemon has, read once at start. */
@@ -7,6 +8,8 @@ export interface ImapSettings {
   maxMessageBytes: number;
   /** per-mailbox storage quota (0 = none) */
   quotaBytes: number;
+  /** HEARTH_IMAP_MAX_CONNECTIONS, _MAX_CONNECTIONS_PER_ADDRESS, _IDLE_TIMEOUT (after login), _MAX_LIFETIME */
+  connections: ConnectionLimits;
 }
 
 const schema = z.object({
@@ -14,7 +17,14 @@ const schema = z.object({
   HEARTH_MAIL_QUOTA_MB: z.coerce.number().int().min(0).default(10240),
 });
 
+/** RFC 3501 §5.4: an autologout timer must be at least 30 minutes; IDLE clients re-issue within 29. */
+export const IMAP_CONNECTION_DEFAULTS: ConnectionLimits = { maxConnections: 2000, maxPerAddress: 200, idleTimeoutMs: 30 * 60_000, maxLifetimeMs: 0 };
+
 export function loadImapSettings(env: NodeJS.ProcessEnv = process.env): ImapSettings {
   const e = parseEnv(schema, env);
-  return { maxMessageBytes: e.HEARTH_IMAP_MAX_MESSAGE_MB * 1024 * 1024, quotaBytes: e.HEARTH_MAIL_QUOTA_MB * 1024 * 1024 };
+  return {
+    maxMessageBytes: e.HEARTH_IMAP_MAX_MESSAGE_MB * 1024 * 1024,
+    quotaBytes: e.HEARTH_MAIL_QUOTA_MB * 1024 * 1024,
+    connections: loadConnectionLimits('IMAP', IMAP_CONNECTION_DEFAULTS, env),
+  };
 }

@@ -2,7 +2,9 @@ import { Directory } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { MailStore } from '@hearth/mailstore';
 import { runCommand, testEnv, type TestEnv } from '@hearth/testkit';
+import type { ConnectionLimits } from '@hearth/lineserver';
 import { startImap, type RunningImap } from '../src/server.ts';
+import { IMAP_CONNECTION_DEFAULTS } from '../src/settings.ts';
 
 export interface Stack {
   env: TestEnv;
@@ -15,7 +17,7 @@ export interface Stack {
 }
 
 /** A directory with one recvmail app and one user (each owning a mailbox) and an IMAP server on free ports. */
-export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: number } = {}): Promise<Stack> {
+export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: number; connections?: Partial<ConnectionLimits> } = {}): Promise<Stack> {
   const env = await testEnv();
   const logger = createLogger('imap-test', 'warn');
   const directory = await Directory.open(env.config, { watch: true, logger });
@@ -41,7 +43,11 @@ export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: numbe
     directory,
     logger,
     store: new MailStore(env.dataDir),
-    settings: { maxMessageBytes: opts.maxMessageBytes ?? 1024 * 1024, quotaBytes: opts.quotaBytes ?? 100 * 1024 * 1024 },
+    settings: {
+      maxMessageBytes: opts.maxMessageBytes ?? 1024 * 1024,
+      quotaBytes: opts.quotaBytes ?? 100 * 1024 * 1024,
+      connections: { ...IMAP_CONNECTION_DEFAULTS, ...opts.connections },
+    },
     ports: { imap: 0, imaps: 0 },
   });
   return {

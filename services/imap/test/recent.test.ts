@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createLogger } from '@hearth/log';
 import { MailStore } from '@hearth/mailstore';
 import { startImap, type RunningImap } from '../src/server.ts';
+import { IMAP_CONNECTION_DEFAULTS } from '../src/settings.ts';
 import { message, stack, type Stack } from './helpers.ts';
 import { Wire } from './wire.ts';
 
@@ -23,7 +24,7 @@ before(async () => {
     directory: s.directory,
     logger: createLogger('imap-test', 'warn'),
     store: new MailStore(s.env.dataDir),
-    settings: { maxMessageBytes: 1024 * 1024, quotaBytes: 0 },
+    settings: { maxMessageBytes: 1024 * 1024, quotaBytes: 0, connections: IMAP_CONNECTION_DEFAULTS },
     ports: { imap: 0, imaps: 0 },
   });
 });

@@ -19,8 +19,10 @@ export class Wire {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, opts: { tls?: boolean; ca?: string } = {}): Promise<Wire> {
-    const socket = opts.tls ? tls.connect({ port, host: '127.0.0.1', ca: opts.ca, servername: 'localhost' }) : net.connect(port, '127.0.0.1');
+  /** `from`: the local address to connect from (any 127.0.0.0/8 address is this host) */
+  static async connect(port: number, opts: { tls?: boolean; ca?: string; from?: string } = {}): Promise<Wire> {
+    const raw = net.connect({ port, host: '127.0.0.1', localAddress: opts.from });
+    const socket = opts.tls ? tls.connect({ socket: raw, ca: opts.ca, servername: 'localhost' }) : raw;
     await new Promise<void>((resolve, reject) => {
       socket.once(opts.tls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);

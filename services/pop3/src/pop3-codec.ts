@@ -70,3 +70,36 @@ export function uidl(uid: number, uidValidity: number): string {
   const hex = (n: number): string => n.toString(16).toUpperCase().padStart(8, '0');
   return `${hex(uid)}${hex(uidValidity)}`;
 }
+
+/** Splits input into command lines; null stands for a line longer than MAX_LINE (the rest of it is skipped). */
+export class LineFramer {
+  #buf: Buffer = Buffer.alloc(0);
+  #skipping = false;
+
+  push(data: Buffer): (string | null)[] {
+    const lines: (string | null)[] = [];
+    let buf = this.#buf.length ? Buffer.concat([this.#buf, data]) : data;
+    for (;;) {
+      const nl = buf.indexOf(10);
+      if (nl < 0) {
+        if (buf.length > MAX_LINE) {
+          if (!this.#skipping) lines.push(null);
+          this.#skipping = true;
+          buf = Buffer.alloc(0);
+        }
+        break;
+      }
+      const end = nl > 0 && buf[nl - 1] === 13 ? nl - 1 : nl;
+      if (this.#skipping) this.#skipping = false;
+      else lines.push(end > MAX_LINE ? null : buf.toString('utf8', 0, end));
+      buf = buf.subarray(nl + 1);
+    }
+    this.#buf = buf;
+    return lines;
+  }
+
+  reset(): void {
+    this.#buf = Buffer.alloc(0);
+    this.#skipping = false;
+  }
+}

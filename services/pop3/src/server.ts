@@ -1,12 +1,10 @@
-import type net from 'node:net';
-import tls from 'node:tls';
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
+import { loadConnectionLimits, serveLines, type ConnectionLimits } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
-import { CommandQueue, Connections, listenPair, TlsUpgradableTransport } from '@hearth/lineserver';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
-import { MAX_LINE } from './pop3-codec.ts';
+import { LineFramer } from './pop3-codec.ts';
 import { Pop3Session } from './session.ts';
 
 export interface Pop3ServerOptions {
@@ -15,6 +13,8 @@ export interface Pop3ServerOptions {
   logger: Logger;
   store?: MailStore;
   ports?: { pop3: number; pop3s: number };
+  /** default: HEARTH_POP3_MAX_CONNECTIONS, _MAX_CONNECTIONS_PER_ADDRESS, _IDLE_TIMEOUT, _MAX_LIFETIME */
+  connections?: ConnectionLimits;
 }
 
 export interface RunningPop3 {
@@ -23,8 +23,8 @@ export interface RunningPop3 {
   close(): Promise<void>;
 }
 
-const TIMEOUT_MS = 10 * 60_000;
-const MAX_CONNECTIONS = 2000;
+/** RFC 1939 §3: an autologout timer must be at least 10 minutes. */
+export const POP3_CONNECTION_DEFAULTS: ConnectionLimits = { maxConnections: 2000, maxPerAddress: 100, idleTimeoutMs: 10 * 60_000, maxLifetimeMs: 0 };
 const MAX_QUEUED = 64;
 
 /** POP3 with STLS and POP3S (implicit TLS) over the shared mail store. */
@@ -32,80 +32,31 @@ export async function startPop3(opts: Pop3ServerOptions): Promise<RunningPop3> {
   const { config, directory, logger } = opts;
   const store = opts.store ?? new MailStore(config.dataDir);
   const material = await loadTls(config);
-  const secureContext = tls.createSecureContext({ cert: material.cert, key: material.key });
-  const connections = new Connections<Pop3Session>(MAX_CONNECTIONS);
-
-  const serve = (socket: net.Socket, implicitTls: boolean): void => {
-    if (!connections.admit(socket, '-ERR [SYS/TEMP] Too many connections\r\n')) return;
-    let buf: Buffer = Buffer.alloc(0);
-    let skipping = false;
-
-    const transport = new TlsUpgradableTransport(
-      socket,
-      { implicitTls, secureContext },
-      {
-        onData(data) {
-          // Lines (null: too long) in arrival order.
-          const lines: (string | null)[] = [];
-          buf = buf.length ? Buffer.concat([buf, data]) : data;
-          for (;;) {
-            const nl = buf.indexOf(10);
-            if (nl < 0) {
-              if (buf.length > MAX_LINE) {
-                if (!skipping) lines.push(null);
-                skipping = true;
-                buf = Buffer.alloc(0);
-              }
-              break;
-            }
-            const end = nl > 0 && buf[nl - 1] === 13 ? nl - 1 : nl;
-            if (skipping) skipping = false;
-            else lines.push(end > MAX_LINE ? null : buf.toString('utf8', 0, end));
-            buf = buf.subarray(nl + 1);
-          }
-          queue.enqueue(lines);
-        },
-        onAttach(sock) {
-          sock.setTimeout(TIMEOUT_MS);
-          sock.on('timeout', () => void session.close('Autologout').finally(() => sock.destroy()));
-          sock.on('close', () => connections.remove(socket, session));
-        },
-        beforeUpgrade() {
-          // Commands pipelined in clear text after STLS are dropped.
-          queue.drop();
-          buf = Buffer.alloc(0);
-        },
-      },
-    );
-    const session = new Pop3Session({ directory, store, logger, tlsAvailable: true }, transport);
-    connections.add(session);
-    const queue = new CommandQueue<string | null>({
-      maxQueued: MAX_QUEUED,
-      socket: () => transport.socket,
-      closed: () => session.state === 'closed',
-      handle: (line) => (line === null ? session.lineTooLong() : session.handle(line)),
-      onError: (err) => logger.warn({ err }, 'POP3 connection error'),
-    });
-
-    transport.start();
-    void transport.write(session.greeting());
-  };
-
-  const listeners = await listenPair({
+  const server = await serveLines<string | null, Pop3Session>({
     host: config.listen,
     tls: material,
-    schemes: ['pop3', 'pop3s'],
-    ports: { plain: opts.ports?.pop3 ?? config.ports.pop3, secure: opts.ports?.pop3s ?? config.ports.pop3s },
-    onConnection: serve,
+    listeners: [
+      { scheme: 'pop3', port: opts.ports?.pop3 ?? config.ports.pop3, implicitTls: false },
+      { scheme: 'pop3s', port: opts.ports?.pop3s ?? config.ports.pop3s, implicitTls: true },
+    ],
+    limits: opts.connections ?? loadConnectionLimits('POP3', POP3_CONNECTION_DEFAULTS),
+    logger,
+    protocol: {
+      name: 'POP3',
+      // RFC 3206 SYS/TEMP: a temporary condition, try again later
+      refusal: (reason) => `-ERR [SYS/TEMP] Too many connections${reason === 'address' ? ' from your address' : ''}\r\n`,
+      framer: () => new LineFramer(),
+      maxQueued: MAX_QUEUED,
+      session: (io) => new Pop3Session({ directory, store, logger, tlsAvailable: true }, io),
+    },
   });
-  const unwatch = connections.recheckOn(directory);
+  const unwatch = server.recheckOn(directory);
   return {
-    endpoints: listeners.endpoints,
-    ports: { pop3: listeners.ports.plain, pop3s: listeners.ports.secure },
+    endpoints: server.endpoints,
+    ports: { pop3: server.ports[0]!, pop3s: server.ports[1]! },
     close: async () => {
       unwatch();
-      connections.closeAll();
-      await listeners.close();
+      await server.close();
     },
   };
 }

@@ -1,15 +1,8 @@
 import type { Directory } from '@hearth/directory';
+import type { LineSession, SessionIO } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
 import { mailLogin, stillAllowed, type Account, type Folder, type MailStore, type MessageRecord, type Principal } from '@hearth/mailstore';
 import { err, multiline, ok, parseLine, parseMsgNumber, topOf, uidl } from './pop3-codec.ts';
-
-export interface Pop3Transport {
-  write(data: Buffer): Promise<void>;
-  startTls(): Promise<void>;
-  close(): void;
-  readonly secure: boolean;
-  readonly remote: string | null;
-}
 
 export interface Pop3Deps {
   directory: Directory;
@@ -29,7 +22,7 @@ const MAX_ERRORS = 10;
 const MAX_AUTH_FAILURES = 3;
 
 /** One POP3 connection: AUTHORIZATION → TRANSACTION → UPDATE (RFC 1939 §3). */
-export class Pop3Session {
+export class Pop3Session implements LineSession<string | null> {
   state: 'auth' | 'transaction' | 'closed' = 'auth';
   private principal: Principal | null = null;
   private account: Account | null = null;
@@ -42,8 +35,12 @@ export class Pop3Session {
 
   constructor(
     private readonly deps: Pop3Deps,
-    private readonly io: Pop3Transport,
+    private readonly io: SessionIO,
   ) {}
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
 
   greeting(): Buffer {
     return ok('Hearth POP3 ready');
@@ -64,7 +61,11 @@ export class Pop3Session {
     if (this.principal && this.account && !stillAllowed(this.deps.directory, this.principal, this.account.address)) await this.close('Access revoked');
   }
 
-  async lineTooLong(): Promise<void> {
+  idle(): Promise<void> {
+    return this.close('Autologout');
+  }
+
+  private async lineTooLong(): Promise<void> {
     await this.send(err('Line too long'));
     await this.fail();
   }
@@ -73,8 +74,10 @@ export class Pop3Session {
     if (++this.errors > MAX_ERRORS) await this.close('Too many errors');
   }
 
-  async handle(line: string): Promise<void> {
+  /** one command line; null: the line was too long */
+  async handle(line: string | null): Promise<void> {
     if (this.state === 'closed') return;
+    if (line === null) return this.lineTooLong();
     if (this.pendingAuth) {
       this.pendingAuth = false;
       if (line === '*') return this.send(err('AUTH cancelled'));

@@ -10,8 +10,10 @@ export interface CommandQueueOptions<T> {
   handle(item: T): Promise<void>;
   /** a handler threw: the connection goes on with the next item */
   onError(err: unknown): void;
-  /** after each item, e.g. to re-arm the idle timeout */
+  /** after each item, e.g. to change the idle timeout once logged in */
   afterEach?(): void;
+  /** whenever nothing is left to run, e.g. to send responses batched over pipelined requests */
+  whenEmpty?(): Promise<void>;
 }
 
 /** Runs a connection's commands one at a time, in order, pausing the socket while too many wait. */
@@ -40,7 +42,13 @@ export class CommandQueue<T> {
   async #pump(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    while (this.#items.length && !this.opts.closed()) {
+    while (!this.opts.closed()) {
+      if (!this.#items.length) {
+        if (!this.opts.whenEmpty) break;
+        await this.opts.whenEmpty().catch((err: unknown) => this.opts.onError(err));
+        if (!this.#items.length) break;
+        continue;
+      }
       const item = this.#items.shift()!;
       try {
         await this.opts.handle(item);

@@ -1,4 +1,7 @@
+export { addressKey } from './address.ts';
 export { CommandQueue, type CommandQueueOptions } from './command-queue.ts';
-export { Connections } from './connections.ts';
-export { listenPair, type ListenerPair, type ListenPairOptions } from './listeners.ts';
-export { TlsUpgradableTransport, type TransportHooks } from './transport.ts';
+export { loadConnectionLimits, type ConnectionLimits } from './limits.ts';
+export { listenAll, type ListenerSpec, type Listeners, type ListenOptions } from './listeners.ts';
+export { ConnectionPool, Slot, type AdmitHooks, type Refusal } from './pool.ts';
+export { serveLines, type Framer, type LineProtocol, type LineServer, type LineServerOptions, type LineSession } from './server.ts';
+export { TlsUpgradableTransport, type SessionIO, type TransportHooks } from './transport.ts';
