@@ -81,6 +81,16 @@ async function main(): Promise<number> {
   }
 }
 
+/** Resolves once everything written to `stream` so far has reached the OS, or its reader has gone away. */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    stream.once('error', () => resolve());
+    stream.write('', () => resolve());
+  });
+}
+
 // Exit explicitly: open handles (pg pools, Redis, timers) must not keep a one-shot command alive.
-// stdout/stderr are synchronous for files and pipes on Linux, so nothing printed is lost.
-process.exit(await main());
+// Writes to a pipe are asynchronous once its 64 KiB buffer is full, so wait for them before exiting.
+const code = await main();
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
+process.exit(code);
