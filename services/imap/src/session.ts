@@ -4,6 +4,7 @@ import type { SessionIO } from '@hearth/lineserver';
 import {
   canonicalSystemFlag,
   DELIMITER,
+  isNoSpace,
   mailLogin,
   MailStoreError,
   normalizeFolderName,
@@ -235,7 +236,11 @@ export class Session {
         reply = { status: 'BAD', text: err.message };
       } else if (err instanceof CommandError) reply = { status: err.status, text: err.message, code: err.code };
       else if (err instanceof MailStoreError) reply = storeErrorReply(err);
-      else {
+      else if (isNoSpace(err)) {
+        // RFC 5530: only what needs space fails; reading, flagging and expunging go on
+        this.deps.logger.warn({ err, mailbox: this.account?.address }, 'mail storage is full; refused a command that needs space');
+        reply = { status: 'NO', text: 'Not enough storage space; delete some mail', code: 'OVERQUOTA' };
+      } else {
         this.deps.logger.error({ err }, 'IMAP command failed');
         reply = { status: 'NO', text: 'Internal error', code: 'SERVERBUG' };
       }

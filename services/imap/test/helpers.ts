@@ -1,7 +1,7 @@
 import { Directory } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { MailStore } from '@hearth/mailstore';
-import { runCommand, testEnv, type TestEnv } from '@hearth/testkit';
+import { mountTmpfs, runCommand, testEnv, type SmallDisk, type TestEnv } from '@hearth/testkit';
 import type { ConnectionLimits } from '@hearth/lineserver';
 import { startImap, type RunningImap } from '../src/server.ts';
 import { IMAP_CONNECTION_DEFAULTS } from '../src/settings.ts';
@@ -13,12 +13,27 @@ export interface Stack {
   imap: RunningImap;
   app: { username: string; password: string; address: string };
   user: { username: string; email: string; password: string };
+  /** with `tmpfsBytes`: the small file system the whole data directory lives on */
+  disk: SmallDisk | null;
   close(): Promise<void>;
 }
 
-/** A directory with one recvmail app and one user (each owning a mailbox) and an IMAP server on free ports. */
-export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: number; connections?: Partial<ConnectionLimits> } = {}): Promise<Stack> {
+/**
+ * A directory with one recvmail app and one user (each owning a mailbox) and an IMAP server on free ports.
+ * `tmpfsBytes` puts the data directory (store, mail, keys) on a tmpfs of that size; a string is
+ * returned instead when that cannot be mounted here (why, for the skip message).
+ */
+export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: number; connections?: Partial<ConnectionLimits>; tmpfsBytes?: number } = {}): Promise<Stack> {
   const env = await testEnv();
+  let disk: SmallDisk | null = null;
+  if (opts.tmpfsBytes) {
+    const mounted = mountTmpfs(env.dataDir, opts.tmpfsBytes);
+    if (typeof mounted === 'string') {
+      await env.cleanup();
+      throw new SkipStack(mounted);
+    }
+    disk = mounted;
+  }
   const logger = createLogger('imap-test', 'warn');
   const directory = await Directory.open(env.config, { watch: true, logger });
   const app = { username: 'wiki.app@example.test', password: 'app-secret-1234', address: 'wiki.app@example.test' };
@@ -57,13 +72,18 @@ export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: numbe
     imap,
     app,
     user,
+    disk,
     close: async () => {
       await imap.close();
       await directory.close();
+      disk?.unmount();
       await env.cleanup();
     },
   };
 }
+
+/** stack() could not build what was asked for on this machine; the message says why */
+export class SkipStack extends Error {}
 
 export function message(subject: string, body = 'Hello there', extra = ''): Buffer {
   return Buffer.from(`From: Bob <bob@example.test>\r\nTo: wiki.app@example.test\r\nSubject: ${subject}\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n${extra}\r\n${body}\r\n`);

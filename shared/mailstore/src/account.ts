@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Folder } from './folder.ts';
-import { writeFileAtomic, Mutex } from './lock.ts';
+import { isNoSpace, writeFileAtomic, Mutex } from './lock.ts';
 import { DELIMITER, MailStoreError, normalizeFolderName, SPECIAL_USE } from './names.ts';
 
 export interface FolderInfo {
@@ -38,14 +38,23 @@ export class Account {
     private readonly cachedFolder: (dir: string) => Folder | undefined,
   ) {}
 
-  /** Creates the Maildir and the special-use folders on first open. */
-  async init(): Promise<void> {
-    for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(this.root, sub), { recursive: true, mode: 0o700 });
-    const subs = await this.subscriptions();
-    const missing = Object.keys(SPECIAL_USE).filter((n) => !fs.existsSync(this.dirOf(n)));
-    for (const name of missing) await this.makeFolderDir(name);
-    const unsubscribed = Object.keys(SPECIAL_USE).filter((n) => missing.includes(n) && !subs.includes(n));
-    if (unsubscribed.length) await this.writeSubscriptions([...subs, ...unsubscribed]);
+  /**
+   * Creates the Maildir and the special-use folders on first open. Returns false when the disk
+   * was too full for some of it: the mailbox works without them, and the next open tries again.
+   */
+  async init(): Promise<boolean> {
+    try {
+      for (const sub of ['cur', 'new', 'tmp']) await fs.promises.mkdir(path.join(this.root, sub), { recursive: true, mode: 0o700 });
+      const subs = await this.subscriptions();
+      const missing = Object.keys(SPECIAL_USE).filter((n) => !fs.existsSync(this.dirOf(n)));
+      for (const name of missing) await this.makeFolderDir(name);
+      const unsubscribed = Object.keys(SPECIAL_USE).filter((n) => missing.includes(n) && !subs.includes(n));
+      if (unsubscribed.length) await this.writeSubscriptions([...subs, ...unsubscribed]);
+      return true;
+    } catch (err) {
+      if (isNoSpace(err) && fs.existsSync(path.join(this.root, 'cur'))) return false;
+      throw err;
+    }
   }
 
   /** The directory of a (normalized) folder name. */

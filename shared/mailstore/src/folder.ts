@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { flagsToInfo, infoToFlags, splitName } from './flags.ts';
-import { Mutex, withFileLock, writeFileAtomic } from './lock.ts';
+import { isNoSpace, Mutex, withFileLock, writeFileAtomic } from './lock.ts';
 import { MailStoreError } from './names.ts';
 import { parseUidList, serializeUidList, type UidList } from './uidlist.ts';
 import { uniqueName } from './unique.ts';
@@ -211,10 +211,26 @@ export class Folder extends EventEmitter {
     this.highestModseq = list.highestModseq;
     this.firstRecentUid = list.firstRecentUid;
     this.setRecords(records);
-    if (listChanged) await this.writeUidList();
+    const saved = !listChanged || (await this.saveUidList());
     this.stampNew = stampNew;
-    this.stampRest = (await this.stamps())[1];
+    // not saved (disk full): the next locked operation syncs again and retries the write
+    this.stampRest = saved ? (await this.stamps())[1] : '';
     if (changed) this.emit('change');
+  }
+
+  /**
+   * Writes the uidlist, unless the disk is full (returns false). The view stays usable: UIDs are
+   * handed out in arrival order from the saved next UID, so every process (and this one, on its
+   * next sync) arrives at the same ones, and modseqs only move forward.
+   */
+  private async saveUidList(): Promise<boolean> {
+    try {
+      await this.writeUidList();
+      return true;
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      return false;
+    }
   }
 
   private async writeUidList(): Promise<void> {
@@ -232,10 +248,12 @@ export class Folder extends EventEmitter {
     await writeFileAtomic(this.uidListFile, serializeUidList(list));
   }
 
-  /** After our own write: remember cur/ and the uidlist as seen, but not new/ (deliveries). */
+  /**
+   * After our own change: remember cur/ and the uidlist as seen, but not new/ (deliveries). The
+   * change itself is in the file names already; with the disk full the uidlist waits for a later sync.
+   */
   private async commit(): Promise<void> {
-    await this.writeUidList();
-    this.stampRest = (await this.stamps())[1];
+    this.stampRest = (await this.saveUidList()) ? (await this.stamps())[1] : '';
     this.emit('change');
   }
 
@@ -277,8 +295,8 @@ export class Folder extends EventEmitter {
       const uids = this.unclaimedRecent();
       if (uids.length) {
         this.firstRecentUid = this.uidNext;
-        await this.writeUidList();
-        this.stampRest = (await this.stamps())[1];
+        // A full disk: the messages stay recent for the next session too, a lesser evil than no SELECT.
+        this.stampRest = (await this.saveUidList()) ? (await this.stamps())[1] : '';
       }
       return uids;
     });
@@ -296,13 +314,13 @@ export class Folder extends EventEmitter {
     const tmp = path.join(this.dir, 'tmp', name);
     const fh = await fs.promises.open(tmp, 'wx', 0o600);
     try {
-      await fh.writeFile(raw);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    if (internalDate) await fs.promises.utimes(tmp, internalDate, internalDate);
-    try {
+      try {
+        await fh.writeFile(raw);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (internalDate) await fs.promises.utimes(tmp, internalDate, internalDate);
       return await this.locked(async () => {
         const info = flagsToInfo(flags, this.keywordIndex);
         const file = `${name}:2,${info}`;

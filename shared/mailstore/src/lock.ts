@@ -13,6 +13,12 @@ export class Mutex {
 
 const STALE_MS = 30_000;
 
+/** The file system (or the user's share of it) is full: ENOSPC, or EDQUOT from disk quotas. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /**
  * A dot-lock file shared with other processes (Dovecot's `dovecot-uidlist.lock`):
  * created with O_EXCL, removed after; a lock older than 30 s is from a dead holder.
@@ -22,7 +28,17 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
   for (;;) {
     try {
       const fh = await fs.promises.open(file, 'wx', 0o600);
-      await fh.writeFile(String(process.pid));
+      // The pid is for people reading the lock; the lock is the file itself. On a full disk it
+      // stays empty: holding it is what matters, and a failed write must not leave it behind.
+      try {
+        await fh.writeFile(String(process.pid));
+      } catch (err) {
+        if (!isNoSpace(err)) {
+          await fh.close().catch(() => {});
+          await fs.promises.unlink(file).catch(() => {});
+          throw err;
+        }
+      }
       await fh.close();
       break;
     } catch (err) {
@@ -43,15 +59,23 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
   }
 }
 
-/** Writes a file so readers see the old or the new content, never a mix: temp, fsync, rename. */
+/**
+ * Writes a file so readers see the old or the new content, never a mix: temp, fsync, rename.
+ * On failure (a full disk) the temp file is removed and the old content stays.
+ */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const fh = await fs.promises.open(tmp, 'w', 0o600);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fs.promises.unlink(tmp).catch(() => {});
+    throw err;
   }
-  await fs.promises.rename(tmp, file);
 }

@@ -38,7 +38,10 @@ export class MailStore {
           return f && f.uidValidity !== 0 ? f : undefined;
         },
       );
-      acc = account.init().then(() => account);
+      acc = account.init().then((complete) => {
+        if (!complete) this.accounts.delete(root);
+        return account;
+      });
       acc.catch(() => this.accounts.delete(root));
       this.accounts.set(root, acc);
     }
@@ -109,10 +112,16 @@ export class MailStore {
       fh = await fs.promises.open(tmp, 'wx', 0o600);
     }
     try {
-      await fh.writeFile(raw);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.writeFile(raw);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      // a full disk: no half-written message left in tmp/
+      await fs.promises.unlink(tmp).catch(() => {});
+      throw err;
     }
     const dest = path.join(base, 'new', name);
     await fs.promises.rename(tmp, dest);

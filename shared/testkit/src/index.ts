@@ -11,6 +11,7 @@ import { loadConfig, type HearthConfig } from '@hearth/config';
 /** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
 
 export { cpuSeconds, memoryMiB, percentile } from './bench.ts';
+export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 /** The example app manifests the README documents; tests install these, so a plain clone can run them. */
