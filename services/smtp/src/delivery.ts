@@ -9,7 +9,7 @@ import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { MailStore } from '@hearth/mailstore';
 import type { DkimKeys, DkimSigningKey } from './dkim.ts';
-import { firstFromAddress, headerValues, prependHeaders, splitAddress } from './message.ts';
+import { fromDomain, headerValues, prependHeaders, splitAddress } from './message.ts';
 import type { Deliverer, Outcome } from './queue.ts';
 import type { RelayHost } from './settings.ts';
 import type { QueueEnvelope } from './spool.ts';
@@ -168,10 +168,9 @@ export class Delivery implements Deliverer {
     return found;
   }
 
-  /** The signing key for the From domain when it is one of ours. */
-  private dkimFor(env: QueueEnvelope, raw: Buffer): DkimSigningKey | undefined {
-    const from = firstFromAddress(raw);
-    const domain = (from ? splitAddress(from)?.domain : undefined) ?? splitAddress(env.from)?.domain;
+  /** The signing key for the domain of the message's one From (the one submission checked) when it is ours; never the envelope's. */
+  private dkimFor(raw: Buffer): DkimSigningKey | undefined {
+    const domain = fromDomain(raw);
     if (!domain || !this.o.localDomains().has(domain)) return undefined;
     try {
       return this.o.dkim.forDomain(domain);
@@ -182,7 +181,7 @@ export class Delivery implements Deliverer {
   }
 
   async deliverRemote(env: QueueEnvelope, addresses: string[], raw: Buffer): Promise<Map<string, Outcome>> {
-    const dkim = this.dkimFor(env, raw);
+    const dkim = this.dkimFor(raw);
     if (this.smarthost) return (await this.send(this.smarthost, env, addresses, raw, dkim, this.o.relay!.host)).outcomes;
     const byDomain = new Map<string, string[]>();
     for (const a of addresses) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { simpleParser } from 'mailparser';
+import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 
 /** Pure helpers over raw RFC 5322 messages (CRLF line endings). */
@@ -35,25 +35,35 @@ export function headerEnd(raw: Buffer): number {
   return i < 0 ? raw.length : i + 4;
 }
 
-/** Unfolded values of a header field (case-insensitive name), in order. */
-export function headerValues(raw: Buffer, name: string): string[] {
-  const head = raw.subarray(0, headerEnd(raw)).toString('latin1');
-  const lines = head.split('\r\n');
-  const want = name.toLowerCase();
-  const out: string[] = [];
-  let current: string | null = null;
+/**
+ * The header section's fields in order, unfolded, name lower-cased. A name may be followed by
+ * blanks before the colon ("From : x", RFC 5322 obs-optional): readers and DKIM take that as the
+ * field, so every check here does too. Lines without a colon name nothing and are skipped.
+ */
+export function headerFields(raw: Buffer): { name: string; value: string }[] {
+  const lines = raw.subarray(0, headerEnd(raw)).toString('latin1').split('\r\n');
+  const out: { name: string; value: string }[] = [];
+  let current: { name: string; value: string } | null = null;
   for (const line of lines) {
     if (/^[ \t]/.test(line)) {
-      if (current !== null) current += line;
+      if (current) current.value += line;
       continue;
     }
-    if (current !== null) out.push(current.trim());
+    if (current) out.push({ name: current.name, value: current.value.trim() });
     current = null;
     const colon = line.indexOf(':');
-    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === want) current = line.slice(colon + 1);
+    if (colon > 0) current = { name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1) };
   }
-  if (current !== null) out.push(current.trim());
+  if (current) out.push({ name: current.name, value: current.value.trim() });
   return out;
+}
+
+/** Unfolded values of a header field (case-insensitive name), in order. */
+export function headerValues(raw: Buffer, name: string): string[] {
+  const want = name.toLowerCase();
+  return headerFields(raw)
+    .filter((f) => f.name === want)
+    .map((f) => f.value);
 }
 
 export function prependHeaders(raw: Buffer, lines: string[]): Buffer {
@@ -114,34 +124,51 @@ export function receivedHeader(r: ReceivedInfo): string {
   return `Received: from ${clean(r.heloName) || 'unknown'} ([${clean(r.remoteAddress)}])\r\n\tby ${clean(r.byHost)} (Hearth) with ${r.protocol} id ${r.queueId}${forPart};\r\n\t${rfc5322Date(r.date)}`;
 }
 
-export interface FromAddress {
+export interface Mailbox {
   address: string;
   name: string;
 }
 
-/** The mailboxes of the From header(s), display names decoded (RFC 2047). */
-export async function fromAddresses(raw: Buffer): Promise<FromAddress[]> {
-  const head = raw.subarray(0, headerEnd(raw));
-  const parsed = await simpleParser(Buffer.concat([head, Buffer.from('\r\n')]), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, skipImageLinks: true });
-  const from = parsed.from;
-  if (!from) return [];
-  const out: FromAddress[] = [];
-  const walk = (list: { address?: string; name: string; group?: unknown[] }[]): void => {
-    for (const a of list) {
-      if (a.group) walk(a.group as { address?: string; name: string; group?: unknown[] }[]);
-      else out.push({ address: (a.address ?? '').toLowerCase(), name: a.name ?? '' });
-    }
-  };
-  walk(from.value);
+/** The mailboxes of one address field's value (groups flattened), addresses lower-cased, display names decoded (RFC 2047). */
+export function mailboxes(value: string): Mailbox[] {
+  const utf8 = Buffer.from(value, 'latin1').toString('utf8');
+  return addressparser(utf8, { flatten: true }).map((a) => ({ address: (a.address ?? '').toLowerCase(), name: decodeName(a.name ?? '') }));
+}
+
+function decodeName(name: string): string {
+  try {
+    return libmime.decodeWords(name);
+  } catch {
+    return name;
+  }
+}
+
+/** Fields that say who wrote or sent a message: each field's mailboxes, one entry per field. */
+export interface AuthorFields {
+  from: Mailbox[][];
+  sender: Mailbox[][];
+  resentFrom: Mailbox[][];
+  resentSender: Mailbox[][];
+}
+
+export function authorFields(raw: Buffer): AuthorFields {
+  const out: AuthorFields = { from: [], sender: [], resentFrom: [], resentSender: [] };
+  const slots = new Map([
+    ['from', out.from],
+    ['sender', out.sender],
+    ['resent-from', out.resentFrom],
+    ['resent-sender', out.resentSender],
+  ]);
+  for (const f of headerFields(raw)) slots.get(f.name)?.push(mailboxes(f.value));
   return out;
 }
 
-/** The first From address, cheaply (no MIME decoding): enough to pick a DKIM domain. */
-export function firstFromAddress(raw: Buffer): string | null {
-  const value = headerValues(raw, 'from')[0];
-  if (!value) return null;
-  const first = addressparser(value, { flatten: true })[0];
-  return first?.address ? first.address.toLowerCase() : null;
+/** The domain of the one From address, or null when the message has no single From field. */
+export function fromDomain(raw: Buffer): string | null {
+  const from = authorFields(raw).from;
+  if (from.length !== 1) return null;
+  const first = from[0]![0];
+  return first ? (splitAddress(first.address)?.domain ?? null) : null;
 }
 
 /** local@domain split; null when it is not a usable mailbox address. */

@@ -6,8 +6,8 @@ import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
 import { DkimKeys } from './dkim.ts';
 import { Delivery, type MxResolver } from './delivery.ts';
-import { ensureIdentity, fromAddresses, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
-import { checkEnvelopeSender, checkHeaderFrom, type Sender } from './policy.ts';
+import { authorFields, ensureIdentity, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
+import { checkAuthorFields, checkEnvelopeSender, type Sender } from './policy.ts';
 import { Queue } from './queue.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { loadSmtpSettings, type SmtpSettings } from './settings.ts';
@@ -187,10 +187,6 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     const problem = inspectBody(raw, settings.maxLineLength);
     if (problem) throw new SmtpReply(BODY_REPLIES[problem]);
     const sender = senderOf(session);
-    if (sender) {
-      const v = checkHeaderFrom(directory, sender, await fromAddresses(raw));
-      if (!v.ok) throw new SmtpReply(v.reason);
-    }
     const rcpts = session.envelope.rcptTo.map((r) => ({ address: r.address, local: directory.mailbox(r.address) !== undefined }));
     const id = newQueueId();
     if (info.kind === 'submission') raw = ensureIdentity(raw, config.domain);
@@ -198,6 +194,11 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     raw = prependHeaders(raw, [
       receivedHeader({ heloName: session.hostNameAppearsAs, remoteAddress: session.remoteAddress, byHost: config.hostname, protocol, queueId: id, recipient: rcpts.length === 1 ? rcpts[0]!.address : null }),
     ]);
+    // checked as stored and signed, so no reader can find another author than the one checked
+    if (sender) {
+      const v = checkAuthorFields(directory, sender, authorFields(raw));
+      if (!v.ok) throw new SmtpReply(v.reason);
+    }
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     try {
       await queue.enqueue(from, rcpts, raw, id);

@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from '@hearth/config';
 import { tempDir } from '@hearth/testkit';
 import { dkimDnsRecord, ensureDkimKey } from '../src/dkim.ts';
 import { buildDsn } from '../src/dsn.ts';
-import { appendHeaders, ensureIdentity, fromAddresses, headerValues, inspectBody, receivedHeader, splitAddress } from '../src/message.ts';
+import { appendHeaders, authorFields, ensureIdentity, fromDomain, headerValues, inspectBody, receivedHeader, splitAddress } from '../src/message.ts';
 import { parseNetworks } from '../src/networks.ts';
 import { RateLimiter } from '../src/ratelimit.ts';
 import { replayState } from '../src/queue.ts';
@@ -50,9 +50,22 @@ describe('message codec', () => {
     assert.match(h, /^Received: from evil\?\?Bcc:\?x \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.test \(Hearth\) with ESMTPA id ABC123DEF\r\n\tfor <a@b\.c>;\r\n\tThu, 01 Jan 1970 00:00:00 \+0000$/);
   });
 
-  it('fromAddresses decodes display names', async () => {
-    assert.deepEqual(await fromAddresses(b('From: =?utf-8?q?J=C3=BCrgen?= <Juergen@Example.TEST>\r\n\r\nx')), [{ address: 'juergen@example.test', name: 'Jürgen' }]);
-    assert.deepEqual(await fromAddresses(b('To: a@b.c\r\n\r\nFrom: x@y.z')), []);
+  it('authorFields decodes display names, one entry per field, body excluded', () => {
+    assert.deepEqual(authorFields(b('From: =?utf-8?q?J=C3=BCrgen?= <Juergen@Example.TEST>\r\n\r\nx')).from, [[{ address: 'juergen@example.test', name: 'Jürgen' }]]);
+    assert.deepEqual(authorFields(b('To: a@b.c\r\n\r\nFrom: x@y.z')).from, []);
+  });
+
+  it('authorFields sees what readers and DKIM see: "From :" (obs-optional), every From, Sender and Resent-*', () => {
+    const f = authorFields(b('Received: from x\r\nFrom : Alice <alice@example.test>\r\nfrom: Mallory <mallory@example.test>\r\nSender: s@example.test\r\nResent-From: r@example.test\r\nResent-Sender: t@example.test\r\nConstructor: x\r\n\r\nbody'));
+    assert.deepEqual(
+      f.from.map((l) => l.map((m) => m.address)),
+      [['alice@example.test'], ['mallory@example.test']],
+    );
+    assert.deepEqual(f.sender, [[{ address: 's@example.test', name: '' }]]);
+    assert.deepEqual(f.resentFrom, [[{ address: 'r@example.test', name: '' }]]);
+    assert.deepEqual(f.resentSender, [[{ address: 't@example.test', name: '' }]]);
+    assert.equal(fromDomain(b('Received: x\r\nFrom : Alice <alice@Example.TEST>\r\n\r\n')), 'example.test');
+    assert.equal(fromDomain(b('From: a@one.test\r\nFrom: b@two.test\r\n\r\n')), null);
   });
 
   it('splitAddress', () => {
