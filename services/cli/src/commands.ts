@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import type { HearthConfig } from '@hearth/config';
 import { check, DirectoryError, domainSchema, type Directory, type Role, type User } from '@hearth/directory';
+import { appContainerName } from '@hearth/runtime';
 import { appEnv, installApp, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
+import { appDeployer, APP_RUNTIME_COMMANDS, removeAppContainers } from './app-runtime.ts';
 import { printFields, printJson, printTable, readStdin, UsageError } from './output.ts';
 
 export interface CommandContext {
@@ -16,8 +18,9 @@ export interface Command {
   usage: string;
   /** number of positional arguments, exact or [min, max] */
   args: number | [number, number];
-  options?: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
-  run(ctx: CommandContext): Promise<void>;
+  options?: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+  /** resolves to the exit status when it is not simply 0 (app exec passes the command's on) */
+  run(ctx: CommandContext): Promise<void | number>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -227,9 +230,9 @@ export const COMMANDS: Command[] = [
   // ---- apps ----
   {
     path: ['app', 'install'],
-    usage: '<CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream http://host:port]',
+    usage: '<CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream http://host:port] [--image <ref>]',
     args: 1,
-    options: { id: { type: 'string' }, domain: { type: 'string' }, access: { type: 'string', multiple: true }, upstream: { type: 'string' } },
+    options: { id: { type: 'string' }, domain: { type: 'string' }, access: { type: 'string', multiple: true }, upstream: { type: 'string' }, image: { type: 'string' } },
     async run({ config, directory, values, args }) {
       const id = str(values.id);
       const domain = str(values.domain);
@@ -237,8 +240,9 @@ export const COMMANDS: Command[] = [
       const manifestText = fs.readFileSync(args[0]!, 'utf8');
       const d = await directory();
       const existed = !!d.app(id);
-      const app = await installApp(config, d, { manifestText, id, domain, access: values.access as string[] | undefined, upstream: str(values.upstream) });
+      const app = await installApp(config, d, { manifestText, id, domain, access: values.access as string[] | undefined, upstream: str(values.upstream), image: str(values.image) }, appDeployer(config));
       out(`${existed ? 'updated' : 'installed'} app ${app.id} at ${app.domain} (addons: ${Object.keys(app.manifest.addons).join(', ') || 'none'})`);
+      if (app.manifest.dockerImage) out(`started container ${appContainerName(app.id)} from ${app.manifest.dockerImage}`);
     },
   },
   {
@@ -280,6 +284,7 @@ export const COMMANDS: Command[] = [
         addons: Object.keys(a.manifest.addons),
         access: accessView(d, a.access),
         upstream: a.upstream,
+        image: a.manifest.dockerImage ?? null,
         mailboxes: d.mailboxesOf('app', a.id).map((m) => m.address),
         createdAt: a.createdAt,
       };
@@ -292,8 +297,8 @@ export const COMMANDS: Command[] = [
     usage: '<appId>',
     args: 1,
     async run({ config, directory, args }) {
-      await rotateApp(config, await directory(), args[0]!);
-      out(`rotated credentials of ${args[0]}; restart the app so it reads the new variables`);
+      const app = await rotateApp(config, await directory(), args[0]!, appDeployer(config));
+      out(app.manifest.dockerImage ? `rotated credentials of ${app.id}; its container was recreated with them` : `rotated credentials of ${app.id}; restart the app so it reads the new variables`);
     },
   },
   {
@@ -301,10 +306,13 @@ export const COMMANDS: Command[] = [
     usage: '<appId>',
     args: 1,
     async run({ config, directory, args }) {
-      await uninstallApp(config, await directory(), args[0]!);
+      const d = await directory();
+      await removeAppContainers(config, requireApp(d, args[0]!));
+      await uninstallApp(config, d, args[0]!);
       out(`uninstalled app ${args[0]}`);
     },
   },
+  ...APP_RUNTIME_COMMANDS,
   // ---- mailboxes ----
   {
     path: ['mailbox', 'list'],

@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
+import { EngineError } from '@hearth/runtime';
 import { COMMANDS, type Command } from './commands.ts';
 import { UsageError } from './output.ts';
 
@@ -13,7 +14,9 @@ const USAGE = `usage: hearth <command> [options]
   user totp enable <u> | totp disable <u>
   group add <name> | del <name> | list | add-member <group> <u> | remove-member <group> <u>
   app install <CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream URL]
+  app install … --image <ref>   (runs the app's container on the Docker engine, HEARTH_DOCKER_HOST)
   app env <appId> | list | show <appId> | rotate <appId> | uninstall <appId>
+  app start|stop|restart|status <appId> | logs <appId> [-f] [--tail N] | exec <appId> [-- cmd …]
   mailbox list | add <local@domain> --owner <u> | del <local@domain>
   mail queue [--json] | mail queue retry [<id>] | mail queue delete <id> | mail dkim <domain>
   oidc rotate-keys
@@ -63,14 +66,13 @@ async function main(): Promise<number> {
   try {
     config = loadConfig();
     const open = async (): Promise<Directory> => (directory ??= await Directory.open(config));
-    await command.run({ config, directory: open, values, args: positionals });
-    return 0;
+    return (await command.run({ config, directory: open, values, args: positionals })) ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`hearth ${command.path.join(' ')}: ${err.message}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
       return 2;
     }
-    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError].some((k) => err instanceof k);
+    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError].some((k) => err instanceof k);
     const fsError = (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES';
     const message = known || fsError ? (err as Error).message : `internal error: ${(err as Error).message}`;
     process.stderr.write(`hearth: ${message.split('\n')[0]}\n`);

@@ -53,6 +53,11 @@ export interface Manifest {
   version?: string;
   manifestVersion?: number;
   httpPort?: number;
+  /** the image the app runs (from the manifest or `app install --image`) */
+  dockerImage?: string;
+  /** bytes */
+  memoryLimit?: number;
+  healthCheckPath?: string;
   addons: Record<string, Record<string, unknown>>;
   [key: string]: unknown;
 }

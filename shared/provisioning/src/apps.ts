@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { HearthConfig } from '@hearth/config';
 import { check, domainSchema, DirectoryError, type AccessRestriction, type App, type Directory, type Manifest } from '@hearth/directory';
 import { ProvisionError, type Addon, type AddonContext, type Credentials } from './addon.ts';
-import { parseManifest } from './manifest.ts';
+import { imageRefSchema, parseManifest } from './manifest.ts';
 import { ADDONS, findAddon, PLANNED_ADDONS } from './registry.ts';
 
 export const appIdSchema = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, 'app id must be 1–64 characters of letters, digits, ".", "_" and "-"');
@@ -21,6 +21,17 @@ export interface InstallRequest {
   /** e.g. ["users:alice,bob", "groups:staff"]; empty/undefined = everyone */
   access?: string[];
   upstream?: string;
+  /** the Docker image to run (overrides the manifest's dockerImage; an update keeps the one installed) */
+  image?: string;
+}
+
+/**
+ * Runs the app's container (@hearth/runtime): called with the app as it will be stored and the
+ * variables its addons give it, after provisioning and before the store is written; commit once
+ * the app is stored, undo when a later step fails.
+ */
+export interface AppDeployer {
+  deploy(app: App, env: [string, string][]): Promise<{ commit(): Promise<void>; undo(): Promise<void> }>;
 }
 
 /** "users:a,b groups:g" → ids, refusing names that do not exist. */
@@ -74,12 +85,14 @@ function context(config: HearthConfig, directory: Directory, app: Pick<App, 'id'
  * each addon (keeping existing credentials), and writes the app in one transaction. If a
  * step fails, what this call created is removed again and the store is unchanged.
  */
-export async function installApp(config: HearthConfig, directory: Directory, req: InstallRequest): Promise<App> {
+export async function installApp(config: HearthConfig, directory: Directory, req: InstallRequest, deployer?: AppDeployer): Promise<App> {
   const id = check(appIdSchema, req.id);
   const domain = check(domainSchema, req.domain);
   const manifest = parseManifest(req.manifestText);
-  const addons = addonsOf(manifest);
   const existing = directory.app(id);
+  const image = req.image !== undefined ? check(imageRefSchema, req.image) : (manifest.dockerImage ?? existing?.manifest.dockerImage);
+  if (image !== undefined) manifest.dockerImage = image;
+  const addons = addonsOf(manifest);
   const other = directory.appByDomain(domain);
   if (other && other.id !== id) throw new ProvisionError(`domain ${domain} is already used by app ${other.id}`);
   if (existing) {
@@ -111,7 +124,14 @@ export async function installApp(config: HearthConfig, directory: Directory, req
       if (holder && !(holder.ownerType === 'app' && holder.ownerId === id)) throw new ProvisionError(`mailbox ${box} already belongs to someone else`);
     }
     const app: App = { id, domain, manifest, access, upstream, credentials, createdAt: existing?.createdAt ?? new Date().toISOString() };
-    await directory.putApp(app, mailboxes);
+    const deployment = deployer && image ? await deployer.deploy(app, envOf(config, directory, app)) : null;
+    try {
+      await directory.putApp(app, mailboxes);
+    } catch (err) {
+      await deployment?.undo();
+      throw err;
+    }
+    await deployment?.commit();
     // Addons dropped by an update give back what they created.
     if (existing) {
       for (const [name, creds] of Object.entries(existing.credentials)) {
@@ -136,14 +156,17 @@ export function requireApp(directory: Directory, id: string): App {
   return app;
 }
 
-/** Every CLOUDRON_* variable the app gets, in the seed's names and order. */
-export function appEnv(config: HearthConfig, directory: Directory, id: string): [string, string][] {
-  const app = requireApp(directory, id);
+function envOf(config: HearthConfig, directory: Directory, app: App): [string, string][] {
   return addonsOf(app.manifest).flatMap(([addon, options]) => addon.env(context(config, directory, app, options), app.credentials[addon.name] ?? {}));
 }
 
-/** New secrets for every addon that has them, written in one transaction. */
-export async function rotateApp(config: HearthConfig, directory: Directory, id: string): Promise<App> {
+/** Every CLOUDRON_* variable the app gets, in the seed's names and order. */
+export function appEnv(config: HearthConfig, directory: Directory, id: string): [string, string][] {
+  return envOf(config, directory, requireApp(directory, id));
+}
+
+/** New secrets for every addon that has them, written in one transaction; the app's container is recreated with them. */
+export async function rotateApp(config: HearthConfig, directory: Directory, id: string, deployer?: AppDeployer): Promise<App> {
   const app = requireApp(directory, id);
   const credentials = { ...app.credentials };
   const rotated: [Addon, AddonContext, Credentials][] = [];
@@ -156,7 +179,14 @@ export async function rotateApp(config: HearthConfig, directory: Directory, id: 
       rotated.push([addon, ctx, current]);
     }
     const next = { ...app, credentials };
-    await directory.putApp(next, directory.mailboxesOf('app', id).map((m) => m.address));
+    const deployment = deployer && app.manifest.dockerImage ? await deployer.deploy(next, envOf(config, directory, next)) : null;
+    try {
+      await directory.putApp(next, directory.mailboxesOf('app', id).map((m) => m.address));
+    } catch (err) {
+      await deployment?.undo();
+      throw err;
+    }
+    await deployment?.commit();
     return next;
   } catch (err) {
     // Servers that took a new password get the stored one back: re-provisioning with existing credentials sets them.

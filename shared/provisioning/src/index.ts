@@ -2,7 +2,7 @@ export * from './addon.ts';
 export * from './apps.ts';
 export { parseManifest, ManifestError } from './manifest.ts';
 export { ADDONS, PLANNED_ADDONS, findAddon } from './registry.ts';
-export { appDataDir } from './addons/localstorage.ts';
+export { appDataDir } from '@hearth/runtime';
 export { USERS_BASE_DN, GROUPS_BASE_DN } from './addons/ldap.ts';
 export { superviseRedisInstances } from './databases/redis-instances.ts';
 export { databaseName } from './databases/names.ts';

@@ -14,6 +14,12 @@ const KNOWN_FIELDS = [
   'checklist', 'logPaths', 'runtimeDirs', 'persistentDirs', 'backupCommand', 'restoreCommand', 'dockerImage',
 ] as const;
 
+/** A Docker image reference: [registry[:port]/]name[:tag][@sha256:digest], as `docker pull` takes it. */
+export const imageRefSchema = z
+  .string()
+  .max(255)
+  .regex(/^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/, 'image must be a Docker image reference such as registry.example/app:1.0');
+
 export const manifestSchema = z
   .object({
     id: z.string().min(1).max(200).optional(),
@@ -21,6 +27,10 @@ export const manifestSchema = z
     version: z.string().max(50).optional(),
     manifestVersion: z.number().int().min(1).max(2).optional(),
     httpPort: z.number().int().min(1).max(65535).optional(),
+    dockerImage: imageRefSchema.optional(),
+    /** bytes, as Cloudron's manifest has it */
+    memoryLimit: z.number().int().min(6 * 1024 * 1024, 'memoryLimit must be at least 6 MiB (6291456 bytes)').optional(),
+    healthCheckPath: z.string().regex(/^\/[\x21-\x7e]*$/, 'healthCheckPath must be a path such as /healthz').optional(),
     addons: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   })
   .catchall(z.unknown())

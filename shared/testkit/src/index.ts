@@ -249,3 +249,5 @@ export function writeBenchmarkSection(title: string, body: string): void {
   const next = re.test(current) ? current.replace(re, section + '\n') : `${current.trimEnd()}\n\n${section}`;
   fs.writeFileSync(file, next.trimEnd() + '\n');
 }
+
+export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, importedImage, requireDocker, TEST_DOCKER_HOST } from './docker.ts';

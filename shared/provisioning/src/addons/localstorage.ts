@@ -1,11 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { appDataDir } from '@hearth/runtime';
 import type { Addon } from '../addon.ts';
-
-export function appDataDir(dataDir: string, appId: string): string {
-  return path.join(dataDir, 'apps', appId, 'data');
-}
 
 /** A writable folder of the app's own; no variables (the seed's /app/data). */
 export const localstorage: Addon = {

@@ -1,0 +1,26 @@
+import path from 'node:path';
+
+/** Labels on every container and volume Hearth creates; uninstall removes everything with hearth.app=<id>. */
+export const LABEL_APP = 'hearth.app';
+/** app (the app itself), task (a scheduler run) or child (created by the app through the docker addon) */
+export const LABEL_ROLE = 'hearth.role';
+export const LABEL_TASK = 'hearth.task';
+/** the minute a scheduler run was due, ISO 8601 */
+export const LABEL_DUE = 'hearth.due';
+
+export type ContainerRole = 'app' | 'task' | 'child';
+
+export const appContainerName = (appId: string): string => `hearth-app-${appId}`;
+export const appVolumeName = (appId: string, dir: 'tmp' | 'run'): string => `hearth-app-${appId}-${dir}`;
+
+export const appDir = (dataDir: string, appId: string): string => path.join(dataDir, 'apps', appId);
+/** /app/data (the localstorage addon's folder) */
+export const appDataDir = (dataDir: string, appId: string): string => path.join(appDir(dataDir, appId), 'data');
+/** /etc/certs (the tls addon's tls_cert.pem and tls_key.pem) */
+export const appCertsDir = (dataDir: string, appId: string): string => path.join(appDir(dataDir, appId), 'certs');
+/** /etc/docker-certs: the docker addon's client certificate, written by its provisioning */
+export const appDockerCertsDir = (dataDir: string, appId: string): string => path.join(appDir(dataDir, appId), 'docker-certs');
+
+export const labelFilter = (appId: string, role?: ContainerRole): { label: string[] } => ({
+  label: [`${LABEL_APP}=${appId}`, ...(role ? [`${LABEL_ROLE}=${role}`] : [])],
+});
