@@ -1,11 +1,14 @@
 import net from 'node:net';
 import os from 'node:os';
+import { DENIED_IPV4, DENIED_IPV6, IPV4_CARRIERS, LOOPBACK_IPV4, LOOPBACK_IPV6 } from './special-addresses.ts';
 import { ipBytes } from './stun-codec.ts';
 
 /**
- * Which peers an allocation may reach. A TURN relay must not become a way into the
- * server's own network: loopback, private (RFC 1918, fc00::/7), link-local, multicast,
- * unspecified and the server's own addresses are refused unless allowed explicitly.
+ * Which peers an allocation may reach. A TURN relay must not become a way into the server's
+ * own network or anyone's non-public one: every not globally reachable special-purpose block
+ * (special-addresses.ts), loopback and the server's own addresses are refused unless allowed
+ * explicitly. An IPv6 address that carries an IPv4 one (mapped, NAT64, 6to4) is judged as that
+ * IPv4 address too.
  */
 
 interface Cidr {
@@ -29,20 +32,13 @@ function inCidr(addr: Buffer, c: Cidr): boolean {
   return true;
 }
 
-const LOOPBACK = ['127.0.0.0/8', '::1/128'].map(parseCidr);
-const DENIED = [
-  '0.0.0.0/8', // unspecified / "this network"
-  '10.0.0.0/8',
-  '172.16.0.0/12',
-  '192.168.0.0/16',
-  '169.254.0.0/16',
-  '224.0.0.0/4', // multicast
-  '240.0.0.0/4', // reserved, incl. broadcast
-  '::/128',
-  'fc00::/7',
-  'fe80::/10',
-  'ff00::/8',
-].map(parseCidr);
+const LOOPBACK = [LOOPBACK_IPV4, LOOPBACK_IPV6].map(parseCidr);
+const DENIED = [...DENIED_IPV4, ...DENIED_IPV6].map(parseCidr);
+const CARRIERS = IPV4_CARRIERS.map((c) => ({ cidr: parseCidr(c.prefix), v4Offset: c.v4Offset }));
+
+function dotted(b: Buffer): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
 
 export class PeerPolicy {
   private readonly allowed: Cidr[];
@@ -57,9 +53,12 @@ export class PeerPolicy {
   allows(address: string): boolean {
     const family = net.isIPv4(address) ? 4 : net.isIPv6(address) ? 6 : 0;
     if (!family) return false;
-    let bytes = ipBytes(address, family);
-    // An IPv4-mapped IPv6 peer is judged as the IPv4 address it carries.
-    if (family === 6 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) bytes = bytes.subarray(12);
+    const bytes = ipBytes(address, family);
+    if (family === 6) {
+      const carrier = CARRIERS.find((c) => inCidr(bytes, c.cidr));
+      // An allow-listed IPv6 range still wins; otherwise the IPv4 address inside must pass too.
+      if (carrier && !this.allowed.some((c) => inCidr(bytes, c)) && !this.allows(dotted(bytes.subarray(carrier.v4Offset, carrier.v4Offset + 4)))) return false;
+    }
     if (this.allowed.some((c) => inCidr(bytes, c))) return true;
     if (LOOPBACK.some((c) => inCidr(bytes, c))) return false;
     if (DENIED.some((c) => inCidr(bytes, c))) return false;

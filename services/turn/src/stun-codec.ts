@@ -360,12 +360,11 @@ function xorPad(i: number, transactionId: Buffer): number {
 export function ipBytes(address: string, family: 4 | 6): Buffer {
   if (family === 4) return Buffer.from(address.split('.').map((p) => Number(p)));
   const b = Buffer.alloc(16);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) {
-    b[10] = 0xff;
-    b[11] = 0xff;
-    ipBytes(mapped[1]!, 4).copy(b, 12);
-    return b;
+  // a dotted IPv4 tail (::ffff:1.2.3.4, 64:ff9b::1.2.3.4) is the last two groups
+  const dottedTail = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (dottedTail) {
+    const v4 = ipBytes(dottedTail[2]!, 4);
+    address = `${dottedTail[1]}${v4.readUInt16BE(0).toString(16)}:${v4.readUInt16BE(2).toString(16)}`;
   }
   const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
   const hs = head ? head.split(':') : [];

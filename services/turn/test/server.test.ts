@@ -473,7 +473,7 @@ describe('TURN server peer policy', { timeout: 60_000 }, () => {
       assert.equal(await permission(c, s, address), 403, address);
     }
     assert.equal(await permission(c, s, '10.9.3.4'), 0, 'allow-listed CIDR');
-    assert.equal(await permission(c, s, '203.0.113.7'), 0, 'a public address');
+    assert.equal(await permission(c, s, '192.31.196.7'), 0, 'a public address');
     assert.equal(await permission(c, s, '2001:db8::1'), 443, 'IPv6 peer on an IPv4 relay');
     assert.ok(f.server.stats().peerDenied >= 9);
     await signed(c, s, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]);

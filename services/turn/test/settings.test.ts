@@ -12,7 +12,9 @@ describe('peer policy', () => {
     for (const a of ['127.0.0.1', '10.1.2.3', '172.31.255.255', '192.168.0.1', '169.254.9.9', '239.1.1.1', '0.0.0.0', '198.51.100.7', '::1', '::', 'fc00::1', 'fdff::2', 'fe80::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', 'not-an-ip']) {
       assert.equal(strict.allows(a), false, a);
     }
-    for (const a of ['203.0.113.5', '172.32.0.1', '2001:db8::1', '8.8.8.8']) assert.equal(strict.allows(a), true, a);
+    for (const a of ['192.31.196.5', '172.32.0.1', '2606:4700::1', '8.8.8.8', '64:ff9b::8.8.8.8', '::ffff:8.8.8.8']) assert.equal(strict.allows(a), true, a);
+    // IPv4 inside IPv6 is judged as IPv4, in dotted or hex form
+    for (const a of ['64:ff9b::10.0.0.1', '64:ff9b::a00:1', '::ffff:a9fe:a9fe', '2002:a00:1::1', '64:ff9b::198.51.100.7']) assert.equal(strict.allows(a), false, a);
   });
 
   it('lets loopback through only when asked, and allow-listed CIDRs always', () => {
