@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import os from 'node:os';
-import tls from 'node:tls';
 import { ValidationError, type Directory } from '@hearth/directory';
+import { loadConnectionLimits, serveLines, type ConnectionLimits, type Framer, type LineSession, type SessionIO } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
 import { BerError, pduLength } from './ber.ts';
 import { escapeDnValue, parseDn } from './dn.ts';
@@ -36,11 +35,10 @@ export interface LdapOptions {
   ldapsPort?: number | null;
   /** certificate for StartTLS and LDAPS; without it neither is offered */
   tls?: { cert: string; key: string } | null;
-  maxConnections?: number;
-  maxConnectionsPerAddress?: number;
+  /** default: HEARTH_LDAP_MAX_CONNECTIONS, _MAX_CONNECTIONS_PER_ADDRESS, _IDLE_TIMEOUT, _MAX_LIFETIME */
+  connections?: ConnectionLimits;
   /** argon2 verifications in flight at once (default: one per CPU) */
   maxPasswordChecks?: number;
-  idleTimeoutMs?: number;
 }
 
 export interface LdapServer {
@@ -54,12 +52,14 @@ export interface LdapServer {
 const APP_SOURCE_TTL_MS = 60 * 60 * 1000;
 const MAX_TRACKED_SOURCES = 10_000;
 const MAX_PAGED_SEARCHES = 8;
-/** Output a slow reader may leave unread before we drop it. */
-const MAX_PENDING_OUTPUT = 64 * 1024 * 1024;
-/** Responses are written in batches of about this size... */
+/**
+ * Responses are batched over pipelined requests and written at about this size (or when no request
+ * waits); the next request is read only once the client has taken the batch (backpressure).
+ */
 const FLUSH_BYTES = 256 * 1024;
-/** ...and request processing waits while this much is still unsent (pipelined searches). */
-const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** requests read ahead of the one being answered; beyond it the socket stops reading */
+const MAX_QUEUED = 64;
+export const LDAP_CONNECTION_DEFAULTS: ConnectionLimits = { maxConnections: 4096, maxPerAddress: 512, idleTimeoutMs: 10 * 60_000, maxLifetimeMs: 0 };
 const KNOWN_CONTROLS = new Set<string>([OID.pagedResults, OID.manageDsaIT]);
 const INVALID = 'invalid credentials';
 
@@ -73,17 +73,11 @@ interface PagedSearch {
   finalCode: number;
 }
 
-/**
- * The shared part of the server: the current tree, which apps have bound from which
- * source address, and the open connections.
- */
+/** The shared part of the server: the current tree and which apps have bound from which source address. */
 class LdapService {
   private treeCache: Tree;
   /** remote address → app id → last app bind (ms) */
   private readonly appSources = new Map<string, Map<string, number>>();
-  readonly connections = new Set<Connection>();
-  readonly perAddress = new Map<string, number>();
-  readonly secureContext: tls.SecureContext | null;
   private passwordChecks = 0;
   private readonly passwordQueue: (() => void)[] = [];
   private readonly maxPasswordChecks: number;
@@ -94,7 +88,6 @@ class LdapService {
     readonly logger: Logger,
   ) {
     this.treeCache = new Tree(directory);
-    this.secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key }) : null;
     this.maxPasswordChecks = opts.maxPasswordChecks ?? Math.max(2, os.availableParallelism());
   }
 
@@ -154,153 +147,116 @@ function rdnIs(r: { type: string; value: string } | undefined, type: string, val
   return r !== undefined && r.type === type && r.value.toLowerCase() === value;
 }
 
-/** One client connection: framing, sequential request handling, one write per batch. */
-class Connection {
-  private input: Buffer = Buffer.alloc(0);
+/** One LDAP message off the wire, or why the input cannot be framed (then nothing more is read). */
+type LdapFrame = { pdu: Buffer } | { malformed: string };
+
+/** Cuts the input into BER PDUs. */
+class PduFramer implements Framer<LdapFrame> {
+  #input: Buffer = Buffer.alloc(0);
+  #broken = false;
+
+  push(data: Buffer): LdapFrame[] {
+    if (this.#broken) return [];
+    let input = this.#input.length ? Buffer.concat([this.#input, data]) : data;
+    const out: LdapFrame[] = [];
+    for (;;) {
+      let len: number;
+      try {
+        len = pduLength(input);
+      } catch (err) {
+        this.#broken = true;
+        input = Buffer.alloc(0);
+        out.push({ malformed: (err as Error).message });
+        break;
+      }
+      if (len === 0) break;
+      out.push({ pdu: input.subarray(0, len) });
+      input = input.subarray(len);
+    }
+    this.#input = input;
+    return out;
+  }
+
+  reset(): void {
+    this.#input = Buffer.alloc(0);
+  }
+}
+
+/** One client connection's LDAP state: PDUs in, responses out through its SessionIO, batched. */
+class LdapSession implements LineSession<LdapFrame> {
   private out: Buffer[] = [];
   private outBytes = 0;
-  private busy = false;
-  /** the socket closed */
-  private closed = false;
-  /** we are hanging up; read nothing more */
-  private ending = false;
+  /** we are hanging up, or the connection is gone: handle nothing more */
+  closed = false;
   private identity: Identity = null;
   /** the app that last bound on this connection; it scopes later user binds */
   private appContext: string | null = null;
   private readonly pages = new Map<string, PagedSearch>();
-  private upgradeAfterFlush = false;
   readonly remote: string;
 
   constructor(
     private readonly svc: LdapService,
-    private socket: net.Socket,
-    private secure: boolean,
+    private readonly io: SessionIO,
+    private readonly tlsAvailable: boolean,
   ) {
-    this.remote = socket.remoteAddress ?? 'unknown';
-    this.attach(socket);
+    this.remote = io.remote ?? 'unknown';
   }
 
-  private attach(socket: net.Socket): void {
-    socket.setNoDelay(true);
-    socket.setTimeout(this.svc.opts.idleTimeoutMs ?? 10 * 60 * 1000, () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => {});
-    socket.on('close', () => this.onClose());
+  greeting(): null {
+    return null;
   }
 
-  private onClose(): void {
-    if (this.closed) return;
+  end(): void {
     this.closed = true;
     this.pages.clear();
-    this.svc.connections.delete(this);
-    const n = (this.svc.perAddress.get(this.remote) ?? 1) - 1;
-    if (n <= 0) this.svc.perAddress.delete(this.remote);
-    else this.svc.perAddress.set(this.remote, n);
   }
 
-  destroy(): void {
-    this.socket.destroy();
+  /** idle too long: just close, as LDAP servers do */
+  async idle(): Promise<void> {
+    this.closed = true;
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.ending) return;
-    this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
-    if (!this.busy) void this.pump();
+  async shutdown(): Promise<void> {
+    this.push(encodeNoticeOfDisconnection(RESULT.unavailable, 'the server is shutting down'));
+    await this.hangUp();
   }
 
-  private flush(): void {
-    if (this.out.length === 0 || this.closed || this.socket.destroyed) {
-      this.out = [];
-      this.outBytes = 0;
-      return;
-    }
+  /** writes what is batched; resolves once the client has taken it (or went away) */
+  flush(): Promise<void> {
+    if (this.out.length === 0) return Promise.resolve();
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
-    this.socket.write(data);
-    if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.destroy();
+    return this.io.write(data);
   }
 
-  /** Waits until the client has read most of what we sent (or went away). */
-  private drained(): Promise<void> {
-    this.socket.pause();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        if (!this.closed) this.socket.resume();
-        resolve();
-      };
-      this.socket.once('drain', done);
-      this.socket.once('close', done);
-    });
+  private async hangUp(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+    this.io.close();
   }
 
-  /** Undecodable input: tell the client why (RFC 4511 4.4.1) and hang up. */
-  private fail(message: string): void {
-    this.push(encodeNoticeOfDisconnection(RESULT.protocolError, message));
-    this.flush();
-    this.input = Buffer.alloc(0);
-    this.hangUp();
-  }
-
-  private hangUp(): void {
-    this.ending = true;
-    const socket = this.socket;
-    socket.end();
-    setTimeout(() => socket.destroy(), 1000).unref();
-  }
-
-  /** Handles every complete PDU in the input, in order; async operations pause reading. */
-  private async pump(): Promise<void> {
-    this.busy = true;
-    try {
-      while (!this.closed && !this.ending && !this.upgradeAfterFlush) {
-        let len: number;
-        try {
-          len = pduLength(this.input);
-        } catch (err) {
-          this.fail((err as Error).message);
-          return;
-        }
-        if (len === 0) break;
-        const pdu = this.input.subarray(0, len);
-        this.input = this.input.subarray(len);
-        let msg: Message;
-        try {
-          msg = decodeMessage(pdu);
-        } catch (err) {
-          if (err instanceof OperationError) {
-            this.push(encodeResult(err.id, err.responseTag, RESULT.protocolError, { message: err.message }));
-            continue;
-          }
-          this.fail(err instanceof BerError ? err.message : 'malformed message');
-          return;
-        }
-        const pending = this.handle(msg);
-        if (pending) {
-          this.flush();
-          this.socket.pause();
-          await pending;
-          if (!this.closed) this.socket.resume();
-        } else if (this.outBytes > FLUSH_BYTES) this.flush();
-        if (this.socket.writableLength > HIGH_WATER_BYTES) await this.drained();
-      }
-    } catch (err) {
-      this.svc.logger.warn({ err, remote: this.remote }, 'LDAP connection failed');
-      this.socket.destroy();
-    } finally {
-      this.busy = false;
-      this.flush();
-      if (this.upgradeAfterFlush) {
-        try {
-          this.upgrade();
-        } catch (err) {
-          this.svc.logger.warn({ err, remote: this.remote }, 'StartTLS failed');
-          this.socket.destroy();
-        }
-      }
+  async handle(frame: LdapFrame): Promise<void> {
+    // Undecodable input: tell the client why (RFC 4511 4.4.1) and hang up.
+    if ('malformed' in frame) {
+      this.push(encodeNoticeOfDisconnection(RESULT.protocolError, frame.malformed));
+      return this.hangUp();
     }
+    let msg: Message;
+    try {
+      msg = decodeMessage(frame.pdu);
+    } catch (err) {
+      if (err instanceof OperationError) return this.push(encodeResult(err.id, err.responseTag, RESULT.protocolError, { message: err.message }));
+      this.push(encodeNoticeOfDisconnection(RESULT.protocolError, err instanceof BerError ? err.message : 'malformed message'));
+      return this.hangUp();
+    }
+    const pending = this.dispatch(msg);
+    if (pending) {
+      // a bind or password change waits: what is batched goes out first
+      await this.flush();
+      await pending;
+    }
+    if (this.outBytes > FLUSH_BYTES) await this.flush();
   }
 
   private push(data: Buffer): void {
@@ -312,14 +268,10 @@ class Connection {
     this.push(encodeResult(id, tag, code, { message, ...extra }));
   }
 
-  /** Returns a promise only for operations that wait (binds, password changes). */
-  private handle(msg: Message): Promise<void> | void {
+  /** Returns a promise only for operations that wait (binds, password changes, StartTLS). */
+  private dispatch(msg: Message): Promise<void> | void {
     const { id, req } = msg;
-    if (req.op === 'unbind') {
-      this.flush();
-      this.hangUp();
-      return;
-    }
+    if (req.op === 'unbind') return this.hangUp();
     if (req.op === 'abandon') {
       // Requests run to completion before the next is read; only paged searches outlive one.
       return;
@@ -543,12 +495,11 @@ class Connection {
       case OID.whoAmI:
         return reply(RESULT.success, undefined, { responseValue: Buffer.from(this.authzId()) });
       case OID.startTls:
-        if (this.secure) return reply(RESULT.operationsError, 'TLS is already active');
-        if (!this.svc.secureContext) return reply(RESULT.unavailable, 'TLS is not configured');
-        if (this.input.length) return reply(RESULT.operationsError, 'requests pending after StartTLS');
+        if (this.io.secure) return reply(RESULT.operationsError, 'TLS is already active');
+        if (!this.tlsAvailable) return reply(RESULT.unavailable, 'TLS is not configured');
         reply(RESULT.success, undefined, { responseName: OID.startTls });
-        this.upgradeAfterFlush = true;
-        return;
+        // requests pipelined behind StartTLS came in clear text: the layer drops them (RFC 4511 4.14.1)
+        return this.flush().then(() => this.io.startTls());
       case OID.passwordModify:
         return this.passwordModify(id, value);
       default:
@@ -560,21 +511,6 @@ class Connection {
     if (!this.identity) return '';
     if (this.identity.kind === 'app') return `dn:cn=${escapeDnValue(this.identity.appId)},${APPS_DN}`;
     return `dn:cn=${escapeDnValue(this.identity.userId)},${USERS_DN}`;
-  }
-
-  /** Switches the socket to TLS after the StartTLS response has been written. */
-  private upgrade(): void {
-    this.upgradeAfterFlush = false;
-    if (this.closed) return;
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('timeout');
-    raw.setTimeout(0);
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.svc.secureContext! });
-    this.socket = secure;
-    this.secure = true;
-    this.attach(secure);
-    secure.on('close', () => raw.destroy());
   }
 
   private async passwordModify(id: number, value: Buffer | null): Promise<void> {
@@ -622,60 +558,33 @@ const RESPONSE_TAG = {
   extended: OP.extendedResponse,
 } as const;
 
-function listen(server: net.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
-}
-
 /** Starts LDAP (with StartTLS) and, when a port and certificate are given, LDAPS. */
 export async function startLdap(opts: LdapOptions): Promise<LdapServer> {
   const svc = new LdapService(opts, opts.directory, opts.logger);
   const offChange = opts.directory.onChange(() => svc.rebuild());
-  const maxConnections = opts.maxConnections ?? 4096;
-  const maxPerAddress = opts.maxConnectionsPerAddress ?? 512;
-
-  const accept = (socket: net.Socket, secure: boolean): void => {
-    socket.on('error', () => {});
-    const remote = socket.remoteAddress ?? 'unknown';
-    const n = svc.perAddress.get(remote) ?? 0;
-    if (svc.connections.size >= maxConnections || n >= maxPerAddress) {
-      socket.destroy();
-      return;
-    }
-    svc.perAddress.set(remote, n + 1);
-    svc.connections.add(new Connection(svc, socket, secure));
-  };
-
-  const plain = net.createServer((s) => accept(s, false));
-  plain.on('error', (err) => opts.logger.error({ err }, 'LDAP listener error'));
-  const port = await listen(plain, opts.port, opts.host);
-  const servers: net.Server[] = [plain];
-  const endpoints = [`ldap://${opts.host}:${port}`];
-
-  let ldapsPort: number | null = null;
-  if (opts.ldapsPort !== undefined && opts.ldapsPort !== null && opts.tls) {
-    const secure = tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: 10_000 }, (s) => accept(s, true));
-    // Failed handshakes are the client's problem, not the server's.
-    secure.on('tlsClientError', () => {});
-    secure.on('error', (err) => opts.logger.error({ err }, 'LDAPS listener error'));
-    ldapsPort = await listen(secure, opts.ldapsPort, opts.host);
-    servers.push(secure);
-    endpoints.push(`ldaps://${opts.host}:${ldapsPort}`);
-  }
-
+  const tls = opts.tls ?? null;
+  const withLdaps = opts.ldapsPort !== undefined && opts.ldapsPort !== null && tls !== null;
+  const server = await serveLines<LdapFrame, LdapSession>({
+    host: opts.host,
+    tls,
+    listeners: [{ scheme: 'ldap', port: opts.port, implicitTls: false }, ...(withLdaps ? [{ scheme: 'ldaps', port: opts.ldapsPort!, implicitTls: true }] : [])],
+    limits: opts.connections ?? loadConnectionLimits('LDAP', LDAP_CONNECTION_DEFAULTS),
+    logger: opts.logger,
+    protocol: {
+      name: 'LDAP',
+      refusal: (reason) => encodeNoticeOfDisconnection(RESULT.busy, reason === 'address' ? 'too many connections from your address' : 'too many connections'),
+      framer: () => new PduFramer(),
+      maxQueued: MAX_QUEUED,
+      session: (io) => new LdapSession(svc, io, tls !== null),
+    },
+  });
   return {
-    port,
-    ldapsPort,
-    endpoints,
+    port: server.ports[0]!,
+    ldapsPort: withLdaps ? server.ports[1]! : null,
+    endpoints: server.endpoints,
     close: async () => {
       offChange();
-      for (const c of svc.connections) c.destroy();
-      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await server.close();
     },
   };
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BerReader, BerWriter } from '../src/ber.ts';
 import { OP, RESULT } from '../src/protocol.ts';
-import { startLdap } from '../src/server.ts';
+import { LDAP_CONNECTION_DEFAULTS, startLdap, type LdapServer } from '../src/server.ts';
+import type { ConnectionLimits } from '@hearth/lineserver';
 import { createLogger } from '@hearth/log';
 import { waitFor } from '@hearth/testkit';
 import { parseLdif, run, startFixture, type Fixture } from './fixture.ts';
@@ -222,12 +223,23 @@ describe('bad input', () => {
     c.destroy();
   });
 
-  it('caps connections per source address without disturbing the open ones', { timeout: 120_000 }, async () => {
-    const capped = await startLdap({ directory: f.directory, logger: createLogger('ldap-test', 'warn'), host: '127.0.0.1', port: 0, maxConnectionsPerAddress: 5 });
+  /** a second server over the fixture's directory with other connection limits */
+  const serverWith = (limits: Partial<ConnectionLimits>): Promise<LdapServer> =>
+    startLdap({ directory: f.directory, logger: createLogger('ldap-test', 'warn'), host: '127.0.0.1', port: 0, connections: { ...LDAP_CONNECTION_DEFAULTS, ...limits } });
+
+  it('caps connections per source address without disturbing the open ones or other addresses', { timeout: 120_000 }, async () => {
+    const capped = await serverWith({ maxPerAddress: 5 });
     try {
       const open = await Promise.all(Array.from({ length: 5 }, () => WireClient.connect(capped.port)));
       const extra = await WireClient.connect(capped.port);
-      assert.ok(await extra.waitClosed(3000), 'the sixth connection is dropped');
+      const notice = await extra.next();
+      assert.equal(notice?.code, RESULT.busy, 'the sixth connection is told why (notice of disconnection) ...');
+      assert.ok(await extra.waitClosed(3000), '... and closed');
+      // another client address still gets a session
+      const other = await WireClient.connect(capped.port, '127.0.0.1', '127.0.0.23');
+      other.send(bindRequest(1, 'cn=alice,ou=users,dc=cloudron', 'correct horse battery'));
+      assert.equal((await other.next())?.code, 0);
+      other.destroy();
       open[0]!.send(whoamiRequest(1));
       assert.equal((await open[0]!.next())?.code, 0);
       for (const c of open) c.destroy();
@@ -241,6 +253,25 @@ describe('bad input', () => {
       }, 5000);
     } finally {
       await capped.close();
+    }
+  });
+
+  it('closes a connection idle past HEARTH_LDAP_IDLE_TIMEOUT, not one that keeps asking', { timeout: 60_000 }, async () => {
+    const quick = await serverWith({ idleTimeoutMs: 600 });
+    try {
+      const silent = await WireClient.connect(quick.port);
+      const busy = await WireClient.connect(quick.port);
+      for (let i = 1; i <= 8; i++) {
+        busy.send(whoamiRequest(i));
+        assert.equal((await busy.next())?.code, 0);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      assert.ok(await silent.waitClosed(3000), 'the silent connection was closed');
+      busy.send(whoamiRequest(99));
+      assert.equal((await busy.next())?.code, 0, 'the busy one (1.2 s old, never silent for long) is still served');
+      busy.destroy();
+    } finally {
+      await quick.close();
     }
   });
 

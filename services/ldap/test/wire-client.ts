@@ -96,9 +96,10 @@ export class WireClient {
     w?.();
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<WireClient> {
+  /** `from`: the local address to connect from (any 127.0.0.0/8 address is this host) */
+  static connect(port: number, host = '127.0.0.1', from?: string): Promise<WireClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(port, host, () => {
+      const s = net.connect({ port, host, localAddress: from }, () => {
         s.off('error', reject);
         resolve(new WireClient(s));
       });
