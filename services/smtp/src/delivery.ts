@@ -125,7 +125,7 @@ export class Delivery implements Deliverer {
     if (!this.o.directory.mailbox(address)) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
     const stamped = prependHeaders(raw, [`Return-Path: <${env.from}>`, `Delivered-To: ${address}`]);
     await this.o.store.deliver(address, stamped);
-    return { ok: true };
+    return { ok: true, via: 'mailbox' };
   }
 
   /**
@@ -259,7 +259,7 @@ export class Delivery implements Deliverer {
       for (const e of ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? [])) if (e.recipient) rejected.set(e.recipient, e);
       for (const a of rcpts) {
         const e = rejected.get(a);
-        out.set(a, e ? outcomeOf(e, remoteMta) : { ok: true });
+        out.set(a, e ? outcomeOf(e, remoteMta) : { ok: true, via: remoteMta });
       }
     } catch (err) {
       const e = err as SmtpError;

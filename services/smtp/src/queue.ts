@@ -4,7 +4,7 @@ import { buildDsn, type FailedRecipient } from './dsn.ts';
 import { prependHeaders, rfc5322Date } from './message.ts';
 import { newQueueId, Spool, type QueueEnvelope, type RecipientRecord, type StateRecord } from './spool.ts';
 
-export type Outcome = { ok: true } | { ok: false; permanent: boolean; status: string; message: string; remoteMta?: string | null };
+export type Outcome = { ok: true; /** where it went: "mailbox" or the remote MTA */ via?: string } | { ok: false; permanent: boolean; status: string; message: string; remoteMta?: string | null };
 
 /** Where messages go; the queue decides when, how often and what to do with the result. */
 export interface Deliverer {
@@ -327,6 +327,7 @@ export class Queue {
       if (o.ok) {
         r.status = 'done';
         records.push({ s: 'done', a: r.address, t: now });
+        this.opts.logger.info({ id: e.env.id, outcome: 'delivered', rcpt: r.address, via: o.via }, 'delivered');
         continue;
       }
       r.attempts++;
@@ -338,14 +339,15 @@ export class Queue {
         const diagnostic = o.permanent ? o.message : `delivery time expired; last error: ${o.message}`;
         r.failure = { address: r.address, status, diagnostic, remoteMta: o.remoteMta ?? null };
         records.push({ s: 'failed', a: r.address, t: now, st: status, e: diagnostic, m: o.remoteMta ?? null });
-        this.opts.logger.info({ id: e.env.id, rcpt: r.address, status, reason: diagnostic }, 'delivery failed');
+        // bounced: reportFailures sends the sender a DSN (a null sender gets none: "failed")
+        this.opts.logger.info({ id: e.env.id, outcome: e.env.from === '' ? 'failed' : 'bounced', rcpt: r.address, status, reason: diagnostic }, 'delivery failed');
       } else {
         const delays = this.opts.retryDelaysMs;
         const delay = delays[Math.min(r.attempts - 1, delays.length - 1)]!;
         // the last try lands at expiry, not days after it
         r.nextAt = Math.min(now + delay, e.env.arrivedAt + this.opts.maxAgeMs);
         records.push({ s: 'deferred', a: r.address, t: now, n: r.nextAt, e: o.message });
-        this.opts.logger.info({ id: e.env.id, rcpt: r.address, attempts: r.attempts, next: new Date(r.nextAt).toISOString(), reason: o.message }, 'delivery deferred');
+        this.opts.logger.info({ id: e.env.id, outcome: 'deferred', rcpt: r.address, status: o.status, attempts: r.attempts, next: new Date(r.nextAt).toISOString(), reason: o.message }, 'delivery deferred');
       }
     }
     return records;

@@ -104,6 +104,8 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   let buffered = 0;
 
   const senderOf = (session: SMTPServerSession): Sender | null => (session.user as Sender | undefined) ?? null;
+  /** Who is sending, for the log: the app id or the username (never a secret). */
+  const loginOf = (sender: Sender | null): string | null => (!sender ? null : sender.kind === 'app' ? `app:${sender.appId}` : (directory.userById(sender.userId)?.username ?? sender.userId));
 
   async function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<Sender> {
     if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') throw new SmtpReply('504 5.5.4 unsupported authentication mechanism');
@@ -206,13 +208,17 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       logger.error({ err }, 'cannot spool message');
       throw new SmtpReply('451 4.3.0 cannot queue the message right now; try again later');
     }
-    logger.debug({ id, from, rcpts: rcpts.length, size: raw.length }, 'queued');
+    logger.info({ id, from, rcpts: rcpts.length, size: raw.length, login: loginOf(sender), remote: session.remoteAddress }, 'message accepted');
     return `2.0.0 Ok: queued as ${id}`;
   }
 
-  /** smtp-server's callback style around async handlers; nothing escapes as an exception. */
-  const reply = (err: unknown, cb: (e?: Error | null) => void): void => {
-    if (err instanceof SmtpReply) return cb(err);
+  /** smtp-server's callback style around async handlers; nothing escapes as an exception. A refusal of mail is logged with who and why. */
+  const reply = (err: unknown, cb: (e?: Error | null) => void, session?: SMTPServerSession, refused: { from?: string; rcpt?: string } = {}): void => {
+    if (err instanceof SmtpReply) {
+      const from = refused.from ?? (session?.envelope.mailFrom ? session.envelope.mailFrom.address : null);
+      if (session) logger.info({ from, ...refused, login: loginOf(senderOf(session)), remote: session.remoteAddress, reply: `${err.responseCode} ${err.message}` }, 'mail refused');
+      return cb(err);
+    }
     // the client went away mid-DATA: nothing to answer, nothing wrong here
     if ((err as { code?: string }).code === 'ECONNECTION') logger.debug({ err }, 'client left during DATA');
     else logger.error({ err }, 'smtp handler error');
@@ -246,7 +252,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
           onMailFrom(address, session);
           cb();
         } catch (err) {
-          reply(err, cb);
+          reply(err, cb, session, { from: address.address });
         }
       },
       onRcptTo(address, session, cb) {
@@ -254,7 +260,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
           onRcptTo(address, session);
           cb();
         } catch (err) {
-          reply(err, cb);
+          reply(err, cb, session, { rcpt: address.address });
         }
       },
       onData(stream, session, cb) {
@@ -262,7 +268,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
           (msg) => cb(null, msg),
           (err) => {
             stream.resume();
-            reply(err, cb);
+            reply(err, cb, session);
           },
         );
       },

@@ -408,7 +408,7 @@ class Turn {
         return this.replyError(t, msg, 400, null);
       case 'reject':
         this.counters.authFailures++;
-        this.logger.debug({ remote: t.link.address, username: outcome.username, reason: outcome.reason }, 'turn auth failed');
+        this.logger.info({ protocol: 'turn', login: outcome.username, remote: t.link.address, reason: outcome.reason }, 'login refused');
         return this.challenge(t, msg, 401);
     }
     const signer: Signer = { key: outcome.key, integrity: outcome.integrity };

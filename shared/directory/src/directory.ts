@@ -267,7 +267,9 @@ export class Directory {
 
   // ---- authentication ----
 
+  /** Records a login or token event; a refused one is also one info log line (protocol, login, address, reason; never a secret). */
   async audit(e: Omit<AuditEvent, 'at' | 'detail' | 'appId' | 'remote'> & Partial<Pick<AuditEvent, 'detail' | 'appId' | 'remote'>>): Promise<void> {
+    if (!e.ok) this.logger?.info({ protocol: e.protocol, login: e.username, remote: e.remote ?? null, appId: e.appId ?? null, reason: e.detail ?? null }, 'login refused');
     await this.store
       .appendAudit({ at: new Date().toISOString(), detail: null, appId: null, remote: null, ...e })
       .catch((err) => this.logger?.warn({ err }, 'audit write failed'));
