@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import path from 'node:path';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { DaemonContext, RunningService } from '@hearth/daemon';
+import { ConnectionPool, listenAll, type ListenerSpec } from '@hearth/lineserver';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
 import { DkimKeys } from './dkim.ts';
@@ -32,6 +34,14 @@ interface SessionInfo {
   trusted: boolean;
 }
 
+/** What the connection layer knows of one SMTP connection. */
+interface Wire {
+  /** the socket to speak on: the accepted one, then the TLS one after STARTTLS */
+  socket: net.Socket;
+  /** handlers the client is waiting for (AUTH, end of DATA): its silence is not idleness */
+  pending: number;
+}
+
 class SmtpReply extends Error {
   readonly responseCode: number;
   constructor(reply: string) {
@@ -40,6 +50,9 @@ class SmtpReply extends Error {
     this.responseCode = m ? Number(m[1]) : 550;
   }
 }
+
+/** at shutdown, how long sessions may finish what they are doing */
+const CLOSE_TIMEOUT_MS = 2000;
 
 const BODY_REPLIES: Record<BodyProblem, string> = {
   nul: '550 5.6.0 message contains NUL bytes',
@@ -102,6 +115,15 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   const perIp = new RateLimiter(settings.ratePerIp);
   const sessions = new Map<string, SessionInfo>();
   let buffered = 0;
+
+  const wires = new Map<string, Wire>();
+  /** marks the session as waiting for us while `work` runs */
+  const waiting = <T>(session: SMTPServerSession, work: Promise<T>): Promise<T> => {
+    const wire = wires.get(session.id);
+    if (!wire) return work;
+    wire.pending++;
+    return work.finally(() => wire.pending--);
+  };
 
   const senderOf = (session: SMTPServerSession): Sender | null => (session.user as Sender | undefined) ?? null;
   /** Who is sending, for the log: the app id or the username (never a secret). */
@@ -233,10 +255,10 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       key: tls.key,
       cert: tls.cert,
       size: settings.maxMessageSize,
-      maxClients: settings.maxClients,
+      // connection caps and idle handling are the shared layer's (see below); this is only a backstop
       maxRecipients: settings.maxRecipients,
-      socketTimeout: settings.socketTimeoutMs,
-      closeTimeout: 2000,
+      socketTimeout: settings.connections.idleTimeoutMs * 2,
+      closeTimeout: CLOSE_TIMEOUT_MS,
       disableReverseLookup: true,
       logger: false,
       authOptional: true,
@@ -246,6 +268,11 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       },
       onClose(session) {
         sessions.delete(session.id);
+      },
+      onSecure(socket, session, cb) {
+        const wire = wires.get(session.id);
+        if (wire) wire.socket = socket;
+        cb();
       },
       onMailFrom(address, session, cb) {
         try {
@@ -264,7 +291,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
         }
       },
       onData(stream, session, cb) {
-        onData(stream, session).then(
+        waiting(session, onData(stream, session)).then(
           (msg) => cb(null, msg),
           (err) => {
             stream.resume();
@@ -282,7 +309,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
             // the seed: apps authenticate on 2525 without TLS and are not offered STARTTLS
             ...(secure ? {} : { hideSTARTTLS: true, disabledCommands: ['STARTTLS'] }),
             onAuth(auth, session, cb) {
-              onAuth(auth, session).then(
+              waiting(session, onAuth(auth, session)).then(
                 (user) => cb(null, { user }),
                 (err) => reply(err, cb as (e?: Error | null) => void),
               );
@@ -291,40 +318,50 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     const server = new SMTPServer({ ...base, ...perKind });
     // a client's broken TLS or socket: that client's problem only
     server.on('error', (err) => logger.debug({ err, kind }, 'smtp connection error'));
-    // a hard cap on a connection's life: idle timeouts alone do not stop a client that trickles bytes
-    server.server.on('connection', (socket: net.Socket) => {
-      const t = setTimeout(() => socket.destroy(), settings.sessionTimeoutMs);
-      t.unref();
-      socket.once('close', () => clearTimeout(t));
-    });
     return server;
   }
 
-  const listen = (server: SMTPServer, port: number): Promise<number> =>
-    new Promise((resolve, reject) => {
-      server.server.once('error', reject);
-      server.listen(port, config.listen, () => {
-        server.server.off('error', reject);
-        resolve((server.server.address() as net.AddressInfo).port);
+  // smtp-server speaks SMTP; the shared layer owns the sockets: listeners, caps (global and per
+  // address), idle and lifetime timeouts are the same code as for IMAP, POP3 and LDAP.
+  const pool = new ConnectionPool(settings.connections, { logger, protocol: 'SMTP' });
+  const servers = { submission: makeServer('submission', false), submissionTls: makeServer('submission', true), mx: makeServer('mx', false) };
+  const listeners = await listenAll<ListenerSpec & { server: SMTPServer }>({
+    host: config.listen,
+    tls,
+    listeners: [
+      { scheme: 'smtp', port: config.ports.smtp, implicitTls: false, server: servers.submission },
+      { scheme: 'smtps', port: config.ports.smtps, implicitTls: true, server: servers.submissionTls },
+      { scheme: 'smtp', port: config.ports.smtpInbound, implicitTls: false, note: '(inbound MX)', server: servers.mx },
+    ],
+    onConnection(socket, listener) {
+      const wire: Wire = { socket, pending: 0 };
+      const slot = pool.admit(socket, {
+        // RFC 5321 4.3.2: 421 as the greeting, then close
+        refusal: (reason) => `421 4.7.0 ${config.hostname} too many connections${reason === 'address' ? ' from your address' : ''}, try again later\r\n`,
+        onIdle: () => new Promise<void>((resolve) => wire.socket.write(`421 4.4.2 ${config.hostname} idle timeout, closing connection\r\n`, () => resolve())),
+        busy: () => wire.pending > 0,
       });
-    });
-
-  const submission = makeServer('submission', false);
-  const submissionTls = makeServer('submission', true);
-  const mx = makeServer('mx', false);
-  const ports = {
-    smtp: await listen(submission, config.ports.smtp),
-    smtps: await listen(submissionTls, config.ports.smtps),
-    smtpInbound: await listen(mx, config.ports.smtpInbound),
-  };
-  const host = config.listen.includes(':') ? `[${config.listen}]` : config.listen;
+      if (!slot) return;
+      const id = randomBytes(10).toString('hex');
+      wires.set(id, wire);
+      socket.once('close', () => wires.delete(id));
+      listener.server.connect(socket, { id });
+    },
+  });
+  const [smtpPort, smtpsPort, inboundPort] = listeners.ports as [number, number, number];
   return {
-    ports,
+    ports: { smtp: smtpPort, smtps: smtpsPort, smtpInbound: inboundPort },
     queue,
-    endpoints: [`smtp://${host}:${ports.smtp}`, `smtps://${host}:${ports.smtps}`, `smtp://${host}:${ports.smtpInbound} (inbound MX)`],
+    endpoints: listeners.endpoints,
     async close() {
       unsubscribe();
-      await Promise.all([submission, submissionTls, mx].map((s) => new Promise<void>((r) => s.close(() => r()))));
+      const stopped = listeners.close();
+      // smtp-server lets sessions finish for closeTimeout, then says 421 and closes them
+      const all = Object.values(servers);
+      for (const s of all) s.close();
+      for (let waited = 0; waited < CLOSE_TIMEOUT_MS + 500 && all.some((s) => s.connections.size > 0); waited += 50) await new Promise((r) => setTimeout(r, 50));
+      pool.closeAll();
+      await stopped;
       await queue.close();
       delivery.close();
     },

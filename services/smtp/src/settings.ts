@@ -1,4 +1,5 @@
-import { envFlag, parseEnv } from '@hearth/config';
+import { ConfigError, envFlag, parseEnv } from '@hearth/config';
+import { loadConnectionLimits, type ConnectionLimits } from '@hearth/lineserver';
 import { z } from 'zod';
 import { parseNetworks, type NetworkList } from './networks.ts';
 
@@ -20,11 +21,8 @@ export interface SmtpSettings {
   maxRecipients: number;
   /** longest line in a message body, without CRLF (RFC 5321: 998) */
   maxLineLength: number;
-  maxClients: number;
-  /** idle time allowed between client commands / data chunks */
-  socketTimeoutMs: number;
-  /** hard cap on one connection's lifetime (slow clients that trickle bytes) */
-  sessionTimeoutMs: number;
+  /** HEARTH_SMTP_MAX_CONNECTIONS, _MAX_CONNECTIONS_PER_ADDRESS, _IDLE_TIMEOUT, _MAX_LIFETIME over all three listeners */
+  connections: ConnectionLimits;
   /** messages per minute; 0 turns the limit off */
   ratePerSender: number;
   ratePerIp: number;
@@ -81,9 +79,6 @@ const schema = z.object({
   HEARTH_SMTP_MAX_BUFFERED: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
   HEARTH_SMTP_MAX_RECIPIENTS: z.coerce.number().int().min(1).default(100),
   HEARTH_SMTP_MAX_LINE_LENGTH: z.coerce.number().int().min(78).default(998),
-  HEARTH_SMTP_MAX_CLIENTS: z.coerce.number().int().min(1).default(200),
-  HEARTH_SMTP_SOCKET_TIMEOUT: seconds.default(60),
-  HEARTH_SMTP_SESSION_TIMEOUT: seconds.default(600),
   HEARTH_SMTP_RATE_PER_SENDER: z.coerce.number().int().min(0).default(120),
   HEARTH_SMTP_RATE_PER_IP: z.coerce.number().int().min(0).default(600),
   HEARTH_SMTP_RETRY_DELAYS: z
@@ -102,8 +97,19 @@ const schema = z.object({
   HEARTH_SMTP_RELAY_INSECURE_TLS: envFlag,
 });
 
+/** One client address may hold a twelfth of the slots: a flood of idle sessions leaves room for every app. */
+export const SMTP_CONNECTION_DEFAULTS: ConnectionLimits = { maxConnections: 600, maxPerAddress: 50, idleTimeoutMs: 60_000, maxLifetimeMs: 600_000 };
+
+/** Settings that were renamed when SMTP moved onto the shared connection layer: refused, not silently ignored. */
+const RENAMED: Record<string, string> = {
+  HEARTH_SMTP_MAX_CLIENTS: 'HEARTH_SMTP_MAX_CONNECTIONS (now over all listeners)',
+  HEARTH_SMTP_SOCKET_TIMEOUT: 'HEARTH_SMTP_IDLE_TIMEOUT',
+  HEARTH_SMTP_SESSION_TIMEOUT: 'HEARTH_SMTP_MAX_LIFETIME',
+};
+
 /** Reads the SMTP daemon's own settings once at start. */
 export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSettings {
+  for (const [old, now] of Object.entries(RENAMED)) if (env[old] !== undefined) throw new ConfigError(`invalid setting ${old}: renamed to ${now}`);
   const e = parseEnv(schema, env);
   return {
     relay: e.HEARTH_SMTP_RELAY,
@@ -112,9 +118,7 @@ export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSett
     maxBufferedBytes: e.HEARTH_SMTP_MAX_BUFFERED,
     maxRecipients: e.HEARTH_SMTP_MAX_RECIPIENTS,
     maxLineLength: e.HEARTH_SMTP_MAX_LINE_LENGTH,
-    maxClients: e.HEARTH_SMTP_MAX_CLIENTS,
-    socketTimeoutMs: e.HEARTH_SMTP_SOCKET_TIMEOUT * 1000,
-    sessionTimeoutMs: e.HEARTH_SMTP_SESSION_TIMEOUT * 1000,
+    connections: loadConnectionLimits('SMTP', SMTP_CONNECTION_DEFAULTS, env),
     ratePerSender: e.HEARTH_SMTP_RATE_PER_SENDER,
     ratePerIp: e.HEARTH_SMTP_RATE_PER_IP,
     retryDelaysMs: e.HEARTH_SMTP_RETRY_DELAYS,

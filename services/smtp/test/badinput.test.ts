@@ -8,8 +8,8 @@ let stack: Stack;
 
 before(async () => {
   stack = await startStack({
-    HEARTH_SMTP_SOCKET_TIMEOUT: '1',
-    HEARTH_SMTP_SESSION_TIMEOUT: '3',
+    HEARTH_SMTP_IDLE_TIMEOUT: '1',
+    HEARTH_SMTP_MAX_LIFETIME: '3',
     HEARTH_SMTP_MAX_MESSAGE_SIZE: '65536',
     HEARTH_SMTP_MAX_BUFFERED: '100000',
     HEARTH_SMTP_MAX_RECIPIENTS: '5',

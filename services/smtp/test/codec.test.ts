@@ -141,6 +141,13 @@ describe('settings and rules', () => {
     assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_TRUSTED_NETWORKS: '1.2.3.4/99' }), /HEARTH_SMTP_TRUSTED_NETWORKS/);
   });
 
+  it('connection limits: shared-layer names and defaults; the old names are refused, not ignored', () => {
+    assert.deepEqual(loadSmtpSettings({}).connections, { maxConnections: 600, maxPerAddress: 50, idleTimeoutMs: 60_000, maxLifetimeMs: 600_000 });
+    assert.equal(loadSmtpSettings({ HEARTH_SMTP_MAX_CONNECTIONS_PER_ADDRESS: '7' }).connections.maxPerAddress, 7);
+    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_MAX_CLIENTS: '10' }), /HEARTH_SMTP_MAX_CLIENTS: renamed to HEARTH_SMTP_MAX_CONNECTIONS/);
+    assert.throws(() => loadSmtpSettings({ HEARTH_SMTP_SOCKET_TIMEOUT: '10' }), /renamed to HEARTH_SMTP_IDLE_TIMEOUT/);
+  });
+
   it('replayState: done/failed are final, deferrals count attempts, bounce batches are remembered', () => {
     const env: QueueEnvelope = { v: 1, id: 'Q', from: 'a@b.c', rcpts: [{ address: 'x@y.z', local: false }, { address: 'u@v.w', local: true }], arrivedAt: 0, size: 1 };
     const records: StateRecord[] = [

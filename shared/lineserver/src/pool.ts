@@ -11,6 +11,8 @@ export interface AdmitHooks {
   refusal(reason: Refusal): Buffer | string;
   /** the connection was idle too long: say goodbye; the socket is cut once this settles (or after 2 s) */
   onIdle(): Promise<void> | void;
+  /** true while the client waits for us (e.g. a slow DATA handler): silence then is not idleness */
+  busy?(): boolean;
 }
 
 /** How often, relative to the idle timeout, a connection's traffic counters are looked at. */
@@ -69,7 +71,7 @@ export class Slot {
   #check(): void {
     const bytes = this.socket.bytesRead + this.socket.bytesWritten;
     const now = Date.now();
-    if (bytes !== this.#lastBytes) {
+    if (bytes !== this.#lastBytes || this.hooks.busy?.()) {
       this.#lastBytes = bytes;
       this.#lastActive = now;
     }
