@@ -68,6 +68,18 @@ describe('message codec', () => {
     assert.equal(fromDomain(b('From: a@one.test\r\nFrom: b@two.test\r\n\r\n')), null);
   });
 
+  it('authorFields and fromDomain never throw on arbitrary header bytes (fuzz)', () => {
+    const parts = ['From', 'from :', 'Sender:', 'Resent-From:', '\r\n', ' ', '\t', '<', '>', '"', '@', ',', ';', ':', '=?utf-8?q?', '=?x?b?', '?=', '(', ')', '\\', 'é', '\r\n\r\n'];
+    for (let i = 0; i < 5000; i++) {
+      let text = '';
+      for (let j = Math.floor(Math.random() * 30); j > 0; j--) text += Math.random() < 0.8 ? parts[Math.floor(Math.random() * parts.length)] : String.fromCharCode(Math.floor(Math.random() * 256));
+      const raw = Buffer.from(text, 'latin1');
+      const f = authorFields(raw);
+      assert.ok(Array.isArray(f.from) && Array.isArray(f.sender), text);
+      fromDomain(raw);
+    }
+  });
+
   it('splitAddress', () => {
     assert.deepEqual(splitAddress('a.b@Example.Test'), { local: 'a.b', domain: 'example.test' });
     assert.equal(splitAddress('nodomain'), null);
