@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { withoutCookies } from './cookies.ts';
+import { withoutCookies } from '@hearth/web';
 
 /**
  * Forwarding to an app's upstream: streamed bodies both ways, WebSocket (any Upgrade)

@@ -4,14 +4,13 @@ import type { Duplex } from 'node:stream';
 import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import type { App, Directory, User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import { clearCookie, OidcRelyingParty, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
 import { BasicAuthenticator, isBasic, isBearer, parseBasic } from './basic.ts';
-import { clearCookie, readCookie, serializeCookie } from './cookies.ts';
-import { OidcClients } from './oidc.ts';
 import { PAGES, renderPage, type Page } from './pages.ts';
 import { Forwarder, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
 import type { ProxyAuthSettings } from './settings.ts';
-import { SessionStore, appKey, cookieNames, isGatewayCookie, loadMasterKey, loginCookieName, seal, unseal, type CookieNames, type ResolvedSession } from './session.ts';
+import { SessionStore, appKey, cookieNames, isGatewayCookie, loadMasterKey, loginCookieName, type CookieNames, type ResolvedSession } from './session.ts';
 
 export interface ProxyAuthOptionsIn {
   config: HearthConfig;
@@ -78,7 +77,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   const master = loadMasterKey(config.dataDir);
   const sessions = new SessionStore(directory, settings);
   const basic = new BasicAuthenticator(directory);
-  const oidc = new OidcClients(config.oidcIssuer, settings.oidcInternalUrl);
+  const oidc = new OidcRelyingParty(config.oidcIssuer, settings.oidcInternalUrl, 'hearth-proxyauth');
   const proxy = new Forwarder(settings.upstreamTimeoutMs);
   const trusted = new TrustedProxies(config.trustedProxies);
   // App records are replaced on every directory reload, so these caches follow changes by themselves.
@@ -103,6 +102,13 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       appKeys.set(app, k);
     }
     return k;
+  }
+
+  /** The app's own OIDC client (its provisioned proxyAuth credentials). */
+  function clientOf(app: App): ReturnType<OidcRelyingParty['configFor']> {
+    const creds = app.credentials.proxyAuth;
+    if (!creds?.clientId || !creds.clientSecret) return Promise.reject(new Error(`app ${app.id} has no proxyAuth client credentials`));
+    return oidc.configFor(app.id, { clientId: creds.clientId, clientSecret: creds.clientSecret });
   }
 
   function guardedApp(host: string | null): App | undefined {
@@ -234,7 +240,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     let start;
     const redirectUri = `${ctx.origin}/login/callback`;
     try {
-      start = await oidc.start(await oidc.forApp(ctx.app), redirectUri);
+      start = await oidc.start(await clientOf(ctx.app), redirectUri);
     } catch (err) {
       logger.warn({ err, appId: ctx.app.id }, 'cannot start sign-in at the OIDC provider');
       return sendPage(res, PAGES.providerDown);
@@ -258,7 +264,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     }
     let result;
     try {
-      result = await oidc.finish(await oidc.forApp(ctx.app), new URL(`${state.redirectUri}${target.query}`), state);
+      result = await oidc.finish(await clientOf(ctx.app), new URL(`${state.redirectUri}${target.query}`), state);
     } catch (err) {
       logger.warn({ err, appId: ctx.app.id }, 'sign-in callback failed');
       return sendPage(res, { status: 400, title: 'Sign-in failed', message: 'The sign-in could not be completed.', link: retry }, { 'Set-Cookie': clear });
@@ -283,7 +289,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       const user = directory.userById(session.record.userId);
       await directory.audit({ username: user?.username ?? session.record.userId, protocol: 'proxyauth', appId: ctx.app.id, remote: clientAddress(ctx.forwarded), ok: true, detail: 'logout' });
     }
-    const endSession = await oidc.endSessionUrl(ctx.app, `${ctx.origin}/`, session?.record.idToken ?? null);
+    const endSession = await oidc.endSessionUrl(() => clientOf(ctx.app), `${ctx.origin}/`, session?.record.idToken ?? null);
     redirect(res, endSession?.href ?? '/', [clearCookie(ctx.cookies.session, { secure: ctx.secure })]);
   }
 

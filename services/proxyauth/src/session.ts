@@ -1,8 +1,7 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
+import { createHash, createHmac } from 'node:crypto';
 import path from 'node:path';
-import { writeFileOnce } from '@hearth/config';
 import type { App, Directory } from '@hearth/directory';
+import { loadKeyFile, newSessionId, signSessionId, verifySessionCookie } from '@hearth/web';
 
 /**
  * Gateway sessions. The cookie carries only a random session id and its HMAC; the
@@ -41,11 +40,7 @@ const KV_NAMESPACE = 'proxyauth.session';
 
 /** The gateway-wide secret, generated once into $HEARTH_DATA_DIR/proxyauth/cookie.key. */
 export function loadMasterKey(dataDir: string): Buffer {
-  const file = path.join(dataDir, 'proxyauth', 'cookie.key');
-  // replicas starting together agree on the first key written
-  const hex = (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : writeFileOnce(file, `${randomBytes(32).toString('hex')}\n`)).trim();
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is not a 32-byte hex key`);
-  return Buffer.from(hex, 'hex');
+  return loadKeyFile(path.join(dataDir, 'proxyauth', 'cookie.key'));
 }
 
 /** Each app signs with its own key: its provisioned cookieSecret, else one derived from the master key. */
@@ -53,48 +48,6 @@ export function appKey(master: Buffer, app: App): Buffer {
   const secret = app.credentials.proxyAuth?.cookieSecret;
   const base = secret ? Buffer.from(secret, 'utf8') : master;
   return createHmac('sha256', base).update(`hearth-proxyauth:${app.id}`).digest();
-}
-
-function subKey(key: Buffer, label: string): Buffer {
-  return createHmac('sha256', key).update(label).digest();
-}
-
-function mac(key: Buffer, value: string): Buffer {
-  return createHmac('sha256', subKey(key, 'session')).update(value).digest();
-}
-
-export function signSessionId(key: Buffer, sid: string): string {
-  return `${sid}.${mac(key, sid).toString('base64url')}`;
-}
-
-export function verifySessionCookie(key: Buffer, cookie: string): string | null {
-  const dot = cookie.indexOf('.');
-  if (dot <= 0) return null;
-  const sid = cookie.slice(0, dot);
-  if (!/^[A-Za-z0-9_-]{43}$/.test(sid)) return null;
-  const given = Buffer.from(cookie.slice(dot + 1), 'base64url');
-  const want = mac(key, sid);
-  return given.length === want.length && timingSafeEqual(given, want) ? sid : null;
-}
-
-/** AES-256-GCM; the output is base64url(iv | tag | ciphertext). */
-export function seal(key: Buffer, value: unknown): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', subKey(key, 'seal'), iv);
-  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
-}
-
-export function unseal(key: Buffer, sealed: string): unknown {
-  try {
-    const raw = Buffer.from(sealed, 'base64url');
-    if (raw.length < 29 || raw.length > 8192) return null;
-    const decipher = createDecipheriv('aes-256-gcm', subKey(key, 'seal'), raw.subarray(0, 12));
-    decipher.setAuthTag(raw.subarray(12, 28));
-    return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8'));
-  } catch {
-    return null;
-  }
 }
 
 export interface SessionRecord {
@@ -148,7 +101,7 @@ export class SessionStore {
 
   /** Starts a session and returns the cookie value. */
   async create(key: Buffer, app: App, userId: string, idToken: string | null, now = Date.now()): Promise<string> {
-    const sid = randomBytes(32).toString('base64url');
+    const sid = newSessionId();
     await this.write(sid, { userId, appId: app.id, createdAt: now, lastSeen: now, idToken }, now);
     return signSessionId(key, sid);
   }

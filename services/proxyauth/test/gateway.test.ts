@@ -4,7 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { Directory, type App, type User } from '@hearth/directory';
 import { freePort, MANIFESTS, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
-import { SESSION_COOKIE, SessionStore, appKey, loadMasterKey, signSessionId } from '../src/session.ts';
+import { signSessionId } from '@hearth/web';
+import { SESSION_COOKIE, SessionStore, appKey, loadMasterKey } from '../src/session.ts';
 import { curl, echoOf, readLine, startDroppingUpstream, startUpstream, upgradeThrough, type Upstream } from './helpers.ts';
 
 /**

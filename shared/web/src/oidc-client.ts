@@ -1,11 +1,9 @@
 import * as client from 'openid-client';
-import type { App } from '@hearth/directory';
 
 /**
- * The gateway as an OpenID Connect client of services/oidc: one client per app (its
- * app.credentials.proxyAuth), authorization code flow with PKCE, state and nonce.
- * Provider metadata is discovered lazily and re-discovered after a failure, so the
- * gateway can start before the provider.
+ * A relying party of services/oidc (the proxyAuth gateway, one client per app; the web
+ * console): authorization code flow with PKCE, state and nonce. Provider metadata is
+ * discovered lazily and re-discovered after a failure, so a daemon can start before the provider.
  */
 
 const METADATA_TTL_MS = 5 * 60_000;
@@ -22,6 +20,10 @@ export interface SignInResult {
   idToken: string | null;
 }
 
+export interface ClientCredentials {
+  clientId: string;
+  clientSecret: string;
+}
 
 /**
  * Server-to-server calls (discovery, token, keys) sent to `internalUrl` instead of the
@@ -39,7 +41,7 @@ export function backChannelFetch(issuer: string, internalUrl: string): client.Cu
   };
 }
 
-export class OidcClients {
+export class OidcRelyingParty {
   private metadata: { at: number; value: Promise<client.ServerMetadata> } | null = null;
   private readonly configs = new Map<string, { fingerprint: string; config: client.Configuration }>();
   private readonly fetch: client.CustomFetch | undefined;
@@ -47,6 +49,8 @@ export class OidcClients {
   constructor(
     private readonly issuer: string,
     internalUrl: string | null = null,
+    /** the name discovery requests carry (logs only) */
+    private readonly clientName = 'hearth',
   ) {
     this.fetch = internalUrl ? backChannelFetch(issuer, internalUrl) : undefined;
   }
@@ -54,7 +58,7 @@ export class OidcClients {
   private serverMetadata(): Promise<client.ServerMetadata> {
     if (this.metadata && Date.now() - this.metadata.at < METADATA_TTL_MS) return this.metadata.value;
     const value = client
-      .discovery(new URL(this.issuer), 'hearth-proxyauth', undefined, undefined, {
+      .discovery(new URL(this.issuer), this.clientName, undefined, undefined, {
         execute: this.insecure ? [client.allowInsecureRequests] : [],
         timeout: 10,
         ...(this.fetch ? { [client.customFetch]: this.fetch } : {}),
@@ -72,19 +76,17 @@ export class OidcClients {
     return this.issuer.startsWith('http:');
   }
 
-  /** The client configuration for an app; throws when the app has no proxyAuth client or the provider is unreachable. */
-  async forApp(app: App): Promise<client.Configuration> {
-    const creds = app.credentials.proxyAuth;
-    if (!creds?.clientId || !creds.clientSecret) throw new Error(`app ${app.id} has no proxyAuth client credentials`);
+  /** The client configuration for credentials cached under `name`; throws when the provider is unreachable. */
+  async configFor(name: string, creds: ClientCredentials): Promise<client.Configuration> {
     const metadata = await this.serverMetadata();
     const fingerprint = `${metadata.issuer}\n${creds.clientId}\n${creds.clientSecret}`;
-    const cached = this.configs.get(app.id);
+    const cached = this.configs.get(name);
     if (cached?.fingerprint === fingerprint) return cached.config;
     const config = new client.Configuration(metadata, creds.clientId, undefined, client.ClientSecretBasic(creds.clientSecret));
     config.timeout = 10;
     if (this.fetch) config[client.customFetch] = this.fetch;
     if (this.insecure) client.allowInsecureRequests(config);
-    this.configs.set(app.id, { fingerprint, config });
+    this.configs.set(name, { fingerprint, config });
     return config;
   }
 
@@ -116,9 +118,9 @@ export class OidcClients {
   }
 
   /** The provider's end_session URL, or null when the provider is unreachable or has none. */
-  async endSessionUrl(app: App, postLogoutRedirectUri: string, idToken: string | null): Promise<URL | null> {
+  async endSessionUrl(getConfig: () => Promise<client.Configuration>, postLogoutRedirectUri: string, idToken: string | null): Promise<URL | null> {
     try {
-      const config = await this.forApp(app);
+      const config = await getConfig();
       if (!config.serverMetadata().end_session_endpoint) return null;
       const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: config.clientMetadata().client_id };
       if (idToken) params.id_token_hint = idToken;

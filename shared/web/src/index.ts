@@ -1,0 +1,3 @@
+export { clearCookie, readCookie, serializeCookie, withoutCookies, type CookieOptions } from './cookies.ts';
+export { backChannelFetch, OidcRelyingParty, type ClientCredentials, type SignInResult, type SignInStart } from './oidc-client.ts';
+export { loadKeyFile, newSessionId, seal, signSessionId, subKey, unseal, verifySessionCookie } from './sealed.ts';
