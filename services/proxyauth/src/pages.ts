@@ -1,8 +1,6 @@
 /** The gateway's own small HTML pages (errors and the sign-in failure page). */
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import { escapeHtml } from '@hearth/web';
 
 export interface Page {
   status: number;

@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import path from 'node:path';
 import type { App, Directory } from '@hearth/directory';
-import { loadKeyFile, newSessionId, signSessionId, verifySessionCookie } from '@hearth/web';
+import { loadKeyFile, newSessionId, sessionExpired, sessionTtlSeconds, signSessionId, verifySessionCookie, type SessionLimits } from '@hearth/web';
 
 /**
  * Gateway sessions. The cookie carries only a random session id and its HMAC; the
@@ -58,11 +58,6 @@ export interface SessionRecord {
   lastSeen: number;
   /** kept for the provider's end_session id_token_hint */
   idToken: string | null;
-}
-
-export interface SessionLimits {
-  sessionIdleSeconds: number;
-  sessionMaxSeconds: number;
 }
 
 export interface ResolvedSession {
@@ -129,7 +124,7 @@ export class SessionStore {
   }
 
   private async check(sid: string, record: SessionRecord, now: number): Promise<ResolvedSession | null> {
-    if (now - record.lastSeen > this.limits.sessionIdleSeconds * 1000 || now - record.createdAt > this.limits.sessionMaxSeconds * 1000) {
+    if (sessionExpired(this.limits, record, now)) {
       await this.destroy(sid);
       return null;
     }
@@ -155,9 +150,6 @@ export class SessionStore {
 
   /** Writes a record as-is (tests use it to plant old sessions). */
   async write(sid: string, record: SessionRecord, now = Date.now()): Promise<void> {
-    const idleLeft = this.limits.sessionIdleSeconds * 1000 - (now - record.lastSeen);
-    const maxLeft = this.limits.sessionMaxSeconds * 1000 - (now - record.createdAt);
-    const ttl = Math.max(1, Math.ceil(Math.min(idleLeft, maxLeft) / 1000));
-    await this.directory.store.kvSet(KV_NAMESPACE, kvKey(sid), JSON.stringify(record), ttl);
+    await this.directory.store.kvSet(KV_NAMESPACE, kvKey(sid), JSON.stringify(record), sessionTtlSeconds(this.limits, record, now));
   }
 }

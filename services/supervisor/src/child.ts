@@ -11,6 +11,8 @@ export interface ChildOptions {
   minDelayMs?: number;
   maxDelayMs?: number;
   stableAfterMs?: number;
+  /** called after every (re)start */
+  onStart?: () => void;
 }
 
 /** One supervised process: restarted with backoff when it dies, stopped on request. */
@@ -33,6 +35,7 @@ export class SupervisedChild {
     const startedAt = Date.now();
     const proc = spawn(this.o.command, this.o.args, { env: this.o.env, stdio: 'inherit' });
     this.proc = proc;
+    this.o.onStart?.();
     proc.on('error', (err) => this.o.logger.error({ service: this.o.name, err }, 'could not start'));
     proc.on('exit', (code, signal) => {
       this.proc = null;

@@ -1,9 +1,11 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { superviseRedisInstances } from '@hearth/provisioning';
 import { SupervisedChild } from './child.ts';
-import { availableServices, serviceEntry } from './services.ts';
+import { availableServices, serviceEntry, supervisorStatusFile, type SupervisorStatus } from './services.ts';
 
 /**
  * `npm start`: migrates the store once, then runs every daemon in this checkout as a
@@ -31,16 +33,32 @@ async function main(): Promise<void> {
   }
   const only = process.env.HEARTH_SERVICES?.split(',').map((s) => s.trim()).filter(Boolean);
   const services = availableServices().filter((s) => !only || only.includes(s.name));
-  const children = services.map(
-    (s) =>
-      new SupervisedChild({
-        name: s.name,
-        command: process.execPath,
-        args: ['--import', 'tsx', serviceEntry(s.name)],
-        env: process.env,
-        logger,
-      }),
-  );
+  // The console's status page reads restarts from here.
+  const status: SupervisorStatus = { startedAt: new Date().toISOString(), services: {} };
+  const statusFile = supervisorStatusFile(config.dataDir);
+  const writeStatus = (): void => {
+    try {
+      fs.mkdirSync(path.dirname(statusFile), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(`${statusFile}.tmp`, JSON.stringify(status), { mode: 0o600 });
+      fs.renameSync(`${statusFile}.tmp`, statusFile);
+    } catch (err) {
+      logger.warn({ err }, 'could not write the supervisor status file');
+    }
+  };
+  const children = services.map((s) => {
+    const child: SupervisedChild = new SupervisedChild({
+      name: s.name,
+      command: process.execPath,
+      args: ['--import', 'tsx', serviceEntry(s.name)],
+      env: process.env,
+      logger,
+      onStart: () => {
+        status.services[s.name] = { pid: child.pid ?? null, restarts: child.restarts, startedAt: new Date().toISOString() };
+        writeStatus();
+      },
+    });
+    return child;
+  });
   const store = config.databaseUrl ? `PostgreSQL (${new URL(config.databaseUrl).host})` : `SQLite (${config.dataDir}/hearth.db)`;
   const lines = [`Hearth is starting; directory store: ${store}`, ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`), 'Manage users and apps with: npx hearth --help'];
   process.stdout.write(lines.join('\n') + '\n');

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type { HearthConfig, PortName } from '@hearth/config';
 
@@ -13,7 +14,18 @@ export const SERVICES: { name: string; ports: PortName[]; endpoints: (c: HearthC
   { name: 'oidc', ports: ['oidc'], endpoints: (c) => [`${c.oidcIssuer} (issuer)`] },
   { name: 'proxyauth', ports: ['proxyauth'], endpoints: (c) => [`http://${c.hostname}:${c.ports.proxyauth} (gateway, routed by Host)`] },
   { name: 'turn', ports: ['turn', 'turnTls'], endpoints: (c) => [`stun/turn:${c.hostname}:${c.ports.turn} (udp, tcp)`, `turns:${c.hostname}:${c.ports.turnTls}`] },
+  { name: 'console', ports: ['console'], endpoints: (c) => [`${process.env.HEARTH_CONSOLE_URL?.replace(/\/+$/, '') || `http://${c.hostname}:${c.ports.console}`} (web console)`] },
 ];
+
+/** What the supervisor records about its children, for the console's status page. */
+export interface SupervisorStatus {
+  startedAt: string;
+  services: Record<string, { pid: number | null; restarts: number; startedAt: string }>;
+}
+
+export function supervisorStatusFile(dataDir: string): string {
+  return path.join(dataDir, 'supervisor', 'status.json');
+}
 
 export function serviceEntry(name: string): string {
   return path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
@@ -21,4 +33,18 @@ export function serviceEntry(name: string): string {
 
 export function availableServices(): typeof SERVICES {
   return SERVICES.filter((s) => fs.existsSync(serviceEntry(s.name)));
+}
+
+/** Whether a TCP port accepts a connection now (healthchecks, the console's status page). */
+export function portAccepts(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: timeoutMs });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }

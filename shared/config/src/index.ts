@@ -20,6 +20,7 @@ export const DEFAULT_PORTS = {
   sieve: 4190,
   oidc: 4000,
   proxyauth: 4180,
+  console: 4100,
   turn: 3478,
   turnTls: 5349,
   dockerProxy: 2376,

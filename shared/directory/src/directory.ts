@@ -406,9 +406,15 @@ export class Directory {
   async enableTotp(login: string): Promise<{ secret: string; uri: string }> {
     const user = this.requireUser(login);
     const secret = generateTotpSecret();
+    await this.setTotpSecret(user.id, secret);
+    return { secret, uri: otpauthUri(secret, user.email) };
+  }
+
+  /** Stores a TOTP secret the user has already proven to hold (console enrolment: QR code, then a code). */
+  async setTotpSecret(login: string, secret: string): Promise<void> {
+    const user = this.requireUser(login);
     await this.store.updateUser(user.id, { totpSecret: secret });
     await this.changed();
-    return { secret, uri: otpauthUri(secret, user.email) };
   }
 
   async disableTotp(login: string): Promise<void> {

@@ -71,7 +71,7 @@ export interface Mailbox {
   ownerId: string;
 }
 
-export type Protocol = 'ldap' | 'smtp' | 'imap' | 'pop3' | 'oidc' | 'proxyauth' | 'turn' | 'sieve' | 'cli';
+export type Protocol = 'ldap' | 'smtp' | 'imap' | 'pop3' | 'oidc' | 'proxyauth' | 'turn' | 'sieve' | 'cli' | 'console';
 
 export interface AuditEvent {
   at: string;

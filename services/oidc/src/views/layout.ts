@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
+import { escapeHtml } from '@hearth/web';
 
 /** The page shell every login/logout/error page shares. Server-rendered; no JavaScript anywhere. */
 
-export function esc(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+export const esc = escapeHtml;
 
 const CSS = `
 :root{color-scheme:light dark;font-family:system-ui,sans-serif;line-height:1.5}

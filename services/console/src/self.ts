@@ -1,0 +1,211 @@
+import { generateTotpSecret, otpauthUri, verifyTotp, type App } from '@hearth/directory';
+import QRCode from 'qrcode';
+import { csrfField, field, html, postButton } from './pages/layout.ts';
+import { done, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
+import { GATEWAY_SESSION_NAMESPACE } from './session.ts';
+import { CONSOLE_APP_ID } from './signin.ts';
+
+/** Self-service: what every signed-in user may do to their own account. */
+
+function appTitle(app: App): string {
+  return typeof app.manifest.title === 'string' && app.manifest.title ? app.manifest.title : app.id;
+}
+
+function dashboard(c: RequestContext): Result {
+  const apps = c.directory
+    .apps()
+    .filter((a) => a.id !== CONSOLE_APP_ID && c.directory.canUseApp(a, c.user))
+    .sort((a, b) => appTitle(a).localeCompare(appTitle(b)));
+  return view(
+    c,
+    `Welcome, ${c.user.displayName || c.user.username}`,
+    html`<h2>Your apps</h2>
+${apps.length ? html`<ul class="cards">${apps.map((a) => html`<li><a href="https://${a.domain}/">${appTitle(a)}</a><br><span class="hint">${a.domain}</span></li>`)}</ul>` : html`<p>No apps are open to you yet.</p>`}
+<h2>Your account</h2>
+<ul>
+<li>Username <strong>${c.user.username}</strong>, email ${c.user.email}</li>
+<li>Two-factor authentication: ${c.user.totpSecret ? 'on' : html`off (<a href="/2fa">set it up</a>)`}</li>
+</ul>`,
+  );
+}
+
+function profileForm(c: RequestContext, values: { displayName: string; fallbackEmail: string }, error?: string): Result {
+  return view(
+    c,
+    'Profile',
+    html`<form method="post" action="/profile">${csrfField(c.session.record.csrf)}
+<p>Username <strong>${c.user.username}</strong> · email <strong>${c.user.email}</strong> (an administrator can change these)</p>
+${field({ name: 'displayName', label: 'Display name', value: values.displayName, autocomplete: 'name', attrs: 'maxlength="128"' })}
+${field({ name: 'fallbackEmail', label: 'Fallback email', type: 'email', value: values.fallbackEmail, autocomplete: 'email', hint: 'Where to reach you when your own mailbox is unavailable. Leave empty for none.' })}
+<div class="actions"><button type="submit">Save</button></div></form>`,
+    { error },
+  );
+}
+
+async function saveProfile(c: RequestContext): Promise<Result> {
+  const values = { displayName: c.form.get('displayName').trim(), fallbackEmail: c.form.get('fallbackEmail').trim() };
+  if (values.displayName.length > 128) return profileForm(c, values, 'The display name is too long (128 characters at most).');
+  try {
+    await c.directory.updateUser(c.user.id, { displayName: values.displayName || c.user.username, fallbackEmail: values.fallbackEmail || null });
+  } catch (err) {
+    return profileForm(c, values, userError(err));
+  }
+  return done('/profile', 'profile');
+}
+
+function passwordForm(c: RequestContext, error?: string): Result {
+  return view(
+    c,
+    'Password',
+    html`<form method="post" action="/password">${csrfField(c.session.record.csrf)}
+<input type="text" name="username" value="${c.user.username}" autocomplete="username" hidden>
+${field({ name: 'current', label: 'Current password', type: 'password', required: true, autocomplete: 'current-password' })}
+${field({ name: 'password', label: 'New password', type: 'password', required: true, autocomplete: 'new-password', hint: 'At least 8 characters.', attrs: 'maxlength="1024"' })}
+${field({ name: 'confirm', label: 'New password again', type: 'password', required: true, autocomplete: 'new-password' })}
+<div class="actions"><button type="submit">Change password</button></div></form>`,
+    { error },
+  );
+}
+
+async function changePassword(c: RequestContext): Promise<Result> {
+  const current = c.form.get('current');
+  const next = c.form.get('password');
+  if (next !== c.form.get('confirm')) return passwordForm(c, 'The two new passwords differ.');
+  // The same check as any sign-in: throttled, audited, one argon2 verification.
+  const r = await c.directory.authenticate({ login: c.user.username, password: current, protocol: 'console', remote: c.remote });
+  if (!r.ok) return passwordForm(c, r.reason === 'throttled' ? 'Too many wrong passwords. Wait a few minutes, then try again.' : 'The current password is not right.');
+  try {
+    await c.directory.setPassword(c.user.id, next);
+  } catch (err) {
+    return passwordForm(c, userError(err));
+  }
+  c.logger.info({ username: c.user.username }, 'password changed in the console');
+  return done('/password', 'password');
+}
+
+async function totpPage(c: RequestContext, error?: string): Promise<Result> {
+  const csrf = c.session.record.csrf;
+  if (c.user.totpSecret) {
+    return view(
+      c,
+      'Two-factor authentication',
+      html`<p>Two-factor authentication is <strong>on</strong>: signing in asks for a code from your authenticator app after your password.</p>
+<h2>Turn it off</h2>
+<form method="post" action="/2fa/disable">${csrfField(csrf)}
+${field({ name: 'password', label: 'Your password', type: 'password', required: true, autocomplete: 'current-password' })}
+<div class="actions"><button type="submit" class="danger">Turn off two-factor authentication</button></div></form>`,
+      { error, current: '/2fa' },
+    );
+  }
+  const secret = c.session.record.pendingTotp;
+  if (!secret) {
+    return view(
+      c,
+      'Two-factor authentication',
+      html`<p>Two-factor authentication is <strong>off</strong>. With it on, signing in also asks for a 6-digit code from an authenticator app (such as FreeOTP, Aegis or Google Authenticator).</p>
+<div class="actions">${postButton('/2fa/start', csrf, 'Set up two-factor authentication')}</div>`,
+      { error, current: '/2fa' },
+    );
+  }
+  const uri = otpauthUri(secret, c.user.email);
+  const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 1 });
+  return view(
+    c,
+    'Two-factor authentication',
+    html`<ol>
+<li>Scan this code with your authenticator app:<br><img class="qr" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}" alt="QR code for your authenticator app; the key is also written below"></li>
+<li>Or enter this key by hand: <code id="totp-secret">${secret.replace(/(.{4})/g, '$1 ').trim()}</code></li>
+<li>Enter the code the app shows, to confirm:</li>
+</ol>
+<form method="post" action="/2fa/confirm">${csrfField(csrf)}
+${field({ name: 'code', label: 'Code from your app', required: true, autocomplete: 'one-time-code', attrs: 'inputmode="numeric" pattern="[0-9]{6}" maxlength="6"' })}
+<div class="actions"><button type="submit">Turn on</button></div></form>`,
+    { error, current: '/2fa' },
+  );
+}
+
+async function startTotp(c: RequestContext): Promise<Result> {
+  if (c.user.totpSecret) return { redirect: '/2fa' };
+  await c.sessions.update(c.session, { pendingTotp: generateTotpSecret() });
+  return { redirect: '/2fa' };
+}
+
+async function confirmTotp(c: RequestContext): Promise<Result> {
+  const secret = c.session.record.pendingTotp;
+  if (!secret || c.user.totpSecret) return { redirect: '/2fa' };
+  if (!verifyTotp(secret, c.form.get('code').trim())) return totpPage(c, 'That code is not valid. Check the time on your device and try again.');
+  await c.directory.setTotpSecret(c.user.id, secret);
+  await c.sessions.update(c.session, { pendingTotp: undefined });
+  await c.directory.audit({ username: c.user.username, protocol: 'console', remote: c.remote, ok: true, detail: 'totp enrolled' });
+  return done('/2fa', 'totp');
+}
+
+async function disableTotp(c: RequestContext): Promise<Result> {
+  const r = await c.directory.authenticate({ login: c.user.username, password: c.form.get('password'), protocol: 'console', remote: c.remote });
+  if (!r.ok) return totpPage(c, 'The password is not right.');
+  await c.directory.disableTotp(c.user.id);
+  return done('/2fa', 'totp-off');
+}
+
+function when(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+}
+
+async function sessionsPage(c: RequestContext): Promise<Result> {
+  const csrf = c.session.record.csrf;
+  const mine = (await c.sessions.ofUser(c.user.id)).sort((a, b) => b.record.lastSeen - a.record.lastSeen);
+  const gateway = (await c.directory.store.kvFindWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id)).map((r) => ({ handle: r.key, record: JSON.parse(r.value) as { appId: string; createdAt: number; lastSeen: number } }));
+  return view(
+    c,
+    'Sessions',
+    html`<h2>Console</h2>
+<div class="table"><table><caption class="hint">Where you are signed in to this console</caption>
+<thead><tr><th scope="col">Browser</th><th scope="col">From</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
+${mine.map(
+  (s) => html`<tr><td>${s.record.userAgent || 'unknown'}</td><td>${s.record.remote ?? ''}</td><td>${when(s.record.createdAt)}</td><td>${when(s.record.lastSeen)}</td>
+<td>${s.handle === c.session.handle ? html`<span class="tag">this browser</span>` : postButton('/sessions/end', csrf, 'Sign out', { kind: 'secondary', hidden: { kind: 'console', handle: s.handle }, aria: `Sign out the session started ${when(s.record.createdAt)}` })}</td></tr>`,
+)}
+</tbody></table></div>
+<h2>Apps behind the sign-in wall</h2>
+${gateway.length
+  ? html`<div class="table"><table><thead><tr><th scope="col">App</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
+${gateway.map((s) => html`<tr><td>${c.directory.app(s.record.appId) ? appTitle(c.directory.app(s.record.appId)!) : s.record.appId}</td><td>${when(s.record.createdAt)}</td><td>${when(s.record.lastSeen)}</td><td>${postButton('/sessions/end', csrf, 'Sign out', { kind: 'secondary', hidden: { kind: 'gateway', handle: s.handle }, aria: `Sign out of ${s.record.appId}` })}</td></tr>`)}
+</tbody></table></div>`
+  : html`<p>None.</p>`}
+<div class="actions">${postButton('/sessions/end-others', csrf, 'Sign out everywhere else', { kind: 'danger' })}</div>`,
+  );
+}
+
+async function endSession(c: RequestContext): Promise<Result> {
+  const handle = c.form.get('handle');
+  const kind = c.form.get('kind');
+  // Only the user's own sessions: the handle must name one of theirs.
+  if (kind === 'console') {
+    if ((await c.sessions.ofUser(c.user.id)).some((s) => s.handle === handle)) await c.sessions.destroy(handle);
+  } else if (kind === 'gateway') {
+    const rows = await c.directory.store.kvFindWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id);
+    if (rows.some((r) => r.key === handle)) await c.directory.store.kvDelete(GATEWAY_SESSION_NAMESPACE, handle);
+  }
+  return done('/sessions', 'session-ended');
+}
+
+async function endOtherSessions(c: RequestContext): Promise<Result> {
+  for (const s of await c.sessions.ofUser(c.user.id)) if (s.handle !== c.session.handle) await c.sessions.destroy(s.handle);
+  await c.directory.store.kvDeleteWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id);
+  return done('/sessions', 'sessions-ended');
+}
+
+export const selfRoutes: Route[] = [
+  { method: 'GET', path: /^\/$/, handler: dashboard },
+  { method: 'GET', path: /^\/profile$/, handler: (c) => profileForm(c, { displayName: c.user.displayName, fallbackEmail: c.user.fallbackEmail ?? '' }) },
+  { method: 'POST', path: /^\/profile$/, handler: saveProfile },
+  { method: 'GET', path: /^\/password$/, handler: (c) => passwordForm(c) },
+  { method: 'POST', path: /^\/password$/, handler: changePassword },
+  { method: 'GET', path: /^\/2fa$/, handler: (c) => totpPage(c) },
+  { method: 'POST', path: /^\/2fa\/start$/, handler: startTotp },
+  { method: 'POST', path: /^\/2fa\/confirm$/, handler: confirmTotp },
+  { method: 'POST', path: /^\/2fa\/disable$/, handler: disableTotp },
+  { method: 'GET', path: /^\/sessions$/, handler: sessionsPage },
+  { method: 'POST', path: /^\/sessions\/end$/, handler: endSession },
+  { method: 'POST', path: /^\/sessions\/end-others$/, handler: endOtherSessions },
+];
