@@ -74,7 +74,7 @@ interface PagedSearch {
 }
 
 /** The shared part of the server: the current tree and which apps have bound from which source address. */
-class LdapService {
+export class LdapService {
   private treeCache: Tree;
   /** remote address → app id → last app bind (ms) */
   private readonly appSources = new Map<string, Map<string, number>>();
@@ -151,7 +151,7 @@ function rdnIs(r: { type: string; value: string } | undefined, type: string, val
 type LdapFrame = { pdu: Buffer } | { malformed: string };
 
 /** Cuts the input into BER PDUs. */
-class PduFramer implements Framer<LdapFrame> {
+export class PduFramer implements Framer<LdapFrame> {
   #input: Buffer = Buffer.alloc(0);
   #broken = false;
 
@@ -183,7 +183,7 @@ class PduFramer implements Framer<LdapFrame> {
 }
 
 /** One client connection's LDAP state: PDUs in, responses out through its SessionIO, batched. */
-class LdapSession implements LineSession<LdapFrame> {
+export class LdapSession implements LineSession<LdapFrame> {
   private out: Buffer[] = [];
   private outBytes = 0;
   /** we are hanging up, or the connection is gone: handle nothing more */
