@@ -4,6 +4,7 @@ import { check, DirectoryError, domainSchema, type Directory, type Role, type Us
 import { appContainerName } from '@hearth/runtime';
 import { appEnv, installApp, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
 import { appDeployer, APP_RUNTIME_COMMANDS, removeAppContainers } from './app-runtime.ts';
+import { accessView, appFields, appView } from './app-view.ts';
 import { printFields, printJson, printTable, readStdin, UsageError } from './output.ts';
 
 export interface CommandContext {
@@ -55,13 +56,6 @@ function userView(d: Directory, u: User): Record<string, unknown> {
     groups: d.groupsOf(u.id).map((g) => g.name),
     createdAt: u.createdAt,
   };
-}
-
-function accessView(d: Directory, access: { userIds: string[]; groupIds: string[] } | null): string {
-  if (!access) return 'everyone';
-  const users = access.userIds.map((id) => d.userById(id)?.username ?? id);
-  const groups = access.groupIds.map((id) => d.groupById(id)?.name ?? id);
-  return [users.length ? `users:${users.join(',')}` : '', groups.length ? `groups:${groups.join(',')}` : ''].filter(Boolean).join(' ');
 }
 
 function requireUser(d: Directory, login: string): User {
@@ -273,23 +267,11 @@ export const COMMANDS: Command[] = [
     path: ['app', 'show'],
     usage: '<appId> [--json]',
     args: 1,
-    async run({ directory, values, args }) {
+    async run({ config, directory, values, args }) {
       const d = await directory();
-      const a = requireApp(d, args[0]!);
-      const view = {
-        id: a.id,
-        domain: a.domain,
-        title: a.manifest.title ?? '',
-        version: a.manifest.version ?? '',
-        addons: Object.keys(a.manifest.addons),
-        access: accessView(d, a.access),
-        upstream: a.upstream,
-        image: a.manifest.dockerImage ?? null,
-        mailboxes: d.mailboxesOf('app', a.id).map((m) => m.address),
-        createdAt: a.createdAt,
-      };
+      const view = appView(config, d, requireApp(d, args[0]!));
       if (values.json) return printJson(view);
-      printFields(Object.entries(view).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+      printFields(appFields(view));
     },
   },
   {

@@ -4,6 +4,14 @@ import type { Directory, Manifest } from '@hearth/directory';
 
 export type Credentials = Record<string, string>;
 
+/** Passwords, client and cookie secrets: only `app env` prints them. */
+const SECRET_FIELD = /password|secret/i;
+
+/** An addon's stored credentials without the secret fields (usernames, DNs, client ids, hosts stay). */
+export function publicCredentials(creds: Credentials): Credentials {
+  return Object.fromEntries(Object.entries(creds).filter(([k]) => !SECRET_FIELD.test(k)));
+}
+
 export interface AddonContext {
   config: HearthConfig;
   directory: Directory;
