@@ -3,6 +3,8 @@ import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
 import { EngineError } from '@hearth/runtime';
+import { BackupError } from '@hearth/backup';
+import { BACKUP_COMMANDS } from './backup-commands.ts';
 import { COMMANDS, type Command } from './commands.ts';
 import { UsageError } from './output.ts';
 
@@ -21,12 +23,13 @@ const USAGE = `usage: hearth <command> [options]
   mail queue [--json] | mail queue retry [<id>] | mail queue delete <id> | mail dkim <domain>
   oidc rotate-keys
   audit [--user U] [--protocol P] [--app A] [--limit N]
+  backup create [--app <id>] | list | restore <snapshot|latest> [--app <id>] [--to <dir>] | verify [--read-data] | prune
 
 Listings accept --json. Settings come from HEARTH_* environment variables (see README).`;
 
 function match(argv: string[]): { command: Command; rest: string[] } | null {
   let best: { command: Command; rest: string[] } | null = null;
-  for (const command of COMMANDS) {
+  for (const command of [...COMMANDS, ...BACKUP_COMMANDS]) {
     if (command.path.every((p, i) => argv[i] === p) && (!best || command.path.length > best.command.path.length)) {
       best = { command, rest: argv.slice(command.path.length) };
     }
@@ -72,7 +75,7 @@ async function main(): Promise<number> {
       process.stderr.write(`hearth ${command.path.join(' ')}: ${err.message}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
       return 2;
     }
-    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError].some((k) => err instanceof k);
+    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, BackupError].some((k) => err instanceof k);
     const fsError = (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES';
     const message = known || fsError ? (err as Error).message : `internal error: ${(err as Error).message}`;
     process.stderr.write(`hearth: ${message.split('\n')[0]}\n`);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseBackupSettings, scheduleBackups, type BackupSettings } from '@hearth/backup';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
@@ -13,8 +14,10 @@ import { availableServices, serviceEntry, supervisorStatusFile, type SupervisorS
  */
 async function main(): Promise<void> {
   let config: HearthConfig;
+  let backupSettings: BackupSettings;
   try {
     config = loadConfig();
+    backupSettings = parseBackupSettings();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`hearth: ${err.message}\n`);
@@ -60,7 +63,13 @@ async function main(): Promise<void> {
     return child;
   });
   const store = config.databaseUrl ? `PostgreSQL (${new URL(config.databaseUrl).host})` : `SQLite (${config.dataDir}/hearth.db)`;
-  const lines = [`Hearth is starting; directory store: ${store}`, ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`), 'Manage users and apps with: npx hearth --help'];
+  const backups = scheduleBackups({ config, settings: backupSettings, logger });
+  const lines = [
+    `Hearth is starting; directory store: ${store}`,
+    ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`),
+    backups.describe,
+    'Manage users and apps with: npx hearth --help',
+  ];
   process.stdout.write(lines.join('\n') + '\n');
   for (const c of children) c.start();
   // Apps with the redis addon each have a redis-server of their own, kept in step with the directory.
@@ -71,6 +80,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping all services');
+    backups.close();
     await Promise.all([...children.map((c) => c.stop()), redisInstances.close()]);
     await directory.close().catch(() => {});
     process.exit(0);

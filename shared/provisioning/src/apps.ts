@@ -150,6 +150,19 @@ export async function installApp(config: HearthConfig, directory: Directory, req
   }
 }
 
+/**
+ * Puts an app back exactly as a backup recorded it: every addon provisioned with the recorded
+ * credentials (databases, users and passwords made to match; its redis instance started),
+ * then the record and its mailboxes written.
+ */
+export async function reinstallApp(config: HearthConfig, directory: Directory, app: App, mailboxes: string[]): Promise<void> {
+  for (const [addon, options] of addonsOf(app.manifest)) {
+    const recorded = app.credentials[addon.name];
+    if (recorded) await addon.provision(context(config, directory, app, options), recorded);
+  }
+  await directory.putApp(app, mailboxes);
+}
+
 export function requireApp(directory: Directory, id: string): App {
   const app = directory.app(id);
   if (!app) throw new DirectoryError(`no such app: ${id}`, 'not_found');

@@ -4,5 +4,6 @@ export { parseManifest, ManifestError } from './manifest.ts';
 export { ADDONS, PLANNED_ADDONS, findAddon } from './registry.ts';
 export { appDataDir } from '@hearth/runtime';
 export { USERS_BASE_DN, GROUPS_BASE_DN } from './addons/ldap.ts';
-export { superviseRedisInstances } from './databases/redis-instances.ts';
+export { instanceOf, redisDir, runningPid, stopRedisInstance, superviseRedisInstances, withRedis } from './databases/redis-instances.ts';
+export { databaseSettings } from './databases/settings.ts';
 export { databaseName } from './databases/names.ts';

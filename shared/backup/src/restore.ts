@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { HearthConfig } from '@hearth/config';
+import { Directory, type App } from '@hearth/directory';
+import { appDataDir, databaseSettings, reinstallApp } from '@hearth/provisioning';
+import { prepareMysqlRestore } from './databases/mysql.ts';
+import { prepareDirectoryDatabaseRestore, preparePostgresqlRestore } from './databases/postgresql.ts';
+import { prepareRedisRestore } from './databases/redis.ts';
+import { BackupError } from './errors.ts';
+import { readSnapshotManifest, type SnapshotManifest } from './manifest.ts';
+import { Restic } from './restic.ts';
+import type { BackupSettings } from './settings.ts';
+import { applySwaps, pathSwap, type SwapStep } from './swap.ts';
+import { withBackupLock, workspace } from './workspace.ts';
+import type { Logger } from './create.ts';
+
+/**
+ * `hearth backup restore`: the snapshot is restored into a folder beside the data and every
+ * database is loaded into a temporary one; only when all of that worked is each piece swapped
+ * in (see swap.ts). The whole platform, or one app, leaving every other app alone.
+ */
+
+export interface RestoreRequest {
+  config: HearthConfig;
+  settings: BackupSettings;
+  /** a snapshot id or "latest" (the newest Hearth snapshot) */
+  snapshot: string;
+  appId?: string;
+  /** only extract the snapshot's files there, applying nothing */
+  to?: string;
+  logger?: Logger;
+}
+
+export interface RestoreResult {
+  snapshotId: string;
+  manifest: SnapshotManifest;
+  restored: string[];
+}
+
+interface StagedApp {
+  app: App;
+  mailboxes: string[];
+}
+
+function readStagedApp(dir: string, appId: string): StagedApp {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'app.json'), 'utf8')) as StagedApp;
+  } catch {
+    throw new BackupError(`the snapshot's record of app ${appId} is missing or unreadable`);
+  }
+}
+
+/** Files and databases of one app, loaded aside; the record is written by the caller's last step. */
+async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, work: string): Promise<SwapStep[]> {
+  const { app } = staged;
+  const steps: SwapStep[] = [];
+  const db = databaseSettings();
+  try {
+    if (fs.existsSync(path.join(dir, 'data'))) steps.push(pathSwap(`data folder of app ${app.id}`, appDataDir(config.dataDir, app.id), path.join(dir, 'data')));
+    const mysqlDir = path.join(dir, 'mysql');
+    if (fs.existsSync(mysqlDir)) {
+      if (!db.mysqlAdminUrl) throw new BackupError(`app ${app.id} has a MySQL database but HEARTH_MYSQL_ADMIN_URL is empty`);
+      for (const f of fs.readdirSync(mysqlDir).filter((n) => n.endsWith('.sql')).sort()) {
+        steps.push(await prepareMysqlRestore(db.mysqlAdminUrl, f.slice(0, -4), path.join(mysqlDir, f)));
+      }
+    }
+    const pgDump = path.join(dir, 'postgresql.dump');
+    const pg = app.credentials.postgresql;
+    if (fs.existsSync(pgDump) && pg?.database && pg.username) {
+      if (!db.postgresqlAdminUrl) throw new BackupError(`app ${app.id} has a PostgreSQL database but HEARTH_POSTGRESQL_ADMIN_URL is empty`);
+      steps.push(await preparePostgresqlRestore(db.postgresqlAdminUrl, pg.username, pg.database, pgDump, work));
+    }
+    if (fs.existsSync(path.join(dir, 'redis'))) steps.push(prepareRedisRestore(config, app.id, path.join(dir, 'redis'), work));
+    return steps;
+  } catch (err) {
+    for (const s of steps) await s.cleanup().catch(() => {});
+    throw err;
+  }
+}
+
+/** The app's record and addon state (users, passwords, the redis instance) as the snapshot has them. */
+function appRecordStep(config: HearthConfig, staged: StagedApp): SwapStep {
+  let previous: StagedApp | null = null;
+  return {
+    what: `the directory record of app ${staged.app.id}`,
+    async commit() {
+      const d = await Directory.open(config);
+      try {
+        const current = d.app(staged.app.id);
+        previous = current ? { app: current, mailboxes: d.mailboxesOf('app', current.id).map((m) => m.address) } : null;
+        await reinstallApp(config, d, staged.app, staged.mailboxes);
+      } finally {
+        await d.close();
+      }
+    },
+    async rollback() {
+      const d = await Directory.open(config);
+      try {
+        if (previous) await reinstallApp(config, d, previous.app, previous.mailboxes);
+        else await d.deleteApp(staged.app.id);
+      } finally {
+        await d.close();
+      }
+    },
+    async cleanup() {},
+  };
+}
+
+/** The directory store file, with its WAL and shared-memory files moved aside together. */
+function sqliteSwap(config: HearthConfig, restored: string): SwapStep {
+  const db = path.join(config.dataDir, 'hearth.db');
+  const parts = [db, `${db}-wal`, `${db}-shm`];
+  const moved: string[] = [];
+  return {
+    what: 'the directory store (SQLite)',
+    async commit() {
+      for (const p of parts) {
+        if (!fs.existsSync(p)) continue;
+        fs.renameSync(p, `${p}.before-restore`);
+        moved.push(p);
+      }
+      fs.renameSync(restored, db);
+    },
+    async rollback() {
+      fs.renameSync(db, restored);
+      for (const p of parts) fs.rmSync(p, { force: true });
+      for (const p of moved) fs.renameSync(`${p}.before-restore`, p);
+    },
+    async cleanup() {
+      for (const p of parts) fs.rmSync(`${p}.before-restore`, { force: true });
+      fs.rmSync(restored, { force: true });
+    },
+  };
+}
+
+async function preparePlatform(config: HearthConfig, manifest: SnapshotManifest, work: string): Promise<SwapStep[]> {
+  const hearth = path.join(work, 'hearth');
+  const steps: SwapStep[] = [];
+  const want = config.databaseUrl ? 'postgres' : 'sqlite';
+  if (manifest.store !== want) {
+    throw new BackupError(`the snapshot's directory store is ${manifest.store === 'postgres' ? 'PostgreSQL' : 'SQLite'} but this Hearth uses ${want === 'postgres' ? 'PostgreSQL (HEARTH_DATABASE_URL)' : 'SQLite'}`);
+  }
+  if (config.databaseUrl) steps.push(await prepareDirectoryDatabaseRestore(config.databaseUrl, path.join(hearth, 'directory.pgdump'), work));
+  else steps.push(sqliteSwap(config, path.join(hearth, 'directory.sqlite')));
+  for (const part of ['mail', 'queue']) {
+    if (fs.existsSync(path.join(hearth, part))) steps.push(pathSwap(part, path.join(config.dataDir, part), path.join(hearth, part)));
+  }
+  const files = path.join(hearth, 'files');
+  if (fs.existsSync(files)) for (const name of fs.readdirSync(files)) steps.push(pathSwap(name, path.join(config.dataDir, name), path.join(files, name)));
+  return steps;
+}
+
+async function resolveSnapshot(restic: Restic, snapshot: string): Promise<string> {
+  const list = await restic.snapshots(['hearth']);
+  if (snapshot === 'latest') {
+    const last = list.sort((a, b) => a.time.localeCompare(b.time)).pop();
+    if (!last) throw new BackupError('the repository holds no Hearth snapshot yet');
+    return last.id;
+  }
+  const found = list.filter((s) => s.id.startsWith(snapshot.toLowerCase()));
+  if (!/^[0-9a-f]{4,64}$/i.test(snapshot) || found.length === 0) throw new BackupError(`no such snapshot: ${snapshot} (see hearth backup list)`);
+  if (found.length > 1) throw new BackupError(`snapshot id ${snapshot} is ambiguous; give more of it`);
+  return found[0]!.id;
+}
+
+export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
+  const { config } = req;
+  return withBackupLock(config, async () => {
+    const w = workspace(config);
+    const restic = new Restic(req.settings, w.cache);
+    const snapshotId = await resolveSnapshot(restic, req.snapshot);
+    const includes = req.appId ? ['--include', '/hearth/manifest.json', '--include', `/apps/${req.appId}`] : [];
+    if (req.to) {
+      await restic.run(['restore', snapshotId, '--target', path.resolve(req.to), ...includes], { action: 'restore' });
+      const manifest = readSnapshotManifest(path.join(req.to, 'hearth', 'manifest.json'));
+      if (req.appId && !manifest.apps.includes(req.appId)) throw new BackupError(`snapshot ${snapshotId.slice(0, 8)} holds no app ${req.appId}`);
+      return { snapshotId, manifest, restored: [`files into ${path.resolve(req.to)}`] };
+    }
+    const work = path.join(w.root, `restore-${randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+    const steps: SwapStep[] = [];
+    try {
+      // The manifest alone first: a newer snapshot is refused before anything big is fetched.
+      await restic.run(['restore', snapshotId, '--target', work, '--include', '/hearth/manifest.json'], { action: 'restore' });
+      const manifest = readSnapshotManifest(path.join(work, 'hearth', 'manifest.json'));
+      const appId = req.appId ?? (manifest.scope === 'platform' ? undefined : manifest.scope.app);
+      if (appId && !manifest.apps.includes(appId)) throw new BackupError(`snapshot ${snapshotId.slice(0, 8)} holds no app ${appId}`);
+      await restic.run(['restore', snapshotId, '--target', work, ...(appId ? ['--include', `/apps/${appId}`] : [])], { action: 'restore' });
+      if (!appId) steps.push(...(await preparePlatform(config, manifest, work)));
+      const apps = appId ? [appId] : manifest.apps;
+      const records: SwapStep[] = [];
+      for (const id of apps) {
+        const dir = path.join(work, 'apps', id);
+        const staged = readStagedApp(dir, id);
+        steps.push(...(await prepareApp(config, dir, staged, work)));
+        records.push(appRecordStep(config, staged));
+      }
+      // Records last: provisioning then finds the swapped-in databases and folders.
+      steps.push(...records);
+      const restored = steps.map((s) => s.what);
+      await applySwaps(steps);
+      req.logger?.info({ snapshot: snapshotId.slice(0, 8), app: appId ?? null, restored }, 'backup restored');
+      return { snapshotId, manifest, restored };
+    } catch (err) {
+      for (const s of steps) await s.cleanup().catch(() => {});
+      throw err;
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+}
