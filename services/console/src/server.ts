@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { HearthConfig } from '@hearth/config';
+import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import { secretEquals, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import { clearCookie, loadKeyFile, OidcRelyingParty, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
@@ -77,7 +77,10 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     if (!creds) return Promise.reject(new Error('the console has no OIDC client (app hearth-console is missing)'));
     return oidc.configFor('console', creds);
   };
-  const remoteOf = (req: http.IncomingMessage): string | null => req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? null;
+  // The client for throttling, audit and the sessions page: the socket peer, or what a proxy in
+  // HEARTH_TRUSTED_PROXIES says in X-Forwarded-For (the same rule as oidc and proxyauth).
+  const trusted = new TrustedProxies(config.trustedProxies);
+  const remoteOf = (req: http.IncomingMessage): string | null => trusted.client(trusted.chain(req.socket.remoteAddress, req.headers['x-forwarded-for'])) || null;
 
   function errorPage(res: http.ServerResponse, status: number, title: string, message: string, link?: { href: string; text: string }): void {
     sendHtml(res, status, page({ title, user: null, csrf: '' }, html`<p>${message}</p>${link ? html`<p><a href="${link.href}">${link.text}</a></p>` : ''}`));

@@ -25,7 +25,8 @@ before(async () => {
     await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
     await d.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD, displayName: 'Bob' });
     await d.addUser({ username: 'secret-sam', email: 'sam@hidden.example.test', password: PASSWORD });
-  });
+    // the test's browser stands in for a TLS proxy on loopback: its X-Forwarded-For names the client
+  }, { env: { HEARTH_TRUSTED_PROXIES: '127.0.0.1' } });
   browser = await launchChromium();
   for (const name of ['root', 'bob'] as const) {
     const context = await browser.newContext();
@@ -124,4 +125,16 @@ test('a disabled user with an open console session is signed out within a second
   const post = await user.context.request.post(`${stack.url}/profile`, { form: { csrf: user.csrf, displayName: 'Hacked' } });
   assert.equal(post.status(), 401);
   assert.equal(stack.directory.userByUsername('bob')!.displayName, 'Bob');
+});
+
+test('behind a proxy in HEARTH_TRUSTED_PROXIES, throttling and audit see the client it names, not the proxy', async () => {
+  const res = await admin.context.request.post(`${stack.url}/password`, {
+    headers: { 'X-Forwarded-For': '203.0.113.50, 198.51.100.23' },
+    form: { csrf: admin.csrf, username: 'root', current: 'not the password', password: 'new-password-123', confirm: 'new-password-123' },
+  });
+  assert.equal(res.status(), 400);
+  assert.match(await res.text(), /current password is not right/);
+  const events = await stack.directory.store.listAudit({ protocol: 'console', limit: 50 });
+  const refused = events.find((e) => !e.ok && e.username === 'root');
+  assert.equal(refused?.remote, '198.51.100.23');
 });
