@@ -47,6 +47,7 @@ function userView(d: Directory, u: User): Record<string, unknown> {
   return {
     id: u.id,
     username: u.username,
+    uidNumber: u.uidNumber,
     email: u.email,
     fallbackEmail: u.fallbackEmail,
     displayName: u.displayName,

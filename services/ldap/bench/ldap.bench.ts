@@ -69,7 +69,7 @@ async function seedDirectory(dataDir: string, env: Record<string, string>): Prom
   for (let g = 0; g < GROUPS; g++) groups.push(await dir.store.createGroup({ id: `gid-${randomUUID()}`, name: `group${g}` }));
   const users: User[] = [];
   for (let i = 0; i < USERS; i++) {
-    const u: User = {
+    const u = await dir.store.createUser({
       id: `uid-${randomUUID()}`,
       username: `user${i}`,
       email: `user${i}@example.test`,
@@ -80,8 +80,7 @@ async function seedDirectory(dataDir: string, env: Record<string, string>): Prom
       passwordHash: hash,
       totpSecret: null,
       createdAt: new Date().toISOString(),
-    };
-    await dir.store.createUser(u);
+    });
     await dir.store.addMember(groups[i % GROUPS]!.id, u.id);
     users.push(u);
   }

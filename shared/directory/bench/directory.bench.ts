@@ -36,7 +36,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
   const t = await testEnv({ backend });
   const d = await Directory.open(t.config);
   const hash = await d.hasher.hash('bench password');
-  const users: User[] = Array.from({ length: USERS }, (_, i) => ({
+  const users: Omit<User, 'uidNumber'>[] = Array.from({ length: USERS }, (_, i) => ({
     id: `uid-${randomUUID()}`,
     username: `user${i}`,
     email: `user${i}@example.test`,

@@ -351,7 +351,7 @@ export class Directory {
     const fallbackEmail = input.fallbackEmail ? check(emailSchema, input.fallbackEmail) : null;
     if (this.userByUsername(username)) throw new DirectoryError('username already exists', 'conflict');
     if (this.userByEmail(email)) throw new DirectoryError('email already in use', 'conflict');
-    const user: User = {
+    const user = await this.store.createUser({
       id: `uid-${randomUUID()}`,
       username,
       email,
@@ -362,8 +362,7 @@ export class Directory {
       passwordHash: await this.hasher.hash(password),
       totpSecret: null,
       createdAt: new Date().toISOString(),
-    };
-    await this.store.createUser(user);
+    });
     await this.changed();
     return user;
   }

@@ -59,6 +59,23 @@ CREATE INDEX audit_log_username ON audit_log (username);
 CREATE INDEX mailboxes_owner ON mailboxes (owner_type, owner_id);
 `;
 
+/** First POSIX uid number (uidNumber) given to a user: above Debian's local users' range start and the group gid numbers (from 5000). */
+export const FIRST_UID_NUMBER = 10000;
+
+/**
+ * v3: every user gets a POSIX uid number, assigned once and never reused: existing users in
+ * creation order, new users from the counter meta.next_uid_number (which deletions never lower).
+ */
+const v3 = (setNotNull: string) => `
+ALTER TABLE users ADD COLUMN uid_number INTEGER;
+UPDATE users SET uid_number = n.num
+  FROM (SELECT id, ${FIRST_UID_NUMBER - 1} + ROW_NUMBER() OVER (ORDER BY created_at, id) AS num FROM users) AS n
+  WHERE users.id = n.id;
+${setNotNull}
+CREATE UNIQUE INDEX users_uid_number ON users (uid_number);
+INSERT INTO meta (key, value) SELECT 'next_uid_number', CAST(COALESCE(MAX(uid_number), ${FIRST_UID_NUMBER - 1}) + 1 AS TEXT) FROM users;
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -71,6 +88,13 @@ export const MIGRATIONS: Migration[] = [
     description: 'expiring key/value space; audit and mailbox indexes',
     sqlite: v2,
     postgres: v2,
+  },
+  {
+    version: 3,
+    description: 'POSIX uid numbers for users',
+    // SQLite cannot add NOT NULL to an existing column; every insert sets it.
+    sqlite: v3(''),
+    postgres: v3('ALTER TABLE users ALTER COLUMN uid_number SET NOT NULL;'),
   },
 ];
 

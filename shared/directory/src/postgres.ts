@@ -125,11 +125,16 @@ export class PostgresStore implements DirectoryStore {
     };
   }
 
-  async createUser(user: User): Promise<void> {
-    await this.tx((c) => c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, userToRow(user)));
+  async createUser(fields: Omit<User, 'uidNumber'>): Promise<User> {
+    return this.tx(async (c) => {
+      const next = await c.query("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'next_uid_number' RETURNING value");
+      const user: User = { ...fields, uidNumber: Number(next.rows[0].value) - 1 };
+      await c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, userToRow(user));
+      return user;
+    });
   }
 
-  async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void> {
+  async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt' | 'uidNumber'>>): Promise<void> {
     const keys = Object.keys(patch) as (keyof typeof patch)[];
     if (keys.length === 0) return;
     await this.tx(async (c) => {

@@ -12,6 +12,7 @@ export function userFromRow(r: Row): User {
   return {
     id: str(r.id),
     username: str(r.username),
+    uidNumber: Number(r.uid_number),
     email: str(r.email),
     fallbackEmail: optStr(r.fallback_email),
     displayName: str(r.display_name ?? ''),
@@ -27,6 +28,7 @@ export function userFromRow(r: Row): User {
 export const USER_FIELDS = {
   id: 'id',
   username: 'username',
+  uidNumber: 'uid_number',
   email: 'email',
   fallbackEmail: 'fallback_email',
   displayName: 'display_name',

@@ -124,14 +124,17 @@ export class SqliteStore implements DirectoryStore {
     return async () => clearInterval(timer);
   }
 
-  async createUser(user: User): Promise<void> {
-    this.tx(() => {
+  async createUser(fields: Omit<User, 'uidNumber'>): Promise<User> {
+    return this.tx(() => {
+      const next = this.sql("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'next_uid_number' RETURNING value").get() as Row;
+      const user: User = { ...fields, uidNumber: Number(next.value) - 1 };
       const values = userToRow(user).map((v) => (typeof v === 'boolean' ? Number(v) : v));
       this.sql(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
+      return user;
     });
   }
 
-  async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void> {
+  async updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt' | 'uidNumber'>>): Promise<void> {
     const keys = Object.keys(patch) as (keyof typeof patch)[];
     if (keys.length === 0) return;
     this.tx(() => {

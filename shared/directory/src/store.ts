@@ -22,8 +22,9 @@ export interface DirectoryStore {
   /** Called (at least) once for every committed change made by any process. */
   watch(onChange: () => void): Promise<() => Promise<void>>;
 
-  createUser(user: User): Promise<void>;
-  updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt'>>): Promise<void>;
+  /** Stores a new user with the next uid number (see migrations v3) and returns it. */
+  createUser(user: Omit<User, 'uidNumber'>): Promise<User>;
+  updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt' | 'uidNumber'>>): Promise<void>;
   deleteUser(id: string): Promise<void>;
 
   createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group>;

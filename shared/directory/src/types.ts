@@ -7,6 +7,8 @@ export interface User {
   id: string;
   /** lowercase [a-z0-9.-], 1–64 */
   username: string;
+  /** POSIX uid number, assigned by the store at creation and never reused */
+  uidNumber: number;
   email: string;
   fallbackEmail: string | null;
   displayName: string;

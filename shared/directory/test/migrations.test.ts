@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
-import { Directory, LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore } from '@hearth/directory';
+import pg from 'pg';
+import { Directory, FIRST_UID_NUMBER, LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore } from '@hearth/directory';
 import { tempDir, testEnv } from '@hearth/testkit';
 
 it('a store file from schema version 1 migrates to the latest and keeps its data', async () => {
@@ -38,3 +39,48 @@ it('a store file from a newer version is refused and left untouched', async () =
   assert.equal((check.prepare("SELECT value FROM meta WHERE key='schema_version'").get() as { value: string }).value, '999');
   check.close();
 });
+
+/** Three users written by a version-2 store, out of creation order. */
+const V2_USERS = [
+  ['uid-b', 'bea', '2021-05-01T00:00:00.000Z'],
+  ['uid-a', 'ann', '2020-01-01T00:00:00.000Z'],
+  ['uid-c', 'cid', '2022-09-09T00:00:00.000Z'],
+];
+
+for (const backend of ['sqlite', 'postgres'] as const) {
+  it(`${backend}: version 3 gives existing users uid numbers in creation order, and new users never reuse one`, async () => {
+    const t = await testEnv({ backend });
+    const v2 = MIGRATIONS.filter((m) => m.version <= 2);
+    const insertUser = `INSERT INTO users (id, username, email, display_name, role, active, password_hash, created_at) VALUES `;
+    if (backend === 'sqlite') {
+      const db = new Database(path.join(t.dataDir, 'hearth.db'));
+      for (const m of v2) db.exec(m.sqlite);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', '2')").run();
+      for (const [id, name, at] of V2_USERS) db.prepare(`${insertUser} (?, ?, ?, ?, 'user', 1, 'x', ?)`).run(id, name, `${name}@example.test`, name, at);
+      db.close();
+    } else {
+      const c = new pg.Client({ connectionString: t.config.databaseUrl! });
+      await c.connect();
+      for (const m of v2) await c.query(m.postgres);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '2')");
+      for (const [id, name, at] of V2_USERS) await c.query(`${insertUser} ($1, $2, $3, $4, 'user', true, 'x', $5)`, [id, name, `${name}@example.test`, name, at]);
+      await c.end();
+    }
+    let d = await Directory.open(t.config);
+    const uidNumber = (name: string): number | undefined => d.findUser(name)?.uidNumber;
+    assert.deepEqual(['ann', 'bea', 'cid'].map(uidNumber), [FIRST_UID_NUMBER, FIRST_UID_NUMBER + 1, FIRST_UID_NUMBER + 2]);
+    const dan = await d.addUser({ username: 'dan', email: 'dan@example.test', password: 'long enough' });
+    assert.equal(dan.uidNumber, FIRST_UID_NUMBER + 3);
+    // Deleting the newest and the oldest user frees nothing: numbers are never handed out twice.
+    await d.deleteUser('dan');
+    await d.deleteUser('ann');
+    const eve = await d.addUser({ username: 'eve', email: 'eve@example.test', password: 'long enough' });
+    assert.equal(eve.uidNumber, FIRST_UID_NUMBER + 4);
+    await d.close();
+    // ...and they survive a restart unchanged.
+    d = await Directory.open(t.config);
+    assert.deepEqual(['bea', 'cid', 'eve'].map(uidNumber), [FIRST_UID_NUMBER + 1, FIRST_UID_NUMBER + 2, FIRST_UID_NUMBER + 4]);
+    await d.close();
+    await t.cleanup();
+  });
+}
