@@ -194,7 +194,11 @@ function splitName(displayName: string, fallback: string): [string, string] {
 }
 
 export function userDn(user: User): string {
-  return `cn=${escapeDnValue(user.id)},${USERS_DN}`;
+  return userDnOf(user.id);
+}
+
+function userDnOf(userId: string): string {
+  return `cn=${escapeDnValue(userId)},${USERS_DN}`;
 }
 
 export function groupDn(group: Group): string {
@@ -215,9 +219,18 @@ const USER_LAYOUT = new Layout([
   'username',
   'samaccountname',
   'memberof',
+  // RFC 2307 posixAccount, for NSS clients (nslcd, SSSD); beyond the seed
+  'uidNumber',
+  'gidNumber',
+  'homeDirectory',
+  'loginShell',
 ]);
-const USER_CLASSES = ['top', 'person', 'organizationalPerson', 'inetOrgPerson', 'user'];
+const USER_CLASSES = ['top', 'person', 'organizationalPerson', 'inetOrgPerson', 'user', 'posixAccount'];
 const PERSON = ['person'];
+/** Every user's primary group: gid 100, `users` on Debian and most Linux systems (NSS clients can map it). */
+const USER_GID_NUMBER = ['100'];
+/** No shell: Hearth accounts are for apps, not host logins (nslcd `map passwd loginShell` overrides it). */
+const LOGIN_SHELL = ['/usr/sbin/nologin'];
 
 function userEntry(user: User, memberOf: readonly string[]): Entry {
   const [given, sn] = splitName(user.displayName, user.username);
@@ -227,17 +240,37 @@ function userEntry(user: User, memberOf: readonly string[]): Entry {
     'user',
     userDn(user),
     USER_LAYOUT,
-    [USER_CLASSES, PERSON, id, id, id, [user.email], [user.displayName || user.username], present(user.fallbackEmail), [given], [sn], username, username, memberOf],
+    [
+      USER_CLASSES,
+      PERSON,
+      id,
+      id,
+      id,
+      [user.email],
+      [user.displayName || user.username],
+      present(user.fallbackEmail),
+      [given],
+      [sn],
+      username,
+      username,
+      memberOf,
+      [String(user.uidNumber)],
+      USER_GID_NUMBER,
+      // the username never changes, so neither does the home directory
+      [`/home/${user.username}`],
+      LOGIN_SHELL,
+    ],
     user.id,
     'inetOrgPerson',
   );
 }
 
-const GROUP_LAYOUT = new Layout(['objectclass', 'cn', 'gidnumber', 'memberuid']);
-const GROUP_CLASSES = ['top', 'group'];
+/** The seed's attributes, then `member` (the users' DNs) for groupOfNames readers. */
+const GROUP_LAYOUT = new Layout(['objectclass', 'cn', 'gidnumber', 'memberuid', 'member']);
+const GROUP_CLASSES = ['top', 'group', 'groupOfNames', 'posixGroup'];
 
 function groupEntry(group: Group, memberIds: readonly string[]): Entry {
-  return new Entry('group', groupDn(group), GROUP_LAYOUT, [GROUP_CLASSES, [group.name], [String(group.gidNumber)], memberIds], group.id, 'group');
+  return new Entry('group', groupDn(group), GROUP_LAYOUT, [GROUP_CLASSES, [group.name], [String(group.gidNumber)], memberIds, memberIds.map(userDnOf)], group.id, 'groupOfNames');
 }
 
 function container(dn: string, structural: string, rdnAttr: string, rdnValue: string): Entry {

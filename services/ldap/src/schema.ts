@@ -123,8 +123,14 @@ export const ATTRIBUTE_TYPES: AttributeType[] = [
   // Cloudron's
   { oid: `${ARC}.1.1`, names: ['username'], desc: 'login name', ...nameSyntax, singleValue: true },
   { oid: `${ARC}.1.2`, names: ['objectCategory'], desc: 'person for every user (Cloudron; not the DN Active Directory stores)', equality: 'caseIgnoreMatch', syntax: S.directoryString, singleValue: true },
+  // RFC 4519: groupOfNames members
+  { oid: '2.5.4.49', names: ['distinguishedName'], equality: 'distinguishedNameMatch', syntax: S.dn },
+  { oid: '2.5.4.31', names: ['member'], sup: 'distinguishedName' },
   // RFC 2307 with 2307bis orderings
+  { oid: '1.3.6.1.1.1.1.0', names: ['uidNumber'], equality: 'integerMatch', ordering: 'integerOrderingMatch', syntax: S.integer, singleValue: true },
   { oid: '1.3.6.1.1.1.1.1', names: ['gidNumber'], equality: 'integerMatch', ordering: 'integerOrderingMatch', syntax: S.integer, singleValue: true },
+  { oid: '1.3.6.1.1.1.1.3', names: ['homeDirectory'], equality: 'caseExactIA5Match', syntax: S.ia5String, singleValue: true },
+  { oid: '1.3.6.1.1.1.1.4', names: ['loginShell'], equality: 'caseExactIA5Match', syntax: S.ia5String, singleValue: true },
   { oid: '1.3.6.1.1.1.1.12', names: ['memberUid'], equality: 'caseExactIA5Match', substr: 'caseExactIA5SubstringsMatch', syntax: S.ia5String },
 ];
 
@@ -145,7 +151,12 @@ export const OBJECT_CLASSES: ObjectClass[] = [
     kind: 'AUXILIARY',
     may: ['entryUUID', 'mailAlternateAddress', 'memberOf', 'objectCategory', 'sAMAccountName', 'username'],
   },
-  { oid: `${ARC}.2.2`, name: 'group', desc: 'Cloudron group', sup: 'top', kind: 'STRUCTURAL', must: ['cn'], may: ['gidNumber', 'memberUid'] },
+  { oid: '1.3.6.1.1.1.2.0', name: 'posixAccount', sup: 'top', kind: 'AUXILIARY', must: ['cn', 'uid', 'uidNumber', 'gidNumber', 'homeDirectory'], may: ['loginShell'] },
+  // 389 DS's relaxation of RFC 4519 (MUST member), so that a group without members conforms
+  { oid: '2.5.6.9', name: 'groupOfNames', sup: 'top', kind: 'STRUCTURAL', must: ['cn'], may: ['member'] },
+  // RFC 2307bis: auxiliary, beside groupOfNames
+  { oid: '1.3.6.1.1.1.2.2', name: 'posixGroup', sup: 'top', kind: 'AUXILIARY', must: ['gidNumber'], may: ['memberUid'] },
+  { oid: `${ARC}.2.2`, name: 'group', desc: 'Cloudron group', sup: 'top', kind: 'AUXILIARY' },
 ];
 
 const qdescrs = (names: readonly string[]): string => (names.length === 1 ? `'${names[0]}'` : `( ${names.map((n) => `'${n}'`).join(' ')} )`);

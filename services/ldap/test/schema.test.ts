@@ -20,18 +20,22 @@ const SYNTAX = {
   oid: '1.3.6.1.4.1.1466.115.121.1.38',
 };
 
-/** Definitions as the RFCs give them: [OID, syntax, single-valued]. */
-const EXPECTED: Record<string, [string, string | null, boolean]> = {
+/** Definitions as the RFCs give them: [OID, syntax or superior type, single-valued]. */
+const EXPECTED: Record<string, [string, string | { sup: string }, boolean]> = {
   objectclass: ['2.5.4.0', SYNTAX.oid, false], // RFC 4512
-  cn: ['2.5.4.3', null, false], // RFC 4519, SUP name
-  sn: ['2.5.4.4', null, false],
-  givenname: ['2.5.4.42', null, false],
-  ou: ['2.5.4.11', null, false],
+  cn: ['2.5.4.3', { sup: 'name' }, false], // RFC 4519
+  sn: ['2.5.4.4', { sup: 'name' }, false],
+  givenname: ['2.5.4.42', { sup: 'name' }, false],
+  ou: ['2.5.4.11', { sup: 'name' }, false],
+  member: ['2.5.4.31', { sup: 'distinguishedName' }, false],
   uid: ['0.9.2342.19200300.100.1.1', SYNTAX.directoryString, false],
   dc: ['0.9.2342.19200300.100.1.25', SYNTAX.ia5, true],
   mail: ['0.9.2342.19200300.100.1.3', SYNTAX.ia5, false], // RFC 4524
   displayname: ['2.16.840.1.113730.3.1.241', SYNTAX.directoryString, true], // RFC 2798
-  gidnumber: ['1.3.6.1.1.1.1.1', SYNTAX.integer, true], // RFC 2307
+  uidnumber: ['1.3.6.1.1.1.1.0', SYNTAX.integer, true], // RFC 2307
+  gidnumber: ['1.3.6.1.1.1.1.1', SYNTAX.integer, true],
+  homedirectory: ['1.3.6.1.1.1.1.3', SYNTAX.ia5, true],
+  loginshell: ['1.3.6.1.1.1.1.4', SYNTAX.ia5, true],
   memberuid: ['1.3.6.1.1.1.1.12', SYNTAX.ia5, false],
   memberof: ['1.2.840.113556.1.2.102', SYNTAX.dn, false], // Active Directory
   samaccountname: ['1.2.840.113556.1.4.221', SYNTAX.directoryString, true],
@@ -104,8 +108,8 @@ describe('cn=Subschema', () => {
       const t = r.attributeTypes[name];
       assert.ok(t, `no attributeType ${name}`);
       assert.equal(t.oid, oid, name);
-      if (syntax) assert.equal(t.syntax, syntax, name);
-      else assert.deepEqual(t.superior, ['name'], name);
+      if (typeof syntax === 'string') assert.equal(t.syntax, syntax, name);
+      else assert.deepEqual(t.superior, [syntax.sup], name);
       assert.equal(t.singleValue, single, `${name} SINGLE-VALUE`);
     }
     const dns = r.entries.map((e) => e.dn);
@@ -142,6 +146,8 @@ describe('cn=Subschema', () => {
     assert.deepEqual(alice.memberof, { type: 'list', value: ['cn=others,ou=groups,dc=cloudron'] });
     assert.deepEqual(alice.hasSubordinates, { type: 'bool', value: false });
     assert.deepEqual(alice.structuralObjectClass, { type: 'str', value: 'inetOrgPerson' });
+    assert.deepEqual(alice.uidNumber, { type: 'int', value: f.users.alice.uidNumber });
+    assert.deepEqual(alice.homeDirectory, { type: 'str', value: '/home/alice' });
     const staff = r.entries.find((e) => e.dn === 'cn=staff,ou=groups,dc=cloudron')!.attributes;
     const gid = f.directory.groupByName('staff')!.gidNumber;
     assert.deepEqual(staff.gidnumber, { type: 'int', value: gid });
