@@ -2,12 +2,16 @@ import type { Directory, User } from '@hearth/directory';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { ClientRegistry } from './clients.ts';
 
-/** Cloudron's claim set: sub is the username; groups carries the user's group names. */
+/**
+ * Cloudron's claim set, except that sub is the user's immutable id: a user deleted and re-created
+ * under the same name is another account to every app. The username is preferred_username; groups
+ * carries the user's group names.
+ */
 export function userClaims(directory: Directory, user: User): AccountClaims {
   const display = user.displayName.trim() || user.username;
   const space = display.indexOf(' ');
   return {
-    sub: user.username,
+    sub: user.id,
     preferred_username: user.username,
     name: display,
     given_name: space > 0 ? display.slice(0, space) : display,
@@ -19,9 +23,13 @@ export function userClaims(directory: Directory, user: User): AccountClaims {
   };
 }
 
-/** Whether a user (by username) may still hold a session or tokens for this client. */
-export function accountUsable(directory: Directory, clients: ClientRegistry, username: string, clientId: string | undefined): User | undefined {
-  const user = directory.userByUsername(username);
+/**
+ * Whether an account (the user's id, which sessions, grants and tokens carry) may still hold a session
+ * or tokens for this client: the user exists, is active and is on the app's access list. Checked on every
+ * use, so what a deleted user held dies even if the deletion happened while no provider was running.
+ */
+export function accountUsable(directory: Directory, clients: ClientRegistry, accountId: string, clientId: string | undefined): User | undefined {
+  const user = directory.userById(accountId);
   if (!user || !user.active) return undefined;
   if (clientId === undefined) return user;
   const reg = clients.get(clientId);
@@ -40,11 +48,17 @@ export function findAccountIn(directory: Directory, clients: ClientRegistry): Fi
     const user = accountUsable(directory, clients, sub, clientId);
     if (!user) return undefined;
     return {
-      accountId: user.username,
+      accountId: user.id,
       claims: () => {
         const current = directory.userById(user.id) ?? user;
         return userClaims(directory, current);
       },
     };
   };
+}
+
+/** For logs and the audit trail: the username behind an account id (the id itself once the user is gone). */
+export function accountName(directory: Directory, accountId: string | undefined | null): string | null {
+  if (!accountId) return null;
+  return directory.userById(accountId)?.username ?? accountId;
 }

@@ -59,9 +59,9 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
 
   const finish = async (ctx: Context, provider: Provider, details: Interaction, user: User, amr: string[] | null): Promise<void> => {
     const clientId = String(details.params.client_id);
-    const grant = await firstPartyGrant(provider, user.username, clientId, details.grantId);
+    const grant = await firstPartyGrant(provider, user.id, clientId, details.grantId);
     const result: InteractionResults = { consent: { grantId: grant.jti } };
-    if (amr) result.login = { accountId: user.username, amr, remember: true };
+    if (amr) result.login = { accountId: user.id, amr, remember: true };
     const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.redirect(to);
     ctx.status = 303;
@@ -104,10 +104,11 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
     if (action === undefined) {
       const switching = ctx.query.login === '1';
       const pending = (await storage.get(PENDING, uid)) as PendingLogin | undefined;
-      if (pending && !switching) return views.totp(200, pending.accountId);
+      const pendingUser = pending && directory.userById(pending.accountId);
+      if (pendingUser && !switching) return views.totp(200, pendingUser.username);
       if (details.prompt.name === 'login' || switching) return views.login(200);
       // Only consent is missing: the session's user is signed in already.
-      const user = details.session?.accountId ? directory.userByUsername(details.session.accountId) : undefined;
+      const user = details.session?.accountId ? directory.userById(details.session.accountId) : undefined;
       if (!user || !user.active) return views.login(200);
       if (!directory.canUseApp(app, user)) return views.denied(user.username);
       return finish(ctx, provider, details, user, null);
@@ -147,7 +148,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
         }
       }
       if (r.user.totpSecret) {
-        await storage.set(PENDING, uid, { accountId: r.user.username, attempts: 0 } as never, PENDING_TTL);
+        await storage.set(PENDING, uid, { accountId: r.user.id, attempts: 0 } as never, PENDING_TTL);
         ctx.redirect(base);
         ctx.status = 303;
         return;
@@ -158,7 +159,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
     // action === 'totp'
     const pending = (await storage.get(PENDING, uid)) as PendingLogin | undefined;
     if (!pending) return views.login(400, 'Sign in with your password first.');
-    const user = directory.userByUsername(pending.accountId);
+    const user = directory.userById(pending.accountId);
     if (!user || !user.active || !directory.canUseApp(app, user)) {
       await storage.delete(PENDING, uid);
       return views.login(403, 'This account can no longer sign in here.');

@@ -1,7 +1,7 @@
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { accountUsable, findAccountIn } from './account.ts';
 import { adapterFor, type OidcStorage } from './adapter.ts';
 import type { ClientRegistry } from './clients.ts';
@@ -43,6 +43,18 @@ function appOf(deps: ProviderDeps, clientId: string | undefined): string | undef
 function clientName(ctx: KoaContextWithOIDC): string | null {
   const c = ctx.oidc.client;
   return c ? String(c.clientName ?? c.clientId) : null;
+}
+
+/**
+ * The default prompts, plus a login check for a session whose account findAccount refuses (deleted, or
+ * re-created under the same name while no provider ran to purge the session): sign in again.
+ */
+function interactionPolicyWithAccountCheck(): ReturnType<typeof interactionPolicy.base> {
+  const policy = interactionPolicy.base();
+  policy
+    .get('login')!
+    .checks.add(new interactionPolicy.Check('account_gone', 'the signed-in account may no longer sign in', (ctx) => Boolean(ctx.oidc.session?.accountId) && !ctx.oidc.account));
+  return policy;
 }
 
 /** One oidc-provider instance over the directory; rebuilt (not restarted) when signing keys rotate. */
@@ -131,7 +143,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       const existing = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session?.grantIdFor(client.clientId);
       return firstPartyGrant(ctx.oidc.provider, accountId, client.clientId, existing);
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy: interactionPolicyWithAccountCheck(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     renderError: (ctx, out) => {
       ctx.set('Content-Security-Policy', PAGE_CSP);
       ctx.type = 'html';

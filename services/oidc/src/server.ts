@@ -4,6 +4,7 @@ import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { Client, default as Provider } from 'oidc-provider';
+import { accountName } from './account.ts';
 import { ACCOUNT_MODELS, RedisStorage, StoreStorage, type OidcStorage } from './adapter.ts';
 import { ClientRegistry } from './clients.ts';
 import { oidcEndpoints } from './endpoints.ts';
@@ -46,7 +47,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     provider.on('server_error', (c, err) => logger.error({ err, path: c.path }, 'oidc server error'));
     provider.on('grant.success', (c) => {
       void directory.audit({
-        username: c.oidc.account?.accountId ?? null,
+        username: accountName(directory, c.oidc.account?.accountId),
         protocol: 'oidc',
         appId: appId(c.oidc.client?.clientId),
         remote: c.ip || null,
@@ -56,7 +57,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     });
     provider.on('grant.error', (c, err) => {
       void directory.audit({
-        username: c.oidc?.account?.accountId ?? null,
+        username: accountName(directory, c.oidc?.account?.accountId),
         protocol: 'oidc',
         appId: appId(c.oidc?.client?.clientId),
         remote: c.ip || null,
@@ -65,7 +66,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
       });
     });
     provider.on('end_session.success', (c) => {
-      void directory.audit({ username: c.oidc.session?.accountId ?? null, protocol: 'oidc', appId: appId(c.oidc.client?.clientId), remote: c.ip || null, ok: true, detail: 'logout' });
+      void directory.audit({ username: accountName(directory, c.oidc.session?.accountId), protocol: 'oidc', appId: appId(c.oidc.client?.clientId), remote: c.ip || null, ok: true, detail: 'logout' });
     });
     provider.on('backchannel.error', (_c, err, client) => logger.warn({ err: err.message, clientId: client.clientId }, 'back-channel logout failed'));
     // Our middleware runs inside the provider's own Koa app, ahead of its router (provider.use
@@ -84,31 +85,33 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
   // A disabled or deleted user's sessions, grants and tokens go at once (findAccount already
   // refuses them; this also drops what is stored), and apps with a back-channel logout URI
   // are told to end their own sessions for that user.
-  let active = new Set(directory.users().filter((u) => u.active).map((u) => u.username));
+  // Keyed by user id (the accountId of everything stored); the names are for the log.
+  const activeUsers = (d: Directory): Map<string, string> => new Map(d.users().filter((u) => u.active).map((u) => [u.id, u.username]));
+  let active = activeUsers(directory);
   const revoking = new Set<Promise<void>>();
-  const revoke = async (username: string): Promise<void> => {
+  const revoke = async (accountId: string, username: string): Promise<void> => {
     try {
       const provider = current.provider;
-      for (const session of await storage.findAll('Session', 'accountId', username)) {
+      for (const session of await storage.findAll('Session', 'accountId', accountId)) {
         // Every replica (and worker) sees the change; only the first to claim a session notifies its apps.
         if ((await directory.store.kvIncr('oidc:backchannel-claimed', String(session.uid), 1, 3600)) !== 1) continue;
         for (const [clientId, auth] of Object.entries(session.authorizations ?? {})) {
           const client = (await provider.Client.find(clientId)) as (Client & { backchannelLogout(sub: string, sid: string | undefined): Promise<void> }) | undefined;
           if (!client?.backchannelLogoutUri) continue;
-          await client.backchannelLogout(username, auth.sid).catch((err: Error) => logger.warn({ err: err.message, clientId }, 'back-channel logout failed'));
+          await client.backchannelLogout(accountId, auth.sid).catch((err: Error) => logger.warn({ err: err.message, clientId }, 'back-channel logout failed'));
         }
       }
-      for (const model of ACCOUNT_MODELS) await storage.deleteAll(model, 'accountId', username);
-      logger.info({ username }, 'revoked sessions and tokens of a disabled or deleted user');
+      for (const model of ACCOUNT_MODELS) await storage.deleteAll(model, 'accountId', accountId);
+      logger.info({ username, accountId }, 'revoked sessions and tokens of a disabled or deleted user');
     } catch (err) {
-      logger.warn({ err, username }, 'could not revoke sessions and tokens');
+      logger.warn({ err, username, accountId }, 'could not revoke sessions and tokens');
     }
   };
   const stopWatching = directory.onChange((d) => {
-    const now = new Set(d.users().filter((u) => u.active).map((u) => u.username));
-    for (const name of active) {
-      if (now.has(name)) continue;
-      const p = revoke(name).finally(() => revoking.delete(p));
+    const now = activeUsers(d);
+    for (const [id, name] of active) {
+      if (now.has(id)) continue;
+      const p = revoke(id, name).finally(() => revoking.delete(p));
       revoking.add(p);
     }
     active = now;

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { totpCode } from '@hearth/directory';
 import * as oidc from 'openid-client';
 import { chromium, type Browser as Chromium } from 'playwright-core';
-import { addOidcApp, addUser, authorizationRequest, PASSWORD, rpConfig, startStack, type SeededApp, type Stack } from './helpers.ts';
+import { addOidcApp, addUser, idOf, authorizationRequest, PASSWORD, rpConfig, startStack, type SeededApp, type Stack } from './helpers.ts';
 
 /** Debian's chromium signs in through the real pages, with JavaScript turned off, by label and keyboard only. */
 describe('headless Chromium', () => {
@@ -63,7 +63,7 @@ describe('headless Chromium', () => {
     assert.equal(callback.origin + callback.pathname, app.redirectUri);
     const tokens = await oidc.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
     const claims = tokens.claims()!;
-    assert.equal(claims.sub, 'tina');
+    assert.equal(claims.sub, idOf(stack.directory, 'tina'));
     assert.equal(claims.name, 'Tina Turner');
     assert.deepEqual(claims.amr, ['pwd', 'otp']);
 

@@ -60,8 +60,9 @@ describe('oidc daemon with the hearth CLI', () => {
     const result = await loginOnceKnown(run.issuer, rp, 'https://helpdesk.example.test/auth/openid/callback', 'alice');
     assert.ok(result, 'sign-in through the daemon');
     assert.equal(result.tokens.claims()!.name, 'Alice Liddell');
-    const info = await oidc.fetchUserInfo(rp, result.tokens.access_token, 'alice');
+    const info = await oidc.fetchUserInfo(rp, result.tokens.access_token, result.tokens.claims()!.sub);
     assert.equal(info.email, 'alice@example.test');
+    assert.equal(info.preferred_username, 'alice');
   });
 
   it('stops cleanly on SIGTERM', async () => {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@hearth/testkit';
 import * as oidc from 'openid-client';
 import { rotateKeys } from '../src/keys.ts';
-import { addOidcApp, addUser, Browser, formOf, fullLogin, rpConfig, startStack, type SeededApp, type Stack } from './helpers.ts';
+import { addOidcApp, addUser, idOf, Browser, formOf, fullLogin, rpConfig, startStack, type SeededApp, type Stack } from './helpers.ts';
 import { decodeJwt, fetchJwks, verifyJwt } from './jwt.ts';
 
 describe('openid-client as a relying party', () => {
@@ -55,18 +55,18 @@ describe('openid-client as a relying party', () => {
     assert.equal(decodeJwt(idt).header.alg, 'RS256');
     assert.ok(verifyJwt(idt, await fetchJwks(stack.issuer)));
     const claims = tokens.claims()!;
-    assert.equal(claims.sub, 'alice');
+    assert.equal(claims.sub, idOf(stack.directory, 'alice'));
     assert.equal(claims.aud, helpdesk.clientId);
     const expected = { preferred_username: 'alice', name: 'Alice Liddell', given_name: 'Alice', family_name: 'Liddell', email: 'alice@example.test', email_verified: true, groups: ['staff'], locale: 'en-US' };
     for (const [k, v] of Object.entries(expected)) assert.deepEqual(claims[k], v, k);
     assert.ok(tokens.refresh_token, 'offline_access gives a refresh token');
-    const info = await oidc.fetchUserInfo(rp, tokens.access_token, 'alice');
+    const info = await oidc.fetchUserInfo(rp, tokens.access_token, idOf(stack.directory, 'alice'));
     for (const [k, v] of Object.entries(expected)) assert.deepEqual(info[k], v, `userinfo ${k}`);
   });
 
   it('signs in by email too', async () => {
     const { tokens } = await fullLogin(stack.issuer, rp, helpdesk.redirectUri, 'alice@example.test');
-    assert.equal(tokens.claims()!.sub, 'alice');
+    assert.equal(tokens.claims()!.sub, idOf(stack.directory, 'alice'));
   });
 
   it('rotates refresh tokens; replaying a used one revokes the whole family', async () => {
@@ -75,7 +75,7 @@ describe('openid-client as a relying party', () => {
     const second = await oidc.refreshTokenGrant(rp, first);
     assert.ok(second.access_token);
     assert.ok(second.refresh_token && second.refresh_token !== first);
-    assert.equal(second.claims()?.sub, 'alice');
+    assert.equal(second.claims()?.sub, idOf(stack.directory, 'alice'));
     const third = await oidc.refreshTokenGrant(rp, second.refresh_token);
     assert.ok(third.refresh_token);
     await assert.rejects(oidc.refreshTokenGrant(rp, first), (e: oidc.ResponseBodyError) => e.error === 'invalid_grant');
@@ -87,11 +87,11 @@ describe('openid-client as a relying party', () => {
     const { tokens } = await fullLogin(stack.issuer, rp, helpdesk.redirectUri, 'alice');
     const live = await oidc.tokenIntrospection(rp, tokens.access_token);
     assert.equal(live.active, true);
-    assert.equal(live.sub, 'alice');
+    assert.equal(live.sub, idOf(stack.directory, 'alice'));
     assert.equal(live.client_id, helpdesk.clientId);
     await oidc.tokenRevocation(rp, tokens.access_token);
     assert.equal((await oidc.tokenIntrospection(rp, tokens.access_token)).active, false);
-    await assert.rejects(oidc.fetchUserInfo(rp, tokens.access_token, 'alice'));
+    await assert.rejects(oidc.fetchUserInfo(rp, tokens.access_token, idOf(stack.directory, 'alice')));
     await oidc.tokenRevocation(rp, tokens.refresh_token!);
     await assert.rejects(oidc.refreshTokenGrant(rp, tokens.refresh_token!), (e: oidc.ResponseBodyError) => e.error === 'invalid_grant');
     // Another app cannot look at this app's tokens.
@@ -105,7 +105,7 @@ describe('openid-client as a relying party', () => {
     const { tokens } = await fullLogin(stack.issuer, meetRp, meet.redirectUri, 'alice');
     const { header, payload } = decodeJwt(tokens.id_token!);
     assert.equal(header.alg, 'EdDSA');
-    assert.equal(payload.sub, 'alice');
+    assert.equal(payload.sub, idOf(stack.directory, 'alice'));
     assert.ok(verifyJwt(tokens.id_token!, await fetchJwks(stack.issuer)));
   });
 
@@ -117,7 +117,7 @@ describe('openid-client as a relying party', () => {
     const r = await first.browser.go(url);
     assert.ok(r.leftTo, 'redirected straight back to the app');
     const tokens = await oidc.authorizationCodeGrant(meetRp, r.leftTo, { pkceCodeVerifier: verifier, idTokenExpected: true });
-    assert.equal(tokens.claims()!.sub, 'alice');
+    assert.equal(tokens.claims()!.sub, idOf(stack.directory, 'alice'));
     assert.deepEqual(tokens.claims()!.groups, ['staff'], 'groups come with the profile scope too');
     assert.equal(tokens.claims()!.email, undefined, 'no email claim without the email scope');
   });

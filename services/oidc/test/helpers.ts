@@ -63,6 +63,13 @@ export async function addOidcApp(directory: Directory, id: string, options: Reco
   return { app, clientId, clientSecret, redirectUri: `https://${domain}${first}` };
 }
 
+/** The user's immutable id: what sub and every stored session, grant and token carry. */
+export function idOf(directory: Directory, login: string): string {
+  const user = directory.findUser(login);
+  if (!user) throw new Error(`no user ${login}`);
+  return user.id;
+}
+
 export async function addUser(directory: Directory, username: string, extra: { displayName?: string } = {}): Promise<User> {
   return directory.addUser({ username, email: `${username}@example.test`, password: PASSWORD, displayName: extra.displayName ?? username });
 }

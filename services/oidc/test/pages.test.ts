@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { totpCode } from '@hearth/directory';
 import * as oidc from 'openid-client';
-import { addOidcApp, addUser, authorizationRequest, Browser, formOf, rpConfig, PASSWORD, startStack, type SeededApp, type Stack } from './helpers.ts';
+import { addOidcApp, addUser, idOf, authorizationRequest, Browser, formOf, rpConfig, PASSWORD, startStack, type SeededApp, type Stack } from './helpers.ts';
 
 /** The login pages as a browser without JavaScript sees them. */
 describe('login pages', () => {
@@ -136,7 +136,7 @@ describe('login pages', () => {
     const done = await browser.postForm(endForm.action, endForm.fields);
     assert.ok(done.leftTo, 'back at the app as alice');
     const tokens = await oidc.authorizationCodeGrant(rpRestricted, done.leftTo, { pkceCodeVerifier: second.req.verifier, expectedState: second.req.state, expectedNonce: second.req.nonce });
-    assert.equal(tokens.claims()!.sub, 'alice');
+    assert.equal(tokens.claims()!.sub, idOf(stack.directory, 'alice'));
   });
 
   it('asks users with 2FA for a TOTP code, explains a wrong one, and accepts the right one', async () => {
@@ -156,7 +156,7 @@ describe('login pages', () => {
     const ok = await browser.postForm(tf.action, { ...tf.fields, code });
     assert.ok(ok.leftTo, 'signed in after the right code');
     const tokens = await oidc.authorizationCodeGrant(rpRestricted, ok.leftTo, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
-    assert.equal(tokens.claims()!.sub, 'tina');
+    assert.equal(tokens.claims()!.sub, idOf(stack.directory, 'tina'));
     assert.deepEqual(tokens.claims()!.amr, ['pwd', 'otp']);
     // The same code a second time (another browser, same window) is refused.
     const other = await loginPage(rpRestricted, restricted);

@@ -7,7 +7,7 @@ import { freePort, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
 import * as oidc from 'openid-client';
 import { startOidc, type RunningOidc } from '../src/server.ts';
 import { decodeJwt } from './jwt.ts';
-import { addOidcApp, addUser, authorizationRequest, Browser, fullLogin, PASSWORD, rpConfig, signIn } from './helpers.ts';
+import { addOidcApp, addUser, idOf, authorizationRequest, Browser, fullLogin, PASSWORD, rpConfig, signIn } from './helpers.ts';
 
 const REDIS_URL = process.env.HEARTH_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 
@@ -54,12 +54,12 @@ for (const mode of ['postgres store', 'redis'] as const) {
       await waitFor(() => dirs[1]!.app('notes') && dirs[1]!.userByUsername('alice'));
       const rp = await rpConfig(issuer, app.clientId, app.clientSecret);
       const { tokens } = await fullLogin(issuer, rp, app.redirectUri, 'alice');
-      assert.equal(tokens.claims()!.sub, 'alice');
+      assert.equal(tokens.claims()!.sub, idOf(dirs[0]!, 'alice'));
       let rt = tokens.refresh_token!;
       for (let i = 0; i < 3; i++) {
         const r = await oidc.refreshTokenGrant(rp, rt);
         rt = r.refresh_token!;
-        assert.equal((await oidc.fetchUserInfo(rp, r.access_token, 'alice')).sub, 'alice');
+        assert.equal((await oidc.fetchUserInfo(rp, r.access_token, idOf(dirs[0]!, 'alice'))).sub, idOf(dirs[0]!, 'alice'));
       }
       assert.ok(lb.hits.every((h) => h > 5), `both replicas served: ${lb.hits}`);
       // Both replicas signed with the same keys (one JWKS, whichever replica answers).

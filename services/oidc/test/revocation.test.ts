@@ -37,18 +37,18 @@ describe('disabled and deleted users', () => {
     await stack.close();
   });
 
-  const countStored = async (username: string): Promise<number> => {
+  const countStored = async (accountId: string): Promise<number> => {
     let n = 0;
-    for (const model of ACCOUNT_MODELS) n += (await stack.directory.store.kvFindWhere(`oidc:${model}`, 'accountId', username)).length;
+    for (const model of ACCOUNT_MODELS) n += (await stack.directory.store.kvFindWhere(`oidc:${model}`, 'accountId', accountId)).length;
     return n;
   };
 
   for (const change of ['disable', 'delete'] as const) {
     it(`${change}: refresh, userinfo and the browser session stop working once the change is seen`, async (t) => {
       const name = `bob-${change}`;
-      await addUser(stack.directory, name);
+      const user = await addUser(stack.directory, name);
       const { tokens, browser } = await fullLogin(stack.issuer, rp, app.redirectUri, name);
-      assert.ok(await countStored(name) > 0);
+      assert.ok(await countStored(user.id) > 0);
       await cli.refresh();
       const started = Date.now();
       if (change === 'disable') await cli.setActive(name, false);
@@ -59,16 +59,16 @@ describe('disabled and deleted users', () => {
       }, 5000, 10);
       const seenAfter = Date.now() - started;
       await assert.rejects(oidc.refreshTokenGrant(rp, tokens.refresh_token!), (e: oidc.ResponseBodyError) => e.error === 'invalid_grant');
-      await assert.rejects(oidc.fetchUserInfo(rp, tokens.access_token, name));
+      await assert.rejects(oidc.fetchUserInfo(rp, tokens.access_token, user.id));
       assert.equal((await oidc.tokenIntrospection(rp, tokens.access_token)).active, false);
       const verifier = oidc.randomPKCECodeVerifier();
       const again = await browser.go(oidc.buildAuthorizationUrl(rp, { redirect_uri: app.redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }));
       assert.equal(again.leftTo, null, 'no silent sign-in for a disabled user');
       assert.match(await again.res.text(), /name="password"/);
-      await waitFor(async () => (await countStored(name)) === 0, 2000);
+      await waitFor(async () => (await countStored(user.id)) === 0, 2000);
       // The app hears about it on its back-channel logout URI, for the session it was given.
       const sid = decodeJwt(tokens.id_token!).payload.sid;
-      const told = logoutTokens.map((t) => decodeJwt(t).payload).find((p) => p.sub === name);
+      const told = logoutTokens.map((t) => decodeJwt(t).payload).find((p) => p.sub === user.id);
       assert.ok(told, 'a logout token for the user');
       assert.equal(told.sid, sid);
       assert.equal(told.aud, app.clientId);

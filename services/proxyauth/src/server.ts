@@ -269,8 +269,8 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       logger.warn({ err, appId: ctx.app.id }, 'sign-in callback failed');
       return sendPage(res, { status: 400, title: 'Sign-in failed', message: 'The sign-in could not be completed.', link: retry }, { 'Set-Cookie': clear });
     }
-    // services/oidc uses the username as sub (Cloudron's claim set).
-    const user = directory.userByUsername(result.sub);
+    // services/oidc's sub is the user's immutable id: a user re-created under the same name is someone else.
+    const user = directory.userById(result.sub);
     if (!user || !directory.canUseApp(ctx.app, user)) {
       await directory.audit({ username: user?.username ?? result.sub, protocol: 'proxyauth', appId: ctx.app.id, remote: clientAddress(ctx.forwarded), ok: false, detail: 'not_allowed' });
       return sendPage(res, PAGES.forbidden, { 'Set-Cookie': clear });
