@@ -40,7 +40,7 @@ export function consoleCredentials(directory: Directory): ClientCredentials | nu
   return c?.clientId && c.clientSecret ? { clientId: c.clientId, clientSecret: c.clientSecret } : null;
 }
 
-/** The provider's `sub`: the user's immutable id, or the username (Cloudron's claim set). */
+/** The provider's `sub` is the user's immutable id; never a username, which a re-created user could reuse. */
 export function userOfSubject(directory: Directory, sub: string): User | undefined {
-  return directory.userById(sub) ?? directory.userByUsername(sub);
+  return directory.userById(sub);
 }
