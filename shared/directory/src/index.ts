@@ -8,4 +8,4 @@ export { LoginThrottle, DEFAULT_THROTTLE, type ThrottleLimits } from './throttle
 export { RedisCounters, StoreCounters, type SharedCounters } from './shared-state.ts';
 export { SqliteStore } from './sqlite.ts';
 export { PostgresStore } from './postgres.ts';
-export { MIGRATIONS, LATEST_SCHEMA_VERSION, FIRST_UID_NUMBER } from './migrations.ts';
+export { MIGRATIONS, LATEST_SCHEMA_VERSION, FIRST_UID_NUMBER, FIRST_GID_NUMBER } from './migrations.ts';

@@ -59,8 +59,13 @@ CREATE INDEX audit_log_username ON audit_log (username);
 CREATE INDEX mailboxes_owner ON mailboxes (owner_type, owner_id);
 `;
 
-/** First POSIX uid number (uidNumber) given to a user: above Debian's local users' range start and the group gid numbers (from 5000). */
+/** First POSIX uid number (uidNumber) given to a user: above Debian's local users' range start and the group gid numbers. */
 export const FIRST_UID_NUMBER = 10000;
+/** First POSIX gid number given to a group. */
+export const FIRST_GID_NUMBER = 5000;
+
+/** The counters in `meta` that hand out POSIX numbers; each value is the next number to give. */
+export type NumberCounter = 'next_uid_number' | 'next_gid_number';
 
 /**
  * v3: every user gets a POSIX uid number, assigned once and never reused: existing users in
@@ -74,6 +79,10 @@ UPDATE users SET uid_number = n.num
 ${setNotNull}
 CREATE UNIQUE INDEX users_uid_number ON users (uid_number);
 INSERT INTO meta (key, value) SELECT 'next_uid_number', CAST(COALESCE(MAX(uid_number), ${FIRST_UID_NUMBER - 1}) + 1 AS TEXT) FROM users;
+`;
+
+const v4 = `
+INSERT INTO meta (key, value) SELECT 'next_gid_number', CAST(COALESCE(MAX(gid_number), ${FIRST_GID_NUMBER - 1}) + 1 AS TEXT) FROM groups;
 `;
 
 export const MIGRATIONS: Migration[] = [
@@ -95,6 +104,13 @@ export const MIGRATIONS: Migration[] = [
     // SQLite cannot add NOT NULL to an existing column; every insert sets it.
     sqlite: v3(''),
     postgres: v3('ALTER TABLE users ALTER COLUMN uid_number SET NOT NULL;'),
+  },
+  {
+    version: 4,
+    // Before, a new group took the highest gid + 1, so deleting the newest group let the next one reuse its gid.
+    description: 'group gid numbers from a counter, never reused',
+    sqlite: v4,
+    postgres: v4,
   },
 ];
 

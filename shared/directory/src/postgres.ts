@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.ts';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, type NumberCounter } from './migrations.ts';
 import {
   appFromRow,
   appToRow,
@@ -125,10 +125,15 @@ export class PostgresStore implements DirectoryStore {
     };
   }
 
+  /** Takes the next number from a counter inside the transaction (the row lock serializes writers). */
+  private async takeNumber(c: pg.PoolClient, counter: NumberCounter): Promise<number> {
+    const next = await c.query('UPDATE meta SET value = (value::bigint + 1)::text WHERE key = $1 RETURNING value', [counter]);
+    return Number(next.rows[0].value) - 1;
+  }
+
   async createUser(fields: Omit<User, 'uidNumber'>): Promise<User> {
     return this.tx(async (c) => {
-      const next = await c.query("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'next_uid_number' RETURNING value");
-      const user: User = { ...fields, uidNumber: Number(next.rows[0].value) - 1 };
+      const user: User = { ...fields, uidNumber: await this.takeNumber(c, 'next_uid_number') };
       await c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, userToRow(user));
       return user;
     });
@@ -151,10 +156,9 @@ export class PostgresStore implements DirectoryStore {
     });
   }
 
-  async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group> {
+  async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group> {
     return this.tx(async (c) => {
-      await c.query('LOCK TABLE groups IN SHARE ROW EXCLUSIVE MODE');
-      const gid = group.gidNumber ?? Number((await c.query('SELECT COALESCE(MAX(gid_number), 4999) + 1 AS n FROM groups')).rows[0].n);
+      const gid = await this.takeNumber(c, 'next_gid_number');
       await c.query('INSERT INTO groups (id, name, gid_number) VALUES ($1, $2, $3)', [group.id, group.name, gid]);
       return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
     });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@hearth/config';
-import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.ts';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, type NumberCounter } from './migrations.ts';
 import {
   appFromRow,
   appToRow,
@@ -124,10 +124,15 @@ export class SqliteStore implements DirectoryStore {
     return async () => clearInterval(timer);
   }
 
+  /** Takes the next number from a counter; call inside tx(). */
+  private takeNumber(counter: NumberCounter): number {
+    const next = this.sql('UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ? RETURNING value').get(counter) as Row;
+    return Number(next.value) - 1;
+  }
+
   async createUser(fields: Omit<User, 'uidNumber'>): Promise<User> {
     return this.tx(() => {
-      const next = this.sql("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'next_uid_number' RETURNING value").get() as Row;
-      const user: User = { ...fields, uidNumber: Number(next.value) - 1 };
+      const user: User = { ...fields, uidNumber: this.takeNumber('next_uid_number') };
       const values = userToRow(user).map((v) => (typeof v === 'boolean' ? Number(v) : v));
       this.sql(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
       return user;
@@ -156,9 +161,9 @@ export class SqliteStore implements DirectoryStore {
     });
   }
 
-  async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group> {
+  async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group> {
     return this.tx(() => {
-      const gid = group.gidNumber ?? Number((this.sql('SELECT COALESCE(MAX(gid_number), 4999) + 1 AS n FROM groups').get() as Row).n);
+      const gid = this.takeNumber('next_gid_number');
       this.sql('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(group.id, group.name, gid);
       return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
     });

@@ -27,7 +27,8 @@ export interface DirectoryStore {
   updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt' | 'uidNumber'>>): Promise<void>;
   deleteUser(id: string): Promise<void>;
 
-  createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'> & { gidNumber?: number }): Promise<Group>;
+  /** Stores a new group with the next gid number (see migrations v4) and returns it. */
+  createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group>;
   deleteGroup(id: string): Promise<void>;
   addMember(groupId: string, userId: string): Promise<void>;
   removeMember(groupId: string, userId: string): Promise<void>;

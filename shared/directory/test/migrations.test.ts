@@ -3,7 +3,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { Directory, FIRST_UID_NUMBER, LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore } from '@hearth/directory';
+import { Directory, FIRST_GID_NUMBER, FIRST_UID_NUMBER, LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore } from '@hearth/directory';
 import { tempDir, testEnv } from '@hearth/testkit';
 
 it('a store file from schema version 1 migrates to the latest and keeps its data', async () => {
@@ -47,8 +47,13 @@ const V2_USERS = [
   ['uid-c', 'cid', '2022-09-09T00:00:00.000Z'],
 ];
 
+const V2_GROUPS: [string, string, number][] = [
+  ['gid-1', 'staff', FIRST_GID_NUMBER],
+  ['gid-2', 'ops-old', FIRST_GID_NUMBER + 7],
+];
+
 for (const backend of ['sqlite', 'postgres'] as const) {
-  it(`${backend}: version 3 gives existing users uid numbers in creation order, and new users never reuse one`, async () => {
+  it(`${backend}: versions 3 and 4 give existing users uid numbers in creation order, and new users and groups never reuse a number`, async () => {
     const t = await testEnv({ backend });
     const v2 = MIGRATIONS.filter((m) => m.version <= 2);
     const insertUser = `INSERT INTO users (id, username, email, display_name, role, active, password_hash, created_at) VALUES `;
@@ -57,6 +62,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       for (const m of v2) db.exec(m.sqlite);
       db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', '2')").run();
       for (const [id, name, at] of V2_USERS) db.prepare(`${insertUser} (?, ?, ?, ?, 'user', 1, 'x', ?)`).run(id, name, `${name}@example.test`, name, at);
+      for (const [id, name, gid] of V2_GROUPS) db.prepare('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(id, name, gid);
       db.close();
     } else {
       const c = new pg.Client({ connectionString: t.config.databaseUrl! });
@@ -64,6 +70,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       for (const m of v2) await c.query(m.postgres);
       await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '2')");
       for (const [id, name, at] of V2_USERS) await c.query(`${insertUser} ($1, $2, $3, $4, 'user', true, 'x', $5)`, [id, name, `${name}@example.test`, name, at]);
+      for (const [id, name, gid] of V2_GROUPS) await c.query('INSERT INTO groups (id, name, gid_number) VALUES ($1, $2, $3)', [id, name, gid]);
       await c.end();
     }
     let d = await Directory.open(t.config);
@@ -76,6 +83,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     await d.deleteUser('ann');
     const eve = await d.addUser({ username: 'eve', email: 'eve@example.test', password: 'long enough' });
     assert.equal(eve.uidNumber, FIRST_UID_NUMBER + 4);
+    // Groups: the next gid follows the highest existing one, and the newest group's gid is not handed out again.
+    const ops = await d.addGroup('ops');
+    assert.equal(ops.gidNumber, FIRST_GID_NUMBER + 8);
+    await d.deleteGroup('ops');
+    assert.equal((await d.addGroup('ops2')).gidNumber, FIRST_GID_NUMBER + 9);
     await d.close();
     // ...and they survive a restart unchanged.
     d = await Directory.open(t.config);
