@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { DEFAULT_PORTS, portEnvName, type PortName } from '@hearth/config';
-import { freePort, REPO_ROOT, startDaemon, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
+import { dockerEnv, freePort, REPO_ROOT, startDaemon, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
 
 interface ComposeService {
   command?: string[];
@@ -87,7 +87,7 @@ describe('docker-compose.yml wiring, run natively', () => {
 describe('npm start (the supervisor)', () => {
   it('prints endpoints, serves, restarts a crashed daemon, and stops cleanly on SIGTERM', async () => {
     const t = await testEnv();
-    const env = { ...t.env, ...(await freePortsEnv()), HEARTH_LOG_LEVEL: 'info' };
+    const env = { ...t.env, ...(await freePortsEnv()), ...dockerEnv(), HEARTH_LOG_LEVEL: 'info' };
     const proc = spawn(process.execPath, ['--import', 'tsx', 'services/supervisor/src/main.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d) => (out += d));
@@ -97,6 +97,7 @@ describe('npm start (the supervisor)', () => {
       const services = availableServices();
       await waitFor(() => out.includes('Hearth is starting'), 20000);
       for (const s of services) assert.match(out, new RegExp(`\\b${s.name}\\b`));
+      assert.doesNotMatch(out, /App containers are off/);
       const healthcheck = ['node', '--import', 'tsx', 'services/supervisor/src/healthcheck.ts'];
       const allPorts = services.flatMap((s) => s.ports);
       await waitFor(() => healthy([...healthcheck, ...allPorts], env), 90000, 500);
@@ -125,6 +126,27 @@ describe('npm start (the supervisor)', () => {
       proc.kill('SIGTERM');
       const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
       assert.equal(code, 0, out.slice(-2000));
+      await t.cleanup();
+    }
+  });
+});
+
+describe('npm start without a Docker engine', () => {
+  it('says once that app containers are off and runs the other services', async () => {
+    const t = await testEnv();
+    const env = { ...t.env, ...(await freePortsEnv()), HEARTH_DOCKER_HOST: `unix://${t.dataDir}/no-docker.sock`, HEARTH_SERVICES: 'runtime,ldap', HEARTH_LOG_LEVEL: 'warn' };
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'services/supervisor/src/main.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (out += d));
+    try {
+      await waitFor(() => out.includes('Manage users and apps'), 30000);
+      assert.equal(out.match(/App containers are off: no Docker engine answers at unix:\/\/\S+no-docker\.sock/g)?.length, 1, out);
+      assert.doesNotMatch(out, /^ {2}runtime /m);
+      await waitFor(() => healthy(['node', '--import', 'tsx', 'services/supervisor/src/healthcheck.ts', 'ldap'], env), 60000, 500);
+    } finally {
+      proc.kill('SIGTERM');
+      assert.equal(await new Promise<number | null>((resolve) => proc.once('exit', resolve)), 0, out.slice(-2000));
       await t.cleanup();
     }
   });

@@ -1,9 +1,10 @@
+import fs from 'node:fs';
 import type { HearthConfig } from '@hearth/config';
 import type { App, Directory } from '@hearth/directory';
 import { appEnv, requireApp, type AppDeployer } from '@hearth/provisioning';
-import { AppRuntime, containerLogs, EngineError, execInApp, runtimeApp, type RuntimeApp } from '@hearth/runtime';
+import { AppRuntime, containerLogs, EngineError, execInApp, markCertApplied, runtimeApp, taskRuns, writeAppCert, type RuntimeApp } from '@hearth/runtime';
 import type { Command } from './commands.ts';
-import { printFields, printJson, UsageError } from './output.ts';
+import { printFields, printJson, printTable, UsageError } from './output.ts';
 
 /** `hearth app …` commands that run the app's container on the Docker engine (@hearth/runtime). */
 
@@ -61,24 +62,46 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
       const runtime = await withRuntime(config);
       const state = await runtime.state(app.id);
       const health = state.state === 'running' ? await runtime.health(app) : 'not running';
+      const runs = await taskRuns(runtime, app.id);
+      const tasks = Object.entries(tasksOf(await directory(), app.id)).map(([name, t]) => {
+        const last = runs.find((r) => r.task === name);
+        return { name, schedule: t.schedule, command: t.command, lastRun: last ? { due: last.due, container: last.container, state: last.state, startedAt: last.startedAt, finishedAt: last.finishedAt, exitCode: last.exitCode } : null };
+      });
       const view = { id: app.id, image: app.image, container: state.container, state: state.state, health, restarts: state.restarts, startedAt: state.startedAt, finishedAt: state.finishedAt, exitCode: state.exitCode };
-      if (values.json) return printJson(view);
+      if (values.json) return printJson({ ...view, tasks });
       printFields(Object.entries(view));
+      if (tasks.length) {
+        out('');
+        printTable(
+          tasks.map((t) => ({ task: t.name, schedule: t.schedule, 'last run': t.lastRun?.due ?? 'never', state: t.lastRun?.state ?? '', exit: t.lastRun?.exitCode ?? '' })),
+          ['task', 'schedule', 'last run', 'state', 'exit'],
+        );
+      }
     },
   },
   {
     path: ['app', 'logs'],
-    usage: '<appId> [-f] [--tail N]',
+    usage: '<appId> [-f] [--tail N] [--task <name>]',
     args: 1,
-    options: { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' } },
+    options: { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, task: { type: 'string' } },
     async run({ config, directory, values, args }) {
       const app = runnable(config, await directory(), args[0]!);
       const tail = values.tail === undefined ? undefined : Number(values.tail);
       if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new UsageError('--tail must be a number of lines');
       const runtime = await withRuntime(config);
-      const state = await runtime.state(app.id);
-      if (state.state === 'absent') throw new EngineError(`app ${app.id} has no container; run hearth app install again`);
-      await containerLogs(runtime, state.container, { follow: Boolean(values.follow), tail }, process);
+      let container: string;
+      if (typeof values.task === 'string') {
+        // A task's log is its last run's output (`app status` says when that was and how it ended).
+        if (!tasksOf(await directory(), app.id)[values.task]) throw new EngineError(`app ${app.id} has no task ${values.task}`);
+        const last = (await taskRuns(runtime, app.id, values.task))[0];
+        if (!last) throw new EngineError(`task ${values.task} of app ${app.id} has not run yet`);
+        container = last.container;
+      } else {
+        const state = await runtime.state(app.id);
+        if (state.state === 'absent') throw new EngineError(`app ${app.id} has no container; run hearth app install again`);
+        container = state.container;
+      }
+      await containerLogs(runtime, container, { follow: Boolean(values.follow), tail }, process);
     },
   },
   {
@@ -90,4 +113,31 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
       return execInApp(await withRuntime(config), app, args.slice(1), process);
     },
   },
+  {
+    path: ['app', 'cert'],
+    usage: '<appId> --cert <cert.pem> --key <key.pem>',
+    args: 1,
+    options: { cert: { type: 'string' }, key: { type: 'string' } },
+    async run({ config, directory, values, args }) {
+      const certFile = values.cert;
+      const keyFile = values.key;
+      if (typeof certFile !== 'string' || typeof keyFile !== 'string') throw new UsageError('--cert and --key are required');
+      const d = await directory();
+      const stored = requireApp(d, args[0]!);
+      if (!stored.manifest.addons.tls) throw new EngineError(`app ${stored.id} does not have the tls addon`);
+      writeAppCert(config.dataDir, stored.id, fs.readFileSync(certFile, 'utf8'), fs.readFileSync(keyFile, 'utf8'));
+      const app = runtimeApp(stored, []);
+      const runtime = new AppRuntime(config);
+      if (app && (await runtime.reachable()) && (await runtime.state(app.id)).state === 'running') {
+        await runtime.restart(app.id);
+        markCertApplied(config.dataDir, app.id);
+        out(`installed the certificate of ${stored.id}; the app was restarted to read it`);
+      } else out(`installed the certificate of ${stored.id}; the app reads it when it starts`);
+    },
+  },
 ];
+
+/** The scheduler addon's tasks of an app, as its manifest names them. */
+function tasksOf(directory: Directory, id: string): Record<string, { schedule: string; command: string }> {
+  return (requireApp(directory, id).manifest.addons.scheduler ?? {}) as Record<string, { schedule: string; command: string }>;
+}

@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
-import { EngineError } from '@hearth/runtime';
+import { CertError, EngineError } from '@hearth/runtime';
 import { BackupError } from '@hearth/backup';
 import { BACKUP_COMMANDS } from './backup-commands.ts';
 import { COMMANDS, type Command } from './commands.ts';
@@ -18,7 +18,8 @@ const USAGE = `usage: hearth <command> [options]
   app install <CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream URL]
   app install … --image <ref>   (runs the app's container on the Docker engine, HEARTH_DOCKER_HOST)
   app env <appId> | list | show <appId> | rotate <appId> | uninstall <appId>
-  app start|stop|restart|status <appId> | logs <appId> [-f] [--tail N] | exec <appId> [-- cmd …]
+  app start|stop|restart|status <appId> | logs <appId> [-f] [--tail N] [--task T] | exec <appId> [-- cmd …]
+  app cert <appId> --cert F --key F   (the tls addon's certificate; the app is restarted)
   mailbox list | add <local@domain> --owner <u> | del <local@domain>
   mail queue [--json] | mail queue retry [<id>] | mail queue delete <id> | mail dkim <domain>
   oidc rotate-keys
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
       process.stderr.write(`hearth ${command.path.join(' ')}: ${err.message}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
       return 2;
     }
-    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, BackupError].some((k) => err instanceof k);
+    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError].some((k) => err instanceof k);
     const fsError = (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES';
     const message = known || fsError ? (err as Error).message : `internal error: ${(err as Error).message}`;
     process.stderr.write(`hearth: ${message.split('\n')[0]}\n`);

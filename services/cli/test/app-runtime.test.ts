@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { busyboxImage, derivedImage, docker, dockerEnv, freePort, hearth, parseEnvLines, requireDocker, runCommand, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
+import { appTestEnv, busyboxImage, docker, freePort, hearth, parseEnvLines, runCommand, waitFor, type AppTestEnv } from '@hearth/testkit';
 
 /** An app on the real engine through the real CLI, checked with the real docker CLI and curl. */
 describe('hearth app on a Docker engine', () => {
-  let t: TestEnv;
+  let t: AppTestEnv;
   let env: Record<string, string>;
   let image: string;
   let port: number;
@@ -31,23 +31,16 @@ describe('hearth app on a Docker engine', () => {
     docker(kind === 'ps' ? ['ps', '-a', '-q', '--filter', `label=hearth.app=${id}`] : ['volume', 'ls', '-q', '--filter', `label=hearth.app=${id}`]).split('\n').filter(Boolean);
 
   before(async () => {
-    requireDocker();
     port = await freePort();
-    image = derivedImage(busyboxImage(), {
-      env: { HTTP_PORT: String(port) },
+    t = await appTestEnv(id, {
+      imageEnv: { HTTP_PORT: String(port) },
       cmd: 'mkdir -p /tmp/www && echo ok > /tmp/www/healthz && env > /tmp/www/env.txt && date +%s%N >> /app/data/starts && echo "app listening on $HTTP_PORT" && exec httpd -f -p 127.0.0.1:$HTTP_PORT -h /tmp/www',
     });
-    t = await testEnv();
-    env = { ...t.env, ...dockerEnv() };
+    ({ env, image } = t);
     manifestFile = path.join(t.dataDir, 'CloudronManifest.json');
     fs.writeFileSync(manifestFile, JSON.stringify({ title: 'Runtime test', version: '1.0.0', httpPort: port, healthCheckPath: '/healthz', memoryLimit: 64 * 1024 * 1024, addons: { ldap: {}, sendmail: {}, localstorage: {} } }));
   });
-  after(async () => {
-    for (const c of labelled('ps')) docker(['rm', '-f', '-v', c]);
-    for (const v of labelled('volume')) docker(['volume', 'rm', v]);
-    docker(['rmi', image]);
-    await t.cleanup();
-  });
+  after(() => t.cleanup());
 
   it('refuses a missing image and leaves no container, volume, directory or app behind', async () => {
     const r = await hearth(['app', 'install', manifestFile, '--id', id, '--domain', domain, '--image', 'hearth-test/no-such-image:1'], { env });

@@ -78,7 +78,9 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         [write('opt.json', { addons: { oidc: { tokenSignatureAlgorithm: 'HS256' } } }), /invalid oidc addon option\.tokenSignatureAlgorithm/],
         [write('unknownopt.json', { addons: { sendmail: { bogus: true } } }), /invalid sendmail addon option: unknown option bogus/],
         [write('path.json', { addons: { proxyAuth: { path: 'admin' } } }), /path must start with/],
-        [write('planned.json', { addons: { scheduler: {} } }), /scheduler addon is not available/],
+        [write('noimage.json', { addons: { scheduler: {} } }), /the scheduler addon runs tasks in the app's image/],
+        [write('image.json', { dockerImage: 'Not An Image', addons: {} }), /invalid manifest \(dockerImage\): image must be a Docker image reference/],
+        [write('memory.json', { memoryLimit: 1024, addons: {} }), /memoryLimit must be at least 6 MiB/],
         [write('addons.json', { addons: [] }), /invalid manifest \(addons\)/],
       ];
       const before = await state(env);

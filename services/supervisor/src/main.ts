@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { superviseRedisInstances } from '@hearth/provisioning';
+import { connectEngine, engineReachable } from '@hearth/runtime';
 import { SupervisedChild } from './child.ts';
 import { availableServices, serviceEntry, supervisorStatusFile, type SupervisorStatus } from './services.ts';
 
@@ -35,7 +36,14 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const only = process.env.HEARTH_SERVICES?.split(',').map((s) => s.trim()).filter(Boolean);
-  const services = availableServices().filter((s) => !only || only.includes(s.name));
+  let services = availableServices().filter((s) => !only || only.includes(s.name));
+  // App containers need a Docker engine; without one every other service still runs, and the operator is told once.
+  let dockerNote: string | null = null;
+  if (services.some((s) => s.needsDocker) && !(await engineReachable(connectEngine(config.dockerHost)))) {
+    services = services.filter((s) => !s.needsDocker);
+    dockerNote = `App containers are off: no Docker engine answers at ${config.dockerHost} (set HEARTH_DOCKER_HOST and restart to run apps, their scheduler tasks and certificates)`;
+    logger.warn({ dockerHost: config.dockerHost }, 'no Docker engine; app containers are off');
+  }
   // The console's status page reads restarts from here.
   const status: SupervisorStatus = { startedAt: new Date().toISOString(), services: {} };
   const statusFile = supervisorStatusFile(config.dataDir);
@@ -68,6 +76,7 @@ async function main(): Promise<void> {
     `Hearth is starting; directory store: ${store}`,
     ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`),
     backups.describe,
+    ...(dockerNote ? [dockerNote] : []),
     'Manage users and apps with: npx hearth --help',
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -6,13 +6,14 @@ import type { HearthConfig, PortName } from '@hearth/config';
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 
 /** Every daemon Hearth has, with the endpoints it serves; only those present in this checkout are run. */
-export const SERVICES: { name: string; ports: PortName[]; endpoints: (c: HearthConfig) => string[] }[] = [
+export const SERVICES: { name: string; ports: PortName[]; endpoints: (c: HearthConfig) => string[]; needsDocker?: true }[] = [
   { name: 'ldap', ports: ['ldap', 'ldaps'], endpoints: (c) => [`ldap://${c.hostname}:${c.ports.ldap}`, `ldaps://${c.hostname}:${c.ports.ldaps}`] },
   { name: 'smtp', ports: ['smtp', 'smtps', 'smtpInbound'], endpoints: (c) => [`smtp://${c.hostname}:${c.ports.smtp} (apps)`, `smtps://${c.hostname}:${c.ports.smtps} (apps)`, `smtp://${c.hostname}:${c.ports.smtpInbound} (inbound MX)`] },
   { name: 'imap', ports: ['imap', 'imaps'], endpoints: (c) => [`imap://${c.hostname}:${c.ports.imap}`, `imaps://${c.hostname}:${c.ports.imaps}`] },
   { name: 'pop3', ports: ['pop3', 'pop3s'], endpoints: (c) => [`pop3://${c.hostname}:${c.ports.pop3}`, `pop3s://${c.hostname}:${c.ports.pop3s}`] },
   { name: 'oidc', ports: ['oidc'], endpoints: (c) => [`${c.oidcIssuer} (issuer)`] },
   { name: 'proxyauth', ports: ['proxyauth'], endpoints: (c) => [`http://${c.hostname}:${c.ports.proxyauth} (gateway, routed by Host)`] },
+  { name: 'runtime', ports: [], needsDocker: true, endpoints: (c) => [`app containers on ${c.dockerHost} (scheduler, tls certificate restarts)`] },
   { name: 'turn', ports: ['turn', 'turnTls'], endpoints: (c) => [`stun/turn:${c.hostname}:${c.ports.turn} (udp, tcp)`, `turns:${c.hostname}:${c.ports.turnTls}`] },
   { name: 'console', ports: ['console'], endpoints: (c) => [`${process.env.HEARTH_CONSOLE_URL?.replace(/\/+$/, '') || `http://${c.hostname}:${c.ports.console}`} (web console)`] },
 ];

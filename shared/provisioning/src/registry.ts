@@ -9,14 +9,16 @@ import { oidc } from './addons/oidc.ts';
 import { proxyAuth } from './addons/proxyauth.ts';
 import { recvmail } from './addons/recvmail.ts';
 import { redisAddon } from './addons/redis.ts';
+import { scheduler } from './addons/scheduler.ts';
 import { sendmail } from './addons/sendmail.ts';
+import { tls } from './addons/tls.ts';
 import { turn } from './addons/turn.ts';
 
 /** Addons `hearth app install` can provision, in the order their variables are printed. */
-export const ADDONS: Addon[] = [ldap, sendmail, recvmail, email, oidc, turn, proxyAuth, mysqlAddon, postgresqlAddon, redisAddon, mongodbAddon, localstorage];
+export const ADDONS: Addon[] = [ldap, sendmail, recvmail, email, oidc, turn, proxyAuth, mysqlAddon, postgresqlAddon, redisAddon, mongodbAddon, localstorage, scheduler, tls];
 
 /** Addons the seed defines that Hearth does not provide yet: refused by name. */
-export const PLANNED_ADDONS = ['scheduler', 'docker', 'tls'];
+export const PLANNED_ADDONS = ['docker'];
 
 export function findAddon(name: string): Addon | undefined {
   return ADDONS.find((a) => a.name === name);

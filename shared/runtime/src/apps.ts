@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type Docker from 'dockerode';
 import type { HearthConfig } from '@hearth/config';
+import { markCertApplied } from './certs.ts';
 import { connectEngine, engineMessage, EngineError, engineReachable, engineStatus, type Engine } from './engine.ts';
 import { appContainerName, appDataDir, appVolumeName, labelFilter, LABEL_APP, LABEL_ROLE } from './names.ts';
 import { runtimeSettings, type RuntimeSettings } from './settings.ts';
@@ -116,6 +117,7 @@ export class AppRuntime {
       const container = await this.engine.createContainer(appContainerSpec(this.dataDir, this.settings, app));
       undo.push(() => container.remove({ force: true }));
       await container.start();
+      if (app.tls) markCertApplied(this.dataDir, app.id);
       return {
         commit: async () => {
           await aside?.remove({ force: true }).catch(() => {});

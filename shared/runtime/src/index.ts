@@ -4,3 +4,6 @@ export * from './names.ts';
 export * from './settings.ts';
 export * from './spec.ts';
 export * from './attach.ts';
+export * from './cron.ts';
+export * from './certs.ts';
+export * from './scheduler.ts';

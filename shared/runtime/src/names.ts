@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 
 /** Labels on every container and volume Hearth creates; uninstall removes everything with hearth.app=<id>. */
@@ -24,3 +25,13 @@ export const appDockerCertsDir = (dataDir: string, appId: string): string => pat
 export const labelFilter = (appId: string, role?: ContainerRole): { label: string[] } => ({
   label: [`${LABEL_APP}=${appId}`, ...(role ? [`${LABEL_ROLE}=${role}`] : [])],
 });
+
+/** Removes one of the app's folders, and the app's folder too once nothing else is in it. */
+export function removeAppFolder(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.rmdirSync(path.dirname(dir));
+  } catch {
+    // not empty (another addon's files) or already gone
+  }
+}

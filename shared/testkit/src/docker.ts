@@ -70,3 +70,10 @@ export function derivedImage(base: string, opts: { env?: Record<string, string>;
   docker(['build', '-q', '-t', tag, '-'], lines.join('\n') + '\n');
   return tag;
 }
+
+/** Containers (with their anonymous volumes) and volumes labelled hearth.app=<appId>: a test's leftovers. */
+export function removeAppLeftovers(appId: string): void {
+  const list = (args: string[]): string[] => docker(args).split('\n').filter(Boolean);
+  for (const c of list(['ps', '-a', '-q', '--filter', `label=hearth.app=${appId}`])) docker(['rm', '-f', '-v', c]);
+  for (const v of list(['volume', 'ls', '-q', '--filter', `label=hearth.app=${appId}`])) docker(['volume', 'rm', v]);
+}

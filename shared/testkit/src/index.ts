@@ -7,10 +7,12 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { loadConfig, type HearthConfig } from '@hearth/config';
+import { busyboxImage, derivedImage, docker, dockerEnv, removeAppLeftovers, requireDocker } from './docker.ts';
 
 /** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
 
 export { cpuSeconds, memoryMiB, percentile } from './bench.ts';
+export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, importedImage, removeAppLeftovers, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
 export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
@@ -250,4 +252,29 @@ export function writeBenchmarkSection(title: string, body: string): void {
   fs.writeFileSync(file, next.trimEnd() + '\n');
 }
 
-export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, importedImage, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
+
+
+export interface AppTestEnv extends TestEnv {
+  /** a throwaway image (busybox + `cmd`), removed by cleanup */
+  image: string;
+}
+
+/**
+ * For tests that run an app on the Docker engine: requires the engine, builds the app's image,
+ * and gives a test environment pointed at the engine whose cleanup also removes everything
+ * labelled with `appId` and the image.
+ */
+export async function appTestEnv(appId: string, opts: { cmd: string; imageEnv?: Record<string, string>; env?: Record<string, string> }): Promise<AppTestEnv> {
+  requireDocker();
+  const image = derivedImage(busyboxImage(), { cmd: opts.cmd, env: opts.imageEnv });
+  const t = await testEnv({ env: { ...dockerEnv(), ...opts.env } });
+  return {
+    ...t,
+    image,
+    cleanup: async () => {
+      removeAppLeftovers(appId);
+      docker(['rmi', image]);
+      await t.cleanup();
+    },
+  };
+}

@@ -11,6 +11,23 @@ export interface TlsMaterial {
   keyFile: string;
 }
 
+type AltName = { type: 2; value: string } | { type: 7; ip: string };
+
+/** A self-signed server certificate (RSA 2048, SHA-256, five years) for `commonName` and `altNames`. */
+export async function selfSigned(commonName: string, altNames: AltName[]): Promise<{ cert: string; private: string }> {
+  return generate([{ name: 'commonName', value: commonName }], {
+    keySize: 2048,
+    algorithm: 'sha256',
+    notAfterDate: new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000),
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames },
+    ],
+  });
+}
+
 /**
  * The certificate every TLS port serves: HEARTH_TLS_CERT/KEY when set, otherwise a
  * self-signed pair generated once into $HEARTH_DATA_DIR/tls/ and reused after.
@@ -27,7 +44,7 @@ export async function loadTls(config: HearthConfig): Promise<TlsMaterial> {
   let bundle: string;
   if (fs.existsSync(bundleFile)) bundle = fs.readFileSync(bundleFile, 'utf8');
   else {
-    const altNames = [
+    const altNames: AltName[] = [
       { type: 2 as const, value: 'localhost' },
       { type: 7 as const, ip: '127.0.0.1' },
       { type: 7 as const, ip: '::1' },
@@ -35,17 +52,7 @@ export async function loadTls(config: HearthConfig): Promise<TlsMaterial> {
     if (net.isIP(config.hostname)) {
       if (!['127.0.0.1', '::1'].includes(config.hostname)) altNames.push({ type: 7, ip: config.hostname });
     } else if (config.hostname !== 'localhost') altNames.push({ type: 2, value: config.hostname });
-    const pems = await generate([{ name: 'commonName', value: config.hostname }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      notAfterDate: new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000),
-      extensions: [
-        { name: 'basicConstraints', cA: false },
-        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-        { name: 'extKeyUsage', serverAuth: true },
-        { name: 'subjectAltName', altNames },
-      ],
-    });
+    const pems = await selfSigned(config.hostname, altNames);
     // One file written once decides the winner when several daemons start at once; the losers use its pair.
     bundle = writeFileOnce(bundleFile, pems.private + pems.cert);
   }

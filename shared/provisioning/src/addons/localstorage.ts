@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
-import { appDataDir } from '@hearth/runtime';
+import { appDataDir, removeAppFolder } from '@hearth/runtime';
 import type { Addon } from '../addon.ts';
 
 /** A writable folder of the app's own; no variables (the seed's /app/data). */
@@ -16,13 +15,7 @@ export const localstorage: Addon = {
   },
   async deprovision(ctx) {
     // Only the data folder: other addons (redis) keep their own files beside it.
-    const data = appDataDir(ctx.config.dataDir, ctx.app.id);
-    fs.rmSync(data, { recursive: true, force: true });
-    try {
-      fs.rmdirSync(path.dirname(data));
-    } catch {
-      // not empty (another addon's files) or already gone
-    }
+    removeAppFolder(appDataDir(ctx.config.dataDir, ctx.app.id));
   },
   env() {
     return [];
