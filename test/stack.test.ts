@@ -95,7 +95,7 @@ describe('npm start (the supervisor)', () => {
     try {
       const { availableServices } = await import('../services/supervisor/src/services.ts');
       const services = availableServices();
-      await waitFor(() => out.includes('Hearth is starting'), 20000);
+      await waitFor(() => out.includes('Hearth is starting'), 60000);
       for (const s of services) assert.match(out, new RegExp(`\\b${s.name}\\b`));
       assert.doesNotMatch(out, /App containers are off/);
       const healthcheck = ['node', '--import', 'tsx', 'services/supervisor/src/healthcheck.ts'];

@@ -77,3 +77,22 @@ export function removeAppLeftovers(appId: string): void {
   for (const c of list(['ps', '-a', '-q', '--filter', `label=hearth.app=${appId}`])) docker(['rm', '-f', '-v', c]);
   for (const v of list(['volume', 'ls', '-q', '--filter', `label=hearth.app=${appId}`])) docker(['volume', 'rm', v]);
 }
+
+/**
+ * Copies host files and folders (symlinks followed) into a root filesystem at the same paths, with
+ * every shared library the ELF files among them load (`ldd`): real Debian tools in a tiny image.
+ */
+export function fillFromHost(dir: string, paths: string[]): void {
+  const copied: string[] = [];
+  const copy = (p: string): void => {
+    const target = path.join(dir, p);
+    if (fs.existsSync(target)) return;
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.cpSync(p, target, { recursive: true, dereference: true });
+    copied.push(p);
+  };
+  for (const p of paths) copy(p);
+  const elves = copied.flatMap((p) => (fs.statSync(p).isDirectory() ? (fs.readdirSync(p, { recursive: true }) as string[]).map((f) => path.join(p, f)).filter((f) => f.endsWith('.so')) : [p]));
+  const ldd = spawnSync('ldd', elves, { encoding: 'utf8' }).stdout ?? '';
+  for (const m of ldd.matchAll(/(?:=> )?(\/\S+) \(0x/g)) copy(m[1]!);
+}

@@ -12,7 +12,7 @@ import { busyboxImage, derivedImage, docker, dockerEnv, removeAppLeftovers, requ
 /** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
 
 export { cpuSeconds, memoryMiB, percentile } from './bench.ts';
-export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, importedImage, removeAppLeftovers, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
+export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, fillFromHost, importedImage, removeAppLeftovers, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
 export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
@@ -260,13 +260,13 @@ export interface AppTestEnv extends TestEnv {
 }
 
 /**
- * For tests that run an app on the Docker engine: requires the engine, builds the app's image,
+ * For tests that run an app on the Docker engine: requires the engine, builds the app's image (on busybox, or `base`),
  * and gives a test environment pointed at the engine whose cleanup also removes everything
  * labelled with `appId` and the image.
  */
-export async function appTestEnv(appId: string, opts: { cmd: string; imageEnv?: Record<string, string>; env?: Record<string, string> }): Promise<AppTestEnv> {
+export async function appTestEnv(appId: string, opts: { cmd: string; base?: () => string; imageEnv?: Record<string, string>; env?: Record<string, string> }): Promise<AppTestEnv> {
   requireDocker();
-  const image = derivedImage(busyboxImage(), { cmd: opts.cmd, env: opts.imageEnv });
+  const image = derivedImage((opts.base ?? busyboxImage)(), { cmd: opts.cmd, env: opts.imageEnv });
   const t = await testEnv({ env: { ...dockerEnv(), ...opts.env } });
   return {
     ...t,
