@@ -191,6 +191,7 @@ export class ParseError extends Error {
 const TAG_RE = /^[\x21-\x7e]+$/;
 const MAX_NESTING = 64;
 const ATOM_STOP = new Set([' ', '(', ')', '"', '{', '\r', '\n']);
+const SECTION_ATOM = /^(?:BODY|BODY\.PEEK|BINARY|BINARY\.PEEK|BINARY\.SIZE)$/i;
 
 /** Tokenizes one framed command: tag, command name, arguments. */
 export function parseCommand(parts: CommandParts): Command {
@@ -311,8 +312,9 @@ class Tokenizer {
     let depth = 0;
     while (this.pos < this.text.length) {
       const c = this.text[this.pos]!;
-      if (c === '[') depth++;
-      else if (c === ']') depth = Math.max(0, depth - 1);
+      // `[` nests only in a FETCH section (BODY[, BODY.PEEK[, BINARY[…); elsewhere it is an ATOM-CHAR.
+      if (c === '[' && (depth > 0 || SECTION_ATOM.test(this.text.slice(start, this.pos)))) depth++;
+      else if (c === ']' && depth > 0) depth--;
       else if (depth === 0 && (ATOM_STOP.has(c) || c === ')')) break;
       else if (depth > 0 && c === '"') {
         // a quoted header field name inside BODY[HEADER.FIELDS (...)]

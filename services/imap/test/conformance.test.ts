@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { MemoryIO } from '@hearth/lineserver';
+import { createLogger } from '@hearth/log';
+import { HeaderCache } from '../src/header-cache.ts';
+import { CommandFramer } from '../src/imap-parser.ts';
+import { Session } from '../src/session.ts';
+import { IMAP_CONNECTION_DEFAULTS } from '../src/settings.ts';
+import { stack, type Stack } from './helpers.ts';
+
+/**
+ * RFC 3501 / RFC 2180 rules checked command by command on in-memory sessions; the
+ * expected answers are the RFCs' (quoted beside each check), not Hearth's output.
+ */
+
+let s: Stack;
+before(async () => {
+  s = await stack();
+});
+after(() => s.close());
+
+const headers = new HeaderCache();
+
+/** A logged-in session over MemoryIO; `run` sends one command line and returns all output. */
+async function session(): Promise<(line: string) => Promise<string>> {
+  const io = new MemoryIO(true);
+  const settings = { maxMessageBytes: 1024 * 1024, quotaBytes: 0, connections: IMAP_CONNECTION_DEFAULTS };
+  const sess = new Session({ directory: s.directory, store: s.store, logger: createLogger('imap-test', 'warn'), settings, tlsAvailable: false, headers }, io);
+  const framer = new CommandFramer();
+  const run = async (input: string): Promise<string> => {
+    for (const ev of framer.push(Buffer.from(`${input}\r\n`, 'latin1'))) if (ev.type === 'command') await sess.handle(ev.parts);
+    return io.take();
+  };
+  assert.match(await run(`L LOGIN ${s.user.username} ${s.user.password}`), /^L OK /m);
+  return run;
+}
+
+test('RFC 3501 §9: "[" is an ATOM-CHAR; only BODY[ / BINARY[ open a section', async () => {
+  const run = await session();
+  // The name is a valid atom; it is refused as a mailbox that does not exist, not as bad syntax.
+  assert.match(await run("a SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}"), /^a NO /m);
+  assert.match(await run('b CREATE a[b'), /^b OK /m);
+  assert.match(await run('c LIST "" a[b'), /^\* LIST \([^)]*\) "\." "?a\[b"?\r\nc OK /m);
+  assert.match(await run('d SELECT a[b'), /^d OK /m);
+  assert.match(await run('e UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])'), /^e OK /m);
+});
