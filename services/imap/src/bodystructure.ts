@@ -98,8 +98,8 @@ export function parseSection(text: string): Section {
 /** The bytes of BODY[section] (before any <partial>); empty when the part does not exist. */
 export function sectionBytes(buf: Buffer, root: MimePart, section: Section): Buffer {
   let part: MimePart | undefined = root;
-  for (const n of section.path) {
-    part = childrenOf(part)[n - 1];
+  for (const [i, n] of section.path.entries()) {
+    part = childrenOf(part, i === 0)[n - 1];
     if (!part) return Buffer.alloc(0);
   }
   const { specifier } = section;

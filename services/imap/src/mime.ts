@@ -190,10 +190,15 @@ function stripComments(s: string): string {
   return out;
 }
 
-/** Children as IMAP numbers them: a multipart's parts, an embedded message's parts, or the part itself as "1". */
-export function childrenOf(part: MimePart): MimePart[] {
+/**
+ * The parts numbered under `part` (RFC 3501 §6.4.5): a multipart's parts; under a
+ * message/rfc822 part, its embedded message's parts (or that message's body as "1");
+ * otherwise the part itself as "1". At the top level, pass the message with `top`: a
+ * message whose own type is message/rfc822 has one part, "1", the whole inner message.
+ */
+export function childrenOf(part: MimePart, top = false): MimePart[] {
   if (part.parts.length) return part.parts;
-  if (part.message) return childrenOf(part.message);
+  if (part.message && !top) return part.message.parts.length ? part.message.parts : [part.message];
   return [part];
 }
 

@@ -44,3 +44,23 @@ test('RFC 3501 §9: "[" is an ATOM-CHAR; only BODY[ / BINARY[ open a section', a
   assert.match(await run('d SELECT a[b'), /^d OK /m);
   assert.match(await run('e UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])'), /^e OK /m);
 });
+
+test('RFC 3501 §6.4.5: a message/rfc822 message has one part, 1, the whole inner message', async () => {
+  const inner = 'From: Inner <inner@example.test>\r\nSubject: inner\r\n\r\ninner body\r\n';
+  const outer = `From: Outer <outer@example.test>\r\nSubject: outer\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n${inner}`;
+  await s.store.deliver(s.user.email, Buffer.from(outer), 'Forwarded');
+  const run = await session();
+  assert.match(await run('a SELECT Forwarded'), /^a OK /m);
+  const literal = (r: string, label: string): string => {
+    const m = new RegExp(`${label.replace(/[[\].()]/g, '\\$&')} \\{(\\d+)\\}\\r\\n`).exec(r);
+    assert.ok(m, r);
+    return r.slice(m.index + m[0].length, m.index + m[0].length + Number(m[1]));
+  };
+  const r = await run('b FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.HEADER] BODY.PEEK[1.TEXT] BODY.PEEK[1.HEADER.FIELDS (SUBJECT)] BODY.PEEK[1.1] BODY.PEEK[TEXT])');
+  assert.equal(literal(r, 'BODY[1]'), inner, 'BODY[1] is the whole encapsulated message');
+  assert.equal(literal(r, 'BODY[1.HEADER]'), 'From: Inner <inner@example.test>\r\nSubject: inner\r\n\r\n');
+  assert.equal(literal(r, 'BODY[1.TEXT]'), 'inner body\r\n');
+  assert.equal(literal(r, 'BODY[1.HEADER.FIELDS (SUBJECT)]'), 'Subject: inner\r\n\r\n');
+  assert.equal(literal(r, 'BODY[1.1]'), 'inner body\r\n', 'the inner message is not multipart: its part 1 is its body');
+  assert.equal(literal(r, 'BODY[TEXT]'), inner);
+});
