@@ -297,7 +297,8 @@ export class Session {
       case 'EXAMINE':
         return this.select(args, name === 'EXAMINE');
       case 'CREATE':
-        await this.acct().createFolder(mailboxArg(args[0]));
+        // A trailing hierarchy delimiter only says the client means to create children (RFC 3501 §6.3.3).
+        await this.acct().createFolder(mailboxArg(args[0], true));
         return ok('CREATE completed');
       case 'DELETE': {
         const n = mailboxArg(args[0]);
@@ -1020,9 +1021,10 @@ function storeErrorReply(err: MailStoreError): Reply {
   return { status: 'NO', text: err.message, code };
 }
 
-/** A mailbox argument: validated modified UTF-7 (8-bit names are refused). */
-function mailboxArg(t: Token | undefined): string {
-  const name = asString(t, 'mailbox name');
+/** A mailbox argument: validated modified UTF-7 (8-bit names are refused); CREATE drops one trailing delimiter. */
+function mailboxArg(t: Token | undefined, creating = false): string {
+  const given = asString(t, 'mailbox name');
+  const name = creating && given.length > 1 && given.endsWith(DELIMITER) ? given.slice(0, -1) : given;
   try {
     return normalizeFolderName(name);
   } catch (err) {

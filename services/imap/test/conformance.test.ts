@@ -64,3 +64,11 @@ test('RFC 3501 §6.4.5: a message/rfc822 message has one part, 1, the whole inne
   assert.equal(literal(r, 'BODY[1.1]'), 'inner body\r\n', 'the inner message is not multipart: its part 1 is its body');
   assert.equal(literal(r, 'BODY[TEXT]'), inner);
 });
+
+test('RFC 3501 §6.3.3: CREATE with a trailing hierarchy delimiter creates the name without it', async () => {
+  const run = await session();
+  assert.match(await run('a CREATE owatagusiam.'), /^a OK /m);
+  assert.match(await run('b LIST "" owatagusiam'), /^\* LIST \([^)]*\) "\." "?owatagusiam"?\r\nb OK /m);
+  assert.match(await run('c SELECT owatagusiam'), /^c OK /m);
+  assert.match(await run('d CREATE owatagusiam.blurdybloop'), /^d OK /m);
+});
