@@ -703,6 +703,20 @@ export class Session {
       if (showSubscribed && subscribed) attrs.push('\\Subscribed');
       out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name));
     }
+    // LSUB with "%": an unsubscribed level above a subscribed mailbox the pattern does not reach is listed \Noselect (RFC 3501 §6.3.9).
+    if (lsub) {
+      const shown = new Set<string>();
+      for (const sub of subs) {
+        if (res.some((re) => re.test(sub))) continue;
+        const levels = sub.split(DELIMITER);
+        for (let k = 1; k < levels.length; k++) {
+          const parent = levels.slice(0, k).join(DELIMITER);
+          if (subs.has(parent) || shown.has(parent) || !res.some((re) => re.test(parent))) continue;
+          shown.add(parent);
+          out.push(untagged(atom(cmd), [atom('\\Noselect')], DELIMITER, parent));
+        }
+      }
+    }
     if (out.length) await this.send(Buffer.concat(out));
     return ok(`${cmd} completed`);
   }

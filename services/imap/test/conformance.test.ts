@@ -72,3 +72,14 @@ test('RFC 3501 §6.3.3: CREATE with a trailing hierarchy delimiter creates the n
   assert.match(await run('c SELECT owatagusiam'), /^c OK /m);
   assert.match(await run('d CREATE owatagusiam.blurdybloop'), /^d OK /m);
 });
+
+test('RFC 3501 §6.3.9: LSUB "%" lists an unsubscribed parent of a subscribed mailbox with \\Noselect', async () => {
+  const run = await session();
+  assert.match(await run('a CREATE news.comp.mail.misc'), /^a OK /m);
+  assert.match(await run('b SUBSCRIBE news.comp.mail.misc'), /^b OK /m);
+  // "* LSUB (\Noselect) "/" foo" for a subscribed "foo/bar" and an unsubscribed "foo"
+  assert.match(await run('c LSUB "" news.%'), /^\* LSUB \(\\Noselect\) "\." "?news\.comp"?\r\nc OK /m);
+  assert.match(await run('d LSUB "" %'), /^\* LSUB \(\\Noselect\) "\." "?news"?\r\n/m);
+  assert.match(await run('e LSUB "news.comp.mail." %'), /^\* LSUB \([^)]*\) "\." "?news\.comp\.mail\.misc"?\r\ne OK /m);
+  assert.doesNotMatch(await run('f LSUB "" news.*'), /\\Noselect/, 'with "*" the subscribed mailbox itself is listed, not its parents');
+});
