@@ -1,6 +1,6 @@
 import type { Folder, MessageRecord } from '@hearth/mailstore';
 import { parseHeaders, type HeaderField } from './mime.ts';
-import { foldHeader } from './search.ts';
+import { ADDRESS_FIELDS, foldAddresses, foldHeader } from './search.ts';
 
 /**
  * Top-level header fields by message file. Maildir files never change content (flags live
@@ -23,7 +23,14 @@ export class HeaderCache {
     if (hit) return hit;
     const raw = await folder.readHead(rec).catch(() => null);
     if (!raw) return null;
-    const headers = parseHeaders(raw, 0, raw.length).headers.map((h) => ({ name: h.name, value: h.value, start: 0, end: 0, folded: foldHeader(h.value) }));
+    const headers = parseHeaders(raw, 0, raw.length).headers.map((h) => ({
+      name: h.name,
+      value: h.value,
+      start: 0,
+      end: 0,
+      folded: foldHeader(h.value),
+      addresses: ADDRESS_FIELDS.has(h.name) ? foldAddresses(h.value) : undefined,
+    }));
     if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value!);
     this.map.set(key, headers);
     return headers;

@@ -13,6 +13,8 @@ export interface HeaderField {
   end: number;
   /** decoded, lower-cased value for SEARCH (filled by the header cache) */
   folded?: string;
+  /** for address fields: the parsed addresses as SEARCH FROM/TO/CC/BCC compare them (filled by the header cache) */
+  addresses?: string;
 }
 
 export interface MimePart {

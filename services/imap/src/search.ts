@@ -1,4 +1,5 @@
 import { asAtom, asUtf8, parseDate, parseNumber, parseSequenceSet, ParseError, resolveSequenceSet, type SequenceSet, type Token } from './imap-parser.ts';
+import { parseAddressList } from './envelope.ts';
 import { decodeWords, header, parseMessage, type HeaderField, type MimePart } from './mime.ts';
 
 /** SEARCH keys (RFC 3501 §6.4.4, RFC 7162 MODSEQ): parsing from tokens and matching, pure. */
@@ -7,7 +8,8 @@ export type SearchKey =
   | { k: 'all' }
   | { k: 'none' }
   | { k: 'flag'; flag: string; set: boolean }
-  | { k: 'header'; field: string; value: string }
+  /** `address`: FROM/TO/CC/BCC, matched against the parsed addresses rather than the raw text */
+  | { k: 'header'; field: string; value: string; address?: boolean }
   | { k: 'body'; value: string; withHeader: boolean }
   | { k: 'date'; sent: boolean; op: 'before' | 'on' | 'since'; day: number }
   | { k: 'size'; larger: boolean; n: number }
@@ -32,6 +34,7 @@ const FLAG_KEYS: Record<string, [string, boolean]> = {
   UNSEEN: ['\\Seen', false],
 };
 const HEADER_KEYS: Record<string, string> = { BCC: 'bcc', CC: 'cc', FROM: 'from', SUBJECT: 'subject', TO: 'to' };
+export const ADDRESS_FIELDS = new Set(['from', 'to', 'cc', 'bcc']);
 const DATE_KEYS: Record<string, [boolean, 'before' | 'on' | 'since']> = {
   BEFORE: [false, 'before'],
   ON: [false, 'on'],
@@ -90,7 +93,7 @@ function parseKey(args: Token[], take: () => Token, depth = 0): SearchKey {
   if (flag) return { k: 'flag', flag: flag[0], set: flag[1] };
   if (word === 'KEYWORD' || word === 'UNKEYWORD') return { k: 'flag', flag: asAtom(arg(), 'keyword'), set: word === 'KEYWORD' };
   const hk = HEADER_KEYS[word];
-  if (hk) return { k: 'header', field: hk, value: str() };
+  if (hk) return { k: 'header', field: hk, value: str(), address: ADDRESS_FIELDS.has(hk) };
   if (word === 'HEADER') {
     const field = asUtf8(arg(), 'header name').toLowerCase();
     return { k: 'header', field, value: str() };
@@ -186,7 +189,7 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
     }
     case 'header': {
       const needle = key.value.toLowerCase();
-      return headersOf(c, cache).some((h) => h.name === key.field && (needle === '' || (h.folded ?? foldHeader(h.value)).includes(needle)));
+      return headersOf(c, cache).some((h) => h.name === key.field && (needle === '' || (key.address ? (h.addresses ?? foldAddresses(h.value)) : (h.folded ?? foldHeader(h.value))).includes(needle)));
     }
     case 'body': {
       const root = rootOf(c, cache);
@@ -210,6 +213,18 @@ function rootOf(c: Candidate, cache: { root?: MimePart }): MimePart {
 /** A header value as SEARCH compares it: encoded words decoded, lower case. */
 export function foldHeader(value: string): string {
   return decodeText(decodeWords(value)).toLowerCase();
+}
+
+/**
+ * An address header as FROM/TO/CC/BCC compare it: each address parsed, so comments and the
+ * whitespace inside an addr-spec are gone (`Pete(A nice \) chap) <pete(his account)@silly.test>`
+ * reads `pete <pete@silly.test>`); display names decoded, lower case.
+ */
+export function foldAddresses(value: string): string {
+  const text = parseAddressList(value)
+    .map((a) => (a.host === null ? (a.mailbox ?? '') : `${a.name ? `${a.name} ` : ''}<${a.mailbox}@${a.host}>`))
+    .join(', ');
+  return foldHeader(text);
 }
 
 /** Header values are kept as latin1 bytes; raw UTF-8 in headers is read back as UTF-8. */

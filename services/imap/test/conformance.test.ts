@@ -83,3 +83,22 @@ test('RFC 3501 §6.3.9: LSUB "%" lists an unsubscribed parent of a subscribed ma
   assert.match(await run('e LSUB "news.comp.mail." %'), /^\* LSUB \([^)]*\) "\." "?news\.comp\.mail\.misc"?\r\ne OK /m);
   assert.doesNotMatch(await run('f LSUB "" news.*'), /\\Noselect/, 'with "*" the subscribed mailbox itself is listed, not its parents');
 });
+
+test('SEARCH FROM/TO/CC/BCC match the parsed address: comments and whitespace in it removed', async () => {
+  // RFC 5322 Appendix A.5 (white space, comments, and other oddities)
+  const msg =
+    'From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>\r\n' +
+    'To:A Group(Some people)\r\n     :Chris Jones <c@(Chris\'s host.)public.example>,\r\n         joe@example.org,\r\n  John <jdoe@one.test> (my dear friend); (the end of the group)\r\n' +
+    'Cc:(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;\r\n' +
+    'Subject: oddities\r\nDate: Thu,\r\n      13\r\n        Feb\r\n          1969\r\n      23:32\r\n               -0330 (Newfoundland Time)\r\nMessage-ID:              <testabcd.1234@silly.test>\r\n\r\nTesting.\r\n';
+  await s.store.deliver(s.user.email, Buffer.from(msg), 'Oddities');
+  const run = await session();
+  assert.match(await run('a SELECT Oddities'), /^a OK /m);
+  assert.match(await run('b SEARCH FROM pete@silly.test'), /^\* SEARCH 1\r\n/m);
+  assert.match(await run('c SEARCH FROM "Pete <pete@silly.test>"'), /^\* SEARCH 1\r\n/m);
+  assert.match(await run('d SEARCH FROM "his account"'), /^\* SEARCH\r\n/m, 'comments are not part of the address');
+  assert.match(await run('e SEARCH TO c@public.example'), /^\* SEARCH 1\r\n/m);
+  assert.match(await run('f SEARCH TO jdoe@one.test'), /^\* SEARCH 1\r\n/m);
+  assert.match(await run('g SEARCH TO "my dear friend"'), /^\* SEARCH\r\n/m);
+  assert.match(await run('h SEARCH HEADER To "my dear friend"'), /^\* SEARCH 1\r\n/m, 'HEADER still searches the field text');
+});
