@@ -181,7 +181,7 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       let t: number;
       if (key.sent) {
         const d = headersOf(c, cache).find((h) => h.name === 'date')?.value;
-        t = d ? Date.parse(d.replace(/\([^)]*\)/g, '').trim()) : NaN;
+        t = d ? sentDay(d) : NaN;
         if (Number.isNaN(t)) return false;
       } else t = c.internalDate.getTime();
       const day = Math.floor(t / 86_400_000) * 86_400_000;
@@ -199,6 +199,23 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       return key.withHeader && root.headers.some((h) => decodeText(decodeWords(`${h.name}: ${h.value}`)).toLowerCase().includes(needle));
     }
   }
+}
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/**
+ * The calendar day a Date header names, as written: SENT* keys disregard time and timezone
+ * (RFC 3501 §6.4.4), so "25 Mar 2007 00:00 +0200" is 25 March. Midnight UTC of that day (ms).
+ */
+function sentDay(value: string): number {
+  const m = /^\s*(?:[A-Za-z]+\s*,)?\s*(\d{1,2})\s+([A-Za-z]{3})[a-z]*\s+(\d{2,4})\b/.exec(value.replace(/\([^)]*\)/g, ' '));
+  const month = m ? MONTHS.indexOf(m[2]!.toLowerCase()) : -1;
+  if (!m || month < 0) return NaN;
+  let year = Number(m[3]);
+  // obs-year (RFC 5322 §4.3): two digits are 19xx from 50, 20xx below; three are 1900 plus.
+  if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;
+  else if (m[3]!.length === 3) year += 1900;
+  return Date.UTC(year, month, Number(m[1]));
 }
 
 function headersOf(c: Candidate, cache: { root?: MimePart }): readonly HeaderField[] {

@@ -102,3 +102,16 @@ test('SEARCH FROM/TO/CC/BCC match the parsed address: comments and whitespace in
   assert.match(await run('g SEARCH TO "my dear friend"'), /^\* SEARCH\r\n/m);
   assert.match(await run('h SEARCH HEADER To "my dear friend"'), /^\* SEARCH 1\r\n/m, 'HEADER still searches the field text');
 });
+
+test('RFC 3501 §6.4.4: SENTBEFORE/SENTON/SENTSINCE use the Date header\'s date, disregarding time and timezone', async () => {
+  const dated = (date: string, n: number): Buffer => Buffer.from(`From: a@example.test\r\nSubject: dated ${n}\r\nDate: ${date}\r\n\r\nbody\r\n`);
+  await s.store.deliver(s.user.email, dated('Sun, 25 Mar 2007 00:00:00 +0200', 1), 'Dated'); // 24 Mar 22:00 UTC
+  await s.store.deliver(s.user.email, dated('Sat, 24 Mar 2007 23:30:00 -0800', 2), 'Dated'); // 25 Mar 07:30 UTC
+  await s.store.deliver(s.user.email, dated('25 Mar 07 12:00 GMT', 3), 'Dated'); // obs-year: 2007
+  const run = await session();
+  assert.match(await run('a SELECT Dated'), /^a OK /m);
+  assert.match(await run('b SEARCH SENTON 25-Mar-2007'), /^\* SEARCH 1 3\r\n/m);
+  assert.match(await run('c SEARCH SENTON 24-Mar-2007'), /^\* SEARCH 2\r\n/m);
+  assert.match(await run('d SEARCH SENTBEFORE 25-Mar-2007'), /^\* SEARCH 2\r\n/m);
+  assert.match(await run('e SEARCH SENTSINCE 25-Mar-2007'), /^\* SEARCH 1 3\r\n/m);
+});
