@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isDue, nextRun, parseSchedule } from '../src/cron.ts';
+import { isDue, nextRun, parseSchedule, ScheduleError, type Schedule } from '../src/cron.ts';
 
 const sorted = (s: Set<number>): number[] => [...s].sort((a, b) => a - b);
 
@@ -55,5 +55,36 @@ describe('scheduler schedules (the seed\'s ranges)', () => {
       ['@hourly', /must have 5 fields/],
     ];
     for (const [text, message] of cases) assert.throws(() => parseSchedule(text), { message }, text);
+  });
+});
+
+describe('scheduler schedules, fuzzed', () => {
+  it('either parses into in-range values or refuses with a ScheduleError, for any input', () => {
+    const alphabet = ['0', '1', '5', '9', '12', '59', '60', '*', '/', '-', ',', ' ', '  ', '\t', 'x', '7', '31', '32', '23', '24', '\u00e9', '%', '@'];
+    let seed = 42;
+    const next = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), (seed >>> 16) % n);
+    const fields = ['*', '*/5', '*/1', '1-3', '0', '1', '5', '6', '11', '12', '23', '31', '59', '60', '1,2', '0-6', '*/0', '3-1', '1-31/7', 'x', ''];
+    const junk = (n: number): string => Array.from({ length: n }, () => alphabet[next(alphabet.length)]).join('');
+    const ranges: [keyof Schedule, number, number][] = [['minutes', 0, 59], ['hours', 0, 23], ['daysOfMonth', 1, 31], ['months', 0, 11], ['daysOfWeek', 0, 6]];
+    let parsed = 0;
+    for (let i = 0; i < 20000; i++) {
+      // Half free-form junk, half five fields of it (which is where valid schedules come from).
+      const field = (): string => (next(4) === 0 ? junk(1 + next(3)).trim() || '*' : fields[next(fields.length)]!);
+      const text = i % 2 ? junk(1 + next(20)) : Array.from({ length: 4 + next(3) }, field).join(' ');
+      let s: Schedule;
+      try {
+        s = parseSchedule(text);
+      } catch (err) {
+        assert.ok(err instanceof ScheduleError, `${JSON.stringify(text)}: ${(err as Error).message}`);
+        continue;
+      }
+      parsed++;
+      for (const [field, min, max] of ranges) {
+        const values = s[field] as Set<number>;
+        assert.ok(values.size > 0, text);
+        for (const v of values) assert.ok(Number.isInteger(v) && v >= min && v <= max, `${JSON.stringify(text)} ${field} ${v}`);
+      }
+    }
+    assert.ok(parsed > 0, 'some inputs are valid schedules');
   });
 });
