@@ -73,6 +73,7 @@ describe('hearth app on a Docker engine', () => {
     });
 
     await waitFor(async () => (await status()).health === 'healthy', 60000, 250);
+    assert.equal(JSON.parse((await hearth(['app', 'show', id, '--json'], { env })).stdout).upstream, `http://127.0.0.1:${port}`, 'its own port is the upstream');
     const s = await status();
     assert.equal(s.state, 'running');
     assert.equal(s.restarts, 0);

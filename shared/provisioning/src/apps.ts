@@ -103,7 +103,9 @@ export async function installApp(config: HearthConfig, directory: Directory, req
     }
   }
   const access = req.access === undefined && existing ? existing.access : parseAccess(directory, req.access);
-  const upstream = req.upstream !== undefined ? check(upstreamSchema, req.upstream) : (existing?.upstream ?? null);
+  // A running app with an httpPort listens (or is published) on the host's loopback: that is its upstream unless told otherwise.
+  const ownPort = image !== undefined && manifest.httpPort ? `http://127.0.0.1:${manifest.httpPort}` : null;
+  const upstream = req.upstream !== undefined ? check(upstreamSchema, req.upstream) : (existing?.upstream ?? ownPort);
   if (addons.some(([a]) => a.name === 'proxyAuth') && !upstream) throw new ProvisionError('the proxyAuth addon needs --upstream http://host:port (where the gateway sends requests)');
 
   const base = { id, domain, manifest };
