@@ -36,7 +36,7 @@ const LITERAL_BUDGET = 512 * 1024 * 1024;
 export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
   const { config, directory, logger } = opts;
   const settings = opts.settings ?? loadImapSettings();
-  const store = opts.store ?? new MailStore(config.dataDir);
+  const store = opts.store ?? new MailStore(config.dataDir, settings.quota);
   const material = await loadTls(config);
   const headers = new HeaderCache();
   let literalBytes = 0;

@@ -151,7 +151,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push('AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'UNSELECT', 'CONDSTORE', 'QUOTA', 'QUOTA=RES-STORAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'UNSELECT', 'CONDSTORE', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -348,13 +348,13 @@ export class Session {
       case 'GETQUOTAROOT': {
         const n = mailboxArg(args[0]);
         if (!(await this.acct().exists(n))) no('No such mailbox', 'NONEXISTENT');
-        const q = this.deps.settings.quotaBytes > 0;
+        const q = this.hasQuota();
         await this.send(untagged(atom('QUOTAROOT'), n, ...(q ? [''] : [])));
         if (q) await this.send(await this.quotaResponse());
         return ok('GETQUOTAROOT completed');
       }
       case 'GETQUOTA':
-        if (asString(args[0], 'quota root') !== '' || this.deps.settings.quotaBytes === 0) no('No such quota root', 'NONEXISTENT');
+        if (asString(args[0], 'quota root') !== '' || !this.hasQuota()) no('No such quota root', 'NONEXISTENT');
         await this.send(await this.quotaResponse());
         return ok('GETQUOTA completed');
       case 'SETQUOTA':
@@ -742,15 +742,19 @@ export class Session {
     return ok('STATUS completed');
   }
 
-  private async quotaResponse(): Promise<Buffer> {
-    const usage = await this.acct().usage();
-    return untagged(atom('QUOTA'), '', [atom('STORAGE'), Math.ceil(usage.bytes / 1024), Math.floor(this.deps.settings.quotaBytes / 1024)]);
+  private hasQuota(): boolean {
+    const q = this.deps.store.quota;
+    return q.bytes > 0 || q.messages > 0;
   }
 
-  private async checkQuota(adding: number): Promise<void> {
-    if (this.deps.settings.quotaBytes === 0) return;
+  /** RFC 9208: the resources that have a limit, usage against it (STORAGE in KiB). */
+  private async quotaResponse(): Promise<Buffer> {
     const usage = await this.acct().usage();
-    if (usage.bytes + adding > this.deps.settings.quotaBytes) no('Mailbox is over quota', 'OVERQUOTA');
+    const q = this.deps.store.quota;
+    const resources: Value[] = [];
+    if (q.bytes) resources.push(atom('STORAGE'), Math.ceil(usage.bytes / 1024), Math.floor(q.bytes / 1024));
+    if (q.messages) resources.push(atom('MESSAGE'), usage.messages, q.messages);
+    return untagged(atom('QUOTA'), '', resources);
   }
 
   private async append(args: Token[]): Promise<Reply> {
@@ -771,11 +775,8 @@ export class Session {
     if (msg.value.length > this.deps.settings.maxMessageBytes) no('Message too large', 'TOOBIG');
     const acct = this.acct();
     if (!(await acct.exists(name))) no('No such mailbox', 'TRYCREATE');
-    await this.checkQuota(msg.value.length);
-    const folder = await acct.folder(name);
-    const rec = await folder.append(msg.value, flags, date);
-    acct.added(msg.value.length, 1);
-    return { status: 'OK', text: 'APPEND completed', code: `APPENDUID ${folder.uidValidity} ${rec.uid}` };
+    const added = await this.deps.store.ingest(acct.address, msg.value, { folder: name, flags, internalDate: date, assignUid: true });
+    return { status: 'OK', text: 'APPEND completed', code: `APPENDUID ${added.uidValidity} ${added.uid}` };
   }
 
   // ---- message commands ----
@@ -1011,7 +1012,7 @@ export class Session {
     const v = this.view!;
     // A move leaves the account's usage as it was; a copy adds to it.
     const bytes = move ? 0 : (await Promise.all(targets.map((t) => v.folder.size(t.rec).catch(() => 0)))).reduce((a, b) => a + b, 0);
-    if (!move) await this.checkQuota(bytes);
+    if (!move) await this.deps.store.checkQuota(acct, bytes, targets.length);
     const uids = targets.map((t) => t.uid);
     const pairs = move ? await v.folder.moveTo(uids, target) : await v.folder.copyTo(uids, target);
     if (!move) acct.added(bytes, pairs.length);
@@ -1031,7 +1032,7 @@ function noArgs(args: Token[]): void {
 }
 
 function storeErrorReply(err: MailStoreError): Reply {
-  const code = { nonexistent: 'NONEXISTENT', exists: 'ALREADYEXISTS', invalid: 'CANNOT', cannot: 'CANNOT' }[err.code];
+  const code = { nonexistent: 'NONEXISTENT', exists: 'ALREADYEXISTS', invalid: 'CANNOT', cannot: 'CANNOT', overquota: 'OVERQUOTA' }[err.code];
   return { status: 'NO', text: err.message, code };
 }
 

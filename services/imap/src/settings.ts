@@ -1,20 +1,20 @@
 import { parseEnv } from '@hearth/config';
 import { loadConnectionLimits, type ConnectionLimits } from '@hearth/lineserver';
+import { loadMailQuota, type MailQuota } from '@hearth/mailstore';
 import { z } from 'zod';
 
 /** Settings only the IMAP daemon has, read once at start. */
 export interface ImapSettings {
   /** largest APPEND message */
   maxMessageBytes: number;
-  /** per-mailbox storage quota (0 = none) */
-  quotaBytes: number;
+  /** per-mailbox limits (HEARTH_MAIL_QUOTA_MB, HEARTH_MAIL_QUOTA_MESSAGES), enforced by the mail store */
+  quota: MailQuota;
   /** HEARTH_IMAP_MAX_CONNECTIONS, _MAX_CONNECTIONS_PER_ADDRESS, _IDLE_TIMEOUT (after login), _MAX_LIFETIME */
   connections: ConnectionLimits;
 }
 
 const schema = z.object({
   HEARTH_IMAP_MAX_MESSAGE_MB: z.coerce.number().int().min(1).max(1024).default(50),
-  HEARTH_MAIL_QUOTA_MB: z.coerce.number().int().min(0).default(10240),
 });
 
 /** RFC 3501 §5.4: an autologout timer must be at least 30 minutes; IDLE clients re-issue within 29. */
@@ -24,7 +24,7 @@ export function loadImapSettings(env: NodeJS.ProcessEnv = process.env): ImapSett
   const e = parseEnv(schema, env);
   return {
     maxMessageBytes: e.HEARTH_IMAP_MAX_MESSAGE_MB * 1024 * 1024,
-    quotaBytes: e.HEARTH_MAIL_QUOTA_MB * 1024 * 1024,
+    quota: loadMailQuota(env),
     connections: loadConnectionLimits('IMAP', IMAP_CONNECTION_DEFAULTS, env),
   };
 }

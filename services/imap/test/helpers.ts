@@ -53,14 +53,15 @@ export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: numbe
   await directory.addUser(user);
   await directory.addMailbox(user.email, user.username);
   const store = new MailStore(env.dataDir);
+  const quota = { bytes: opts.quotaBytes ?? 100 * 1024 * 1024, messages: 0 };
   const imap = await startImap({
     config: env.config,
     directory,
     logger,
-    store: new MailStore(env.dataDir),
+    store: new MailStore(env.dataDir, quota),
     settings: {
       maxMessageBytes: opts.maxMessageBytes ?? 1024 * 1024,
-      quotaBytes: opts.quotaBytes ?? 100 * 1024 * 1024,
+      quota,
       connections: { ...IMAP_CONNECTION_DEFAULTS, ...opts.connections },
     },
     ports: { imap: 0, imaps: 0 },

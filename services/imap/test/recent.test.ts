@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '@hearth/log';
-import { MailStore } from '@hearth/mailstore';
+import { MailStore, NO_QUOTA } from '@hearth/mailstore';
 import { startImap, type RunningImap } from '../src/server.ts';
 import { IMAP_CONNECTION_DEFAULTS } from '../src/settings.ts';
 import { message, stack, type Stack } from './helpers.ts';
@@ -24,7 +24,7 @@ before(async () => {
     directory: s.directory,
     logger: createLogger('imap-test', 'warn'),
     store: new MailStore(s.env.dataDir),
-    settings: { maxMessageBytes: 1024 * 1024, quotaBytes: 0, connections: IMAP_CONNECTION_DEFAULTS },
+    settings: { maxMessageBytes: 1024 * 1024, quota: NO_QUOTA, connections: IMAP_CONNECTION_DEFAULTS },
     ports: { imap: 0, imaps: 0 },
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MemoryIO } from '@hearth/lineserver';
 import { createLogger } from '@hearth/log';
+import { NO_QUOTA } from '@hearth/mailstore';
 import { HeaderCache } from '../src/header-cache.ts';
 import { CommandFramer } from '../src/imap-parser.ts';
 import { Session } from '../src/session.ts';
@@ -17,7 +18,7 @@ after(() => s.close());
 test('an IMAP session runs without a network: commands in, responses out through its SessionIO', { timeout: 30_000 }, async () => {
   await s.store.deliver(s.user.email, message('unit', 'no socket here'));
   const io = new MemoryIO();
-  const settings = { maxMessageBytes: 1024 * 1024, quotaBytes: 0, connections: IMAP_CONNECTION_DEFAULTS };
+  const settings = { maxMessageBytes: 1024 * 1024, quota: NO_QUOTA, connections: IMAP_CONNECTION_DEFAULTS };
   const session = new Session({ directory: s.directory, store: s.store, logger: createLogger('imap-test', 'warn'), settings, tlsAvailable: true, headers: new HeaderCache() }, io);
   const framer = new CommandFramer();
   const run = async (input: string): Promise<string> => {

@@ -7,7 +7,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import type { MailStore } from '@hearth/mailstore';
+import { MailStoreError, type MailStore } from '@hearth/mailstore';
 import type { DkimKeys, DkimSigningKey } from './dkim.ts';
 import { fromDomain, headerValues, prependHeaders, splitAddress } from './message.ts';
 import type { Deliverer, Outcome } from './queue.ts';
@@ -124,7 +124,13 @@ export class Delivery implements Deliverer {
   async deliverLocal(env: QueueEnvelope, address: string, raw: Buffer): Promise<Outcome> {
     if (!this.o.directory.mailbox(address)) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
     const stamped = prependHeaders(raw, [`Return-Path: <${env.from}>`, `Delivered-To: ${address}`]);
-    await this.o.store.deliver(address, stamped);
+    try {
+      await this.o.store.ingest(address, stamped);
+    } catch (err) {
+      // filled up after we accepted the message: the queue retries, as for any temporary failure
+      if (err instanceof MailStoreError && err.code === 'overquota') return { ok: false, permanent: false, status: '4.2.2', message: '452 4.2.2 mailbox full' };
+      throw err;
+    }
     return { ok: true, via: 'mailbox' };
   }
 

@@ -69,7 +69,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   const { config, directory, logger } = ctx;
   const settings = opts.settings ?? loadSmtpSettings();
   const tls = await loadTls(config);
-  const store = new MailStore(config.dataDir);
+  const store = new MailStore(config.dataDir, settings.quota);
   const dkim = new DkimKeys(config.dataDir);
 
   let domains: Set<string> | null = null;
@@ -163,12 +163,22 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     if (sender && !perSender.take(sender.kind === 'app' ? `app:${sender.appId}` : `user:${sender.userId}`)) throw new SmtpReply('451 4.7.1 sending rate limit reached; try again later');
   }
 
-  function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): void {
+  /** A full mailbox is a temporary failure the sending MTA retries (RFC 3463 4.2.2); we never bounce what we refused. */
+  async function refuseIfFull(address: string, bytes: number): Promise<void> {
+    if (!(await store.hasRoom(address, bytes))) throw new SmtpReply('452 4.2.2 mailbox full; try again later');
+  }
+
+  async function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const info = sessions.get(session.id);
     if (!info) throw new SmtpReply('421 4.3.0 session lost');
     const parts = splitAddress(address.address);
     if (!parts) throw new SmtpReply('553 5.1.3 bad recipient address syntax');
-    if (directory.mailbox(address.address)) return;
+    if (directory.mailbox(address.address)) {
+      // MAIL FROM's SIZE= when the client declared it
+      const mailFrom = session.envelope.mailFrom;
+      const declared = (mailFrom && Number((mailFrom.args as { SIZE?: string }).SIZE)) || 0;
+      return refuseIfFull(address.address, declared);
+    }
     if (info.trusted || (info.kind === 'submission' && senderOf(session))) return;
     if (localDomains().has(parts.domain)) throw new SmtpReply('550 5.1.1 no such user here');
     throw new SmtpReply('550 5.7.1 relaying denied');
@@ -224,6 +234,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       if (!v.ok) throw new SmtpReply(v.reason);
     }
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    for (const r of rcpts) if (r.local) await refuseIfFull(r.address, raw.length);
     try {
       await queue.enqueue(from, rcpts, raw, id);
     } catch (err) {
@@ -283,12 +294,10 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
         }
       },
       onRcptTo(address, session, cb) {
-        try {
-          onRcptTo(address, session);
-          cb();
-        } catch (err) {
-          reply(err, cb, session, { rcpt: address.address });
-        }
+        waiting(session, onRcptTo(address, session)).then(
+          () => cb(),
+          (err: unknown) => reply(err, cb, session, { rcpt: address.address }),
+        );
       },
       onData(stream, session, cb) {
         waiting(session, onData(stream, session)).then(

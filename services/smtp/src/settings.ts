@@ -1,5 +1,6 @@
 import { ConfigError, envFlag, parseEnv } from '@hearth/config';
 import { loadConnectionLimits, type ConnectionLimits } from '@hearth/lineserver';
+import { loadMailQuota, type MailQuota } from '@hearth/mailstore';
 import { z } from 'zod';
 import { parseNetworks, type NetworkList } from './networks.ts';
 
@@ -33,6 +34,8 @@ export interface SmtpSettings {
   deliveryConcurrency: number;
   /** skip TLS certificate checks towards the smarthost / MX (tests, self-signed relays) */
   relayInsecureTls: boolean;
+  /** HEARTH_MAIL_QUOTA_MB / _MESSAGES: local deliveries over it are refused at RCPT or DATA with 452 4.2.2 */
+  quota: MailQuota;
 }
 
 const seconds = z.coerce.number().positive();
@@ -125,5 +128,6 @@ export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSett
     maxQueueAgeMs: e.HEARTH_SMTP_MAX_QUEUE_AGE * 1000,
     deliveryConcurrency: e.HEARTH_SMTP_DELIVERY_CONCURRENCY,
     relayInsecureTls: e.HEARTH_SMTP_RELAY_INSECURE_TLS,
+    quota: loadMailQuota(env),
   };
 }

@@ -1,4 +1,5 @@
-export { MailStore } from './maildir.ts';
+export { MailStore, type IngestOptions, type Ingested } from './maildir.ts';
+export { loadMailQuota, NO_QUOTA, type MailQuota } from './quota.ts';
 export { Account, type FolderInfo, type Usage } from './account.ts';
 export { Folder, type MessageRecord, type StoreMode } from './folder.ts';
 export { canonicalSystemFlag, SYSTEM_FLAGS } from './flags.ts';

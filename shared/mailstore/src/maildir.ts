@@ -2,7 +2,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Account } from './account.ts';
 import { Folder } from './folder.ts';
+import { MailStoreError, normalizeFolderName } from './names.ts';
+import { NO_QUOTA, type MailQuota } from './quota.ts';
 import { uniqueName } from './unique.ts';
+
+export interface IngestOptions {
+  /** Maildir++ folder name (default INBOX) */
+  folder?: string;
+  /** create the folder when missing (Sieve's fileinto :create, restores) */
+  create?: boolean;
+  flags?: readonly string[];
+  internalDate?: Date;
+  /** take the UID now (IMAP APPEND answers APPENDUID) */
+  assignUid?: boolean;
+}
+
+export interface Ingested {
+  folder: string;
+  path: string;
+  uid: number | null;
+  uidValidity: number | null;
+}
 
 const MAX_IDLE_FOLDERS = 256;
 
@@ -15,7 +35,10 @@ export class MailStore {
   private readonly folders = new Map<string, Folder>();
   private readonly accounts = new Map<string, Promise<Account>>();
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    readonly quota: MailQuota = NO_QUOTA,
+  ) {
     this.root = path.join(dataDir, 'mail');
   }
 
@@ -92,12 +115,59 @@ export class MailStore {
   }
 
   /**
-   * Delivers one message atomically: written and fsync'd in tmp/, then renamed into new/
-   * (a reader never sees a partial file), then the directory entry is fsync'd.
-   * `folder` is a Maildir++ folder name without the leading dot (default INBOX).
+   * The one way a message enters a mailbox (SMTP delivery, IMAP APPEND, Sieve, restores):
+   * checks the quota, then writes atomically. Without flags or a date it is a Maildir
+   * delivery into new/ (tmp → fsync → rename, directory fsync; the UID comes when a reader
+   * sees it); with them, or with `assignUid`, it is an append into cur/ that takes its UID now.
+   * Throws MailStoreError 'overquota' (nothing written), 'nonexistent' for a missing folder
+   * unless `create`, or the file system's error (ENOSPC: nothing left behind).
    */
+  async ingest(address: string, raw: Buffer, opts: IngestOptions = {}): Promise<Ingested> {
+    const account = await this.open(address);
+    const folder = normalizeFolderName(opts.folder ?? 'INBOX');
+    if (folder !== 'INBOX' && !(await account.exists(folder))) {
+      if (!opts.create) throw new MailStoreError(`no such mailbox: ${folder}`, 'nonexistent');
+      await account.createFolder(folder).catch((err: unknown) => {
+        if (!(err instanceof MailStoreError && err.code === 'exists')) throw err;
+      });
+    }
+    await this.checkQuota(account, raw.length, 1);
+    if (opts.assignUid || opts.flags?.length || opts.internalDate) {
+      const f = await account.folder(folder);
+      const rec = await f.append(raw, opts.flags ?? [], opts.internalDate);
+      account.added(raw.length, 1);
+      return { folder, path: path.join(f.dir, 'cur', rec.file), uid: rec.uid, uidValidity: f.uidValidity };
+    }
+    const dest = await this.writeNew(account.dirOf(folder), raw);
+    account.added(raw.length, 1);
+    return { folder, path: dest, uid: null, uidValidity: null };
+  }
+
+  /** Delivery into a folder (created when missing); the path of the new file. */
   async deliver(address: string, raw: Buffer, folder?: string): Promise<string> {
-    const base = folder ? path.join(this.mailboxPath(address), `.${folder}`) : this.mailboxPath(address);
+    return (await this.ingest(address, raw, { folder, create: true })).path;
+  }
+
+  /** Throws MailStoreError 'overquota' when `bytes` more in `messages` more messages would not fit. */
+  async checkQuota(account: Account, bytes: number, messages: number): Promise<void> {
+    if (!this.quota.bytes && !this.quota.messages) return;
+    const usage = await account.usage();
+    if (this.quota.bytes && usage.bytes + bytes > this.quota.bytes) throw new MailStoreError('mailbox is over its storage quota', 'overquota');
+    if (this.quota.messages && usage.messages + messages > this.quota.messages) throw new MailStoreError('mailbox is over its message quota', 'overquota');
+  }
+
+  /** Whether a message of `bytes` still fits (SMTP asks at RCPT, before taking the message). */
+  async hasRoom(address: string, bytes: number): Promise<boolean> {
+    try {
+      await this.checkQuota(await this.open(address), bytes, 1);
+      return true;
+    } catch (err) {
+      if (err instanceof MailStoreError && err.code === 'overquota') return false;
+      throw err;
+    }
+  }
+
+  private async writeNew(base: string, raw: Buffer): Promise<string> {
     const name = uniqueName(raw.length);
     const tmp = path.join(base, 'tmp', name);
     let fh: fs.promises.FileHandle;

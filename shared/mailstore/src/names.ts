@@ -14,7 +14,7 @@ export const SPECIAL_USE: Record<string, string> = {
 export class MailStoreError extends Error {
   constructor(
     message: string,
-    readonly code: 'nonexistent' | 'exists' | 'invalid' | 'cannot',
+    readonly code: 'nonexistent' | 'exists' | 'invalid' | 'cannot' | 'overquota',
   ) {
     super(message);
   }
