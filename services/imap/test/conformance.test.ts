@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MemoryIO } from '@hearth/lineserver';
 import { createLogger } from '@hearth/log';
+import { NO_QUOTA } from '@hearth/mailstore';
 import { HeaderCache } from '../src/header-cache.ts';
 import { CommandFramer } from '../src/imap-parser.ts';
 import { Session } from '../src/session.ts';
@@ -24,7 +25,7 @@ const headers = new HeaderCache();
 /** A logged-in session over MemoryIO; `run` sends one command line and returns all output. */
 async function session(): Promise<(line: string) => Promise<string>> {
   const io = new MemoryIO(true);
-  const settings = { maxMessageBytes: 1024 * 1024, quotaBytes: 0, connections: IMAP_CONNECTION_DEFAULTS };
+  const settings = { maxMessageBytes: 1024 * 1024, quota: NO_QUOTA, connections: IMAP_CONNECTION_DEFAULTS };
   const sess = new Session({ directory: s.directory, store: s.store, logger: createLogger('imap-test', 'warn'), settings, tlsAvailable: false, headers }, io);
   const framer = new CommandFramer();
   const run = async (input: string): Promise<string> => {
