@@ -25,7 +25,7 @@ export interface Fixture {
 
 export const PASSWORD = 'correct horse battery';
 
-export async function startFixture(opts: { backend?: 'sqlite' | 'postgres'; throttle?: ThrottleLimits } = {}): Promise<Fixture> {
+export async function startFixture(opts: { backend?: 'sqlite' | 'postgres'; throttle?: Partial<ThrottleLimits> } = {}): Promise<Fixture> {
   const env = await testEnv({ backend: opts.backend ?? 'sqlite' });
   const logger = createLogger('ldap-test', 'warn');
   const directory = await Directory.open(env.config, { watch: true, logger, throttle: opts.throttle });

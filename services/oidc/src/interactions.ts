@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { secretEquals, type App, type Directory, type User } from '@hearth/directory';
+import { secretEquals, throttleAccount, type App, type Directory, type User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { Context, Middleware, Next } from 'koa';
 import type { Interaction, InteractionResults, Provider } from 'oidc-provider';
@@ -164,12 +164,13 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
       await storage.delete(PENDING, uid);
       return views.login(403, 'This account can no longer sign in here.');
     }
-    if (await directory.throttle.isBlocked(user.username, remote)) {
+    const attempt = await directory.throttle.begin(throttleAccount('user', user.id, user.username), remote);
+    if (attempt.blocked) {
       return views.totp(429, user.username, 'Too many failed attempts. Wait a few minutes, then try again.');
     }
     const code = (form.get('code') ?? '').trim();
     if (!directory.verifyTotp(user, code)) {
-      await directory.throttle.recordFailure(user.username, remote);
+      await attempt.failed();
       await directory.audit({ username: user.username, protocol: 'oidc', appId: app.id, remote, ok: false, detail: 'totp' });
       if (pending.attempts + 1 >= MAX_TOTP_ATTEMPTS) {
         await storage.delete(PENDING, uid);

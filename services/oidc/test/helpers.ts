@@ -16,7 +16,7 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(opts: { env?: Record<string, string>; oidc?: OidcOptions; backend?: 'sqlite' | 'postgres'; throttle?: ThrottleLimits; issuer?: string } = {}): Promise<Stack> {
+export async function startStack(opts: { env?: Record<string, string>; oidc?: OidcOptions; backend?: 'sqlite' | 'postgres'; throttle?: Partial<ThrottleLimits>; issuer?: string } = {}): Promise<Stack> {
   const port = await freePort();
   const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
   const env = await testEnv({ backend: opts.backend, env: { HEARTH_OIDC_ISSUER: issuer, ...opts.env } });

@@ -40,6 +40,17 @@ export interface Argon2Settings {
   parallelism: number;
 }
 
+/** Failed-login throttling, shared by every protocol (see the README for the trade-off). */
+export interface LoginThrottleSettings {
+  /** failures per account within the window before it is locked out of addresses it has not signed in from */
+  perUser: number;
+  /** failures per source address within the window, whatever the account */
+  perAddress: number;
+  windowSeconds: number;
+  /** how long a successful sign-in keeps its address exempt from lock-outs caused from elsewhere; 0 = never */
+  knownAddressSeconds: number;
+}
+
 export interface HearthConfig {
   dataDir: string;
   databaseUrl: string | undefined;
@@ -57,6 +68,7 @@ export interface HearthConfig {
   /** HEARTH_TRUSTED_PROXIES: peers whose X-Forwarded-* headers the HTTP services believe (empty: nobody's) */
   trustedProxies: string[];
   argon2: Argon2Settings;
+  loginThrottle: LoginThrottleSettings;
   logLevel: string;
 }
 
@@ -108,6 +120,10 @@ const envSchema = z.object({
   HEARTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(8).default(19456),
   HEARTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
   HEARTH_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+  HEARTH_LOGIN_MAX_FAILURES_PER_USER: z.coerce.number().int().min(1).default(10),
+  HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(50),
+  HEARTH_LOGIN_THROTTLE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+  HEARTH_LOGIN_KNOWN_ADDRESS_DAYS: z.coerce.number().min(0).default(30),
   HEARTH_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -154,6 +170,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
       memoryCost: e.HEARTH_ARGON2_MEMORY_KIB,
       timeCost: e.HEARTH_ARGON2_TIME_COST,
       parallelism: e.HEARTH_ARGON2_PARALLELISM,
+    },
+    loginThrottle: {
+      perUser: e.HEARTH_LOGIN_MAX_FAILURES_PER_USER,
+      perAddress: e.HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS,
+      windowSeconds: e.HEARTH_LOGIN_THROTTLE_WINDOW_SECONDS,
+      knownAddressSeconds: Math.round(e.HEARTH_LOGIN_KNOWN_ADDRESS_DAYS * 86400),
     },
     logLevel: e.HEARTH_LOG_LEVEL,
   };

@@ -8,7 +8,7 @@ import { PostgresStore } from './postgres.ts';
 import { connectRedis, REDIS_CHANGE_CHANNEL, RedisCounters, StoreCounters, type SharedCounters } from './shared-state.ts';
 import { SqliteStore } from './sqlite.ts';
 import { DirectoryError, type DirectoryStore } from './store.ts';
-import { DEFAULT_THROTTLE, LoginThrottle, type ThrottleLimits } from './throttle.ts';
+import { LoginThrottle, throttleAccount, type ThrottleLimits } from './throttle.ts';
 import { generateTotpSecret, otpauthUri, verifyTotp } from './totp.ts';
 import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, User } from './types.ts';
 import { check, emailSchema, groupNameSchema, passwordSchema, usernameSchema } from './validate.ts';
@@ -87,7 +87,8 @@ export interface OpenOptions {
   logger?: Logger;
   /** keep the in-memory view current as other processes write (daemons: true; one-shot CLI: false) */
   watch?: boolean;
-  throttle?: ThrottleLimits;
+  /** overrides of HEARTH_LOGIN_* (tests) */
+  throttle?: Partial<ThrottleLimits>;
 }
 
 /**
@@ -130,7 +131,7 @@ export class Directory {
     }
     const redis = config.redisUrl ? connectRedis(config.redisUrl) : null;
     const counters = redis ? new RedisCounters(redis) : new StoreCounters(store);
-    const throttle = opts.throttle ?? throttleFromEnv();
+    const throttle = { ...config.loginThrottle, ...opts.throttle };
     const dir = new Directory(store, config, await store.loadSnapshot(), counters, redis, opts.logger, throttle);
     if (opts.watch) await dir.startWatching();
     return dir;
@@ -282,13 +283,14 @@ export class Directory {
   async authenticate(req: AuthRequest): Promise<AuthResult> {
     const remote = req.remote ?? null;
     const appId = req.appId ?? null;
+    const user = this.findUser(req.login);
+    const attempt = await this.throttle.begin(throttleAccount('user', user?.id ?? null, req.login), remote);
     const fail = async (reason: AuthFailure, username: string): Promise<AuthResult> => {
-      if (reason !== 'throttled') await this.throttle.recordFailure(req.login, remote);
+      if (reason !== 'throttled') await attempt.failed();
       await this.audit({ username, protocol: req.protocol, appId, remote, ok: false, detail: reason });
       return { ok: false, reason };
     };
-    if (await this.throttle.isBlocked(req.login, remote)) return fail('throttled', req.login);
-    const user = this.findUser(req.login);
+    if (attempt.blocked) return fail('throttled', user?.username ?? req.login);
     if (!user) {
       await this.hasher.verifyDummy(req.password);
       return fail('invalid_credentials', req.login);
@@ -302,7 +304,7 @@ export class Directory {
       const app = this.app(appId);
       if (!app || !this.canUseApp(app, current)) return fail('not_allowed', user.username);
     }
-    await this.throttle.recordSuccess(req.login);
+    await attempt.succeeded();
     await this.audit({ username: current.username, protocol: req.protocol, appId, remote, ok: true });
     return { ok: true, user: current };
   }
@@ -310,19 +312,20 @@ export class Directory {
   /** An app logging in with the credentials one of its addons was given. */
   async authenticateApp(req: AppAuthRequest): Promise<App | null> {
     const remote = req.remote ?? null;
-    const login = `app:${req.login.toLowerCase()}`;
-    if (await this.throttle.isBlocked(login, remote)) {
-      await this.audit({ username: req.login, protocol: req.protocol, remote, ok: false, detail: 'throttled' });
+    const app = req.addon === 'ldap' ? this.app(req.login) : this.appByCredential(req.addon, req.login);
+    const attempt = await this.throttle.begin(throttleAccount('app', app?.id ?? null, req.login), remote);
+    if (attempt.blocked) {
+      await this.audit({ username: req.login, protocol: req.protocol, appId: app?.id ?? null, remote, ok: false, detail: 'throttled' });
       return null;
     }
-    const app = req.addon === 'ldap' ? this.app(req.login) : this.appByCredential(req.addon, req.login);
     const expected = app?.credentials[req.addon]?.[req.addon === 'ldap' ? 'bindPassword' : 'password'];
     const ok = expected !== undefined && secretEquals(expected, req.password);
     await this.audit({ username: req.login, protocol: req.protocol, appId: app?.id ?? null, remote, ok, detail: ok ? `app ${req.addon}` : 'invalid_credentials' });
     if (!ok) {
-      await this.throttle.recordFailure(login, remote);
+      await attempt.failed();
       return null;
     }
+    await attempt.succeeded();
     return app!;
   }
 
@@ -476,16 +479,4 @@ export class Directory {
     await this.store.deleteApp(id);
     await this.changed();
   }
-}
-
-function throttleFromEnv(): ThrottleLimits {
-  const n = (name: string, fallback: number): number => {
-    const v = Number(process.env[name]);
-    return Number.isFinite(v) && v > 0 ? v : fallback;
-  };
-  return {
-    perUser: n('HEARTH_LOGIN_MAX_FAILURES_PER_USER', DEFAULT_THROTTLE.perUser),
-    perAddress: n('HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS', DEFAULT_THROTTLE.perAddress),
-    windowSeconds: n('HEARTH_LOGIN_THROTTLE_WINDOW_SECONDS', DEFAULT_THROTTLE.windowSeconds),
-  };
 }

@@ -4,7 +4,7 @@ export * from './directory.ts';
 export * from './validate.ts';
 export { PasswordHasher, generateSecret, secretEquals } from './password.ts';
 export { totpCode, verifyTotp, generateTotpSecret, otpauthUri } from './totp.ts';
-export { LoginThrottle, DEFAULT_THROTTLE, type ThrottleLimits } from './throttle.ts';
+export { LoginThrottle, DEFAULT_THROTTLE, throttleAccount, type LoginAttempt, type ThrottleLimits } from './throttle.ts';
 export { RedisCounters, StoreCounters, type SharedCounters } from './shared-state.ts';
 export { SqliteStore } from './sqlite.ts';
 export { PostgresStore } from './postgres.ts';

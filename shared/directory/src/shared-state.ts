@@ -10,6 +10,8 @@ export interface SharedCounters {
   incr(namespace: string, key: string, ttlSeconds: number): Promise<number>;
   get(namespace: string, key: string): Promise<number>;
   reset(namespace: string, key: string): Promise<void>;
+  /** Sets the key to 1 with a fresh time to live (a marker such as "signed in from here recently"). */
+  touch(namespace: string, key: string, ttlSeconds: number): Promise<void>;
 }
 
 export class StoreCounters implements SharedCounters {
@@ -22,6 +24,9 @@ export class StoreCounters implements SharedCounters {
   }
   reset(namespace: string, key: string): Promise<void> {
     return this.store.kvDelete(namespace, key);
+  }
+  touch(namespace: string, key: string, ttlSeconds: number): Promise<void> {
+    return this.store.kvSet(namespace, key, '1', ttlSeconds);
   }
 }
 
@@ -37,6 +42,9 @@ export class RedisCounters implements SharedCounters {
   }
   async reset(namespace: string, key: string): Promise<void> {
     await this.redis.del(`hearth:${namespace}:${key}`);
+  }
+  async touch(namespace: string, key: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(`hearth:${namespace}:${key}`, '1', 'EX', ttlSeconds);
   }
 }
 

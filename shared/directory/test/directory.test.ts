@@ -49,11 +49,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     });
 
     it('throttles repeated failures for an account across protocols, then lets the right password in after reset', async () => {
-      await d.addUser({ username: 'mallory', email: 'mallory@example.test', password: 'right password' });
+      const mallory = await d.addUser({ username: 'mallory', email: 'mallory@example.test', password: 'right password' });
       for (const protocol of ['ldap', 'imap', 'oidc'] as const) await d.authenticate({ login: 'mallory', password: 'nope', protocol });
       const blocked = await d.authenticate({ login: 'mallory', password: 'right password', protocol: 'smtp' });
       assert.deepEqual(blocked, { ok: false, reason: 'throttled' });
-      await d.counters.reset('login-failures', 'u:mallory');
+      await d.counters.reset('login-failures', `u:user:${mallory.id}`);
       assert.equal((await d.authenticate({ login: 'mallory', password: 'right password', protocol: 'smtp' })).ok, true);
     });
 

@@ -13,17 +13,19 @@ it('with HEARTH_REDIS_URL, throttling counters live in Redis and changes are bro
   const b = await Directory.open(t.config, { watch: true, throttle: { perUser: 2, perAddress: 100, windowSeconds: 30 } });
   const redis = new Redis(REDIS_URL);
   const name = `r${randomBytes(4).toString('hex')}`;
+  let account = '';
   try {
     assert.ok(a.counters instanceof RedisCounters);
-    await a.addUser({ username: name, email: `${name}@example.test`, password: 'redis password' });
+    const user = await a.addUser({ username: name, email: `${name}@example.test`, password: 'redis password' });
+    account = `user:${user.id}`;
     await waitFor(() => b.findUser(name), 1000);
     await a.authenticate({ login: name, password: 'bad', protocol: 'ldap', remote: '127.0.0.2' });
     await a.authenticate({ login: name, password: 'bad', protocol: 'imap', remote: '127.0.0.2' });
-    assert.equal(await redis.get(`hearth:login-failures:u:${name}`), '2');
+    assert.equal(await redis.get(`hearth:login-failures:u:${account}`), '2');
     // The other replica sees the same counter and refuses even the right password.
     assert.deepEqual(await b.authenticate({ login: name, password: 'redis password', protocol: 'smtp' }), { ok: false, reason: 'throttled' });
   } finally {
-    await redis.del(`hearth:login-failures:u:${name}`, 'hearth:login-failures:a:127.0.0.2');
+    await redis.del(`hearth:login-failures:u:${account}`, 'hearth:login-failures:a:127.0.0.2', `hearth:login-failures:p:${account}|127.0.0.2`);
     redis.disconnect();
     await a.close();
     await b.close();
