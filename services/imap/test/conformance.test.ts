@@ -116,3 +116,16 @@ test('RFC 3501 §6.4.4: SENTBEFORE/SENTON/SENTSINCE use the Date header\'s date,
   assert.match(await run('d SEARCH SENTBEFORE 25-Mar-2007'), /^\* SEARCH 2\r\n/m);
   assert.match(await run('e SEARCH SENTSINCE 25-Mar-2007'), /^\* SEARCH 1 3\r\n/m);
 });
+
+test('RFC 3501 §2.3.1.1: a mailbox deleted and re-created at once gets a new, larger UIDVALIDITY', async () => {
+  const run = await session();
+  const seen: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    assert.match(await run(`c${i} CREATE Recreated`), /OK /);
+    const m = /UIDVALIDITY (\d+)/.exec(await run(`s${i} STATUS Recreated (UIDVALIDITY)`));
+    assert.ok(m);
+    seen.push(Number(m[1]));
+    assert.match(await run(`d${i} DELETE Recreated`), /OK /);
+  }
+  assert.ok(seen[0]! < seen[1]! && seen[1]! < seen[2]!, `UIDVALIDITY must never repeat for a name: ${seen.join(' ')}`);
+});

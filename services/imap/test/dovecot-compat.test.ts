@@ -25,6 +25,9 @@ test('Dovecot serves a Hearth Maildir with the same UIDs, flags and keywords', a
   await inbox.store([3], 'add', ['\\Seen', 'Work']);
   await inbox.store([4], 'add', ['$Label1', '\\Flagged']);
   const ours = inbox.messages.map((m) => `${m.uid}:${m.flags.join(' ')}`);
+  const account = await store.open(address);
+  await account.createFolder('FromHearth');
+  const hearthValidity = (await account.folder('FromHearth')).uidValidity;
   assert.deepEqual(await inbox.claimRecent(), [1, 3, 4, 5]);
 
   const maildir = store.mailboxPath(address);
@@ -44,13 +47,21 @@ for line in data:
     m = re.match(rb'\\d+ \\(UID (\\d+) FLAGS \\(([^)]*)\\)\\)', line)
     print('%s:%s' % (m.group(1).decode(), m.group(2).decode()))
 M.append('INBOX', '(\\\\Answered)', None, b'Subject: from dovecot\\r\\n\\r\\nhi\\r\\n')
+M.create('FromDovecot')
+print(M.status('FromDovecot', '(UIDVALIDITY)')[1][0].decode())
 M.logout()
 `,
     ]);
     assert.equal(r.code, 0, r.stderr + fs.readFileSync(dovecot.logFile, 'utf8'));
-    const [validity, ...theirs] = r.stdout.trim().split('\n');
+    const lines = r.stdout.trim().split('\n');
+    const dovecotFolder = Number(/UIDVALIDITY (\d+)/.exec(lines.pop()!)?.[1]);
+    const [validity, ...theirs] = lines;
     assert.equal(Number(validity), inbox.uidValidity);
     assert.deepEqual(theirs, ours);
+    // One UIDVALIDITY counter for the account (dovecot-uidvalidity): Dovecot continues Hearth's, and Hearth Dovecot's.
+    assert.ok(dovecotFolder > hearthValidity, `Dovecot's new folder ${dovecotFolder} after Hearth's ${hearthValidity}`);
+    await account.createFolder('AfterDovecot');
+    assert.ok((await account.folder('AfterDovecot')).uidValidity > dovecotFolder);
     await inbox.refresh();
     const added = inbox.messages[inbox.messages.length - 1]!;
     assert.equal(added.uid, 6, 'the message Dovecot appended has the next UID for Hearth too');

@@ -6,6 +6,7 @@ import { isNoSpace, Mutex, withFileLock, writeFileAtomic } from './lock.ts';
 import { MailStoreError } from './names.ts';
 import { parseUidList, serializeUidList, type UidList } from './uidlist.ts';
 import { uniqueName } from './unique.ts';
+import { nextUidValidity } from './uidvalidity.ts';
 
 export interface MessageRecord {
   readonly uid: number;
@@ -126,9 +127,14 @@ export class Folder extends EventEmitter {
     await this.mutex.run(() => withFileLock(this.lockFile, () => this.syncLocked()));
   }
 
-  private async readUidList(): Promise<UidList> {
+  /** The stored uidlist, or a new one with the account's next UIDVALIDITY (also when it is unreadable). */
+  private async readUidList(): Promise<{ list: UidList; fresh: boolean }> {
     const text = await fs.promises.readFile(this.uidListFile, 'utf8').catch(() => '');
-    return parseUidList(text) ?? { uidValidity: Math.floor(Date.now() / 1000), nextUid: 1, highestModseq: 1, firstRecentUid: 1, records: [] };
+    const list = parseUidList(text);
+    if (list) return { list, fresh: false };
+    // Maildir++: INBOX is the account root, every other folder a `.Name` directory in it.
+    const root = this.name === 'INBOX' ? this.dir : path.dirname(this.dir);
+    return { list: { uidValidity: await nextUidValidity(root), nextUid: 1, highestModseq: 1, firstRecentUid: 1, records: [] }, fresh: true };
   }
 
   private async readKeywords(): Promise<string[]> {
@@ -166,9 +172,9 @@ export class Folder extends EventEmitter {
       }
       stampNew = '';
     }
-    const list = await this.readUidList();
+    const { list, fresh } = await this.readUidList();
     this.keywords = await this.readKeywords();
-    let listChanged = list.records.length === 0 && !(await fs.promises.access(this.uidListFile).then(() => true, () => false));
+    let listChanged = fresh;
     const files = new Map<string, string>();
     for (const f of await fs.promises.readdir(path.join(this.dir, 'cur'))) {
       if (f.startsWith('.')) continue;
