@@ -641,8 +641,11 @@ export class Session {
     return null;
   }
 
-  /** The selected messages a set names, in sequence order, with their sequence numbers. */
-  private messages(set: string, uid: boolean): { seq: number; rec: MessageRecord; uid: number }[] {
+  /**
+   * The selected messages a set names, in sequence order, with their sequence numbers.
+   * `expunged` counts those this session still numbers but another one has expunged.
+   */
+  private messages(set: string, uid: boolean, expunged = { count: 0 }): { seq: number; rec: MessageRecord; uid: number }[] {
     const v = this.view!;
     const parsed = parseSequenceSet(set);
     const out: { seq: number; rec: MessageRecord; uid: number }[] = [];
@@ -657,8 +660,10 @@ export class Session {
     if (maxOfSet(parsed, v.uids.length) > v.uids.length) throw new CommandError('BAD', 'Invalid message sequence number');
     const test = resolveSequenceSet(parsed, v.uids.length);
     v.uids.forEach((u, i) => {
+      if (!test(i + 1)) return;
       const rec = v.folder.get(u);
-      if (rec && test(i + 1)) out.push({ seq: i + 1, rec, uid: u });
+      if (rec) out.push({ seq: i + 1, rec, uid: u });
+      else expunged.count++;
     });
     return out;
   }
@@ -839,7 +844,8 @@ export class Session {
     if (uid && !items.some((x) => x.k === 'UID')) items = [{ k: 'UID' }, ...items];
     if (req.changedSince !== null || items.some((x) => x.k === 'MODSEQ')) this.condstore = true;
     if (req.changedSince !== null && !items.some((x) => x.k === 'MODSEQ')) items = [...items, { k: 'MODSEQ' }];
-    let targets = this.messages(set, uid);
+    const expunged = { count: 0 };
+    let targets = this.messages(set, uid, expunged);
     if (req.changedSince !== null) targets = targets.filter((t) => t.rec.modseq > req.changedSince!);
     // Reading a body without PEEK sets \Seen (and the response then carries FLAGS).
     const setsSeen = !v.readOnly && items.some((x) => x.k === 'SECTION' && !x.peek);
@@ -874,7 +880,9 @@ export class Session {
       size += bytes.length;
     };
     const wantsFlags = items.some((x) => x.k === 'FLAGS');
-    let missing = false;
+    const wantsDate = items.some((x) => x.k === 'INTERNALDATE');
+    const wantsSize = items.some((x) => x.k === 'RFC822.SIZE');
+    let missing = expunged.count > 0;
     // Bodies are read a few messages ahead so the disk and the encoder overlap.
     const reads: (Promise<Buffer | null> | undefined)[] = [];
     for (let i = 0; i < targets.length; i++) {
@@ -891,6 +899,18 @@ export class Session {
           continue;
         }
         if (needsTree) tree = parseMessage(raw);
+      }
+      // What needs the file is looked up before the response starts: a message whose file is
+      // gone (expunged by another process) is left out whole, and reported below.
+      let date: Date | null = null;
+      let msgSize = 0;
+      try {
+        if (wantsDate) date = await v.folder.internalDate(t.rec);
+        if (wantsSize) msgSize = v.folder.knownSize(t.rec) ?? (await v.folder.size(t.rec));
+      } catch (err) {
+        if (!(err instanceof MailStoreError && err.code === 'nonexistent')) throw err;
+        missing = true;
+        continue;
       }
       text += `* ${t.seq} FETCH (`;
       let first = true;
@@ -909,10 +929,10 @@ export class Session {
             text += `(${t.rec.modseq})`;
             break;
           case 'INTERNALDATE':
-            text += `"${formatDateTime(await v.folder.internalDate(t.rec))}"`;
+            text += `"${formatDateTime(date!)}"`;
             break;
           case 'RFC822.SIZE':
-            text += v.folder.knownSize(t.rec) ?? (await v.folder.size(t.rec));
+            text += msgSize;
             break;
           case 'ENVELOPE':
           case 'BODY':
@@ -944,6 +964,7 @@ export class Session {
       if (size + text.length >= WRITE_CHUNK) await flush();
     }
     await flush();
+    // RFC 2180 §4.1.3: the others are returned; EXPUNGE responses wait for a command that allows them.
     if (missing && !uid) return { status: 'NO', text: 'Some messages were expunged meanwhile', code: 'EXPUNGEISSUED' };
     return ok('FETCH completed');
   }

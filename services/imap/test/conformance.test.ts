@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { MemoryIO } from '@hearth/lineserver';
 import { createLogger } from '@hearth/log';
@@ -128,4 +130,30 @@ test('RFC 3501 §2.3.1.1: a mailbox deleted and re-created at once gets a new, l
     assert.match(await run(`d${i} DELETE Recreated`), /OK /);
   }
   assert.ok(seen[0]! < seen[1]! && seen[1]! < seen[2]!, `UIDVALIDITY must never repeat for a name: ${seen.join(' ')}`);
+});
+
+test('RFC 2180 §4.1.3: FETCH of a message another session expunged answers NO [EXPUNGEISSUED], never [NONEXISTENT]', async () => {
+  for (let i = 1; i <= 3; i++) await s.store.deliver(s.user.email, Buffer.from(`Subject: e${i}\r\n\r\nbody ${i}\r\n`), 'Expunging');
+  const a = await session();
+  const b = await session();
+  assert.match(await a('a1 SELECT Expunging'), /\* 3 EXISTS/);
+  assert.match(await b('b1 SELECT Expunging'), /\* 3 EXISTS/);
+  assert.match(await b('b2 STORE 2 +FLAGS.SILENT (\\Deleted)'), /^b2 OK /m);
+  assert.match(await b('b3 EXPUNGE'), /\* 2 EXPUNGE\r\nb3 OK /);
+  // Session a still has message 2: no EXPUNGE may be sent during FETCH (RFC 3501 §7.4.1).
+  for (const items of ['FLAGS', 'RFC822.SIZE', 'INTERNALDATE', 'BODY.PEEK[TEXT]', '(FLAGS BODY.PEEK[HEADER] RFC822.SIZE)']) {
+    const r = await a(`a2 FETCH 2 ${items}`);
+    assert.doesNotMatch(r, /NONEXISTENT/, r);
+    assert.match(r, /^a2 NO \[EXPUNGEISSUED\] /m, `FETCH 2 ${items}: ${r}`);
+    assert.doesNotMatch(r, /EXPUNGE\r\n/, 'no EXPUNGE response during FETCH');
+  }
+  const both = await a('a3 FETCH 1:3 (BODY.PEEK[TEXT])');
+  assert.match(both, /^\* 1 FETCH \(BODY\[TEXT\] \{8\}\r\nbody 1\r\n\)\r\n\* 3 FETCH \(BODY\[TEXT\] \{8\}\r\nbody 3\r\n\)\r\na3 NO \[EXPUNGEISSUED\] /m, 'the messages still there are returned');
+  assert.match(await a('a4 NOOP'), /^\* 2 EXPUNGE\r\n(?:[^\r]*\r\n)*a4 OK /m);
+  // Another process (POP3, Dovecot) removes message 1's file: this session still numbers it.
+  const cur = path.join(s.store.mailboxPath(s.user.email), '.Expunging', 'cur');
+  for (const f of fs.readdirSync(cur)) if (fs.readFileSync(path.join(cur, f), 'latin1').includes('body 1')) fs.unlinkSync(path.join(cur, f));
+  const r = await a('a5 FETCH 1 (INTERNALDATE RFC822.SIZE BODY.PEEK[TEXT])');
+  assert.doesNotMatch(r, /NONEXISTENT/, r);
+  assert.match(r, /^a5 NO \[EXPUNGEISSUED\] /m, r);
 });
