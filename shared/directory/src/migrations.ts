@@ -85,6 +85,20 @@ const v4 = `
 INSERT INTO meta (key, value) SELECT 'next_gid_number', CAST(COALESCE(MAX(gid_number), ${FIRST_GID_NUMBER - 1}) + 1 AS TEXT) FROM groups;
 `;
 
+const v5 = `
+CREATE TABLE passkeys (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  public_key TEXT NOT NULL,
+  counter BIGINT NOT NULL,
+  transports TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  last_used_at TEXT
+);
+CREATE INDEX passkeys_user ON passkeys (user_id);
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -111,6 +125,12 @@ export const MIGRATIONS: Migration[] = [
     description: 'group gid numbers from a counter, never reused',
     sqlite: v4,
     postgres: v4,
+  },
+  {
+    version: 5,
+    description: 'WebAuthn credentials (passkeys)',
+    sqlite: v5,
+    postgres: v5,
   },
 ];
 

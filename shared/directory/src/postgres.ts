@@ -7,6 +7,7 @@ import {
   conflictMessage,
   groupsFromRows,
   mailboxFromRow,
+  passkeyFromRow,
   USER_COLUMNS,
   USER_FIELDS,
   userFromRow,
@@ -14,7 +15,7 @@ import {
   type Row,
 } from './rows.ts';
 import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
-import type { App, AuditEvent, Group, Mailbox, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, Snapshot, User } from './types.ts';
 
 const CHANNEL = 'hearth_changes';
 /** Arbitrary constant for pg_advisory_xact_lock so concurrent starts migrate one at a time. */
@@ -207,6 +208,38 @@ export class PostgresStore implements DirectoryStore {
     await this.tx(async (c) => {
       if ((await c.query('DELETE FROM mailboxes WHERE address = $1', [address])).rowCount === 0) throw new DirectoryError(`no such mailbox: ${address}`, 'not_found');
     });
+  }
+
+  async addPasskey(p: Passkey): Promise<void> {
+    await this.tx(
+      (c) =>
+        c.query('INSERT INTO passkeys (id, user_id, public_key, counter, transports, name, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
+          p.id, p.userId, p.publicKey, p.counter, JSON.stringify(p.transports), p.name, p.createdAt, p.lastUsedAt,
+        ]),
+      false,
+    );
+  }
+
+  async passkeysOf(userId: string): Promise<Passkey[]> {
+    return (await this.pool.query('SELECT * FROM passkeys WHERE user_id = $1 ORDER BY created_at', [userId])).rows.map(passkeyFromRow);
+  }
+
+  async findPasskey(id: string): Promise<Passkey | null> {
+    const row = (await this.pool.query('SELECT * FROM passkeys WHERE id = $1', [id])).rows[0] as Row | undefined;
+    return row ? passkeyFromRow(row) : null;
+  }
+
+  async usePasskey(id: string, counter: number, at: string): Promise<boolean> {
+    const res = await this.pool.query('UPDATE passkeys SET counter = $1, last_used_at = $2 WHERE id = $3 AND (counter < $1 OR (counter = 0 AND $1 = 0))', [counter, at, id]);
+    return res.rowCount === 1;
+  }
+
+  async deletePasskey(userId: string, id: string): Promise<void> {
+    if ((await this.pool.query('DELETE FROM passkeys WHERE id = $1 AND user_id = $2', [id, userId])).rowCount === 0) throw new DirectoryError('no such passkey', 'not_found');
+  }
+
+  async deletePasskeysOf(userId: string): Promise<void> {
+    await this.pool.query('DELETE FROM passkeys WHERE user_id = $1', [userId]);
   }
 
   async appendAudit(e: AuditEvent): Promise<void> {

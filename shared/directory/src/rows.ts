@@ -1,4 +1,4 @@
-import type { App, AuditEvent, Group, Mailbox, Role, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, Role, User } from './types.ts';
 
 /** Row <-> record mapping shared by the SQL backends (column names are the same in both). */
 
@@ -97,4 +97,17 @@ export function conflictMessage(err: unknown): string | null {
   if (/apps\.id|apps_pkey/.test(detail)) return 'app id already exists';
   if (/mailboxes\.address|mailboxes_pkey/.test(detail)) return 'mailbox already exists';
   return 'already exists';
+}
+
+export function passkeyFromRow(r: Row): Passkey {
+  return {
+    id: str(r.id),
+    userId: str(r.user_id),
+    publicKey: str(r.public_key),
+    counter: Number(r.counter),
+    transports: JSON.parse(str(r.transports)) as string[],
+    name: str(r.name),
+    createdAt: str(r.created_at),
+    lastUsedAt: optStr(r.last_used_at),
+  };
 }

@@ -10,6 +10,7 @@ import {
   conflictMessage,
   groupsFromRows,
   mailboxFromRow,
+  passkeyFromRow,
   USER_COLUMNS,
   USER_FIELDS,
   userFromRow,
@@ -17,7 +18,7 @@ import {
   type Row,
 } from './rows.ts';
 import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
-import type { App, AuditEvent, Group, Mailbox, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, Snapshot, User } from './types.ts';
 
 const POLL_MS = 200;
 
@@ -215,6 +216,37 @@ export class SqliteStore implements DirectoryStore {
     this.tx(() => {
       if (this.sql('DELETE FROM mailboxes WHERE address = ?').run(address).changes === 0) throw new DirectoryError(`no such mailbox: ${address}`, 'not_found');
     });
+  }
+
+  async addPasskey(p: Passkey): Promise<void> {
+    this.tx(() => {
+      this.sql('INSERT INTO passkeys (id, user_id, public_key, counter, transports, name, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+        p.id, p.userId, p.publicKey, p.counter, JSON.stringify(p.transports), p.name, p.createdAt, p.lastUsedAt,
+      );
+    }, false);
+  }
+
+  async passkeysOf(userId: string): Promise<Passkey[]> {
+    return (this.sql('SELECT * FROM passkeys WHERE user_id = ? ORDER BY created_at').all(userId) as Row[]).map(passkeyFromRow);
+  }
+
+  async findPasskey(id: string): Promise<Passkey | null> {
+    const row = this.sql('SELECT * FROM passkeys WHERE id = ?').get(id) as Row | undefined;
+    return row ? passkeyFromRow(row) : null;
+  }
+
+  async usePasskey(id: string, counter: number, at: string): Promise<boolean> {
+    return this.tx(() => this.sql('UPDATE passkeys SET counter = ?, last_used_at = ? WHERE id = ? AND (counter < ? OR (counter = 0 AND ? = 0))').run(counter, at, id, counter, counter).changes === 1, false);
+  }
+
+  async deletePasskey(userId: string, id: string): Promise<void> {
+    this.tx(() => {
+      if (this.sql('DELETE FROM passkeys WHERE id = ? AND user_id = ?').run(id, userId).changes === 0) throw new DirectoryError('no such passkey', 'not_found');
+    }, false);
+  }
+
+  async deletePasskeysOf(userId: string): Promise<void> {
+    this.tx(() => void this.sql('DELETE FROM passkeys WHERE user_id = ?').run(userId), false);
   }
 
   async appendAudit(e: AuditEvent): Promise<void> {

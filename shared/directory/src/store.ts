@@ -1,4 +1,4 @@
-import type { App, AuditEvent, Group, Mailbox, Protocol, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, Protocol, Snapshot, User } from './types.ts';
 
 export interface AuditQuery {
   username?: string;
@@ -40,6 +40,18 @@ export interface DirectoryStore {
 
   addMailbox(mailbox: Mailbox): Promise<void>;
   deleteMailbox(address: string): Promise<void>;
+
+  /** Passkeys are read from the store when used, not kept in the snapshot; their writes notify no one. */
+  addPasskey(passkey: Passkey): Promise<void>;
+  passkeysOf(userId: string): Promise<Passkey[]>;
+  findPasskey(id: string): Promise<Passkey | null>;
+  /**
+   * Records a sign-in with the passkey. Atomic: false (and nothing written) when the stored
+   * counter is not below `counter`, unless both are 0 (authenticators without a counter).
+   */
+  usePasskey(id: string, counter: number, at: string): Promise<boolean>;
+  deletePasskey(userId: string, id: string): Promise<void>;
+  deletePasskeysOf(userId: string): Promise<void>;
 
   appendAudit(event: AuditEvent): Promise<void>;
   listAudit(query: AuditQuery): Promise<AuditEvent[]>;

@@ -93,3 +93,19 @@ export interface Snapshot {
   apps: App[];
   mailboxes: Mailbox[];
 }
+
+/** A WebAuthn credential (passkey) registered by a user. */
+export interface Passkey {
+  /** the credential id, base64url */
+  id: string;
+  userId: string;
+  /** COSE public key, base64url */
+  publicKey: string;
+  /** the authenticator's signature counter as last seen */
+  counter: number;
+  transports: string[];
+  /** the user's label for it */
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
