@@ -125,7 +125,7 @@ ${field({ name: 'password', label: 'New password', type: 'password', required: t
 <h2>Account</h2>
 <div class="actions">
 ${self ? html`<p class="hint">You cannot disable or delete your own account here.</p>` : u.active ? postButton(`${base}/disable`, csrf, 'Disable', { kind: 'secondary' }) : postButton(`${base}/enable`, csrf, 'Enable', { kind: 'secondary' })}
-${u.totpSecret ? postButton(`${base}/reset-2fa`, csrf, 'Reset two-factor', { kind: 'secondary' }) : ''}
+${postButton(`${base}/reset-2fa`, csrf, 'Reset two-factor and passkeys', { kind: 'secondary' })}
 </div>
 ${self
   ? ''
@@ -485,7 +485,16 @@ export const adminRoutes: Route[] = [
       ),
   },
   { method: 'POST', path: new RegExp(`^/admin/users/${U}/enable$`), admin: true, handler: (c) => userAction(c, (u) => c.directory.setActive(u.id, true), 'user-enabled') },
-  { method: 'POST', path: new RegExp(`^/admin/users/${U}/reset-2fa$`), admin: true, handler: (c) => userAction(c, (u) => c.directory.disableTotp(u.id), 'user-2fa') },
+  { method: 'POST', path: new RegExp(`^/admin/users/${U}/reset-2fa$`), admin: true, handler: (c) =>
+      userAction(
+        c,
+        async (u) => {
+          await c.directory.store.deletePasskeysOf(u.id);
+          await c.directory.disableTotp(u.id);
+        },
+        'user-2fa',
+      ),
+  },
   {
     method: 'POST',
     path: new RegExp(`^/admin/users/${U}/delete$`),

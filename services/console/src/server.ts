@@ -5,11 +5,12 @@ import path from 'node:path';
 import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import { secretEquals, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import { clearCookie, loadKeyFile, OidcRelyingParty, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
+import { clearCookie, loadKeyFile, OidcRelyingParty, PASSKEYS_SCRIPT, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
 import { adminRoutes } from './admin.ts';
 import { BadRequest, Form, readForm, redirect, sendHtml } from './http.ts';
 import { contentSecurityPolicy, isAdmin, page, html } from './pages/layout.ts';
 import type { RequestContext, Result, Route, Services } from './routes.ts';
+import { passkeyRoutes, PASSKEYS_SCRIPT_PATH } from './passkeys.ts';
 import { selfRoutes } from './self.ts';
 import { ConsoleSessions, type Session } from './session.ts';
 import type { ConsoleSettings } from './settings.ts';
@@ -31,8 +32,7 @@ export interface RunningConsole {
 }
 
 const LOGIN_STATE_SECONDS = 600;
-const STATIC_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../static');
-const STATIC_FILES: Record<string, string> = {};
+
 
 interface LoginState {
   state: string;
@@ -59,7 +59,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const loginCookie = `${cookieName}_login`;
   const csp = contentSecurityPolicy(config.oidcIssuer);
   const services: Services = { config, directory, logger, settings, sessions };
-  const routes: Route[] = [...selfRoutes, ...adminRoutes];
+  const routes: Route[] = [...selfRoutes, ...passkeyRoutes, ...adminRoutes];
+  const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);
 
   await registerConsoleClient(config, directory, settings.publicUrl, logger);
 
@@ -153,11 +154,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
     const url = new URL(req.url ?? '/', publicOrigin);
     const method = req.method === 'HEAD' ? 'GET' : req.method;
 
-    const file = STATIC_FILES[url.pathname];
-    if (file && method === 'GET') {
-      const body = fs.readFileSync(path.join(STATIC_DIR, path.basename(url.pathname)));
-      res.writeHead(200, { 'Content-Type': file, 'Content-Length': body.length, 'Cache-Control': 'public, max-age=300' });
-      return void res.end(body);
+    if (url.pathname === PASSKEYS_SCRIPT_PATH && method === 'GET') {
+      res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Content-Length': passkeysScript.length, 'Cache-Control': 'public, max-age=300' });
+      return void res.end(passkeysScript);
     }
     if (url.pathname === '/login' && method === 'GET') return startSignIn(res, localPath(url.searchParams.get('back')));
     if (url.pathname === '/callback' && method === 'GET') return callback(req, res, url);

@@ -19,9 +19,9 @@ export interface ConsoleStack {
 /**
  * services/oidc and services/console as daemons on free ports over one directory; `seed`
  * adds users and apps before they start. The test's own Directory watches for changes,
- * so it sees what the console writes.
+ * so it sees what the console writes. `host` names both in their public URLs.
  */
-export async function startConsoleStack(seed: (directory: Directory) => Promise<void>, opts: { env?: Record<string, string> } = {}): Promise<ConsoleStack> {
+export async function startConsoleStack(seed: (directory: Directory) => Promise<void>, opts: { env?: Record<string, string>; host?: string } = {}): Promise<ConsoleStack> {
   const stops: (() => Promise<unknown>)[] = [];
   const close = async (): Promise<void> => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
@@ -29,8 +29,10 @@ export async function startConsoleStack(seed: (directory: Directory) => Promise<
   try {
     const oidcPort = await freePort();
     const consolePort = await freePort();
-    const issuer = `http://127.0.0.1:${oidcPort}`;
-    const url = `http://127.0.0.1:${consolePort}`;
+    // WebAuthn needs a host name (an IP address cannot be an RP ID): the passkey tests use localhost.
+    const host = opts.host ?? '127.0.0.1';
+    const issuer = `http://${host}:${oidcPort}`;
+    const url = `http://${host}:${consolePort}`;
     const env = await testEnv({
       env: { HEARTH_OIDC_PORT: String(oidcPort), HEARTH_OIDC_ISSUER: issuer, HEARTH_CONSOLE_PORT: String(consolePort), HEARTH_CONSOLE_URL: url, HEARTH_LOG_LEVEL: 'info', ...opts.env },
     });
@@ -69,7 +71,7 @@ export async function signIn(context: BrowserContext, stack: ConsoleStack, usern
   await page.waitForURL((u) => u.origin === stack.issuer);
   await page.getByLabel('Username or email').fill(username);
   await page.getByLabel('Password').fill(password);
-  await Promise.all([page.waitForURL((u) => u.origin === stack.url || u.pathname.startsWith('/interaction/')), page.getByRole('button', { name: 'Sign in' }).click()]);
+  await Promise.all([page.waitForURL((u) => u.origin === stack.url || u.pathname.startsWith('/interaction/')), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
   if (totp) {
     await page.getByLabel('Authentication code').fill(totp());
     await page.getByRole('button', { name: 'Verify' }).click();

@@ -1,6 +1,8 @@
 import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
 import { secretEquals, throttleAccount, type App, type Directory, type User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import { authenticationOptions, PasskeyError, PASSKEYS_SCRIPT, verifyAssertion, type RelyingParty } from '@hearth/web';
 import type { Context, Middleware, Next } from 'koa';
 import type { Interaction, InteractionResults, Provider } from 'oidc-provider';
 import type { OidcStorage } from './adapter.ts';
@@ -8,7 +10,7 @@ import type { ClientRegistry } from './clients.ts';
 import { firstPartyGrant } from './grants.ts';
 import { readForm, sendError } from './http.ts';
 import { deniedPage } from './views/denied.ts';
-import { PAGE_CSP } from './views/layout.ts';
+import { PAGE_CSP, PASSKEYS_SCRIPT_PATH } from './views/layout.ts';
 import { loginPage, totpPage } from './views/login.ts';
 
 /**
@@ -24,6 +26,8 @@ export interface InteractionDeps {
   /** cookie keys, newest first; CSRF tokens are MACs under them */
   keys: () => string[];
   logger: Logger;
+  /** the WebAuthn relying party for passkeys at the login page (origin: the issuer) */
+  relyingParty: RelyingParty;
 }
 
 interface PendingLogin {
@@ -38,7 +42,11 @@ const MAX_TOTP_ATTEMPTS = 5;
 /** verifyTotp accepts the current step and one either side: 90 s in all. */
 const TOTP_REPLAY_SECONDS = 90;
 
-const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|totp|abort))?$/;
+/** A passkey challenge handed out for an interaction; spent by the first assertion that names it. */
+const CHALLENGE = 'PasskeyChallenge';
+const CHALLENGE_TTL = 300;
+
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|totp|abort|passkey-options|passkey))?$/;
 
 function csrfFor(key: string, uid: string): string {
   return createHmac('sha256', key).update(`csrf:${uid}`).digest('base64url');
@@ -50,6 +58,7 @@ function appName(app: App): string {
 
 export function interactionRoutes(deps: InteractionDeps): Middleware {
   const { directory, clients, storage } = deps;
+  const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);
 
   const html = (ctx: Context, status: number, body: string): void => {
     ctx.status = status;
@@ -68,6 +77,12 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
   };
 
   return async (ctx: Context, next: Next) => {
+    if (ctx.path === PASSKEYS_SCRIPT_PATH && ctx.method === 'GET') {
+      ctx.type = 'text/javascript; charset=utf-8';
+      ctx.set('Cache-Control', 'public, max-age=300');
+      ctx.body = passkeysScript;
+      return;
+    }
     const m = ROUTE.exec(ctx.path);
     if (!m) return next();
     const uid = m[1]!;
@@ -94,10 +109,15 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
     const base = `/interaction/${uid}`;
     const csrf = csrfFor(deps.keys()[0]!, uid);
     const name = appName(app);
+    const passkey = { optionsAction: `${base}/passkey-options`, action: `${base}/passkey` };
     const views = {
       login: (status: number, error?: string, login?: string) =>
-        html(ctx, status, loginPage({ appName: name, action: `${base}/login`, abortAction: `${base}/abort`, csrf, error, login: login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : '') })),
-      totp: (status: number, username: string, error?: string) => html(ctx, status, totpPage({ appName: name, username, action: `${base}/totp`, abortAction: `${base}/abort`, csrf, error })),
+        html(ctx, status, loginPage({ appName: name, action: `${base}/login`, abortAction: `${base}/abort`, csrf, error, passkey, login: login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : '') })),
+      totp: async (status: number, username: string, error?: string) => {
+        const user = directory.userByUsername(username);
+        const hasPasskey = user ? (await directory.store.passkeysOf(user.id)).length > 0 : false;
+        html(ctx, status, totpPage({ appName: name, username, action: `${base}/totp`, abortAction: `${base}/abort`, csrf, error, totp: !!user?.totpSecret, passkey: hasPasskey ? passkey : null }));
+      },
       denied: (username: string) => html(ctx, 403, deniedPage({ appName: name, username, switchHref: `${base}?login=1`, abortAction: `${base}/abort`, csrf })),
     };
 
@@ -147,13 +167,50 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
             return views.login(401, 'Incorrect username, email or password.', login);
         }
       }
-      if (r.user.totpSecret) {
+      // A second factor is owed by users with TOTP or a passkey.
+      if (r.user.totpSecret || (await directory.store.passkeysOf(r.user.id)).length > 0) {
         await storage.set(PENDING, uid, { accountId: r.user.id, attempts: 0 } as never, PENDING_TTL);
         ctx.redirect(base);
         ctx.status = 303;
         return;
       }
       return finish(ctx, provider, details, r.user, ['pwd']);
+    }
+
+    if (action === 'passkey-options' || action === 'passkey') {
+      // After a password, only that user's passkeys count (second factor); before, any registered one (passwordless).
+      const pending = (await storage.get(PENDING, uid)) as PendingLogin | undefined;
+      const pendingUser = pending ? directory.userById(pending.accountId) : undefined;
+      if (action === 'passkey-options') {
+        const options = await authenticationOptions(deps.relyingParty, pendingUser ? await directory.store.passkeysOf(pendingUser.id) : null);
+        await storage.set(CHALLENGE, uid, { challenge: options.challenge } as never, CHALLENGE_TTL);
+        ctx.body = options;
+        return;
+      }
+      const saved = (await storage.get(CHALLENGE, uid)) as { challenge?: string } | undefined;
+      await storage.delete(CHALLENGE, uid);
+      const retry = (status: number, message: string) => (pendingUser ? views.totp(status, pendingUser.username, message) : views.login(status, message));
+      if (!saved?.challenge) return retry(400, 'That passkey request has expired. Try again.');
+      // Passwordless attempts name no account until verified: they count against the address (and one shared passkey account).
+      const attempt = await directory.throttle.begin(pendingUser ? throttleAccount('user', pendingUser.id, pendingUser.username) : throttleAccount('user', null, `passkey@${remote ?? ''}`), remote);
+      if (attempt.blocked) return retry(429, 'Too many failed attempts. Wait a few minutes, then try again.');
+      let used;
+      try {
+        used = await verifyAssertion(deps.relyingParty, directory.store, form.get('response') ?? '', saved.challenge, pendingUser?.id);
+      } catch (err) {
+        if (!(err instanceof PasskeyError)) throw err;
+        await attempt.failed();
+        await directory.audit({ username: pendingUser?.username ?? null, protocol: 'oidc', appId: app.id, remote, ok: false, detail: `passkey: ${err.message}` });
+        deps.logger.info({ protocol: 'oidc', login: pendingUser?.username ?? null, remote, reason: err.message }, 'login refused');
+        return retry(401, 'That passkey could not be used here. Try again, or sign in with your password.');
+      }
+      const user = directory.userById(used.userId);
+      if (!user || !user.active) return views.login(403, 'This account is disabled. Ask your administrator.');
+      if (!directory.canUseApp(app, user)) return views.denied(user.username);
+      await attempt.succeeded();
+      await storage.delete(PENDING, uid);
+      await directory.audit({ username: user.username, protocol: 'oidc', appId: app.id, remote, ok: true, detail: pendingUser ? 'passkey (second factor)' : 'passkey' });
+      return finish(ctx, provider, details, user, pendingUser ? ['pwd', 'hwk'] : ['hwk', 'user']);
     }
 
     // action === 'totp'

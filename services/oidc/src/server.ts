@@ -77,7 +77,17 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     provider.use(securityHeaders(config));
     provider.use(limitParams);
     provider.use(offlineAccessConsent);
-    provider.use(interactionRoutes({ provider: () => provider, directory, clients, storage, keys: () => k.cookieKeys, logger }));
+    provider.use(
+      interactionRoutes({
+        provider: () => provider,
+        directory,
+        clients,
+        storage,
+        keys: () => k.cookieKeys,
+        logger,
+        relyingParty: { id: config.webauthnRpId, name: 'Hearth', origin: new URL(config.oidcIssuer).origin },
+      }),
+    );
     return { provider, handler: provider.callback() };
   };
   let current = build(keys);

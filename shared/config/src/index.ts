@@ -59,6 +59,8 @@ export interface HearthConfig {
   hostname: string;
   domain: string;
   oidcIssuer: string;
+  /** WebAuthn RP ID for passkeys: the provider's host, or a registrable suffix shared with the console's */
+  webauthnRpId: string;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   /** the Docker engine app containers run on: unix:///path or tcp://host:port */
@@ -105,6 +107,11 @@ const envSchema = z.object({
     .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/i, 'must be a domain name')
     .default('example.test'),
   HEARTH_OIDC_ISSUER: z.string().url().optional(),
+  HEARTH_WEBAUTHN_RP_ID: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i, 'must be a host name such as example.com')
+    .optional()
+    .or(blank),
   HEARTH_TLS_CERT: z.string().optional(),
   HEARTH_TLS_KEY: z.string().optional(),
   HEARTH_DOCKER_HOST: z
@@ -152,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     if (!value.success) throw new ConfigError(`invalid setting ${portEnvName(name)}: must be a port number`);
     ports[name] = value.data;
   }
+  const oidcIssuer = (e.HEARTH_OIDC_ISSUER ?? `http://127.0.0.1:${ports.oidc}`).replace(/\/+$/, '');
   return {
     dataDir: path.resolve(e.HEARTH_DATA_DIR),
     databaseUrl: e.HEARTH_DATABASE_URL,
@@ -159,7 +167,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     listen: e.HEARTH_LISTEN,
     hostname: e.HEARTH_HOSTNAME,
     domain: e.HEARTH_DOMAIN.toLowerCase(),
-    oidcIssuer: (e.HEARTH_OIDC_ISSUER ?? `http://127.0.0.1:${ports.oidc}`).replace(/\/+$/, ''),
+    oidcIssuer,
+    webauthnRpId: (e.HEARTH_WEBAUTHN_RP_ID ?? new URL(oidcIssuer).hostname).toLowerCase(),
     tlsCert: e.HEARTH_TLS_CERT,
     tlsKey: e.HEARTH_TLS_KEY,
     dockerHost: e.HEARTH_DOCKER_HOST,

@@ -108,6 +108,7 @@ const SELF_NAV: [string, string][] = [
   ['/profile', 'Profile'],
   ['/password', 'Password'],
   ['/2fa', 'Two-factor'],
+  ['/passkeys', 'Passkeys'],
   ['/sessions', 'Sessions'],
 ];
 const ADMIN_NAV: [string, string][] = [

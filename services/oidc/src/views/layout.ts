@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { escapeHtml } from '@hearth/web';
 
-/** The page shell every login/logout/error page shares. Server-rendered; no JavaScript anywhere. */
+/**
+ * The page shell every login/logout/error page shares. Server-rendered; the one script is the
+ * passkey helper, and every page works without it.
+ */
 
 export const esc = escapeHtml;
 
@@ -20,16 +23,21 @@ button.secondary{background:transparent;color:inherit;border-color:#767676}
 .hint{font-size:.9rem;opacity:.85}
 `;
 
-/** Pages allow exactly this stylesheet: no scripts, no framing, no plugins. */
+/** The passkey helper (shared/web), served by interactions.ts. */
+export const PASSKEYS_SCRIPT_PATH = '/interaction-assets/passkeys.js';
+
+/** Pages allow exactly this stylesheet and scripts from this origin (the passkey helper): no inline script, no framing, no plugins. */
 export const PAGE_CSP = [
   "default-src 'none'",
+  "script-src 'self'",
+  "connect-src 'self'",
   `style-src 'sha256-${createHash('sha256').update(CSS).digest('base64')}'`,
   "img-src 'self' data:",
   "base-uri 'none'",
   "frame-ancestors 'none'",
 ].join('; ');
 
-export function page(title: string, body: string): string {
+export function page(title: string, body: string, opts: { script?: boolean } = {}): string {
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -38,7 +46,7 @@ export function page(title: string, body: string): string {
 <meta name="referrer" content="no-referrer">
 <title>${esc(title)}</title>
 <style>${CSS}</style>
-</head>
+${opts.script ? `<script src="${PASSKEYS_SCRIPT_PATH}" defer></script>\n` : ''}</head>
 <body>
 <main>
 ${body}

@@ -7,6 +7,17 @@ export interface LoginView {
   csrf: string;
   login?: string;
   error?: string;
+  /** the passkey form's endpoints (options, then the assertion) */
+  passkey: { optionsAction: string; action: string };
+}
+
+/** A passkey form: hidden until the helper script finds WebAuthn, then an ordinary POST with the credential's JSON. */
+function passkeyForm(p: { optionsAction: string; action: string }, csrf: string, label: string): string {
+  return `<form method="post" action="${esc(p.action)}" data-passkey="sign-in" data-options="${esc(p.optionsAction)}" hidden>
+<input type="hidden" name="csrf" value="${esc(csrf)}">
+<input type="hidden" name="response" value="">
+<div class="actions"><button type="submit" class="secondary">${esc(label)}</button><span data-passkey-status role="status"></span></div>
+</form>`;
 }
 
 export function loginPage(v: LoginView): string {
@@ -25,7 +36,9 @@ ${errorBox('login-error', v.error)}
 <button type="submit">Sign in</button>
 </div>
 </form>
+${passkeyForm(v.passkey, v.csrf, 'Sign in with a passkey')}
 ${cancelForm(v)}`,
+    { script: true },
   );
 }
 
@@ -36,6 +49,9 @@ export interface TotpView {
   abortAction: string;
   csrf: string;
   error?: string;
+  /** which second factors the user has */
+  totp: boolean;
+  passkey: { optionsAction: string; action: string } | null;
 }
 
 export function totpPage(v: TotpView): string {
@@ -45,7 +61,9 @@ export function totpPage(v: TotpView): string {
     `<h1>Two-factor authentication</h1>
 <p>Signed in as <strong>${esc(v.username)}</strong> for ${esc(v.appName)}.</p>
 ${errorBox('code-error', v.error)}
-<form method="post" action="${esc(v.action)}">
+${
+  v.totp
+    ? `<form method="post" action="${esc(v.action)}">
 <input type="hidden" name="csrf" value="${esc(v.csrf)}">
 <label for="code">Authentication code</label>
 <p class="hint" id="code-hint">Enter the 6-digit code from your authenticator app.</p>
@@ -53,8 +71,12 @@ ${errorBox('code-error', v.error)}
 <div class="actions">
 <button type="submit">Verify</button>
 </div>
-</form>
+</form>`
+    : '<noscript><p>Confirming with your passkey needs JavaScript.</p></noscript>'
+}
+${v.passkey ? passkeyForm(v.passkey, v.csrf, v.totp ? 'Use a passkey instead' : 'Use your passkey') : ''}
 ${cancelForm(v)}`,
+    { script: v.passkey !== null },
   );
 }
 
