@@ -116,7 +116,7 @@ export class Directory {
   ) {
     this.view = buildView(snapshot);
     this.hasher = new PasswordHasher(config.argon2);
-    this.throttle = new LoginThrottle(counters, throttle);
+    this.throttle = new LoginThrottle(counters, throttle, (err) => logger?.warn({ err }, 'could not remember the address of a successful login'));
   }
 
   static async open(config: HearthConfig, opts: OpenOptions = {}): Promise<Directory> {

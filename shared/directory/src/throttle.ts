@@ -21,6 +21,7 @@ export function throttleAccount(kind: 'user' | 'app', id: string | null, login: 
 export interface LoginAttempt {
   readonly blocked: boolean;
   failed(): Promise<void>;
+  /** Remembers the address; never throws (a full disk must not turn a right password into an error). */
   succeeded(): Promise<void>;
 }
 
@@ -35,6 +36,7 @@ export class LoginThrottle {
   constructor(
     private readonly counters: SharedCounters,
     readonly limits: ThrottleLimits = DEFAULT_THROTTLE,
+    private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
   async begin(account: string, remote: string | null): Promise<LoginAttempt> {
@@ -60,7 +62,7 @@ export class LoginThrottle {
       // The account-wide count is left to expire: a user signing in often must not wipe an attacker's tally.
       succeeded: async () => {
         if (!pair) return;
-        await Promise.all([this.counters.touch(KNOWN, pair, knownAddressSeconds), forPair > 0 ? this.counters.reset(FAILURES, `p:${pair}`) : null]);
+        await Promise.all([this.counters.touch(KNOWN, pair, knownAddressSeconds), forPair > 0 ? this.counters.reset(FAILURES, `p:${pair}`) : null]).catch(this.onError);
       },
     };
   }
