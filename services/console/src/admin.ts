@@ -46,7 +46,7 @@ function usersPage(c: RequestContext): Result {
 <label for="q">Search users</label><input id="q" name="q" type="search" value="${q}" placeholder="username, email or name">
 <div class="actions"><button type="submit">Search</button><a href="/admin/users/new">Add a user</a></div></form>
 <p aria-live="polite">${total} user${total === 1 ? '' : 's'}${q ? ` matching “${q}”` : ''}; page ${pageIdx + 1} of ${pages}.</p>
-<div class="table"><table><thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">State</th></tr></thead><tbody>
+<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Username</th><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">State</th></tr></thead><tbody>
 ${users.map((u) => html`<tr><td><a href="/admin/users/${encodeURIComponent(u.username)}">${u.username}</a></td><td>${u.displayName}</td><td>${u.email}</td><td>${u.role}</td><td>${u.active ? 'active' : html`<span class="tag off">disabled</span>`}${u.totpSecret ? html` <span class="tag">2FA</span>` : ''}</td></tr>`)}
 </tbody></table></div>
 <nav class="pager" aria-label="Pages">${pageIdx > 0 ? html`<a href="${link(pageIdx - 1)}" rel="prev">Previous page</a>` : ''}${pageIdx + 1 < pages ? html`<a href="${link(pageIdx + 1)}" rel="next">Next page</a>` : ''}</nav>`,
@@ -176,7 +176,7 @@ function groupsPage(c: RequestContext, error?: string, name = ''): Result {
   return view(
     c,
     'Groups',
-    html`<div class="table"><table><thead><tr><th scope="col">Group</th><th scope="col">Members</th><th scope="col">gidNumber</th></tr></thead><tbody>
+    html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Group</th><th scope="col">Members</th><th scope="col">gidNumber</th></tr></thead><tbody>
 ${groups.map((g) => html`<tr><td><a href="/admin/groups/${encodeURIComponent(g.name)}">${g.name}</a></td><td>${g.memberIds.length}</td><td>${g.gidNumber}</td></tr>`)}
 </tbody></table></div>
 <h2>Add a group</h2>
@@ -249,7 +249,7 @@ function appsPage(c: RequestContext, v: Record<string, string> = {}, error?: str
   return view(
     c,
     'Apps',
-    html`<div class="table"><table><thead><tr><th scope="col">App</th><th scope="col">Domain</th><th scope="col">Addons</th><th scope="col">Access</th></tr></thead><tbody>
+    html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">App</th><th scope="col">Domain</th><th scope="col">Addons</th><th scope="col">Access</th></tr></thead><tbody>
 ${apps.map((a) => html`<tr><td><a href="/admin/apps/${encodeURIComponent(a.id)}">${a.id}</a>${a.id === CONSOLE_APP_ID ? html` <span class="tag">built in</span>` : ''}</td><td>${a.domain}</td><td>${Object.keys(a.manifest.addons).join(', ')}</td><td>${accessText(c, a.access)}</td></tr>`)}
 </tbody></table></div>
 <h2>Install an app</h2>
@@ -297,7 +297,7 @@ function appPage(c: RequestContext, o: { reveal?: boolean; error?: string } = {}
     html`<p>Id <code>${app.id}</code> · domain ${app.domain} · access ${accessText(c, app.access)}${app.upstream ? html` · upstream ${app.upstream}` : ''} · installed ${app.createdAt.slice(0, 10)}</p>
 <p>Addons: ${Object.keys(app.manifest.addons).join(', ') || 'none'}</p>
 <h2>Environment</h2>
-${env.length ? html`<div class="table"><table><thead><tr><th scope="col">Variable</th><th scope="col">Value</th></tr></thead><tbody>${env.map(([k, val]) => html`<tr><td><code>${k}</code></td><td><code>${o.reveal ? val : maskEnv(k, val)}</code></td></tr>`)}</tbody></table></div>` : html`<p>This app gets no variables.</p>`}
+${env.length ? html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Variable</th><th scope="col">Value</th></tr></thead><tbody>${env.map(([k, val]) => html`<tr><td><code>${k}</code></td><td><code>${o.reveal ? val : maskEnv(k, val)}</code></td></tr>`)}</tbody></table></div>` : html`<p>This app gets no variables.</p>`}
 <div class="actions">
 ${o.reveal ? html`<a href="${base}">Hide secrets</a>` : postButton(`${base}/env`, csrf, 'Show secrets', { kind: 'secondary' })}
 ${postButton(`${base}/rotate`, csrf, 'Rotate credentials', { kind: 'secondary' })}
@@ -356,7 +356,7 @@ function mailboxesPage(c: RequestContext, v: Record<string, string> = {}, error?
   return view(
     c,
     'Mailboxes',
-    html`<div class="table"><table><thead><tr><th scope="col">Address</th><th scope="col">Owner</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
+    html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Address</th><th scope="col">Owner</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
 ${boxes.map((m) => html`<tr><td>${m.address}</td><td>${owner(m.ownerType, m.ownerId)}</td><td>${m.ownerType === 'user' ? postButton('/admin/mailboxes/delete', csrf, 'Delete', { kind: 'secondary', hidden: { address: m.address }, aria: `Delete mailbox ${m.address}` }) : html`<span class="hint">removed with the app</span>`}</td></tr>`)}
 </tbody></table></div>
 <h2>Add a mailbox</h2>
@@ -395,7 +395,7 @@ async function queuePage(c: RequestContext, error?: string): Promise<Result> {
     c,
     'Mail queue',
     html`${queue.length
-      ? html`<div class="table"><table><thead><tr><th scope="col">Id</th><th scope="col">From</th><th scope="col">Arrived</th><th scope="col">Recipients</th><th scope="col"><span class="hint">Actions</span></th></tr></thead><tbody>
+      ? html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Id</th><th scope="col">From</th><th scope="col">Arrived</th><th scope="col">Recipients</th><th scope="col"><span class="hint">Actions</span></th></tr></thead><tbody>
 ${queue.map(
   (m) => html`<tr><td><code>${m.id}</code></td><td>${m.from || '<>'}</td><td>${m.arrivedAt}</td><td><ul>${m.recipients.map((r) => html`<li>${r.address}: ${r.status}, ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}${r.lastError ? html` — ${r.lastError}` : ''}</li>`)}</ul></td>
 <td>${postButton('/admin/queue/retry', csrf, 'Retry', { kind: 'secondary', hidden: { id: m.id }, aria: `Retry ${m.id}` })} ${postButton('/admin/queue/delete', csrf, 'Delete', { kind: 'danger', hidden: { id: m.id }, aria: `Delete ${m.id}` })}</td></tr>`,
@@ -441,7 +441,7 @@ ${field({ name: 'user', label: 'User', value: user, autocomplete: 'off' })}
 ${field({ name: 'app', label: 'App id', value: app, autocomplete: 'off' })}
 ${field({ name: 'limit', label: 'At most', type: 'number', value: String(limit), attrs: 'min="1" max="1000"' })}
 <div class="actions"><button type="submit">Filter</button></div></form>
-<div class="table"><table><thead><tr><th scope="col">When</th><th scope="col">User</th><th scope="col">Protocol</th><th scope="col">App</th><th scope="col">From</th><th scope="col">Result</th></tr></thead><tbody>
+<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">When</th><th scope="col">User</th><th scope="col">Protocol</th><th scope="col">App</th><th scope="col">From</th><th scope="col">Result</th></tr></thead><tbody>
 ${events.map((e) => html`<tr><td>${e.at}</td><td>${e.username ?? ''}</td><td>${e.protocol}</td><td>${e.appId ?? ''}</td><td>${e.remote ?? ''}</td><td>${e.ok ? 'ok' : html`<span class="tag off">failed</span>`}${e.detail ? ` ${e.detail}` : ''}</td></tr>`)}
 </tbody></table></div>`,
     { current: '/admin/audit' },
@@ -453,7 +453,7 @@ async function statusPage(c: RequestContext): Promise<Result> {
   return view(
     c,
     'Service status',
-    html`<div class="table"><table><thead><tr><th scope="col">Service</th><th scope="col">State</th><th scope="col">Restarts</th><th scope="col">Version</th><th scope="col">Endpoints</th></tr></thead><tbody>
+    html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Service</th><th scope="col">State</th><th scope="col">Restarts</th><th scope="col">Version</th><th scope="col">Endpoints</th></tr></thead><tbody>
 ${rows.map((r) => html`<tr><td>${r.name}</td><td>${r.up ? 'up' : html`<span class="tag off">down</span>`}</td><td>${r.restarts ?? '—'}</td><td>${r.version}</td><td>${r.endpoints.join(', ')}</td></tr>`)}
 </tbody></table></div>
 <p class="hint">Up means every port of the service accepts connections now. Restarts are counted by <code>npm start</code>'s supervisor since it started.</p>`,

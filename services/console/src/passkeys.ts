@@ -18,7 +18,7 @@ async function passkeysPage(c: RequestContext, error?: string): Promise<Result> 
     'Passkeys',
     html`<p>A passkey signs you in with this device's screen lock or a security key: on its own, without a password, or as the second step after your password.</p>
 ${keys.length
-  ? html`<div class="table"><table><thead><tr><th scope="col">Name</th><th scope="col">Added</th><th scope="col">Last used</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
+  ? html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Name</th><th scope="col">Added</th><th scope="col">Last used</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
 ${keys.map((k) => html`<tr><td>${k.name}</td><td>${k.createdAt.slice(0, 10)}</td><td>${k.lastUsedAt?.slice(0, 16).replace('T', ' ') ?? 'never'}</td><td>${postButton('/passkeys/delete', csrf, 'Remove', { kind: 'secondary', hidden: { id: k.id }, aria: `Remove passkey ${k.name}` })}</td></tr>`)}
 </tbody></table></div>`
   : html`<p>You have no passkeys yet.</p>`}

@@ -159,7 +159,7 @@ async function sessionsPage(c: RequestContext): Promise<Result> {
     c,
     'Sessions',
     html`<h2>Console</h2>
-<div class="table"><table><caption class="hint">Where you are signed in to this console</caption>
+<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><caption class="hint">Where you are signed in to this console</caption>
 <thead><tr><th scope="col">Browser</th><th scope="col">From</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
 ${mine.map(
   (s) => html`<tr><td>${s.record.userAgent || 'unknown'}</td><td>${s.record.remote ?? ''}</td><td>${when(s.record.createdAt)}</td><td>${when(s.record.lastSeen)}</td>
@@ -168,7 +168,7 @@ ${mine.map(
 </tbody></table></div>
 <h2>Apps behind the sign-in wall</h2>
 ${gateway.length
-  ? html`<div class="table"><table><thead><tr><th scope="col">App</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
+  ? html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">App</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
 ${gateway.map((s) => html`<tr><td>${c.directory.app(s.record.appId) ? appTitle(c.directory.app(s.record.appId)!) : s.record.appId}</td><td>${when(s.record.createdAt)}</td><td>${when(s.record.lastSeen)}</td><td>${postButton('/sessions/end', csrf, 'Sign out', { kind: 'secondary', hidden: { kind: 'gateway', handle: s.handle }, aria: `Sign out of ${s.record.appId}` })}</td></tr>`)}
 </tbody></table></div>`
   : html`<p>None.</p>`}

@@ -1,0 +1,97 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { REPO_ROOT } from '@hearth/testkit';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+
+/** axe-core on every console page (and the provider's login page), at desktop and phone widths: no serious or critical violation. */
+
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let stack: ConsoleStack;
+let browser: Browser;
+
+before(async () => {
+  stack = await startConsoleStack(async (d) => {
+    await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, displayName: 'Rosa Root', role: 'admin' });
+    await d.addUser({ username: 'nina', email: 'nina@example.test', password: PASSWORD, displayName: 'Nina Simone' });
+    await d.addGroup('staff');
+    await d.addMember('staff', 'nina');
+    await d.addMailbox('nina@example.test', 'nina');
+  });
+  const { installApp } = await import('@hearth/provisioning');
+  await installApp(stack.env.config, stack.directory, { manifestText: fs.readFileSync(path.join(REPO_ROOT, 'examples/manifests/wiki.json'), 'utf8'), id: 'wiki', domain: 'wiki.example.test', access: ['groups:staff'] });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.close();
+});
+
+interface Violation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
+
+/** The page's serious and critical violations (axe injected through the debugger, which the page's CSP does not govern). */
+async function audit(page: Page): Promise<string[]> {
+  await page.evaluate(AXE_SOURCE);
+  const result = (await page.evaluate('axe.run(document, { resultTypes: ["violations"] })')) as { violations: Violation[] };
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+const PAGES = [
+  '/',
+  '/profile',
+  '/password',
+  '/2fa',
+  '/passkeys',
+  '/sessions',
+  '/admin/users',
+  '/admin/users?q=nina',
+  '/admin/users/new',
+  '/admin/users/nina',
+  '/admin/groups',
+  '/admin/groups/staff',
+  '/admin/apps',
+  '/admin/apps/wiki',
+  '/admin/apps/wiki/uninstall',
+  '/admin/mailboxes',
+  '/admin/queue',
+  '/admin/audit',
+  '/admin/status',
+];
+
+for (const viewport of [
+  { name: 'desktop', width: 1280, height: 900 },
+  { name: 'phone', width: 375, height: 740 },
+]) {
+  test(`no serious accessibility violation on any page (${viewport.name})`, async () => {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    page.setDefaultTimeout(20000);
+    await page.goto(`${stack.url}/`);
+    await page.waitForURL((u) => u.origin === stack.issuer);
+    const found: string[] = (await audit(page)).map((v) => `provider login page: ${v}`);
+    await context.close();
+
+    const signed = await browser.newContext({ viewport });
+    const p = await signIn(signed, stack, 'root');
+    for (const route of PAGES) {
+      const res = await p.goto(`${stack.url}${route}`);
+      assert.equal(res?.status(), 200, route);
+      for (const v of await audit(p)) found.push(`${route}: ${v}`);
+      // Nothing wider than the screen but tables, which scroll in their own box.
+      const overflow = (await p.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+      assert.ok(overflow <= 0, `${route} scrolls sideways by ${overflow}px at ${viewport.width}px`);
+    }
+    await signed.close();
+    assert.deepEqual(found, []);
+  });
+}
