@@ -6,7 +6,7 @@ import { MailStore } from '@hearth/mailstore';
 import { tempDir } from '@hearth/testkit';
 import { toCrlf } from '../src/mime.ts';
 import { handToDovecot, startDovecot } from './dovecot.ts';
-import { run } from './helpers.ts';
+import { run, stack } from './helpers.ts';
 
 /**
  * The Maildir is Dovecot's own format: Dovecot, pointed at a mailbox Hearth wrote, reads
@@ -73,5 +73,59 @@ M.logout()
   } finally {
     await dovecot.stop();
     fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+/**
+ * DELETE of a mailbox with inferiors (RFC 3501 §6.3.4): its messages go, its children stay,
+ * and the name remains as a level that cannot be selected until it is created again. The
+ * same client script runs against Dovecot and Hearth and must get the same answers.
+ */
+test('DELETE of a folder with children answers as Dovecot does', async () => {
+  const root = tempDir('hearth-dovecot-delete-');
+  fs.chmodSync(root, 0o755);
+  const maildir = path.join(root, 'mail');
+  for (const d of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(maildir, d), { recursive: true });
+  handToDovecot(maildir);
+  const script = (port: number, login: string, password: string): string => `
+import imaplib
+M = imaplib.IMAP4('127.0.0.1', ${port})
+M.login('${login}', '${password}')
+def step(r):
+    print(r[0])
+def names():
+    return sorted(n.split(b' "." ')[1].strip(b'"').decode() + (' noselect' if b'Noselect' in n else '') for n in M.list('""', 'a*')[1] if n)
+step(M.create('a'))
+step(M.create('a.b'))
+step(M.append('a', None, None, b'Subject: x\\\\r\\\\n\\\\r\\\\nhi\\\\r\\\\n'))
+step(M.delete('a'))
+print(names())
+step(M.select('a'))
+step(M.delete('a'))
+step(M.create('a'))
+print(M.status('a', '(MESSAGES)')[1][0].decode().replace('"', ''))
+step(M.delete('a.b'))
+step(M.delete('a'))
+print(names())
+`;
+  const dovecot = await startDovecot({ dir: path.join(root, 'dovecot'), maildir, login: 'u', password: 'pw' });
+  let theirs: string;
+  try {
+    const r = await run('python3', ['-c', script(dovecot.port, 'u', 'pw')]);
+    assert.equal(r.code, 0, r.stderr);
+    theirs = r.stdout;
+  } finally {
+    await dovecot.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  const h = await stack();
+  try {
+    const r = await run('python3', ['-c', script(h.imap.ports.imap, h.user.username, h.user.password)]);
+    assert.equal(r.code, 0, r.stderr);
+    // Dovecot lists the emptied level without \Noselect; RFC 3501 §6.3.4 gives it \Noselect, as Hearth does.
+    assert.equal(r.stdout, theirs.replace("['a', 'a.b']", "['a noselect', 'a.b']"));
+    assert.match(theirs, /^OK\nOK\nOK\nOK\n\['a', 'a\.b'\]\nNO\nNO\nOK\na \(MESSAGES 0\)\nOK\nOK\n\[\]\n$/);
+  } finally {
+    await h.close();
   }
 });
