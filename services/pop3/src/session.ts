@@ -32,6 +32,7 @@ export class Pop3Session implements LineSession<string | null> {
   private errors = 0;
   private authFailures = 0;
   private pendingAuth = false;
+  private releaseMaildrop: (() => Promise<void>) | null = null;
 
   constructor(
     private readonly deps: Pop3Deps,
@@ -197,7 +198,15 @@ export class Pop3Session implements LineSession<string | null> {
       if (++this.authFailures >= MAX_AUTH_FAILURES) await this.close('Too many failed logins');
       return;
     }
-    this.account = await this.deps.store.open(res.address);
+    const account = await this.deps.store.open(res.address);
+    // Two sessions on one maildrop could both delete the same messages: the second one waits (RFC 2449 IN-USE).
+    const release = await account.lockMaildrop();
+    if (!release) {
+      this.deps.logger.info({ login: res.principal.name, remote: this.io.remote }, 'POP3 login refused: maildrop in use by another session');
+      return this.send(err('Mailbox is in use by another POP3 session', 'IN-USE'));
+    }
+    this.releaseMaildrop = release;
+    this.account = account;
     this.folder = await this.account.folder('INBOX');
     await this.folder.refresh();
     this.entries = [];
@@ -219,13 +228,27 @@ export class Pop3Session implements LineSession<string | null> {
       } catch (e) {
         this.deps.logger.error({ err: e }, 'POP3 update failed');
         this.state = 'closed';
+        await this.unlock();
         await this.send(err('Some deleted messages were not removed'));
         this.io.close();
         return;
       }
     }
     this.state = 'closed';
+    await this.unlock();
     await this.send(ok('Bye'));
     this.io.close();
+  }
+
+  /** The connection closed (also without QUIT: nothing is deleted then, RFC 1939 §6). */
+  end(): void {
+    this.state = 'closed';
+    void this.unlock();
+  }
+
+  private async unlock(): Promise<void> {
+    const release = this.releaseMaildrop;
+    this.releaseMaildrop = null;
+    await release?.();
   }
 }

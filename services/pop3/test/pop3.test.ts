@@ -120,6 +120,39 @@ print('ok')
   assert.ok(inbox.messages[0]!.flags.includes('\\Seen'), 'RETR marks the message seen at QUIT');
 });
 
+test('RFC 2449 IN-USE: one POP3 session per maildrop; the lock goes with QUIT or a dropped connection', async () => {
+  const out = await python(`
+import poplib, socket, time
+def login():
+    c = poplib.POP3('127.0.0.1', ${pop.ports.pop3})
+    c.user(${JSON.stringify(app.username)})
+    c.pass_(${JSON.stringify(app.password)})
+    return c
+P = login()
+try:
+    login()
+    raise SystemExit('a second session got the maildrop')
+except poplib.error_proto as e:
+    assert str(e).startswith("b'-ERR [IN-USE]"), e
+P.quit()
+R = login()
+R.sock.shutdown(socket.SHUT_RDWR)
+R.sock.close()
+for i in range(100):
+    try:
+        S = login()
+        break
+    except poplib.error_proto as e:
+        assert '[IN-USE]' in str(e), e
+        time.sleep(0.05)
+else:
+    raise SystemExit('the lock of a dropped connection was never released')
+S.quit()
+print('ok')
+`);
+  assert.equal(out, 'ok');
+});
+
 test('TLS: STLS and POP3S with the generated certificate; AUTH PLAIN; user login', async () => {
   const out = await python(`
 import poplib, ssl, base64

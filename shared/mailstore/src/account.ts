@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Folder } from './folder.ts';
-import { isNoSpace, writeFileAtomic, Mutex } from './lock.ts';
+import { isNoSpace, tryHoldLock, writeFileAtomic, Mutex } from './lock.ts';
 import { DELIMITER, MailStoreError, normalizeFolderName, SPECIAL_USE } from './names.ts';
 
 export interface FolderInfo {
@@ -167,6 +167,14 @@ export class Account {
     const inbox = await this.folder('INBOX');
     const dest = await this.folder(to);
     await inbox.moveTo(inbox.uids, dest);
+  }
+
+  /**
+   * The POP3 maildrop lock (RFC 1939 §8: one session at a time may change the maildrop), in the
+   * file Dovecot's pop3_lock_session uses. Null while another session holds it.
+   */
+  lockMaildrop(): Promise<(() => Promise<void>) | null> {
+    return tryHoldLock(path.join(this.root, 'dovecot-pop3-session.lock'));
   }
 
   async subscriptions(): Promise<string[]> {

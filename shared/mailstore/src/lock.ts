@@ -12,6 +12,8 @@ export class Mutex {
 }
 
 const STALE_MS = 30_000;
+/** a session lock without a pid is taken over after this long */
+const HOLD_STALE_MS = 30 * 60_000;
 
 /** The file system (or the user's share of it) is full: ENOSPC, or EDQUOT from disk quotas. */
 export function isNoSpace(err: unknown): boolean {
@@ -56,6 +58,47 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
     return await fn();
   } finally {
     await fs.promises.unlink(file).catch(() => {});
+  }
+}
+
+/**
+ * A lock held for as long as a session lasts (not waited for): the file is created with O_EXCL
+ * and holds the owner's pid; a lock whose process is gone is taken over. Returns its release,
+ * or null while a live holder (this process included) has it.
+ */
+export async function tryHoldLock(file: string): Promise<(() => Promise<void>) | null> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await fs.promises.open(file, 'wx', 0o600);
+      // On a full disk the file stays empty: it still holds the lock (see below).
+      await fh.writeFile(String(process.pid)).catch((err: unknown) => {
+        if (!isNoSpace(err)) throw err;
+      }).finally(() => fh.close());
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        await fs.promises.unlink(file).catch(() => {});
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = parseInt(await fs.promises.readFile(file, 'latin1').catch(() => ''), 10);
+      if (Number.isSafeInteger(pid) && pid > 0 && alive(pid)) return null;
+      // Without a pid (written on a full disk) only its age tells that the holder is gone.
+      const st = await fs.promises.stat(file).catch(() => null);
+      if (!(pid > 0) && st && Date.now() - st.mtimeMs < HOLD_STALE_MS) return null;
+      await fs.promises.unlink(file).catch(() => {});
+    }
+  }
+  return null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
