@@ -18,6 +18,6 @@ ENV NODE_ENV=production \
     HEARTH_LISTEN=0.0.0.0 \
     HEARTH_DATA_DIR=/data
 VOLUME ["/data"]
-EXPOSE 3890 6360 2525 2465 2025 1143 1993 1110 1995 4000 4100 4180 3478/tcp 3478/udp 5349 6380-6479
+EXPOSE 3890 6360 2525 2465 2025 1143 1993 1110 1995 4190 4000 4100 4180 3478/tcp 3478/udp 5349 6380-6479
 # The default command runs every daemon under the supervisor; compose runs one per service.
 CMD ["node", "--import", "tsx", "services/supervisor/src/main.ts"]

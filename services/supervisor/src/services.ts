@@ -11,6 +11,7 @@ export const SERVICES: { name: string; ports: PortName[]; endpoints: (c: HearthC
   { name: 'smtp', ports: ['smtp', 'smtps', 'smtpInbound'], endpoints: (c) => [`smtp://${c.hostname}:${c.ports.smtp} (apps)`, `smtps://${c.hostname}:${c.ports.smtps} (apps)`, `smtp://${c.hostname}:${c.ports.smtpInbound} (inbound MX)`] },
   { name: 'imap', ports: ['imap', 'imaps'], endpoints: (c) => [`imap://${c.hostname}:${c.ports.imap}`, `imaps://${c.hostname}:${c.ports.imaps}`] },
   { name: 'pop3', ports: ['pop3', 'pop3s'], endpoints: (c) => [`pop3://${c.hostname}:${c.ports.pop3}`, `pop3s://${c.hostname}:${c.ports.pop3s}`] },
+  { name: 'managesieve', ports: ['sieve'], endpoints: (c) => [`sieve://${c.hostname}:${c.ports.sieve} (ManageSieve, STARTTLS)`] },
   { name: 'oidc', ports: ['oidc'], endpoints: (c) => [`${c.oidcIssuer} (issuer)`] },
   { name: 'proxyauth', ports: ['proxyauth'], endpoints: (c) => [`http://${c.hostname}:${c.ports.proxyauth} (gateway, routed by Host)`] },
   { name: 'runtime', ports: [], needsDocker: true, endpoints: (c) => [`app containers on ${c.dockerHost} (scheduler, tls certificate restarts)`] },

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compileScript, parseScript, SieveSyntaxError } from '../src/index.ts';
+
+/** Scripts from RFC 5228 (§§2.4.2.1, 2.7, 3.1, 4.x, 5.x and the full example of §9) and RFC 5230/5232; all valid. */
+const VALID: Record<string, string> = {
+  'RFC 5228 §9 example': `#
+# Example Sieve Filter
+# Declare any optional features or extension used by the script
+#
+require ["fileinto"];
+
+#
+# Handle messages from known mailing lists
+# Move messages from IETF filter discussion list to filter mailbox
+#
+if header :is "Sender" "owner-ietf-mta-filters@imc.org"
+        {
+        fileinto "filter";  # move to "filter" mailbox
+        }
+#
+# Keep all messages to or from people in my company
+#
+elsif address :DOMAIN :is ["From", "To"] "example.com"
+        {
+        keep;               # keep in "In" mailbox
+        }
+
+#
+# Try and catch unsolicited email.  If a message is not to me,
+# or it contains a subject known to be spam, file it away.
+#
+elsif anyof (NOT address :all :contains
+               ["To", "Cc", "Bcc"] "me@example.com",
+             header :matches "subject"
+               ["*make*money*fast*", "*university*dipl*mas*"])
+        {
+        fileinto "spam";   # move to "spam" mailbox
+        }
+else
+        {
+        # Move all other (non-company) mail to "personal"
+        # mailbox.
+        fileinto "personal";
+        }
+`,
+  'multi-line string (§2.4.2)': 'require "reject";\nreject text:\n.. dot-stuffed\nline two\n.\n;\n',
+  'bracketed comment, numbers with quantifiers (§2.3, §2.4.1)': 'if size :over 1M /* big */ { discard; }\nif size :under 10K { keep; }\n',
+  '§3.1 if/elsif/else': 'if header :contains "from" "coyote" {\n   discard;\n} elsif header :contains ["subject"] ["$$$"] {\n   discard;\n} else {\n   keep;\n}\n',
+  '§5.1 address with comparator': 'if address :is :all :comparator "i;ascii-casemap" "from" "tim@example.com" { discard; }',
+  '§5.4 envelope': 'require "envelope";\nif envelope :all :is "from" "tim@example.com" { discard; }',
+  'RFC 5230 vacation': 'require "vacation";\nvacation :days 23 :addresses ["tjs@example.edu", "ts4z@landru.example.edu"] "I\'m away until October 19.";',
+  'RFC 5232 imap4flags and copy, mailbox': 'require ["imap4flags", "fileinto", "copy", "mailbox"];\naddflag "\\\\Seen";\nfileinto :copy :create :flags ["\\\\Flagged"] "Lists.ietf";\nif hasflag :contains "\\\\Seen" { removeflag "\\\\Seen"; }',
+  'variables, relational, subaddress, body': 'require ["variables", "relational", "comparator-i;ascii-numeric", "subaddress", "envelope", "body", "fileinto"];\nif envelope :detail "to" "*" { set :lower "box" "${1}"; fileinto "${box}"; }\nif header :count "ge" :comparator "i;ascii-numeric" "received" "3" { stop; }\nif body :text :contains "unsubscribe" { discard; }',
+};
+
+for (const [name, src] of Object.entries(VALID)) {
+  test(`valid: ${name}`, () => {
+    assert.doesNotThrow(() => compileScript(src));
+  });
+}
+
+test('the §9 example parses into the commands RFC 5228 describes', () => {
+  const cmds = parseScript(VALID['RFC 5228 §9 example']!);
+  assert.deepEqual(
+    cmds.map((c) => [c.name, c.line]),
+    [
+      ['require', 5],
+      ['if', 11],
+      ['elsif', 18],
+      ['elsif', 27],
+      ['else', 34],
+    ],
+  );
+  assert.equal(cmds[3]!.tests[0]!.name, 'anyof');
+  assert.deepEqual(
+    cmds[3]!.tests[0]!.tests.map((t) => t.name),
+    ['not', 'header'],
+  );
+  // tags are case-insensitive (:DOMAIN)
+  assert.deepEqual(cmds[2]!.tests[0]!.args[0], { kind: 'tag', name: 'domain', line: 18 });
+  // multi-line strings: dot-stuffing removed, CRLF line ends (§2.4.2)
+  const reject = parseScript(VALID['multi-line string (§2.4.2)']!)[1]!;
+  assert.deepEqual(reject.args[0], { kind: 'strings', values: ['. dot-stuffed\r\nline two\r\n'], line: 2 });
+  assert.deepEqual(parseScript('if size :over 1M { }')[0]!.args, []);
+  assert.equal((parseScript('if size :over 1M { }')[0]!.tests[0]!.args[1] as { value: number }).value, 1048576);
+});
+
+/** Each bad script with the line RFC 5228's rules put the error on. */
+const INVALID: [string, string, number, RegExp][] = [
+  ['missing semicolon', 'keep\ndiscard;', 2, /expected ";" after keep/],
+  ['missing semicolon at the end', 'keep', 1, /expected ";" or "\{"/],
+  ['unknown command', 'keep;\n\nfrobnicate;', 3, /unknown command "frobnicate"/],
+  ['fileinto without require (§3.2)', '\nfileinto "x";', 2, /needs require "fileinto"/],
+  ['unknown extension', 'require ["fileinto", "x-unknown"];', 1, /unsupported extension "x-unknown"/],
+  ['require after a command', 'keep;\nrequire "fileinto";', 2, /require must come before/],
+  ['else without if', 'keep;\nelse { keep; }', 2, /without a preceding if/],
+  ['if without block', 'if true;', 1, /needs a block/],
+  ['unterminated string', 'keep;\nif header :is "a" "b\n\n', 2, /unterminated string/],
+  ['unterminated text:', 'require "reject";\nreject text:\nno end\n', 2, /unterminated text/],
+  ['unterminated comment', 'keep; /* open\n\n', 1, /unterminated comment/],
+  ['bad comparator', 'if header :comparator "i;fancy" "a" "b" { }', 1, /unknown comparator/],
+  ['size without :over/:under', 'if size 10 { }', 1, /size needs :over or :under/],
+  ['test list not closed', 'if anyof (true, false {\n}', 1, /"\)" closing/],
+  ['unknown test', 'if\n  spam { }', 2, /unknown test "spam"/],
+  ['wrong argument count', 'if header "a" { }', 1, /header takes 2 arguments/],
+  ['unknown tag', 'keep;\nif header :regex "a" "b" { }', 2, /header has no tag :regex/],
+  ['closing brace alone', '}', 1, /unexpected "\}"/],
+  ['deep nesting', 'if true {'.repeat(100) + '}'.repeat(100), 1, /nested too deeply/],
+];
+
+for (const [name, src, line, message] of INVALID) {
+  test(`invalid: ${name} → error on line ${line}`, () => {
+    assert.throws(
+      () => compileScript(src),
+      (err: unknown) => err instanceof SieveSyntaxError && err.line === line && message.test(err.message),
+    );
+  });
+}
