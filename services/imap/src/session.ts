@@ -151,7 +151,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push('AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'UNSELECT', 'CONDSTORE', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -681,9 +681,16 @@ export class Session {
     const patTok = args[i + 1];
     const patterns = patTok?.kind === 'list' && !lsub ? patTok.items.map((t) => asString(t, 'pattern')) : [asString(patTok, 'pattern')];
     const returns = new Set<string>();
+    // RETURN (STATUS (items)) of LIST-STATUS (RFC 5819)
+    let statusOf: string[] | null = null;
     if (args[i + 2]) {
       if (lsub || asAtom(args[i + 2], 'RETURN').toUpperCase() !== 'RETURN') throw new ParseError('unexpected LIST argument');
-      for (const t of asList(args[i + 3], 'return options')) returns.add(asAtom(t, 'return option').toUpperCase());
+      const opts = asList(args[i + 3], 'return options');
+      for (let j = 0; j < opts.length; j++) {
+        const opt = asAtom(opts[j], 'return option').toUpperCase();
+        if (opt === 'STATUS') statusOf = statusItems(opts[++j]);
+        else returns.add(opt);
+      }
     }
     const cmd = lsub ? 'LSUB' : 'LIST';
     if (patterns.length === 1 && patterns[0] === '' && !lsub) {
@@ -707,6 +714,9 @@ export class Session {
       if (f.specialUse) attrs.push(f.specialUse);
       if (showSubscribed && subscribed) attrs.push('\\Subscribed');
       out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name));
+      // RFC 5819 §2: a mailbox whose status cannot be read (deleted meanwhile) just has no STATUS line.
+      const st = statusOf && !f.noSelect ? await this.statusResponse(f.name, statusOf).catch(() => null) : null;
+      if (st) out.push(st);
     }
     // LSUB with "%": an unsubscribed level above a subscribed mailbox the pattern does not reach is listed \Noselect (RFC 3501 §6.3.9).
     if (lsub) {
@@ -728,8 +738,13 @@ export class Session {
 
   private async statusCmd(args: Token[]): Promise<Reply> {
     const name = mailboxArg(args[0]);
-    const items = asList(args[1], 'status items').map((t) => asAtom(t, 'status item').toUpperCase());
-    if (items.length === 0) throw new ParseError('empty STATUS item list');
+    const items = statusItems(args[1]);
+    await this.send(await this.statusResponse(name, items));
+    return ok('STATUS completed');
+  }
+
+  /** `* STATUS` for a mailbox (STATUS, and LIST-STATUS after each LIST line). */
+  private async statusResponse(name: string, items: string[]): Promise<Buffer> {
     const folder = await this.acct().folder(name);
     await folder.refresh();
     const out: Value[] = [];
@@ -740,11 +755,9 @@ export class Session {
       else if (item === 'UIDNEXT') out.push(folder.uidNext);
       else if (item === 'UIDVALIDITY') out.push(folder.uidValidity);
       else if (item === 'UNSEEN') out.push(folder.messages.filter((m) => !m.flags.includes('\\Seen')).length);
-      else if (item === 'HIGHESTMODSEQ') out.push(folder.highestModseq);
-      else throw new ParseError(`unknown STATUS item ${item.slice(0, 30)}`);
+      else out.push(folder.highestModseq);
     }
-    await this.send(untagged(atom('STATUS'), folder.name, out));
-    return ok('STATUS completed');
+    return untagged(atom('STATUS'), folder.name, out);
   }
 
   private hasQuota(): boolean {
@@ -1042,6 +1055,15 @@ export class Session {
     if (code) await this.send(status('OK', 'Moved', code));
     return ok('MOVE completed');
   }
+}
+
+const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);
+
+function statusItems(t: Token | undefined): string[] {
+  const items = asList(t, 'status items').map((x) => asAtom(x, 'status item').toUpperCase());
+  if (items.length === 0) throw new ParseError('empty STATUS item list');
+  for (const item of items) if (!STATUS_ITEMS.has(item)) throw new ParseError(`unknown STATUS item ${item.slice(0, 30)}`);
+  return items;
 }
 
 function ok(text: string): Reply {

@@ -157,3 +157,18 @@ test('RFC 2180 §4.1.3: FETCH of a message another session expunged answers NO [
   assert.doesNotMatch(r, /NONEXISTENT/, r);
   assert.match(r, /^a5 NO \[EXPUNGEISSUED\] /m, r);
 });
+
+test('RFC 5819 LIST-STATUS: RETURN (STATUS (...)) puts a STATUS after each selectable mailbox LIST returns', async () => {
+  for (let i = 0; i < 3; i++) await s.store.deliver(s.user.email, Buffer.from(`Subject: ls${i}\r\n\r\nx\r\n`), 'Ls.foo');
+  const run = await session();
+  assert.match(await run('c CAPABILITY'), /^\* CAPABILITY [^\r]* LIST-STATUS/m);
+  assert.match(await run('s SELECT Ls.foo'), /^s OK /m);
+  assert.match(await run('t STORE 1 +FLAGS.SILENT (\\Seen)'), /^t OK /m);
+  const r = await run('A01 LIST "" Ls.% RETURN (STATUS (MESSAGES UNSEEN))');
+  assert.match(r, /^\* LIST \([^)]*\) "\." "?Ls\.foo"?\r\n\* STATUS "?Ls\.foo"? \(MESSAGES 3 UNSEEN 2\)\r\nA01 OK /m);
+  // A Maildir++ folder made by another tool, without its parent level: the parent is \Noselect.
+  for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(s.store.mailboxPath(s.user.email), '.Lx.bar', sub), { recursive: true });
+  const parent = await run('A02 LIST "" Lx RETURN (STATUS (MESSAGES))');
+  assert.match(parent, /^\* LIST \(\\Noselect[^)]*\) "\." "?Lx"?\r\nA02 OK /m, 'no STATUS for a \\Noselect mailbox');
+  assert.match(await run('A03 LIST "" Ls.% RETURN (STATUS (BOGUS))'), /^A03 BAD /m);
+});
