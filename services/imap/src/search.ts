@@ -13,6 +13,8 @@ export type SearchKey =
   | { k: 'body'; value: string; withHeader: boolean }
   | { k: 'date'; sent: boolean; op: 'before' | 'on' | 'since'; day: number }
   | { k: 'size'; larger: boolean; n: number }
+  /** WITHIN (RFC 5032): OLDER/YOUNGER n seconds, as an INTERNALDATE cut-off (ms) fixed when parsed */
+  | { k: 'age'; older: boolean; cutoff: number }
   | { k: 'set'; uid: boolean; set: SequenceSet }
   | { k: 'modseq'; n: number }
   | { k: 'not'; key: SearchKey }
@@ -101,6 +103,7 @@ function parseKey(args: Token[], take: () => Token, depth = 0): SearchKey {
   if (word === 'BODY' || word === 'TEXT') return { k: 'body', value: str(), withHeader: word === 'TEXT' };
   const dk = DATE_KEYS[word];
   if (dk) return { k: 'date', sent: dk[0], op: dk[1], day: parseDate(asUtf8(arg(), 'date')) };
+  if (word === 'OLDER' || word === 'YOUNGER') return { k: 'age', older: word === 'OLDER', cutoff: Date.now() - parseNumber(asAtom(arg(), 'interval')) * 1000 };
   if (word === 'LARGER' || word === 'SMALLER') return { k: 'size', larger: word === 'LARGER', n: parseNumber(asAtom(arg(), 'size'), { allowZero: true }) };
   if (word === 'UID') return { k: 'set', uid: true, set: parseSequenceSet(asAtom(arg(), 'UID set')) };
   if (word === 'NOT') return { k: 'not', key: parseKey(args, take, depth + 1) };
@@ -167,6 +170,8 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       return c.flags.some((f) => f.toLowerCase() === key.flag.toLowerCase()) === key.set;
     case 'size':
       return key.larger ? c.size > key.n : c.size < key.n;
+    case 'age':
+      return key.older ? c.internalDate.getTime() < key.cutoff : c.internalDate.getTime() >= key.cutoff;
     case 'set':
       return resolveSequenceSet(key.set, key.uid ? c.maxUid : c.maxSeq)(key.uid ? c.uid : c.seq);
     case 'modseq':
@@ -280,7 +285,7 @@ function bodyText(buf: Buffer, part: MimePart): string {
 
 /** Which kinds of keys a search uses (to skip stat()s and reads it does not need). */
 export function keyKinds(key: SearchKey, out = new Set<string>()): Set<string> {
-  out.add(key.k === 'date' && !key.sent ? 'internaldate' : key.k);
+  out.add((key.k === 'date' && !key.sent) || key.k === 'age' ? 'internaldate' : key.k);
   if (key.k === 'not') keyKinds(key.key, out);
   else if (key.k === 'or') keyKinds(key.b, keyKinds(key.a, out));
   else if (key.k === 'and') for (const k of key.keys) keyKinds(k, out);

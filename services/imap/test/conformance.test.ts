@@ -172,3 +172,18 @@ test('RFC 5819 LIST-STATUS: RETURN (STATUS (...)) puts a STATUS after each selec
   assert.match(parent, /^\* LIST \(\\Noselect[^)]*\) "\." "?Lx"?\r\nA02 OK /m, 'no STATUS for a \\Noselect mailbox');
   assert.match(await run('A03 LIST "" Ls.% RETURN (STATUS (BOGUS))'), /^A03 BAD /m);
 });
+
+test('RFC 5032 WITHIN: OLDER and YOUNGER compare INTERNALDATE with now minus the interval', async () => {
+  await s.store.deliver(s.user.email, Buffer.from('Subject: old\r\n\r\nold\r\n'), 'Within');
+  const dir = path.join(s.store.mailboxPath(s.user.email), '.Within');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+  for (const sub of ['new', 'cur']) for (const f of fs.readdirSync(path.join(dir, sub))) fs.utimesSync(path.join(dir, sub, f), twoHoursAgo, twoHoursAgo);
+  await s.store.deliver(s.user.email, Buffer.from('Subject: new\r\n\r\nnew\r\n'), 'Within');
+  const run = await session();
+  assert.match(await run('c CAPABILITY'), /^\* CAPABILITY [^\r]* WITHIN/m);
+  assert.match(await run('a SELECT Within'), /^a OK /m);
+  assert.match(await run('b SEARCH YOUNGER 3600'), /^\* SEARCH 2\r\n/m);
+  assert.match(await run('d SEARCH OLDER 3600'), /^\* SEARCH 1\r\n/m);
+  assert.match(await run('e SEARCH YOUNGER 86400'), /^\* SEARCH 1 2\r\n/m);
+  assert.match(await run('f SEARCH OLDER 0'), /^f BAD /m, 'the interval is an nz-number');
+});
