@@ -5,7 +5,7 @@ import type { HearthConfig } from '@hearth/config';
 import { check, domainSchema, DirectoryError, type AccessRestriction, type App, type Directory, type Manifest } from '@hearth/directory';
 import { ProvisionError, type Addon, type AddonContext, type Credentials } from './addon.ts';
 import { imageRefSchema, parseManifest } from './manifest.ts';
-import { ADDONS, findAddon, PLANNED_ADDONS } from './registry.ts';
+import { ADDONS, findAddon } from './registry.ts';
 
 export const appIdSchema = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/, 'app id must be 1–64 characters of letters, digits, ".", "_" and "-"');
 
@@ -61,10 +61,7 @@ function addonsOf(manifest: Manifest): [Addon, Record<string, unknown>][] {
   const out: [Addon, Record<string, unknown>][] = [];
   for (const [name, rawOptions] of Object.entries(manifest.addons)) {
     const addon = findAddon(name);
-    if (!addon) {
-      if (PLANNED_ADDONS.includes(name)) throw new ProvisionError(`the ${name} addon is not available in this version of Hearth yet`);
-      throw new ProvisionError(`unknown addon: ${name}`);
-    }
+    if (!addon) throw new ProvisionError(`unknown addon: ${name}`);
     const r = addon.optionsSchema.safeParse(rawOptions ?? {});
     if (!r.success) {
       const issue = r.error.issues[0]!;

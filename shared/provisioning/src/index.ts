@@ -1,8 +1,8 @@
 export * from './addon.ts';
 export * from './apps.ts';
 export { parseManifest, ManifestError } from './manifest.ts';
-export { ADDONS, PLANNED_ADDONS, findAddon } from './registry.ts';
-export { appDataDir } from '@hearth/runtime';
+export { ADDONS, findAddon } from './registry.ts';
+export { appDataDir, appDockerCertsDir } from '@hearth/runtime';
 export { USERS_BASE_DN, GROUPS_BASE_DN } from './addons/ldap.ts';
 export { instanceOf, redisDir, runningPid, stopRedisInstance, superviseRedisInstances, withRedis } from './databases/redis-instances.ts';
 export { databaseSettings } from './databases/settings.ts';

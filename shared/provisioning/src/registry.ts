@@ -1,4 +1,5 @@
 import type { Addon } from './addon.ts';
+import { docker } from './addons/docker.ts';
 import { email } from './addons/email.ts';
 import { ldap } from './addons/ldap.ts';
 import { localstorage } from './addons/localstorage.ts';
@@ -15,10 +16,7 @@ import { tls } from './addons/tls.ts';
 import { turn } from './addons/turn.ts';
 
 /** Addons `hearth app install` can provision, in the order their variables are printed. */
-export const ADDONS: Addon[] = [ldap, sendmail, recvmail, email, oidc, turn, proxyAuth, mysqlAddon, postgresqlAddon, redisAddon, mongodbAddon, localstorage, scheduler, tls];
-
-/** Addons the seed defines that Hearth does not provide yet: refused by name. */
-export const PLANNED_ADDONS = ['docker'];
+export const ADDONS: Addon[] = [ldap, sendmail, recvmail, email, oidc, turn, proxyAuth, mysqlAddon, postgresqlAddon, redisAddon, mongodbAddon, localstorage, scheduler, tls, docker];
 
 export function findAddon(name: string): Addon | undefined {
   return ADDONS.find((a) => a.name === name);

@@ -19,7 +19,9 @@ export const appDir = (dataDir: string, appId: string): string => path.join(data
 export const appDataDir = (dataDir: string, appId: string): string => path.join(appDir(dataDir, appId), 'data');
 /** /etc/certs (the tls addon's tls_cert.pem and tls_key.pem) */
 export const appCertsDir = (dataDir: string, appId: string): string => path.join(appDir(dataDir, appId), 'certs');
-/** /etc/docker-certs: the docker addon's client certificate, written by its provisioning */
+/** Where the app finds the docker addon's client certificate (Docker's DOCKER_CERT_PATH layout), read-only. */
+export const DOCKER_CERT_PATH = '/etc/docker-certs';
+/** DOCKER_CERT_PATH on the host: ca.pem, cert.pem, key.pem, written by the docker addon's provisioning */
 export const appDockerCertsDir = (dataDir: string, appId: string): string => path.join(appDir(dataDir, appId), 'docker-certs');
 
 export const labelFilter = (appId: string, role?: ContainerRole): { label: string[] } => ({

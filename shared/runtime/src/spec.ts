@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type Docker from 'dockerode';
 import type { Manifest } from '@hearth/directory';
 import type { RuntimeSettings } from './settings.ts';
-import { appCertsDir, appContainerName, appDataDir, appDockerCertsDir, appVolumeName, LABEL_APP, LABEL_DUE, LABEL_ROLE, LABEL_TASK } from './names.ts';
+import { appCertsDir, appContainerName, DOCKER_CERT_PATH, appDataDir, appDockerCertsDir, appVolumeName, LABEL_APP, LABEL_DUE, LABEL_ROLE, LABEL_TASK } from './names.ts';
 
 /** Everything the runtime needs to know about an app to run it. */
 export interface RuntimeApp {
@@ -50,7 +50,7 @@ function mounts(dataDir: string, app: RuntimeApp): Docker.MountSettings[] {
   ];
   if (app.tls) list.push({ Type: 'bind', Source: appCertsDir(dataDir, app.id), Target: '/etc/certs', ReadOnly: true });
   const dockerCerts = appDockerCertsDir(dataDir, app.id);
-  if (fs.existsSync(dockerCerts)) list.push({ Type: 'bind', Source: dockerCerts, Target: '/etc/docker-certs', ReadOnly: true });
+  if (fs.existsSync(dockerCerts)) list.push({ Type: 'bind', Source: dockerCerts, Target: DOCKER_CERT_PATH, ReadOnly: true });
   return list;
 }
 

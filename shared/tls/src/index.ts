@@ -62,3 +62,4 @@ export async function loadTls(config: HearthConfig): Promise<TlsMaterial> {
   if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, key, { mode: 0o600 });
   return { cert, key, certFile, keyFile };
 }
+export { loadCa, issueCertificate, normalSerial, type CertificateAuthority, type IssuedCertificate } from './ca.ts';
