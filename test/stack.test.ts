@@ -134,7 +134,7 @@ describe('npm start (the supervisor)', () => {
 describe('npm start without a Docker engine', () => {
   it('says once that app containers are off and runs the other services', async () => {
     const t = await testEnv();
-    const env = { ...t.env, ...(await freePortsEnv()), HEARTH_DOCKER_HOST: `unix://${t.dataDir}/no-docker.sock`, HEARTH_SERVICES: 'runtime,ldap', HEARTH_LOG_LEVEL: 'warn' };
+    const env = { ...t.env, ...(await freePortsEnv()), HEARTH_DOCKER_HOST: `unix://${t.dataDir}/no-docker.sock`, HEARTH_SERVICES: 'runtime,dockerproxy,ldap', HEARTH_LOG_LEVEL: 'warn' };
     const proc = spawn(process.execPath, ['--import', 'tsx', 'services/supervisor/src/main.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d) => (out += d));
@@ -143,6 +143,7 @@ describe('npm start without a Docker engine', () => {
       await waitFor(() => out.includes('Manage users and apps'), 30000);
       assert.equal(out.match(/App containers are off: no Docker engine answers at unix:\/\/\S+no-docker\.sock/g)?.length, 1, out);
       assert.doesNotMatch(out, /^ {2}runtime /m);
+      assert.doesNotMatch(out, /^ {2}dockerproxy /m);
       await waitFor(() => healthy(['node', '--import', 'tsx', 'services/supervisor/src/healthcheck.ts', 'ldap'], env), 60000, 500);
     } finally {
       proc.kill('SIGTERM');

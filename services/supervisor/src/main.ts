@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   let dockerNote: string | null = null;
   if (services.some((s) => s.needsDocker) && !(await engineReachable(connectEngine(config.dockerHost)))) {
     services = services.filter((s) => !s.needsDocker);
-    dockerNote = `App containers are off: no Docker engine answers at ${config.dockerHost} (set HEARTH_DOCKER_HOST and restart to run apps, their scheduler tasks and certificates)`;
+    dockerNote = `App containers are off: no Docker engine answers at ${config.dockerHost} (set HEARTH_DOCKER_HOST and restart to run apps, their scheduler tasks and certificates, and the docker addon's API)`;
     logger.warn({ dockerHost: config.dockerHost }, 'no Docker engine; app containers are off');
   }
   // The console's status page reads restarts from here.
