@@ -79,8 +79,6 @@ export async function startDockerProxy(o: DockerProxyOptions): Promise<DockerPro
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
-    // attach: the docker CLI closes its sending side when stdin ends and still reads the output
-    allowHalfOpen: true,
   });
 
   /** The app the client certificate names, if it is still installed with this very certificate. */
@@ -214,6 +212,9 @@ export async function startDockerProxy(o: DockerProxyOptions): Promise<DockerPro
   // attach (docker run without -d): the engine hijacks the connection; the two sockets are piped both ways.
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     let app: App | undefined;
+    // The docker CLI closes its sending side when stdin ends and still reads the output. Only here:
+    // server-wide, half-open sockets would let a client that never finishes its TLS handshake linger.
+    socket.allowHalfOpen = true;
     socket.on('error', () => socket.destroy());
     void (async () => {
       app = callerApp(req);
