@@ -151,7 +151,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push('AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -381,7 +381,7 @@ export class Session {
       }
       case 'SEARCH':
       case 'UID SEARCH':
-        return this.search(args, name === 'UID SEARCH');
+        return this.search(tag, args, name === 'UID SEARCH');
       case 'FETCH':
       case 'UID FETCH':
         return this.fetch(args, name === 'UID FETCH');
@@ -799,7 +799,15 @@ export class Session {
 
   // ---- message commands ----
 
-  private async search(args: Token[], uid: boolean): Promise<Reply> {
+  private async search(tag: string, args: Token[], uid: boolean): Promise<Reply> {
+    // ESEARCH (RFC 4731): RETURN (MIN MAX COUNT ALL) before the criteria; RETURN () means ALL.
+    let returns: Set<string> | null = null;
+    if (args[0]?.kind === 'atom' && args[0].value.toUpperCase() === 'RETURN') {
+      returns = new Set(asList(args[1], 'return options').map((t) => asAtom(t, 'return option').toUpperCase()));
+      for (const r of returns) if (!ESEARCH_RETURNS.has(r)) throw new ParseError(`unknown SEARCH return option ${r.slice(0, 30)}`);
+      if (returns.size === 0) returns.add('ALL');
+      args = args.slice(2);
+    }
     let key;
     try {
       key = parseSearch(args);
@@ -844,7 +852,18 @@ export class Session {
       }
     }
     if (usesModseq) this.condstore = true;
-    const line = `* SEARCH${hits.length ? ' ' + hits.join(' ') : ''}${usesModseq && hits.length ? ` (MODSEQ ${maxModseq})` : ''}\r\n`;
+    let line: string;
+    if (returns) {
+      // a tag never holds `"` or `\\` (the parser refuses them), so it quotes as it is
+      line = `* ESEARCH (TAG "${tag}")${uid ? ' UID' : ''}`;
+      // hits are in ascending order (sequence order, and UIDs ascend with it)
+      if (hits.length && returns.has('MIN')) line += ` MIN ${hits[0]}`;
+      if (hits.length && returns.has('MAX')) line += ` MAX ${hits[hits.length - 1]}`;
+      if (returns.has('COUNT')) line += ` COUNT ${hits.length}`;
+      if (hits.length && returns.has('ALL')) line += ` ALL ${compactSet(hits)}`;
+      if (usesModseq && hits.length) line += ` MODSEQ ${maxModseq}`;
+      line += '\r\n';
+    } else line = `* SEARCH${hits.length ? ' ' + hits.join(' ') : ''}${usesModseq && hits.length ? ` (MODSEQ ${maxModseq})` : ''}\r\n`;
     await this.send(Buffer.from(line, 'latin1'));
     return ok('SEARCH completed');
   }
@@ -1056,6 +1075,8 @@ export class Session {
     return ok('MOVE completed');
   }
 }
+
+const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL']);
 
 const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);
 

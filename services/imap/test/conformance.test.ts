@@ -187,3 +187,19 @@ test('RFC 5032 WITHIN: OLDER and YOUNGER compare INTERNALDATE with now minus the
   assert.match(await run('e SEARCH YOUNGER 86400'), /^\* SEARCH 1 2\r\n/m);
   assert.match(await run('f SEARCH OLDER 0'), /^f BAD /m, 'the interval is an nz-number');
 });
+
+test('RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX COUNT ALL) answers one ESEARCH line', async () => {
+  for (let i = 1; i <= 11; i++) await s.store.deliver(s.user.email, Buffer.from(`From: ${i === 5 ? 'Smith' : 'Jones'} <x@example.test>\r\nSubject: es${i}\r\n\r\nx\r\n`), 'Esearch');
+  const run = await session();
+  assert.match(await run('c CAPABILITY'), /^\* CAPABILITY [^\r]* ESEARCH/m);
+  assert.match(await run('a SELECT Esearch'), /^a OK /m);
+  assert.match(await run('b STORE 2,5,10:11 +FLAGS.SILENT (\\Flagged)'), /^b OK /m);
+  // the RFC's examples, with messages 2, 10 and 11 flagged and not from Smith
+  assert.match(await run('A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"'), /^\* ESEARCH \(TAG "A282"\) MIN 2 COUNT 3\r\nA282 OK /m);
+  assert.match(await run('A283 SEARCH RETURN () FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"'), /^\* ESEARCH \(TAG "A283"\) ALL 2,10:11\r\nA283 OK /m);
+  assert.match(await run('A284 SEARCH RETURN (MIN MAX) DELETED'), /^\* ESEARCH \(TAG "A284"\)\r\nA284 OK /m);
+  assert.match(await run('A285 UID SEARCH RETURN (MAX COUNT) FLAGGED'), /^\* ESEARCH \(TAG "A285"\) UID MAX \d+ COUNT 4\r\nA285 OK /m);
+  assert.match(await run('A286 SEARCH RETURN (COUNT) DELETED'), /^\* ESEARCH \(TAG "A286"\) COUNT 0\r\n/m);
+  assert.match(await run('A287 SEARCH RETURN (BOGUS) ALL'), /^A287 BAD /m);
+  assert.match(await run('A288 SEARCH FLAGGED'), /^\* SEARCH 2 5 10 11\r\n/m, 'plain SEARCH is unchanged');
+});
