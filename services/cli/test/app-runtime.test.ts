@@ -56,6 +56,10 @@ describe('hearth app on a Docker engine', () => {
   });
 
   it('installs the app as a container: read-only root, own /tmp and /run, /app/data, memory limit, restart policy, host network, labels', async () => {
+    // The docker addon's provisioning leaves the app's client certificate here; the runtime binds it read-only.
+    const dockerCerts = path.join(t.dataDir, 'apps', id, 'docker-certs');
+    fs.mkdirSync(dockerCerts, { recursive: true });
+    fs.writeFileSync(path.join(dockerCerts, 'ca.pem'), 'not a real CA\n');
     const r = await hearth(['app', 'install', manifestFile, '--id', id, '--domain', domain, '--image', image], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`started container hearth-app-${id} from ${image.replace(/[.:/]/g, '\\$&')}`));
@@ -70,6 +74,7 @@ describe('hearth app on a Docker engine', () => {
       '/tmp': ['volume', `hearth-app-${id}-tmp`, true],
       '/run': ['volume', `hearth-app-${id}-run`, true],
       '/app/data': ['bind', path.join(t.dataDir, 'apps', id, 'data'), true],
+      '/etc/docker-certs': ['bind', dockerCerts, false],
     });
 
     await waitFor(async () => (await status()).health === 'healthy', 60000, 250);
