@@ -149,11 +149,16 @@ export class Session {
     const caps = ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'ENABLE', 'IDLE'];
     if (this.state === 'notauth') {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
-      caps.push('AUTH=PLAIN');
+      caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
       caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
+  }
+
+  /** HEARTH_IMAP_REQUIRE_TLS on a connection not yet under TLS: no password may cross it. */
+  private get loginDisabled(): boolean {
+    return !!this.deps.settings.requireTls && !this.io.secure;
   }
 
   /** A protocol error found while framing (line too long, literal too big). */
@@ -289,10 +294,11 @@ export class Session {
         await this.io.startTls();
         return null;
       case 'LOGIN':
+      case 'AUTHENTICATE':
+        if (this.loginDisabled) return { status: 'NO', text: 'Use STARTTLS before logging in', code: 'PRIVACYREQUIRED' };
+        if (name === 'AUTHENTICATE') return this.authenticate(tag, args);
         if (args.length !== 2) throw new ParseError('LOGIN needs a user name and a password');
         return this.login(asUtf8(args[0], 'user name'), asUtf8(args[1], 'password'));
-      case 'AUTHENTICATE':
-        return this.authenticate(tag, args);
       case 'SELECT':
       case 'EXAMINE':
         return this.select(args, name === 'EXAMINE');
@@ -854,7 +860,7 @@ export class Session {
     if (usesModseq) this.condstore = true;
     let line: string;
     if (returns) {
-      // a tag never holds `"` or `\\` (the parser refuses them), so it quotes as it is
+      // a tag never holds `"` or `\` (the parser refuses them), so it quotes as it is
       line = `* ESEARCH (TAG "${tag}")${uid ? ' UID' : ''}`;
       // hits are in ascending order (sequence order, and UIDs ascend with it)
       if (hits.length && returns.has('MIN')) line += ` MIN ${hits[0]}`;

@@ -11,10 +11,13 @@ export interface ImapSettings {
   quota: MailQuota;
   /** HEARTH_IMAP_MAX_CONNECTIONS, _MAX_CONNECTIONS_PER_ADDRESS, _IDLE_TIMEOUT (after login), _MAX_LIFETIME */
   connections: ConnectionLimits;
+  /** HEARTH_IMAP_REQUIRE_TLS: no LOGIN/AUTHENTICATE before STARTTLS on the plain port (LOGINDISABLED, RFC 3501 §6.2.3) */
+  requireTls?: boolean;
 }
 
 const schema = z.object({
   HEARTH_IMAP_MAX_MESSAGE_MB: z.coerce.number().int().min(1).max(1024).default(50),
+  HEARTH_IMAP_REQUIRE_TLS: z.enum(['0', '1', 'false', 'true']).default('0'),
 });
 
 /** RFC 3501 §5.4: an autologout timer must be at least 30 minutes; IDLE clients re-issue within 29. */
@@ -26,5 +29,6 @@ export function loadImapSettings(env: NodeJS.ProcessEnv = process.env): ImapSett
     maxMessageBytes: e.HEARTH_IMAP_MAX_MESSAGE_MB * 1024 * 1024,
     quota: loadMailQuota(env),
     connections: loadConnectionLimits('IMAP', IMAP_CONNECTION_DEFAULTS, env),
+    requireTls: e.HEARTH_IMAP_REQUIRE_TLS === '1' || e.HEARTH_IMAP_REQUIRE_TLS === 'true',
   };
 }

@@ -8,7 +8,7 @@ import { NO_QUOTA } from '@hearth/mailstore';
 import { HeaderCache } from '../src/header-cache.ts';
 import { CommandFramer } from '../src/imap-parser.ts';
 import { Session } from '../src/session.ts';
-import { IMAP_CONNECTION_DEFAULTS } from '../src/settings.ts';
+import { IMAP_CONNECTION_DEFAULTS, loadImapSettings } from '../src/settings.ts';
 import { stack, type Stack } from './helpers.ts';
 
 /**
@@ -202,4 +202,23 @@ test('RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX COUNT ALL) answers one ESEARCH li
   assert.match(await run('A286 SEARCH RETURN (COUNT) DELETED'), /^\* ESEARCH \(TAG "A286"\) COUNT 0\r\n/m);
   assert.match(await run('A287 SEARCH RETURN (BOGUS) ALL'), /^A287 BAD /m);
   assert.match(await run('A288 SEARCH FLAGGED'), /^\* SEARCH 2 5 10 11\r\n/m, 'plain SEARCH is unchanged');
+});
+
+test('RFC 3501 §6.2.3 LOGINDISABLED with HEARTH_IMAP_REQUIRE_TLS: no login before STARTTLS (off by default)', async () => {
+  assert.equal(loadImapSettings({}).requireTls, false);
+  assert.equal(loadImapSettings({ HEARTH_IMAP_REQUIRE_TLS: '1' }).requireTls, true);
+  const io = new MemoryIO(false);
+  const settings = { ...loadImapSettings({ HEARTH_IMAP_REQUIRE_TLS: 'true' }), quota: NO_QUOTA };
+  const sess = new Session({ directory: s.directory, store: s.store, logger: createLogger('imap-test', 'warn'), settings, tlsAvailable: true, headers }, io);
+  const framer = new CommandFramer();
+  const run = async (input: string): Promise<string> => {
+    for (const ev of framer.push(Buffer.from(`${input}\r\n`))) if (ev.type === 'command') await sess.handle(ev.parts);
+    return io.take();
+  };
+  assert.match(sess.greeting().toString(), /\[CAPABILITY (?=[^\]]*LOGINDISABLED)(?![^\]]*AUTH=)[^\]]*STARTTLS/);
+  assert.match(await run(`a LOGIN ${s.user.username} ${s.user.password}`), /^a NO \[PRIVACYREQUIRED\] /m);
+  assert.match(await run('b AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlLXBhc3N3b3JkLTE='), /^b NO \[PRIVACYREQUIRED\] /m);
+  assert.match(await run('c STARTTLS'), /^c OK /m);
+  assert.match(await run('d CAPABILITY'), /^\* CAPABILITY (?![^\r]*LOGINDISABLED)[^\r]*AUTH=PLAIN/m);
+  assert.match(await run(`e LOGIN ${s.user.username} ${s.user.password}`), /^e OK /m);
 });
