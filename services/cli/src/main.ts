@@ -6,6 +6,8 @@ import { CertError, EngineError } from '@hearth/runtime';
 import { BackupError } from '@hearth/backup';
 import { BACKUP_COMMANDS } from './backup-commands.ts';
 import { COMMANDS, type Command } from './commands.ts';
+import { IMPORT_COMMANDS } from './import-commands.ts';
+import { ImportFileError } from './import-files.ts';
 import { UsageError } from './output.ts';
 
 const USAGE = `usage: hearth <command> [options]
@@ -14,7 +16,9 @@ const USAGE = `usage: hearth <command> [options]
   user list | show <u> | set <u> [--email E] [--display-name N] [--fallback-email F] [--role R]
   user passwd <u> [--password P | --password-stdin] | disable <u> | enable <u> | del <u>
   user totp enable <u> | totp disable <u>
+  user import <file.csv|file.ldif> [--dry-run] [--atomic]   (columns: username,email,displayName,fallbackEmail,role,password)
   group add <name> | del <name> | list | add-member <group> <u> | remove-member <group> <u>
+  group import <file.csv|file.ldif> [--dry-run] [--atomic]  (columns: name,members)
   app install <CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream URL]
   app install … --image <ref>   (runs the app's container on the Docker engine, HEARTH_DOCKER_HOST)
   app env <appId> | list | show <appId> | rotate <appId> | uninstall <appId>
@@ -30,7 +34,7 @@ Listings accept --json. Settings come from HEARTH_* environment variables (see R
 
 function match(argv: string[]): { command: Command; rest: string[] } | null {
   let best: { command: Command; rest: string[] } | null = null;
-  for (const command of [...COMMANDS, ...BACKUP_COMMANDS]) {
+  for (const command of [...COMMANDS, ...IMPORT_COMMANDS, ...BACKUP_COMMANDS]) {
     if (command.path.every((p, i) => argv[i] === p) && (!best || command.path.length > best.command.path.length)) {
       best = { command, rest: argv.slice(command.path.length) };
     }
@@ -76,7 +80,7 @@ async function main(): Promise<number> {
       process.stderr.write(`hearth ${command.path.join(' ')}: ${err.message}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
       return 2;
     }
-    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError].some((k) => err instanceof k);
+    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError, ImportFileError].some((k) => err instanceof k);
     const fsError = (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES';
     const message = known || fsError ? (err as Error).message : `internal error: ${(err as Error).message}`;
     process.stderr.write(`hearth: ${message.split('\n')[0]}\n`);

@@ -7,7 +7,7 @@ import { PasswordHasher, secretEquals } from './password.ts';
 import { PostgresStore } from './postgres.ts';
 import { connectRedis, REDIS_CHANGE_CHANNEL, RedisCounters, StoreCounters, type SharedCounters } from './shared-state.ts';
 import { SqliteStore } from './sqlite.ts';
-import { DirectoryError, type DirectoryStore } from './store.ts';
+import { DirectoryError, type DirectoryStore, type ImportBatch } from './store.ts';
 import { LoginThrottle, throttleAccount, type ThrottleLimits } from './throttle.ts';
 import { generateTotpSecret, otpauthUri, verifyTotp } from './totp.ts';
 import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, User } from './types.ts';
@@ -347,27 +347,42 @@ export class Directory {
     return g;
   }
 
-  async addUser(input: NewUser): Promise<User> {
+  /**
+   * Checks a new user's fields against the rules and the current directory without writing
+   * (the password is checked and hashed by the caller); throws the first problem as one line.
+   */
+  checkNewUser(input: Omit<NewUser, 'password'>): Omit<User, 'uidNumber' | 'passwordHash'> {
     const username = check(usernameSchema, input.username);
     const email = check(emailSchema, input.email);
-    const password = check(passwordSchema, input.password);
     const fallbackEmail = input.fallbackEmail ? check(emailSchema, input.fallbackEmail) : null;
     if (this.userByUsername(username)) throw new DirectoryError('username already exists', 'conflict');
     if (this.userByEmail(email)) throw new DirectoryError('email already in use', 'conflict');
-    const user = await this.store.createUser({
+    return {
       id: `uid-${randomUUID()}`,
       username,
       email,
       fallbackEmail,
-      displayName: input.displayName ?? username,
+      displayName: input.displayName || username,
       role: input.role ?? 'user',
       active: true,
-      passwordHash: await this.hasher.hash(password),
       totpSecret: null,
       createdAt: new Date().toISOString(),
-    });
+    };
+  }
+
+  async addUser(input: NewUser): Promise<User> {
+    const fields = this.checkNewUser(input);
+    const password = check(passwordSchema, input.password);
+    const user = await this.store.createUser({ ...fields, passwordHash: await this.hasher.hash(password) });
     await this.changed();
     return user;
+  }
+
+  /** Stores checked users, groups and memberships (see checkNewUser, checkNewGroup) in one transaction. */
+  async importBatch(batch: ImportBatch): Promise<{ users: User[]; groups: Group[] }> {
+    const created = await this.store.importBatch(batch);
+    await this.changed();
+    return created;
   }
 
   async updateUser(login: string, patch: { email?: string; displayName?: string; fallbackEmail?: string | null; role?: Role }): Promise<User> {
@@ -425,10 +440,15 @@ export class Directory {
     await this.changed();
   }
 
-  async addGroup(name: string): Promise<Group> {
+  /** Checks a new group's name against the rules and the current directory without writing. */
+  checkNewGroup(name: string): Omit<Group, 'memberIds' | 'gidNumber'> {
     const clean = check(groupNameSchema, name);
     if (this.groupByName(clean)) throw new DirectoryError('group already exists', 'conflict');
-    const g = await this.store.createGroup({ id: `gid-${randomUUID()}`, name: clean });
+    return { id: `gid-${randomUUID()}`, name: clean };
+  }
+
+  async addGroup(name: string): Promise<Group> {
+    const g = await this.store.createGroup(this.checkNewGroup(name));
     await this.changed();
     return g;
   }

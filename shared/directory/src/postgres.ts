@@ -14,7 +14,7 @@ import {
   userToRow,
   type Row,
 } from './rows.ts';
-import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
+import { DirectoryError, type AuditQuery, type DirectoryStore, type ImportBatch } from './store.ts';
 import type { App, AuditEvent, Group, Mailbox, Passkey, Snapshot, User } from './types.ts';
 
 const CHANNEL = 'hearth_changes';
@@ -132,11 +132,34 @@ export class PostgresStore implements DirectoryStore {
     return Number(next.rows[0].value) - 1;
   }
 
+  private async insertUser(c: pg.PoolClient, fields: Omit<User, 'uidNumber'>): Promise<User> {
+    const user: User = { ...fields, uidNumber: await this.takeNumber(c, 'next_uid_number') };
+    await c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, userToRow(user));
+    return user;
+  }
+
+  private async insertGroup(c: pg.PoolClient, group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group> {
+    const gid = await this.takeNumber(c, 'next_gid_number');
+    await c.query('INSERT INTO groups (id, name, gid_number) VALUES ($1, $2, $3)', [group.id, group.name, gid]);
+    return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
+  }
+
+  private async insertMember(c: pg.PoolClient, groupId: string, userId: string): Promise<void> {
+    await c.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, userId]);
+  }
+
   async createUser(fields: Omit<User, 'uidNumber'>): Promise<User> {
+    return this.tx((c) => this.insertUser(c, fields));
+  }
+
+  async importBatch(batch: ImportBatch): Promise<{ users: User[]; groups: Group[] }> {
     return this.tx(async (c) => {
-      const user: User = { ...fields, uidNumber: await this.takeNumber(c, 'next_uid_number') };
-      await c.query(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map((_, i) => `$${i + 1}`).join(',')})`, userToRow(user));
-      return user;
+      const users: User[] = [];
+      for (const u of batch.users) users.push(await this.insertUser(c, u));
+      const groups: Group[] = [];
+      for (const g of batch.groups) groups.push(await this.insertGroup(c, g));
+      for (const m of batch.members) await this.insertMember(c, m.groupId, m.userId);
+      return { users, groups };
     });
   }
 
@@ -158,11 +181,7 @@ export class PostgresStore implements DirectoryStore {
   }
 
   async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group> {
-    return this.tx(async (c) => {
-      const gid = await this.takeNumber(c, 'next_gid_number');
-      await c.query('INSERT INTO groups (id, name, gid_number) VALUES ($1, $2, $3)', [group.id, group.name, gid]);
-      return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
-    });
+    return this.tx((c) => this.insertGroup(c, group));
   }
 
   async deleteGroup(id: string): Promise<void> {
@@ -172,7 +191,7 @@ export class PostgresStore implements DirectoryStore {
   }
 
   async addMember(groupId: string, userId: string): Promise<void> {
-    await this.tx((c) => c.query('INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, userId]));
+    await this.tx((c) => this.insertMember(c, groupId, userId));
   }
 
   async removeMember(groupId: string, userId: string): Promise<void> {

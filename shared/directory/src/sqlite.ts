@@ -17,7 +17,7 @@ import {
   userToRow,
   type Row,
 } from './rows.ts';
-import { DirectoryError, type AuditQuery, type DirectoryStore } from './store.ts';
+import { DirectoryError, type AuditQuery, type DirectoryStore, type ImportBatch } from './store.ts';
 import type { App, AuditEvent, Group, Mailbox, Passkey, Snapshot, User } from './types.ts';
 
 const POLL_MS = 200;
@@ -131,12 +131,33 @@ export class SqliteStore implements DirectoryStore {
     return Number(next.value) - 1;
   }
 
+  private insertUser(fields: Omit<User, 'uidNumber'>): User {
+    const user: User = { ...fields, uidNumber: this.takeNumber('next_uid_number') };
+    const values = userToRow(user).map((v) => (typeof v === 'boolean' ? Number(v) : v));
+    this.sql(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
+    return user;
+  }
+
+  private insertGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Group {
+    const gid = this.takeNumber('next_gid_number');
+    this.sql('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(group.id, group.name, gid);
+    return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
+  }
+
+  private insertMember(groupId: string, userId: string): void {
+    this.sql('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, userId);
+  }
+
   async createUser(fields: Omit<User, 'uidNumber'>): Promise<User> {
+    return this.tx(() => this.insertUser(fields));
+  }
+
+  async importBatch(batch: ImportBatch): Promise<{ users: User[]; groups: Group[] }> {
     return this.tx(() => {
-      const user: User = { ...fields, uidNumber: this.takeNumber('next_uid_number') };
-      const values = userToRow(user).map((v) => (typeof v === 'boolean' ? Number(v) : v));
-      this.sql(`INSERT INTO users (${USER_COLUMNS.join(',')}) VALUES (${USER_COLUMNS.map(() => '?').join(',')})`).run(...values);
-      return user;
+      const users = batch.users.map((u) => this.insertUser(u));
+      const groups = batch.groups.map((g) => this.insertGroup(g));
+      for (const m of batch.members) this.insertMember(m.groupId, m.userId);
+      return { users, groups };
     });
   }
 
@@ -163,11 +184,7 @@ export class SqliteStore implements DirectoryStore {
   }
 
   async createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group> {
-    return this.tx(() => {
-      const gid = this.takeNumber('next_gid_number');
-      this.sql('INSERT INTO groups (id, name, gid_number) VALUES (?, ?, ?)').run(group.id, group.name, gid);
-      return { id: group.id, name: group.name, gidNumber: gid, memberIds: [] };
-    });
+    return this.tx(() => this.insertGroup(group));
   }
 
   async deleteGroup(id: string): Promise<void> {
@@ -177,9 +194,7 @@ export class SqliteStore implements DirectoryStore {
   }
 
   async addMember(groupId: string, userId: string): Promise<void> {
-    this.tx(() => {
-      this.sql('INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, userId);
-    });
+    this.tx(() => this.insertMember(groupId, userId));
   }
 
   async removeMember(groupId: string, userId: string): Promise<void> {

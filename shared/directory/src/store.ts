@@ -1,5 +1,11 @@
 import type { App, AuditEvent, Group, Mailbox, Passkey, Protocol, Snapshot, User } from './types.ts';
 
+export interface ImportBatch {
+  users: Omit<User, 'uidNumber'>[];
+  groups: Omit<Group, 'memberIds' | 'gidNumber'>[];
+  members: { groupId: string; userId: string }[];
+}
+
 export interface AuditQuery {
   username?: string;
   protocol?: Protocol;
@@ -26,6 +32,8 @@ export interface DirectoryStore {
   createUser(user: Omit<User, 'uidNumber'>): Promise<User>;
   updateUser(id: string, patch: Partial<Omit<User, 'id' | 'createdAt' | 'uidNumber'>>): Promise<void>;
   deleteUser(id: string): Promise<void>;
+  /** Stores many new users and groups (numbers assigned in order) and memberships in one transaction: all or nothing. */
+  importBatch(batch: ImportBatch): Promise<{ users: User[]; groups: Group[] }>;
 
   /** Stores a new group with the next gid number (see migrations v4) and returns it. */
   createGroup(group: Omit<Group, 'memberIds' | 'gidNumber'>): Promise<Group>;

@@ -21,6 +21,9 @@ export const passwordSchema = z
   .min(MIN_PASSWORD_LENGTH, `password must be at least ${MIN_PASSWORD_LENGTH} characters`)
   .max(1024, 'password is too long');
 
+/** An argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), accepted as is from an import. */
+export const argon2idHashSchema = z.string().regex(/^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/, 'not an argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash)');
+
 export const groupNameSchema = z.string().regex(/^[a-z0-9._-]{1,64}$/i, 'group name must be 1–64 characters of a-z, 0-9, ".", "_" and "-"');
 
 export const domainSchema = z
