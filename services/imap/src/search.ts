@@ -17,6 +17,8 @@ export type SearchKey =
   | { k: 'age'; older: boolean; cutoff: number }
   | { k: 'set'; uid: boolean; set: SequenceSet }
   | { k: 'modseq'; n: number }
+  /** `$`: the result a SEARCH RETURN (SAVE) kept (SEARCHRES, RFC 5182) */
+  | { k: 'saved' }
   | { k: 'not'; key: SearchKey }
   | { k: 'or'; a: SearchKey; b: SearchKey }
   | { k: 'and'; keys: SearchKey[] };
@@ -117,6 +119,7 @@ function parseKey(args: Token[], take: () => Token, depth = 0): SearchKey {
     }
     return { k: 'modseq', n: parseNumber(v, { allowZero: true, max: Number.MAX_SAFE_INTEGER }) };
   }
+  if (t.value === '$') return { k: 'saved' };
   if (/^[\d*:,]+$/.test(t.value)) return { k: 'set', uid: false, set: parseSequenceSet(t.value) };
   throw new ParseError(`unknown search key: ${t.value.slice(0, 40)}`);
 }
@@ -158,6 +161,8 @@ export interface Candidate {
   headers: readonly HeaderField[] | null;
   maxSeq: number;
   maxUid: number;
+  /** UIDs of the saved search result (`$`) */
+  saved?: ReadonlySet<number>;
 }
 
 export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; body?: string } = {}): boolean {
@@ -176,6 +181,8 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       return resolveSequenceSet(key.set, key.uid ? c.maxUid : c.maxSeq)(key.uid ? c.uid : c.seq);
     case 'modseq':
       return c.modseq >= key.n;
+    case 'saved':
+      return c.saved?.has(c.uid) ?? false;
     case 'not':
       return !matches(key.key, c, cache);
     case 'or':

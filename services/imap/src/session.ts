@@ -117,6 +117,8 @@ export class Session {
   private account: Account | null = null;
   private view: View | null = null;
   private condstore = false;
+  /** SEARCHRES (RFC 5182): the UIDs the last SEARCH RETURN (SAVE) kept, named `$` */
+  private saved: ReadonlySet<number> = new Set();
   private badCount = 0;
   private authFailures = 0;
   /** flag changes this session already reported itself (uid → modseq) */
@@ -151,7 +153,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -460,6 +462,7 @@ export class Session {
   // ---- mailbox selection and updates ----
 
   private deselect(): void {
+    this.saved = new Set();
     if (!this.view) return;
     this.view.stop();
     this.view = null;
@@ -473,6 +476,7 @@ export class Session {
         else throw new ParseError('unknown SELECT parameter');
       }
     }
+    this.saved = new Set();
     const previous = this.view;
     if (previous) {
       // The old watch is released only after the new one exists, so reselecting keeps inotify set up.
@@ -653,8 +657,16 @@ export class Session {
    */
   private messages(set: string, uid: boolean, expunged = { count: 0 }): { seq: number; rec: MessageRecord; uid: number }[] {
     const v = this.view!;
-    const parsed = parseSequenceSet(set);
     const out: { seq: number; rec: MessageRecord; uid: number }[] = [];
+    if (set === '$') {
+      // the saved result, whether or not the command is a UID one; expunged messages drop out
+      v.uids.forEach((u, i) => {
+        const rec = this.saved.has(u) ? v.folder.get(u) : undefined;
+        if (rec) out.push({ seq: i + 1, rec, uid: u });
+      });
+      return out;
+    }
+    const parsed = parseSequenceSet(set);
     if (uid) {
       const test = resolveSequenceSet(parsed, v.uids[v.uids.length - 1] ?? 0);
       v.uids.forEach((u, i) => {
@@ -814,6 +826,9 @@ export class Session {
       if (returns.size === 0) returns.add('ALL');
       args = args.slice(2);
     }
+    // RFC 5182 §2.1: `$` is empty unless this search succeeds.
+    const save = returns?.delete('SAVE') ?? false;
+    if (save) this.saved = new Set();
     let key;
     try {
       key = parseSearch(args);
@@ -851,6 +866,7 @@ export class Session {
         headers,
         maxSeq: v.uids.length,
         maxUid,
+        saved: this.saved,
       };
       if (matches(key, c)) {
         hits.push(uid ? rec.uid : i + 1);
@@ -858,6 +874,14 @@ export class Session {
       }
     }
     if (usesModseq) this.condstore = true;
+    if (save) {
+      // With MIN or MAX (and no ALL), only those are kept (RFC 5182 §2.4).
+      const minMax = !returns!.has('ALL') && (returns!.has('MIN') || returns!.has('MAX'));
+      const kept = minMax ? [...(returns!.has('MIN') ? hits.slice(0, 1) : []), ...(returns!.has('MAX') ? hits.slice(-1) : [])] : hits;
+      this.saved = new Set(uid ? kept : kept.map((seq) => v.uids[seq - 1]!));
+      // SAVE alone answers no ESEARCH.
+      if (returns!.size === 0) return ok('SEARCH completed, result saved');
+    }
     let line: string;
     if (returns) {
       // a tag never holds `"` or `\` (the parser refuses them), so it quotes as it is
@@ -1082,7 +1106,7 @@ export class Session {
   }
 }
 
-const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL']);
+const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE']);
 
 const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);
 

@@ -222,3 +222,24 @@ test('RFC 3501 §6.2.3 LOGINDISABLED with HEARTH_IMAP_REQUIRE_TLS: no login befo
   assert.match(await run('d CAPABILITY'), /^\* CAPABILITY (?![^\r]*LOGINDISABLED)[^\r]*AUTH=PLAIN/m);
   assert.match(await run(`e LOGIN ${s.user.username} ${s.user.password}`), /^e OK /m);
 });
+
+test('RFC 5182 SEARCHRES: SEARCH RETURN (SAVE) keeps the result as $ for later commands', async () => {
+  for (let i = 1; i <= 6; i++) await s.store.deliver(s.user.email, Buffer.from(`From: ${i === 3 ? 'Smith' : 'Jones'} <x@example.test>\r\nSubject: sr${i}\r\n\r\nx\r\n`), 'Searchres');
+  const run = await session();
+  assert.match(await run('c CAPABILITY'), /^\* CAPABILITY [^\r]* SEARCHRES/m);
+  assert.match(await run('a SELECT Searchres'), /^a OK /m);
+  assert.match(await run('b STORE 2,3,5 +FLAGS.SILENT (\\Flagged)'), /^b OK /m);
+  // "A282 SEARCH RETURN (SAVE) FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"" → only the tagged OK
+  assert.match(await run('A282 SEARCH RETURN (SAVE) FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"'), /^A282 OK [^\r]*\r\n$/);
+  assert.match(await run('A283 FETCH $ (FLAGS)'), /^\* 2 FETCH \(FLAGS \([^)]*\)\)\r\n\* 5 FETCH \(FLAGS \([^)]*\)\)\r\nA283 OK /);
+  assert.match(await run('A284 SEARCH $ SUBJECT sr5'), /^\* SEARCH 5\r\n/m);
+  // §2.4: "the corresponding MIN/MAX is returned ..., but the "$" marker would contain a single message"
+  assert.match(await run('A285 UID SEARCH RETURN (SAVE MIN) FLAGGED'), /^\* ESEARCH \(TAG "A285"\) UID MIN 2\r\nA285 OK /);
+  assert.match(await run('A286 FETCH $ (FLAGS)'), /^\* 2 FETCH [^\r]*\r\nA286 OK /);
+  assert.match(await run('A287 SEARCH RETURN (SAVE COUNT) FLAGGED'), /^\* ESEARCH \(TAG "A287"\) COUNT 3\r\nA287 OK /, 'SAVE with other options answers them');
+  assert.match(await run('A288 STORE 2 +FLAGS.SILENT (\\Deleted)'), /^A288 OK /m);
+  assert.match(await run('A289 EXPUNGE'), /\* 2 EXPUNGE/);
+  assert.match(await run('A290 FETCH $ (FLAGS)'), /^\* 2 FETCH [^\r]*\r\n\* 4 FETCH [^\r]*\r\nA290 OK /, 'the expunged message drops out of $');
+  assert.match(await run('A291 SEARCH RETURN (SAVE) BOGUSKEY'), /^A291 BAD /m);
+  assert.match(await run('A292 FETCH $ (FLAGS)'), /^A292 OK /, 'a failed SAVE search leaves $ empty');
+});
