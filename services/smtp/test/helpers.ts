@@ -11,7 +11,7 @@ import { loadSmtpSettings } from '../src/settings.ts';
 export const USER = { username: 'alice', email: 'alice@example.test', password: 'alice-password-1' };
 export const BOB = { username: 'bob', email: 'bob@example.test', password: 'bob-password-1' };
 export const WIKI = { username: 'wiki.app@example.test', password: 'wiki-smtp-secret', from: 'wiki.app@example.test' };
-export const CHAT = { username: 'chat.app@example.test', password: 'chat-smtp-secret', from: 'chat.app@example.test' };
+export const CHAT = { username: 'chat.app@example.test', password: '-chat-smtp-secret' /* a leading '-' proves the swaks helper passes it as a value */, from: 'chat.app@example.test' };
 
 function app(id: string, domain: string, cred: typeof WIKI, supportsDisplayName: boolean, extra: App['credentials'] = {}): App {
   return {
@@ -121,8 +121,17 @@ export async function startSink(port = 0, tls: { secure?: boolean; starttls?: bo
   return sink;
 }
 
+/**
+ * Runs swaks against 127.0.0.1. swaks cannot take an option value that starts with `-` from its
+ * command line (it rewrites `--opt=value` to `--opt value`, and Getopt::Long then reads the value
+ * as an option), so `--auth-password` is answered on stdin, where swaks asks for it when none is given.
+ */
 export function swaks(args: string[]): Promise<CommandResult> {
-  return runCommand('swaks', ['--server', '127.0.0.1', '--timeout', '10', ...args], { input: '', timeoutMs: 20_000 });
+  const rest = [...args];
+  const i = rest.indexOf('--auth-password');
+  const password = i < 0 ? undefined : rest.splice(i, 2)[1];
+  if (password !== undefined && (password === '' || password.includes('\n'))) throw new Error('swaks helper: --auth-password needs a one-line value');
+  return runCommand('swaks', ['--server', '127.0.0.1', '--timeout', '10', ...rest], { input: password === undefined ? '' : `${password}\n`, timeoutMs: 20_000 });
 }
 
 /** Files delivered into a mailbox's INBOX (new/ and cur/). */

@@ -28,9 +28,16 @@ export class PasswordHasher {
   }
 }
 
-/** Secrets handed to apps: CSPRNG, URL- and env-safe. */
+/**
+ * Secrets handed to apps: CSPRNG, URL- and env-safe. Apps pass them on command lines
+ * (`swaks --auth-password`, `mysql -p…`), where a leading `-` reads as an option, so a
+ * draw that starts with `-` or `_` is discarded and redrawn (uniform over the rest).
+ */
 export function generateSecret(bytes = 24): string {
-  return randomBytes(bytes).toString('base64url');
+  for (;;) {
+    const secret = randomBytes(bytes).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(secret)) return secret;
+  }
 }
 
 /** Constant-time comparison for app passwords stored in clear (they must be printable by `hearth app env`). */
