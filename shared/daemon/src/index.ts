@@ -52,19 +52,28 @@ export async function runDaemon(name: string, start: (ctx: DaemonContext) => Pro
     logger.fatal(msg);
     process.exit(1);
   }
-  const service = await start({ config, directory, logger });
-  logger.info({ endpoints: service.endpoints }, 'ready');
+  // Signal handlers go in before the service starts: a SIGTERM that arrives while it is
+  // starting must still end in a clean exit 0, not Node's default death by signal.
+  const running: { service?: RunningService } = {};
   let stopping = false;
+  const shutdown = async (service: RunningService): Promise<never> => {
+    await service.close().catch((err) => logger.warn({ err }, 'error while closing'));
+    await directory.close().catch(() => {});
+    process.exit(0);
+  };
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
     const force = setTimeout(() => process.exit(0), 5000);
     force.unref();
-    await service.close().catch((err) => logger.warn({ err }, 'error while closing'));
-    await directory.close().catch(() => {});
-    process.exit(0);
+    // a service still starting is closed as soon as start() hands it over (below)
+    if (running.service) await shutdown(running.service);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  const service = await start({ config, directory, logger });
+  running.service = service;
+  if (stopping) await shutdown(service);
+  logger.info({ endpoints: service.endpoints }, 'ready');
 }

@@ -180,9 +180,11 @@ export interface Daemon {
 
 /**
  * Starts a daemon's entry file (e.g. services/ldap/src/main.ts) with the env and waits
- * until `ready(output)` is true (typically a log line), or fails after timeoutMs.
+ * until `ready(output)` is true (typically a log line), or fails after timeoutMs. The
+ * default allows for a loaded 2-core CI machine, where booting tsx (once per worker
+ * for multi-process daemons) can take tens of seconds.
  */
-export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 20000): Promise<Daemon> {
+export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 60_000): Promise<Daemon> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -194,7 +196,8 @@ export async function startDaemon(entry: string, env: Record<string, string>, re
   const stop = (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> =>
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+      // daemons force their own exit 5 s after a signal; the margin is for a loaded machine
+      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
       child.once('exit', (code) => {
         clearTimeout(t);
         resolve(code);
