@@ -7,9 +7,10 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import { MailStoreError, type MailStore } from '@hearth/mailstore';
+import { encodeMutf7, MailStoreError, type MailStore } from '@hearth/mailstore';
 import type { DkimKeys, DkimSigningKey } from './dkim.ts';
 import { fromDomain, headerValues, prependHeaders, splitAddress } from './message.ts';
+import { sieveActions } from './sieve-delivery.ts';
 import type { Deliverer, Outcome } from './queue.ts';
 import type { RelayHost } from './settings.ts';
 import type { QueueEnvelope } from './spool.ts';
@@ -125,13 +126,29 @@ export class Delivery implements Deliverer {
     if (!this.o.directory.mailbox(address)) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
     const stamped = prependHeaders(raw, [`Return-Path: <${env.from}>`, `Delivered-To: ${address}`]);
     try {
-      await this.o.store.ingest(address, stamped);
+      for (const action of await sieveActions(this.o.store, address, stamped, env.from, this.o.logger)) {
+        if (action.kind === 'reject') return { ok: false, permanent: true, status: '5.7.1', message: `550 5.7.1 ${action.reason.replace(/[\r\n]+/g, ' ').slice(0, 400)}` };
+        if (action.kind === 'keep') await this.o.store.ingest(address, stamped, { flags: action.flags });
+        else if (action.kind === 'fileinto') await this.fileinto(address, stamped, action.folder, action.create, action.flags);
+      }
     } catch (err) {
       // filled up after we accepted the message: the queue retries, as for any temporary failure
       if (err instanceof MailStoreError && err.code === 'overquota') return { ok: false, permanent: false, status: '4.2.2', message: '452 4.2.2 mailbox full' };
       throw err;
     }
     return { ok: true, via: 'mailbox' };
+  }
+
+  /** Sieve's fileinto; a folder that does not exist (and no :create) means INBOX, as Pigeonhole does. */
+  private async fileinto(address: string, raw: Buffer, folder: string, create: boolean, flags: string[]): Promise<void> {
+    try {
+      // Sieve names folders in UTF-8; the store keeps IMAP's modified UTF-7
+      await this.o.store.ingest(address, raw, { folder: encodeMutf7(folder), create, flags });
+    } catch (err) {
+      if (!(err instanceof MailStoreError) || (err.code !== 'nonexistent' && err.code !== 'invalid')) throw err;
+      this.o.logger.warn({ address, folder, reason: err.message }, 'sieve fileinto failed; message kept in INBOX');
+      await this.o.store.ingest(address, raw, { flags });
+    }
   }
 
   /**

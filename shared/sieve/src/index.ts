@@ -10,3 +10,4 @@ export function compileScript(src: string): Command[] {
   return cmds;
 }
 export { ScriptStore, ScriptStoreError, type ScriptLimits } from './store.ts';
+export { runScript, SieveRuntimeError, type SieveAction, type SieveMessage } from './interpret.ts';

@@ -33,7 +33,7 @@ export class ScriptStore {
 
   constructor(
     mailboxRoot: string,
-    readonly limits: ScriptLimits,
+    readonly limits: ScriptLimits = { maxSize: 64 * 1024, maxScripts: 20 },
   ) {
     this.dir = path.join(mailboxRoot, SCRIPT_DIR);
     this.link = path.join(mailboxRoot, ACTIVE_LINK);
