@@ -12,6 +12,7 @@ import {
   SYSTEM_FLAGS,
   type Account,
   type Folder,
+  type FolderInfo,
   type MailStore,
   type MessageRecord,
   type Principal,
@@ -153,7 +154,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -693,6 +694,9 @@ export class Session {
     const selection = new Set<string>();
     if (!lsub && args[0]?.kind === 'list') {
       for (const t of args[0].items) selection.add(asAtom(t, 'selection option').toUpperCase());
+      // RFC 5258 §3: unknown options are BAD, and RECURSIVEMATCH only refines another one
+      for (const o of selection) if (!LIST_SELECTION.has(o)) throw new ParseError(`unknown LIST selection option ${o.slice(0, 30)}`);
+      if (selection.has('RECURSIVEMATCH') && !selection.has('SUBSCRIBED') && !selection.has('SPECIAL-USE')) throw new ParseError('RECURSIVEMATCH needs another selection option');
       i = 1;
     }
     const ref = asString(args[i], 'reference');
@@ -707,7 +711,8 @@ export class Session {
       for (let j = 0; j < opts.length; j++) {
         const opt = asAtom(opts[j], 'return option').toUpperCase();
         if (opt === 'STATUS') statusOf = statusItems(opts[++j]);
-        else returns.add(opt);
+        else if (LIST_RETURN.has(opt)) returns.add(opt);
+        else throw new ParseError(`unknown LIST return option ${opt.slice(0, 30)}`);
       }
     }
     const cmd = lsub ? 'LSUB' : 'LIST';
@@ -722,16 +727,26 @@ export class Session {
     const showSubscribed = returns.has('SUBSCRIBED') || selection.has('SUBSCRIBED');
     const res = patterns.map((p) => patternRegex(ref + p));
     const out: Buffer[] = [];
-    for (const f of folders) {
+    // LIST (SUBSCRIBED) also names subscriptions whose mailbox is gone, as \NonExistent (RFC 5258 §3).
+    const candidates: (FolderInfo & { nonExistent?: boolean })[] = [...folders];
+    if (selection.has('SUBSCRIBED') && !lsub) {
+      const known = new Set(folders.map((f) => f.name));
+      for (const name of subs) if (!known.has(name)) candidates.push({ name, specialUse: null, hasChildren: false, noSelect: true, nonExistent: true });
+      candidates.sort((a, b) => (a.name === 'INBOX' ? -1 : b.name === 'INBOX' ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    const recursive = selection.has('RECURSIVEMATCH') && !lsub;
+    for (const f of candidates) {
       if (!res.some((re) => re.test(f.name))) continue;
       const subscribed = f.name === 'INBOX' || subs.has(f.name);
-      if (onlySubscribed && !subscribed) continue;
+      // RECURSIVEMATCH: a name that does not qualify itself but has a descendant that does (CHILDINFO).
+      const childInfo = recursive && selection.has('SUBSCRIBED') && [...subs].some((n) => n.startsWith(f.name + DELIMITER));
+      if (onlySubscribed && !subscribed && !childInfo) continue;
       if (selection.has('SPECIAL-USE') && !f.specialUse) continue;
-      const attrs = [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
-      if (f.noSelect) attrs.unshift('\\Noselect');
+      const attrs = f.nonExistent ? ['\\NonExistent'] : [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+      if (f.noSelect && !f.nonExistent) attrs.unshift('\\Noselect');
       if (f.specialUse) attrs.push(f.specialUse);
       if (showSubscribed && subscribed) attrs.push('\\Subscribed');
-      out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name));
+      out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name, ...(childInfo ? [['CHILDINFO', ['SUBSCRIBED']]] : [])));
       // RFC 5819 §2: a mailbox whose status cannot be read (deleted meanwhile) just has no STATUS line.
       const st = statusOf && !f.noSelect ? await this.statusResponse(f.name, statusOf).catch(() => null) : null;
       if (st) out.push(st);
@@ -1106,6 +1121,8 @@ export class Session {
   }
 }
 
+const LIST_SELECTION = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
+const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE']);
 const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE']);
 
 const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);

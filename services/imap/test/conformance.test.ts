@@ -243,3 +243,23 @@ test('RFC 5182 SEARCHRES: SEARCH RETURN (SAVE) keeps the result as $ for later c
   assert.match(await run('A291 SEARCH RETURN (SAVE) BOGUSKEY'), /^A291 BAD /m);
   assert.match(await run('A292 FETCH $ (FLAGS)'), /^A292 OK /, 'a failed SAVE search leaves $ empty');
 });
+
+test('RFC 5258 LIST-EXTENDED: selection and return options, \\NonExistent, RECURSIVEMATCH with CHILDINFO', async () => {
+  const run = await session();
+  assert.match(await run('c CAPABILITY'), /^\* CAPABILITY [^\r]* LIST-EXTENDED/m);
+  for (const m of ['Foo', 'Foo.Bar', 'Foo.Baz', 'Moo']) assert.match(await run(`k CREATE ${m}`), /^k OK /m);
+  assert.match(await run('k SUBSCRIBE Foo.Bar'), /^k OK /m);
+  assert.match(await run('k SUBSCRIBE Moo'), /^k OK /m);
+  assert.match(await run('k SUBSCRIBE Fruit.peach'), /^k OK /m);
+  // §6 example: "A04 LIST (SUBSCRIBED RECURSIVEMATCH) "" %" → Foo with CHILDINFO, Moo \Subscribed
+  const r = await run('A04 LIST (SUBSCRIBED RECURSIVEMATCH) "" %');
+  assert.match(r, /^\* LIST \((?![^)]*\\Subscribed)[^)]*\) "\." "?Foo"? \("CHILDINFO" \("SUBSCRIBED"\)\)\r\n/m);
+  assert.match(r, /^\* LIST \([^)]*\\Subscribed[^)]*\) "\." "?Moo"?\r\n/m);
+  assert.doesNotMatch(r, /"?Foo\.Baz"?/);
+  // "* LIST (\Subscribed \NonExistent) "/" "Fruit/peach""
+  assert.match(await run('A02 LIST (SUBSCRIBED) "" Fruit.*'), /^\* LIST \((?=[^)]*\\NonExistent)(?=[^)]*\\Subscribed)[^)]*\) "\." "?Fruit\.peach"?\r\nA02 OK /m);
+  assert.match(await run('A05 LIST (RECURSIVEMATCH) "" %'), /^A05 BAD /m, 'RECURSIVEMATCH alone is BAD');
+  assert.match(await run('A06 LIST (BOGUS) "" %'), /^A06 BAD /m);
+  assert.match(await run('A07 LIST "" % RETURN (BOGUS)'), /^A07 BAD /m);
+  assert.match(await run('A08 LIST "" (Foo Moo) RETURN (CHILDREN SUBSCRIBED)'), /^\* LIST \(\\HasChildren\) "\." "?Foo"?\r\n\* LIST \(\\HasNoChildren \\Subscribed\) "\." "?Moo"?\r\nA08 OK /m);
+});
