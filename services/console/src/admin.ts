@@ -9,22 +9,25 @@ import { serviceStatus } from './status.ts';
 
 export const PAGE_SIZE = 50;
 
-/** Users sorted by username, once per directory view (the array is replaced on every reload). */
-const sortedUsers = new WeakMap<User[], User[]>();
-function usersSorted(all: User[]): User[] {
-  let s = sortedUsers.get(all);
-  if (!s) {
-    s = [...all].sort((a, b) => (a.username < b.username ? -1 : 1));
-    sortedUsers.set(all, s);
+/** Users sorted by username with their lowercase search text, built once per directory view (the array is replaced on every reload). */
+const indexes = new WeakMap<User[], { users: User[]; text: string[] }>();
+function userIndex(all: User[]): { users: User[]; text: string[] } {
+  let index = indexes.get(all);
+  if (!index) {
+    const users = [...all].sort((a, b) => (a.username < b.username ? -1 : 1));
+    index = { users, text: users.map((u) => `${u.username}\n${u.email}\n${u.displayName.toLowerCase()}`) };
+    indexes.set(all, index);
   }
-  return s;
+  return index;
 }
 
 /** A substring search over username, email and display name, one page at a time. */
 export function searchUsers(all: User[], query: string, page: number): { users: User[]; total: number } {
   const q = query.trim().toLowerCase();
-  const list = usersSorted(all);
-  const hits = q ? list.filter((u) => u.username.includes(q) || u.email.includes(q) || u.displayName.toLowerCase().includes(q)) : list;
+  const { users, text } = userIndex(all);
+  if (!q) return { users: users.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), total: users.length };
+  const hits: User[] = [];
+  for (let i = 0; i < users.length; i++) if (text[i]!.includes(q)) hits.push(users[i]!);
   return { users: hits.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), total: hits.length };
 }
 
