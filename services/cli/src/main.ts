@@ -8,6 +8,7 @@ import { BACKUP_COMMANDS } from './backup-commands.ts';
 import { COMMANDS, type Command } from './commands.ts';
 import { IMPORT_COMMANDS } from './import-commands.ts';
 import { ImportFileError } from './import-files.ts';
+import { SSH_KEY_COMMANDS } from './ssh-key-commands.ts';
 import { UsageError } from './output.ts';
 
 const USAGE = `usage: hearth <command> [options]
@@ -17,6 +18,7 @@ const USAGE = `usage: hearth <command> [options]
   user passwd <u> [--password P | --password-stdin] | disable <u> | enable <u> | del <u>
   user totp enable <u> | totp disable <u>
   user import <file.csv|file.ldif> [--dry-run] [--atomic]   (columns: username,email,displayName,fallbackEmail,role,password)
+  user ssh-key add <u> ["<public key line>" | --file F | -] | ssh-key list <u> | ssh-key del <u> <id|fingerprint>
   group add <name> | del <name> | list | add-member <group> <u> | remove-member <group> <u>
   group import <file.csv|file.ldif> [--dry-run] [--atomic]  (columns: name,members)
   app install <CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream URL]
@@ -34,7 +36,7 @@ Listings accept --json. Settings come from HEARTH_* environment variables (see R
 
 function match(argv: string[]): { command: Command; rest: string[] } | null {
   let best: { command: Command; rest: string[] } | null = null;
-  for (const command of [...COMMANDS, ...IMPORT_COMMANDS, ...BACKUP_COMMANDS]) {
+  for (const command of [...COMMANDS, ...IMPORT_COMMANDS, ...SSH_KEY_COMMANDS, ...BACKUP_COMMANDS]) {
     if (command.path.every((p, i) => argv[i] === p) && (!best || command.path.length > best.command.path.length)) {
       best = { command, rest: argv.slice(command.path.length) };
     }

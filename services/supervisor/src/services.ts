@@ -17,6 +17,7 @@ export const SERVICES: { name: string; ports: PortName[]; endpoints: (c: HearthC
   { name: 'runtime', ports: [], needsDocker: true, endpoints: (c) => [`app containers on ${c.dockerHost} (scheduler, tls certificate restarts)`] },
   { name: 'turn', ports: ['turn', 'turnTls'], endpoints: (c) => [`stun/turn:${c.hostname}:${c.ports.turn} (udp, tcp)`, `turns:${c.hostname}:${c.ports.turnTls}`] },
   { name: 'dockerproxy', ports: ['dockerProxy'], needsDocker: true, endpoints: (c) => [`tcp://${c.hostname}:${c.ports.dockerProxy} (docker addon: Docker API over TLS, app certificates)`] },
+  { name: 'sftp', ports: ['sftp'], endpoints: (c) => [`sftp://${c.hostname}:${c.ports.sftp} (app data; user name <user>@<app domain>)`] },
   { name: 'console', ports: ['console'], endpoints: (c) => [`${process.env.HEARTH_CONSOLE_URL?.replace(/\/+$/, '') || `http://${c.hostname}:${c.ports.console}`} (web console)`] },
 ];
 

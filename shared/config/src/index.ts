@@ -24,6 +24,7 @@ export const DEFAULT_PORTS = {
   turn: 3478,
   turnTls: 5349,
   dockerProxy: 2376,
+  sftp: 2222,
 } as const;
 
 export type PortName = keyof typeof DEFAULT_PORTS;

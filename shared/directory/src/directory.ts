@@ -9,8 +9,9 @@ import { connectRedis, REDIS_CHANGE_CHANNEL, RedisCounters, StoreCounters, type 
 import { SqliteStore } from './sqlite.ts';
 import { DirectoryError, type DirectoryStore, type ImportBatch } from './store.ts';
 import { LoginThrottle, throttleAccount, type ThrottleLimits } from './throttle.ts';
+import { parseSshPublicKey } from './ssh-keys.ts';
 import { generateTotpSecret, otpauthUri, verifyTotp } from './totp.ts';
-import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Protocol, Role, Snapshot, SshKey, User } from './types.ts';
 import { check, emailSchema, groupNameSchema, passwordSchema, usernameSchema } from './validate.ts';
 
 const PURGE_INTERVAL_MS = 60_000;
@@ -487,6 +488,30 @@ export class Directory {
   async deleteMailbox(address: string): Promise<void> {
     await this.store.deleteMailbox(address.toLowerCase());
     await this.changed();
+  }
+
+  // ---- SSH public keys (SFTP) ----
+
+  async sshKeys(login: string): Promise<SshKey[]> {
+    return this.store.listSshKeys(this.requireUser(login).id);
+  }
+
+  async addSshKey(login: string, line: string): Promise<SshKey> {
+    const user = this.requireUser(login);
+    const parsed = parseSshPublicKey(line);
+    if ((await this.store.listSshKeys(user.id)).some((k) => k.fingerprint === parsed.fingerprint)) {
+      throw new DirectoryError(`${user.username} already has the key ${parsed.fingerprint}`, 'conflict');
+    }
+    const key: SshKey = { id: `key-${randomUUID().slice(0, 8)}`, userId: user.id, ...parsed, createdAt: new Date().toISOString() };
+    await this.store.addSshKey(key);
+    return key;
+  }
+
+  /** Removes a key by its id or fingerprint. */
+  async deleteSshKey(login: string, idOrFingerprint: string): Promise<void> {
+    const user = this.requireUser(login);
+    const key = (await this.store.listSshKeys(user.id)).find((k) => k.id === idOrFingerprint || k.fingerprint === idOrFingerprint);
+    if (!key || !(await this.store.deleteSshKey(user.id, key.id))) throw new DirectoryError(`${user.username} has no key ${idOrFingerprint}`, 'not_found');
   }
 
   /** Installs or replaces an app record; provisioning (shared/provisioning) decides its contents. */

@@ -9,3 +9,4 @@ export { RedisCounters, StoreCounters, type SharedCounters } from './shared-stat
 export { SqliteStore } from './sqlite.ts';
 export { PostgresStore } from './postgres.ts';
 export { MIGRATIONS, LATEST_SCHEMA_VERSION, FIRST_UID_NUMBER, FIRST_GID_NUMBER } from './migrations.ts';
+export { parseSshPublicKey, SSH_KEY_ALGORITHMS } from './ssh-keys.ts';

@@ -99,6 +99,19 @@ CREATE TABLE passkeys (
 CREATE INDEX passkeys_user ON passkeys (user_id);
 `;
 
+const v6 = `
+CREATE TABLE ssh_keys (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  algorithm TEXT NOT NULL,
+  key_data TEXT NOT NULL,
+  comment TEXT NOT NULL DEFAULT '',
+  fingerprint TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE (user_id, fingerprint)
+);
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -131,6 +144,12 @@ export const MIGRATIONS: Migration[] = [
     description: 'WebAuthn credentials (passkeys)',
     sqlite: v5,
     postgres: v5,
+  },
+  {
+    version: 6,
+    description: 'SSH public keys users register for SFTP',
+    sqlite: v6,
+    postgres: v6,
   },
 ];
 

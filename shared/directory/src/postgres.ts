@@ -8,6 +8,7 @@ import {
   groupsFromRows,
   mailboxFromRow,
   passkeyFromRow,
+  sshKeyFromRow,
   USER_COLUMNS,
   USER_FIELDS,
   userFromRow,
@@ -15,7 +16,7 @@ import {
   type Row,
 } from './rows.ts';
 import { DirectoryError, type AuditQuery, type DirectoryStore, type ImportBatch } from './store.ts';
-import type { App, AuditEvent, Group, Mailbox, Passkey, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, SshKey, Snapshot, User } from './types.ts';
 
 const CHANNEL = 'hearth_changes';
 /** Arbitrary constant for pg_advisory_xact_lock so concurrent starts migrate one at a time. */
@@ -259,6 +260,24 @@ export class PostgresStore implements DirectoryStore {
 
   async deletePasskeysOf(userId: string): Promise<void> {
     await this.pool.query('DELETE FROM passkeys WHERE user_id = $1', [userId]);
+  }
+
+  async listSshKeys(userId: string): Promise<SshKey[]> {
+    return (await this.pool.query('SELECT * FROM ssh_keys WHERE user_id = $1 ORDER BY created_at, id', [userId])).rows.map(sshKeyFromRow);
+  }
+
+  async addSshKey(k: SshKey): Promise<void> {
+    await this.tx(
+      (c) =>
+        c.query('INSERT INTO ssh_keys (id, user_id, algorithm, key_data, comment, fingerprint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+          k.id, k.userId, k.algorithm, k.keyData, k.comment, k.fingerprint, k.createdAt,
+        ]),
+      false,
+    );
+  }
+
+  async deleteSshKey(userId: string, id: string): Promise<boolean> {
+    return this.tx(async (c) => ((await c.query('DELETE FROM ssh_keys WHERE user_id = $1 AND id = $2', [userId, id])).rowCount ?? 0) > 0, false);
   }
 
   async appendAudit(e: AuditEvent): Promise<void> {

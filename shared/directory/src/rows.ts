@@ -1,4 +1,4 @@
-import type { App, AuditEvent, Group, Mailbox, Passkey, Role, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, Role, SshKey, User } from './types.ts';
 
 /** Row <-> record mapping shared by the SQL backends (column names are the same in both). */
 
@@ -109,5 +109,17 @@ export function passkeyFromRow(r: Row): Passkey {
     name: str(r.name),
     createdAt: str(r.created_at),
     lastUsedAt: optStr(r.last_used_at),
+  };
+}
+
+export function sshKeyFromRow(r: Row): SshKey {
+  return {
+    id: String(r.id),
+    userId: String(r.user_id),
+    algorithm: String(r.algorithm),
+    keyData: String(r.key_data),
+    comment: String(r.comment),
+    fingerprint: String(r.fingerprint),
+    createdAt: String(r.created_at),
   };
 }

@@ -11,6 +11,7 @@ import {
   groupsFromRows,
   mailboxFromRow,
   passkeyFromRow,
+  sshKeyFromRow,
   USER_COLUMNS,
   USER_FIELDS,
   userFromRow,
@@ -18,7 +19,7 @@ import {
   type Row,
 } from './rows.ts';
 import { DirectoryError, type AuditQuery, type DirectoryStore, type ImportBatch } from './store.ts';
-import type { App, AuditEvent, Group, Mailbox, Passkey, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, SshKey, Snapshot, User } from './types.ts';
 
 const POLL_MS = 200;
 
@@ -262,6 +263,22 @@ export class SqliteStore implements DirectoryStore {
 
   async deletePasskeysOf(userId: string): Promise<void> {
     this.tx(() => void this.sql('DELETE FROM passkeys WHERE user_id = ?').run(userId), false);
+  }
+
+  async listSshKeys(userId: string): Promise<SshKey[]> {
+    return (this.sql('SELECT * FROM ssh_keys WHERE user_id = ? ORDER BY created_at, id').all(userId) as Row[]).map(sshKeyFromRow);
+  }
+
+  async addSshKey(k: SshKey): Promise<void> {
+    this.tx(() => {
+      this.sql('INSERT INTO ssh_keys (id, user_id, algorithm, key_data, comment, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+        k.id, k.userId, k.algorithm, k.keyData, k.comment, k.fingerprint, k.createdAt,
+      );
+    }, false);
+  }
+
+  async deleteSshKey(userId: string, id: string): Promise<boolean> {
+    return this.tx(() => this.sql('DELETE FROM ssh_keys WHERE user_id = ? AND id = ?').run(userId, id).changes > 0, false);
   }
 
   async appendAudit(e: AuditEvent): Promise<void> {

@@ -1,4 +1,4 @@
-import type { App, AuditEvent, Group, Mailbox, Passkey, Protocol, Snapshot, User } from './types.ts';
+import type { App, AuditEvent, Group, Mailbox, Passkey, SshKey, Protocol, Snapshot, User } from './types.ts';
 
 export interface ImportBatch {
   users: Omit<User, 'uidNumber'>[];
@@ -60,6 +60,12 @@ export interface DirectoryStore {
   usePasskey(id: string, counter: number, at: string): Promise<boolean>;
   deletePasskey(userId: string, id: string): Promise<void>;
   deletePasskeysOf(userId: string): Promise<void>;
+
+  /** SSH keys (SFTP) likewise: read when a client presents one, writes notify no one. */
+  listSshKeys(userId: string): Promise<SshKey[]>;
+  addSshKey(key: SshKey): Promise<void>;
+  /** false when the user has no key with that id */
+  deleteSshKey(userId: string, id: string): Promise<boolean>;
 
   appendAudit(event: AuditEvent): Promise<void>;
   listAudit(query: AuditQuery): Promise<AuditEvent[]>;

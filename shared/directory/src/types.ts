@@ -73,7 +73,21 @@ export interface Mailbox {
   ownerId: string;
 }
 
-export type Protocol = 'ldap' | 'smtp' | 'imap' | 'pop3' | 'oidc' | 'proxyauth' | 'turn' | 'sieve' | 'cli' | 'console';
+export type Protocol = 'ldap' | 'smtp' | 'imap' | 'pop3' | 'oidc' | 'proxyauth' | 'turn' | 'sieve' | 'sftp' | 'cli' | 'console';
+
+/** An OpenSSH public key a user registered (`hearth user ssh-key add`), for SFTP logins. */
+export interface SshKey {
+  id: string;
+  userId: string;
+  /** e.g. ssh-ed25519 */
+  algorithm: string;
+  /** the key blob, base64, as in authorized_keys */
+  keyData: string;
+  comment: string;
+  /** SHA256:… as ssh-keygen -l prints it */
+  fingerprint: string;
+  createdAt: string;
+}
 
 export interface AuditEvent {
   at: string;
