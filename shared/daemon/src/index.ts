@@ -1,6 +1,9 @@
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger, type Logger } from '@hearth/log';
+import { MetricsPortError, startMetrics, type MetricsListener } from './metrics.ts';
+
+export { metricsPortSetting, startMetrics, type MetricsListener } from './metrics.ts';
 
 export interface DaemonContext {
   config: HearthConfig;
@@ -52,12 +55,21 @@ export async function runDaemon(name: string, start: (ctx: DaemonContext) => Pro
     logger.fatal(msg);
     process.exit(1);
   }
+  let metrics: MetricsListener | null;
+  try {
+    metrics = await startMetrics(name, directory, logger);
+  } catch (err) {
+    if (!(err instanceof MetricsPortError)) throw err;
+    process.stderr.write(`hearth ${name}: ${err.message}\n`);
+    process.exit(1);
+  }
   // Signal handlers go in before the service starts: a SIGTERM that arrives while it is
   // starting must still end in a clean exit 0, not Node's default death by signal.
   const running: { service?: RunningService } = {};
   let stopping = false;
   const shutdown = async (service: RunningService): Promise<never> => {
     await service.close().catch((err) => logger.warn({ err }, 'error while closing'));
+    await metrics?.close();
     await directory.close().catch(() => {});
     process.exit(0);
   };
@@ -75,5 +87,5 @@ export async function runDaemon(name: string, start: (ctx: DaemonContext) => Pro
   const service = await start({ config, directory, logger });
   running.service = service;
   if (stopping) await shutdown(service);
-  logger.info({ endpoints: service.endpoints }, 'ready');
+  logger.info({ endpoints: service.endpoints, metrics: metrics?.url ?? null }, 'ready');
 }

@@ -100,6 +100,7 @@ export interface OpenOptions {
 export class Directory {
   private view: View;
   private readonly listeners = new Set<(d: Directory) => void>();
+  private readonly auditListeners = new Set<(e: Pick<AuditEvent, 'protocol' | 'ok' | 'detail'>) => void>();
   private unwatch: (() => Promise<void>) | null = null;
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
@@ -185,6 +186,12 @@ export class Directory {
   }
 
   /** Called after each reload with the new view. */
+  /** Called for every login or token event audit() records (metrics count them). */
+  onAudit(listener: (e: Pick<AuditEvent, 'protocol' | 'ok' | 'detail'>) => void): () => void {
+    this.auditListeners.add(listener);
+    return () => this.auditListeners.delete(listener);
+  }
+
   onChange(listener: (d: Directory) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -272,6 +279,7 @@ export class Directory {
   /** Records a login or token event; a refused one is also one info log line (protocol, login, address, reason; never a secret). */
   async audit(e: Omit<AuditEvent, 'at' | 'detail' | 'appId' | 'remote'> & Partial<Pick<AuditEvent, 'detail' | 'appId' | 'remote'>>): Promise<void> {
     if (!e.ok) this.logger?.info({ protocol: e.protocol, login: e.username, remote: e.remote ?? null, appId: e.appId ?? null, reason: e.detail ?? null }, 'login refused');
+    for (const listener of this.auditListeners) listener({ protocol: e.protocol, ok: e.ok, detail: e.detail ?? null });
     await this.store
       .appendAudit({ at: new Date().toISOString(), detail: null, appId: null, remote: null, ...e })
       .catch((err) => this.logger?.warn({ err }, 'audit write failed'));
