@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { HearthConfig } from '@hearth/config';
+import { processAlive, type HearthConfig } from '@hearth/config';
 import { BackupError } from './errors.ts';
 
 /**
@@ -16,15 +16,6 @@ export function workspace(config: HearthConfig): { root: string; staging: string
 /** Top-level entries of the data dir that a platform snapshot takes apart (or never). */
 export const DATA_DIR_PARTS = new Set(['hearth.db', 'hearth.db-wal', 'hearth.db-shm', 'hearth.db-journal', 'mail', 'queue', 'apps', 'backup']);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** One backup or restore at a time per data dir; a lock left by a dead process is taken over. */
 export async function withBackupLock<T>(config: HearthConfig, fn: () => Promise<T>): Promise<T> {
   const w = workspace(config);
@@ -36,7 +27,7 @@ export async function withBackupLock<T>(config: HearthConfig, fn: () => Promise<
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number(fs.readFileSync(w.lock, 'utf8').trim());
-      if (attempt === 0 && !(holder > 0 && alive(holder))) {
+      if (attempt === 0 && !(holder > 0 && processAlive(holder))) {
         fs.rmSync(w.lock, { force: true });
         continue;
       }

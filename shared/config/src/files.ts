@@ -49,3 +49,13 @@ export function securePrivateDir(dir: string, files: readonly string[] = []): st
 }
 
 const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
+
+/** Whether a process with this pid exists (EPERM: it exists but belongs to someone else). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { processAlive } from '@hearth/config';
 
 /** Serializes async work inside one process. */
 export class Mutex {
@@ -83,7 +84,7 @@ export async function tryHoldLock(file: string): Promise<(() => Promise<void>) |
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = parseInt(await fs.promises.readFile(file, 'latin1').catch(() => ''), 10);
-      if (Number.isSafeInteger(pid) && pid > 0 && alive(pid)) return null;
+      if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) return null;
       // Without a pid (written on a full disk) only its age tells that the holder is gone.
       const st = await fs.promises.stat(file).catch(() => null);
       if (!(pid > 0) && st && Date.now() - st.mtimeMs < HOLD_STALE_MS) return null;
@@ -91,15 +92,6 @@ export async function tryHoldLock(file: string): Promise<(() => Promise<void>) |
     }
   }
   return null;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
