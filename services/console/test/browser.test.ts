@@ -97,11 +97,14 @@ test('the new user signs in, changes the password and enrols TOTP (no JavaScript
   await page.getByRole('button', { name: 'Change password' }).click();
   assert.match(await page.getByRole('alert').innerText(), /at least 8 characters/);
 
+  const oldHash = stack.directory.userByUsername('nina')!.passwordHash;
   await page.getByLabel('Current password').fill('first password 1');
   await page.getByLabel('New password', { exact: true }).fill('second password 2');
   await page.getByLabel('New password again').fill('second password 2');
   await page.getByRole('button', { name: 'Change password' }).click();
   await page.getByText('Password changed.').waitFor();
+  // The test's own directory sees the console daemon's write after its next reload.
+  await waitFor(() => stack.directory.userByUsername('nina')!.passwordHash !== oldHash);
   const check = await stack.directory.authenticate({ login: 'nina', password: 'second password 2', protocol: 'cli' });
   assert.equal(check.ok, true);
 
