@@ -24,24 +24,51 @@ export function tempDir(prefix = 'hearth-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A port nothing listens on right now, on TCP and on UDP (TURN and STUN use both). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
+/**
+ * The kernel's ephemeral range, where it picks source ports for outgoing connections. A port
+ * chosen inside it can be taken as some connection's source port between our check and the
+ * daemon's listen (seen as EADDRINUSE in CI), so test ports come from below it.
+ */
+function ephemeralStart(): number {
+  try {
+    const [low] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && low > 12000) return low;
+  } catch {
+    // not Linux: fall back to IANA's dynamic range start
+  }
+  return 49152;
+}
+const PORT_LOW = 10000;
+const PORT_HIGH = ephemeralStart() - 1;
+const handedOut = new Set<number>();
+
+function bindFree(kind: 'tcp' | 'udp', port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (kind === 'tcp') {
       const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (port >= 60000) continue;
-    const udpFree = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false));
+      s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
+    } else {
       const u = dgram.createSocket('udp4');
       u.once('error', () => resolve(false));
-      u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+      u.bind(port, '0.0.0.0', () => u.close(() => resolve(true)));
+    }
+  });
+}
+
+/**
+ * A port nothing listens on right now, on TCP and on UDP (TURN and STUN use both), on any
+ * address; random below the ephemeral range and never the same twice in one process, so
+ * parallel test files and outgoing connections rarely race for it.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
+    if (handedOut.has(port)) continue;
+    if ((await bindFree('tcp', port)) && (await bindFree('udp', port))) {
+      handedOut.add(port);
+      return port;
+    }
   }
 }
 
