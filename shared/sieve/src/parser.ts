@@ -18,6 +18,8 @@ export interface Test {
   name: string;
   args: Argument[];
   tests: Test[];
+  /** the tests came in parentheses (a test-list), not as one bare test */
+  testList: boolean;
   line: number;
 }
 
@@ -25,6 +27,8 @@ export interface Command {
   name: string;
   args: Argument[];
   tests: Test[];
+  /** the tests came in parentheses (a test-list), not as one bare test */
+  testList: boolean;
   /** null: ended with ";" */
   block: Command[] | null;
   line: number;
@@ -167,17 +171,18 @@ class Parser {
   private command(depth: number): Command {
     const id = this.next() as Extract<Token, { t: 'id' }>;
     const args = this.arguments();
+    const testList = this.isPunct('(');
     const tests = this.testsAfterArgs(depth);
     if (this.isPunct(';')) {
       this.next();
-      return { name: id.v, args, tests, block: null, line: id.line };
+      return { name: id.v, args, tests, testList, block: null, line: id.line };
     }
     if (this.isPunct('{')) {
       if (depth >= MAX_DEPTH) throw new SieveSyntaxError(id.line, 'blocks nested too deeply');
       this.next();
       const block = this.commands(depth + 1);
       this.expect('}', '"}" closing the block');
-      return { name: id.v, args, tests, block, line: id.line };
+      return { name: id.v, args, tests, testList, block, line: id.line };
     }
     const t = this.peek();
     throw new SieveSyntaxError(t.line, `expected ";" or "{" after ${id.v}, found ${describe(t)}`);
@@ -234,8 +239,9 @@ class Parser {
     const id = this.next();
     if (id.t !== 'id') throw new SieveSyntaxError(id.line, `expected a test, found ${describe(id)}`);
     const args = this.arguments();
+    const testList = this.isPunct('(');
     const tests = this.testsAfterArgs(depth + 1);
-    return { name: id.v, args, tests, line: id.line };
+    return { name: id.v, args, tests, testList, line: id.line };
   }
 }
 

@@ -161,8 +161,9 @@ function checkArgs(node: Command | Test, spec: Spec, required: Set<string>): voi
     if (kind === 's' && a.kind !== 'strings') throw new SieveSyntaxError(a.line, `${what} needs a string or string list`);
   });
   const n = node.tests.length;
-  if (spec.tests === 'one' && n !== 1) throw new SieveSyntaxError(node.line, `${what} needs one test`);
-  if (spec.tests === 'list' && n === 0) throw new SieveSyntaxError(node.line, `${what} needs a test list`);
+  // RFC 5228 §§3.1, 5.2, 5.3, 5.8: if/not take one test, allof/anyof a parenthesized test-list (as Pigeonhole checks)
+  if (spec.tests === 'one' && (n !== 1 || node.testList)) throw new SieveSyntaxError(node.line, `${what} needs one test, not ${node.testList ? 'a test list in parentheses' : 'none'}`);
+  if (spec.tests === 'list' && !node.testList) throw new SieveSyntaxError(node.line, `${what} needs a test list in parentheses${n ? ', not a single test' : ''}`);
   // "keep\ndiscard;" parses as keep with a test named discard: the real mistake is the missing ";"
   if (!spec.tests && n) throw new SieveSyntaxError(node.tests[0]!.line, `expected ";" after ${what}`);
 }

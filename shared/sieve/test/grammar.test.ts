@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { compileScript, parseScript, SieveSyntaxError } from '../src/index.ts';
 
@@ -106,6 +110,14 @@ const INVALID: [string, string, number, RegExp][] = [
   ['wrong argument count', 'if header "a" { }', 1, /header takes 2 arguments/],
   ['unknown tag', 'keep;\nif header :regex "a" "b" { }', 2, /header has no tag :regex/],
   ['closing brace alone', '}', 1, /unexpected "\}"/],
+  // RFC 5228 §8.2: test-list = "(" test *("," test) ")"; allof/anyof take a test-list (§§5.2, 5.3), if/not one test (§§3.1, 5.8); Pigeonhole refuses the same scripts
+  ['allof with a bare test', 'keep;\nif allof true { keep; }', 2, /allof needs a test list in parentheses, not a single test/],
+  ['anyof with a bare test', 'if anyof not false { keep; }', 1, /anyof needs a test list in parentheses/],
+  ['if with a test list', 'if (true) { keep; }', 1, /if needs one test, not a test list/],
+  ['not with a test list', 'if not (true) { keep; }', 1, /not needs one test, not a test list/],
+  ['a test that takes no sub-test', 'if header :is "a" "b" true { keep; }', 1, /expected ";" after header/],
+  ['allof without tests', 'if allof { keep; }', 1, /allof needs a test list/],
+  ['empty test list', 'if anyof () { keep; }', 1, /expected a test, found "\)"/],
   ['deep nesting', 'if true {'.repeat(100) + '}'.repeat(100), 1, /nested too deeply/],
 ];
 
@@ -117,3 +129,20 @@ for (const [name, src, line, message] of INVALID) {
     );
   });
 }
+
+/** Dovecot Pigeonhole's compiler (Debian's sievec) as an independent judge of the same scripts. */
+function pigeonholeAccepts(src: string): boolean {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-sievec-'));
+  try {
+    fs.writeFileSync(path.join(dir, 's.sieve'), src);
+    return spawnSync('sievec', [path.join(dir, 's.sieve')], { stdio: 'ignore' }).status === 0;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('Pigeonhole (sievec) accepts every valid script above and refuses every invalid one', (t) => {
+  if (spawnSync('sievec', ['--help'], { stdio: 'ignore' }).error) return t.skip('sievec (dovecot-sieve) not installed');
+  for (const [name, src] of Object.entries(VALID)) assert.equal(pigeonholeAccepts(src), true, `valid: ${name}`);
+  for (const [name, src] of INVALID) assert.equal(pigeonholeAccepts(src), false, `invalid: ${name}`);
+});
