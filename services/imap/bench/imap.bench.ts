@@ -1,14 +1,23 @@
 /**
- * IMAP benchmark: Hearth's IMAP daemon against Dovecot (Debian dovecot-imapd, passwd-file
- * auth, its own config and ports in a temp dir) serving the same Maildir of 10,000 messages,
- * driven by the same raw-socket client.
+ * IMAP benchmark: Hearth's IMAP daemon against Dovecot (Debian dovecot-imapd in its documented
+ * high-performance settings, passwd-file auth, its own config, index and ports in a temp dir)
+ * serving the same Maildir of 10,000 messages, driven by the same raw-socket client.
  *
- *   logins/s (connect, LOGIN, LOGOUT), SELECT, FETCH 1:* (UID FLAGS RFC822.SIZE),
- *   FETCH of 1,000 full bodies (BODY.PEEK[]), SEARCH UNSEEN and SEARCH SUBJECT,
- *   each from 10 concurrent clients; plus SELECT from a single client.
+ *   logins/s (connect, LOGIN, LOGOUT), SELECT from 1 and from 10 clients, FETCH 1:* (UID FLAGS
+ *   RFC822.SIZE), FETCH of 1,000 full bodies (BODY.PEEK[]), SEARCH UNSEEN and SEARCH SUBJECT.
+ *
+ * Every figure is measured in interleaved rounds (Hearth, Dovecot, Hearth, Dovecot, …): the table
+ * gives the median and range of the per-round ratios, and each server's CPU seconds per operation
+ * (user + system of the daemon, or of Dovecot's whole process tree, from /proc), which does not
+ * depend on what else the machine runs. A failed round stops the bench with the server, figure
+ * and round named.
  *
  * Results are printed and written to the "IMAP" section of BENCHMARKS.md.
- * Knobs: IMAP_BENCH_MESSAGES, IMAP_BENCH_CLIENTS, IMAP_BENCH_ROUNDS, IMAP_BENCH_REPEAT, IMAP_BENCH_WRITE=0 (print only).
+ * Knobs: IMAP_BENCH_MESSAGES, IMAP_BENCH_CLIENTS, IMAP_BENCH_ROUNDS (≥ 3 for a recorded figure),
+ * IMAP_BENCH_SCALE (operations per round, 1 = the default amounts), IMAP_BENCH_HOST (listen address),
+ * IMAP_BENCH_ONLY (comma-separated figure keys), IMAP_BENCH_WRITE=0 (print only),
+ * IMAP_BENCH_AGAINST=<another checkout> (that checkout's Hearth daemon instead of Dovecot, on the
+ * same Maildir: a regression hunt between commits; nothing is written to BENCHMARKS.md).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,14 +28,16 @@ import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory } from '@hearth/directory';
 import { MailStore } from '@hearth/mailstore';
-import { freePort, memoryMiB, startDaemon, tempDir, writeBenchmarkSection } from '@hearth/testkit';
+import { freePort, memoryMiB, startDaemon, tempDir, treeCpuSeconds, writeBenchmarkSection } from '@hearth/testkit';
 import { handToDovecot, startDovecot } from '../test/dovecot.ts';
 
 const MESSAGES = Number(process.env.IMAP_BENCH_MESSAGES ?? 10_000);
 const CLIENTS = Number(process.env.IMAP_BENCH_CLIENTS ?? 10);
-const ROUNDS = Number(process.env.IMAP_BENCH_ROUNDS ?? 5);
-const LOGINS_PER_CLIENT = 30;
-const REPEAT = Number(process.env.IMAP_BENCH_REPEAT ?? 2);
+const ROUNDS = Number(process.env.IMAP_BENCH_ROUNDS ?? 3);
+const SCALE = Number(process.env.IMAP_BENCH_SCALE ?? 1);
+const HOST = process.env.IMAP_BENCH_HOST ?? '127.0.0.1';
+const ONLY = process.env.IMAP_BENCH_ONLY ? new Set(process.env.IMAP_BENCH_ONLY.split(',')) : null;
+const AGAINST = process.env.IMAP_BENCH_AGAINST ? path.resolve(process.env.IMAP_BENCH_AGAINST) : null;
 const ADDRESS = 'bench.app@example.test';
 const PASSWORD = 'bench-app-secret-1';
 
@@ -57,7 +68,7 @@ class Client {
   }
 
   static async connect(port: number): Promise<Client> {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect(port, HOST);
     sock.setNoDelay(true);
     const c = new Client(sock);
     await c.waitFor(/^\* OK.*\r\n$/s);
@@ -130,21 +141,78 @@ function writeMaildir(dir: string): number {
   return total;
 }
 
-// ---------- servers ----------
+// ---------- interleaved rounds ----------
 
-interface Target {
+/** One server under test: where it listens and the CPU seconds its processes have used so far. */
+interface Side {
   name: string;
   port: number;
-  pid: number | null;
+  cpu(): number;
 }
 
-// ---------- phases ----------
-
-interface Result {
-  opsPerSecond: number;
+/** What one timed run of a figure measured on one server. */
+interface Sample {
+  ops: number;
+  seconds: number;
+  cpuSeconds: number;
+  bytes: number;
   meanMs: number;
-  bytesPerSecond: number;
 }
+
+/** A figure: `prepare` (untimed: connections, logins) returns the timed run and its cleanup. */
+interface Figure {
+  key: string;
+  label: string;
+  /** per-operation rate or data rate of a sample */
+  unit: 'ops/s' | 'MB/s';
+  prepare(side: Side): Promise<{ run: () => Promise<{ ops: number; bytes: number; latencies: number[] }>; done: () => void }>;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Runs every figure `rounds` times on each side, alternating sides within each figure (A B A B …),
+ * so both servers see the same machine load. Throws, naming the figure, side and round, when one fails.
+ */
+async function interleaved(figures: Figure[], sides: Side[], rounds: number): Promise<Map<string, Sample[][]>> {
+  const out = new Map<string, Sample[][]>();
+  for (const f of figures) {
+    const perSide: Sample[][] = sides.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < sides.length; i++) {
+        const side = sides[i]!;
+        try {
+          const { run, done } = await f.prepare(side);
+          try {
+            const cpu0 = side.cpu();
+            const t0 = performance.now();
+            const { ops, bytes, latencies } = await run();
+            const seconds = (performance.now() - t0) / 1000;
+            const cpuSeconds = side.cpu() - cpu0;
+            perSide[i]!.push({ ops, seconds, cpuSeconds, bytes, meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length });
+          } finally {
+            done();
+          }
+        } catch (err) {
+          throw new Error(`${f.label}: ${side.name}, round ${r + 1} of ${rounds} failed: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      log(`  ${f.key} round ${r + 1}: ${sides.map((s, i) => `${s.name} ${rate(f, perSide[i]![r]!).toFixed(1)} ${f.unit}`).join(', ')}`);
+    }
+    out.set(f.key, perSide);
+  }
+  return out;
+}
+
+function rate(f: Figure, s: Sample): number {
+  return f.unit === 'MB/s' ? s.bytes / 1e6 / s.seconds : s.ops / s.seconds;
+}
+
+// ---------- figures ----------
 
 async function loggedIn(port: number): Promise<Client> {
   const c = await Client.connect(port);
@@ -152,84 +220,114 @@ async function loggedIn(port: number): Promise<Client> {
   return c;
 }
 
-/** Runs `op` ROUNDS times on each of the clients at once; per-op latency and aggregate rates. */
-async function concurrent(clients: Client[], rounds: number, op: (c: Client, worker: number, round: number) => Promise<number>): Promise<Result> {
-  const lat: number[] = [];
-  let bytes = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    clients.map(async (c, w) => {
-      for (let r = 0; r < rounds; r++) {
-        const s = performance.now();
-        bytes += await op(c, w, r);
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  return { opsPerSecond: lat.length / secs, meanMs: lat.reduce((a, b) => a + b, 0) / lat.length, bytesPerSecond: bytes / secs };
+/** `perClient` operations on each of `clients` connections at once (logged in, optionally SELECTed, before the clock starts). */
+function onClients(clients: number, perClient: number, op: (c: Client, worker: number, round: number) => Promise<number>, select = true): Figure['prepare'] {
+  return async (side) => {
+    const cs = await Promise.all(
+      Array.from({ length: clients }, async () => {
+        const c = await loggedIn(side.port);
+        if (select) await c.cmd('SELECT INBOX');
+        return c;
+      }),
+    );
+    return {
+      run: async () => {
+        const latencies: number[] = [];
+        let bytes = 0;
+        await Promise.all(
+          cs.map(async (c, w) => {
+            for (let r = 0; r < perClient; r++) {
+              const s = performance.now();
+              bytes += await op(c, w, r);
+              latencies.push(performance.now() - s);
+            }
+          }),
+        );
+        return { ops: latencies.length, bytes, latencies };
+      },
+      done: () => cs.forEach((c) => c.close()),
+    };
+  };
 }
 
-async function runPhases(t: Target): Promise<Record<string, Result>> {
-  const out: Record<string, Result> = {};
-  // warm-up: first SELECT builds Dovecot's index / Hearth's uidlist; first header SEARCH fills caches
-  const warm = await loggedIn(t.port);
-  await warm.cmd('SELECT INBOX');
-  await warm.cmd('SEARCH SUBJECT "needle"');
-  await warm.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)');
-  warm.close();
+const n = (base: number): number => Math.max(1, Math.round(base * SCALE));
 
-  log(`  ${t.name}: logins`);
-  const loginT0 = performance.now();
-  const lat: number[] = [];
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      for (let i = 0; i < LOGINS_PER_CLIENT; i++) {
-        const s = performance.now();
-        const c = await Client.connect(t.port);
-        await c.cmd(`LOGIN "${ADDRESS}" "${PASSWORD}"`);
-        await c.cmd('LOGOUT');
-        c.close();
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  const loginSecs = (performance.now() - loginT0) / 1000;
-  out.logins = { opsPerSecond: lat.length / loginSecs, meanMs: lat.reduce((a, b) => a + b, 0) / lat.length, bytesPerSecond: 0 };
-
-  log(`  ${t.name}: SELECT (1 client)`);
-  const single = [await loggedIn(t.port)];
-  out.select1 = await concurrent(single, ROUNDS * 20, (c) => c.cmd('SELECT INBOX'));
-  single[0]!.close();
-
-  const clients = await Promise.all(Array.from({ length: CLIENTS }, () => loggedIn(t.port)));
-  log(`  ${t.name}: SELECT (${CLIENTS} clients)`);
-  out.select = await concurrent(clients, ROUNDS * 10, (c) => c.cmd('SELECT INBOX'));
-  log(`  ${t.name}: FETCH 1:* (UID FLAGS RFC822.SIZE)`);
-  out.fetchMeta = await concurrent(clients, ROUNDS, (c) => c.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)'));
-  log(`  ${t.name}: FETCH 1,000 bodies`);
+function figures(): Figure[] {
   const span = Math.max(1, MESSAGES - 1000);
-  out.fetchBodies = await concurrent(clients, Math.max(2, Math.floor(ROUNDS / 2)), (c, w, r) => {
+  const bodies = (c: Client, w: number, r: number): Promise<number> => {
     const from = 1 + ((w * 997 + r * 3001) % span);
     return c.cmd(`FETCH ${from}:${Math.min(MESSAGES, from + 999)} BODY.PEEK[]`);
-  });
-  log(`  ${t.name}: SEARCH`);
-  out.searchFlags = await concurrent(clients, ROUNDS * 4, (c) => c.cmd('SEARCH UNSEEN'));
-  out.searchSubject = await concurrent(clients, ROUNDS, (c) => c.cmd('SEARCH SUBJECT "needle"'));
-  for (const c of clients) c.close();
-  return out;
+  };
+  const all: Figure[] = [
+    {
+      key: 'logins',
+      label: 'logins/s (connect, LOGIN, LOGOUT)',
+      unit: 'ops/s',
+      prepare: async (side) => ({
+        run: async () => {
+          const latencies: number[] = [];
+          await Promise.all(
+            Array.from({ length: CLIENTS }, async () => {
+              for (let i = 0; i < n(20); i++) {
+                const s = performance.now();
+                const c = await loggedIn(side.port);
+                await c.cmd('LOGOUT');
+                c.close();
+                latencies.push(performance.now() - s);
+              }
+            }),
+          );
+          return { ops: latencies.length, bytes: 0, latencies };
+        },
+        done: () => {},
+      }),
+    },
+    { key: 'select1', label: 'SELECT INBOX, 1 client', unit: 'ops/s', prepare: onClients(1, n(200), (c) => c.cmd('SELECT INBOX'), false) },
+    { key: 'select', label: `SELECT INBOX, ${CLIENTS} clients`, unit: 'ops/s', prepare: onClients(CLIENTS, n(50), (c) => c.cmd('SELECT INBOX'), false) },
+    { key: 'fetchMeta', label: 'FETCH 1:* (UID FLAGS RFC822.SIZE)', unit: 'ops/s', prepare: onClients(CLIENTS, n(5), (c) => c.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)')) },
+    { key: 'fetchBodies', label: 'FETCH 1,000 full bodies', unit: 'ops/s', prepare: onClients(CLIENTS, n(2), bodies) },
+    { key: 'searchUnseen', label: 'SEARCH UNSEEN', unit: 'ops/s', prepare: onClients(CLIENTS, n(20), (c) => c.cmd('SEARCH UNSEEN')) },
+    { key: 'searchSubject', label: 'SEARCH SUBJECT "needle"', unit: 'ops/s', prepare: onClients(CLIENTS, n(5), (c) => c.cmd('SEARCH SUBJECT "needle"')) },
+  ];
+  return ONLY ? all.filter((f) => ONLY.has(f.key)) : all;
 }
 
+/** Both servers must give the same answers before their speed means anything. */
+async function checkSameAnswers(sides: Side[]): Promise<void> {
+  const answers: string[] = [];
+  for (const side of sides) {
+    const c = await loggedIn(side.port);
+    const sel = (await c.cmd('SELECT INBOX'), c.lastTail);
+    const exists = /\* (\d+) EXISTS/.exec(sel)?.[1];
+    const count = async (criteria: string): Promise<string | undefined> => {
+      await c.cmd(`SEARCH RETURN (COUNT) ${criteria}`);
+      return /COUNT (\d+)/.exec(c.lastTail)?.[1];
+    };
+    const needles = await count('SUBJECT "needle"'); // also warms header caches
+    const unseen = await count('UNSEEN');
+    const metaBytes = await c.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)');
+    c.close();
+    answers.push(`${exists} messages, ${needles} SUBJECT hits, ${unseen} UNSEEN`);
+    log(`  ${side.name}: ${answers.at(-1)}, FETCH 1:* ${metaBytes} bytes`);
+  }
+  if (new Set(answers).size !== 1) throw new Error(`the servers disagree: ${sides.map((s, i) => `${s.name}: ${answers[i]}`).join('; ')}`);
+}
+
+// ---------- run ----------
+
+const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
 async function main(): Promise<void> {
-  const loadStart = os.loadavg().map((n) => n.toFixed(1)).join(' ');
+  const loadStart = os.loadavg().map((x) => x.toFixed(1)).join(' ');
   const root = tempDir('hearth-imap-bench-');
   fs.chmodSync(root, 0o755);
   const dataDir = path.join(root, 'hearth');
   const env: Record<string, string> = {
     HEARTH_DATA_DIR: dataDir,
+    HEARTH_LISTEN: HOST,
     HEARTH_IMAP_PORT: String(await freePort()),
     HEARTH_IMAPS_PORT: String(await freePort()),
-    HEARTH_LOG_LEVEL: 'info',
+    HEARTH_LOG_LEVEL: 'warn',
     HEARTH_LOG_FORMAT: 'json',
   };
   const stops: (() => Promise<void>)[] = [];
@@ -253,9 +351,10 @@ async function main(): Promise<void> {
     log(`writing ${MESSAGES} messages into ${maildir}`);
     const totalBytes = writeMaildir(maildir);
 
-    const daemon = await startDaemon('services/imap/src/main.ts', env, (o) => o.includes('"msg":"ready"'));
+    const daemon = await startDaemon('services/imap/src/main.ts', { ...env, HEARTH_LOG_LEVEL: 'info' }, (o) => o.includes('"msg":"ready"'));
     stops.push(async () => void (await daemon.stop()));
-    const hearth: Target = { name: 'Hearth', port: Number(env.HEARTH_IMAP_PORT), pid: daemon.child.pid ?? null };
+    const hearthPid = daemon.child.pid!;
+    const hearth: Side = { name: 'Hearth', port: Number(env.HEARTH_IMAP_PORT), cpu: () => treeCpuSeconds(hearthPid) };
     // Hearth opens the mailbox first (special-use folders, uidlist), then Dovecot gets the files.
     const first = await loggedIn(hearth.port);
     await first.cmd('SELECT INBOX');
@@ -264,68 +363,73 @@ async function main(): Promise<void> {
     fs.chmodSync(path.dirname(path.dirname(maildir)), 0o755);
     fs.chmodSync(path.join(dataDir, 'mail'), 0o755);
     fs.chmodSync(dataDir, 0o755);
-    const dovecot = await startDovecot({ dir: path.join(root, 'dovecot'), maildir, login: ADDRESS, password: PASSWORD, ownUidlist: true });
-    stops.push(dovecot.stop);
-    const dovecotTarget: Target = { name: 'Dovecot', port: dovecot.port, pid: dovecot.pid };
-
-    // Alternating repeats, best figure of each: the box is shared, so a single pass is at the mercy of other load.
-    let h: Record<string, Result> = {};
-    let d: Record<string, Result> = {};
-    const best = (a: Record<string, Result>, b: Record<string, Result>): Record<string, Result> =>
-      Object.fromEntries(Object.entries(b).map(([k, r]) => [k, a[k] && a[k].opsPerSecond > r.opsPerSecond ? a[k] : r]));
-    for (let i = 0; i < REPEAT; i++) {
-      log(`Hearth (pass ${i + 1}):`);
-      h = best(h, await runPhases(hearth));
-      log(`Dovecot (pass ${i + 1}):`);
-      d = best(d, await runPhases(dovecotTarget));
+    let other: Side;
+    if (AGAINST) {
+      const port = await freePort();
+      const them = await startDaemon(path.join(AGAINST, 'services/imap/src/main.ts'), { ...env, HEARTH_IMAP_PORT: String(port), HEARTH_IMAPS_PORT: String(await freePort()), HEARTH_LOG_LEVEL: 'info' }, (o) => o.includes('"msg":"ready"'));
+      stops.push(async () => void (await them.stop()));
+      const pid = them.child.pid!;
+      other = { name: `Hearth at ${path.basename(AGAINST)}`, port, cpu: () => treeCpuSeconds(pid) };
+    } else {
+      const dovecot = await startDovecot({ dir: path.join(root, 'dovecot'), maildir, login: ADDRESS, password: PASSWORD, ownUidlist: true, host: HOST, tuned: true });
+      stops.push(dovecot.stop);
+      const pid = dovecot.pid!;
+      other = { name: 'Dovecot', port: dovecot.port, cpu: () => treeCpuSeconds(pid) };
     }
-    const rss = hearth.pid ? memoryMiB(hearth.pid).rss : NaN;
-    const hearthRss = Number.isNaN(rss) ? null : Math.round(rss);
+    const sides = [hearth, other];
 
-    const rows: [string, string, (r: Result) => number, (n: number) => string][] = [
-      ['logins', 'logins/s (connect, LOGIN, LOGOUT)', (r) => r.opsPerSecond, (n) => n.toFixed(0)],
-      ['select1', 'SELECT INBOX, 1 client (ops/s)', (r) => r.opsPerSecond, (n) => n.toFixed(1)],
-      ['select', `SELECT INBOX, ${CLIENTS} clients (ops/s)`, (r) => r.opsPerSecond, (n) => n.toFixed(1)],
-      ['fetchMeta', 'FETCH 1:* (UID FLAGS RFC822.SIZE) (ops/s)', (r) => r.opsPerSecond, (n) => n.toFixed(1)],
-      ['fetchBodies', 'FETCH 1,000 full bodies (ops/s)', (r) => r.opsPerSecond, (n) => n.toFixed(2)],
-      ['fetchBodiesMB', 'full-body FETCH throughput (MB/s)', (r) => r.bytesPerSecond / 1e6, (n) => n.toFixed(1)],
-      ['searchFlags', 'SEARCH UNSEEN (ops/s)', (r) => r.opsPerSecond, (n) => n.toFixed(1)],
-      ['searchSubject', 'SEARCH SUBJECT "needle" (ops/s)', (r) => r.opsPerSecond, (n) => n.toFixed(1)],
+    log('warm-up and answer check (Dovecot builds its index, Hearth its uidlist and header cache):');
+    await checkSameAnswers(sides);
+    const figs = figures();
+    const results = await interleaved(figs, sides, ROUNDS);
+    const rss = memoryMiB(hearthPid).rss;
+    const loadEnd = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+
+    const lines = [
+      `| figure (${ROUNDS} rounds each) | Hearth (median) | ${other.name} (median) | Hearth / ${other.name}: median (range) | CPU ms per op, Hearth / ${other.name} | ${other.name} CPU / Hearth CPU |`,
+      '|---|---|---|---|---|---|',
     ];
-    const lines = ['| | Hearth | Dovecot | Hearth / Dovecot | mean latency Hearth / Dovecot (ms) |', '|---|---|---|---|---|'];
-    const ratios: number[] = [];
-    for (const [key, label, pick, fmt] of rows) {
-      const k = key === 'fetchBodiesMB' ? 'fetchBodies' : key;
-      const hv = pick(h[k]!);
-      const dv = pick(d[k]!);
-      ratios.push(hv / dv);
-      const latency = key === 'fetchBodiesMB' ? '' : `${h[k]!.meanMs.toFixed(1)} / ${d[k]!.meanMs.toFixed(1)}`;
-      lines.push(`| ${label} | ${fmt(hv)} | ${fmt(dv)} | ${(hv / dv).toFixed(2)}× | ${latency} |`);
+    const verdicts: string[] = [];
+    for (const f of figs) {
+      const [h, d] = results.get(f.key)!;
+      const ratios = h!.map((s, r) => rate(f, s) / rate(f, d![r]!));
+      const cpuH = median(h!.map((s) => s.cpuSeconds / s.ops));
+      const cpuD = median(d!.map((s) => s.cpuSeconds / s.ops));
+      const r = median(ratios);
+      lines.push(
+        `| ${f.label} (${f.unit}) | ${fmt(median(h!.map((s) => rate(f, s))))} | ${fmt(median(d!.map((s) => rate(f, s))))} | **${r.toFixed(2)}×** (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) | ${(cpuH * 1000).toFixed(3)} / ${(cpuD * 1000).toFixed(3)} | ${(cpuD / cpuH).toFixed(2)}× |`,
+      );
+      if (f.key === 'fetchBodies') {
+        const mbH = median(h!.map((s) => s.bytes / 1e6 / s.seconds));
+        const mbD = median(d!.map((s) => s.bytes / 1e6 / s.seconds));
+        lines.push(`| full-body FETCH throughput (MB/s) | ${fmt(mbH)} | ${fmt(mbD)} | | | |`);
+      }
+      if (f.key !== 'logins' && f.key !== 'searchSubject') verdicts.push(`${f.label} ${r >= 1 ? 'met' : 'NOT met'} (${r.toFixed(2)}×)`);
     }
     const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
     const body = [
-      `Run ${new Date().toISOString().slice(0, 10)} on ${os.availableParallelism()} cores (\`nproc\` = ${os.availableParallelism()}), Node ${process.version}, ${cpu}.`,
+      `Run ${new Date().toISOString().slice(0, 10)} on ${os.availableParallelism()} cores (\`nproc\` = ${os.availableParallelism()}), Node ${process.version}, ${cpu}; \`npm run bench:imap\`.`,
       `${MESSAGES.toLocaleString('en-US')} messages (${(totalBytes / 1e6).toFixed(1)} MB, a tenth multipart with an attachment, a third \\Seen) in one Maildir, served by both servers:`,
-      `Hearth's daemon (\`services/imap/src/main.ts\`) and Dovecot ${spawnSync('dovecot', ['--version']).stdout?.toString().trim().split(' ')[0] ?? ''} (Debian dovecot-imapd, passwd-file auth with a PLAIN password, its index in a separate directory).`,
-      `Same raw-socket client for both, ${CLIENTS} concurrent connections, one command at a time per connection; ${ROUNDS} rounds per client (SELECT: ${ROUNDS * 10}, single-client SELECT: ${ROUNDS * 20}, SEARCH UNSEEN: ${ROUNDS * 4}, full bodies: ${Math.max(2, Math.floor(ROUNDS / 2))});`,
-      `full bodies are \`FETCH n:n+999 BODY.PEEK[]\` at different offsets. Logins use the app's recvmail credentials (no argon2; user logins cost one argon2 verification each).`,
-      `Each server gets one warm-up (SELECT, SEARCH SUBJECT, FETCH 1:*) first, so Dovecot has built its index and Hearth its uidlist and header cache.`,
-      `${REPEAT} alternating passes (Hearth, Dovecot, Hearth, ...); the table keeps each server's best pass per figure.`,
-      `Load average at the start / end of the run: ${loadStart} / ${os.loadavg().map((n) => n.toFixed(1)).join(' ')} (other work shares the cores, so figures move by ±50% between runs;`,
-      `Dovecot serves each connection from its own process while Hearth is one Node process, so on a busy box the kernel also gives Dovecot more CPU share in the ${CLIENTS}-client rows).`,
+      `Hearth's daemon (\`services/imap/src/main.ts\`) and Dovecot ${spawnSync('dovecot', ['--version']).stdout?.toString().trim().split(' ')[0] ?? ''} (Debian dovecot-imapd, passwd-file auth with a PLAIN password, its index in a separate directory,`,
+      `in its high-performance settings: \`service imap-login { service_count = 0 }\` with a login process per core, \`service imap { service_count = 0 }\` (processes reused)).`,
+      `Same raw-socket client for both, ${CLIENTS} concurrent connections (SELECT also from 1), one command at a time per connection; full bodies are \`FETCH n:n+999 BODY.PEEK[]\` at different offsets.`,
+      `Logins use the app's recvmail credentials (no argon2). Both servers first answer the same SELECT, SEARCH SUBJECT, SEARCH UNSEEN and FETCH 1:* (checked equal), so Dovecot has built its index and Hearth its caches.`,
+      `Each figure: ${ROUNDS} interleaved rounds (Hearth, Dovecot, Hearth, Dovecot, …); the ratio column is the median and range of the per-round ratios.`,
+      `CPU per op is the server's user + system time over the timed part of each round (Hearth's one process; Dovecot's whole process tree, reaped children included), median of the rounds: it does not depend on other load.`,
+      `Load average (1, 5, 15 min) at the start / end: ${loadStart} / ${loadEnd}.`,
       '',
       ...lines,
       '',
-      `Hearth RSS after the run: ${hearthRss ?? '?'} MiB. Target (issue 5): ≥ 0.5× Dovecot on each figure — ${ratios.every((r) => r >= 0.5) ? 'met' : `NOT met on ${rows.filter((_, i) => ratios[i]! < 0.5).map((r) => r[1]).join('; ')}`}.`,
+      `Hearth RSS after the run: ${Number.isNaN(rss) ? '?' : Math.round(rss)} MiB. Target (issue 20): ≥ 1.0× Dovecot — ${verdicts.join('; ')}.`,
     ].join('\n');
     console.log(body);
-    if (process.env.IMAP_BENCH_WRITE !== '0') {
+    if (process.env.IMAP_BENCH_WRITE !== '0' && !AGAINST) {
       writeBenchmarkSection('IMAP', body);
       log('wrote the IMAP section of BENCHMARKS.md');
     }
   } catch (err) {
     const dovecotLog = path.join(root, 'dovecot', 'dovecot.log');
-    if (fs.existsSync(dovecotLog)) log(`dovecot.log:\n${fs.readFileSync(dovecotLog, 'utf8').slice(-3000)}`);
+    if (fs.existsSync(dovecotLog)) log(`dovecot.log (end):\n${fs.readFileSync(dovecotLog, 'utf8').slice(-3000)}`);
     throw err;
   } finally {
     for (const s of stops.reverse()) await s().catch(() => {});
@@ -333,4 +437,9 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  log(`IMAP bench FAILED: ${(err as Error).message}`);
+  process.exitCode = 1;
+}

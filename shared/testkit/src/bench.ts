@@ -17,27 +17,55 @@ function statFields(pid: number | string): string[] {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
+function ticksPerSecond(): number {
+  return (clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100);
+}
+
+/** Every process now: its parent, its own ticks (utime + stime) and those of the children it has reaped (cutime + cstime). */
+function processTable(): Map<number, { parent: number; own: number; reaped: number }> {
+  const out = new Map<number, { parent: number; own: number; reaped: number }>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let f: string[];
+    try {
+      f = statFields(entry);
+    } catch {
+      continue; // exited while we looked
+    }
+    out.set(Number(entry), { parent: Number(f[1]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) });
+  }
+  return out;
+}
+
 /**
  * CPU seconds (user + system) a process has used so far, and with `withChildren` its live child
  * processes too (cluster workers). Measured by the kernel, so other load on the machine does not count.
  */
 export function cpuSeconds(pid: number, withChildren = false): number {
-  clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
   const own = statFields(pid);
   let ticks = Number(own[11]) + Number(own[12]);
-  if (withChildren) {
-    for (const entry of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let fields: string[];
-      try {
-        fields = statFields(entry);
-      } catch {
-        continue; // exited while we looked
+  if (withChildren) for (const p of processTable().values()) if (p.parent === pid) ticks += p.own;
+  return ticks / ticksPerSecond();
+}
+
+/**
+ * CPU seconds (user + system) of a whole process tree: the process, every live descendant, and
+ * the children each of them has already reaped (cutime + cstime). For servers that fork a process
+ * per connection or per login (Dovecot, Postfix), so the work of processes gone by now counts too.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const table = processTable();
+  if (!table.has(pid)) throw new Error(`no process ${pid}`);
+  let ticks = 0;
+  for (const [p, t] of table) {
+    for (let q: number | undefined = p; q !== undefined && q > 0; q = table.get(q)?.parent) {
+      if (q === pid) {
+        ticks += t.own + t.reaped;
+        break;
       }
-      if (Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12]);
     }
   }
-  return ticks / clockTicks;
+  return ticks / ticksPerSecond();
 }
 
 /** A process's resident memory in MiB, now (VmRSS) and at its peak (VmHWM); NaN where /proc has no figure (exited). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { cpuSeconds, memoryMiB, percentile } from '../src/index.ts';
+import { cpuSeconds, memoryMiB, percentile, treeCpuSeconds } from '../src/index.ts';
 
 describe('bench helpers', () => {
   it('percentile picks the nearest-rank value, NaN for no values', () => {
@@ -32,5 +32,18 @@ describe('bench helpers', () => {
       child.kill();
     }
     assert.throws(() => cpuSeconds(2 ** 30));
+  });
+
+  it('counts a process tree, children that have exited and been reaped included', async () => {
+    const before = treeCpuSeconds(process.pid);
+    // a child that uses 300 ms of CPU (however long that takes on a loaded machine) and exits;
+    // node reaps it, so its time moves to our cutime
+    const burn = 'const u = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; }; while (u() < 300);';
+    const child = spawn(process.execPath, ['-e', burn], { stdio: 'ignore' });
+    await once(child, 'exit');
+    const after = treeCpuSeconds(process.pid);
+    assert.ok(after - before >= 0.28, `tree grew by ${after - before} s only`);
+    assert.ok(after >= cpuSeconds(process.pid), 'the tree holds at least the process itself');
+    assert.throws(() => treeCpuSeconds(2 ** 30));
   });
 });
