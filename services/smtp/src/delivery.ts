@@ -1,4 +1,3 @@
-import dns from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -32,7 +31,8 @@ export interface DeliveryOptions {
   relay: RelayHost | null;
   relayInsecureTls: boolean;
   concurrency: number;
-  resolveMx?: MxResolver;
+  /** the MX lookup, through HEARTH_SMTP_DNS_SERVERS */
+  resolveMx: MxResolver;
   /** port used when delivering to an MX (25; tests point it at a sink) */
   mxPort?: number;
   logger: Logger;
@@ -92,10 +92,7 @@ const ONWARD_SMTP = {
 /** Delivers queued messages: into the Maildir for local mailboxes, over SMTP for the rest. */
 export class Delivery implements Deliverer {
   private readonly smarthost: nodemailer.Transporter<SMTPPool.SentMessageInfo> | null;
-  private readonly resolveMx: MxResolver;
-
   constructor(private readonly o: DeliveryOptions) {
-    this.resolveMx = o.resolveMx ?? ((d) => dns.promises.resolveMx(d));
     if (o.relay) {
       const pool: SMTPPool.Options & { maxRequeues: number } = {
         pool: true,
@@ -126,9 +123,14 @@ export class Delivery implements Deliverer {
     if (!this.o.directory.mailbox(address)) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
     const stamped = prependHeaders(raw, [`Return-Path: <${env.from}>`, `Delivered-To: ${address}`]);
     try {
+      let junked = false;
       for (const action of await sieveActions(this.o.store, address, stamped, env.from, this.o.logger)) {
         if (action.kind === 'reject') return { ok: false, permanent: true, status: '5.7.1', message: `550 5.7.1 ${action.reason.replace(/[\r\n]+/g, ' ').slice(0, 400)}` };
-        if (action.kind === 'keep') await this.o.store.ingest(address, stamped, { flags: action.flags });
+        if (env.quarantine && (action.kind === 'keep' || action.kind === 'fileinto')) {
+          // DMARC p=quarantine: one copy in Junk whatever folder the script chose (reject and discard still apply)
+          if (!junked) await this.o.store.ingest(address, stamped, { folder: 'Junk', create: true, flags: action.flags });
+          junked = true;
+        } else if (action.kind === 'keep') await this.o.store.ingest(address, stamped, { flags: action.flags });
         else if (action.kind === 'fileinto') await this.fileinto(address, stamped, action.folder, action.create, action.flags);
       }
     } catch (err) {
@@ -224,7 +226,7 @@ export class Delivery implements Deliverer {
 
   private async mxHosts(domain: string): Promise<string[] | Outcome> {
     try {
-      const mx = await this.resolveMx(domain);
+      const mx = await this.o.resolveMx(domain);
       // RFC 7505 null MX: the domain accepts no mail
       if (mx.length === 1 && mx[0]!.exchange === '') return { ok: false, permanent: true, status: '5.1.10', message: `${domain} accepts no mail (null MX)` };
       if (mx.length > 0) return [...mx].sort((a, b) => a.priority - b.priority).map((m) => m.exchange);

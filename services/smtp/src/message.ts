@@ -66,6 +66,34 @@ export function headerValues(raw: Buffer, name: string): string[] {
     .map((f) => f.value);
 }
 
+/**
+ * The message without the header fields for which `drop(name, value)` is true (name lower-cased,
+ * value unfolded); every other byte is kept as it was.
+ */
+export function removeHeaderFields(raw: Buffer, drop: (name: string, value: string) => boolean): Buffer {
+  const end = headerEnd(raw);
+  const keep: Buffer[] = [];
+  let start = 0;
+  let removed = false;
+  // a field runs from its first line to the next line that does not start with a blank
+  while (start < end) {
+    let next = start;
+    do {
+      const eol = raw.indexOf('\r\n', next);
+      next = eol < 0 || eol >= end ? end : eol + 2;
+    } while (next < end && (raw[next] === 0x20 || raw[next] === 0x09));
+    const text = raw.subarray(start, next).toString('latin1');
+    const colon = text.indexOf(':');
+    const name = colon > 0 ? text.slice(0, colon).trim().toLowerCase() : '';
+    if (name && drop(name, text.slice(colon + 1).replace(/\r\n/g, '').trim())) removed = true;
+    else keep.push(raw.subarray(start, next));
+    start = next;
+  }
+  if (!removed) return raw;
+  keep.push(raw.subarray(end));
+  return Buffer.concat(keep);
+}
+
 export function prependHeaders(raw: Buffer, lines: string[]): Buffer {
   if (lines.length === 0) return raw;
   return Buffer.concat([Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'utf8'), raw]);

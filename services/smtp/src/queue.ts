@@ -175,8 +175,8 @@ export class Queue {
   }
 
   /** Spools a message durably; resolves with its queue id once it is safe to say 250. */
-  async enqueue(from: string, rcpts: RecipientRecord[], raw: Buffer, id = newQueueId(), exclusive = false): Promise<string> {
-    const env: QueueEnvelope = { v: 1, id, from, rcpts, arrivedAt: Date.now(), size: raw.length };
+  async enqueue(from: string, rcpts: RecipientRecord[], raw: Buffer, id = newQueueId(), exclusive = false, extra: Pick<QueueEnvelope, 'quarantine'> = {}): Promise<string> {
+    const env: QueueEnvelope = { v: 1, id, from, rcpts, arrivedAt: Date.now(), size: raw.length, ...(extra.quarantine ? { quarantine: true } : {}) };
     const fresh = await this.spool.write(env, raw, exclusive);
     if (!fresh || this.entries.has(id)) return id;
     const { rcpts: states } = replayState(env, []);

@@ -7,7 +7,8 @@ import { ConnectionPool, listenAll, type ListenerSpec } from '@hearth/lineserver
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
 import { DkimKeys } from './dkim.ts';
-import { Delivery, type MxResolver } from './delivery.ts';
+import { Delivery, type MxRecord, type MxResolver } from './delivery.ts';
+import { authenticateInbound, dnsResolver, stripForgedResults, type AuthSummary, type InboundAuthOptions } from './inbound-auth.ts';
 import { authorFields, ensureIdentity, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
 import { checkAuthorFields, checkEnvelopeSender, type Sender } from './policy.ts';
 import { Queue } from './queue.ts';
@@ -44,10 +45,13 @@ interface Wire {
 
 class SmtpReply extends Error {
   readonly responseCode: number;
-  constructor(reply: string) {
+  /** what the operator's log says beside the reply */
+  readonly detail: Record<string, unknown>;
+  constructor(reply: string, detail: Record<string, unknown> = {}) {
     const m = /^(\d{3}) (.*)$/s.exec(reply);
     super(m ? m[2]! : reply);
     this.responseCode = m ? Number(m[1]) : 550;
+    this.detail = detail;
   }
 }
 
@@ -87,6 +91,9 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   // keys exist before the first message needs one, so `hearth mail dkim` shows what we sign with
   for (const d of localDomains()) dkim.forDomain(d);
 
+  const resolve = dnsResolver(settings.dnsServers);
+  const inboundAuth: InboundAuthOptions = { authservId: settings.authservId ?? config.hostname, resolve, localDomains, arcTrustedSealers: settings.arcTrustedSealers };
+
   const delivery = new Delivery({
     directory,
     store,
@@ -96,7 +103,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     relay: settings.relay,
     relayInsecureTls: settings.relayInsecureTls,
     concurrency: settings.deliveryConcurrency,
-    resolveMx: opts.resolveMx,
+    resolveMx: opts.resolveMx ?? (async (d) => (await resolve(d, 'MX')) as MxRecord[]),
     mxPort: opts.mxPort,
     logger,
   });
@@ -223,7 +230,23 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     const sender = senderOf(session);
     const rcpts = session.envelope.rcptTo.map((r) => ({ address: r.address, local: directory.mailbox(r.address) !== undefined }));
     const id = newQueueId();
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     if (info.kind === 'submission') raw = ensureIdentity(raw, config.domain);
+    let quarantine = false;
+    let auth: AuthSummary | undefined;
+    if (info.kind === 'mx') {
+      // only we may say what we found: a copy naming us came from outside (RFC 8601 5)
+      raw = stripForgedResults(raw, inboundAuth.authservId);
+      // our own networks relay like submission (mynetworks); the rest of the internet is checked
+      if (!info.trusted) {
+        const verdict = await authenticateInbound(received, { ip: session.remoteAddress, helo: session.hostNameAppearsAs, mailFrom: from }, inboundAuth);
+        auth = verdict.summary;
+        if (!verdict.ok) throw new SmtpReply(verdict.reply, { why: verdict.why, auth });
+        raw = prependHeaders(raw, verdict.headers);
+        quarantine = verdict.quarantine;
+        if (verdict.arcOverride) logger.info({ id, auth, remote: session.remoteAddress }, 'authentication failure overridden by a trusted ARC sealer');
+      }
+    }
     const protocol = `ESMTP${session.secure ? 'S' : ''}${sender ? 'A' : ''}`;
     raw = prependHeaders(raw, [
       receivedHeader({ heloName: session.hostNameAppearsAs, remoteAddress: session.remoteAddress, byHost: config.hostname, protocol, queueId: id, recipient: rcpts.length === 1 ? rcpts[0]!.address : null }),
@@ -233,15 +256,14 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       const v = checkAuthorFields(directory, sender, authorFields(raw));
       if (!v.ok) throw new SmtpReply(v.reason);
     }
-    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     for (const r of rcpts) if (r.local) await refuseIfFull(r.address, raw.length);
     try {
-      await queue.enqueue(from, rcpts, raw, id);
+      await queue.enqueue(from, rcpts, raw, id, false, { quarantine });
     } catch (err) {
       logger.error({ err }, 'cannot spool message');
       throw new SmtpReply('451 4.3.0 cannot queue the message right now; try again later');
     }
-    logger.info({ id, from, rcpts: rcpts.length, size: raw.length, login: loginOf(sender), remote: session.remoteAddress }, 'message accepted');
+    logger.info({ id, from, rcpts: rcpts.length, size: raw.length, login: loginOf(sender), remote: session.remoteAddress, ...(auth ? { auth, quarantine } : {}) }, 'message accepted');
     return `2.0.0 Ok: queued as ${id}`;
   }
 
@@ -249,7 +271,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   const reply = (err: unknown, cb: (e?: Error | null) => void, session?: SMTPServerSession, refused: { from?: string; rcpt?: string } = {}): void => {
     if (err instanceof SmtpReply) {
       const from = refused.from ?? (session?.envelope.mailFrom ? session.envelope.mailFrom.address : null);
-      if (session) logger.info({ from, ...refused, login: loginOf(senderOf(session)), remote: session.remoteAddress, reply: `${err.responseCode} ${err.message}` }, 'mail refused');
+      if (session) logger.info({ from, ...refused, login: loginOf(senderOf(session)), remote: session.remoteAddress, reply: `${err.responseCode} ${err.message}`, ...err.detail }, 'mail refused');
       return cb(err);
     }
     // the client went away mid-DATA: nothing to answer, nothing wrong here

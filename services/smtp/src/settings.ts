@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ConfigError, envFlag, parseEnv } from '@hearth/config';
 import { loadConnectionLimits, type ConnectionLimits } from '@hearth/lineserver';
 import { loadMailQuota, type MailQuota } from '@hearth/mailstore';
@@ -36,6 +37,12 @@ export interface SmtpSettings {
   relayInsecureTls: boolean;
   /** HEARTH_MAIL_QUOTA_MB / _MESSAGES: local deliveries over it are refused at RCPT or DATA with 452 4.2.2 */
   quota: MailQuota;
+  /** DNS servers ("ip" or "ip:port") for SPF, DKIM, DMARC, ARC and MX lookups; empty: the system's */
+  dnsServers: string[];
+  /** names us in Authentication-Results (RFC 8601); null: the host name */
+  authservId: string | null;
+  /** domains whose ARC seal (RFC 8617) we believe: a passing chain sealed by one overrides a DMARC failure */
+  arcTrustedSealers: Set<string>;
 }
 
 const seconds = z.coerce.number().positive();
@@ -98,7 +105,35 @@ const schema = z.object({
   HEARTH_SMTP_MAX_QUEUE_AGE: seconds.default(4 * 24 * 3600),
   HEARTH_SMTP_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
   HEARTH_SMTP_RELAY_INSECURE_TLS: envFlag,
+  HEARTH_SMTP_DNS_SERVERS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const list = v.split(/[\s,]+/).filter(Boolean);
+      for (const s of list) {
+        if (!isDnsServer(s)) {
+          ctx.addIssue({ code: 'custom', message: `${s} is not an IP address or ip:port` });
+          return z.NEVER;
+        }
+      }
+      return list;
+    }),
+  HEARTH_SMTP_AUTHSERV_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+$/, 'must be a host name')
+    .optional(),
+  HEARTH_SMTP_ARC_TRUSTED_SEALERS: z
+    .string()
+    .default('')
+    .transform((v) => new Set(v.split(/[\s,]+/).filter(Boolean).map((d) => d.toLowerCase()))),
 });
+
+/** "1.2.3.4", "1.2.3.4:5353", "::1" or "[::1]:5353", the forms node's resolver takes */
+function isDnsServer(s: string): boolean {
+  if (net.isIP(s)) return true;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(s);
+  return !!m && net.isIP(m[1] ?? m[2]!) !== 0 && Number(m[3]) > 0 && Number(m[3]) < 65536;
+}
 
 /** One client address may hold a twelfth of the slots: a flood of idle sessions leaves room for every app. */
 export const SMTP_CONNECTION_DEFAULTS: ConnectionLimits = { maxConnections: 600, maxPerAddress: 50, idleTimeoutMs: 60_000, maxLifetimeMs: 600_000 };
@@ -129,5 +164,8 @@ export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSett
     deliveryConcurrency: e.HEARTH_SMTP_DELIVERY_CONCURRENCY,
     relayInsecureTls: e.HEARTH_SMTP_RELAY_INSECURE_TLS,
     quota: loadMailQuota(env),
+    dnsServers: e.HEARTH_SMTP_DNS_SERVERS,
+    authservId: e.HEARTH_SMTP_AUTHSERV_ID ?? null,
+    arcTrustedSealers: e.HEARTH_SMTP_ARC_TRUSTED_SEALERS,
   };
 }

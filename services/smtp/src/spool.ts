@@ -42,6 +42,8 @@ export interface QueueEnvelope {
   /** ms since epoch */
   arrivedAt: number;
   size: number;
+  /** DMARC p=quarantine failed: local copies go to the Junk folder */
+  quarantine?: boolean;
 }
 
 export type StateRecord =

@@ -14,6 +14,8 @@ import { busyboxImage, derivedImage, docker, dockerEnv, removeAppLeftovers, requ
 export { cpuSeconds, memoryMiB, percentile, treeCpuSeconds } from './bench.ts';
 export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, fillFromHost, importedImage, removeAppLeftovers, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
 export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
+export { startTestDns, type TestDns } from './dns.ts';
+import { startTestDns, type TestDns } from './dns.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 /** The example app manifests the README documents; tests install these, so a plain clone can run them. */
@@ -95,10 +97,25 @@ export interface TestEnv {
   env: Record<string, string>;
   config: HearthConfig;
   dataDir: string;
+  /** the loopback DNS server HEARTH_SMTP_DNS_SERVERS points at (one per test process; add records to it) */
+  dns: TestDns;
   cleanup: () => Promise<void>;
 }
 
-/** Environment for a test stack: temp data dir, cheap argon2, the given backend, and overrides. */
+let processDns: Promise<TestDns> | null = null;
+
+/** One loopback DNS server per test process, so no daemon a test starts asks the system's resolver. */
+function testDns(): Promise<TestDns> {
+  processDns ??= startTestDns().then((d) => {
+    d.unref();
+    // the test machine is the mail server of the default domain: mail from 127.0.0.1 passes SPF for it
+    d.txt.set('example.test', ['v=spf1 ip4:127.0.0.1 ip6:::1 -all']);
+    return d;
+  });
+  return processDns;
+}
+
+/** Environment for a test stack: temp data dir, cheap argon2, a loopback DNS server, the given backend, and overrides. */
 export async function testEnv(opts: { backend?: 'sqlite' | 'postgres'; env?: Record<string, string> } = {}): Promise<TestEnv> {
   const dataDir = tempDir();
   const env: Record<string, string> = {
@@ -108,6 +125,8 @@ export async function testEnv(opts: { backend?: 'sqlite' | 'postgres'; env?: Rec
     HEARTH_LOG_LEVEL: process.env.HEARTH_LOG_LEVEL ?? 'warn',
     HEARTH_LOG_FORMAT: 'json',
   };
+  const dns = await testDns();
+  env.HEARTH_SMTP_DNS_SERVERS = dns.server;
   let drop = async (): Promise<void> => {};
   if (opts.backend === 'postgres') {
     const db = await createPostgresDatabase();
@@ -119,6 +138,7 @@ export async function testEnv(opts: { backend?: 'sqlite' | 'postgres'; env?: Rec
     env,
     config: loadConfig({ ...process.env, ...env }),
     dataDir,
+    dns,
     cleanup: async () => {
       await drop();
       fs.rmSync(dataDir, { recursive: true, force: true });
