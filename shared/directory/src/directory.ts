@@ -179,6 +179,17 @@ export class Directory {
     })();
   }
 
+  private installation: Promise<string> | null = null;
+
+  /** This installation's id (see DirectoryStore.installationId); read once. */
+  installationId(): Promise<string> {
+    this.installation ??= this.store.installationId().catch((err: unknown) => {
+      this.installation = null;
+      throw err;
+    });
+    return this.installation;
+  }
+
   /** Reloads now (after a local write, so the caller reads its own change). */
   async refresh(): Promise<void> {
     this.view = buildView(await this.store.loadSnapshot());

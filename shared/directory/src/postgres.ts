@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, type NumberCounter } from './migrations.ts';
 import {
@@ -102,6 +103,12 @@ export class PostgresStore implements DirectoryStore {
   async changeSeq(): Promise<number> {
     const r = await this.pool.query("SELECT value FROM meta WHERE key = 'change_seq'");
     return Number(r.rows[0].value);
+  }
+
+  async installationId(): Promise<string> {
+    await this.pool.query("INSERT INTO meta (key, value) VALUES ('installation_id', $1) ON CONFLICT (key) DO NOTHING", [randomBytes(8).toString('hex')]);
+    const r = await this.pool.query("SELECT value FROM meta WHERE key = 'installation_id'");
+    return String(r.rows[0].value);
   }
 
   async watch(onChange: () => void): Promise<() => Promise<void>> {

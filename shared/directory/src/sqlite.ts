@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -106,6 +107,11 @@ export class SqliteStore implements DirectoryStore {
   async changeSeq(): Promise<number> {
     const row = this.sql("SELECT value FROM meta WHERE key='change_seq'").get() as Row;
     return Number(row.value);
+  }
+
+  async installationId(): Promise<string> {
+    this.sql("INSERT INTO meta (key, value) VALUES ('installation_id', ?) ON CONFLICT(key) DO NOTHING").run(randomBytes(8).toString('hex'));
+    return String((this.sql("SELECT value FROM meta WHERE key='installation_id'").get() as Row).value);
   }
 
   async watch(onChange: () => void): Promise<() => Promise<void>> {

@@ -25,6 +25,11 @@ export interface DirectoryStore {
   loadSnapshot(): Promise<Snapshot>;
   /** Monotonic counter bumped by every write. */
   changeSeq(): Promise<number>;
+  /**
+   * This installation's id: random, stored on first use and never changed (kept by backups), so
+   * names Hearth makes on servers other installations may share (app databases) never collide.
+   */
+  installationId(): Promise<string>;
   /** Called (at least) once for every committed change made by any process. */
   watch(onChange: () => void): Promise<() => Promise<void>>;
 

@@ -11,24 +11,29 @@ import { parseDatabaseSettings } from '../src/databases/settings.ts';
 
 const config = loadConfig({ HEARTH_HOSTNAME: 'hearth.example.test', HEARTH_DATA_DIR: '/nonexistent' });
 const ctx = { config } as AddonContext;
+const INSTALLATION = '0123456789abcdef';
 
 describe('database names from app ids', () => {
   const nasty = ['a.b-c', 'a_b-c', 'ab.c', 'abc', 'ABC', "x'; DROP DATABASE mysql; --", 'a'.repeat(64), `${'a'.repeat(63)}b`, '9lives', 'a..b', 'ä', 'a`b"c'];
 
   it('are short, lowercase, quote-free, and one per id', () => {
-    const names = nasty.map(databaseName);
+    const names = nasty.map((id) => databaseName(INSTALLATION, id));
     for (const n of names) {
       assert.match(n, /^[a-z0-9]{1,23}_[0-9a-f]{8}$/);
       assert.ok(n.length <= 32, n);
       assert.ok(isDatabaseName(n));
     }
     assert.equal(new Set(names).size, names.length);
-    assert.equal(databaseName('a.b-c'), databaseName('a.b-c'));
-    assert.match(databaseName('a.b-c'), /^abc_/);
+    assert.equal(databaseName(INSTALLATION, 'a.b-c'), databaseName(INSTALLATION, 'a.b-c'));
+    assert.match(databaseName(INSTALLATION, 'a.b-c'), /^abc_/);
+  });
+
+  it('differ between installations for the same app id (one server shared by two installations)', () => {
+    assert.notEqual(databaseName('0123456789abcdef', 'wiki'), databaseName('fedcba9876543210', 'wiki'));
   });
 
   it("never make one app's name a prefix of another's `name_` (MySQL multipleDatabases grants)", () => {
-    const names = nasty.map(databaseName);
+    const names = nasty.map((id) => databaseName(INSTALLATION, id));
     for (const x of names) for (const y of names) if (x !== y) assert.ok(!y.startsWith(`${x}_`) && !`${y}_`.startsWith(`${x}_`), `${x} / ${y}`);
   });
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { Directory } from '@hearth/directory';
 import { freePort, hearth, parseEnvLines, testEnv, type CliResult, type TestEnv } from '@hearth/testkit';
 import { databaseName } from '../src/databases/names.ts';
 
@@ -28,6 +29,8 @@ export interface Stack {
   cli(args: string[], env?: Record<string, string>): Promise<CliResult>;
   install(id: string, addons: Record<string, object>, env?: Record<string, string>): Promise<Record<string, string>>;
   appEnv(id: string): Promise<Record<string, string>>;
+  /** The name this installation gives app `id` on the database servers. */
+  dbName(id: string): string;
 }
 
 /** A temp data dir and settings pointing at the local servers, with a redis port range of its own. */
@@ -43,8 +46,12 @@ export async function stack(extra: Record<string, string> = {}): Promise<Stack> 
       ...extra,
     },
   });
+  const dir = await Directory.open(t.config);
+  const installationId = await dir.installationId();
+  await dir.close();
   let n = 0;
   const s: Stack = {
+    dbName: (id) => databaseName(installationId, id),
     env: t.env,
     t,
     manifest(addons) {
@@ -86,25 +93,22 @@ export async function pgQuery<T extends pg.QueryResultRow = pg.QueryResultRow>(s
   }
 }
 
-/** What an app id left on the MySQL server: databases named like it and its user. */
-export async function mysqlLeftovers(appId: string): Promise<string[]> {
-  const name = databaseName(appId);
+/** What an app left on the MySQL server under its database name: databases named like it and its user. */
+export async function mysqlLeftovers(name: string): Promise<string[]> {
   const dbs = await mysqlQuery<Record<string, string>[]>('SHOW DATABASES LIKE ?', [`${name.replace(/_/g, '\\_')}%`]);
   const users = await mysqlQuery<{ user: string }[]>('SELECT user FROM mysql.user WHERE user = ?', [name]);
   return [...dbs.map((r) => `database ${Object.values(r)[0]}`), ...users.map((u) => `user ${u.user}`)];
 }
 
-export async function pgLeftovers(appId: string): Promise<string[]> {
-  const name = databaseName(appId);
+export async function pgLeftovers(name: string): Promise<string[]> {
   const dbs = await pgQuery<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = $1', [name]);
   const roles = await pgQuery<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = $1', [name]);
   return [...dbs.map((r) => `database ${r.datname}`), ...roles.map((r) => `role ${r.rolname}`)];
 }
 
 /** Last-resort cleanup after a test, whatever it got to: nothing a test created stays on the servers. */
-export async function dropEverything(appIds: string[]): Promise<void> {
-  for (const id of appIds) {
-    const name = databaseName(id);
+export async function dropEverything(names: string[]): Promise<void> {
+  for (const name of names) {
     const dbs = await mysqlQuery<Record<string, string>[]>('SHOW DATABASES LIKE ?', [`${name.replace(/_/g, '\\_')}%`]).catch(() => []);
     for (const r of dbs) await mysqlQuery(`DROP DATABASE IF EXISTS \`${String(Object.values(r)[0]).replace(/`/g, '``')}\``).catch(() => {});
     await mysqlQuery("DROP USER IF EXISTS ?@'%'", [name]).catch(() => {});

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
-import { databaseName } from '../src/databases/names.ts';
 import { closedPortUrl, stack, uniqueId, type Stack } from './helpers.ts';
 
 /** No MongoDB server can be installed on the CI machines: these run only against one given in HEARTH_TEST_MONGODB_URL. */
@@ -50,7 +49,7 @@ describe('mongodb addon', () => {
     after(async () => {
       await withClient(MONGO_URL!, async (c) => {
         for (const id of [a, b]) {
-          const db = c.db(databaseName(id));
+          const db = c.db(s.dbName(id));
           await db.command({ dropAllUsersFromDatabase: 1 });
           await db.dropDatabase();
         }
@@ -59,7 +58,7 @@ describe('mongodb addon', () => {
     });
 
     it("works for the app's database and not for another app's", async () => {
-      assert.equal(varsA.CLOUDRON_MONGODB_DATABASE, databaseName(a));
+      assert.equal(varsA.CLOUDRON_MONGODB_DATABASE, s.dbName(a));
       assert.equal(varsA.CLOUDRON_MONGODB_OPLOG_URL, undefined);
       await withClient(varsA.CLOUDRON_MONGODB_URL!, async (c) => {
         await c.db().collection('t').insertOne({ x: 1 });
@@ -82,10 +81,10 @@ describe('mongodb addon', () => {
       await assert.rejects(withClient(varsA.CLOUDRON_MONGODB_URL!, (c) => c.db().collection('t').countDocuments()), /Authentication failed/);
       assert.equal((await s.cli(['app', 'uninstall', a])).code, 0);
       await withClient(MONGO_URL!, async (c) => {
-        const users = (await c.db(databaseName(a)).command({ usersInfo: 1 })) as { users: unknown[] };
+        const users = (await c.db(s.dbName(a)).command({ usersInfo: 1 })) as { users: unknown[] };
         assert.deepEqual(users.users, []);
         const dbs = await c.db().admin().listDatabases();
-        assert.ok(!dbs.databases.some((d) => d.name === databaseName(a)));
+        assert.ok(!dbs.databases.some((d) => d.name === s.dbName(a)));
       });
     });
   });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { databaseName } from '../src/databases/names.ts';
 import { closedPortUrl, dropEverything, mysqlLeftovers, stack, uniqueId, type Stack } from './helpers.ts';
 
 /** Connects as the app would, from its variables. */
@@ -36,14 +35,14 @@ describe('mysql addon (MariaDB on 127.0.0.1:3306)', () => {
     varsB = await s.install(b, { mysql: {} });
   });
   after(async () => {
-    await dropEverything(ids);
+    await dropEverything(ids.map((id) => s.dbName(id)));
     await s.t.cleanup();
   });
 
   it('hands out the seed variables with names derived safely from the app id', () => {
     assert.equal(b.length, 64);
     for (const [id, vars] of [[a, varsA], [b, varsB]] as const) {
-      const name = databaseName(id);
+      const name = s.dbName(id);
       assert.match(name, /^[a-z0-9]+_[0-9a-f]{8}$/);
       assert.ok(name.length <= 32);
       assert.equal(vars.CLOUDRON_MYSQL_DATABASE, name);
@@ -75,7 +74,7 @@ describe('mysql addon (MariaDB on 127.0.0.1:3306)', () => {
   it('multipleDatabases: databases starting with the prefix, and nothing else', async () => {
     const vars = await s.install(multi, { mysql: { multipleDatabases: true } });
     const prefix = vars.CLOUDRON_MYSQL_DATABASE_PREFIX!;
-    assert.equal(prefix, `${databaseName(multi)}_`);
+    assert.equal(prefix, `${s.dbName(multi)}_`);
     assert.equal(vars.CLOUDRON_MYSQL_URL, undefined);
     assert.equal(vars.CLOUDRON_MYSQL_DATABASE, undefined);
     const c = await asApp(vars);
@@ -110,10 +109,10 @@ describe('mysql addon (MariaDB on 127.0.0.1:3306)', () => {
 
   it('uninstall drops the databases and the user', async () => {
     for (const id of [a, b, multi]) {
-      assert.notDeepEqual(await mysqlLeftovers(id), []);
+      assert.notDeepEqual(await mysqlLeftovers(s.dbName(id)), []);
       const r = await s.cli(['app', 'uninstall', id]);
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(await mysqlLeftovers(id), []);
+      assert.deepEqual(await mysqlLeftovers(s.dbName(id)), []);
     }
   });
 
@@ -129,7 +128,7 @@ describe('mysql addon (MariaDB on 127.0.0.1:3306)', () => {
     assert.equal(none.code, 1);
     assert.match(none.stderr, /the mysql addon needs a server: set HEARTH_MYSQL_ADMIN_URL/);
     assert.equal((await s.cli(['app', 'show', id])).code, 1);
-    assert.deepEqual(await mysqlLeftovers(id), []);
+    assert.deepEqual(await mysqlLeftovers(s.dbName(id)), []);
   });
 
   it('refuses bad options by name', async () => {

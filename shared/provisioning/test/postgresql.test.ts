@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { databaseName } from '../src/databases/names.ts';
 import { scramVerifier } from '../src/databases/scram.ts';
 import { closedPortUrl, dropEverything, pgLeftovers, pgQuery, PG_ADMIN_URL, stack, uniqueId, type Stack } from './helpers.ts';
 
@@ -32,19 +31,19 @@ describe('postgresql addon (PostgreSQL on 127.0.0.1:5432)', () => {
     varsB = await s.install(b, { postgresql: { locale: 'C.UTF-8' } });
   });
   after(async () => {
-    await dropEverything(ids);
+    await dropEverything(ids.map((id) => s.dbName(id)));
     await s.t.cleanup();
   });
 
   it('hands out the seed variables', () => {
-    const name = databaseName(a);
+    const name = s.dbName(a);
     const port = new URL(PG_ADMIN_URL).port || '5432';
     assert.equal(varsA.CLOUDRON_POSTGRESQL_URL, `postgres://${name}:${varsA.CLOUDRON_POSTGRESQL_PASSWORD}@127.0.0.1:${port}/${name}`);
     assert.equal(varsA.CLOUDRON_POSTGRESQL_HOST, '127.0.0.1');
     assert.equal(varsA.CLOUDRON_POSTGRESQL_PORT, port);
     assert.equal(varsA.CLOUDRON_POSTGRESQL_DATABASE, name);
     assert.equal(varsA.CLOUDRON_POSTGRESQL_USERNAME, name);
-    assert.equal(varsB.CLOUDRON_POSTGRESQL_DATABASE, databaseName(b));
+    assert.equal(varsB.CLOUDRON_POSTGRESQL_DATABASE, s.dbName(b));
   });
 
   it("the app owns its database; other apps' roles cannot connect to it", async () => {
@@ -53,7 +52,7 @@ describe('postgresql addon (PostgreSQL on 127.0.0.1:5432)', () => {
     await asApp(varsA, 'CREATE TABLE t (x int); INSERT INTO t VALUES (1)');
     await assert.rejects(asApp(varsA, 'SELECT 1', varsB.CLOUDRON_POSTGRESQL_DATABASE), /permission denied for database/);
     await assert.rejects(asApp(varsB, 'SELECT 1', varsA.CLOUDRON_POSTGRESQL_DATABASE), /permission denied for database/);
-    const [acl] = await pgQuery<{ acl: string }>('SELECT datacl::text AS acl FROM pg_database WHERE datname = $1', [databaseName(a)]);
+    const [acl] = await pgQuery<{ acl: string }>('SELECT datacl::text AS acl FROM pg_database WHERE datname = $1', [s.dbName(a)]);
     assert.doesNotMatch(acl!.acl, /(^|[{,])=/, 'no privileges for PUBLIC');
   });
 
@@ -64,7 +63,7 @@ describe('postgresql addon (PostgreSQL on 127.0.0.1:5432)', () => {
     ids.push(`${a}-l`);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /postgresql addon: locale "xx_NOPE.UTF-8" is not usable/);
-    assert.deepEqual(await pgLeftovers(`${a}-l`), []);
+    assert.deepEqual(await pgLeftovers(s.dbName(`${a}-l`)), []);
     const quote = await s.cli(['app', 'install', s.manifest({ postgresql: { locale: "C'; DROP" } }), '--id', `${a}-l`, '--domain', 'loc.example.test']);
     assert.match(quote.stderr, /invalid postgresql addon option\.locale/);
   });
@@ -105,7 +104,7 @@ describe('postgresql addon (PostgreSQL on 127.0.0.1:5432)', () => {
   });
 
   it('re-install keeps the password; rotate changes it in the server and the variables', async () => {
-    const verifier = async (): Promise<string> => (await pgQuery<{ p: string }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [databaseName(a)]))[0]!.p;
+    const verifier = async (): Promise<string> => (await pgQuery<{ p: string }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [s.dbName(a)]))[0]!.p;
     const again = await s.install(a, { postgresql: {} });
     assert.equal(again.CLOUDRON_POSTGRESQL_PASSWORD, varsA.CLOUDRON_POSTGRESQL_PASSWORD);
     const matches = async (password: string): Promise<boolean> => {
@@ -126,10 +125,10 @@ describe('postgresql addon (PostgreSQL on 127.0.0.1:5432)', () => {
     held.on('error', () => {});
     await held.connect();
     for (const id of [a, b]) {
-      assert.equal((await pgLeftovers(id)).length, 2);
+      assert.equal((await pgLeftovers(s.dbName(id))).length, 2);
       const r = await s.cli(['app', 'uninstall', id]);
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(await pgLeftovers(id), []);
+      assert.deepEqual(await pgLeftovers(s.dbName(id)), []);
     }
     await held.end().catch(() => {});
   });
@@ -140,6 +139,6 @@ describe('postgresql addon (PostgreSQL on 127.0.0.1:5432)', () => {
     const r = await s.cli(['app', 'install', s.manifest({ postgresql: {} }), '--id', id, '--domain', 'down.example.test'], { HEARTH_POSTGRESQL_ADMIN_URL: await closedPortUrl('postgres', '/postgres') });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the postgresql addon cannot connect to postgres:\/\/admin:\*\*\*@127\.0\.0\.1:\d+\/postgres \(HEARTH_POSTGRESQL_ADMIN_URL\)/);
-    assert.deepEqual(await pgLeftovers(id), []);
+    assert.deepEqual(await pgLeftovers(s.dbName(id)), []);
   });
 });

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { databaseName } from '../src/databases/names.ts';
 import { closedPortUrl, cuttingProxy, dropEverything, MYSQL_ADMIN_URL, mysqlLeftovers, PG_ADMIN_URL, pgLeftovers, stack, uniqueId, type Stack } from './helpers.ts';
 
 /** redis-server processes working in this test's data dir. */
@@ -39,7 +38,7 @@ describe('database addons: failures halfway leave nothing behind', () => {
     s = await stack({ HEARTH_MONGODB_ADMIN_URL: '' });
   });
   after(async () => {
-    await dropEverything(ids);
+    await dropEverything(ids.map((id) => s.dbName(id)));
     for (const pid of redisProcessesIn(s.t.dataDir)) process.kill(pid, 'SIGKILL');
     await s.t.cleanup();
   });
@@ -50,8 +49,8 @@ describe('database addons: failures halfway leave nothing behind', () => {
     const r = await s.cli(['app', 'install', s.manifest(all), '--id', id, '--domain', 'half.example.test']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the mongodb addon needs a server: set HEARTH_MONGODB_ADMIN_URL/);
-    assert.deepEqual(await mysqlLeftovers(id), []);
-    assert.deepEqual(await pgLeftovers(id), []);
+    assert.deepEqual(await mysqlLeftovers(s.dbName(id)), []);
+    assert.deepEqual(await pgLeftovers(s.dbName(id)), []);
     assert.deepEqual(redisProcessesIn(s.t.dataDir), []);
     assert.equal(fs.existsSync(`${s.t.dataDir}/apps/${id}`), false);
     assert.equal((await s.cli(['app', 'show', id])).code, 1);
@@ -65,7 +64,7 @@ describe('database addons: failures halfway leave nothing behind', () => {
     });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the postgresql addon cannot connect/);
-    assert.deepEqual(await mysqlLeftovers(id), []);
+    assert.deepEqual(await mysqlLeftovers(s.dbName(id)), []);
     assert.deepEqual(redisProcessesIn(s.t.dataDir), []);
   });
 
@@ -78,7 +77,7 @@ describe('database addons: failures halfway leave nothing behind', () => {
       assert.equal(proxy.cuts(), 1, 'the proxy cut the install at CREATE USER');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /the mysql addon failed: /);
-      assert.deepEqual(await mysqlLeftovers(id), []);
+      assert.deepEqual(await mysqlLeftovers(s.dbName(id)), []);
     } finally {
       await proxy.close();
     }
@@ -93,7 +92,7 @@ describe('database addons: failures halfway leave nothing behind', () => {
       assert.equal(proxy.cuts(), 1, 'the proxy cut the install at CREATE DATABASE');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /the postgresql addon failed: /);
-      assert.deepEqual(await pgLeftovers(id), []);
+      assert.deepEqual(await pgLeftovers(s.dbName(id)), []);
     } finally {
       await proxy.close();
     }
@@ -106,8 +105,8 @@ describe('database addons: failures halfway leave nothing behind', () => {
     try {
       const r = await s.cli(['app', 'install', s.manifest({ mysql: {} }), '--id', id, '--domain', 'cut.example.test'], { HEARTH_MYSQL_ADMIN_URL: `mysql://root@127.0.0.1:${proxy.port}` });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`could not undo, left on the server: database ${databaseName(id)}, user ${databaseName(id)}`));
-      assert.deepEqual(await mysqlLeftovers(id), [`database ${databaseName(id)}`], 'the user statement never reached the server');
+      assert.match(r.stderr, new RegExp(`could not undo, left on the server: database ${s.dbName(id)}, user ${s.dbName(id)}`));
+      assert.deepEqual(await mysqlLeftovers(s.dbName(id)), [`database ${s.dbName(id)}`], 'the user statement never reached the server');
     } finally {
       await proxy.close();
     }
@@ -134,11 +133,11 @@ describe('database addons: failures halfway leave nothing behind', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`app ${id.replace('.', '\\.')} is uninstalled, but some of its data is left behind: mysql name [a-z0-9_]+: the mysql addon cannot connect`));
     assert.equal((await s.cli(['app', 'show', id])).code, 1);
-    assert.deepEqual(await pgLeftovers(id), []);
+    assert.deepEqual(await pgLeftovers(s.dbName(id)), []);
     assert.deepEqual(redisProcessesIn(s.t.dataDir), []);
     assert.equal(fs.existsSync(`${s.t.dataDir}/apps/${id}`), false);
-    assert.equal((await mysqlLeftovers(id)).length, 2, 'the database and user on the server that was down');
-    await dropEverything([id]);
-    assert.deepEqual(await mysqlLeftovers(id), []);
+    assert.equal((await mysqlLeftovers(s.dbName(id))).length, 2, 'the database and user on the server that was down');
+    await dropEverything([s.dbName(id)]);
+    assert.deepEqual(await mysqlLeftovers(s.dbName(id)), []);
   });
 });

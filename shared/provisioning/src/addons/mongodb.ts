@@ -81,7 +81,7 @@ export const mongodbAddon: Addon = {
   name: 'mongodb',
   optionsSchema: mongodbOptionsSchema,
   async provision(ctx, existing) {
-    const name = appDatabaseName(ctx, 'mongodb', existing);
+    const name = await appDatabaseName(ctx, 'mongodb', existing);
     const password = existing?.password ?? generateSecret();
     const oplog = ctx.options.oplog === true;
     const url = databaseSettings().mongodbAdminUrl;

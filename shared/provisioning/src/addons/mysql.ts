@@ -62,7 +62,7 @@ export const mysqlAddon: Addon = {
   name: 'mysql',
   optionsSchema: mysqlOptionsSchema,
   async provision(ctx, existing) {
-    const user = appDatabaseName(ctx, 'mysql', existing);
+    const user = await appDatabaseName(ctx, 'mysql', existing);
     const password = existing?.password ?? generateSecret();
     const multi = ctx.options.multipleDatabases === true;
     const url = databaseSettings().mysqlAdminUrl;

@@ -98,7 +98,7 @@ export const postgresqlAddon: Addon = {
   name: 'postgresql',
   optionsSchema: postgresqlOptionsSchema,
   async provision(ctx, existing) {
-    const role = appDatabaseName(ctx, 'postgresql', existing);
+    const role = await appDatabaseName(ctx, 'postgresql', existing);
     const password = existing?.password ?? generateSecret();
     const locale = ctx.options.locale as string | undefined;
     const url = databaseSettings().postgresqlAdminUrl;

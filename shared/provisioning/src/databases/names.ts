@@ -8,13 +8,14 @@ const HASH_LENGTH = 8;
 
 /**
  * The database/user name of an app: its id's letters and digits (lowercased, cut to fit) and
- * `_` and 8 hex digits of the id's SHA-256. Always the same shape, so names are safe unquoted,
- * never collide for different ids in practice, and no name is a prefix of another's `name_`
- * (the core has no `_`), which keeps MySQL's `name\_%` grants to one app.
+ * `_` and 8 hex digits of the SHA-256 of the installation's id and the app id. Always the same
+ * shape, so names are safe unquoted, never collide for different ids in practice (nor for the
+ * same id in two installations sharing one server), and no name is a prefix of another's
+ * `name_` (the core has no `_`), which keeps MySQL's `name\_%` grants to one app.
  */
-export function databaseName(appId: string): string {
+export function databaseName(installationId: string, appId: string): string {
   const core = appId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, NAME_MAX - HASH_LENGTH - 1) || 'app';
-  const hash = createHash('sha256').update(appId).digest('hex').slice(0, HASH_LENGTH);
+  const hash = createHash('sha256').update(`${installationId}/${appId}`).digest('hex').slice(0, HASH_LENGTH);
   return `${core}_${hash}`;
 }
 
@@ -24,11 +25,11 @@ export function isDatabaseName(name: string): boolean {
 }
 
 /**
- * The name an app uses on an addon's server: the stored one on re-install (ids map the same way,
- * but stored values are what the server has), checked against the shape and against other apps.
+ * The name an app uses on an addon's server: the stored one on re-install (what the server has,
+ * whatever scheme made it), checked against the shape and against other apps.
  */
-export function appDatabaseName(ctx: AddonContext, addon: string, existing: Credentials | undefined): string {
-  const name = existing?.username ?? databaseName(ctx.app.id);
+export async function appDatabaseName(ctx: AddonContext, addon: string, existing: Credentials | undefined): Promise<string> {
+  const name = existing?.username ?? databaseName(await ctx.directory.installationId(), ctx.app.id);
   if (!isDatabaseName(name)) throw new ProvisionError(`the ${addon} addon: stored name ${JSON.stringify(name)} is not one Hearth makes`);
   const other = ctx.directory.apps().find((a) => a.id !== ctx.app.id && a.credentials[addon]?.username === name);
   if (other) throw new ProvisionError(`the ${addon} addon: name ${name} is already used by app ${other.id}`);
