@@ -21,6 +21,11 @@ import {
 } from '../src/stun-codec.ts';
 import { restPassword } from '../src/auth.ts';
 
+/** RFC 8489 §6.2.1 defaults: initial RTO, Rc (sends in all), Rm (the last wait, in RTOs). */
+const RTO_MS = 500;
+const MAX_SENDS = 7;
+const LAST_WAIT = 16;
+
 export type Attrs = [number, Buffer][] | ((transactionId: Buffer) => [number, Buffer][]);
 
 /** A small STUN/TURN client over UDP or TCP for the in-process tests, built on the codec. */
@@ -37,6 +42,13 @@ export class TestClient {
   closedByServer = false;
   /** called for each ChannelData frame instead of collecting it (the bench's RTT probe) */
   onChannelData: ((channel: number, data: Buffer) => void) | null = null;
+  /**
+   * Over UDP, retransmit requests as RFC 8489 §6.2.1 asks (RTO 500 ms doubling, 7 sends,
+   * then Rm × RTO = 16 × 500 ms more): for clients that must get through a loaded server
+   * (the bench), where one lost datagram would otherwise fail the whole run. Off for the tests,
+   * which count what the server receives.
+   */
+  retransmit = false;
 
   private constructor(
     readonly transport: 'udp' | 'tcp',
@@ -118,17 +130,28 @@ export class TestClient {
 
   requestRaw(buf: Buffer, timeoutMs = 1500): Promise<StunMessage | null> {
     const key = buf.subarray(8, HEADER_LENGTH).toString('hex');
+    const retransmit = this.retransmit && this.udp !== null;
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.waiting.delete(key);
-        resolve(null);
-      }, timeoutMs);
+      let resend: NodeJS.Timeout | undefined;
+      const t = setTimeout(
+        () => {
+          clearTimeout(resend);
+          this.waiting.delete(key);
+          resolve(null);
+        },
+        retransmit ? RTO_MS * (2 ** (MAX_SENDS - 1) - 1 + LAST_WAIT) : timeoutMs,
+      );
       this.waiting.set(key, (m) => {
         clearTimeout(t);
+        clearTimeout(resend);
         this.waiting.delete(key);
         resolve(m);
       });
-      this.sendRaw(buf);
+      const send = (n: number): void => {
+        this.sendRaw(buf);
+        if (retransmit && n < MAX_SENDS) resend = setTimeout(() => send(n + 1), RTO_MS * 2 ** (n - 1));
+      };
+      send(1);
     });
   }
 
