@@ -60,27 +60,44 @@ export interface ClientLink {
   send(buf: Buffer): void;
   /** relayed data to the client in a ChannelData frame */
   sendChannelData(channel: number, data: Buffer): void;
+  /** the allocation is gone: let go of what the link holds for it */
+  release?(): void;
 }
 
 export class UdpLink implements ClientLink {
   readonly transport = 'udp' as const;
+  /** the allocation's own socket connected to the client, once open (Turn.connectClient); else the shared listener */
+  private direct: dgram.Socket | null = null;
+  /** ChannelData header, rewritten for each packet (sent beside the data, so the data is not copied) */
+  private header = Buffer.alloc(4);
   constructor(
     private readonly socket: dgram.Socket,
     readonly address: string,
     readonly port: number,
   ) {}
+  attach(direct: dgram.Socket): void {
+    this.direct = direct;
+  }
+  release(): void {
+    this.direct?.close();
+    this.direct = null;
+  }
   send(buf: Buffer): void {
-    this.socket.send(buf, this.port, this.address);
+    if (this.direct) this.direct.send(buf);
+    else this.socket.send(buf, this.port, this.address);
   }
   sendChannelData(channel: number, data: Buffer): void {
+    const h = this.header;
     const n = data.length;
-    const out = Buffer.allocUnsafe(4 + n);
-    out[0] = channel >> 8;
-    out[1] = channel & 0xff;
-    out[2] = n >> 8;
-    out[3] = n & 0xff;
-    data.copy(out, 4);
-    this.socket.send(out, this.port, this.address);
+    h[0] = channel >> 8;
+    h[1] = channel & 0xff;
+    h[2] = n >> 8;
+    h[3] = n & 0xff;
+    const s = this.direct;
+    if (s) s.send([h, data]);
+    else this.socket.send([h, data], this.port, this.address);
+    // A send the kernel could not take at once is queued and reads the header later: leave it that one.
+    if ((s ?? this.socket).getSendQueueCount() > 0) this.header = Buffer.alloc(4);
   }
 }
 
@@ -297,6 +314,7 @@ export class Allocation {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.client.release?.();
     try {
       this.relay.close();
     } catch {
@@ -376,7 +394,8 @@ export async function openRelaySocket(opts: RelayOptions, even = false, reserveN
   return null;
 }
 
-const RELAY_SOCKET_BUFFER = 1 << 20;
+/** Kernel buffers for each allocation's sockets (relay, and the one connected to its UDP client). */
+export const RELAY_SOCKET_BUFFER = 1 << 20;
 
 /** Asks for larger kernel socket buffers; the kernel caps them at net.core.[rw]mem_max. */
 export function growBuffers(s: dgram.Socket, bytes: number): void {

@@ -8,7 +8,7 @@ import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { TlsMaterial } from '@hearth/tls';
-import { Allocation, growBuffers, literalLookup, newCounters, openRelaySocket, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
+import { Allocation, growBuffers, literalLookup, newCounters, openRelaySocket, RELAY_SOCKET_BUFFER, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
 import { SUPPORTED_ALGORITHMS, TurnAuth } from './auth.ts';
 import { PeerPolicy, localAddresses } from './peers.ts';
 import { loadTurnSettings, type TurnSettings } from './settings.ts';
@@ -148,6 +148,9 @@ class Turn {
   /** RESERVATION-TOKEN (hex) → the relay socket kept for it */
   private readonly reservations = new Map<string, { socket: dgram.Socket; port: number; expiresAt: number }>();
   private udp: dgram.Socket | null = null;
+  /** where the UDP listener is bound; each UDP allocation's connected socket binds there too */
+  private udpHost = '';
+  private udpPort = 0;
   private tcp: net.Server | null = null;
   private tlsServer: tls.Server | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -190,6 +193,8 @@ class Turn {
       }
       tcp.on('error', (err) => this.logger.warn({ err }, 'tcp listener error'));
       this.udp = udp;
+      this.udpHost = host;
+      this.udpPort = udpPort;
       this.tcp = tcp;
       break;
     }
@@ -218,15 +223,17 @@ class Turn {
     };
   }
 
+  /**
+   * The UDP listener. It allows other sockets on its address and port (SO_REUSEADDR) so that each
+   * UDP allocation can have one connected to its client (connectClient); a plain bind first
+   * keeps a port already in use an error, and keeps port 0 from landing on another such socket.
+   */
   private async bindUdp(port: number, host: string): Promise<dgram.Socket> {
-    const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup as never });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
+    const type = net.isIPv6(host) ? 'udp6' : 'udp4';
+    const probe = await bindSocket(dgram.createSocket({ type, lookup: literalLookup as never }), port, host);
+    const chosen = probe.address().port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const udp = await bindSocket(dgram.createSocket({ type, reuseAddr: true, lookup: literalLookup as never }), chosen, host);
     udp.on('message', (buf, rinfo) => {
       try {
         this.onDatagram(udp, buf, rinfo.address, rinfo.port);
@@ -237,6 +244,42 @@ class Turn {
     udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
     growBuffers(udp, LISTEN_SOCKET_BUFFER);
     return udp;
+  }
+
+  /**
+   * Gives a UDP allocation its own socket on the listening address and port, connected to the
+   * client, as coturn does: the kernel hands that client's datagrams straight to it (the more
+   * specific match), so relaying them needs no lookup by address, and sends to the client go out
+   * on a connected route. Until it is open, or if it cannot be, the listener serves the allocation.
+   */
+  private connectClient(a: Allocation, link: UdpLink): void {
+    const listener = this.udp!;
+    const s = dgram.createSocket({ type: net.isIPv6(this.udpHost) ? 'udp6' : 'udp4', reuseAddr: true, lookup: literalLookup as never });
+    const fail = (err: Error): void => {
+      this.logger.debug({ err: err.message, client: `${link.address}:${link.port}` }, 'no connected socket for a udp client');
+      s.close();
+    };
+    s.once('error', fail);
+    s.on('message', (buf, rinfo) => {
+      try {
+        // Until connect() the socket is one more listener; another client's datagram may land here.
+        if (rinfo.port === link.port && rinfo.address === link.address && buf.length >= 4 && (buf[0]! & 0xc0) === 0x40) a.fromClientChannel(buf);
+        else this.onDatagram(listener, buf, rinfo.address, rinfo.port);
+      } catch (err) {
+        this.logger.warn({ err }, 'failed to handle a datagram');
+      }
+    });
+    s.bind({ port: this.udpPort, address: this.udpHost }, () => {
+      if (a.closed) return s.close();
+      // connect() reports failure as an 'error' event (fail, above)
+      s.connect(link.port, link.address, () => {
+        if (a.closed) return s.close();
+        s.off('error', fail);
+        s.on('error', () => {});
+        growBuffers(s, RELAY_SOCKET_BUFFER);
+        link.attach(s);
+      });
+    });
   }
 
   stats(): TurnStats {
@@ -497,6 +540,7 @@ class Turn {
     a.userKey = userKey;
     this.allocations.add(a);
     t.attach(a);
+    if (t.link instanceof UdpLink) this.connectClient(a, t.link);
     this.counters.allocationsCreated++;
     const response = this.encode(
       msg,
@@ -683,6 +727,16 @@ class Turn {
       null,
     );
   }
+}
+
+function bindSocket(socket: dgram.Socket, port: number, host: string): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
 }
 
 function listenOn(server: net.Server, port: number, host: string): Promise<void> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
+import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { generateSecret } from '@hearth/directory';
@@ -56,6 +57,17 @@ async function echoPeer(): Promise<{ port: number; got: Buffer[]; sources: numbe
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
   s.unref();
   return { port: s.address().port, got, sources, close: () => s.close() };
+}
+
+/** The IPv4 UDP sockets of this network namespace, from /proc/net/udp (remote port 0 = not connected). */
+function udpSockets(): { localPort: number; remotePort: number }[] {
+  return fs
+    .readFileSync('/proc/net/udp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols.length > 2)
+    .map((cols) => ({ localPort: parseInt(cols[1]!.split(':')[1]!, 16), remotePort: parseInt(cols[2]!.split(':')[1]!, 16) }));
 }
 
 /** Sends a ChannelData frame whose first two bytes select the channel. */
@@ -342,6 +354,30 @@ describe('TURN server with loopback peers allowed', { timeout: 60_000 }, () => {
       peer.close();
     });
   }
+
+  it('gives a UDP allocation a socket connected to its client, relays through it, and closes it on release', async () => {
+    const peer = await echoPeer();
+    const { c, s } = await allocated(f, 'udp', 'connected');
+    // The kernel's UDP table: a socket on the server's port whose remote end is this client.
+    const connected = (): boolean => udpSockets().some((x) => x.localPort === f.server.udpPort && x.remotePort === c.localPort);
+    await waitFor(connected);
+    const bind = await signed(c, s, Method.ChannelBind, (tid) => [
+      [Attr.ChannelNumber, channelNumberValue(0x4001)],
+      [Attr.XorPeerAddress, peerAttr('127.0.0.1', peer.port, tid)],
+    ]);
+    assert.equal(bind?.cls, Class.Success);
+    c.sendRaw(channelFrame(0x4001, Buffer.from('through the connected socket'), false));
+    await waitFor(() => c.channelData.length === 1);
+    assert.deepEqual(c.channelData.map((d) => [d.channel, d.data.toString()]), [[0x4001, 'through the connected socket']]);
+    // Other clients still reach the listener.
+    const other = await TestClient.open('udp', f.server.udpPort);
+    assert.equal((await other.request(Method.Binding, []))?.cls, Class.Success);
+    other.close();
+    assert.equal((await signed(c, s, Method.Refresh, [[Attr.Lifetime, uint32Value(0)]]))?.cls, Class.Success);
+    await waitFor(() => !connected());
+    c.close();
+    peer.close();
+  });
 
   it('closes a TCP connection whose allocation is released', async () => {
     const { c, s } = await allocated(f, 'tcp', 'tcp-release');
