@@ -49,6 +49,8 @@ function log(msg: string): void {
 
 class Client {
   private tail = '';
+  /** the whole response of a command sent with `capture` */
+  private captured: string | null = null;
   private bytes = 0;
   private wake: (() => void) | null = null;
   private n = 0;
@@ -58,6 +60,7 @@ class Client {
     sock.on('data', (d: Buffer) => {
       this.bytes += d.length;
       this.tail = (this.tail + d.toString('latin1', Math.max(0, d.length - 4096))).slice(-4096);
+      if (this.captured !== null) this.captured += d.toString('latin1');
       this.wake?.();
     });
     sock.on('close', () => {
@@ -94,9 +97,15 @@ class Client {
     return this.bytes - start;
   }
 
-  /** The response text of the last command's tail (enough for short answers like SEARCH). */
-  get lastTail(): string {
-    return this.tail;
+  /** Sends a command and returns its whole response text. */
+  async capture(text: string): Promise<string> {
+    this.captured = '';
+    try {
+      await this.cmd(text);
+      return this.captured;
+    } finally {
+      this.captured = null;
+    }
   }
 
   close(): void {
@@ -297,12 +306,8 @@ async function checkSameAnswers(sides: Side[]): Promise<void> {
   const answers: string[] = [];
   for (const side of sides) {
     const c = await loggedIn(side.port);
-    const sel = (await c.cmd('SELECT INBOX'), c.lastTail);
-    const exists = /\* (\d+) EXISTS/.exec(sel)?.[1];
-    const count = async (criteria: string): Promise<string | undefined> => {
-      await c.cmd(`SEARCH RETURN (COUNT) ${criteria}`);
-      return /COUNT (\d+)/.exec(c.lastTail)?.[1];
-    };
+    const exists = /\* (\d+) EXISTS/.exec(await c.capture('SELECT INBOX'))?.[1];
+    const count = async (criteria: string): Promise<number> => ((/\* SEARCH([ \d]*)\r\n/.exec(await c.capture(`SEARCH ${criteria}`))?.[1] ?? '').match(/\d+/g) ?? []).length;
     const needles = await count('SUBJECT "needle"'); // also warms header caches
     const unseen = await count('UNSEEN');
     const metaBytes = await c.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)');
@@ -314,6 +319,31 @@ async function checkSameAnswers(sides: Side[]): Promise<void> {
 }
 
 // ---------- run ----------
+
+const BENCH_APP = {
+  id: 'bench',
+  domain: 'bench.example.test',
+  manifest: { addons: { recvmail: {} } },
+  access: null,
+  upstream: null,
+  credentials: { recvmail: { username: ADDRESS, password: PASSWORD, address: ADDRESS } },
+  createdAt: new Date().toISOString(),
+};
+
+/** The app whose recvmail credentials log in, in the directory under `dataDir`; with `checkout`, written by that checkout's code (its own schema). */
+async function putBenchApp(dataDir: string, checkout?: string): Promise<void> {
+  if (checkout) {
+    const code = `import { loadConfig } from '@hearth/config'; import { Directory } from '@hearth/directory';
+      const dir = await Directory.open(loadConfig({ ...process.env, HEARTH_DATA_DIR: ${JSON.stringify(dataDir)} }));
+      await dir.putApp(${JSON.stringify(BENCH_APP)}, [${JSON.stringify(ADDRESS)}]); await dir.close();`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: path.join(checkout, 'services/imap'), encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`could not set up ${checkout}'s directory: ${r.stderr}`);
+    return;
+  }
+  const dir = await Directory.open(loadConfig({ ...process.env, HEARTH_DATA_DIR: dataDir }));
+  await dir.putApp(BENCH_APP, [ADDRESS]);
+  await dir.close();
+}
 
 const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -332,21 +362,7 @@ async function main(): Promise<void> {
   };
   const stops: (() => Promise<void>)[] = [];
   try {
-    const config = loadConfig({ ...process.env, ...env });
-    const dir = await Directory.open(config);
-    await dir.putApp(
-      {
-        id: 'bench',
-        domain: 'bench.example.test',
-        manifest: { addons: { recvmail: {} } },
-        access: null,
-        upstream: null,
-        credentials: { recvmail: { username: ADDRESS, password: PASSWORD, address: ADDRESS } },
-        createdAt: new Date().toISOString(),
-      },
-      [ADDRESS],
-    );
-    await dir.close();
+    await putBenchApp(dataDir);
     const maildir = new MailStore(dataDir).mailboxPath(ADDRESS);
     log(`writing ${MESSAGES} messages into ${maildir}`);
     const totalBytes = writeMaildir(maildir);
@@ -366,7 +382,11 @@ async function main(): Promise<void> {
     let other: Side;
     if (AGAINST) {
       const port = await freePort();
-      const them = await startDaemon(path.join(AGAINST, 'services/imap/src/main.ts'), { ...env, HEARTH_IMAP_PORT: String(port), HEARTH_IMAPS_PORT: String(await freePort()), HEARTH_LOG_LEVEL: 'info' }, (o) => o.includes('"msg":"ready"'));
+      // its own directory (its schema), the same Maildir
+      const theirs = path.join(root, 'against');
+      await putBenchApp(theirs, AGAINST);
+      fs.symlinkSync(path.join(dataDir, 'mail'), path.join(theirs, 'mail'));
+      const them = await startDaemon(path.join(AGAINST, 'services/imap/src/main.ts'), { ...env, HEARTH_DATA_DIR: theirs, HEARTH_IMAP_PORT: String(port), HEARTH_IMAPS_PORT: String(await freePort()), HEARTH_LOG_LEVEL: 'info' }, (o) => o.includes('"msg":"ready"'));
       stops.push(async () => void (await them.stop()));
       const pid = them.child.pid!;
       other = { name: `Hearth at ${path.basename(AGAINST)}`, port, cpu: () => treeCpuSeconds(pid) };
