@@ -16,6 +16,7 @@
  * Knobs: IMAP_BENCH_MESSAGES, IMAP_BENCH_CLIENTS, IMAP_BENCH_ROUNDS (≥ 3 for a recorded figure),
  * IMAP_BENCH_SCALE (operations per round, 1 = the default amounts), IMAP_BENCH_HOST (listen address),
  * IMAP_BENCH_ONLY (comma-separated figure keys), IMAP_BENCH_WRITE=0 (print only),
+ * IMAP_BENCH_CPU_PROF=<dir> (Hearth's daemon runs with node --cpu-prof, the profile lands there),
  * IMAP_BENCH_AGAINST=<another checkout> (that checkout's Hearth daemon instead of Dovecot, on the
  * same Maildir: a regression hunt between commits; nothing is written to BENCHMARKS.md).
  */
@@ -367,7 +368,8 @@ async function main(): Promise<void> {
     log(`writing ${MESSAGES} messages into ${maildir}`);
     const totalBytes = writeMaildir(maildir);
 
-    const daemon = await startDaemon('services/imap/src/main.ts', { ...env, HEARTH_LOG_LEVEL: 'info' }, (o) => o.includes('"msg":"ready"'));
+    const profile = process.env.IMAP_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.IMAP_BENCH_CPU_PROF)}`] : [];
+    const daemon = await startDaemon('services/imap/src/main.ts', { ...env, HEARTH_LOG_LEVEL: 'info' }, (o) => o.includes('"msg":"ready"'), undefined, profile);
     stops.push(async () => void (await daemon.stop()));
     const hearthPid = daemon.child.pid!;
     const hearth: Side = { name: 'Hearth', port: Number(env.HEARTH_IMAP_PORT), cpu: () => treeCpuSeconds(hearthPid) };

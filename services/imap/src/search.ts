@@ -172,7 +172,7 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
     case 'none':
       return false;
     case 'flag':
-      return c.flags.some((f) => f.toLowerCase() === key.flag.toLowerCase()) === key.set;
+      return hasFlag(c.flags, key.flag) === key.set;
     case 'size':
       return key.larger ? c.size > key.n : c.size < key.n;
     case 'age':
@@ -211,6 +211,12 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       return key.withHeader && root.headers.some((h) => decodeText(decodeWords(`${h.name}: ${h.value}`)).toLowerCase().includes(needle));
     }
   }
+}
+
+/** Flags compare without regard to case; most differ in length, and the stored spelling usually matches as it is. */
+function hasFlag(flags: readonly string[], flag: string): boolean {
+  for (const f of flags) if (f === flag || (f.length === flag.length && f.toLowerCase() === flag.toLowerCase())) return true;
+  return false;
 }
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];

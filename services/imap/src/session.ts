@@ -37,9 +37,9 @@ import {
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
-import { parseMessage, toCrlf, type HeaderField, type MimePart } from './mime.ts';
+import { parseMessage, toCrlf, type MimePart } from './mime.ts';
 import type { HeaderCache } from './header-cache.ts';
-import { BadCharsetError, keyKinds, matches, needsContent, parseSearch } from './search.ts';
+import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate } from './search.ts';
 import type { ImapSettings } from './settings.ts';
 
 export interface SessionDeps {
@@ -520,25 +520,29 @@ export class Session {
     this.view = view;
     this.state = 'selected';
     const firstUnseen = folder.firstUnseen;
+    await this.send(this.flagsAnnouncement(folder, readOnly));
     await this.send(
-      Buffer.concat([
-        this.flagsAnnouncement(folder, readOnly),
-        untagged(view.uids.length, atom('EXISTS')),
-        untagged(view.recent.size, atom('RECENT')),
-        ...(firstUnseen >= 0 ? [status('OK', 'First unseen', `UNSEEN ${firstUnseen + 1}`)] : []),
-        status('OK', 'UIDs valid', `UIDVALIDITY ${folder.uidValidity}`),
-        status('OK', 'Predicted next UID', `UIDNEXT ${folder.uidNext}`),
-        status('OK', 'Highest', `HIGHESTMODSEQ ${folder.highestModseq}`),
-      ]),
+      Buffer.from(
+        `* ${view.uids.length} EXISTS\r\n* ${view.recent.size} RECENT\r\n${firstUnseen >= 0 ? `* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n` : ''}` +
+          `* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n* OK [UIDNEXT ${folder.uidNext}] Predicted next UID\r\n* OK [HIGHESTMODSEQ ${folder.highestModseq}] Highest\r\n`,
+        'latin1',
+      ),
     );
     return { status: 'OK', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, code: readOnly ? 'READ-ONLY' : 'READ-WRITE' };
   }
 
-  /** FLAGS and PERMANENTFLAGS for a folder (at SELECT, and again when a keyword is added). */
+  /** FLAGS and PERMANENTFLAGS for a folder (at SELECT, and again when a keyword is added); built once per keyword set. */
   private flagsAnnouncement(folder: Folder, readOnly: boolean): Buffer {
-    const flagList = [...SYSTEM_FLAGS, ...folder.permanentKeywords].map(atom);
-    const permanent = readOnly ? [] : [...flagList, ...(folder.canAddKeywords ? [atom('\\*')] : [])];
-    return Buffer.concat([untagged(atom('FLAGS'), flagList), status('OK', 'Flags permitted', `PERMANENTFLAGS ${toBuffer(encodeValue(permanent)).toString('latin1')}`)]);
+    const keywords = folder.permanentKeywords.join(' ');
+    let known = announcements.get(folder);
+    if (known?.keywords !== keywords) {
+      const flagList = [...SYSTEM_FLAGS, ...folder.permanentKeywords].map(atom);
+      const build = (permanent: Value[]): Buffer =>
+        Buffer.concat([untagged(atom('FLAGS'), flagList), status('OK', 'Flags permitted', `PERMANENTFLAGS ${toBuffer(encodeValue(permanent)).toString('latin1')}`)]);
+      known = { keywords, readWrite: build([...flagList, ...(folder.canAddKeywords ? [atom('\\*')] : [])]), readOnly: build([]) };
+      announcements.set(folder, known);
+    }
+    return readOnly ? known.readOnly : known.readWrite;
   }
 
   /** Reports what changed in the selected folder: EXPUNGE (when allowed), EXISTS, FETCH FLAGS. */
@@ -609,6 +613,14 @@ export class Session {
   /** A message's flags as this session sees them: the stored ones, plus \Recent when it is recent here. */
   private flagsOf(rec: MessageRecord): readonly string[] {
     return this.view?.recent.has(rec.uid) ? [...rec.flags, '\\Recent'] : rec.flags;
+  }
+
+  /** `(flags)` as FETCH sends it; a message's stored flags are formatted once and kept with them. */
+  private flagsText(rec: MessageRecord): string {
+    if (this.view?.recent.has(rec.uid)) return `(${[...rec.flags, '\\Recent'].join(' ')})`;
+    let text = flagTexts.get(rec.flags);
+    if (text === undefined) flagTexts.set(rec.flags, (text = `(${rec.flags.join(' ')})`));
+    return text;
   }
 
   private flagsResponse(seq: number, rec: MessageRecord, withUid: boolean): Buffer {
@@ -858,31 +870,28 @@ export class Session {
     let maxModseq = 0;
     const usesModseq = kinds.has('modseq');
     const maxUid = v.uids[v.uids.length - 1] ?? 0;
+    const wantsSize = kinds.has('size');
+    const wantsDate = kinds.has('internaldate');
+    // one candidate, refilled per message: a search of a big folder allocates nothing per message
+    const c: Candidate = { seq: 0, uid: 0, flags: [], modseq: 0, size: 0, internalDate: EPOCH, raw: null, headers: null, maxSeq: v.uids.length, maxUid, saved: this.saved };
     for (let i = 0; i < v.uids.length; i++) {
       const rec = v.folder.get(v.uids[i]!);
       if (!rec) continue;
-      let raw: Buffer | null = null;
-      let headers: readonly HeaderField[] | null = null;
+      c.raw = null;
+      c.headers = null;
       if (content === 'body') {
-        raw = await v.folder.read(rec).catch(() => null);
-        if (!raw) continue;
+        c.raw = await v.folder.read(rec).catch(() => null);
+        if (!c.raw) continue;
       } else if (content === 'header') {
-        headers = this.deps.headers.peek(v.folder, rec) ?? (await this.deps.headers.get(v.folder, rec));
-        if (!headers) continue;
+        c.headers = this.deps.headers.peek(v.folder, rec) ?? (await this.deps.headers.get(v.folder, rec));
+        if (!c.headers) continue;
       }
-      const c = {
-        seq: i + 1,
-        uid: rec.uid,
-        flags: this.flagsOf(rec),
-        modseq: rec.modseq,
-        size: kinds.has('size') ? await v.folder.size(rec).catch(() => 0) : 0,
-        internalDate: kinds.has('internaldate') ? await v.folder.internalDate(rec).catch(() => EPOCH) : EPOCH,
-        raw,
-        headers,
-        maxSeq: v.uids.length,
-        maxUid,
-        saved: this.saved,
-      };
+      c.seq = i + 1;
+      c.uid = rec.uid;
+      c.flags = this.flagsOf(rec);
+      c.modseq = rec.modseq;
+      if (wantsSize) c.size = await v.folder.size(rec).catch(() => 0);
+      if (wantsDate) c.internalDate = await v.folder.internalDate(rec).catch(() => EPOCH);
       if (matches(key, c)) {
         hits.push(uid ? rec.uid : i + 1);
         if (rec.modseq > maxModseq) maxModseq = rec.modseq;
@@ -957,6 +966,8 @@ export class Session {
       size += bytes.length;
     };
     const wantsFlags = items.some((x) => x.k === 'FLAGS');
+    // each item's name and the space before its value (and before the name, after the first)
+    const names = items.map((item, j) => `${j ? ' ' : ''}${item.k === 'SECTION' ? item.label + (item.partial ? `<${item.partial[0]}>` : '') : item.k} `);
     const wantsDate = items.some((x) => x.k === 'INTERNALDATE');
     const wantsSize = items.some((x) => x.k === 'RFC822.SIZE');
     let missing = expunged.count > 0;
@@ -990,17 +1001,15 @@ export class Session {
         continue;
       }
       text += `* ${t.seq} FETCH (`;
-      let first = true;
-      for (const item of items) {
-        const name = item.k === 'SECTION' ? item.label + (item.partial ? `<${item.partial[0]}>` : '') : item.k;
-        text += first ? `${name} ` : ` ${name} `;
-        first = false;
+      for (let j = 0; j < items.length; j++) {
+        const item = items[j]!;
+        text += names[j]!;
         switch (item.k) {
           case 'UID':
             text += t.uid;
             break;
           case 'FLAGS':
-            text += `(${this.flagsOf(t.rec).join(' ')})`;
+            text += this.flagsText(t.rec);
             break;
           case 'MODSEQ':
             text += `(${t.rec.modseq})`;
@@ -1036,7 +1045,7 @@ export class Session {
           }
         }
       }
-      if (seenNow.has(t.uid) && !wantsFlags) text += ` FLAGS (${this.flagsOf(t.rec).join(' ')})`;
+      if (seenNow.has(t.uid) && !wantsFlags) text += ` FLAGS ${this.flagsText(t.rec)}`;
       text += ')\r\n';
       if (size + text.length >= WRITE_CHUNK) await flush();
     }
@@ -1120,6 +1129,12 @@ export class Session {
     return ok('MOVE completed');
   }
 }
+
+/** FETCH's `(flags)` text by a record's flag array (records never change; a flag change makes a new one). */
+const flagTexts = new WeakMap<readonly string[], string>();
+
+/** Each folder's FLAGS/PERMANENTFLAGS lines for its current keywords (SELECT sends them every time). */
+const announcements = new WeakMap<Folder, { keywords: string; readWrite: Buffer; readOnly: Buffer }>();
 
 const LIST_SELECTION = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
 const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE']);

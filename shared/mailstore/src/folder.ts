@@ -102,27 +102,25 @@ export class Folder extends EventEmitter {
     if (this.gone) return Promise.reject(new MailStoreError('mailbox no longer exists', 'nonexistent'));
     return this.mutex.run(() =>
       withFileLock(this.lockFile, async () => {
-        if ((await this.stamps()).join('|') !== `${this.stampNew}|${this.stampRest}`) await this.syncLocked();
+        if (this.stamps().join('|') !== `${this.stampNew}|${this.stampRest}`) await this.syncLocked();
         return fn();
       }),
     );
   }
 
   /** Cheap change check: the mtimes of new/, cur/ and the uidlist/keywords files. */
-  private async stamps(): Promise<[string, string]> {
-    // stat() of four hot inodes: synchronous is far cheaper than four thread-pool round trips.
-    const st = (p: string): string => {
-      const s = fs.statSync(p, { bigint: true, throwIfNoEntry: false });
-      return s ? `${s.ino}.${s.size}.${s.mtimeNs}` : '-';
-    };
-    const [n, c, u, k] = [st(path.join(this.dir, 'new')), st(path.join(this.dir, 'cur')), st(this.uidListFile), st(this.keywordsFile)];
-    return [n, `${c}|${u}|${k}`];
+  private stamps(): [string, string] {
+    // stat() of four hot inodes: synchronous is far cheaper than four thread-pool round trips, and
+    // plain Stats than BigIntStats (mtimeMs keeps well under a microsecond, finer than the kernel's clock)
+    const p = (this.stampPaths ??= [path.join(this.dir, 'new'), path.join(this.dir, 'cur'), this.uidListFile, this.keywordsFile]);
+    return [stamp(p[0]!), `${stamp(p[1]!)}|${stamp(p[2]!)}|${stamp(p[3]!)}`];
   }
+  private stampPaths: string[] | null = null;
 
   /** Brings the view up to date if anything changed on disk; emits 'change' when it did. */
   async refresh(): Promise<void> {
     if (this.gone) return;
-    const [n, rest] = await this.stamps();
+    const [n, rest] = this.stamps();
     if (n === this.stampNew && rest === this.stampRest) return;
     await this.mutex.run(() => withFileLock(this.lockFile, () => this.syncLocked()));
   }
@@ -163,7 +161,7 @@ export class Folder extends EventEmitter {
     // new/ is seen as of a stamp taken just before a listing that found it empty.
     let stampNew = '';
     for (let round = 0; round < 5; round++) {
-      stampNew = (await this.stamps())[0];
+      stampNew = this.stamps()[0];
       const fresh = (await fs.promises.readdir(path.join(this.dir, 'new'))).filter((f) => !f.startsWith('.'));
       if (fresh.length === 0) break;
       for (const f of fresh) {
@@ -220,7 +218,7 @@ export class Folder extends EventEmitter {
     const saved = !listChanged || (await this.saveUidList());
     this.stampNew = stampNew;
     // not saved (disk full): the next locked operation syncs again and retries the write
-    this.stampRest = saved ? (await this.stamps())[1] : '';
+    this.stampRest = saved ? this.stamps()[1] : '';
     if (changed) this.emit('change');
   }
 
@@ -259,7 +257,7 @@ export class Folder extends EventEmitter {
    * change itself is in the file names already; with the disk full the uidlist waits for a later sync.
    */
   private async commit(): Promise<void> {
-    this.stampRest = (await this.saveUidList()) ? (await this.stamps())[1] : '';
+    this.stampRest = (await this.saveUidList()) ? this.stamps()[1] : '';
     this.emit('change');
   }
 
@@ -302,7 +300,7 @@ export class Folder extends EventEmitter {
       if (uids.length) {
         this.firstRecentUid = this.uidNext;
         // A full disk: the messages stay recent for the next session too, a lesser evil than no SELECT.
-        this.stampRest = (await this.saveUidList()) ? (await this.stamps())[1] : '';
+        this.stampRest = (await this.saveUidList()) ? this.stamps()[1] : '';
       }
       return uids;
     });
@@ -518,14 +516,19 @@ export class Folder extends EventEmitter {
    * Dovecot adds when it stores LF-only files), else `S=`, else an earlier stat.
    */
   knownSize(rec: MessageRecord): number | undefined {
+    const known = this.sizes.get(rec.base);
+    if (known !== undefined) return known;
     for (const key of [',W=', ',S=']) {
       const i = rec.base.indexOf(key);
       if (i >= 0) {
         const n = parseInt(rec.base.slice(i + 3), 10);
-        if (Number.isFinite(n)) return n;
+        if (Number.isFinite(n)) {
+          this.sizes.set(rec.base, n);
+          return n;
+        }
       }
     }
-    return this.sizes.get(rec.base);
+    return undefined;
   }
 
   /** RFC822.SIZE: from the `W=`/`S=` fields of the name, else from the file. */
@@ -553,7 +556,8 @@ export class Folder extends EventEmitter {
       if (!now) throw new MailStoreError('message was expunged', 'nonexistent');
       st = await fs.promises.stat(this.filePath(now));
     }
-    this.sizes.set(rec.base, st.size);
+    // the name's W= (CRLF size of an LF-only file) wins over the file's size
+    if (this.knownSize(rec) === undefined) this.sizes.set(rec.base, st.size);
     this.dates.set(rec.base, st.mtimeMs);
     return st;
   }
@@ -614,6 +618,11 @@ export class Folder extends EventEmitter {
     this.stopWatching = null;
     this.emit('change');
   }
+}
+
+function stamp(file: string): string {
+  const s = fs.statSync(file, { throwIfNoEntry: false });
+  return s ? `${s.ino}.${s.size}.${s.mtimeMs}` : '-';
 }
 
 /** Maildir names start with the delivery time (`<seconds>.M<microseconds>`): order by that, then by name. */

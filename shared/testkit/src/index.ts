@@ -229,10 +229,11 @@ export interface Daemon {
  * Starts a daemon's entry file (e.g. services/ldap/src/main.ts) with the env and waits
  * until `ready(output)` is true (typically a log line), or fails after timeoutMs. The
  * default allows for a loaded 2-core CI machine, where booting tsx (once per worker
- * for multi-process daemons) can take tens of seconds.
+ * for multi-process daemons) can take tens of seconds. `nodeArgs` go to node before the entry
+ * (a bench's `--cpu-prof`).
  */
-export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 60_000): Promise<Daemon> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
+export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<Daemon> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: REPO_ROOT,
