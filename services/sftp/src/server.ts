@@ -1,10 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import ssh2, { type AuthContext, type Connection } from 'ssh2';
 import type { HearthConfig } from '@hearth/config';
 import type { RunningService } from '@hearth/daemon';
 import { throttleAccount, type Directory } from '@hearth/directory';
+import { ConnectionPool, listenAll } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
 import { appDataDir } from '@hearth/provisioning';
 import { ftpApp, isAdmin, mayUse, parseLogin } from './access.ts';
@@ -13,6 +13,9 @@ import { loadHostKey } from './host-key.ts';
 import { QuotaTracker } from './quota.ts';
 import type { SftpSettings } from './settings.ts';
 import { serveSftp } from './sftp-session.ts';
+
+/** sshd's LoginGraceTime default */
+const LOGIN_GRACE_MS = 120_000;
 
 interface Login {
   userId: string;
@@ -65,6 +68,7 @@ export async function startSftp(opts: { config: HearthConfig; directory: Directo
     return null;
   };
 
+  // ssh2 speaks SSH on sockets the shared layer accepted and admitted (caps, idle, lifetime), as smtp-server does for SMTP.
   const server = new ssh2.Server({ hostKeys: [loadHostKey(config)], ident: 'Hearth' }, (client, info) => {
     const remote = info.ip ?? null;
     let login: Login | null = null;
@@ -116,14 +120,16 @@ export async function startSftp(opts: { config: HearthConfig; directory: Directo
       client.on('tcpip', (_accept, reject) => reject());
       client.on('request', (_accept, reject) => reject?.());
     });
-    client.on('close', () => live.delete(client));
-    const idle = setInterval(() => {
-      if (!live.has(client) && !login) client.end();
-    }, settings.idleTimeoutMs);
-    idle.unref();
-    client.on('close', () => clearInterval(idle));
+    // As sshd's LoginGraceTime: a connection that has not logged in by then is closed, however chatty.
+    const grace = setTimeout(() => {
+      if (!login) client.end();
+    }, LOGIN_GRACE_MS);
+    grace.unref();
+    client.on('close', () => {
+      clearTimeout(grace);
+      live.delete(client);
+    });
   });
-  server.on('error', (err: Error) => logger.error({ err: err.message }, 'sftp server error'));
 
   // A disabled user, a changed access list or an app losing ftp ends the session now.
   const unsubscribe = directory.onChange(() => {
@@ -136,18 +142,30 @@ export async function startSftp(opts: { config: HearthConfig; directory: Directo
     }
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.ports.sftp, config.listen, () => resolve());
+  const pool = new ConnectionPool(settings.connections, { logger, protocol: 'SFTP' });
+  const listeners = await listenAll({
+    host: config.listen,
+    tls: null,
+    listeners: [{ scheme: 'sftp', port: config.ports.sftp, implicitTls: false, note: '(user@app-domain)' }],
+    onConnection(socket) {
+      const slot = pool.admit(socket, {
+        // RFC 4253 4.2: lines before the identification string are allowed; clients show or log them.
+        refusal: (reason) => `Too many connections${reason === 'address' ? ' from your address' : ''}, try again later\r\n`,
+        onIdle: () => logger.info({ remote: socket.remoteAddress }, 'sftp connection closed: idle'),
+      });
+      if (slot) server.injectSocket(socket);
+    },
   });
-  const port = (server.address() as AddressInfo).port;
+  const port = listeners.ports[0]!;
   return {
     port,
     endpoints: [`sftp://${config.hostname}:${port} (user@app-domain)`],
     close: async () => {
       unsubscribe();
+      const stopped = listeners.close();
       for (const client of live.keys()) client.end();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      pool.closeAll();
+      await stopped;
     },
   };
 }

@@ -8,6 +8,8 @@ import type { QuotaTracker } from './quota.ts';
 const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
 const MAX_READ = 256 * 1024;
 const DIR_BATCH = 128;
+/** requests waiting their turn in one session; OpenSSH's sftp keeps 64 in flight, lftp fewer */
+const MAX_QUEUED = 1024;
 const asRoot = process.getuid?.() === 0;
 
 type Handle = { kind: 'file'; fd: number; path: string; size: number } | { kind: 'dir'; path: string; entries: string[] | null };
@@ -60,31 +62,50 @@ export function serveSftp(o: SessionOptions): { close: () => void } {
   };
   const handleOf = (b: Buffer): Handle | undefined => (b.length === 4 ? handles.get(b.readUInt32BE(0)) : undefined);
 
-  /** Runs one request; any failure becomes a status reply, never a crash. */
+  /**
+   * Runs one request after every request before it, as OpenSSH's sftp-server does: clients
+   * pipeline (lftp sends WRITE, FSETSTAT and CLOSE without waiting), and a CLOSE or a size change
+   * applied before the WRITE it follows would lose the data. Any failure becomes a status reply,
+   * never a crash.
+   */
+  let queue: Promise<void> = Promise.resolve();
+  let queued = 0;
+  const fail = (reqid: number, what: string, err: unknown): void => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (err instanceof PathRefused) {
+      o.logger.info({ app: o.appId, request: what, reason: err.message }, 'sftp path refused');
+      return void sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, err.message);
+    }
+    if (err instanceof QuotaExceeded) {
+      o.logger.info({ app: o.appId, request: what }, 'sftp upload refused: over the quota');
+      return void sftp.status(reqid, STATUS_CODE.FAILURE, err.message);
+    }
+    if (code === 'ENOENT' || code === 'ENOTDIR') return void sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file or folder');
+    if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') return void sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'permission denied');
+    if (code === 'ENOSPC' || code === 'EDQUOT') return void sftp.status(reqid, STATUS_CODE.FAILURE, 'no space left on the disk');
+    if (code === 'EEXIST') return void sftp.status(reqid, STATUS_CODE.FAILURE, 'already exists');
+    if (code === 'ENOTEMPTY') return void sftp.status(reqid, STATUS_CODE.FAILURE, 'folder not empty');
+    if (code === 'EISDIR') return void sftp.status(reqid, STATUS_CODE.FAILURE, 'is a folder');
+    o.logger.warn({ app: o.appId, request: what, err: (err as Error).message }, 'sftp request failed');
+    sftp.status(reqid, STATUS_CODE.FAILURE, 'failed');
+  };
   const run = (reqid: number, what: string, fn: () => Promise<void>): void => {
-    o.ready
-      .then((c) => {
-        chroot = c;
-        return fn();
-      })
-      .catch((err: unknown) => {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (err instanceof PathRefused) {
-        o.logger.info({ app: o.appId, request: what, reason: err.message }, 'sftp path refused');
-        return sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, err.message);
+    if (queued >= MAX_QUEUED) return void sftp.status(reqid, STATUS_CODE.FAILURE, 'too many requests in flight');
+    queued++;
+    queue = queue.then(async () => {
+      try {
+        chroot = await o.ready;
+        await fn();
+      } catch (err) {
+        // a reply to a channel that is gone throws too: the queue goes on regardless
+        try {
+          fail(reqid, what, err);
+        } catch {
+          // the session is over
+        }
+      } finally {
+        queued--;
       }
-      if (err instanceof QuotaExceeded) {
-        o.logger.info({ app: o.appId, request: what }, 'sftp upload refused: over the quota');
-        return sftp.status(reqid, STATUS_CODE.FAILURE, err.message);
-      }
-      if (code === 'ENOENT' || code === 'ENOTDIR') return sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file or folder');
-      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') return sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'permission denied');
-      if (code === 'ENOSPC' || code === 'EDQUOT') return sftp.status(reqid, STATUS_CODE.FAILURE, 'no space left on the disk');
-      if (code === 'EEXIST') return sftp.status(reqid, STATUS_CODE.FAILURE, 'already exists');
-      if (code === 'ENOTEMPTY') return sftp.status(reqid, STATUS_CODE.FAILURE, 'folder not empty');
-      if (code === 'EISDIR') return sftp.status(reqid, STATUS_CODE.FAILURE, 'is a folder');
-      o.logger.warn({ app: o.appId, request: what, err: (err as Error).message }, 'sftp request failed');
-      sftp.status(reqid, STATUS_CODE.FAILURE, 'failed');
     });
   };
   const ok = (reqid: number): void => void sftp.status(reqid, STATUS_CODE.OK);

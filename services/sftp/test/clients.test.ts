@@ -8,10 +8,12 @@ import { PASSWORDS, sftpStack, type SftpStack } from './helpers.ts';
 /** OpenSSH's sftp and lftp against the daemon: who gets in, where they land, what they may do. */
 
 let s: SftpStack;
+/** the per-address cap of this stack: the tests before the last one never hold more than two connections */
+const PER_ADDRESS = 3;
 const asRoot = process.getuid?.() === 0;
 
 before(async () => {
-  s = await sftpStack({ HEARTH_SFTP_QUOTA_MB: '2' });
+  s = await sftpStack({ HEARTH_SFTP_QUOTA_MB: '2', HEARTH_SFTP_MAX_CONNECTIONS_PER_ADDRESS: String(PER_ADDRESS) });
   fs.writeFileSync(path.join(s.scratch, 'upload.txt'), 'uploaded over sftp\n');
 });
 after(() => s?.cleanup());
@@ -36,6 +38,35 @@ describe('who gets in', () => {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /uploaded over sftp/);
     assert.equal(fs.readFileSync(path.join(s.wikiData, 'lftp.txt'), 'utf8'), 'uploaded over sftp\n');
+  });
+
+  it("requests are applied in the order sent: lftp's pipelined WRITE, FSETSTAT (size, times) and CLOSE leave the data written", async () => {
+    // lftp sends these three without waiting for replies; applied out of order, the CLOSE could beat the
+    // WRITE and the FSETSTAT then grew the empty file to its size with NUL bytes (a flake once seen here).
+    const { Client } = await import('ssh2');
+    const c = new Client();
+    await new Promise<void>((resolve, reject) => c.on('ready', () => resolve()).on('error', reject).connect({ host: '127.0.0.1', port: s.port, username: 'alice@wiki.example.test', password: PASSWORDS.alice }));
+    try {
+      const sftp = await new Promise<import('ssh2').SFTPWrapper>((resolve, reject) => c.sftp((err, x) => (err ? reject(err) : resolve(x))));
+      const replies: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const data = Buffer.alloc(24 * 1024 + i, `pipelined ${i} `);
+        const handle = await new Promise<Buffer>((resolve, reject) => sftp.open(`pipelined-${i}.txt`, 'w', (err, h) => (err ? reject(err) : resolve(h))));
+        const mtime = 1_700_000_000 + i;
+        await Promise.all([
+          new Promise<void>((resolve) => sftp.write(handle, data, 0, data.length, 0, (err) => resolve(void replies.push(`write ${i} ${err?.message ?? 'ok'}`)))),
+          new Promise<void>((resolve) => sftp.fsetstat(handle, { size: data.length, atime: mtime, mtime }, (err) => resolve(void replies.push(`fsetstat ${i} ${err?.message ?? 'ok'}`)))),
+          new Promise<void>((resolve) => sftp.close(handle, (err) => resolve(void replies.push(`close ${i} ${err?.message ?? 'ok'}`)))),
+        ]);
+        const file = path.join(s.wikiData, `pipelined-${i}.txt`);
+        assert.ok(fs.readFileSync(file).equals(data), `pipelined-${i}.txt holds what was written`);
+        assert.equal(fs.statSync(file).mtimeMs, mtime * 1000);
+        fs.rmSync(file);
+      }
+      assert.deepEqual(replies, Array.from({ length: 20 }, (_, i) => [`write ${i} ok`, `fsetstat ${i} ok`, `close ${i} ok`]).flat(), 'answered in order, all ok');
+    } finally {
+      c.end();
+    }
   });
 
   it('an admin gets in without being on the access list', async () => {
@@ -139,5 +170,28 @@ describe('the chroot', () => {
     await waitFor(async () => (await Promise.race([closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))])) as boolean, 5000);
     assert.ok(Date.now() - t0 < 3000);
     await s.ok(['user', 'enable', 'alice']);
+  });
+});
+
+describe('the connection layer (shared/lineserver)', () => {
+  it('an address over its share of connections is refused before the handshake; a slot freed lets OpenSSH sftp in again', async () => {
+    const { Client } = await import('ssh2');
+    const held: InstanceType<typeof Client>[] = [];
+    try {
+      for (let i = 0; i < PER_ADDRESS; i++) {
+        const c = new Client();
+        await new Promise<void>((resolve, reject) => c.on('ready', () => resolve()).on('error', reject).connect({ host: '127.0.0.1', port: s.port, username: 'alice@wiki.example.test', password: PASSWORDS.alice, readyTimeout: 20_000 }));
+        held.push(c);
+      }
+      const refused = await s.sftp('alice@wiki.example.test', ['ls'], { password: PASSWORDS.alice });
+      assert.notEqual(refused.code, 0, refused.out);
+      assert.doesNotMatch(refused.out, /notes\.txt/);
+      const logged = new RegExp(`"msg":"SFTP connection refused: ${PER_ADDRESS} connections already open from this address \\(limit ${PER_ADDRESS}\\)"`);
+      await waitFor(async () => logged.test(s.daemon.output()), 10_000);
+      held.pop()!.end();
+      await waitFor(async () => (await s.sftp('alice@wiki.example.test', ['ls'], { password: PASSWORDS.alice })).code === 0, 20_000);
+    } finally {
+      for (const c of held) c.end();
+    }
   });
 });
