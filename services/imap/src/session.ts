@@ -203,6 +203,16 @@ export class Session {
     return this.outBytes >= WRITE_CHUNK ? this.flush() : Promise.resolve();
   }
 
+  /** Queues text and literal pieces as they are: bodies are copied once, into the write, not first into a response buffer. */
+  private sendPieces(pieces: (string | Buffer)[]): Promise<void> {
+    for (const p of pieces) {
+      const data = typeof p === 'string' ? Buffer.from(p, 'latin1') : p;
+      this.out.push(data);
+      this.outBytes += data.length;
+    }
+    return this.outBytes >= WRITE_CHUNK ? this.flush() : Promise.resolve();
+  }
+
   private flush(): Promise<void> {
     if (this.out.length === 0) return Promise.resolve();
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
@@ -957,7 +967,7 @@ export class Session {
       if (text) chunks.push(text);
       text = '';
       size = 0;
-      if (chunks.length) await this.send(toBuffer(chunks.splice(0)));
+      if (chunks.length) await this.sendPieces(chunks.splice(0));
     };
     const literal = (bytes: Buffer): void => {
       text += `{${bytes.length}}\r\n`;
