@@ -106,6 +106,25 @@ test('a watched folder notices a delivery from another process', async () => {
   }
 });
 
+test("a file Dovecot stored with LF endings keeps its W= size (the CRLF size) after a stat for INTERNALDATE", async () => {
+  const dir = tmp();
+  try {
+    const inbox = await (await new MailStore(dir).open('lf@example.test')).folder('INBOX');
+    const lf = Buffer.from('Subject: lf\n\nline one\nline two\n');
+    const lines = lf.toString().split('\n').length - 1;
+    // as Dovecot names it: S= the bytes on disk, W= the size with CRLF line endings (RFC822.SIZE)
+    fs.writeFileSync(path.join(inbox.dir, 'cur', `1700000000.M1P1.host,S=${lf.length},W=${lf.length + lines}:2,`), lf);
+    fs.utimesSync(path.join(inbox.dir, 'cur'), new Date(), new Date(Date.now() + 5000));
+    await inbox.refresh();
+    const rec = inbox.messages[0]!;
+    assert.equal((await inbox.internalDate(rec)).getTime(), fs.statSync(inbox.filePath(rec)).mtime.getTime());
+    assert.equal(inbox.knownSize(rec), lf.length + lines);
+    assert.equal(await inbox.size(rec), lf.length + lines);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('folders: create, rename with children, delete, bad names', async () => {
   const dir = tmp();
   try {
