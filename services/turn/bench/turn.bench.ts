@@ -386,8 +386,8 @@ function report(rounds: RoundResult<Ladder>[][], loadStart: number, loadEnd: num
     `coturn, so each client has its own kernel receive queue (which absorbs event-loop pauses on a loaded box) and ChannelData reaches its`,
     `allocation without a lookup. In a \`--cpu-prof\` profile under this load (2026-12-07) the relay code is about 5 % of the busy time and Node's`,
     `dgram layer about 60 %: one JS callback with a fresh Buffer and address string per datagram received, one sendmsg per datagram sent`,
-    `(Node 20's dgram has no recvmmsg/sendmmsg batching and no SO_REUSEPORT). That layer is the CPU-per-message gap to coturn; the rate gap`,
-    `is also the second core, which coturn uses and Hearth does not (that needs the relay split over processes, not done).`,
+    `(Node 20's dgram has no recvmmsg/sendmmsg batching and no SO_REUSEPORT). That layer is the CPU-per-message gap to coturn. Hearth's p99`,
+    `grows as datagrams queue behind its one event loop; using the second core needs the relay split over processes (not done).`,
   ].join('\n');
 }
 
