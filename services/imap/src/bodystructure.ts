@@ -1,6 +1,6 @@
 import { encodeValue, encodeValues, type Value } from './imap-encoder.ts';
 import { envelope, nstring } from './envelope.ts';
-import { childrenOf, header, splitParams, type MimePart } from './mime.ts';
+import { childrenOf, header, splitParams, type MimePart } from '@hearth/message';
 
 /**
  * BODY and BODYSTRUCTURE (RFC 3501 §7.4.2) from a MIME tree, and the bytes of

@@ -1,5 +1,5 @@
 import type { Folder, MessageRecord } from '@hearth/mailstore';
-import { parseHeaders, type HeaderField } from './mime.ts';
+import { parseHeaders, type HeaderField } from '@hearth/message';
 import { ADDRESS_FIELDS, foldAddresses, foldHeader } from './search.ts';
 
 /**

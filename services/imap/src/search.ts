@@ -1,6 +1,5 @@
 import { asAtom, asUtf8, parseDate, parseNumber, parseSequenceSet, ParseError, resolveSequenceSet, type SequenceSet, type Token } from './imap-parser.ts';
-import { parseAddressList } from './envelope.ts';
-import { decodeWords, header, parseMessage, type HeaderField, type MimePart } from './mime.ts';
+import { decodeWords, header, parseAddressList, parseMessage, type HeaderField, type MimePart } from '@hearth/message';
 
 /** SEARCH keys (RFC 3501 §6.4.4, RFC 7162 MODSEQ): parsing from tokens and matching, pure. */
 

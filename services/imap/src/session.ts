@@ -37,7 +37,7 @@ import {
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
-import { parseMessage, toCrlf, type MimePart } from './mime.ts';
+import { parseMessage, toCrlf, type MimePart } from '@hearth/message';
 import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate } from './search.ts';
 import type { ImapSettings } from './settings.ts';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MailStore } from '@hearth/mailstore';
 import { tempDir } from '@hearth/testkit';
-import { toCrlf } from '../src/mime.ts';
+import { toCrlf } from '@hearth/message';
 import { handToDovecot, startDovecot } from './dovecot.ts';
 import { run, stack } from './helpers.ts';
 

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandFramer, parseCommand, parseSequenceSet, parseDateTime, formatDateTime, ParseError, resolveSequenceSet, type FrameEvent } from '../src/imap-parser.ts';
 import { compactSet, encodeValue, toBuffer, atom } from '../src/imap-encoder.ts';
-import { parseMessage, toCrlf } from '../src/mime.ts';
+import { parseAddressList, parseMessage, toCrlf } from '@hearth/message';
 import { encodeBodyStructure, parseSection, sectionBytes } from '../src/bodystructure.ts';
-import { envelope, parseAddressList } from '../src/envelope.ts';
+import { envelope } from '../src/envelope.ts';
 import { matches, parseSearch, BadCharsetError } from '../src/search.ts';
 import { parseFetch } from '../src/fetch.ts';
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { headerEnd, newMessageId, rfc5322Date } from './message.ts';
+import { headerEnd } from '@hearth/message';
+import { newMessageId, rfc5322Date } from './message.ts';
 
 export interface FailedRecipient {
   address: string;

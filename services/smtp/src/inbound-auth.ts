@@ -1,7 +1,8 @@
 import dns from 'node:dns';
 import { authenticate, type AuthenticateResult } from 'mailauth';
 import { plainAddress } from '@hearth/config';
-import { authorFields, removeHeaderFields, splitAddress } from './message.ts';
+import { removeHeaderFields } from '@hearth/message';
+import { authorFields, splitAddress } from './message.ts';
 
 /**
  * Sender authentication of mail from the internet (port 2025): SPF (RFC 7208), DKIM (RFC 6376),

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import libmime from 'libmime';
-import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { headerEnd, headerFields, headerValues, mailboxes, type Mailbox } from '@hearth/message';
 
-/** Pure helpers over raw RFC 5322 messages (CRLF line endings). */
+/** SMTP's pure helpers over raw RFC 5322 messages (CRLF line endings); headers and addresses are read by @hearth/message. */
 
 export type BodyProblem = 'nul' | 'bare-lf' | 'bare-cr' | 'long-line';
 
@@ -26,72 +25,6 @@ export function inspectBody(raw: Buffer, maxLineLength: number): BodyProblem | n
   }
   if (raw.length - lineStart > maxLineLength) return 'long-line';
   return null;
-}
-
-/** Byte offset where the body starts (after the empty line), or raw.length when there is none. */
-export function headerEnd(raw: Buffer): number {
-  if (raw.length >= 2 && raw[0] === 0x0d && raw[1] === 0x0a) return 2;
-  const i = raw.indexOf('\r\n\r\n');
-  return i < 0 ? raw.length : i + 4;
-}
-
-/**
- * The header section's fields in order, unfolded, name lower-cased. A name may be followed by
- * blanks before the colon ("From : x", RFC 5322 obs-optional): readers and DKIM take that as the
- * field, so every check here does too. Lines without a colon name nothing and are skipped.
- */
-export function headerFields(raw: Buffer): { name: string; value: string }[] {
-  const lines = raw.subarray(0, headerEnd(raw)).toString('latin1').split('\r\n');
-  const out: { name: string; value: string }[] = [];
-  let current: { name: string; value: string } | null = null;
-  for (const line of lines) {
-    if (/^[ \t]/.test(line)) {
-      if (current) current.value += line;
-      continue;
-    }
-    if (current) out.push({ name: current.name, value: current.value.trim() });
-    current = null;
-    const colon = line.indexOf(':');
-    if (colon > 0) current = { name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1) };
-  }
-  if (current) out.push({ name: current.name, value: current.value.trim() });
-  return out;
-}
-
-/** Unfolded values of a header field (case-insensitive name), in order. */
-export function headerValues(raw: Buffer, name: string): string[] {
-  const want = name.toLowerCase();
-  return headerFields(raw)
-    .filter((f) => f.name === want)
-    .map((f) => f.value);
-}
-
-/**
- * The message without the header fields for which `drop(name, value)` is true (name lower-cased,
- * value unfolded); every other byte is kept as it was.
- */
-export function removeHeaderFields(raw: Buffer, drop: (name: string, value: string) => boolean): Buffer {
-  const end = headerEnd(raw);
-  const keep: Buffer[] = [];
-  let start = 0;
-  let removed = false;
-  // a field runs from its first line to the next line that does not start with a blank
-  while (start < end) {
-    let next = start;
-    do {
-      const eol = raw.indexOf('\r\n', next);
-      next = eol < 0 || eol >= end ? end : eol + 2;
-    } while (next < end && (raw[next] === 0x20 || raw[next] === 0x09));
-    const text = raw.subarray(start, next).toString('latin1');
-    const colon = text.indexOf(':');
-    const name = colon > 0 ? text.slice(0, colon).trim().toLowerCase() : '';
-    if (name && drop(name, text.slice(colon + 1).replace(/\r\n/g, '').trim())) removed = true;
-    else keep.push(raw.subarray(start, next));
-    start = next;
-  }
-  if (!removed) return raw;
-  keep.push(raw.subarray(end));
-  return Buffer.concat(keep);
 }
 
 export function prependHeaders(raw: Buffer, lines: string[]): Buffer {
@@ -150,25 +83,6 @@ function clean(s: string): string {
 export function receivedHeader(r: ReceivedInfo): string {
   const forPart = r.recipient ? `\r\n\tfor <${clean(r.recipient)}>` : '';
   return `Received: from ${clean(r.heloName) || 'unknown'} ([${clean(r.remoteAddress)}])\r\n\tby ${clean(r.byHost)} (Hearth) with ${r.protocol} id ${r.queueId}${forPart};\r\n\t${rfc5322Date(r.date)}`;
-}
-
-export interface Mailbox {
-  address: string;
-  name: string;
-}
-
-/** The mailboxes of one address field's value (groups flattened), addresses lower-cased, display names decoded (RFC 2047). */
-export function mailboxes(value: string): Mailbox[] {
-  const utf8 = Buffer.from(value, 'latin1').toString('utf8');
-  return addressparser(utf8, { flatten: true }).map((a) => ({ address: (a.address ?? '').toLowerCase(), name: decodeName(a.name ?? '') }));
-}
-
-function decodeName(name: string): string {
-  try {
-    return libmime.decodeWords(name);
-  } catch {
-    return name;
-  }
 }
 
 /** Fields that say who wrote or sent a message: each field's mailboxes, one entry per field. */

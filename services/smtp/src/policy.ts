@@ -1,6 +1,7 @@
 import type { Directory } from '@hearth/directory';
 import type { App, User } from '@hearth/directory';
-import type { AuthorFields, Mailbox } from './message.ts';
+import type { Mailbox } from '@hearth/message';
+import type { AuthorFields } from './message.ts';
 
 /** Who an SMTP session is, once authenticated. */
 export type Sender = { kind: 'app'; appId: string } | { kind: 'user'; userId: string };

@@ -1,19 +1,14 @@
-import libmime from 'libmime';
 import type { Logger } from '@hearth/log';
 import type { MailStore } from '@hearth/mailstore';
 import { compileScript, runScript, ScriptStore, type SieveAction, type SieveMessage } from '@hearth/sieve';
-import { headerEnd, headerValues, mailboxes } from './message.ts';
+import { decodeWords, headerEnd, headerValues, mailboxes } from '@hearth/message';
 
+/** A header value as Sieve compares it: 8-bit text as UTF-8 (RFC 6532), encoded words decoded (RFC 5228 2.7.2). */
 function decoded(value: string): string {
-  const utf8 = Buffer.from(value, 'latin1').toString('utf8');
-  try {
-    return libmime.decodeWords(utf8);
-  } catch {
-    return utf8;
-  }
+  return decodeWords(Buffer.from(value, 'latin1').toString('utf8'));
 }
 
-/** The message as a Sieve script sees it, through the SMTP daemon's header reader. */
+/** The message as a Sieve script sees it, through the one message reader (@hearth/message) IMAP and SMTP use. */
 function sieveMessage(raw: Buffer, from: string, to: string): SieveMessage {
   return {
     header: (name) => headerValues(raw, name).map(decoded),

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCommand, waitFor, type CommandResult } from '@hearth/testkit';
-import { headerValues } from '../src/message.ts';
+import { headerValues } from '@hearth/message';
 import { BOB, startSink, startStack, swaks, USER, WIKI, type Sink, type Stack } from './helpers.ts';
 
 /**

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dkimSign, sealMessage } from 'mailauth';
 import { tempDir, waitFor, type CommandResult } from '@hearth/testkit';
-import { headerValues } from '../src/message.ts';
+import { headerValues } from '@hearth/message';
 import { BOB, maildirMessages, startStack, swaks, USER, type Stack } from './helpers.ts';
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { runCommand, waitFor } from '@hearth/testkit';
 import { dkimDnsRecord } from '../src/dkim.ts';
-import { headerValues } from '../src/message.ts';
+import { headerValues } from '@hearth/message';
 import { BOB, CHAT, maildirMessages, startSink, startStack, swaks, USER, WIKI, type Sink, type Stack } from './helpers.ts';
 
 let stack: Stack;

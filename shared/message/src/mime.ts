@@ -1,6 +1,7 @@
 /**
  * A MIME tree over the raw message bytes (RFC 2045/2046/5322), pure: every part keeps
- * byte offsets into the original buffer, so BODY[section] is served without re-encoding.
+ * byte offsets into the original buffer, so IMAP serves BODY[section] without re-encoding
+ * and SMTP edits header fields in place.
  */
 
 export interface HeaderField {
@@ -202,18 +203,6 @@ export function childrenOf(part: MimePart, top = false): MimePart[] {
   if (part.parts.length) return part.parts;
   if (part.message && !top) return part.message.parts.length ? part.message.parts : [part.message];
   return [part];
-}
-
-/** Decodes RFC 2047 encoded words for SEARCH; unknown charsets are left as they are. */
-export function decodeWords(value: string): string {
-  return value.replace(/=\?([^?*]+)(?:\*[^?]*)?\?([bBqQ])\?([^?]*)\?=(\s+(?==\?))?/g, (all, charset: string, enc: string, text: string) => {
-    try {
-      const bytes = enc.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
-      return new TextDecoder(charset.toLowerCase()).decode(bytes);
-    } catch {
-      return all;
-    }
-  });
 }
 
 /** IMAP serves CRLF; Maildir files saved by Dovecot use bare LF. Returns buf itself when it is already CRLF. */
