@@ -86,7 +86,7 @@ function aligned(a: string, b: string): boolean {
 function summarise(r: AuthenticateResult, fromDomains: string[]): AuthSummary {
   return {
     spf: r.spf ? `${r.spf.status.result} (${r.spf.domain})` : 'none',
-    dkim: r.dkim.results.map((d) => (d.signingDomain ? `${d.status.result} (d=${d.signingDomain})` : d.status.result)),
+    dkim: r.dkim.results.map((d) => (d.signingDomain ? `${d.status.result} (d=${d.signingDomain}${d.status.comment ? `: ${String(d.status.comment)}` : ''})` : d.status.result)),
     dmarc: r.dmarc ? `${r.dmarc.status.result}${r.dmarc.policy ? ` p=${r.dmarc.policy}` : ''} (${r.dmarc.domain})` : 'none',
     arc: r.arc ? `${r.arc.status.result}${r.arc.i ? ` i=${r.arc.i}` : ''}` : 'none',
     fromDomains,

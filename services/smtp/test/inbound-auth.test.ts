@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { dkimSign, sealMessage } from 'mailauth';
+import { sealMessage } from 'mailauth';
+import DKIM from 'nodemailer/lib/dkim/index.js';
 import { tempDir, waitFor, type CommandResult } from '@hearth/testkit';
 import { headerValues } from '@hearth/message';
 import { BOB, maildirMessages, startStack, swaks, USER, type Stack } from './helpers.ts';
@@ -63,6 +65,16 @@ async function send(source: string, mailFrom: string, data: string, to = USER.em
   return swaks(['--port', String(stack.smtp.ports.smtpInbound), '--local-interface', source, '--ehlo', 'client.test', '--from', mailFrom, '--to', to, '--data', `@${file}`]);
 }
 
+/**
+ * origin.test's DKIM signature, made by nodemailer's signer (the one Hearth signs with). Not mailauth's
+ * dkimSign: 4.13.3's signer makes a signature that does not verify about once in twenty keys.
+ */
+async function originSigned(plain: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of new DKIM({ domainName: 'origin.test', keySelector: 'sel', privateKey: origin.privateKey }).sign(Readable.from([Buffer.from(plain, 'latin1')]))) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('latin1');
+}
+
 function message(from: string, subject: string, extra = ''): string {
   return `From: <${from}>\r\nTo: <${USER.email}>\r\nSubject: ${subject}\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@test>\r\n${extra}\r\nHello.\r\n`;
 }
@@ -100,8 +112,7 @@ describe('SPF (RFC 7208)', () => {
 describe('DKIM (RFC 6376) and DMARC (RFC 7489)', () => {
   it('a message signed with a key published in DNS passes DKIM, and DMARC through DKIM alignment from an address SPF does not allow', async () => {
     const plain = message('news@origin.test', 'dkim-signed');
-    const { signatures } = await dkimSign(plain, { signatureData: [{ signingDomain: 'origin.test', selector: 'sel', privateKey: origin.privateKey, canonicalization: 'relaxed/relaxed' }] } as Parameters<typeof dkimSign>[1]);
-    const r = await send('127.0.0.42', 'bounces@origin.test', signatures + plain);
+    const r = await send('127.0.0.42', 'bounces@origin.test', await originSigned(plain));
     assert.equal(r.code, 0, r.out);
     const ar = ourResults(await arrived('dkim-signed'));
     assert.match(ar, /dkim=pass .*header\.[ds]=.*origin\.test/);
@@ -111,8 +122,7 @@ describe('DKIM (RFC 6376) and DMARC (RFC 7489)', () => {
 
   it('a signature that no longer matches the body fails DKIM; p=reject then refuses the message at DATA', async () => {
     const plain = message('news@origin.test', 'dkim-tampered');
-    const { signatures } = await dkimSign(plain, { signatureData: [{ signingDomain: 'origin.test', selector: 'sel', privateKey: origin.privateKey, canonicalization: 'relaxed/relaxed' }] } as Parameters<typeof dkimSign>[1]);
-    const r = await send('127.0.0.42', 'bounces@origin.test', signatures + plain.replace('Hello.', 'Send money.'));
+    const r = await send('127.0.0.42', 'bounces@origin.test', (await originSigned(plain)).replace('Hello.', 'Send money.'));
     assert.match(r.out, /<\*\* 550 5\.7\.1 message rejected by the DMARC policy of origin\.test/);
     assert.equal(delivered('dkim-tampered'), false);
   });
@@ -186,8 +196,7 @@ describe('ARC (RFC 8617)', () => {
   /** origin.test's signed message as a mailing list forwards it: subject tagged and footer added (DKIM breaks), then sealed. */
   async function forwarded(sealer: string, key: string, subject: string): Promise<string> {
     const plain = message('news@origin.test', subject);
-    const { signatures } = await dkimSign(plain, { signatureData: [{ signingDomain: 'origin.test', selector: 'sel', privateKey: origin.privateKey, canonicalization: 'relaxed/relaxed' }] } as Parameters<typeof dkimSign>[1]);
-    const changed = (signatures + plain).replace(`Subject: ${subject}`, `Subject: [list] ${subject}`).replace('Hello.\r\n', 'Hello.\r\n--\r\nlist footer\r\n');
+    const changed = (await originSigned(plain)).replace(`Subject: ${subject}`, `Subject: [list] ${subject}`).replace('Hello.\r\n', 'Hello.\r\n--\r\nlist footer\r\n');
     const seal = await sealMessage(changed, {
       signingDomain: sealer,
       selector: 'arc',
