@@ -96,6 +96,14 @@ describe('the SMTP daemon log at info level', () => {
     await waitFor(() => find('mail refused', { from: 'a@remote.test', rcpt: 'b@elsewhere.test', reply: '550 5.7.1 relaying denied' }), 10000);
   });
 
+  it('mail refused by sender authentication: the reply, why, and what SPF/DKIM/DMARC said', async () => {
+    env.dns.txt.set('_dmarc.strict.test', ['v=DMARC1; p=reject']);
+    const r = await swaks(['--port', String(env.config.ports.smtpInbound), '--from', 'ceo@strict.test', '--to', USER.email, '--h-From', '<ceo@strict.test>', '--h-Subject', 'spoofed']);
+    assert.match(r.out, /550 5\.7\.1 message rejected by the DMARC policy of strict\.test/);
+    const line = await waitFor(() => find('mail refused', { from: 'ceo@strict.test', why: 'DMARC fail, p=reject (strict.test)' }), 10000);
+    assert.deepEqual(line!.auth, { spf: 'none (strict.test)', dkim: ['none'], dmarc: 'fail p=reject (strict.test)', arc: 'none', fromDomains: ['strict.test'] });
+  });
+
   it('no secret appears anywhere in the log', () => {
     const out = daemon.output();
     for (const secret of [WRONG_PASSWORD, USER.password, Buffer.from(`\0${USER.username}\0${USER.password}`).toString('base64')]) assert.ok(!out.includes(secret), secret);
