@@ -34,6 +34,9 @@ describe('docker-compose.yml wiring, run natively', () => {
   const compose = parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
   let t: TestEnv;
   before(async () => {
+    // compose runs the compiled services (dist/) with plain node: build them as the image does
+    const built = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(built.status, 0, built.stderr);
     t = await testEnv({ backend: 'postgres' });
   });
   after(() => t.cleanup());

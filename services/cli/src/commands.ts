@@ -1,10 +1,5 @@
-import fs from 'node:fs';
 import type { HearthConfig } from '@hearth/config';
 import { check, DirectoryError, domainSchema, type Directory, type Role, type User } from '@hearth/directory';
-import { appContainerName } from '@hearth/runtime';
-import { appEnv, installApp, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
-import { appDeployer, APP_RUNTIME_COMMANDS, removeAppContainers } from './app-runtime.ts';
-import { accessView, appFields, appView } from './app-view.ts';
 import { printFields, printJson, printTable, readStdin, UsageError } from './output.ts';
 
 export interface CommandContext {
@@ -24,8 +19,8 @@ export interface Command {
   run(ctx: CommandContext): Promise<void | number>;
 }
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const out = (line: string): void => void process.stdout.write(line + '\n');
+export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+export const out = (line: string): void => void process.stdout.write(line + '\n');
 
 async function passwordFrom(values: CommandContext['values']): Promise<string> {
   if (values['password-stdin']) {
@@ -222,80 +217,6 @@ export const COMMANDS: Command[] = [
       out(`removed ${args[1]} from ${args[0]}`);
     },
   },
-  // ---- apps ----
-  {
-    path: ['app', 'install'],
-    usage: '<CloudronManifest.json> --id <appId> --domain <fqdn> [--access "users:a,b groups:g"] [--upstream http://host:port] [--image <ref>]',
-    args: 1,
-    options: { id: { type: 'string' }, domain: { type: 'string' }, access: { type: 'string', multiple: true }, upstream: { type: 'string' }, image: { type: 'string' } },
-    async run({ config, directory, values, args }) {
-      const id = str(values.id);
-      const domain = str(values.domain);
-      if (!id || !domain) throw new UsageError('--id and --domain are required');
-      const manifestText = fs.readFileSync(args[0]!, 'utf8');
-      const d = await directory();
-      const existed = !!d.app(id);
-      const app = await installApp(config, d, { manifestText, id, domain, access: values.access as string[] | undefined, upstream: str(values.upstream), image: str(values.image) }, appDeployer(config));
-      out(`${existed ? 'updated' : 'installed'} app ${app.id} at ${app.domain} (addons: ${Object.keys(app.manifest.addons).join(', ') || 'none'})`);
-      if (app.manifest.dockerImage) out(`started container ${appContainerName(app.id)} from ${app.manifest.dockerImage}`);
-    },
-  },
-  {
-    path: ['app', 'env'],
-    usage: '<appId> [--json]',
-    args: 1,
-    async run({ config, directory, values, args }) {
-      const vars = appEnv(config, await directory(), args[0]!);
-      if (values.json) return printJson(Object.fromEntries(vars));
-      for (const [k, v] of vars) out(`${k}=${v}`);
-    },
-  },
-  {
-    path: ['app', 'list'],
-    usage: '[--json]',
-    args: 0,
-    async run({ directory, values }) {
-      const d = await directory();
-      const rows = d
-        .apps()
-        .map((a) => ({ id: a.id, domain: a.domain, title: a.manifest.title ?? '', addons: Object.keys(a.manifest.addons), access: accessView(d, a.access), upstream: a.upstream }))
-        .sort((a, b) => a.id.localeCompare(b.id));
-      if (values.json) return printJson(rows);
-      printTable(rows.map((r) => ({ ...r, addons: r.addons.join(',') })), ['id', 'domain', 'title', 'addons', 'access']);
-    },
-  },
-  {
-    path: ['app', 'show'],
-    usage: '<appId> [--json]',
-    args: 1,
-    async run({ config, directory, values, args }) {
-      const d = await directory();
-      const view = appView(config, d, requireApp(d, args[0]!));
-      if (values.json) return printJson(view);
-      printFields(appFields(view));
-    },
-  },
-  {
-    path: ['app', 'rotate'],
-    usage: '<appId>',
-    args: 1,
-    async run({ config, directory, args }) {
-      const app = await rotateApp(config, await directory(), args[0]!, appDeployer(config));
-      out(app.manifest.dockerImage ? `rotated credentials of ${app.id}; its container was recreated with them` : `rotated credentials of ${app.id}; restart the app so it reads the new variables`);
-    },
-  },
-  {
-    path: ['app', 'uninstall'],
-    usage: '<appId>',
-    args: 1,
-    async run({ config, directory, args }) {
-      const d = await directory();
-      await removeAppContainers(config, requireApp(d, args[0]!));
-      await uninstallApp(config, d, args[0]!);
-      out(`uninstalled app ${args[0]}`);
-    },
-  },
-  ...APP_RUNTIME_COMMANDS,
   // ---- mailboxes ----
   {
     path: ['mailbox', 'list'],

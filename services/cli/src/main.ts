@@ -1,14 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
-import { ManifestError, ProvisionError } from '@hearth/provisioning';
-import { CertError, EngineError } from '@hearth/runtime';
-import { BackupError } from '@hearth/backup';
-import { BACKUP_COMMANDS } from './backup-commands.ts';
-import { COMMANDS, type Command } from './commands.ts';
-import { IMPORT_COMMANDS } from './import-commands.ts';
-import { ImportFileError } from './import-files.ts';
-import { SSH_KEY_COMMANDS } from './ssh-key-commands.ts';
+import type { Command } from './commands.ts';
 import { UsageError } from './output.ts';
 
 const USAGE = `usage: hearth <command> [options]
@@ -34,9 +27,38 @@ const USAGE = `usage: hearth <command> [options]
 
 Listings accept --json. Settings come from HEARTH_* environment variables (see README).`;
 
-function match(argv: string[]): { command: Command; rest: string[] } | null {
+/**
+ * The modules holding each command group, loaded only when one of its commands runs: a
+ * one-shot command's start-up is mostly module loading, and `user list` needs none of the app
+ * runtime, provisioning or backup code.
+ */
+const base = async (): Promise<Command[]> => (await import('./commands.ts')).COMMANDS;
+const GROUPS: Record<string, () => Promise<Command[]>> = {
+  user: async () => [...(await base()), ...(await import('./import-commands.ts')).IMPORT_COMMANDS, ...(await import('./ssh-key-commands.ts')).SSH_KEY_COMMANDS],
+  group: async () => [...(await base()), ...(await import('./import-commands.ts')).IMPORT_COMMANDS],
+  app: async () => (await import('./app-commands.ts')).APP_COMMANDS,
+  mailbox: base,
+  mail: base,
+  oidc: base,
+  audit: base,
+  backup: async () => (await import('./backup-commands.ts')).BACKUP_COMMANDS,
+};
+
+/** Errors whose message is meant for the operator as it is; the modules load only on this (failing) path. */
+async function operatorError(err: unknown): Promise<boolean> {
+  const [{ ManifestError, ProvisionError }, { CertError, EngineError }, { BackupError }, { ImportFileError }] = await Promise.all([
+    import('@hearth/provisioning'),
+    import('@hearth/runtime'),
+    import('@hearth/backup'),
+    import('./import-files.ts'),
+  ]);
+  return [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError, ImportFileError].some((k) => err instanceof k);
+}
+
+async function match(argv: string[]): Promise<{ command: Command; rest: string[] } | null> {
   let best: { command: Command; rest: string[] } | null = null;
-  for (const command of [...COMMANDS, ...IMPORT_COMMANDS, ...SSH_KEY_COMMANDS, ...BACKUP_COMMANDS]) {
+  const group = Object.hasOwn(GROUPS, argv[0]!) ? GROUPS[argv[0]!]! : null;
+  for (const command of group ? await group() : []) {
     if (command.path.every((p, i) => argv[i] === p) && (!best || command.path.length > best.command.path.length)) {
       best = { command, rest: argv.slice(command.path.length) };
     }
@@ -50,7 +72,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return argv.length === 0 ? 2 : 0;
   }
-  const found = match(argv);
+  const found = await match(argv);
   if (!found) {
     process.stderr.write(`hearth: unknown command "${argv.slice(0, 2).join(' ')}"; run "hearth --help"\n`);
     return 2;
@@ -82,7 +104,7 @@ async function main(): Promise<number> {
       process.stderr.write(`hearth ${command.path.join(' ')}: ${err.message}\nusage: hearth ${command.path.join(' ')} ${command.usage}\n`);
       return 2;
     }
-    const known = [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError, ImportFileError].some((k) => err instanceof k);
+    const known = await operatorError(err);
     const fsError = (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES';
     const message = known || fsError ? (err as Error).message : `internal error: ${(err as Error).message}`;
     process.stderr.write(`hearth: ${message.split('\n')[0]}\n`);

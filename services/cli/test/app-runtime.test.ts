@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { appTestEnv, busyboxImage, docker, freePort, hearth, parseEnvLines, runCommand, waitFor, type AppTestEnv } from '@hearth/testkit';
+import { appTestEnv, busyboxImage, docker, freePort, hearth, HEARTH_SOURCE_ARGS, parseEnvLines, runCommand, waitFor, type AppTestEnv } from '@hearth/testkit';
 
 /** An app on the real engine through the real CLI, checked with the real docker CLI and curl. */
 describe('hearth app on a Docker engine', () => {
@@ -106,8 +106,7 @@ describe('hearth app on a Docker engine', () => {
   });
 
   it('opens an interactive shell through a pseudo-terminal', async () => {
-    const bin = path.resolve('services/cli/bin/hearth.mjs');
-    const r = await runCommand('script', ['-qec', `${process.execPath} ${bin} app exec ${id}`, '/dev/null'], {
+    const r = await runCommand('script', ['-qec', `${process.execPath} ${HEARTH_SOURCE_ARGS.join(' ')} app exec ${id}`, '/dev/null'], {
       env,
       input: 'tty -s && echo "tty:$CLOUDRON_APP_DOMAIN"\nexit 7\n',
       timeoutMs: 30000,
@@ -121,7 +120,7 @@ describe('hearth app on a Docker engine', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`app listening on ${port}`));
     // -f follows the running container (and ends, like docker logs -f, when it stops).
-    const child = runCommand(process.execPath, [path.resolve('services/cli/bin/hearth.mjs'), 'app', 'logs', id, '-f'], { env, timeoutMs: 120_000 });
+    const child = runCommand(process.execPath, [...HEARTH_SOURCE_ARGS, 'app', 'logs', id, '-f'], { env, timeoutMs: 120_000 });
     const early = await Promise.race([child, new Promise<null>((res) => setTimeout(() => res(null), 3000))]);
     assert.equal(early, null, 'logs -f ended while the app runs');
     assert.equal((await hearth(['app', 'stop', id], { env })).code, 0);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Directory } from '@hearth/directory';
-import { REPO_ROOT, runCommand, testEnv, type TestEnv } from '@hearth/testkit';
+import { HEARTH_SOURCE_ARGS, runCommand, testEnv, type TestEnv } from '@hearth/testkit';
 
 const USERS = 1500;
 
@@ -19,8 +18,8 @@ describe('hearth output through a pipe to a slow reader', () => {
   after(() => t.cleanup());
 
   const throughPipe = (args: string): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-    runCommand('bash', ['-c', `"$NODE" "$HEARTH" ${args} | { sleep 1; cat; }; echo "hearth exited $\{PIPESTATUS[0]}" >&2`], {
-      env: { ...t.env, NODE: process.execPath, HEARTH: path.join(REPO_ROOT, 'services/cli/bin/hearth.mjs') },
+    runCommand('bash', ['-c', `"$NODE" $HEARTH ${args} | { sleep 1; cat; }; echo "hearth exited $\{PIPESTATUS[0]}" >&2`], {
+      env: { ...t.env, NODE: process.execPath, HEARTH: HEARTH_SOURCE_ARGS.join(' ') },
     });
 
   it('user list --json arrives whole (hundreds of KiB)', async () => {

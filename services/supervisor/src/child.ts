@@ -1,11 +1,25 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '@hearth/log';
+
+/** A daemon running now: a child process, or a worker thread of the supervisor's own process. */
+interface Instance {
+  readonly pid: number | undefined;
+  onExit(cb: (code: number | null, signal: string | null) => void): void;
+  /** asks for a clean stop: SIGTERM to a process, a "stop" message to a thread (threads get no signals) */
+  terminate(): void;
+  /** ends it at once */
+  kill(): void;
+}
 
 export interface ChildOptions {
   name: string;
+  /** a child process: `command args…` */
   command: string;
   args: string[];
   env: NodeJS.ProcessEnv;
+  /** instead of a process, run this compiled entry point in a worker thread */
+  threadEntry?: string;
   logger: Logger;
   /** backoff after a crash: doubles from minDelayMs up to maxDelayMs; reset after a stable run */
   minDelayMs?: number;
@@ -15,12 +29,37 @@ export interface ChildOptions {
   onStart?: () => void;
 }
 
-/** One supervised process: restarted with backoff when it dies, stopped on request. */
+function startProcess(o: ChildOptions): Instance {
+  const proc = spawn(o.command, o.args, { env: o.env, stdio: 'inherit' });
+  proc.on('error', (err) => o.logger.error({ service: o.name, err }, 'could not start'));
+  return {
+    pid: proc.pid,
+    onExit: (cb) => proc.once('exit', cb),
+    terminate: () => proc.kill('SIGTERM'),
+    kill: () => proc.kill('SIGKILL'),
+  };
+}
+
+function startThread(o: ChildOptions, entry: string): Instance {
+  // A thread has its own heap and module graph: an uncaught exception or process.exit() in the
+  // daemon ends that thread only, and the supervisor restarts it like a crashed process.
+  const worker = new Worker(entry, { env: o.env, argv: [], name: o.name });
+  worker.on('error', (err) => o.logger.error({ service: o.name, err }, 'service thread failed'));
+  return {
+    pid: process.pid,
+    onExit: (cb) => worker.once('exit', (code) => cb(code, null)),
+    terminate: () => worker.postMessage('stop'),
+    kill: () => void worker.terminate(),
+  };
+}
+
+/** One supervised daemon: restarted with backoff when it dies, stopped on request. */
 export class SupervisedChild {
-  private proc: ChildProcess | null = null;
+  private instance: Instance | null = null;
   private stopping = false;
   private delay: number;
   private timer: NodeJS.Timeout | null = null;
+  private readonly exited: (() => void)[] = [];
   restarts = 0;
 
   constructor(private readonly o: ChildOptions) {
@@ -28,17 +67,17 @@ export class SupervisedChild {
   }
 
   get pid(): number | undefined {
-    return this.proc?.pid;
+    return this.instance?.pid;
   }
 
   start(): void {
     const startedAt = Date.now();
-    const proc = spawn(this.o.command, this.o.args, { env: this.o.env, stdio: 'inherit' });
-    this.proc = proc;
+    const instance = this.o.threadEntry ? startThread(this.o, this.o.threadEntry) : startProcess(this.o);
+    this.instance = instance;
     this.o.onStart?.();
-    proc.on('error', (err) => this.o.logger.error({ service: this.o.name, err }, 'could not start'));
-    proc.on('exit', (code, signal) => {
-      this.proc = null;
+    instance.onExit((code, signal) => {
+      this.instance = null;
+      for (const resolve of this.exited.splice(0)) resolve();
       if (this.stopping) return;
       if (Date.now() - startedAt > (this.o.stableAfterMs ?? 60_000)) this.delay = this.o.minDelayMs ?? 1000;
       this.o.logger.warn({ service: this.o.name, code, signal, restartInMs: this.delay }, 'service exited; restarting');
@@ -50,19 +89,19 @@ export class SupervisedChild {
     });
   }
 
-  /** SIGTERM, then SIGKILL after graceMs. */
+  /** A clean stop (SIGTERM or a stop message), then a forced one after graceMs. */
   stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
-    const proc = this.proc;
-    if (!proc) return Promise.resolve();
+    const instance = this.instance;
+    if (!instance) return Promise.resolve();
     return new Promise((resolve) => {
-      const kill = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-      proc.once('exit', () => {
+      const kill = setTimeout(() => instance.kill(), graceMs);
+      this.exited.push(() => {
         clearTimeout(kill);
         resolve();
       });
-      proc.kill('SIGTERM');
+      instance.terminate();
     });
   }
 }

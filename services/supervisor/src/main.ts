@@ -7,16 +7,25 @@ import { createLogger } from '@hearth/log';
 import { superviseRedisInstances } from '@hearth/provisioning';
 import { connectEngine, engineReachable } from '@hearth/runtime';
 import { SupervisedChild } from './child.ts';
-import { availableServices, serviceEntry, supervisorStatusFile, type SupervisorStatus } from './services.ts';
+import { availableServices, compiledEntry, serviceEntry, supervisorStatusFile, type SupervisorStatus } from './services.ts';
+
+const MODES = ['processes', 'threads'] as const;
 
 /**
  * `npm start`: migrates the store once, then runs every daemon in this checkout as a
- * child process, restarting crashed ones with backoff, and stops them all on SIGINT/SIGTERM.
+ * child process (or, with HEARTH_SUPERVISOR_MODE=threads, as a worker thread of this one),
+ * restarting crashed ones with backoff, and stops them all on SIGINT/SIGTERM.
  */
 async function main(): Promise<void> {
   let config: HearthConfig;
   let backupSettings: BackupSettings;
+  // Daemons run the way the supervisor itself was started: compiled JavaScript with plain node
+  // (npm start, the image), or the TypeScript sources through tsx (tests, development).
+  const compiled = process.argv[1]?.endsWith('.js') ?? false;
+  const mode = (process.env.HEARTH_SUPERVISOR_MODE || 'processes') as (typeof MODES)[number];
   try {
+    if (!MODES.includes(mode)) throw new ConfigError(`HEARTH_SUPERVISOR_MODE must be processes or threads, not "${mode}"`);
+    if (mode === 'threads' && !compiled) throw new ConfigError('HEARTH_SUPERVISOR_MODE=threads runs the compiled daemons: start with npm start (or node services/supervisor/dist/main.js)');
     config = loadConfig();
     backupSettings = parseBackupSettings();
   } catch (err) {
@@ -36,7 +45,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const only = process.env.HEARTH_SERVICES?.split(',').map((s) => s.trim()).filter(Boolean);
-  let services = availableServices().filter((s) => !only || only.includes(s.name));
+  let services = availableServices(compiled ? compiledEntry : serviceEntry).filter((s) => !only || only.includes(s.name));
   // App containers need a Docker engine; without one every other service still runs, and the operator is told once.
   let dockerNote: string | null = null;
   if (services.some((s) => s.needsDocker) && !(await engineReachable(connectEngine(config.dockerHost)))) {
@@ -60,7 +69,8 @@ async function main(): Promise<void> {
     const child: SupervisedChild = new SupervisedChild({
       name: s.name,
       command: process.execPath,
-      args: ['--import', 'tsx', serviceEntry(s.name)],
+      args: compiled ? ['--enable-source-maps', compiledEntry(s.name)] : ['--import', 'tsx', serviceEntry(s.name)],
+      threadEntry: mode === 'threads' ? compiledEntry(s.name) : undefined,
       env: process.env,
       logger,
       onStart: () => {

@@ -35,8 +35,14 @@ export function serviceEntry(name: string): string {
   return path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
 }
 
-export function availableServices(): typeof SERVICES {
-  return SERVICES.filter((s) => fs.existsSync(serviceEntry(s.name)));
+/** A daemon's compiled entry point (`npm run build`), run with plain node. */
+export function compiledEntry(name: string): string {
+  return path.join(REPO_ROOT, 'services', name, 'dist', 'main.js');
+}
+
+/** The daemons present in this checkout (or image): those whose entry point exists. */
+export function availableServices(entry: (name: string) => string = serviceEntry): typeof SERVICES {
+  return SERVICES.filter((s) => fs.existsSync(entry(s.name)));
 }
 
 /** Whether a TCP port accepts a connection now (healthchecks, the console's status page). */

@@ -1,3 +1,4 @@
+import { parentPort } from 'node:worker_threads';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger, type Logger } from '@hearth/log';
@@ -84,6 +85,9 @@ export async function runDaemon(name: string, start: (ctx: DaemonContext) => Pro
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Run as a worker thread of the supervisor (HEARTH_SUPERVISOR_MODE=threads), which gets no
+  // signals: the supervisor asks for the same clean stop with a message.
+  parentPort?.on('message', (m) => m === 'stop' && void stop('stop'));
   const service = await start({ config, directory, logger });
   running.service = service;
   if (stopping) await shutdown(service);

@@ -4,9 +4,7 @@ import type { Redis } from 'ioredis';
 import { securePrivateDir, type HearthConfig } from '@hearth/config';
 import type { Logger } from '@hearth/log';
 import { PasswordHasher, secretEquals } from './password.ts';
-import { PostgresStore } from './postgres.ts';
 import { connectRedis, REDIS_CHANGE_CHANNEL, RedisCounters, StoreCounters, type SharedCounters } from './shared-state.ts';
-import { SqliteStore } from './sqlite.ts';
 import { DirectoryError, type DirectoryStore, type ImportBatch } from './store.ts';
 import { LoginThrottle, throttleAccount, type ThrottleLimits } from './throttle.ts';
 import { parseSshPublicKey } from './ssh-keys.ts';
@@ -124,14 +122,17 @@ export class Directory {
   static async open(config: HearthConfig, opts: OpenOptions = {}): Promise<Directory> {
     const tightened = securePrivateDir(config.dataDir, config.databaseUrl ? [] : SQLITE_FILES);
     if (tightened.length) opts.logger?.warn({ dataDir: config.dataDir, tightened }, 'tightened permissions: the data directory and the store were readable by other users');
-    const store: DirectoryStore = config.databaseUrl ? new PostgresStore(config.databaseUrl) : new SqliteStore(path.join(config.dataDir, SQLITE_FILES[0]));
+    // Each backend's driver (and Redis's) loads only when configured: a daemon's footprint and start time.
+    const store: DirectoryStore = config.databaseUrl
+      ? new (await import('./postgres.ts')).PostgresStore(config.databaseUrl)
+      : new (await import('./sqlite.ts')).SqliteStore(path.join(config.dataDir, SQLITE_FILES[0]));
     try {
       await store.migrate();
     } catch (err) {
       await store.close().catch(() => {});
       throw err;
     }
-    const redis = config.redisUrl ? connectRedis(config.redisUrl) : null;
+    const redis = config.redisUrl ? await connectRedis(config.redisUrl) : null;
     const counters = redis ? new RedisCounters(redis) : new StoreCounters(store);
     const throttle = { ...config.loginThrottle, ...opts.throttle };
     const dir = new Directory(store, config, await store.loadSnapshot(), counters, redis, opts.logger, throttle);

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { DirectoryStore } from './store.ts';
 
 /**
@@ -50,7 +50,8 @@ export class RedisCounters implements SharedCounters {
 
 export const REDIS_CHANGE_CHANNEL = 'hearth:changes';
 
-export function connectRedis(url: string): Redis {
+export async function connectRedis(url: string): Promise<Redis> {
+  const { Redis } = await import('ioredis');
   const redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
   // Connection errors are retried by ioredis; a log line is enough, never a crash.
   redis.on('error', () => {});

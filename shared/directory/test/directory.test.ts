@@ -170,7 +170,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
 
     it('migrations are recorded and a newer store is refused without damage', async () => {
       if (t.config.databaseUrl) {
-        const { PostgresStore } = await import('@hearth/directory');
+        const { PostgresStore } = await import('../src/postgres.ts');
         const s = new PostgresStore(t.config.databaseUrl);
         await (s as unknown as { pool: { query: (q: string) => Promise<unknown> } }).pool.query(`UPDATE meta SET value = '${LATEST_SCHEMA_VERSION + 1}' WHERE key = 'schema_version'`);
         await assert.rejects(s.migrate(), /newer Hearth/);

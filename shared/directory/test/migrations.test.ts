@@ -3,7 +3,8 @@ import path from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { Directory, FIRST_GID_NUMBER, FIRST_UID_NUMBER, LATEST_SCHEMA_VERSION, MIGRATIONS, SqliteStore } from '@hearth/directory';
+import { Directory, FIRST_GID_NUMBER, FIRST_UID_NUMBER, LATEST_SCHEMA_VERSION, MIGRATIONS } from '@hearth/directory';
+import { SqliteStore } from '../src/sqlite.ts';
 import { tempDir, testEnv } from '@hearth/testkit';
 
 it('a store file from schema version 1 migrates to the latest and keeps its data', async () => {

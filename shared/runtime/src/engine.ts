@@ -1,4 +1,5 @@
-import Docker from 'dockerode';
+import { createRequire } from 'node:module';
+import type Docker from 'dockerode';
 
 export type Engine = Docker;
 
@@ -10,6 +11,8 @@ export class EngineError extends Error {}
  * containers, the scheduler, the docker addon's proxy). `host` is unix:///path or tcp://host:port.
  */
 export function connectEngine(host: string): Engine {
+  // required on first use: the CLI and the supervisor load this module without always needing an engine
+  const Docker = createRequire(import.meta.url)('dockerode') as typeof import('dockerode');
   if (host.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
   const url = new URL(host.replace(/^tcp:/, 'http:'));
   return new Docker({ host: url.hostname, port: Number(url.port), protocol: 'http' });

@@ -152,12 +152,16 @@ export interface CliResult {
   stderr: string;
 }
 
-const HEARTH_BIN = path.join(REPO_ROOT, 'services/cli/bin/hearth.mjs');
+/**
+ * `hearth` from its TypeScript sources (node + these arguments): tests check the code as it is
+ * now, not a build that may be older. The compiled bin is tested by test/compiled.test.ts.
+ */
+export const HEARTH_SOURCE_ARGS = ['--import', 'tsx', path.join(REPO_ROOT, 'services/cli/src/main.ts')];
 
 /** Runs `hearth <args>` as a user would, with stdin when given. */
 export function hearth(args: string[], opts: { env: Record<string, string>; input?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [HEARTH_BIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...HEARTH_SOURCE_ARGS, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -232,8 +236,10 @@ export interface Daemon {
  * for multi-process daemons) can take tens of seconds. `nodeArgs` go to node before the entry
  * (a bench's `--cpu-prof`).
  */
+/** Starts a daemon: a TypeScript entry through tsx, a compiled one (dist/*.js) with plain node. */
 export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<Daemon> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.resolve(REPO_ROOT, entry)], {
+  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : ['--enable-source-maps'];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, path.resolve(REPO_ROOT, entry)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: REPO_ROOT,

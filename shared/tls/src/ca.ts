@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { generate } from 'selfsigned';
 import { writeFileOnce, type HearthConfig } from '@hearth/config';
 
 /** Hearth's own certificate authority: it signs per-app client certificates and the servers that check them. */
@@ -40,6 +39,7 @@ export async function loadCa(config: HearthConfig): Promise<CertificateAuthority
   let bundle: string;
   if (fs.existsSync(bundleFile)) bundle = fs.readFileSync(bundleFile, 'utf8');
   else {
+    const { generate } = await import('selfsigned');
     const pems = await generate([{ name: 'commonName', value: `Hearth CA (${config.hostname})` }], {
       ...KEYS,
       notAfterDate: new Date(Date.now() + 20 * YEAR_MS),
@@ -66,6 +66,7 @@ export async function issueCertificate(ca: CertificateAuthority, opts: { commonN
   if (opts.usage === 'server') {
     for (const h of new Set(['localhost', '127.0.0.1', '::1', ...(opts.hosts ?? [])])) altNames.push(net.isIP(h) ? { type: 7, ip: h } : { type: 2, value: h });
   }
+  const { generate } = await import('selfsigned');
   const pems = await generate(
     [{ name: 'commonName', value: opts.commonName }, ...(opts.organizationalUnit ? [{ shortName: 'OU', value: opts.organizationalUnit }] : [])],
     {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { generate } from 'selfsigned';
 import { writeFileOnce, type HearthConfig } from '@hearth/config';
 
 export interface TlsMaterial {
@@ -15,6 +14,8 @@ type AltName = { type: 2; value: string } | { type: 7; ip: string };
 
 /** A self-signed server certificate (RSA 2048, SHA-256, five years) for `commonName` and `altNames`. */
 export async function selfSigned(commonName: string, altNames: AltName[]): Promise<{ cert: string; private: string }> {
+  // loaded only when a certificate is made (first start), not by every daemon at every start
+  const { generate } = await import('selfsigned');
   return generate([{ name: 'commonName', value: commonName }], {
     keySize: 2048,
     algorithm: 'sha256',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { BackupError } from '../errors.ts';
 import type { SwapStep } from '../swap.ts';
 import { runTool, urlParts } from './tool.ts';
@@ -22,6 +22,7 @@ function clientArgs(adminUrl: string): { args: string[]; env: Record<string, str
 async function withAdmin<T>(adminUrl: string, fn: (c: Connection) => Promise<T>): Promise<T> {
   let c: Connection;
   try {
+    const { default: mysql } = await import('mysql2/promise'); // loaded only when an app has the addon
     c = await mysql.createConnection({ uri: adminUrl, connectTimeout: 5000, multipleStatements: false });
   } catch (err) {
     throw new BackupError(`cannot reach the MySQL server (HEARTH_MYSQL_ADMIN_URL): ${(err as Error).message}`);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import pg from 'pg';
+import type pg from 'pg';
 import { BackupError } from '../errors.ts';
 import type { SwapStep } from '../swap.ts';
 import { runTool, urlParts } from './tool.ts';
@@ -18,6 +18,7 @@ export function pgEnv(url: string, database?: string): Record<string, string> {
 }
 
 async function withAdmin<T>(adminUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const { default: pg } = await import('pg'); // loaded only when an app has the addon
   const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
   c.on('error', () => {});
   try {

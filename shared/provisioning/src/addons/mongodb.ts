@@ -1,4 +1,4 @@
-import { MongoClient } from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import { z } from 'zod';
 import type { HearthConfig } from '@hearth/config';
 import { generateSecret } from '@hearth/directory';
@@ -55,6 +55,7 @@ export function mongoUrls(config: HearthConfig, c: Credentials): { url: string; 
 async function withAdmin<T>(fn: (client: MongoClient) => Promise<T>): Promise<T> {
   const url = databaseSettings().mongodbAdminUrl;
   if (!url) throw notConfigured('mongodb', SETTING);
+  const { MongoClient } = await import('mongodb'); // the driver loads only when the addon is used
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000, connectTimeoutMS: 5000 });
   try {
     await client.connect();

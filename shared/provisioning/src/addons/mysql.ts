@@ -1,4 +1,4 @@
-import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { z } from 'zod';
 import { generateSecret } from '@hearth/directory';
 import type { Addon, Credentials } from '../addon.ts';
@@ -26,6 +26,7 @@ async function withAdmin<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
   if (!url) throw notConfigured('mysql', SETTING);
   let conn: Connection;
   try {
+    const { default: mysql } = await import('mysql2/promise'); // the driver loads only when the addon is used
     conn = await mysql.createConnection({ uri: url, connectTimeout: 5000 });
   } catch (err) {
     throw unreachable('mysql', SETTING, url, err);

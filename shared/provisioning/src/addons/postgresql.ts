@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { z } from 'zod';
 import { generateSecret } from '@hearth/directory';
 import { ProvisionError, type Addon, type Credentials } from '../addon.ts';
@@ -25,6 +25,7 @@ async function withAdmin<T>(database: string | undefined, fn: (c: pg.Client) => 
   if (!url) throw notConfigured('postgresql', SETTING);
   const u = new URL(url);
   if (database) u.pathname = `/${database}`;
+  const { default: pg } = await import('pg'); // the driver loads only when the addon is used
   const c = new pg.Client({ connectionString: u.toString(), connectionTimeoutMillis: 5000 });
   c.on('error', () => {}); // a server going away mid-call surfaces as the query's rejection
   try {
@@ -103,7 +104,8 @@ export const postgresqlAddon: Addon = {
     const locale = ctx.options.locale as string | undefined;
     const url = databaseSettings().postgresqlAdminUrl;
     const created: string[] = [];
-    const isServerError = (err: unknown): boolean => err instanceof pg.DatabaseError || err instanceof ProvisionError;
+    const { DatabaseError } = (await import('pg')).default;
+    const isServerError = (err: unknown): boolean => err instanceof DatabaseError || err instanceof ProvisionError;
     try {
       await withAdmin(undefined, async (c) => {
         const version = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);

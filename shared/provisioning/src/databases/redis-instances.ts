@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import { databaseSettings } from './settings.ts';
@@ -136,6 +136,7 @@ function connectHost(config: HearthConfig): string {
 
 /** A short-lived client for one command; never retries, never queues. */
 export async function withRedis<T>(config: HearthConfig, i: RedisInstance, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const { Redis } = await import('ioredis'); // loaded when an app has a Redis, not by every CLI call
   const r = new Redis({
     host: connectHost(config),
     port: i.port,
