@@ -234,9 +234,9 @@ export interface Daemon {
  * until `ready(output)` is true (typically a log line), or fails after timeoutMs. The
  * default allows for a loaded 2-core CI machine, where booting tsx (once per worker
  * for multi-process daemons) can take tens of seconds. `nodeArgs` go to node before the entry
- * (a bench's `--cpu-prof`).
+ * (a bench's `--cpu-prof`). A TypeScript entry runs through tsx, a compiled one (dist/*.js) with
+ * plain node.
  */
-/** Starts a daemon: a TypeScript entry through tsx, a compiled one (dist/*.js) with plain node. */
 export async function startDaemon(entry: string, env: Record<string, string>, ready: (output: string) => boolean, timeoutMs = 60_000, nodeArgs: string[] = []): Promise<Daemon> {
   const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : ['--enable-source-maps'];
   const child = spawn(process.execPath, [...nodeArgs, ...loader, path.resolve(REPO_ROOT, entry)], {
