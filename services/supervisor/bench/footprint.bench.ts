@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_PORTS, portEnvName, type PortName } from '@hearth/config';
-import { dockerEnv, freePort, memoryMiB, REPO_ROOT, testEnv, waitFor, writeBenchmarkSection, type TestEnv } from '@hearth/testkit';
+import { cpuSeconds, dockerEnv, freePort, memoryMiB, REPO_ROOT, testEnv, waitFor, writeBenchmarkSection, type TestEnv } from '@hearth/testkit';
 import { availableServices, compiledEntry, serviceEntry } from '../src/services.ts';
 
 const HOST = process.env.FOOTPRINT_HOST ?? '127.0.0.1';
@@ -122,7 +122,7 @@ async function measureStack(variant: Variant, mode: 'processes' | 'threads'): Pr
 }
 
 /** Milliseconds from spawning one daemon alone to its "ready" line. */
-async function startTime(variant: Variant, name: string, env: Record<string, string>): Promise<number> {
+async function startTime(variant: Variant, name: string, env: Record<string, string>): Promise<{ wall: number; cpu: number }> {
   const t0 = performance.now();
   const proc = spawn(process.execPath, entryArgs(variant, { src: serviceEntry(name), js: compiledEntry(name) }), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -131,11 +131,18 @@ async function startTime(variant: Variant, name: string, env: Record<string, str
   try {
     await waitFor(() => out.includes('"msg":"ready"') || proc.exitCode !== null, 120_000, 5);
     if (!out.includes('"msg":"ready"')) throw new Error(`${name} did not start:\n${out}`);
-    return performance.now() - t0;
+    return { wall: performance.now() - t0, cpu: cpuSeconds(proc.pid!) * 1000 };
   } finally {
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
   }
+}
+
+/** Wall and CPU milliseconds of a bare `node -e 0`: what the machine's load makes of any Node start. */
+function nodeBaseline(): string {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', process.execPath, '-e', '0'], { encoding: 'utf8' });
+  const [e, u, sys] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+  return `${(e! * 1000).toFixed(0)} ms wall, ${((u! + sys!) * 1000).toFixed(0)} ms CPU`;
 }
 
 /** The bytes of the runtime stage's tree: every dist/ plus the production dependencies' folders. */
@@ -146,7 +153,8 @@ function runtimeTree(): { dist: number; modules: number } {
   const dirs = [...new Set(ls.stdout.split('\n').filter((p) => p.includes(`${path.sep}node_modules${path.sep}`)))].sort();
   // a nested package is inside its parent's folder: count the outermost folders only
   const outer = dirs.filter((d, i) => !dirs.slice(0, i).some((p) => d.startsWith(p + path.sep)));
-  return { dist, modules: outer.reduce((a, d) => a + du(d), 0) };
+  const total = spawnSync('du', ['-scb', ...outer], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout.trim().split('\n').at(-1)!;
+  return { dist, modules: Number(total.split('\t')[0]) };
 }
 
 async function main(): Promise<void> {
@@ -186,7 +194,7 @@ async function main(): Promise<void> {
   // Start times.
   const t = await testEnv();
   const env = await stackEnv(t);
-  const starts: Record<string, Record<Variant, number[]>> = {};
+  const starts: Record<string, Record<Variant, { wall: number; cpu: number }[]>> = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const name of SERVICES.filter((s) => s !== 'runtime' && s !== 'dockerproxy')) {
       starts[name] ??= { compiled: [], sources: [] };
@@ -194,25 +202,30 @@ async function main(): Promise<void> {
     }
   }
   say('');
-  say(`Start time (ms, spawn to the "ready" log line, each daemon alone, median of ${ROUNDS} interleaved rounds):`);
+  say(`Start time (ms, spawn to the "ready" log line, each daemon alone, median of ${ROUNDS} interleaved rounds), and the CPU time the process used until then:`);
   say('');
-  say('| daemon | compiled | sources through tsx |');
-  say('|---|---:|---:|');
-  for (const [name, v] of Object.entries(starts)) say(`| ${name} | ${median(v.compiled).toFixed(0)} | ${median(v.sources).toFixed(0)} |`);
+  say('| daemon | compiled | sources through tsx | CPU ms compiled | CPU ms sources |');
+  say('|---|---:|---:|---:|---:|');
+  const m = (xs: { wall: number; cpu: number }[], k: 'wall' | 'cpu'): string => median(xs.map((x) => x[k])).toFixed(0);
+  for (const [name, v] of Object.entries(starts)) say(`| ${name} | ${m(v.compiled, 'wall')} | ${m(v.sources, 'wall')} | ${m(v.compiled, 'cpu')} | ${m(v.sources, 'cpu')} |`);
 
   // CLI wall time.
   cli('compiled', ['user', 'add', 'alice', '--email', 'alice@example.test', '--password-stdin'], env, 'alice password 1\n');
   cli('compiled', ['group', 'add', 'staff'], env);
   const commands = [['--help'], ['user', 'list'], ['user', 'show', 'alice'], ['group', 'list'], ['app', 'list']];
   const wall: Record<string, Record<Variant, number[]>> = {};
+  const cpu: Record<string, Record<Variant, number[]>> = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const args of commands) {
       const key = args.join(' ');
       wall[key] ??= { compiled: [], sources: [] };
       for (const v of ['compiled', 'sources'] as const) {
-        const t0 = performance.now();
-        spawnSync(process.execPath, [...entryArgs(v, CLI), ...args], { env: { ...process.env, ...env }, stdio: 'ignore' });
-        wall[key][v].push(performance.now() - t0);
+        // GNU time: wall and CPU seconds (user + system) of the command and its children
+        const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', process.execPath, ...entryArgs(v, CLI), ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
+        const [e, u, sys] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+        wall[key][v].push(e! * 1000);
+        cpu[key] ??= { compiled: [], sources: [] };
+        cpu[key][v].push((u! + sys!) * 1000);
       }
     }
   }
@@ -220,12 +233,14 @@ async function main(): Promise<void> {
   say('');
   say(`\`hearth\` wall time (ms, median of ${ROUNDS} interleaved rounds; ratio: median and range of per-round sources/compiled):`);
   say('');
-  say('| command | compiled | sources through tsx | sources / compiled |');
-  say('|---|---:|---:|---|');
+  say('| command | compiled | sources through tsx | sources / compiled | CPU ms compiled | CPU ms sources |');
+  say('|---|---:|---:|---|---:|---:|');
   for (const [key, v] of Object.entries(wall)) {
     const ratios = v.compiled.map((c, i) => v.sources[i]! / c).sort((a, b) => a - b);
-    say(`| \`hearth ${key}\` | ${median(v.compiled).toFixed(0)} | ${median(v.sources).toFixed(0)} | ${median(ratios).toFixed(1)}× (${ratios[0]!.toFixed(1)}–${ratios.at(-1)!.toFixed(1)}) |`);
+    say(`| \`hearth ${key}\` | ${median(v.compiled).toFixed(0)} | ${median(v.sources).toFixed(0)} | ${median(ratios).toFixed(1)}× (${ratios[0]!.toFixed(1)}–${ratios.at(-1)!.toFixed(1)}) | ${median(cpu[key]!.compiled).toFixed(0)} | ${median(cpu[key]!.sources).toFixed(0)} |`);
   }
+  say('');
+  say(`For scale, \`node -e 0\` at the end of this run: ${nodeBaseline()}.`);
 
   const tree = runtimeTree();
   say('');
