@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseBackupSettings, scheduleBackups, type BackupSettings } from '@hearth/backup';
-import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
+import { announceRunning, ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { superviseRedisInstances } from '@hearth/provisioning';
@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger('supervisor', config.logLevel);
+  announceRunning(config.dataDir, 'supervisor');
   let directory: Directory;
   try {
     // Opening migrates the store before the daemons start, so they never race on an empty one.

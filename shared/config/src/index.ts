@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 export { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, processAlive, securePrivateDir, writeFileOnce } from './files.ts';
+export { announceRunning, runningProcesses } from './running.ts';
 import { isCidr } from './networks.ts';
 
 export { addressMatcher, isCidr, plainAddress, TrustedProxies } from './networks.ts';

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
+import { announceRunning, ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger, type Logger } from '@hearth/log';
 import { MetricsPortError, startMetrics, type MetricsListener } from './metrics.ts';
@@ -40,6 +40,8 @@ export function settingsOrExit<T>(name: string, load: () => T): T {
 export async function runDaemon(name: string, start: (ctx: DaemonContext) => Promise<RunningService>): Promise<void> {
   const config = settingsOrExit(name, () => loadConfig());
   const logger = createLogger(name, config.logLevel);
+  // a platform restore refuses to run under a live daemon
+  announceRunning(config.dataDir, name);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception; exiting so the supervisor restarts this service');
     process.exit(1);
