@@ -59,7 +59,8 @@ async function stageApp(config: HearthConfig, d: Directory, app: App, dir: strin
     await dumpPostgresql(db.postgresqlAdminUrl, pgCreds.database, path.join(dir, 'postgresql.dump'));
   }
   if (app.credentials.redis?.port) await stageRedis(config, app.id, app.credentials.redis, path.join(dir, 'redis'));
-  if (app.credentials.mongodb) skipped.push(`app ${app.id}: its MongoDB database (not backed up by this version)`);
+  // No mongodump here: Debian ships no MongoDB server or tools (see the README). Left out loudly rather than refused, so that everything else is still backed up.
+  if (app.credentials.mongodb) skipped.push(`app ${app.id}: its MongoDB database ${app.credentials.mongodb.database ?? ''} (Hearth cannot dump MongoDB: back it up with mongodump yourself)`.replace('  (', ' ('));
 }
 
 async function stagePlatform(config: HearthConfig, stage: string): Promise<void> {

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { HearthConfig } from '@hearth/config';
+import { runningProcesses, type HearthConfig } from '@hearth/config';
 import { Directory, type App } from '@hearth/directory';
 import { appDataDir, databaseSettings, reinstallApp } from '@hearth/provisioning';
 import { prepareMysqlRestore } from './databases/mysql.ts';
 import { prepareDirectoryDatabaseRestore, preparePostgresqlRestore } from './databases/postgresql.ts';
 import { prepareRedisRestore } from './databases/redis.ts';
+import { stopAppContainers } from './containers.ts';
 import { BackupError } from './errors.ts';
 import { readSnapshotManifest, type SnapshotManifest } from './manifest.ts';
 import { Restic } from './restic.ts';
@@ -51,10 +52,14 @@ function readStagedApp(dir: string, appId: string): StagedApp {
   }
 }
 
-/** Files and databases of one app, loaded aside; the record is written by the caller's last step. */
-async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, work: string): Promise<SwapStep[]> {
+/**
+ * Files and databases of one app, loaded aside: `steps` swap them in, the caller then writes the
+ * app's record, and `late` ones follow (MySQL objects whose definer provisioning creates).
+ */
+async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, work: string): Promise<{ steps: SwapStep[]; late: SwapStep[] }> {
   const { app } = staged;
   const steps: SwapStep[] = [];
+  const late: SwapStep[] = [];
   const db = databaseSettings();
   try {
     if (fs.existsSync(path.join(dir, 'data'))) steps.push(pathSwap(`data folder of app ${app.id}`, appDataDir(config.dataDir, app.id), path.join(dir, 'data')));
@@ -62,7 +67,9 @@ async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, 
     if (fs.existsSync(mysqlDir)) {
       if (!db.mysqlAdminUrl) throw new BackupError(`app ${app.id} has a MySQL database but HEARTH_MYSQL_ADMIN_URL is empty`);
       for (const f of fs.readdirSync(mysqlDir).filter((n) => n.endsWith('.sql')).sort()) {
-        steps.push(await prepareMysqlRestore(db.mysqlAdminUrl, f.slice(0, -4), path.join(mysqlDir, f)));
+        const m = await prepareMysqlRestore(db.mysqlAdminUrl, f.slice(0, -4), path.join(mysqlDir, f), app.credentials.mysql?.username ?? null);
+        steps.push(m.tables);
+        late.push(m.programs);
       }
     }
     const pgDump = path.join(dir, 'postgresql.dump');
@@ -72,7 +79,7 @@ async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, 
       steps.push(await preparePostgresqlRestore(db.postgresqlAdminUrl, pg.username, pg.database, pgDump, work));
     }
     if (fs.existsSync(path.join(dir, 'redis'))) steps.push(prepareRedisRestore(config, app.id, path.join(dir, 'redis'), work));
-    return steps;
+    return { steps, late };
   } catch (err) {
     for (const s of steps) await s.cleanup().catch(() => {});
     throw err;
@@ -151,6 +158,17 @@ async function preparePlatform(config: HearthConfig, manifest: SnapshotManifest,
   return steps;
 }
 
+/**
+ * The daemons hold the directory store, the Maildirs and the queue open: swapping those under
+ * them would lose what they write next. One app's restore touches only that app and may run.
+ */
+function refuseWhileRunning(config: HearthConfig): void {
+  const live = runningProcesses(config.dataDir);
+  if (!live.length) return;
+  const who = live.map((p) => `${p.name === 'supervisor' ? 'npm start' : p.name} (process ${p.pid})`).join(', ');
+  throw new BackupError(`the platform cannot be restored while Hearth runs on ${config.dataDir}: stop ${who} first (one app can be restored while it runs: --app <id>)`);
+}
+
 async function resolveSnapshot(restic: Restic, snapshot: string): Promise<string> {
   const list = await restic.snapshots(['hearth']);
   if (snapshot === 'latest') {
@@ -186,20 +204,31 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
       const manifest = readSnapshotManifest(path.join(work, 'hearth', 'manifest.json'));
       const appId = req.appId ?? (manifest.scope === 'platform' ? undefined : manifest.scope.app);
       if (appId && !manifest.apps.includes(appId)) throw new BackupError(`snapshot ${snapshotId.slice(0, 8)} holds no app ${appId}`);
+      if (!appId) refuseWhileRunning(config);
       await restic.run(['restore', snapshotId, '--target', work, ...(appId ? ['--include', `/apps/${appId}`] : [])], { action: 'restore' });
       if (!appId) steps.push(...(await preparePlatform(config, manifest, work)));
       const apps = appId ? [appId] : manifest.apps;
       const records: SwapStep[] = [];
+      const late: SwapStep[] = [];
+      const staged: App[] = [];
       for (const id of apps) {
         const dir = path.join(work, 'apps', id);
-        const staged = readStagedApp(dir, id);
-        steps.push(...(await prepareApp(config, dir, staged, work)));
-        records.push(appRecordStep(config, staged));
+        const app = readStagedApp(dir, id);
+        staged.push(app.app);
+        const prepared = await prepareApp(config, dir, app, work);
+        steps.push(...prepared.steps);
+        late.push(...prepared.late);
+        records.push(appRecordStep(config, app));
       }
-      // Records last: provisioning then finds the swapped-in databases and folders.
-      steps.push(...records);
+      // Records after the data: provisioning then finds the swapped-in databases and folders.
+      steps.push(...records, ...late);
       const restored = steps.map((s) => s.what);
-      await applySwaps(steps);
+      const containers = await stopAppContainers(config, staged, req.logger);
+      try {
+        await applySwaps(steps);
+      } finally {
+        await containers.start();
+      }
       req.logger?.info({ snapshot: snapshotId.slice(0, 8), app: appId ?? null, restored }, 'backup restored');
       return { snapshotId, manifest, restored };
     } catch (err) {

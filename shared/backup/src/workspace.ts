@@ -13,8 +13,8 @@ export function workspace(config: HearthConfig): { root: string; staging: string
   return { root, staging: path.join(root, 'staging'), cache: path.join(root, 'cache'), lock: path.join(root, 'lock') };
 }
 
-/** Top-level entries of the data dir that a platform snapshot takes apart (or never). */
-export const DATA_DIR_PARTS = new Set(['hearth.db', 'hearth.db-wal', 'hearth.db-shm', 'hearth.db-journal', 'mail', 'queue', 'apps', 'backup']);
+/** Top-level entries of the data dir that a platform snapshot takes apart (or never: backup/, and run/ with the pid files of live processes). */
+export const DATA_DIR_PARTS = new Set(['hearth.db', 'hearth.db-wal', 'hearth.db-shm', 'hearth.db-journal', 'mail', 'queue', 'apps', 'backup', 'run']);
 
 /** One backup or restore at a time per data dir; a lock left by a dead process is taken over. */
 export async function withBackupLock<T>(config: HearthConfig, fn: () => Promise<T>): Promise<T> {

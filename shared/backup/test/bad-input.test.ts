@@ -33,7 +33,8 @@ before(async () => {
   await s.install('blog', { localstorage: {} });
   fs.writeFileSync(wikiFile(), 'version 1\n');
   fs.writeFileSync(blogFile(), 'post 1\n');
-  await appSql('mysql', wiki, "CREATE TABLE pages (title TEXT); INSERT INTO pages VALUES ('home v1')");
+  await appSql('mysql', wiki, "CREATE TABLE pages (title TEXT); INSERT INTO pages VALUES ('home v1'); CREATE TABLE edits (title TEXT)");
+  await appSql('mysql', wiki, 'CREATE TRIGGER pages_edit AFTER UPDATE ON pages FOR EACH ROW INSERT INTO edits VALUES (NEW.title); CREATE VIEW titles AS SELECT UPPER(title) AS t FROM pages');
   await s.ok(['backup', 'create']);
   fs.writeFileSync(wikiFile(), 'version 2\n');
   fs.writeFileSync(blogFile(), 'post 2\n');
@@ -92,6 +93,7 @@ describe('restoring one app', () => {
     await fails(['backup', 'restore', 'latest', '--app', 'wiki'], /MySQL/, { HEARTH_MYSQL_ADMIN_URL: `mysql://root@127.0.0.1:${await freePort()}` });
     assert.equal(fs.readFileSync(wikiFile(), 'utf8'), 'version 2\n');
     assert.equal(await appSql('mysql', wiki, 'SELECT title FROM pages'), 'home v2');
+    assert.equal(await appSql('mysql', wiki, 'SELECT t FROM titles'), 'HOME V2');
     assert.deepEqual(fs.readdirSync(path.join(s.t.dataDir, 'backup')).filter((f) => f.startsWith('restore-')), [], 'nothing left aside');
   });
 
@@ -101,6 +103,11 @@ describe('restoring one app', () => {
     assert.doesNotMatch(out, /blog|directory store/);
     assert.equal(fs.readFileSync(wikiFile(), 'utf8'), 'version 1\n');
     assert.equal(await appSql('mysql', wiki, 'SELECT title FROM pages'), 'home v1');
+    // the restored database's view and trigger replaced the ones in place (tables with triggers cannot simply be renamed across)
+    assert.equal(await appSql('mysql', wiki, 'SELECT t FROM titles'), 'HOME V1');
+    assert.equal(await appSql('mysql', wiki, 'SELECT COUNT(*) FROM edits'), '0');
+    await appSql('mysql', wiki, "UPDATE pages SET title = 'home v3'");
+    assert.equal(await appSql('mysql', wiki, 'SELECT title FROM edits'), 'home v3');
     assert.equal(fs.readFileSync(blogFile(), 'utf8'), 'post 2\n');
   });
 

@@ -2,17 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { BackupError } from '../errors.ts';
 import type { SwapStep } from '../swap.ts';
+import { createPrograms, dropPrograms, ident, readPrograms, type Program } from './mysql-programs.ts';
 import { runTool, urlParts } from './tool.ts';
 
 /**
  * An app's MySQL databases: dumped with mysqldump --single-transaction (a consistent view
- * while the app keeps writing), restored into a temporary database and then moved in with
- * one RENAME TABLE statement, which MySQL applies atomically.
+ * while the app keeps writing) with its views, triggers, routines and events, restored into a
+ * temporary database and then moved in with one RENAME TABLE statement, which MySQL applies
+ * atomically; the other objects follow (mysql-programs.ts).
  */
-
-function ident(name: string): string {
-  return '`' + name.replace(/`/g, '``') + '`';
-}
 
 function clientArgs(adminUrl: string): { args: string[]; env: Record<string, string> } {
   const p = urlParts(adminUrl, 3306);
@@ -46,11 +44,12 @@ export async function mysqlDatabases(adminUrl: string, creds: Record<string, str
 
 export async function dumpMysql(adminUrl: string, database: string, file: string): Promise<void> {
   const { args, env } = clientArgs(adminUrl);
-  await runTool('mysqldump', [...args, '--single-transaction', '--routines', '--triggers', '--no-tablespaces', '--hex-blob', database], { env, stdoutFile: file, what: `dumping MySQL database ${database}` });
+  await runTool('mysqldump', [...args, '--single-transaction', '--routines', '--triggers', '--events', '--no-tablespaces', '--hex-blob', database], { env, stdoutFile: file, what: `dumping MySQL database ${database}` });
 }
 
 async function tables(c: Connection, database: string): Promise<string[]> {
-  const [rows] = await c.query<RowDataPacket[]>('SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ?', [database]);
+  // Views are not moved: they are made again with the other programs (mysql-programs.ts).
+  const [rows] = await c.query<RowDataPacket[]>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_type <> 'VIEW'", [database]);
   return rows.map((r) => String(r.t));
 }
 
@@ -59,8 +58,12 @@ async function moveTables(c: Connection, moves: [from: string, to: string, table
   if (pairs.length) await c.query(`RENAME TABLE ${pairs.join(', ')}`);
 }
 
-/** Loads the dump into a temporary database now; the swap moves its tables into `database`. */
-export async function prepareMysqlRestore(adminUrl: string, database: string, file: string): Promise<SwapStep> {
+/**
+ * Loads the dump into a temporary database now. Two swap steps: `tables` moves its tables into
+ * `database` with one RENAME TABLE (atomic); `programs`, run after the app's record is back, makes
+ * its views, triggers, routines and events there again, run as `appUser` (the app's MySQL account).
+ */
+export async function prepareMysqlRestore(adminUrl: string, database: string, file: string, appUser: string | null): Promise<{ tables: SwapStep; programs: SwapStep }> {
   const suffix = randomBytes(4).toString('hex');
   const aside = `hearth_restore_${suffix}`;
   const old = `hearth_previous_${suffix}`;
@@ -77,26 +80,64 @@ export async function prepareMysqlRestore(adminUrl: string, database: string, fi
     await dropAll().catch(() => {});
     throw err;
   }
+  const definer = appUser ? `${ident(appUser)}@\`%\`` : null;
+  // What the swap did so far, so that a failure half-way (or a later step's) is undone exactly.
+  const done = { current: [] as Program[], restored: [] as Program[], droppedCurrent: false, moved: false };
   let moved: { current: string[]; restored: string[] } = { current: [], restored: [] };
-  return {
+  const undoTables = async (c: Connection): Promise<void> => {
+    if (done.moved) {
+      await moveTables(c, [
+        [database, aside, moved.restored],
+        [old, database, moved.current],
+      ]);
+      done.moved = false;
+    }
+    // the database's own objects, with their own definers, as they were
+    if (done.droppedCurrent) await createPrograms(c, database, done.current, null);
+    done.droppedCurrent = false;
+  };
+  const tablesStep: SwapStep = {
     what: `MySQL database ${database}`,
     commit: () =>
       withAdmin(adminUrl, async (c) => {
-        await c.query(`CREATE DATABASE IF NOT EXISTS ${ident(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-        await c.query(`CREATE DATABASE ${ident(old)}`);
-        moved = { current: await tables(c, database), restored: await tables(c, aside) };
-        await moveTables(c, [
-          [database, old, moved.current],
-          [aside, database, moved.restored],
-        ]);
+        try {
+          await c.query(`CREATE DATABASE IF NOT EXISTS ${ident(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+          await c.query(`CREATE DATABASE ${ident(old)}`);
+          done.current = await readPrograms(c, database);
+          // Names the server qualified with the temporary database (MariaDB does so in views whose definer has no rights there) mean the restored one.
+          done.restored = (await readPrograms(c, aside)).map((p) => ({ ...p, create: p.create.split(`${ident(aside)}.`).join('') }));
+          // Tables with triggers cannot change database: every program goes before the move.
+          await dropPrograms(c, aside, done.restored);
+          await dropPrograms(c, database, done.current);
+          done.droppedCurrent = true;
+          moved = { current: await tables(c, database), restored: await tables(c, aside) };
+          await moveTables(c, [
+            [database, old, moved.current],
+            [aside, database, moved.restored],
+          ]);
+          done.moved = true;
+        } catch (err) {
+          await undoTables(c).catch(() => {});
+          throw err;
+        }
       }),
-    rollback: () =>
-      withAdmin(adminUrl, (c) =>
-        moveTables(c, [
-          [database, aside, moved.restored],
-          [old, database, moved.current],
-        ]),
-      ),
+    rollback: () => withAdmin(adminUrl, undoTables),
     cleanup: () => dropAll().then(() => {}),
   };
+  // After the app's record: provisioning has then made its MySQL account, the definer every object needs to exist (a view on a view checks it).
+  const programsStep: SwapStep = {
+    what: `views, triggers, routines and events of MySQL database ${database}`,
+    commit: () =>
+      withAdmin(adminUrl, async (c) => {
+        try {
+          await createPrograms(c, database, done.restored, definer);
+        } catch (err) {
+          await dropPrograms(c, database, done.restored).catch(() => {});
+          throw err;
+        }
+      }),
+    rollback: () => withAdmin(adminUrl, (c) => dropPrograms(c, database, done.restored)),
+    cleanup: async () => {},
+  };
+  return { tables: tablesStep, programs: programsStep };
 }
