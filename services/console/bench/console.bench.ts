@@ -64,7 +64,7 @@ for (let i = 0; i < USERS; i++) {
 await directory.refresh();
 const daemon = await startDaemon('services/console/src/main.ts', env.env, (out) => out.includes('"ready"'), 60000);
 const sessions = new ConsoleSessions(directory, loadKeyFile(path.join(env.dataDir, 'console', 'cookie.key')), { sessionIdleSeconds: 3600, sessionMaxSeconds: 7200 });
-const cookie = `hearth_console=${await sessions.create(admin.id, null, 'bench', '127.0.0.1')}`;
+const cookie = `hearth_console=${await sessions.create(admin.id, { idToken: null, oidcSession: null }, 'bench', '127.0.0.1')}`;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const base = `http://127.0.0.1:${port}`;
 

@@ -3,6 +3,7 @@ import { appEnv, installApp, rotateApp, uninstallApp } from '@hearth/provisionin
 import { csrfField, field, html, postButton, type Html } from './pages/layout.ts';
 import { done, Refusal, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
 import { CONSOLE_APP_ID } from './signin.ts';
+import { sessionCounts, signOutEverywhere } from './sessions-page.ts';
 import { serviceStatus } from './status.ts';
 
 /** Administration (role admin or owner): every action the `hearth` CLI has, through the same directory and provisioning code. */
@@ -103,9 +104,10 @@ function notFound(c: RequestContext, what: string): Result {
   return view(c, 'Not found', html`<p>There is no such ${what}.</p>`, { status: 404 });
 }
 
-function userPage(c: RequestContext, error?: string): Result {
+async function userPage(c: RequestContext, error?: string): Promise<Result> {
   const u = targetUser(c);
   if (!u) return notFound(c, 'user');
+  const sessions = await sessionCounts(c, u.id);
   const csrf = c.session.record.csrf;
   const base = `/admin/users/${encodeURIComponent(u.username)}`;
   const self = u.id === c.user.id;
@@ -130,6 +132,10 @@ ${field({ name: 'password', label: 'New password', type: 'password', required: t
 ${self ? html`<p class="hint">You cannot disable or delete your own account here.</p>` : u.active ? postButton(`${base}/disable`, csrf, 'Disable', { kind: 'secondary' }) : postButton(`${base}/enable`, csrf, 'Enable', { kind: 'secondary' })}
 ${postButton(`${base}/reset-2fa`, csrf, 'Reset two-factor and passkeys', { kind: 'secondary' })}
 </div>
+<h2>Sessions</h2>
+<p>Signed in to the console ${sessions.console}×, to Hearth's single sign-on ${sessions.sso}×, to apps behind the sign-in wall ${sessions.gateway}×.</p>
+<div class="actions">${postButton(`${base}/sign-out`, csrf, 'Sign out everywhere', { kind: 'secondary' })}</div>
+<p class="hint">Ends every session and revokes every app's tokens: the next refresh fails and every app asks ${u.username} to sign in again.</p>
 ${self
   ? ''
   : html`<h2>Delete</h2><form method="post" action="${base}/delete">${csrfField(csrf)}
@@ -488,6 +494,20 @@ export const adminRoutes: Route[] = [
       ),
   },
   { method: 'POST', path: new RegExp(`^/admin/users/${U}/enable$`), admin: true, handler: (c) => userAction(c, (u) => c.directory.setActive(u.id, true), 'user-enabled') },
+  {
+    method: 'POST',
+    path: new RegExp(`^/admin/users/${U}/sign-out$`),
+    admin: true,
+    handler: (c) =>
+      userAction(
+        c,
+        async (u) => {
+          await signOutEverywhere(c, u.id);
+          await c.directory.audit({ username: u.username, protocol: 'console', remote: c.remote, ok: true, detail: `signed out everywhere by ${c.user.username}` });
+        },
+        'user-signed-out',
+      ),
+  },
   { method: 'POST', path: new RegExp(`^/admin/users/${U}/reset-2fa$`), admin: true, handler: (c) =>
       userAction(
         c,

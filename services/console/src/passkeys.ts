@@ -6,12 +6,15 @@ import { done, view, type RequestContext, type Result, type Route } from './rout
 
 export const PASSKEYS_SCRIPT_PATH = '/static/passkeys.js';
 
-function relyingParty(c: RequestContext): RelyingParty {
-  return { id: c.config.webauthnRpId, name: 'Hearth', origin: new URL(c.settings.publicUrl).origin };
+function relyingParty(c: RequestContext): RelyingParty | null {
+  return c.settings.passkeyRpId ? { id: c.settings.passkeyRpId, name: 'Hearth', origin: new URL(c.settings.publicUrl).origin } : null;
 }
 
 async function passkeysPage(c: RequestContext, error?: string): Promise<Result> {
   const csrf = c.session.record.csrf;
+  if (!c.settings.passkeyRpId) {
+    return view(c, 'Passkeys', html`<p>Passkeys are off on this server: ${c.settings.passkeysOff}. Ask your administrator.</p>`, { error, current: '/passkeys' });
+  }
   const keys = await c.directory.store.passkeysOf(c.user.id);
   return view(
     c,
@@ -33,7 +36,9 @@ ${field({ name: 'name', label: 'Name', value: 'Passkey', required: true, autocom
 }
 
 async function options(c: RequestContext): Promise<Result> {
-  const opts = await registrationOptions(relyingParty(c), c.user, await c.directory.store.passkeysOf(c.user.id));
+  const rp = relyingParty(c);
+  if (!rp) return { status: 404, json: { error: 'passkeys are off on this server' } };
+  const opts = await registrationOptions(rp, c.user, await c.directory.store.passkeysOf(c.user.id));
   await c.sessions.update(c.session, { challenge: opts.challenge });
   return { status: 200, json: opts };
 }
@@ -43,9 +48,10 @@ async function add(c: RequestContext): Promise<Result> {
   // Single use: whatever happens next, this challenge is spent.
   await c.sessions.update(c.session, { challenge: undefined });
   const name = c.form.get('name').trim().slice(0, 64) || 'Passkey';
-  if (!challenge) return passkeysPage(c, 'Start again: press “Add a passkey”.');
+  const rp = relyingParty(c);
+  if (!challenge || !rp) return passkeysPage(c, 'Start again: press “Add a passkey”.');
   try {
-    const credential = await verifyRegistration(relyingParty(c), c.form.get('response'), challenge);
+    const credential = await verifyRegistration(rp, c.form.get('response'), challenge);
     await c.directory.store.addPasskey({ ...credential, userId: c.user.id, name, createdAt: new Date().toISOString(), lastUsedAt: null });
   } catch (err) {
     if (!(err instanceof PasskeyError) && !(err instanceof Error && /conflict|already/i.test(err.message))) throw err;

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { HearthConfig } from '@hearth/config';
 import { DirectoryError, ValidationError, type Directory, type User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import type { OidcStorage } from '@hearth/oidc/storage';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
 import type { Form } from './http.ts';
 import { page, type Html, type Shell } from './pages/layout.ts';
@@ -16,6 +17,8 @@ export interface Services {
   logger: Logger;
   settings: ConsoleSettings;
   sessions: ConsoleSessions;
+  /** the provider's sessions, grants and tokens (the store or Redis, as services/oidc keeps them) */
+  oidcStorage: OidcStorage;
 }
 
 export interface RequestContext extends Services {
@@ -48,6 +51,7 @@ export const NOTICES: Record<string, string> = {
   'totp-off': 'Two-factor authentication is off.',
   'session-ended': 'The session was signed out.',
   'sessions-ended': 'Every other session was signed out.',
+  'user-signed-out': 'The user is signed out everywhere: console, apps and single sign-on.',
   'user-created': 'User created.',
   'user-saved': 'User saved.',
   'user-disabled': 'User disabled; their sessions are ended.',

@@ -2,12 +2,11 @@ import { generateTotpSecret, otpauthUri, verifyTotp, type App } from '@hearth/di
 import QRCode from 'qrcode';
 import { csrfField, field, html, postButton } from './pages/layout.ts';
 import { done, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
-import { GATEWAY_SESSION_NAMESPACE } from './session.ts';
 import { CONSOLE_APP_ID } from './signin.ts';
 
 /** Self-service: what every signed-in user may do to their own account. */
 
-function appTitle(app: App): string {
+export function appTitle(app: App): string {
   return typeof app.manifest.title === 'string' && app.manifest.title ? app.manifest.title : app.id;
 }
 
@@ -147,54 +146,6 @@ async function disableTotp(c: RequestContext): Promise<Result> {
   return done('/2fa', 'totp-off');
 }
 
-function when(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
-}
-
-async function sessionsPage(c: RequestContext): Promise<Result> {
-  const csrf = c.session.record.csrf;
-  const mine = (await c.sessions.ofUser(c.user.id)).sort((a, b) => b.record.lastSeen - a.record.lastSeen);
-  const gateway = (await c.directory.store.kvFindWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id)).map((r) => ({ handle: r.key, record: JSON.parse(r.value) as { appId: string; createdAt: number; lastSeen: number } }));
-  return view(
-    c,
-    'Sessions',
-    html`<h2>Console</h2>
-<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><caption class="hint">Where you are signed in to this console</caption>
-<thead><tr><th scope="col">Browser</th><th scope="col">From</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
-${mine.map(
-  (s) => html`<tr><td>${s.record.userAgent || 'unknown'}</td><td>${s.record.remote ?? ''}</td><td>${when(s.record.createdAt)}</td><td>${when(s.record.lastSeen)}</td>
-<td>${s.handle === c.session.handle ? html`<span class="tag">this browser</span>` : postButton('/sessions/end', csrf, 'Sign out', { kind: 'secondary', hidden: { kind: 'console', handle: s.handle }, aria: `Sign out the session started ${when(s.record.createdAt)}` })}</td></tr>`,
-)}
-</tbody></table></div>
-<h2>Apps behind the sign-in wall</h2>
-${gateway.length
-  ? html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">App</th><th scope="col">Signed in</th><th scope="col">Last active</th><th scope="col"><span class="hint">Action</span></th></tr></thead><tbody>
-${gateway.map((s) => html`<tr><td>${c.directory.app(s.record.appId) ? appTitle(c.directory.app(s.record.appId)!) : s.record.appId}</td><td>${when(s.record.createdAt)}</td><td>${when(s.record.lastSeen)}</td><td>${postButton('/sessions/end', csrf, 'Sign out', { kind: 'secondary', hidden: { kind: 'gateway', handle: s.handle }, aria: `Sign out of ${s.record.appId}` })}</td></tr>`)}
-</tbody></table></div>`
-  : html`<p>None.</p>`}
-<div class="actions">${postButton('/sessions/end-others', csrf, 'Sign out everywhere else', { kind: 'danger' })}</div>`,
-  );
-}
-
-async function endSession(c: RequestContext): Promise<Result> {
-  const handle = c.form.get('handle');
-  const kind = c.form.get('kind');
-  // Only the user's own sessions: the handle must name one of theirs.
-  if (kind === 'console') {
-    if ((await c.sessions.ofUser(c.user.id)).some((s) => s.handle === handle)) await c.sessions.destroy(handle);
-  } else if (kind === 'gateway') {
-    const rows = await c.directory.store.kvFindWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id);
-    if (rows.some((r) => r.key === handle)) await c.directory.store.kvDelete(GATEWAY_SESSION_NAMESPACE, handle);
-  }
-  return done('/sessions', 'session-ended');
-}
-
-async function endOtherSessions(c: RequestContext): Promise<Result> {
-  for (const s of await c.sessions.ofUser(c.user.id)) if (s.handle !== c.session.handle) await c.sessions.destroy(s.handle);
-  await c.directory.store.kvDeleteWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id);
-  return done('/sessions', 'sessions-ended');
-}
-
 export const selfRoutes: Route[] = [
   { method: 'GET', path: /^\/$/, handler: dashboard },
   { method: 'GET', path: /^\/profile$/, handler: (c) => profileForm(c, { displayName: c.user.displayName, fallbackEmail: c.user.fallbackEmail ?? '' }) },
@@ -205,7 +156,4 @@ export const selfRoutes: Route[] = [
   { method: 'POST', path: /^\/2fa\/start$/, handler: startTotp },
   { method: 'POST', path: /^\/2fa\/confirm$/, handler: confirmTotp },
   { method: 'POST', path: /^\/2fa\/disable$/, handler: disableTotp },
-  { method: 'GET', path: /^\/sessions$/, handler: sessionsPage },
-  { method: 'POST', path: /^\/sessions\/end$/, handler: endSession },
-  { method: 'POST', path: /^\/sessions\/end-others$/, handler: endOtherSessions },
 ];

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import { secretEquals, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import { sessionOfAccessToken } from '@hearth/oidc/sessions';
+import { openOidcStorage } from '@hearth/oidc/storage';
 import { clearCookie, loadKeyFile, OidcRelyingParty, PASSKEYS_SCRIPT, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
 import { adminRoutes } from './admin.ts';
 import { BadRequest, Form, readForm, redirect, sendHtml } from './http.ts';
@@ -12,6 +14,7 @@ import { contentSecurityPolicy, isAdmin, page, html } from './pages/layout.ts';
 import type { RequestContext, Result, Route, Services } from './routes.ts';
 import { passkeyRoutes, PASSKEYS_SCRIPT_PATH } from './passkeys.ts';
 import { selfRoutes } from './self.ts';
+import { sessionRoutes } from './sessions-page.ts';
 import { ConsoleSessions, type Session } from './session.ts';
 import type { ConsoleSettings } from './settings.ts';
 import { consoleCredentials, registerConsoleClient, userOfSubject } from './signin.ts';
@@ -58,11 +61,13 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const cookieName = secure ? '__Host-hearth_console' : 'hearth_console';
   const loginCookie = `${cookieName}_login`;
   const csp = contentSecurityPolicy(config.oidcIssuer);
-  const services: Services = { config, directory, logger, settings, sessions };
-  const routes: Route[] = [...selfRoutes, ...passkeyRoutes, ...adminRoutes];
+  const oidcStorage = openOidcStorage(config, directory.store);
+  const services: Services = { config, directory, logger, settings, sessions, oidcStorage };
+  const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...adminRoutes];
   const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);
 
   await registerConsoleClient(config, directory, settings.publicUrl, logger);
+  if (settings.passkeysOff) logger.info({ reason: settings.passkeysOff }, 'passkeys are off in the console');
 
   // A disabled or deleted user is signed out of the console at once (every request checks too).
   let active = new Set(directory.users().filter((u) => u.active).map((u) => u.id));
@@ -121,7 +126,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       await directory.audit({ username: user?.username ?? result.sub, protocol: 'console', remote, ok: false, detail: 'disabled' });
       return errorPage(res, 403, 'Account disabled', 'This account cannot use the console. Ask your administrator.');
     }
-    const cookie = await sessions.create(user.id, result.idToken, String(req.headers['user-agent'] ?? ''), remote);
+    const oidcSession = await sessionOfAccessToken(oidcStorage, result.accessToken).catch(() => null);
+    const cookie = await sessions.create(user.id, { idToken: result.idToken, oidcSession }, String(req.headers['user-agent'] ?? ''), remote);
     await directory.audit({ username: user.username, protocol: 'console', remote, ok: true, detail: 'oidc sign-in' });
     logger.info({ username: user.username }, 'signed in to the console');
     redirect(res, localPath(state.back), [clear, serializeCookie(cookieName, cookie, { secure, maxAgeSeconds: settings.sessionMaxSeconds })]);
@@ -232,6 +238,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       stopWatching();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await oidcStorage.close();
     },
   };
 }

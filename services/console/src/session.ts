@@ -21,6 +21,8 @@ export interface SessionRecord {
   csrf: string;
   /** for the provider's end_session id_token_hint */
   idToken: string | null;
+  /** the uid of the provider session this browser signed in with, marked "this browser" on the sessions page */
+  oidcSession?: string | null;
   userAgent: string;
   remote: string | null;
   /** a TOTP secret shown as a QR code, stored once the user proves they hold it */
@@ -52,9 +54,9 @@ export class ConsoleSessions {
   }
 
   /** Starts a session and returns the cookie value. */
-  async create(userId: string, idToken: string | null, userAgent: string, remote: string | null, now = Date.now()): Promise<string> {
+  async create(userId: string, signIn: { idToken: string | null; oidcSession: string | null }, userAgent: string, remote: string | null, now = Date.now()): Promise<string> {
     const sid = newSessionId();
-    const record: SessionRecord = { userId, createdAt: now, lastSeen: now, csrf: randomBytes(32).toString('base64url'), idToken, userAgent: userAgent.slice(0, 200), remote };
+    const record: SessionRecord = { userId, createdAt: now, lastSeen: now, csrf: randomBytes(32).toString('base64url'), idToken: signIn.idToken, oidcSession: signIn.oidcSession, userAgent: userAgent.slice(0, 200), remote };
     await this.write(sessionHandle(sid), record, now);
     return signSessionId(this.key, sid);
   }

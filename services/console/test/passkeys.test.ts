@@ -1,9 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { App } from '@hearth/directory';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
-import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+import { addNotesApp, launchChromium, notesClient, PASSWORD, signIn, startAppSignIn as startNotesSignIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
 /**
  * Passkeys end to end with Chromium's virtual authenticator (CDP WebAuthn): registered in the
@@ -14,28 +13,19 @@ import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack 
 let stack: ConsoleStack;
 let browser: Browser;
 let rp: oidc.Configuration;
-const redirectUri = 'https://notes.example.test/auth/callback';
 let credential: Record<string, unknown>;
 
 before(async () => {
   stack = await startConsoleStack(
     async (d) => {
       await d.addUser({ username: 'pat', email: 'pat@example.test', password: PASSWORD, displayName: 'Pat Smith' });
-      const app: App = {
-        id: 'notes',
-        domain: 'notes.example.test',
-        manifest: { title: 'Notes', addons: { oidc: { loginRedirectUri: '/auth/callback' } } },
-        access: null,
-        upstream: null,
-        credentials: { oidc: { clientId: 'cid-notes', clientSecret: 'secret-notes-0123456789abcdef' } },
-        createdAt: new Date().toISOString(),
-      };
-      await d.putApp(app, []);
+      await addNotesApp(d);
     },
-    { host: 'localhost' },
+    // Host names, not loopback addresses: the RP ID comes from the setting, and both hosts are under it.
+    { hosts: { issuer: 'auth.hearth.test', console: 'console.hearth.test' }, env: { HEARTH_WEBAUTHN_RP_ID: 'hearth.test' } },
   );
-  rp = await oidc.discovery(new URL(stack.issuer), 'cid-notes', 'secret-notes-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests] });
-  browser = await launchChromium();
+  rp = await notesClient(stack);
+  browser = await launchChromium([stack.issuer, stack.url]);
 });
 
 after(async () => {
@@ -62,21 +52,8 @@ function within<T>(p: Promise<T>, ms = 20000): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
 }
 
-/** Starts a sign-in at the notes app; the app is not running, so its callback is caught here. */
-async function startAppSignIn(context: BrowserContext): Promise<{ page: Page; verifier: string; state: string; landed: Promise<URL> }> {
-  let resolve!: (u: URL) => void;
-  const landed = new Promise<URL>((r) => (resolve = r));
-  await context.route('https://notes.example.test/**', async (route) => {
-    resolve(new URL(route.request().url()));
-    await route.fulfill({ status: 200, contentType: 'text/html', body: '<!DOCTYPE html><title>Notes</title><p>back at the app</p>' });
-  });
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: redirectUri, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  await page.goto(url.href);
-  return { page, verifier, state, landed };
+function startAppSignIn(context: BrowserContext): ReturnType<typeof startNotesSignIn> {
+  return startNotesSignIn(context, rp);
 }
 
 async function redeem(callback: URL, verifier: string, state: string): Promise<oidc.IDToken> {
@@ -98,6 +75,7 @@ test('a passkey registered in the console signs in to an OIDC app on its own', a
   const { credentials } = (await cdp.send('WebAuthn.getCredentials', { authenticatorId: id })) as unknown as { credentials: Record<string, unknown>[] };
   assert.equal(credentials.length, 1);
   assert.equal(credentials[0]!.isResidentCredential, true);
+  assert.equal(credentials[0]!.rpId, 'hearth.test', 'registered under the configured RP ID');
   credential = credentials[0]!;
   await context.close();
 
@@ -157,33 +135,39 @@ test('an assertion replayed, answered to another challenge, or from another orig
   const action = new URL((await form.getAttribute('action'))!, stack.issuer).href;
   const optionsUrl = new URL((await form.getAttribute('data-options'))!, stack.issuer).href;
   const csrf = (await form.locator('input[name=csrf]').getAttribute('value'))!;
+  // Posted from the sign-in page itself (its cookies, its origin): the host name resolves only inside Chromium.
+  const post = (url: string, fields: Record<string, string>): Promise<{ status: number; text: string }> =>
+    second.page.evaluate(async ({ url, fields }) => {
+      const res = await fetch(url, { method: 'POST', body: new URLSearchParams(fields) });
+      return { status: res.status, text: await res.text() };
+    }, { url, fields });
   const fetchChallenge = async (): Promise<string> => {
-    const res = await other.request.post(optionsUrl, { form: { csrf } });
-    assert.equal(res.status(), 200);
-    return ((await res.json()) as { challenge: string }).challenge;
+    const res = await post(optionsUrl, { csrf });
+    assert.equal(res.status, 200);
+    return (JSON.parse(res.text) as { challenge: string }).challenge;
   };
 
   await fetchChallenge();
-  const replay = await other.request.post(action, { form: { csrf, response: assertion } });
-  assert.equal(replay.status(), 401);
-  assert.match(await replay.text(), /could not be used here/);
+  const replay = await post(action, { csrf, response: assertion });
+  assert.equal(replay.status, 401);
+  assert.match(replay.text, /could not be used here/);
 
   // The same assertion posted again without asking for a challenge: the spent one is gone.
-  const again = await other.request.post(action, { form: { csrf, response: assertion } });
-  assert.equal(again.status(), 400);
-  assert.match(await again.text(), /expired/);
+  const again = await post(action, { csrf, response: assertion });
+  assert.equal(again.status, 400);
+  assert.match(again.text, /expired/);
 
   // Client data rewritten to the live challenge but another origin: refused (and the signature no longer fits either).
   const challenge = await fetchChallenge();
   const parsed = JSON.parse(assertion) as { response: { clientDataJSON: string } };
   const clientData = JSON.parse(Buffer.from(parsed.response.clientDataJSON, 'base64url').toString('utf8')) as Record<string, unknown>;
   parsed.response.clientDataJSON = Buffer.from(JSON.stringify({ ...clientData, challenge, origin: 'https://evil.example' })).toString('base64url');
-  const foreign = await other.request.post(action, { form: { csrf, response: JSON.stringify(parsed) } });
-  assert.equal(foreign.status(), 401);
+  const foreign = await post(action, { csrf, response: JSON.stringify(parsed) });
+  assert.equal(foreign.status, 401);
 
   await fetchChallenge();
-  const garbage = await other.request.post(action, { form: { csrf, response: '{"id":"x"' } });
-  assert.equal(garbage.status(), 401);
+  const garbage = await post(action, { csrf, response: '{"id":"x"' });
+  assert.equal(garbage.status, 401);
 
   const pat = stack.directory.userByUsername('pat')!;
   assert.equal((await stack.directory.store.passkeysOf(pat.id))[0]!.counter, counterAfter, 'no refused assertion moved the counter');

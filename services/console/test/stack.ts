@@ -1,4 +1,6 @@
-import { Directory } from '@hearth/directory';
+import { Directory, type App } from '@hearth/directory';
+import { backChannelFetch } from '@hearth/web';
+import * as oidc from 'openid-client';
 import { freePort, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
@@ -21,7 +23,7 @@ export interface ConsoleStack {
  * adds users and apps before they start. The test's own Directory watches for changes,
  * so it sees what the console writes. `host` names both in their public URLs.
  */
-export async function startConsoleStack(seed: (directory: Directory) => Promise<void>, opts: { env?: Record<string, string>; host?: string } = {}): Promise<ConsoleStack> {
+export async function startConsoleStack(seed: (directory: Directory) => Promise<void>, opts: { env?: Record<string, string>; hosts?: { issuer: string; console: string } } = {}): Promise<ConsoleStack> {
   const stops: (() => Promise<unknown>)[] = [];
   const close = async (): Promise<void> => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
@@ -29,12 +31,21 @@ export async function startConsoleStack(seed: (directory: Directory) => Promise<
   try {
     const oidcPort = await freePort();
     const consolePort = await freePort();
-    // WebAuthn needs a host name (an IP address cannot be an RP ID): the passkey tests use localhost.
-    const host = opts.host ?? '127.0.0.1';
-    const issuer = `http://${host}:${oidcPort}`;
-    const url = `http://${host}:${consolePort}`;
+    // WebAuthn needs host names (an IP address cannot be an RP ID): the passkey tests name both
+    // daemons under a test domain that Chromium maps to loopback (see launchChromium), and the
+    // console reaches the provider by address, as in containers.
+    const issuer = `http://${opts.hosts?.issuer ?? '127.0.0.1'}:${oidcPort}`;
+    const url = `http://${opts.hosts?.console ?? '127.0.0.1'}:${consolePort}`;
     const env = await testEnv({
-      env: { HEARTH_OIDC_PORT: String(oidcPort), HEARTH_OIDC_ISSUER: issuer, HEARTH_CONSOLE_PORT: String(consolePort), HEARTH_CONSOLE_URL: url, HEARTH_LOG_LEVEL: 'info', ...opts.env },
+      env: {
+        HEARTH_OIDC_PORT: String(oidcPort),
+        HEARTH_OIDC_ISSUER: issuer,
+        HEARTH_CONSOLE_PORT: String(consolePort),
+        HEARTH_CONSOLE_URL: url,
+        HEARTH_LOG_LEVEL: 'info',
+        ...(opts.hosts ? { HEARTH_CONSOLE_OIDC_INTERNAL_URL: `http://127.0.0.1:${oidcPort}` } : {}),
+        ...opts.env,
+      },
     });
     stops.push(() => env.cleanup());
     const directory = await Directory.open(env.config, { watch: true });
@@ -56,10 +67,26 @@ export async function startConsoleStack(seed: (directory: Directory) => Promise<
   }
 }
 
-export function launchChromium(): Promise<Browser> {
+/**
+ * Headless Debian Chromium. `names` lists http origins whose host names resolve to loopback in
+ * this browser only (--host-resolver-rules) and count as secure contexts, as WebAuthn requires
+ * (https would, but Chromium refuses WebAuthn on a certificate it does not trust).
+ */
+export function launchChromium(names: string[] = []): Promise<Browser> {
+  const hosts = [...new Set(names.map((u) => new URL(u).hostname))];
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...(names.length ? [`--host-resolver-rules=${hosts.map((h) => `MAP ${h} 127.0.0.1`).join(',')}`, `--unsafely-treat-insecure-origin-as-secure=${names.join(',')}`] : []),
+    ],
   });
 }
 
@@ -78,4 +105,47 @@ export async function signIn(context: BrowserContext, stack: ConsoleStack, usern
   }
   await page.waitForURL((u) => u.origin === stack.url);
   return page;
+}
+
+/** An OIDC app (not running: the tests catch its callback in the browser) for sign-ins beside the console. */
+export const NOTES = { clientId: 'cid-notes', clientSecret: 'secret-notes-0123456789abcdef', redirectUri: 'https://notes.example.test/auth/callback' };
+
+export async function addNotesApp(d: Directory): Promise<void> {
+  const app: App = {
+    id: 'notes',
+    domain: 'notes.example.test',
+    manifest: { title: 'Notes', addons: { oidc: { loginRedirectUri: '/auth/callback' } } },
+    access: null,
+    upstream: null,
+    credentials: { oidc: { clientId: NOTES.clientId, clientSecret: NOTES.clientSecret } },
+    createdAt: new Date().toISOString(),
+  };
+  await d.putApp(app, []);
+}
+
+/** The notes app's client; with named hosts it reaches the provider by address, as the console does. */
+export function notesClient(stack: ConsoleStack): Promise<oidc.Configuration> {
+  const internal = stack.env.env.HEARTH_CONSOLE_OIDC_INTERNAL_URL;
+  return oidc.discovery(new URL(stack.issuer), NOTES.clientId, NOTES.clientSecret, undefined, {
+    execute: [oidc.allowInsecureRequests],
+    ...(internal ? { [oidc.customFetch]: backChannelFetch(stack.issuer, internal) } : {}),
+  });
+}
+
+/** Starts an authorization at the notes app in `context`; `landed` resolves with the callback URL the browser is sent to. */
+export async function startAppSignIn(context: BrowserContext, rp: oidc.Configuration, scope = 'openid profile'): Promise<{ page: Page; verifier: string; state: string; landed: Promise<URL> }> {
+  let resolve!: (u: URL) => void;
+  const landed = new Promise<URL>((r) => (resolve = r));
+  await context.unrouteAll();
+  await context.route('https://notes.example.test/**', async (route) => {
+    resolve(new URL(route.request().url()));
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<!DOCTYPE html><title>Notes</title><p>back at the app</p>' });
+  });
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: NOTES.redirectUri, scope, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  await page.goto(url.href);
+  return { page, verifier, state, landed };
 }

@@ -5,7 +5,7 @@ import type { Logger } from '@hearth/log';
 import { authenticationOptions, PasskeyError, PASSKEYS_SCRIPT, verifyAssertion, type RelyingParty } from '@hearth/web';
 import type { Context, Middleware, Next } from 'koa';
 import type { Interaction, InteractionResults, Provider } from 'oidc-provider';
-import type { OidcStorage } from './adapter.ts';
+import type { OidcStorage } from './storage.ts';
 import type { ClientRegistry } from './clients.ts';
 import { firstPartyGrant } from './grants.ts';
 import { readForm, sendError } from './http.ts';
@@ -26,8 +26,8 @@ export interface InteractionDeps {
   /** cookie keys, newest first; CSRF tokens are MACs under them */
   keys: () => string[];
   logger: Logger;
-  /** the WebAuthn relying party for passkeys at the login page (origin: the issuer) */
-  relyingParty: RelyingParty;
+  /** the WebAuthn relying party for passkeys at the login page (origin: the issuer); null: passkeys are off (no RP ID) */
+  relyingParty: RelyingParty | null;
 }
 
 interface PendingLogin {
@@ -109,13 +109,13 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
     const base = `/interaction/${uid}`;
     const csrf = csrfFor(deps.keys()[0]!, uid);
     const name = appName(app);
-    const passkey = { optionsAction: `${base}/passkey-options`, action: `${base}/passkey` };
+    const passkey = deps.relyingParty ? { optionsAction: `${base}/passkey-options`, action: `${base}/passkey` } : null;
     const views = {
       login: (status: number, error?: string, login?: string) =>
         html(ctx, status, loginPage({ appName: name, action: `${base}/login`, abortAction: `${base}/abort`, csrf, error, passkey, login: login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : '') })),
       totp: async (status: number, username: string, error?: string) => {
         const user = directory.userByUsername(username);
-        const hasPasskey = user ? (await directory.store.passkeysOf(user.id)).length > 0 : false;
+        const hasPasskey = user && passkey ? (await directory.store.passkeysOf(user.id)).length > 0 : false;
         html(ctx, status, totpPage({ appName: name, username, action: `${base}/totp`, abortAction: `${base}/abort`, csrf, error, totp: !!user?.totpSecret, passkey: hasPasskey ? passkey : null }));
       },
       denied: (username: string) => html(ctx, 403, deniedPage({ appName: name, username, switchHref: `${base}?login=1`, abortAction: `${base}/abort`, csrf })),
@@ -168,7 +168,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
         }
       }
       // A second factor is owed by users with TOTP or a passkey.
-      if (r.user.totpSecret || (await directory.store.passkeysOf(r.user.id)).length > 0) {
+      if (r.user.totpSecret || (deps.relyingParty && (await directory.store.passkeysOf(r.user.id)).length > 0)) {
         await storage.set(PENDING, uid, { accountId: r.user.id, attempts: 0 } as never, PENDING_TTL);
         ctx.redirect(base);
         ctx.status = 303;
@@ -177,12 +177,13 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
       return finish(ctx, provider, details, r.user, ['pwd']);
     }
 
-    if (action === 'passkey-options' || action === 'passkey') {
+    if ((action === 'passkey-options' || action === 'passkey') && deps.relyingParty) {
+      const relyingParty = deps.relyingParty;
       // After a password, only that user's passkeys count (second factor); before, any registered one (passwordless).
       const pending = (await storage.get(PENDING, uid)) as PendingLogin | undefined;
       const pendingUser = pending ? directory.userById(pending.accountId) : undefined;
       if (action === 'passkey-options') {
-        const options = await authenticationOptions(deps.relyingParty, pendingUser ? await directory.store.passkeysOf(pendingUser.id) : null);
+        const options = await authenticationOptions(relyingParty, pendingUser ? await directory.store.passkeysOf(pendingUser.id) : null);
         await storage.set(CHALLENGE, uid, { challenge: options.challenge } as never, CHALLENGE_TTL);
         ctx.body = options;
         return;
@@ -196,7 +197,7 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
       if (attempt.blocked) return retry(429, 'Too many failed attempts. Wait a few minutes, then try again.');
       let used;
       try {
-        used = await verifyAssertion(deps.relyingParty, directory.store, form.get('response') ?? '', saved.challenge, pendingUser?.id);
+        used = await verifyAssertion(relyingParty, directory.store, form.get('response') ?? '', saved.challenge, pendingUser?.id);
       } catch (err) {
         if (!(err instanceof PasskeyError)) throw err;
         await attempt.failed();
@@ -212,6 +213,8 @@ export function interactionRoutes(deps: InteractionDeps): Middleware {
       await directory.audit({ username: user.username, protocol: 'oidc', appId: app.id, remote, ok: true, detail: pendingUser ? 'passkey (second factor)' : 'passkey' });
       return finish(ctx, provider, details, user, pendingUser ? ['pwd', 'hwk'] : ['hwk', 'user']);
     }
+
+    if (action === 'passkey-options' || action === 'passkey') return sendError(ctx, 404, 'invalid_request', 'Passkeys are not enabled on this server.');
 
     // action === 'totp'
     const pending = (await storage.get(PENDING, uid)) as PendingLogin | undefined;

@@ -5,13 +5,14 @@ import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { Client, default as Provider } from 'oidc-provider';
 import { accountName } from './account.ts';
-import { ACCOUNT_MODELS, RedisStorage, StoreStorage, type OidcStorage } from './adapter.ts';
+import { openOidcStorage, type OidcStorage } from './storage.ts';
 import { ClientRegistry } from './clients.ts';
 import { oidcEndpoints } from './endpoints.ts';
 import { clientAddress, errorHandler, limitParams, offlineAccessConsent, securityHeaders } from './http.ts';
 import { interactionRoutes } from './interactions.ts';
 import { loadOrCreateKeys, readKeys, type KeyMaterial } from './keys.ts';
-import { buildProvider } from './provider.ts';
+import { buildProvider, TTL } from './provider.ts';
+import { recordSessionUse, revokeAccount } from './sessions.ts';
 
 export interface OidcContext {
   config: HearthConfig;
@@ -37,7 +38,7 @@ export interface RunningOidc {
 export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promise<RunningOidc> {
   const { config, directory, logger } = ctx;
   if (new URL(config.oidcIssuer).pathname !== '/') throw new Error(`HEARTH_OIDC_ISSUER must be an origin without a path (got ${config.oidcIssuer})`);
-  const storage: OidcStorage = config.redisUrl ? RedisStorage.connect(config.redisUrl) : new StoreStorage(directory.store);
+  const storage: OidcStorage = openOidcStorage(config, directory.store);
   const clients = new ClientRegistry(directory, config);
   let keys: KeyMaterial = await loadOrCreateKeys(directory.store);
 
@@ -65,6 +66,13 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
         detail: `token refused (${(err as { error?: string }).error ?? err.message})`,
       });
     });
+    // Where each session is used from, for the console's sessions page.
+    provider.on('authorization.success', (c) => {
+      const session = c.oidc.session;
+      if (!session?.accountId || !session.uid) return;
+      const info = { uid: session.uid, accountId: session.accountId, remote: c.ip || null, userAgent: String(c.get('user-agent') ?? ''), lastSeen: Date.now() };
+      void recordSessionUse(storage, info, TTL.Session).catch((err: unknown) => logger.warn({ err }, 'could not record where a session was used'));
+    });
     provider.on('end_session.success', (c) => {
       void directory.audit({ username: accountName(directory, c.oidc.session?.accountId), protocol: 'oidc', appId: appId(c.oidc.client?.clientId), remote: c.ip || null, ok: true, detail: 'logout' });
     });
@@ -85,12 +93,13 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
         storage,
         keys: () => k.cookieKeys,
         logger,
-        relyingParty: { id: config.webauthnRpId, name: 'Hearth', origin: new URL(config.oidcIssuer).origin },
+        relyingParty: config.webauthnRpId ? { id: config.webauthnRpId, name: 'Hearth', origin: new URL(config.oidcIssuer).origin } : null,
       }),
     );
     return { provider, handler: provider.callback() };
   };
   let current = build(keys);
+  if (!config.webauthnRpId) logger.info({ issuer: config.oidcIssuer }, 'passkeys are off: the issuer is an IP address and a passkey needs a host name; set HEARTH_OIDC_ISSUER to a name (and HEARTH_WEBAUTHN_RP_ID to a domain the console shares)');
 
   // A disabled or deleted user's sessions, grants and tokens go at once (findAccount already
   // refuses them; this also drops what is stored), and apps with a back-channel logout URI
@@ -111,7 +120,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
           await client.backchannelLogout(accountId, auth.sid).catch((err: Error) => logger.warn({ err: err.message, clientId }, 'back-channel logout failed'));
         }
       }
-      for (const model of ACCOUNT_MODELS) await storage.deleteAll(model, 'accountId', accountId);
+      await revokeAccount(storage, accountId);
       logger.info({ username, accountId }, 'revoked sessions and tokens of a disabled or deleted user');
     } catch (err) {
       logger.warn({ err, username, accountId }, 'could not revoke sessions and tokens');

@@ -16,9 +16,10 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(opts: { env?: Record<string, string>; oidc?: OidcOptions; backend?: 'sqlite' | 'postgres'; throttle?: Partial<ThrottleLimits>; issuer?: string } = {}): Promise<Stack> {
+/** `issuerHost`: the issuer's host name on the chosen port (passkeys need a name: `localhost`). */
+export async function startStack(opts: { env?: Record<string, string>; oidc?: OidcOptions; backend?: 'sqlite' | 'postgres'; throttle?: Partial<ThrottleLimits>; issuer?: string; issuerHost?: string } = {}): Promise<Stack> {
   const port = await freePort();
-  const issuer = opts.issuer ?? `http://127.0.0.1:${port}`;
+  const issuer = opts.issuer ?? `http://${opts.issuerHost ?? '127.0.0.1'}:${port}`;
   const env = await testEnv({ backend: opts.backend, env: { HEARTH_OIDC_ISSUER: issuer, ...opts.env } });
   const logger = createLogger('oidc-test', env.config.logLevel);
   const directory = await Directory.open(env.config, { watch: true, logger, throttle: opts.throttle });

@@ -14,7 +14,8 @@ describe('login pages', () => {
   let totpSecret: string;
 
   before(async () => {
-    stack = await startStack({ throttle: { perUser: 6, perAddress: 1000, windowSeconds: 60 } });
+    // A host name, so passkeys are on (an RP ID cannot be an address).
+    stack = await startStack({ throttle: { perUser: 6, perAddress: 1000, windowSeconds: 60 }, issuerHost: 'localhost' });
     const d = stack.directory;
     await addUser(d, 'alice');
     await addUser(d, 'mallory');
@@ -207,6 +208,25 @@ describe('behind TLS', () => {
       for (const c of cookies) assert.match(c, /;\s*secure/i, c);
       const meta = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as { authorization_endpoint: string };
       assert.equal(meta.authorization_endpoint, 'https://login.example.test/auth');
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('login pages with the issuer at an IP address', () => {
+  it('offer no passkey form: an address cannot be an RP ID, so passkeys are off rather than broken', async () => {
+    const stack = await startStack();
+    try {
+      assert.equal(stack.env.config.webauthnRpId, null);
+      const app = await addOidcApp(stack.directory, 'notes', { loginRedirectUri: '/cb' });
+      const rp = await rpConfig(stack.issuer, app.clientId, app.clientSecret);
+      const req = await authorizationRequest(rp, app.redirectUri, 'openid');
+      const r = await new Browser(stack.issuer).go(req.url);
+      const html = await r.res.text();
+      assert.equal(r.res.status, 200);
+      assert.match(html, /<input id="password"/);
+      assert.doesNotMatch(html, /data-passkey|<script/);
     } finally {
       await stack.close();
     }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Directory } from '@hearth/directory';
 import { waitFor } from '@hearth/testkit';
 import * as oidc from 'openid-client';
-import { ACCOUNT_MODELS } from '../src/adapter.ts';
+import { ACCOUNT_MODELS } from '../src/storage.ts';
 import { decodeJwt } from './jwt.ts';
 import { addOidcApp, addUser, fullLogin, rpConfig, startStack, type SeededApp, type Stack } from './helpers.ts';
 

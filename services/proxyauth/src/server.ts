@@ -275,7 +275,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       await directory.audit({ username: user?.username ?? result.sub, protocol: 'proxyauth', appId: ctx.app.id, remote: clientAddress(ctx.forwarded), ok: false, detail: 'not_allowed' });
       return sendPage(res, PAGES.forbidden, { 'Set-Cookie': clear });
     }
-    const cookie = await sessions.create(ctx.key, ctx.app, user.id, result.idToken);
+    const cookie = await sessions.create(ctx.key, ctx.app, user.id, result.idToken, { remote: clientAddress(ctx.forwarded), userAgent: String(req.headers['user-agent'] ?? '') });
     await directory.audit({ username: user.username, protocol: 'proxyauth', appId: ctx.app.id, remote: clientAddress(ctx.forwarded), ok: true, detail: 'oidc sign-in' });
     redirect(res, state.redirect, [clear, serializeCookie(ctx.cookies.session, cookie, { secure: ctx.secure, maxAgeSeconds: settings.sessionMaxSeconds })]);
   }

@@ -58,6 +58,9 @@ export interface SessionRecord {
   lastSeen: number;
   /** kept for the provider's end_session id_token_hint */
   idToken: string | null;
+  /** where the sign-in came from, for the console's sessions page */
+  remote?: string | null;
+  userAgent?: string;
 }
 
 export interface ResolvedSession {
@@ -95,9 +98,9 @@ export class SessionStore {
   }
 
   /** Starts a session and returns the cookie value. */
-  async create(key: Buffer, app: App, userId: string, idToken: string | null, now = Date.now()): Promise<string> {
+  async create(key: Buffer, app: App, userId: string, idToken: string | null, where: { remote: string | null; userAgent: string } = { remote: null, userAgent: '' }, now = Date.now()): Promise<string> {
     const sid = newSessionId();
-    await this.write(sid, { userId, appId: app.id, createdAt: now, lastSeen: now, idToken }, now);
+    await this.write(sid, { userId, appId: app.id, createdAt: now, lastSeen: now, idToken, remote: where.remote, userAgent: where.userAgent.slice(0, 200) }, now);
     return signSessionId(key, sid);
   }
 

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -61,8 +62,11 @@ export interface HearthConfig {
   hostname: string;
   domain: string;
   oidcIssuer: string;
-  /** WebAuthn RP ID for passkeys: the provider's host, or a registrable suffix shared with the console's */
-  webauthnRpId: string;
+  /**
+   * WebAuthn RP ID for passkeys: HEARTH_WEBAUTHN_RP_ID, or the issuer's host when that is a name;
+   * null (passkeys off) when the issuer is reached by IP address, since a passkey is bound to a name
+   */
+  webauthnRpId: string | null;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   /** the Docker engine app containers run on: unix:///path or tcp://host:port */
@@ -151,6 +155,25 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv)
   return parsed.data;
 }
 
+/** Whether `host` is `rpId` or a name under it: the WebAuthn rule for which origins may use an RP ID. */
+export function hostUnder(host: string, rpId: string): boolean {
+  const h = host.toLowerCase();
+  return h === rpId || h.endsWith(`.${rpId}`);
+}
+
+/**
+ * The passkeys' RP ID. Browsers take only a host name that the page's own host equals or sits
+ * under, so a setting that the sign-in page (the issuer) could never use is refused here, at start.
+ */
+function webauthnRpId(setting: string | undefined, oidcIssuer: string): string | null {
+  const issuerHost = new URL(oidcIssuer).hostname.replace(/^\[|\]$/g, '');
+  if (setting === undefined) return net.isIP(issuerHost) ? null : issuerHost.toLowerCase();
+  const rpId = setting.toLowerCase();
+  if (net.isIP(rpId)) throw new ConfigError(`invalid setting HEARTH_WEBAUTHN_RP_ID: must be a host name, not an IP address (passkeys are bound to a name)`);
+  if (!hostUnder(issuerHost, rpId)) throw new ConfigError(`invalid setting HEARTH_WEBAUTHN_RP_ID: ${rpId} must be the host of HEARTH_OIDC_ISSUER (${issuerHost}) or a domain it is under, where the sign-in page asks for passkeys`);
+  return rpId;
+}
+
 /** Reads and validates the environment once; every daemon and the CLI start here. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
   const e = parseEnv(envSchema, env);
@@ -170,7 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     hostname: e.HEARTH_HOSTNAME,
     domain: e.HEARTH_DOMAIN.toLowerCase(),
     oidcIssuer,
-    webauthnRpId: (e.HEARTH_WEBAUTHN_RP_ID ?? new URL(oidcIssuer).hostname).toLowerCase(),
+    webauthnRpId: webauthnRpId(e.HEARTH_WEBAUTHN_RP_ID, oidcIssuer),
     tlsCert: e.HEARTH_TLS_CERT,
     tlsKey: e.HEARTH_TLS_KEY,
     dockerHost: e.HEARTH_DOCKER_HOST,

@@ -28,6 +28,18 @@ describe('parseEnv', () => {
 });
 
 describe('loadConfig', () => {
+  it("takes the passkeys' RP ID from a host name, never an address, and refuses one the sign-in page cannot use", () => {
+    assert.equal(loadConfig({}).webauthnRpId, null, 'the default issuer is an address: passkeys off');
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'https://Auth.Example.com' }).webauthnRpId, 'auth.example.com');
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'https://auth.example.com', HEARTH_WEBAUTHN_RP_ID: 'Example.com' }).webauthnRpId, 'example.com');
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'http://[::1]:4000' }).webauthnRpId, null);
+    assert.throws(() => loadConfig({ HEARTH_WEBAUTHN_RP_ID: '127.0.0.1' }), { message: 'invalid setting HEARTH_WEBAUTHN_RP_ID: must be a host name, not an IP address (passkeys are bound to a name)' });
+    assert.throws(() => loadConfig({ HEARTH_OIDC_ISSUER: 'https://auth.example.com', HEARTH_WEBAUTHN_RP_ID: 'example.org' }), /HEARTH_WEBAUTHN_RP_ID: example.org must be the host of HEARTH_OIDC_ISSUER \(auth.example.com\)/);
+    // A suffix of the name as text is not a parent domain.
+    assert.throws(() => loadConfig({ HEARTH_OIDC_ISSUER: 'https://auth.badexample.com', HEARTH_WEBAUTHN_RP_ID: 'example.com' }), /HEARTH_WEBAUTHN_RP_ID/);
+    assert.throws(() => loadConfig({ HEARTH_WEBAUTHN_RP_ID: 'https://example.com' }), /HEARTH_WEBAUTHN_RP_ID: must be a host name/);
+  });
+
   it('names the variable in its errors', () => {
     assert.throws(() => loadConfig({ HEARTH_DATABASE_URL: 'mysql://x' }), { message: 'invalid setting HEARTH_DATABASE_URL: must be a postgres:// URL' });
     assert.throws(() => loadConfig({ HEARTH_SMTP_PORT: 'x' }), { message: 'invalid setting HEARTH_SMTP_PORT: must be a port number' });

@@ -18,6 +18,8 @@ export interface SignInStart {
 export interface SignInResult {
   sub: string;
   idToken: string | null;
+  /** the access token: the console looks up in the provider's storage which session issued it */
+  accessToken: string;
 }
 
 export interface ClientCredentials {
@@ -114,7 +116,7 @@ export class OidcRelyingParty {
       expectedNonce: checks.nonce,
       idTokenExpected: true,
     });
-    return { sub: tokens.claims()!.sub, idToken: tokens.id_token ?? null };
+    return { sub: tokens.claims()!.sub, idToken: tokens.id_token ?? null, accessToken: tokens.access_token };
   }
 
   /** The provider's end_session URL, or null when the provider is unreachable or has none. */

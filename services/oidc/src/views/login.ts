@@ -7,8 +7,8 @@ export interface LoginView {
   csrf: string;
   login?: string;
   error?: string;
-  /** the passkey form's endpoints (options, then the assertion) */
-  passkey: { optionsAction: string; action: string };
+  /** the passkey form's endpoints (options, then the assertion); null when passkeys are off (no RP ID) */
+  passkey: { optionsAction: string; action: string } | null;
 }
 
 /** A passkey form: hidden until the helper script finds WebAuthn, then an ordinary POST with the credential's JSON. */
@@ -36,9 +36,9 @@ ${errorBox('login-error', v.error)}
 <button type="submit">Sign in</button>
 </div>
 </form>
-${passkeyForm(v.passkey, v.csrf, 'Sign in with a passkey')}
+${v.passkey ? passkeyForm(v.passkey, v.csrf, 'Sign in with a passkey') : ''}
 ${cancelForm(v)}`,
-    { script: true },
+    { script: v.passkey !== null },
   );
 }
 
