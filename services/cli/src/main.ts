@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
-import { Directory, DirectoryError, ValidationError } from '@hearth/directory';
+import { Directory, DirectoryError, ImportFileError, ValidationError } from '@hearth/directory';
 import type { Command } from './commands.ts';
 import { UsageError } from './output.ts';
 
@@ -46,12 +46,7 @@ const GROUPS: Record<string, () => Promise<Command[]>> = {
 
 /** Errors whose message is meant for the operator as it is; the modules load only on this (failing) path. */
 async function operatorError(err: unknown): Promise<boolean> {
-  const [{ ManifestError, ProvisionError }, { CertError, EngineError }, { BackupError }, { ImportFileError }] = await Promise.all([
-    import('@hearth/provisioning'),
-    import('@hearth/runtime'),
-    import('@hearth/backup'),
-    import('./import-files.ts'),
-  ]);
+  const [{ ManifestError, ProvisionError }, { CertError, EngineError }, { BackupError }] = await Promise.all([import('@hearth/provisioning'), import('@hearth/runtime'), import('@hearth/backup')]);
   return [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError, ImportFileError].some((k) => err instanceof k);
 }
 

@@ -115,7 +115,7 @@ async function userPage(c: RequestContext, error?: string): Promise<Result> {
     c,
     `User ${u.username}`,
     html`<p>Id <code>${u.id}</code> · created ${u.createdAt.slice(0, 10)} · ${u.active ? 'active' : html`<span class="tag off">disabled</span>`} · two-factor ${u.totpSecret ? 'on' : 'off'}</p>
-<p>Groups: ${c.directory.groupsOf(u.id).map((g) => g.name).join(', ') || 'none'} · mailboxes: ${c.directory.mailboxesOf('user', u.id).map((m) => m.address).join(', ') || 'none'}</p>
+<p>Groups: ${c.directory.groupsOf(u.id).map((g) => g.name).join(', ') || 'none'} · mailboxes: ${c.directory.mailboxesOf('user', u.id).map((m) => m.address).join(', ') || 'none'} · <a href="${base}/ssh-keys">SSH keys</a></p>
 <h2>Details</h2>
 <form method="post" action="${base}">${csrfField(csrf)}
 ${field({ name: 'email', label: 'Email', type: 'email', value: u.email, required: true, autocomplete: 'off' })}

@@ -72,6 +72,8 @@ export const NOTICES: Record<string, string> = {
   'queue-deleted': 'Message removed from the queue.',
   'passkey-added': 'Passkey added.',
   'passkey-deleted': 'Passkey removed.',
+  'ssh-key-added': 'SSH key added.',
+  'ssh-key-deleted': 'SSH key deleted.',
 };
 
 /** Renders a page in the shell for the signed-in user. */

@@ -15,6 +15,8 @@ import type { RequestContext, Result, Route, Services } from './routes.ts';
 import { passkeyRoutes, PASSKEYS_SCRIPT_PATH } from './passkeys.ts';
 import { selfRoutes } from './self.ts';
 import { sessionRoutes } from './sessions-page.ts';
+import { sshKeyRoutes } from './ssh-keys.ts';
+import { importRoutes } from './import-page.ts';
 import { ConsoleSessions, type Session } from './session.ts';
 import type { ConsoleSettings } from './settings.ts';
 import { consoleCredentials, registerConsoleClient, userOfSubject } from './signin.ts';
@@ -63,7 +65,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const csp = contentSecurityPolicy(config.oidcIssuer);
   const oidcStorage = openOidcStorage(config, directory.store);
   const services: Services = { config, directory, logger, settings, sessions, oidcStorage };
-  const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...adminRoutes];
+  const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...sshKeyRoutes, ...importRoutes, ...adminRoutes];
   const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);
 
   await registerConsoleClient(config, directory, settings.publicUrl, logger);

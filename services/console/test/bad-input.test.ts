@@ -55,7 +55,7 @@ test('a form with a forged CSRF token, or from another origin, is refused and wr
 });
 
 test('a non-admin gets 403 on every admin page, with no directory data in the answer', async () => {
-  for (const p of ['/admin/users', '/admin/users/secret-sam', '/admin/groups', '/admin/apps', '/admin/mailboxes', '/admin/queue', '/admin/audit', '/admin/status', '/admin/apps/hearth-console']) {
+  for (const p of ['/admin/users', '/admin/users/secret-sam', '/admin/groups', '/admin/apps', '/admin/mailboxes', '/admin/queue', '/admin/audit', '/admin/status', '/admin/apps/hearth-console', '/admin/import', '/admin/users/secret-sam/ssh-keys']) {
     const res = await user.context.request.get(`${stack.url}${p}`, { maxRedirects: 0 });
     assert.equal(res.status(), 403, p);
     const body = await res.text();

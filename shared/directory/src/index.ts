@@ -10,3 +10,4 @@ export { RedisCounters, StoreCounters, type SharedCounters } from './shared-stat
 // process never loads the other's driver.
 export { MIGRATIONS, LATEST_SCHEMA_VERSION, FIRST_UID_NUMBER, FIRST_GID_NUMBER } from './migrations.ts';
 export { parseSshPublicKey, SSH_KEY_ALGORITHMS } from './ssh-keys.ts';
+export * from './import.ts';

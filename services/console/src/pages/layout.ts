@@ -109,11 +109,13 @@ const SELF_NAV: [string, string][] = [
   ['/password', 'Password'],
   ['/2fa', 'Two-factor'],
   ['/passkeys', 'Passkeys'],
+  ['/ssh-keys', 'SSH keys'],
   ['/sessions', 'Sessions'],
 ];
 const ADMIN_NAV: [string, string][] = [
   ['/admin/users', 'Users'],
   ['/admin/groups', 'Groups'],
+  ['/admin/import', 'Import'],
   ['/admin/apps', 'Apps'],
   ['/admin/mailboxes', 'Mailboxes'],
   ['/admin/queue', 'Mail queue'],

@@ -1,0 +1,149 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { waitFor } from '@hearth/testkit';
+import type { Browser } from 'playwright-core';
+import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+
+/**
+ * What the CLI does, from the console without JavaScript: user and group import (dry run, the
+ * per-line report, all or nothing) and SSH keys (self-service and admin), with fingerprints as
+ * ssh-keygen prints them; a non-admin gets 403 and no data.
+ */
+
+let stack: ConsoleStack;
+let browser: Browser;
+let tmp: string;
+
+/** A fresh ed25519 key from ssh-keygen: its public line and the fingerprint ssh-keygen -l prints. */
+function sshKey(comment: string): { line: string; fingerprint: string } {
+  const file = path.join(tmp, comment);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file]);
+  const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', `${file}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
+  return { line: fs.readFileSync(`${file}.pub`, 'utf8').trim(), fingerprint };
+}
+
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'console-parity-'));
+  stack = await startConsoleStack(async (d) => {
+    await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
+    await d.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
+  });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('an admin imports users and groups: dry run first, then the good rows, each line reported', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  const csv = path.join(tmp, 'people.csv');
+  fs.writeFileSync(csv, 'username,email,displayName,password\ncarol,carol@example.test,Carol C,long enough password\nbob,bob2@example.test,Dup,long enough password\ndave,not-an-email,Dave,long enough password\nerin,erin@example.test,Erin,\n');
+
+  await page.goto(`${stack.url}/admin/import`);
+  await page.getByLabel('CSV or LDIF file').setInputFiles(csv);
+  await page.getByRole('button', { name: 'Import' }).click();
+  const report = page.getByRole('region', { name: /Import report/ });
+  await report.waitFor();
+  const rows = async (): Promise<string[][]> => (await report.getByRole('row').allInnerTexts()).slice(1).map((r) => r.split('\t').map((c) => c.trim()));
+  const dry = await rows();
+  assert.deepEqual(dry.map((r) => [r[0], r[1], r[2]]), [
+    ['2', 'carol', 'would be created'],
+    ['3', 'bob', 'refused'],
+    ['4', 'dave', 'refused'],
+    ['5', 'erin', 'would be created'],
+  ]);
+  assert.match(dry[1]![3]!, /username already exists/);
+  assert.match(await page.getByRole('status').innerText(), /dry run, nothing written/);
+  assert.equal(stack.directory.userByUsername('carol'), undefined);
+
+  // All or nothing: one bad row, nothing written.
+  await page.getByLabel('CSV or LDIF file').setInputFiles(csv);
+  await page.getByLabel('Dry run: check and report, write nothing').uncheck();
+  await page.getByLabel('All or nothing: import nothing if any row is refused').check();
+  await page.getByRole('button', { name: 'Import' }).click();
+  await report.waitFor();
+  assert.match(await page.getByRole('status').innerText(), /nothing imported/);
+  assert.equal(stack.directory.userByUsername('carol'), undefined);
+
+  // The form keeps its choices; the good rows go in once all or nothing is off.
+  await page.getByLabel('CSV or LDIF file').setInputFiles(csv);
+  assert.equal(await page.getByLabel('Dry run: check and report, write nothing').isChecked(), false);
+  await page.getByLabel('All or nothing: import nothing if any row is refused').uncheck();
+  await page.getByRole('button', { name: 'Import' }).click();
+  await report.waitFor();
+  assert.deepEqual((await rows()).map((r) => r[2]), ['created', 'refused', 'refused', 'created']);
+  await waitFor(() => stack.directory.userByUsername('erin'));
+  assert.equal(stack.directory.userByUsername('carol')!.displayName, 'Carol C');
+
+  const ldif = path.join(tmp, 'groups.ldif');
+  fs.writeFileSync(ldif, 'dn: cn=crew,ou=groups,dc=example\nobjectClass: groupOfNames\ncn: crew\nmember: uid=carol,ou=users,dc=example\nmember: uid=erin,ou=users,dc=example\n\ndn: cn=ghosts,ou=groups,dc=example\ncn: ghosts\nmemberUid: nobody\n');
+  await page.getByLabel('What the file holds').selectOption('groups');
+  await page.getByLabel('CSV or LDIF file').setInputFiles(ldif);
+  await page.getByLabel('Dry run: check and report, write nothing').uncheck();
+  await page.getByRole('button', { name: 'Import' }).click();
+  await report.waitFor();
+  const groups = await rows();
+  assert.deepEqual(groups.map((r) => [r[0], r[1], r[2]]), [
+    ['1', 'crew', 'created'],
+    ['7', 'ghosts', 'refused'],
+  ]);
+  assert.match(groups[1]![3]!, /no such user: nobody/);
+  await waitFor(() => stack.directory.groupByName('crew'));
+  assert.equal(stack.directory.groupByName('crew')!.memberIds.length, 2);
+  await context.close();
+});
+
+test('a user adds and deletes their own SSH key; an admin manages anyone’s; fingerprints as ssh-keygen prints them', async () => {
+  const key = sshKey('bob-laptop');
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'bob');
+  await page.getByRole('link', { name: 'SSH keys' }).click();
+  await page.getByLabel('Public key').fill(key.line);
+  await page.getByRole('button', { name: 'Add key' }).click();
+  await page.getByText('SSH key added.').waitFor();
+  assert.match(await page.getByRole('region', { name: /SSH keys/ }).innerText(), new RegExp(key.fingerprint.replace(/[+/]/g, '\\$&')));
+  assert.deepEqual((await stack.directory.sshKeys('bob')).map((k) => k.fingerprint), [key.fingerprint]);
+
+  // The same key again, and garbage: refused by name, nothing added.
+  await page.getByLabel('Public key').fill(key.line);
+  await page.getByRole('button', { name: 'Add key' }).click();
+  assert.match(await page.getByRole('alert').innerText(), /already has the key/);
+  await page.getByLabel('Public key').fill('ssh-ed25519 not-base64!');
+  await page.getByRole('button', { name: 'Add key' }).click();
+  await page.getByRole('alert').waitFor();
+  assert.equal((await stack.directory.sshKeys('bob')).length, 1);
+
+  // Not an admin: another user's keys and the import page are refused, with no data.
+  for (const p of ['/admin/users/root/ssh-keys', '/admin/import']) {
+    const res = await context.request.get(`${stack.url}${p}`);
+    assert.equal(res.status(), 403, p);
+    assert.doesNotMatch(await res.text(), /root@example|fingerprint/i);
+  }
+
+  await page.getByRole('button', { name: `Delete key ${key.fingerprint}` }).click();
+  await page.getByText('SSH key deleted.').waitFor();
+  assert.equal((await stack.directory.sshKeys('bob')).length, 0);
+  await context.close();
+
+  const admin = await browser.newContext({ javaScriptEnabled: false });
+  const adminPage = await signIn(admin, stack, 'root');
+  const other = sshKey('bob-desk');
+  await adminPage.goto(`${stack.url}/admin/users/bob`);
+  await adminPage.getByRole('link', { name: 'SSH keys' }).last().click();
+  await adminPage.getByLabel('Public key').fill(other.line);
+  await adminPage.getByRole('button', { name: 'Add key' }).click();
+  await adminPage.getByText('SSH key added.').waitFor();
+  assert.deepEqual((await stack.directory.sshKeys('bob')).map((k) => [k.fingerprint, k.comment]), [[other.fingerprint, 'bob-desk']]);
+  await adminPage.getByRole('button', { name: `Delete key ${other.fingerprint}` }).click();
+  await adminPage.getByText('SSH key deleted.').waitFor();
+  assert.equal((await stack.directory.sshKeys('bob')).length, 0);
+  await admin.close();
+});
