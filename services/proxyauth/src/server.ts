@@ -83,6 +83,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   // App records are replaced on every directory reload, so these caches follow changes by themselves.
   const appOptions = new WeakMap<App, ProxyAuthOptions>();
   const appKeys = new WeakMap<App, Buffer>();
+  const appUpstreams = new WeakMap<App, URL | null>();
 
   function optionsOf(app: App): ProxyAuthOptions {
     let o = appOptions.get(app);
@@ -317,11 +318,16 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   }
 
   function upstreamOf(app: App): URL | null {
-    try {
-      return app.upstream ? new URL(app.upstream) : null;
-    } catch {
-      return null;
+    let u = appUpstreams.get(app);
+    if (u === undefined) {
+      try {
+        u = app.upstream ? new URL(app.upstream) : null;
+      } catch {
+        u = null;
+      }
+      appUpstreams.set(app, u);
     }
+    return u;
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
