@@ -6,11 +6,13 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import { encodeMutf7, MailStoreError, type MailStore } from '@hearth/mailstore';
+import { encodeMutf7, MailStoreError, normalizeFolderName, type IngestOptions, type MailStore } from '@hearth/mailstore';
+import { decideVacation, VacationLog, type SieveAction } from '@hearth/sieve';
 import type { DkimKeys, DkimSigningKey } from './dkim.ts';
 import { headerValues } from '@hearth/message';
 import { fromDomain, prependHeaders, splitAddress } from './message.ts';
-import { sieveActions } from './sieve-delivery.ts';
+import { localRecipient } from './recipient.ts';
+import { sieveActions, sieveMessage, vacationReply } from './sieve-delivery.ts';
 import type { Deliverer, Outcome } from './queue.ts';
 import type { RelayHost } from './settings.ts';
 import type { QueueEnvelope } from './spool.ts';
@@ -36,8 +38,15 @@ export interface DeliveryOptions {
   resolveMx: MxResolver;
   /** port used when delivering to an MX (25; tests point it at a sink) */
   mxPort?: number;
+  /** Postfix's recipient_delimiter (user+detail@domain) */
+  recipientDelimiter: string;
+  /** puts a message Sieve makes (redirect, vacation reply) on the queue; an id already spooled is not queued twice */
+  enqueue: (from: string, to: string, raw: Buffer, id: string) => Promise<void>;
   logger: Logger;
 }
+
+/** RFC 5321 §6.3 / Postfix's hopcount_limit: a message with more Received fields is looping */
+const MAX_HOPS = 50;
 
 interface SmtpError extends Error {
   code?: string;
@@ -121,36 +130,108 @@ export class Delivery implements Deliverer {
   }
 
   async deliverLocal(env: QueueEnvelope, address: string, raw: Buffer): Promise<Outcome> {
-    if (!this.o.directory.mailbox(address)) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
+    const rcpt = localRecipient(this.o.directory, address, this.o.recipientDelimiter);
+    if (!rcpt) return { ok: false, permanent: true, status: '5.1.1', message: '550 5.1.1 mailbox no longer exists' };
+    const mailbox = rcpt.mailbox;
+    // a message that already passed through this mailbox is looping (Postfix counts Delivered-To the same way)
+    const looping = headerValues(raw, 'delivered-to').some((v) => v.trim().toLowerCase() === address.toLowerCase()) || headerValues(raw, 'received').length > MAX_HOPS;
     const stamped = prependHeaders(raw, [`Return-Path: <${env.from}>`, `Delivered-To: ${address}`]);
+    const actions = await sieveActions(this.o.store, { mailbox, rcpt: address, delimiter: this.o.recipientDelimiter }, stamped, env.from, this.o.logger);
+    const reject = actions.find((a) => a.kind === 'reject');
+    if (reject) return { ok: false, permanent: true, status: '5.7.1', message: `550 5.7.1 ${reject.reason.replace(/[\r\n]+/g, ' ').slice(0, 400)}` };
+    let redirects = actions.filter((a) => a.kind === 'redirect');
+    const targets = await this.storeTargets(mailbox, actions, this.o.logger);
+    // DMARC p=quarantine: one copy in Junk whatever folders the script chose (reject, discard and redirect still apply)
+    if (env.quarantine && targets.length) targets.splice(0, targets.length, { folder: 'Junk', create: true, flags: targets[0]!.flags });
+    if (looping && redirects.length) {
+      // no redirect of a looping message: it stays here instead, so nothing is lost and the loop ends
+      this.o.logger.warn({ id: env.id, address, redirects: redirects.map((r) => r.address) }, 'sieve redirect skipped: mail loop; message kept in INBOX');
+      redirects = [];
+      if (targets.length === 0) targets.push({});
+    }
     try {
-      let junked = false;
-      for (const action of await sieveActions(this.o.store, address, stamped, env.from, this.o.logger)) {
-        if (action.kind === 'reject') return { ok: false, permanent: true, status: '5.7.1', message: `550 5.7.1 ${action.reason.replace(/[\r\n]+/g, ' ').slice(0, 400)}` };
-        if (env.quarantine && (action.kind === 'keep' || action.kind === 'fileinto')) {
-          // DMARC p=quarantine: one copy in Junk whatever folder the script chose (reject and discard still apply)
-          if (!junked) await this.o.store.ingest(address, stamped, { folder: 'Junk', create: true, flags: action.flags });
-          junked = true;
-        } else if (action.kind === 'keep') await this.o.store.ingest(address, stamped, { flags: action.flags });
-        else if (action.kind === 'fileinto') await this.fileinto(address, stamped, action.folder, action.create, action.flags);
-      }
+      // every copy or none (RFC 5228 §2.10.6): a failure leaves nothing behind and the queue retries
+      if (targets.length) await this.o.store.ingestAll(mailbox, stamped, targets);
     } catch (err) {
       // filled up after we accepted the message: the queue retries, as for any temporary failure
       if (err instanceof MailStoreError && err.code === 'overquota') return { ok: false, permanent: false, status: '4.2.2', message: '452 4.2.2 mailbox full' };
       throw err;
     }
+    const index = env.rcpts.findIndex((r) => r.address === address);
+    // numbered ids: a retried attempt does not queue the same redirect twice while it is spooled
+    for (const [n, r] of redirects.entries()) {
+      // the envelope sender stays the original one (Pigeonhole's sieve_redirect_envelope_from = sender; no SRS)
+      await this.o.enqueue(env.from, r.address, stamped, `${env.id}.S${index}R${n + 1}`);
+      this.o.logger.info({ id: env.id, address, to: r.address }, 'sieve redirect queued');
+    }
+    const vacation = actions.find((a) => a.kind === 'vacation');
+    if (vacation) await this.vacation(env, address, mailbox, stamped, vacation, `${env.id}.S${index}V`);
     return { ok: true, via: 'mailbox' };
   }
 
-  /** Sieve's fileinto; a folder that does not exist (and no :create) means INBOX, as Pigeonhole does. */
-  private async fileinto(address: string, raw: Buffer, folder: string, create: boolean, flags: string[]): Promise<void> {
+  /**
+   * How many copies the recipient's Sieve script would store (keep, fileinto), so SMTP can check
+   * the quota for all of them at DATA and answer 452 while the client still holds the message.
+   * The script runs again at delivery; this run only counts (its log lines are dropped).
+   */
+  async storedCopies(address: string, envelopeFrom: string, raw: Buffer): Promise<number> {
+    const rcpt = localRecipient(this.o.directory, address, this.o.recipientDelimiter);
+    if (!rcpt) return 1;
+    const quiet = this.o.logger.child({}, { level: 'silent' });
+    const stamped = prependHeaders(raw, [`Return-Path: <${envelopeFrom}>`, `Delivered-To: ${address}`]);
+    const actions = await sieveActions(this.o.store, { mailbox: rcpt.mailbox, rcpt: address, delimiter: this.o.recipientDelimiter }, stamped, envelopeFrom, quiet);
+    return (await this.storeTargets(rcpt.mailbox, actions, quiet)).length;
+  }
+
+  /** keep and fileinto as the mail store's targets: one per folder (RFC 5228 §2.10.3), a folder that does not exist (and no :create) means INBOX, as Pigeonhole does. */
+  private async storeTargets(mailbox: string, actions: SieveAction[], logger: Logger): Promise<IngestOptions[]> {
+    const byFolder = new Map<string, IngestOptions & { flags: string[] }>();
+    const account = await this.o.store.open(mailbox);
+    for (const a of actions) {
+      if (a.kind !== 'keep' && a.kind !== 'fileinto') continue;
+      let folder = 'INBOX';
+      let create = false;
+      if (a.kind === 'fileinto') {
+        try {
+          // Sieve names folders in UTF-8; the store keeps IMAP's modified UTF-7
+          const name = normalizeFolderName(encodeMutf7(a.folder));
+          if (a.create || name === 'INBOX' || (await account.exists(name))) [folder, create] = [name, a.create];
+          else logger.warn({ address: mailbox, folder: a.folder }, 'sieve fileinto: no such folder; message kept in INBOX');
+        } catch (err) {
+          if (!(err instanceof MailStoreError)) throw err;
+          logger.warn({ address: mailbox, folder: a.folder, reason: err.message }, 'sieve fileinto failed; message kept in INBOX');
+        }
+      }
+      const known = byFolder.get(folder);
+      if (known) known.flags = [...new Set([...known.flags, ...a.flags])];
+      else byFolder.set(folder, { folder, create, flags: [...a.flags] });
+    }
+    return [...byFolder.values()];
+  }
+
+  /** RFC 5230: a reply once per :days per sender and handle, through the queue, from the null sender (RFC 3834 §3.3). Never fails the delivery. */
+  private async vacation(env: QueueEnvelope, address: string, mailbox: string, raw: Buffer, action: Extract<SieveAction, { kind: 'vacation' }>, id: string): Promise<void> {
     try {
-      // Sieve names folders in UTF-8; the store keeps IMAP's modified UTF-7
-      await this.o.store.ingest(address, raw, { folder: encodeMutf7(folder), create, flags });
+      const own = [address, mailbox];
+      const owner = this.o.directory.mailbox(mailbox);
+      if (owner) {
+        for (const m of this.o.directory.mailboxesOf(owner.ownerType, owner.ownerId)) own.push(m.address);
+        const user = owner.ownerType === 'user' ? this.o.directory.userById(owner.ownerId) : undefined;
+        if (user?.email) own.push(user.email);
+      }
+      const decision = decideVacation(sieveMessage(raw, env.from, address), action, own);
+      if (!decision.send) {
+        this.o.logger.info({ id: env.id, address, reason: decision.reason }, 'vacation: no reply');
+        return;
+      }
+      if (!(await new VacationLog(this.o.store.mailboxPath(mailbox)).claim(action.handle, decision.to, action.days))) {
+        this.o.logger.info({ id: env.id, address, reason: `already answered within ${action.days} days` }, 'vacation: no reply');
+        return;
+      }
+      await this.o.enqueue('', decision.to, vacationReply(raw, action, decision.from, decision.to), id);
+      this.o.logger.info({ id: env.id, address, to: decision.to }, 'vacation reply queued');
     } catch (err) {
-      if (!(err instanceof MailStoreError) || (err.code !== 'nonexistent' && err.code !== 'invalid')) throw err;
-      this.o.logger.warn({ address, folder, reason: err.message }, 'sieve fileinto failed; message kept in INBOX');
-      await this.o.store.ingest(address, raw, { flags });
+      this.o.logger.warn({ err, id: env.id, address }, 'vacation reply failed');
     }
   }
 
@@ -163,7 +244,7 @@ export class Delivery implements Deliverer {
     const found = new Set<string>();
     let root: string;
     try {
-      root = this.o.store.mailboxPath(address);
+      root = this.o.store.mailboxPath(localRecipient(this.o.directory, address, this.o.recipientDelimiter)?.mailbox ?? address);
     } catch {
       return found;
     }

@@ -12,6 +12,7 @@ import { authenticateInbound, dnsResolver, stripForgedResults, type AuthSummary,
 import { authorFields, ensureIdentity, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
 import { checkAuthorFields, checkEnvelopeSender, type Sender } from './policy.ts';
 import { Queue } from './queue.ts';
+import { localRecipient } from './recipient.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { loadSmtpSettings, type SmtpSettings } from './settings.ts';
 import { newQueueId, Spool } from './spool.ts';
@@ -94,6 +95,8 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   const resolve = dnsResolver(settings.dnsServers);
   const inboundAuth: InboundAuthOptions = { authservId: settings.authservId ?? config.hostname, resolve, localDomains, arcTrustedSealers: settings.arcTrustedSealers };
 
+  const localOf = (address: string) => localRecipient(directory, address, settings.recipientDelimiter);
+  // the queue delivers through `delivery`, and Sieve's redirects and replies go back onto the queue
   const delivery = new Delivery({
     directory,
     store,
@@ -105,6 +108,10 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     concurrency: settings.deliveryConcurrency,
     resolveMx: opts.resolveMx ?? (async (d) => (await resolve(d, 'MX')) as MxRecord[]),
     mxPort: opts.mxPort,
+    recipientDelimiter: settings.recipientDelimiter,
+    enqueue: async (from, to, raw, id) => {
+      await queue.enqueue(from, [{ address: to, local: localOf(to) !== null }], raw, id, true);
+    },
     logger,
   });
   const queue = new Queue(new Spool(path.join(config.dataDir, 'queue')), delivery, {
@@ -114,7 +121,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     hostname: config.hostname,
     postmaster: `MAILER-DAEMON@${config.domain}`,
     logger,
-    isLocal: (a) => directory.mailbox(a) !== undefined,
+    isLocal: (a) => localOf(a) !== null,
   });
   await queue.start();
 
@@ -171,8 +178,8 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   }
 
   /** A full mailbox is a temporary failure the sending MTA retries (RFC 3463 4.2.2); we never bounce what we refused. */
-  async function refuseIfFull(address: string, bytes: number): Promise<void> {
-    if (!(await store.hasRoom(address, bytes))) throw new SmtpReply('452 4.2.2 mailbox full; try again later');
+  async function refuseIfFull(address: string, bytes: number, copies = 1): Promise<void> {
+    if (copies > 0 && !(await store.hasRoom(address, bytes, copies))) throw new SmtpReply('452 4.2.2 mailbox full; try again later');
   }
 
   async function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -180,11 +187,12 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     if (!info) throw new SmtpReply('421 4.3.0 session lost');
     const parts = splitAddress(address.address);
     if (!parts) throw new SmtpReply('553 5.1.3 bad recipient address syntax');
-    if (directory.mailbox(address.address)) {
+    const local = localOf(address.address);
+    if (local) {
       // MAIL FROM's SIZE= when the client declared it
       const mailFrom = session.envelope.mailFrom;
       const declared = (mailFrom && Number((mailFrom.args as { SIZE?: string }).SIZE)) || 0;
-      return refuseIfFull(address.address, declared);
+      return refuseIfFull(local.mailbox, declared);
     }
     if (info.trusted || (info.kind === 'submission' && senderOf(session))) return;
     if (localDomains().has(parts.domain)) throw new SmtpReply('550 5.1.1 no such user here');
@@ -228,7 +236,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     const problem = inspectBody(raw, settings.maxLineLength);
     if (problem) throw new SmtpReply(BODY_REPLIES[problem]);
     const sender = senderOf(session);
-    const rcpts = session.envelope.rcptTo.map((r) => ({ address: r.address, local: directory.mailbox(r.address) !== undefined }));
+    const rcpts = session.envelope.rcptTo.map((r) => ({ address: r.address, local: localOf(r.address) !== null }));
     const id = newQueueId();
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     if (info.kind === 'submission') raw = ensureIdentity(raw, config.domain);
@@ -256,7 +264,11 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
       const v = checkAuthorFields(directory, sender, authorFields(raw));
       if (!v.ok) throw new SmtpReply(v.reason);
     }
-    for (const r of rcpts) if (r.local) await refuseIfFull(r.address, raw.length);
+    for (const r of rcpts) {
+      const local = localOf(r.address);
+      // as many copies as the recipient's Sieve script would store (fileinto A, fileinto B, keep: three)
+      if (local) await refuseIfFull(local.mailbox, raw.length, await delivery.storedCopies(r.address, from, raw));
+    }
     try {
       await queue.enqueue(from, rcpts, raw, id, false, { quarantine });
     } catch (err) {

@@ -43,6 +43,8 @@ export interface SmtpSettings {
   authservId: string | null;
   /** domains whose ARC seal (RFC 8617) we believe: a passing chain sealed by one overrides a DMARC failure */
   arcTrustedSealers: Set<string>;
+  /** HEARTH_SMTP_RECIPIENT_DELIMITER (Postfix's recipient_delimiter): user+detail@domain reaches user@domain; "" turns it off */
+  recipientDelimiter: string;
 }
 
 const seconds = z.coerce.number().positive();
@@ -126,6 +128,10 @@ const schema = z.object({
     .string()
     .default('')
     .transform((v) => new Set(v.split(/[\s,]+/).filter(Boolean).map((d) => d.toLowerCase()))),
+  HEARTH_SMTP_RECIPIENT_DELIMITER: z
+    .string()
+    .regex(/^[^@\s"<>()[\]\\,;:]{0,4}$/, 'at most 4 characters that may stand in a local part (e.g. "+" or "+-")')
+    .default('+'),
 });
 
 /** "1.2.3.4", "1.2.3.4:5353", "::1" or "[::1]:5353", the forms node's resolver takes */
@@ -167,5 +173,6 @@ export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSett
     dnsServers: e.HEARTH_SMTP_DNS_SERVERS,
     authservId: e.HEARTH_SMTP_AUTHSERV_ID ?? null,
     arcTrustedSealers: e.HEARTH_SMTP_ARC_TRUSTED_SEALERS,
+    recipientDelimiter: e.HEARTH_SMTP_RECIPIENT_DELIMITER,
   };
 }

@@ -51,16 +51,18 @@ export async function startStack(extraEnv: Record<string, string> = {}, opts: Sm
   await seed(directory);
   const settings = loadSmtpSettings({ ...process.env, ...env.env });
   const smtp = await startSmtp({ config: env.config, directory, logger }, { settings, ...opts });
-  return {
+  const stack: Stack = {
     env,
     directory,
     smtp,
     async close() {
-      await smtp.close();
+      // the running instance, which a test may have restarted
+      await stack.smtp.close();
       await directory.close();
       await env.cleanup();
     },
   };
+  return stack;
 }
 
 export interface Sink {

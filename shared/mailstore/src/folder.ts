@@ -325,19 +325,33 @@ export class Folder extends EventEmitter {
         await fh.close();
       }
       if (internalDate) await fs.promises.utimes(tmp, internalDate, internalDate);
-      return await this.locked(async () => {
-        const info = flagsToInfo(flags, this.keywordIndex);
-        const file = `${name}:2,${info}`;
-        await fs.promises.rename(tmp, path.join(this.dir, 'cur', file));
-        const rec: MessageRecord = { uid: this.uidNext++, base: name, file, info, flags: infoToFlags(info, this.keywords), modseq: ++this.highestModseq };
-        this.setRecords([...this.records, rec]);
-        this.sizes.set(name, raw.length);
-        await this.commit();
-        return rec;
-      });
+      return await this.commitStaged(tmp, name, raw.length, flags);
     } finally {
       await fs.promises.unlink(tmp).catch(() => {});
     }
+  }
+
+  /** Moves a message already written to tmp/ into cur/ with its flags and takes its UID, under the uidlist lock. */
+  async commitStaged(tmp: string, name: string, size: number, flags: readonly string[]): Promise<MessageRecord> {
+    return this.locked(async () => {
+      const info = flagsToInfo(flags, this.keywordIndex);
+      const file = `${name}:2,${info}`;
+      const dest = path.join(this.dir, 'cur', file);
+      await fs.promises.rename(tmp, dest);
+      const rec: MessageRecord = { uid: this.uidNext++, base: name, file, info, flags: infoToFlags(info, this.keywords), modseq: ++this.highestModseq };
+      const before = this.records;
+      this.setRecords([...before, rec]);
+      this.sizes.set(name, size);
+      try {
+        await this.commit();
+      } catch (err) {
+        // the uidlist could not be written (a full disk): the message is not there, as if never appended
+        await fs.promises.unlink(dest).catch(() => {});
+        this.setRecords(before);
+        throw err;
+      }
+      return rec;
+    });
   }
 
   /**

@@ -123,24 +123,59 @@ export class MailStore {
    * unless `create`, or the file system's error (ENOSPC: nothing left behind).
    */
   async ingest(address: string, raw: Buffer, opts: IngestOptions = {}): Promise<Ingested> {
+    return (await this.ingestAll(address, raw, [opts]))[0]!;
+  }
+
+  /**
+   * One message into several folders of a mailbox at once (Sieve's keep + fileinto), all or
+   * nothing: the quota is checked for every copy, each copy is written to its folder's tmp/
+   * first, and only when all are written do they move into place. Any failure (over quota,
+   * a full disk, a missing folder) leaves no copy in any folder. Folders made for `create`
+   * stay, empty, as Pigeonhole leaves them.
+   */
+  async ingestAll(address: string, raw: Buffer, targets: readonly IngestOptions[]): Promise<Ingested[]> {
     const account = await this.open(address);
-    const folder = normalizeFolderName(opts.folder ?? 'INBOX');
-    if (folder !== 'INBOX' && !(await account.exists(folder))) {
+    const plans = targets.map((opts) => ({ opts, folder: normalizeFolderName(opts.folder ?? 'INBOX') }));
+    for (const { opts, folder } of plans) {
+      if (folder === 'INBOX' || (await account.exists(folder))) continue;
       if (!opts.create) throw new MailStoreError(`no such mailbox: ${folder}`, 'nonexistent');
-      await account.createFolder(folder).catch((err: unknown) => {
-        if (!(err instanceof MailStoreError && err.code === 'exists')) throw err;
-      });
     }
-    await this.checkQuota(account, raw.length, 1);
-    if (opts.assignUid || opts.flags?.length || opts.internalDate) {
-      const f = await account.folder(folder);
-      const rec = await f.append(raw, opts.flags ?? [], opts.internalDate);
-      account.added(raw.length, 1);
-      return { folder, path: path.join(f.dir, 'cur', rec.file), uid: rec.uid, uidValidity: f.uidValidity };
+    await this.checkQuota(account, raw.length * plans.length, plans.length);
+    for (const { opts, folder } of plans) {
+      if (opts.create && folder !== 'INBOX' && !(await account.exists(folder))) {
+        await account.createFolder(folder).catch((err: unknown) => {
+          if (!(err instanceof MailStoreError && err.code === 'exists')) throw err;
+        });
+      }
     }
-    const dest = await this.writeNew(account.dirOf(folder), raw);
-    account.added(raw.length, 1);
-    return { folder, path: dest, uid: null, uidValidity: null };
+    const staged: { folder: string; opts: IngestOptions; tmp: string; name: string; box: Folder | null }[] = [];
+    const done: Ingested[] = [];
+    try {
+      for (const { opts, folder } of plans) {
+        const box = opts.assignUid || opts.flags?.length || opts.internalDate ? await account.folder(folder) : null;
+        const { tmp, name } = await this.stage(box ? box.dir : account.dirOf(folder), raw, opts.internalDate);
+        staged.push({ folder, opts, tmp, name, box });
+      }
+      for (const s of staged) {
+        if (s.box) {
+          const rec = await s.box.commitStaged(s.tmp, s.name, raw.length, s.opts.flags ?? []);
+          done.push({ folder: s.folder, path: path.join(s.box.dir, 'cur', rec.file), uid: rec.uid, uidValidity: s.box.uidValidity });
+        } else {
+          done.push({ folder: s.folder, path: await this.commitNew(account.dirOf(s.folder), s.tmp, s.name), uid: null, uidValidity: null });
+        }
+        account.added(raw.length, 1);
+      }
+      return done;
+    } catch (err) {
+      // undo: copies already moved into place go (a reader sees them vanish as if expunged), temp files too
+      for (const d of done) {
+        await fs.promises.unlink(d.path).catch(() => {});
+        account.added(-raw.length, -1);
+      }
+      throw err;
+    } finally {
+      for (const s of staged) await fs.promises.unlink(s.tmp).catch(() => {});
+    }
   }
 
   /** Delivery into a folder (created when missing); the path of the new file. */
@@ -156,10 +191,10 @@ export class MailStore {
     if (this.quota.messages && usage.messages + messages > this.quota.messages) throw new MailStoreError('mailbox is over its message quota', 'overquota');
   }
 
-  /** Whether a message of `bytes` still fits (SMTP asks at RCPT, before taking the message). */
-  async hasRoom(address: string, bytes: number): Promise<boolean> {
+  /** Whether a message of `bytes` still fits, `copies` times (SMTP asks at RCPT and DATA, before taking the message). */
+  async hasRoom(address: string, bytes: number, copies = 1): Promise<boolean> {
     try {
-      await this.checkQuota(await this.open(address), bytes, 1);
+      await this.checkQuota(await this.open(address), bytes * copies, copies);
       return true;
     } catch (err) {
       if (err instanceof MailStoreError && err.code === 'overquota') return false;
@@ -167,7 +202,8 @@ export class MailStore {
     }
   }
 
-  private async writeNew(base: string, raw: Buffer): Promise<string> {
+  /** Writes a copy into the folder's tmp/ (fsync'd); on failure nothing is left there. */
+  private async stage(base: string, raw: Buffer, internalDate?: Date): Promise<{ tmp: string; name: string }> {
     const name = uniqueName(raw.length);
     const tmp = path.join(base, 'tmp', name);
     let fh: fs.promises.FileHandle;
@@ -188,11 +224,17 @@ export class MailStore {
       } finally {
         await fh.close();
       }
+      if (internalDate) await fs.promises.utimes(tmp, internalDate, internalDate);
     } catch (err) {
       // a full disk: no half-written message left in tmp/
       await fs.promises.unlink(tmp).catch(() => {});
       throw err;
     }
+    return { tmp, name };
+  }
+
+  /** Moves a staged copy into new/ (a Maildir delivery: the UID comes when a reader sees it). */
+  private async commitNew(base: string, tmp: string, name: string): Promise<string> {
     const dest = path.join(base, 'new', name);
     await fs.promises.rename(tmp, dest);
     const dir = await fs.promises.open(path.join(base, 'new'), 'r');

@@ -10,4 +10,5 @@ export function compileScript(src: string): Command[] {
   return cmds;
 }
 export { ScriptStore, ScriptStoreError, type ScriptLimits } from './store.ts';
-export { runScript, SieveRuntimeError, type SieveAction, type SieveMessage } from './interpret.ts';
+export { MAX_REDIRECTS, redirectAddress, runScript, SieveRuntimeError, type RunOptions, type SieveAction, type SieveMessage } from './interpret.ts';
+export { decideVacation, VacationLog, type VacationAction, type VacationDecision } from './vacation.ts';

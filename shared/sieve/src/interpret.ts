@@ -1,12 +1,14 @@
 import type { Argument, Command, Test } from './parser.ts';
+import { TAG_VALUES } from './validate.ts';
 
 /** What a script sees of a message; the daemon builds it with its own header reader. */
 export interface SieveMessage {
   /** unfolded, decoded values of a header field, in order */
   header(name: string): string[];
-  /** the addresses in a header field (address lists, groups flattened) */
-  addresses(name: string): string[];
+  /** the addresses of each occurrence of a header field, in order (address lists, groups flattened) */
+  addresses(name: string): string[][];
   size: number;
+  /** from: the return path ('' for a bounce); to: the recipient as given at RCPT, with any +detail */
   envelope: { from: string; to: string };
   /** the body as text (body extension, :text) */
   body(): string;
@@ -16,7 +18,21 @@ export type SieveAction =
   | { kind: 'keep'; flags: string[] }
   | { kind: 'fileinto'; folder: string; create: boolean; flags: string[] }
   | { kind: 'discard' }
-  | { kind: 'reject'; reason: string };
+  | { kind: 'reject'; reason: string }
+  /** RFC 5228 §4.2; :copy (RFC 3894) keeps the implicit keep */
+  | { kind: 'redirect'; address: string; copy: boolean }
+  /** RFC 5230: whether to answer, and how, is decided by vacation.ts when the action is taken */
+  | { kind: 'vacation'; reason: string; subject: string | null; from: string | null; addresses: string[]; days: number; handle: string; mime: boolean };
+
+/** What the caller knows besides the message. */
+export interface RunOptions {
+  /** "now" for currentdate (RFC 5260 §5) and for the default zone */
+  now?: Date;
+  /** the mailbox's folders (UTF-8 names) for mailboxexists (RFC 5490 §3.1); without it the test is a run-time error */
+  folders?: readonly string[];
+  /** RFC 5233 separator of :user and :detail (Postfix's recipient_delimiter); default "+" */
+  delimiter?: string;
+}
 
 export class SieveRuntimeError extends Error {
   constructor(
@@ -30,6 +46,10 @@ export class SieveRuntimeError extends Error {
 /** RFC 5228 §10: bounded work per message, so no script can stall delivery */
 const MAX_ACTIONS = 32;
 const MAX_STEPS = 10_000;
+/** redirects per message, Pigeonhole's sieve_max_redirects default */
+export const MAX_REDIRECTS = 4;
+/** RFC 5230 §4.1: :days below 1 means 1; above this many days is cut to it (Pigeonhole's sieve_vacation_max_period) */
+const VACATION_MAX_DAYS = 60;
 
 class Stop {}
 
@@ -39,8 +59,8 @@ class Stop {}
  * cancelled it. imap4flags (RFC 5232) keeps the internal flag variable; variables (RFC 5229)
  * expands `${name}` and the `${0}`–`${9}` of the last :matches.
  */
-export function runScript(cmds: Command[], msg: SieveMessage): SieveAction[] {
-  const r = new Run(msg);
+export function runScript(cmds: Command[], msg: SieveMessage, opts: RunOptions = {}): SieveAction[] {
+  const r = new Run(msg, opts);
   try {
     r.block(cmds);
   } catch (err) {
@@ -58,10 +78,9 @@ interface Tags {
 function tagsOf(args: Argument[]): Tags {
   const tags = new Map<string, Argument | null>();
   const positional: Argument[] = [];
-  const valued = new Set(['comparator', 'value', 'count', 'flags', 'days', 'subject', 'from', 'handle', 'addresses', 'content']);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a.kind === 'tag') tags.set(a.name, valued.has(a.name) ? (args[++i] ?? null) : null);
+    if (a.kind === 'tag') tags.set(a.name, TAG_VALUES.has(a.name) ? (args[++i] ?? null) : null);
     else positional.push(a);
   }
   return { tags, positional };
@@ -75,7 +94,14 @@ class Run {
   private matchVars: string[] = [];
   private steps = 0;
 
-  constructor(private readonly msg: SieveMessage) {}
+  private readonly now: Date;
+
+  constructor(
+    private readonly msg: SieveMessage,
+    private readonly opts: RunOptions,
+  ) {
+    this.now = opts.now ?? new Date();
+  }
 
   private strs(a: Argument | undefined | null): string[] {
     return a && a.kind === 'strings' ? a.values.map((v) => this.expand(v)) : [];
@@ -137,8 +163,30 @@ class Run {
       }
       case 'reject':
       case 'ereject':
+        // RFC 5429 §2.3: one reject, and never together with vacation
+        if (this.actions.some((a) => a.kind === 'reject' || a.kind === 'vacation')) throw new SieveRuntimeError(c.line, `${c.name} cannot follow reject or vacation`);
         this.implicitKeep = false;
         return this.act(c.line, { kind: 'reject', reason: this.strs(positional[0])[0]! });
+      case 'redirect': {
+        const address = redirectAddress(this.strs(positional[0])[0]!);
+        if (!address) throw new SieveRuntimeError(c.line, 'redirect to an invalid address');
+        if (!tags.has('copy')) this.implicitKeep = false;
+        // §2.10.3: the same address twice is one redirect
+        if (this.actions.some((a) => a.kind === 'redirect' && a.address === address)) return;
+        if (this.actions.filter((a) => a.kind === 'redirect').length >= MAX_REDIRECTS) throw new SieveRuntimeError(c.line, `more than ${MAX_REDIRECTS} redirects`);
+        return this.act(c.line, { kind: 'redirect', address, copy: tags.has('copy') });
+      }
+      case 'vacation': {
+        if (this.actions.some((a) => a.kind === 'vacation' || a.kind === 'reject')) throw new SieveRuntimeError(c.line, 'vacation cannot follow vacation or reject');
+        const reason = this.strs(positional[0])[0]!;
+        const subject = tags.has('subject') ? this.strs(tags.get('subject'))[0]! : null;
+        const from = tags.has('from') ? this.strs(tags.get('from'))[0]! : null;
+        const mime = tags.has('mime');
+        const days = tags.has('days') ? Math.min(Math.max((tags.get('days') as { value: number }).value, 1), VACATION_MAX_DAYS) : 7;
+        // §4.2: without :handle, replies that differ in what they say are tracked apart
+        const handle = tags.has('handle') ? this.strs(tags.get('handle'))[0]! : `auto:${JSON.stringify([reason, subject, from, mime])}`;
+        return this.act(c.line, { kind: 'vacation', reason, subject, from, addresses: this.strs(tags.get('addresses')).map((a) => a.toLowerCase()), days, handle, mime });
+      }
       case 'setflag':
         this.flags = new Set(this.flagList(positional[0]));
         return;
@@ -160,9 +208,16 @@ class Run {
         return;
       }
       default:
-        // redirect and vacation are not carried out yet: the message is kept, and the caller logs this
-        throw new SieveRuntimeError(c.line, `${c.name} is not supported at delivery yet`);
+        throw new SieveRuntimeError(c.line, `${c.name} is not supported at delivery`);
     }
+  }
+
+  /** RFC 5260 §6 :index n [:last]: the n-th occurrence of the field (counted from the end with :last); all of them without :index. */
+  private indexed<T>(tags: Map<string, Argument | null>, fields: T[]): T[] {
+    if (!tags.has('index')) return fields;
+    const n = (tags.get('index') as { value: number }).value;
+    const i = tags.has('last') ? fields.length - n : n - 1;
+    return i >= 0 && i < fields.length ? [fields[i]!] : [];
   }
 
   private test(t: Test): boolean {
@@ -185,15 +240,15 @@ class Run {
         return tags.has('over') ? this.msg.size > limit : this.msg.size < limit;
       }
       case 'header':
-        return this.match(tags, this.strs(positional[0]).flatMap((h) => this.msg.header(h)), this.strs(positional[1]));
+        return this.match(tags, this.strs(positional[0]).flatMap((h) => this.indexed(tags, this.msg.header(h))), this.strs(positional[1]));
       case 'address':
-        return this.match(tags, this.strs(positional[0]).flatMap((h) => this.msg.addresses(h)).map((a) => addressPart(a, tags)), this.strs(positional[1]));
+        return this.match(tags, this.strs(positional[0]).flatMap((h) => this.indexed(tags, this.msg.addresses(h)).flat()).map((a) => this.addressPart(a, tags)), this.strs(positional[1]));
       case 'envelope': {
         const values = this.strs(positional[0]).map((part) => {
           const p = part.toLowerCase();
           return p === 'from' ? this.msg.envelope.from : p === 'to' ? this.msg.envelope.to : null;
         });
-        const present = values.filter((v): v is string => v !== null).map((a) => addressPart(a, tags));
+        const present = values.filter((v): v is string => v !== null).map((a) => this.addressPart(a, tags));
         return this.match(tags, present, this.strs(positional[1]));
       }
       case 'body':
@@ -202,8 +257,43 @@ class Run {
         return this.match(tags, [...this.flags], this.strs(positional[0]));
       case 'string':
         return this.match(tags, this.strs(positional[0]), this.strs(positional[1]));
+      case 'date': {
+        const name = this.strs(positional[0])[0]!;
+        const part = this.strs(positional[1])[0]!.toLowerCase();
+        const zone = tags.has('zone') ? parseZone(this.strs(tags.get('zone'))[0]!) : null;
+        // without :index the first occurrence (the newest Received), as Pigeonhole reads it
+        const fields = this.msg.header(name);
+        const values = (tags.has('index') ? this.indexed(tags, fields) : fields.slice(0, 1))
+          .map((v) => parseDateHeader(name.toLowerCase() === 'received' ? v.slice(v.lastIndexOf(';') + 1) : v))
+          .filter((d): d is ParsedDate => d !== null)
+          .map((d) => datePart(d.ms, tags.has('originalzone') ? d.zone : (zone ?? localZone(d.ms)), part));
+        return this.match(tags, values, this.strs(positional[2]));
+      }
+      case 'currentdate': {
+        const ms = this.now.getTime();
+        const zone = tags.has('zone') ? parseZone(this.strs(tags.get('zone'))[0]!) : null;
+        return this.match(tags, [datePart(ms, zone ?? localZone(ms), this.strs(positional[0])[0]!.toLowerCase())], this.strs(positional[1]));
+      }
+      case 'mailboxexists': {
+        const folders = this.opts.folders;
+        if (!folders) break;
+        return this.strs(positional[0]).every((f) => f.toUpperCase() === 'INBOX' || folders.includes(f));
+      }
     }
-    throw new SieveRuntimeError(t.line, `test ${t.name} is not supported at delivery yet`);
+    throw new SieveRuntimeError(t.line, `test ${t.name} is not available here`);
+  }
+
+  private addressPart(address: string, tags: Map<string, Argument | null>): string | null {
+    const at = address.lastIndexOf('@');
+    const local = at < 0 ? address : address.slice(0, at);
+    const domain = at < 0 ? '' : address.slice(at + 1);
+    if (tags.has('localpart')) return local;
+    if (tags.has('domain')) return domain;
+    // RFC 5233 subaddress, split where the MTA splits it
+    const sep = local.indexOf(this.opts.delimiter ?? '+');
+    if (tags.has('user')) return sep < 0 ? local : local.slice(0, sep);
+    if (tags.has('detail')) return sep < 0 ? null : local.slice(sep + 1);
+    return address;
   }
 
   /** RFC 5228 §2.7 match types with comparators (RFC 4790) and relational (RFC 5231). */
@@ -237,19 +327,6 @@ class Run {
   }
 }
 
-function addressPart(address: string, tags: Map<string, Argument | null>): string | null {
-  const at = address.lastIndexOf('@');
-  const local = at < 0 ? address : address.slice(0, at);
-  const domain = at < 0 ? '' : address.slice(at + 1);
-  if (tags.has('localpart')) return local;
-  if (tags.has('domain')) return domain;
-  // RFC 5233 subaddress with "+" as the separator
-  const plus = local.indexOf('+');
-  if (tags.has('user')) return plus < 0 ? local : local.slice(0, plus);
-  if (tags.has('detail')) return plus < 0 ? null : local.slice(plus + 1);
-  return address;
-}
-
 /** i;ascii-numeric (RFC 4790 §9.1): leading digits as a number; no digits is positive infinity. */
 function compareNumeric(a: string, b: string): number {
   const n = (s: string): bigint | null => {
@@ -281,4 +358,91 @@ function globToRegExp(glob: string, caseless: boolean): RegExp {
 
 function escapeRe(c: string): string {
   return c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+}
+
+/** The address of a redirect (RFC 5228 §4.2: a syntactically valid address), as an addr-spec; null when it is none. */
+export function redirectAddress(value: string): string | null {
+  const addr = (/^[^<]*<([^>]*)>\s*$/.exec(value)?.[1] ?? value).trim();
+  return /^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(addr) && addr.length <= 254 ? addr : null;
+}
+
+interface ParsedDate {
+  ms: number;
+  /** the zone written in the field, in minutes east of UTC */
+  zone: number;
+}
+
+const OBS_ZONES: Record<string, number> = { UT: 0, GMT: 0, Z: 0, EST: -300, EDT: -240, CST: -360, CDT: -300, MST: -420, MDT: -360, PST: -480, PDT: -420 };
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/** An RFC 5322 date-time (obsolete zones and two-digit years too, §4.3) with its own zone; null when it is none. */
+export function parseDateHeader(value: string): ParsedDate | null {
+  const v = value.replace(/\([^()]*\)/g, ' ').trim();
+  const m = /^(?:[A-Za-z]{3},?\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([+-]\d{4}|[A-Za-z]{1,3})?$/.exec(v);
+  if (!m) return null;
+  const month = MONTHS.indexOf(m[2]!.toLowerCase());
+  let year = Number(m[3]);
+  if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;
+  else if (m[3]!.length === 3) year += 1900;
+  const [day, hour, minute, second] = [Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)];
+  if (month < 0 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return null;
+  const z = m[7] ?? '-0000';
+  const zone = /^[+-]\d{4}$/.test(z) ? parseZone(z) : (OBS_ZONES[z.toUpperCase()] ?? 0);
+  return { ms: Date.UTC(year, month, day, hour, minute, second) - zone * 60_000, zone };
+}
+
+/** "+hhmm" / "-hhmm" as minutes east of UTC (RFC 5260 §4.1). */
+export function parseZone(z: string): number {
+  const sign = z[0] === '-' ? -1 : 1;
+  return sign * (Number(z.slice(1, 3)) * 60 + Number(z.slice(3, 5)));
+}
+
+/** The server's own zone at that instant (RFC 5260: without :zone, dates are in local time). */
+function localZone(ms: number): number {
+  return -new Date(ms).getTimezoneOffset();
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
+function zoneString(zone: number, colon: boolean): string {
+  const a = Math.abs(zone);
+  return `${zone < 0 ? '-' : '+'}${pad(Math.floor(a / 60))}${colon ? ':' : ''}${pad(a % 60)}`;
+}
+
+/** RFC 5260 §4.2 date-parts of an instant seen in a zone (minutes east of UTC). */
+export function datePart(ms: number, zone: number, part: string): string | null {
+  const d = new Date(ms + zone * 60_000);
+  const [y, mo, day, h, mi, s] = [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
+  const date = `${pad(y, 4)}-${pad(mo)}-${pad(day)}`;
+  const time = `${pad(h)}:${pad(mi)}:${pad(s)}`;
+  switch (part) {
+    case 'year':
+      return pad(y, 4);
+    case 'month':
+      return pad(mo);
+    case 'day':
+      return pad(day);
+    case 'date':
+      return date;
+    case 'julian':
+      // Modified Julian Day: days since 1858-11-17
+      return String(Math.floor((ms + zone * 60_000) / 86_400_000) + 40587);
+    case 'hour':
+      return pad(h);
+    case 'minute':
+      return pad(mi);
+    case 'second':
+      return pad(s);
+    case 'time':
+      return time;
+    case 'iso8601':
+      return `${date}T${time}${zoneString(zone, true)}`;
+    case 'std11':
+      return `${['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][d.getUTCDay()]}, ${pad(day)} ${MONTHS[mo - 1]!.replace(/^./, (c) => c.toUpperCase())} ${pad(y, 4)} ${time} ${zoneString(zone, false)}`;
+    case 'zone':
+      return zoneString(zone, false);
+    case 'weekday':
+      return String(d.getUTCDay());
+  }
+  return null;
 }
