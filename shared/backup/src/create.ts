@@ -51,7 +51,11 @@ async function stageApp(config: HearthConfig, d: Directory, app: App, dir: strin
   if (mysqlCreds) {
     if (!db.mysqlAdminUrl) throw new BackupError(`app ${app.id} has a MySQL database but HEARTH_MYSQL_ADMIN_URL is empty`);
     fs.mkdirSync(path.join(dir, 'mysql'), { mode: 0o700 });
-    for (const name of await mysqlDatabases(db.mysqlAdminUrl, mysqlCreds)) await dumpMysql(db.mysqlAdminUrl, name, path.join(dir, 'mysql', `${name}.sql`));
+    for (const name of await mysqlDatabases(db.mysqlAdminUrl, mysqlCreds)) {
+      const file = path.join(dir, 'mysql', `${name}.sql`);
+      await dumpMysql(db.mysqlAdminUrl, name, file);
+      keepUnchanged(file, path.join(workspace(config).root, 'dumps', app.id, `${name}.sql`));
+    }
   }
   const pgCreds = app.credentials.postgresql;
   if (pgCreds?.database) {
@@ -61,6 +65,44 @@ async function stageApp(config: HearthConfig, d: Directory, app: App, dir: strin
   if (app.credentials.redis?.port) await stageRedis(config, app.id, app.credentials.redis, path.join(dir, 'redis'));
   // No mongodump here: Debian ships no MongoDB server or tools (see the README). Left out loudly rather than refused, so that everything else is still backed up.
   if (app.credentials.mongodb) skipped.push(`app ${app.id}: its MongoDB database ${app.credentials.mongodb.database ?? ''} (Hearth cannot dump MongoDB: back it up with mongodump yourself)`.replace('  (', ' ('));
+}
+
+/**
+ * A dump identical to the previous backup's is swapped for that one's file (same inode and
+ * mtime), which restic then skips without reading it again; a changed one is kept for next time.
+ */
+function keepUnchanged(file: string, kept: string): void {
+  if (sameContents(file, kept)) {
+    fs.rmSync(file);
+    fs.linkSync(kept, file);
+    return;
+  }
+  fs.mkdirSync(path.dirname(kept), { recursive: true, mode: 0o700 });
+  fs.rmSync(kept, { force: true });
+  fs.linkSync(file, kept);
+}
+
+function sameContents(a: string, b: string): boolean {
+  let fa: number | null = null;
+  let fb: number | null = null;
+  try {
+    if (fs.statSync(a).size !== fs.statSync(b).size) return false;
+    fa = fs.openSync(a, 'r');
+    fb = fs.openSync(b, 'r');
+    const ba = Buffer.alloc(1 << 20);
+    const bb = Buffer.alloc(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fa, ba);
+      const m = fs.readSync(fb, bb);
+      if (n !== m || !ba.subarray(0, n).equals(bb.subarray(0, m))) return false;
+      if (n === 0) return true;
+    }
+  } catch {
+    return false;
+  } finally {
+    if (fa !== null) fs.closeSync(fa);
+    if (fb !== null) fs.closeSync(fb);
+  }
 }
 
 async function stagePlatform(config: HearthConfig, stage: string): Promise<void> {
@@ -95,7 +137,6 @@ export async function createBackup(opts: { config: HearthConfig; settings: Backu
     const directory = await Directory.open(config);
     try {
       const apps = appId ? [requireApp(directory, appId)] : directory.apps();
-      const repositoryCreated = await restic.ensureRepository();
       fs.rmSync(w.staging, { recursive: true, force: true });
       fs.mkdirSync(path.join(w.staging, 'hearth'), { recursive: true, mode: 0o700 });
       const skipped: string[] = [];
@@ -115,7 +156,17 @@ export async function createBackup(opts: { config: HearthConfig; settings: Backu
       const tags = ['hearth', appId ? `app=${appId}` : 'platform', `version=${manifest.hearthVersion}`];
       const parts = ['hearth', ...(apps.length ? ['apps'] : [])];
       // Staged files are hard links, whose ctime changes with every link: restic must not take that for a change.
-      const out = await restic.run(['backup', '--json', '--ignore-ctime', ...tags.flatMap((t) => ['--tag', t]), ...parts], { cwd: w.staging, action: 'backup' });
+      const backup = (): Promise<string> => restic.run(['backup', '--json', '--ignore-ctime', ...tags.flatMap((t) => ['--tag', t]), ...parts], { cwd: w.staging, action: 'backup' });
+      // The repository is opened (its key derived, seconds of scrypt) once per backup: only a missing one costs a second try.
+      let repositoryCreated = false;
+      let out: string;
+      try {
+        out = await backup();
+      } catch (err) {
+        if (!/no restic repository at/.test((err as Error).message)) throw err;
+        repositoryCreated = await restic.ensureRepository();
+        out = await backup();
+      }
       const summary = out
         .split('\n')
         .filter((l) => l.includes('"summary"'))

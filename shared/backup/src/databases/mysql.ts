@@ -44,7 +44,7 @@ export async function mysqlDatabases(adminUrl: string, creds: Record<string, str
 
 export async function dumpMysql(adminUrl: string, database: string, file: string): Promise<void> {
   const { args, env } = clientArgs(adminUrl);
-  await runTool('mysqldump', [...args, '--single-transaction', '--routines', '--triggers', '--events', '--no-tablespaces', '--hex-blob', database], { env, stdoutFile: file, what: `dumping MySQL database ${database}` });
+  await runTool('mysqldump', [...args, '--single-transaction', '--routines', '--triggers', '--events', '--no-tablespaces', '--hex-blob', '--skip-dump-date', database], { env, stdoutFile: file, what: `dumping MySQL database ${database}` });
 }
 
 async function tables(c: Connection, database: string): Promise<string[]> {
