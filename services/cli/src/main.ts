@@ -23,6 +23,7 @@ const USAGE = `usage: hearth <command> [options]
   mail queue [--json] | mail queue retry [<id>] | mail queue delete <id> | mail dkim <domain>
   oidc rotate-keys
   audit [--user U] [--protocol P] [--app A] [--limit N]
+  status [--json]   (each service: up or down, version, uptime, key counters; from its metrics endpoint)
   backup create [--app <id>] | list | restore <snapshot|latest> [--app <id>] [--to <dir>] | verify [--read-data] | prune
 
 Listings accept --json. Settings come from HEARTH_* environment variables (see README).`;
@@ -42,12 +43,13 @@ const GROUPS: Record<string, () => Promise<Command[]>> = {
   oidc: base,
   audit: base,
   backup: async () => (await import('./backup-commands.ts')).BACKUP_COMMANDS,
+  status: async () => (await import('./status-command.ts')).STATUS_COMMANDS,
 };
 
 /** Errors whose message is meant for the operator as it is; the modules load only on this (failing) path. */
 async function operatorError(err: unknown): Promise<boolean> {
-  const [{ ManifestError, ProvisionError }, { CertError, EngineError }, { BackupError }] = await Promise.all([import('@hearth/provisioning'), import('@hearth/runtime'), import('@hearth/backup')]);
-  return [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError, ImportFileError].some((k) => err instanceof k);
+  const [{ ManifestError, ProvisionError }, { CertError, EngineError }, { BackupError }, { StatusError }] = await Promise.all([import('@hearth/provisioning'), import('@hearth/runtime'), import('@hearth/backup'), import('./status-command.ts')]);
+  return [DirectoryError, ValidationError, ProvisionError, ManifestError, ConfigError, EngineError, CertError, BackupError, ImportFileError, StatusError].some((k) => err instanceof k);
 }
 
 async function match(argv: string[]): Promise<{ command: Command; rest: string[] } | null> {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import { secretEquals, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import { instrumentHttp } from '@hearth/metrics';
 import { sessionOfAccessToken } from '@hearth/oidc/sessions';
 import { openOidcStorage } from '@hearth/oidc/storage';
 import { clearCookie, loadKeyFile, OidcRelyingParty, PASSKEYS_SCRIPT, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
@@ -45,6 +46,15 @@ interface LoginState {
   nonce: string;
   back: string;
   expires: number;
+}
+
+/** Console areas, the request metrics' route label ("admin/users", "profile", …); anything else is "other". */
+const AREAS = new Set(['profile', 'password', '2fa', 'sessions', 'passkeys', 'login', 'callback', 'signed-out', 'logout', 'healthz', 'static', 'admin', 'admin/users', 'admin/groups', 'admin/apps', 'admin/mailboxes', 'admin/queue', 'admin/audit', 'admin/status']);
+
+function consoleRoute(req: http.IncomingMessage): string {
+  const [first = '', second = ''] = (req.url ?? '').split('?', 1)[0]!.split('/').slice(1);
+  const area = first === 'admin' && second ? `admin/${second}` : first;
+  return area === '' ? 'home' : AREAS.has(area) ? area : 'other';
 }
 
 /** Only local paths are followed after sign-in. */
@@ -223,6 +233,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
       else res.destroy();
     });
   });
+  instrumentHttp(server, consoleRoute);
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {

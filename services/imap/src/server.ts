@@ -1,7 +1,7 @@
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import { serveLines, type LineSession } from '@hearth/lineserver';
+import { serveLines, type LineSession, type RequestResult } from '@hearth/lineserver';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
 import { HeaderCache } from './header-cache.ts';
@@ -78,11 +78,13 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
           },
           greeting: () => session.greeting(),
           async handle(ev) {
-            if (ev.type === 'command') await session.handle(ev.parts).finally(() => budget.give(ev.reserved));
+            let result: RequestResult | undefined;
+            if (ev.type === 'command') result = await session.handle(ev.parts).finally(() => budget.give(ev.reserved));
             else if (ev.type === 'continue') await io.write(continuation('Ready for literal data'));
             else if (ev.type === 'reject') await session.rejected(ev.tag, ev.text, ev.tooBig);
             else await session.bye(ev.text);
             io.setIdleTimeout(session.state === 'notauth' ? PREAUTH_TIMEOUT_MS : settings.connections.idleTimeoutMs);
+            return result;
           },
           idle: () => session.bye('Autologout; idle for too long'),
           recheck: () => session.recheck(),

@@ -1,6 +1,6 @@
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
-import type { SessionIO } from '@hearth/lineserver';
+import type { RequestResult, SessionIO } from '@hearth/lineserver';
 import {
   canonicalSystemFlag,
   DELIMITER,
@@ -99,6 +99,8 @@ const SELECTED = new Set([
   'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'FETCH', 'STORE', 'COPY', 'MOVE',
   'UID FETCH', 'UID SEARCH', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE',
 ]);
+/** The request metrics' command label: a known command's name, "other" for anything else. */
+const commandLabel = (name: string): string => (ANY.has(name) || NOTAUTH.has(name) || AUTH.has(name) || SELECTED.has(name) ? name.toLowerCase() : 'other');
 /** Commands during which EXPUNGE responses must not be sent (RFC 3501 §7.4.1). */
 const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH']);
 const MAX_BAD = 20;
@@ -125,7 +127,11 @@ export class Session {
   /** flag changes this session already reported itself (uid → modseq) */
   private readonly reported = new Map<number, number>();
   /** a command waiting for a continuation line (IDLE's DONE, AUTHENTICATE's response) */
-  private pendingLine: ((line: string) => Promise<void>) | null = null;
+  /** the rest of a command that waits for a line (AUTHENTICATE's response, IDLE's DONE); resolves to its tagged status */
+  private pendingLine: ((line: string) => Promise<Status>) | null = null;
+  private pendingCommand = 'other';
+  /** the command just handled, for the request metrics */
+  private result: RequestResult | undefined;
   private out: Buffer[] = [];
   private outBytes = 0;
   private idleFlush: (() => void) | null = null;
@@ -221,12 +227,14 @@ export class Session {
     return this.io.write(data);
   }
 
-  async handle(parts: CommandParts): Promise<void> {
+  async handle(parts: CommandParts): Promise<RequestResult | undefined> {
+    this.result = undefined;
     try {
       await this.handleCommand(parts);
     } finally {
       await this.flush().catch(() => {});
     }
+    return this.result;
   }
 
   private async handleCommand(parts: CommandParts): Promise<void> {
@@ -235,15 +243,23 @@ export class Session {
       const fn = this.pendingLine;
       this.pendingLine = null;
       const line = typeof parts[0] === 'string' && parts.length === 1 ? parts[0] : '';
-      await fn(line);
+      this.result = { command: this.pendingCommand, outcome: (await fn(line)).toLowerCase() };
       return;
     }
     let tag = '*';
+    let command = 'other';
     try {
       const cmd = parseCommand(parts);
       tag = cmd.tag;
+      command = commandLabel(cmd.name);
       const reply = await this.dispatch(cmd.tag, cmd.name, cmd.args);
-      if (reply === null) return;
+      if (reply === null) {
+        // counted when its last line comes, or now (LOGOUT, STARTTLS)
+        if (this.pendingLine) this.pendingCommand = command;
+        else this.result = { command, outcome: 'ok' };
+        return;
+      }
+      this.result = { command, outcome: reply.status.toLowerCase() };
       if (reply.status === 'BAD') await this.countBad();
       else this.badCount = 0;
       if (!this.closed || reply.status === 'OK') await this.send(tagged(tag, reply.status, reply.text, reply.code));
@@ -262,6 +278,7 @@ export class Session {
         this.deps.logger.error({ err }, 'IMAP command failed');
         reply = { status: 'NO', text: 'Internal error', code: 'SERVERBUG' };
       }
+      this.result = { command, outcome: reply.status.toLowerCase() };
       if (reply.status === 'BAD') await this.countBad();
       if (!this.closed) await this.send(tag === '*' ? status('BAD', reply.text) : tagged(tag, reply.status, reply.text, reply.code));
     }
@@ -466,6 +483,7 @@ export class Session {
         reply = err instanceof CommandError ? { status: err.status, text: err.message } : { status: 'NO', text: 'Authentication failed' };
       }
       if (this.state !== 'logout') await this.send(tagged(tag, reply.status, reply.text, reply.code));
+      return reply.status;
     };
     return null;
   }
@@ -666,10 +684,11 @@ export class Session {
       if (line.toUpperCase() !== 'DONE') {
         await this.send(tagged(tag, 'BAD', 'Expected DONE'));
         await this.countBad();
-        return;
+        return 'BAD';
       }
       await this.flushUpdates(true);
       await this.send(tagged(tag, 'OK', 'IDLE terminated'));
+      return 'OK';
     };
     return null;
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { ValidationError, type Directory } from '@hearth/directory';
-import { loadConnectionLimits, serveLines, type ConnectionLimits, type Framer, type LineSession, type SessionIO } from '@hearth/lineserver';
+import { loadConnectionLimits, serveLines, type ConnectionLimits, type Framer, type LineSession, type RequestResult, type SessionIO } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
 import { BerError, pduLength } from './ber.ts';
 import { escapeDnValue, parseDn } from './dn.ts';
@@ -24,6 +24,9 @@ import {
   type Message,
   type SearchRequest,
 } from './protocol.ts';
+
+/** Result codes by name, for the request metrics' outcome label. */
+const RESULT_NAMES = new Map<number, string>(Object.entries(RESULT).map(([name, code]) => [code, name]));
 
 export interface LdapOptions {
   directory: Directory;
@@ -193,6 +196,9 @@ export class LdapSession implements LineSession<LdapFrame> {
   private appContext: string | null = null;
   private readonly pages = new Map<string, PagedSearch>();
   readonly remote: string;
+  /** the operation being handled and the result code it got, for the request metrics */
+  private operation = 'other';
+  private resultCode: number | null = null;
 
   constructor(
     private readonly svc: LdapService,
@@ -236,7 +242,14 @@ export class LdapSession implements LineSession<LdapFrame> {
     this.io.close();
   }
 
-  async handle(frame: LdapFrame): Promise<void> {
+  async handle(frame: LdapFrame): Promise<RequestResult | undefined> {
+    this.operation = 'other';
+    this.resultCode = null;
+    await this.handleFrame(frame);
+    return this.resultCode === null ? undefined : { command: this.operation, outcome: RESULT_NAMES.get(this.resultCode) ?? 'other' };
+  }
+
+  private async handleFrame(frame: LdapFrame): Promise<void> {
     // Undecodable input: tell the client why (RFC 4511 4.4.1) and hang up.
     if ('malformed' in frame) {
       this.push(encodeNoticeOfDisconnection(RESULT.protocolError, frame.malformed));
@@ -265,12 +278,14 @@ export class LdapSession implements LineSession<LdapFrame> {
   }
 
   private respond(id: number, tag: number, code: number, message?: string, extra?: { controls?: Control[]; responseName?: string; responseValue?: Buffer }): void {
+    this.resultCode = code;
     this.push(encodeResult(id, tag, code, { message, ...extra }));
   }
 
   /** Returns a promise only for operations that wait (binds, password changes, StartTLS). */
   private dispatch(msg: Message): Promise<void> | void {
     const { id, req } = msg;
+    this.operation = req.op;
     if (req.op === 'unbind') return this.hangUp();
     if (req.op === 'abandon') {
       // Requests run to completion before the next is read; only paged searches outlive one.

@@ -1,5 +1,5 @@
 import type { Directory } from '@hearth/directory';
-import type { LineSession, SessionIO } from '@hearth/lineserver';
+import type { LineSession, RequestResult, SessionIO } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
 import { mailLogin, stillAllowed, type MailStore, type Principal } from '@hearth/mailstore';
 import { compileScript, EXTENSIONS, ScriptStore, ScriptStoreError, SieveSyntaxError, type ScriptLimits } from '@hearth/sieve';
@@ -13,6 +13,8 @@ export interface SieveDeps {
   tlsAvailable: boolean;
 }
 
+/** RFC 5804 commands: the request metrics' command labels; anything else is "other". */
+const COMMANDS = new Set(['CAPABILITY', 'LOGOUT', 'NOOP', 'STARTTLS', 'AUTHENTICATE', 'UNAUTHENTICATE', 'LISTSCRIPTS', 'HAVESPACE', 'CHECKSCRIPT', 'PUTSCRIPT', 'GETSCRIPT', 'SETACTIVE', 'DELETESCRIPT', 'RENAMESCRIPT']);
 const MAX_ERRORS = 10;
 const MAX_AUTH_FAILURES = 3;
 
@@ -27,6 +29,8 @@ export class SieveSession implements LineSession<SieveRequest> {
   private sasl: Sasl | null = null;
   private errors = 0;
   private authFailures = 0;
+  /** the status of the last response line sent (OK, NO, BYE), for the request metrics */
+  private status: string | null = null;
 
   constructor(
     private readonly deps: SieveDeps,
@@ -51,6 +55,10 @@ export class SieveSession implements LineSession<SieveRequest> {
   }
 
   private send(b: Buffer): Promise<void> {
+    const i = b.lastIndexOf('\r\n', b.length - 3);
+    const lastLine = i < 0 ? 0 : i + 2;
+    const word = /^(OK|NO|BYE)\b/i.exec(b.toString('latin1', lastLine, lastLine + 4));
+    if (word) this.status = word[1]!.toLowerCase();
     return this.io.write(b);
   }
 
@@ -78,7 +86,16 @@ export class SieveSession implements LineSession<SieveRequest> {
     if (++this.errors > MAX_ERRORS) await this.bye('Too many errors');
   }
 
-  async handle(req: SieveRequest): Promise<void> {
+  async handle(req: SieveRequest): Promise<RequestResult | undefined> {
+    const verb = this.sasl ? 'AUTHENTICATE' : 'words' in req ? (req.words[0]?.toUpperCase() ?? '') : '';
+    this.status = null;
+    await this.handleRequest(req);
+    // a SASL exchange is counted once, with its last step
+    if (this.sasl) return undefined;
+    return { command: COMMANDS.has(verb) ? verb.toLowerCase() : 'other', outcome: this.status ?? 'ok' };
+  }
+
+  private async handleRequest(req: SieveRequest): Promise<void> {
     if (this.state === 'logout') return;
     if ('error' in req) {
       if (req.fatal) return this.bye(req.error);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import { instrumentHttp } from '@hearth/metrics';
 import type { Client, default as Provider } from 'oidc-provider';
 import { accountName } from './account.ts';
 import { openOidcStorage, type OidcStorage } from './storage.ts';
@@ -11,6 +12,7 @@ import { oidcEndpoints } from './endpoints.ts';
 import { clientAddress, errorHandler, limitParams, offlineAccessConsent, securityHeaders } from './http.ts';
 import { interactionRoutes } from './interactions.ts';
 import { loadOrCreateKeys, readKeys, type KeyMaterial } from './keys.ts';
+import { countGrant, oidcRoute } from './metrics.ts';
 import { buildProvider, TTL } from './provider.ts';
 import { recordSessionUse, revokeAccount } from './sessions.ts';
 
@@ -47,6 +49,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     const appId = (clientId: unknown): string | null => (typeof clientId === 'string' ? (clients.get(clientId)?.appId ?? null) : null);
     provider.on('server_error', (c, err) => logger.error({ err, path: c.path }, 'oidc server error'));
     provider.on('grant.success', (c) => {
+      countGrant(c.oidc.params?.grant_type, null);
       void directory.audit({
         username: accountName(directory, c.oidc.account?.accountId),
         protocol: 'oidc',
@@ -57,6 +60,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
       });
     });
     provider.on('grant.error', (c, err) => {
+      countGrant(c.oidc?.params?.grant_type, (err as { error?: string }).error ?? 'server_error');
       void directory.audit({
         username: accountName(directory, c.oidc?.account?.accountId),
         protocol: 'oidc',
@@ -151,6 +155,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
   poll.unref();
 
   const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => void current.handler(req, res));
+  instrumentHttp(server, oidcRoute);
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
   server.on('clientError', (_err, socket) => {

@@ -1,5 +1,5 @@
 import type { Directory } from '@hearth/directory';
-import type { LineSession, SessionIO } from '@hearth/lineserver';
+import type { LineSession, RequestResult, SessionIO } from '@hearth/lineserver';
 import type { Logger } from '@hearth/log';
 import { mailLogin, stillAllowed, type Account, type Folder, type MailStore, type MessageRecord, type Principal } from '@hearth/mailstore';
 import { err, multiline, ok, parseLine, parseMsgNumber, topOf, uidl } from './pop3-codec.ts';
@@ -18,6 +18,8 @@ interface Entry {
   retrieved: boolean;
 }
 
+/** POP3 commands (RFC 1939, 2449, 2595, 5034): the request metrics' command labels; anything else is "other". */
+const COMMANDS = new Set(['USER', 'PASS', 'AUTH', 'STLS', 'CAPA', 'QUIT', 'NOOP', 'STAT', 'LIST', 'UIDL', 'RETR', 'TOP', 'DELE', 'RSET', 'APOP']);
 const MAX_ERRORS = 10;
 const MAX_AUTH_FAILURES = 3;
 
@@ -32,6 +34,8 @@ export class Pop3Session implements LineSession<string | null> {
   private errors = 0;
   private authFailures = 0;
   private pendingAuth = false;
+  /** the first status a command's response carried (+OK or -ERR), for the request metrics */
+  private status: 'ok' | 'err' | null = null;
   private releaseMaildrop: (() => Promise<void>) | null = null;
 
   constructor(
@@ -48,6 +52,7 @@ export class Pop3Session implements LineSession<string | null> {
   }
 
   private send(b: Buffer): Promise<void> {
+    this.status ??= b[0] === 0x2d ? 'err' : 'ok';
     return this.io.write(b);
   }
 
@@ -76,7 +81,16 @@ export class Pop3Session implements LineSession<string | null> {
   }
 
   /** one command line; null: the line was too long */
-  async handle(line: string | null): Promise<void> {
+  async handle(line: string | null): Promise<RequestResult | undefined> {
+    // AUTH's response line counts as AUTH; AUTH itself, answered "+ ", is counted then
+    const name = this.pendingAuth ? 'AUTH' : (line?.split(' ', 1)[0]?.toUpperCase() ?? '');
+    this.status = null;
+    await this.handleLine(line);
+    if (this.pendingAuth) return undefined;
+    return { command: COMMANDS.has(name) ? name.toLowerCase() : 'other', outcome: this.status ?? 'ok' };
+  }
+
+  private async handleLine(line: string | null): Promise<void> {
     if (this.state === 'closed') return;
     if (line === null) return this.lineTooLong();
     if (this.pendingAuth) {

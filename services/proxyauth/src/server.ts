@@ -4,8 +4,10 @@ import type { Duplex } from 'node:stream';
 import { TrustedProxies, type HearthConfig } from '@hearth/config';
 import type { App, Directory, User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
+import { instrumentHttp } from '@hearth/metrics';
 import { clearCookie, OidcRelyingParty, readCookie, seal, serializeCookie, unseal } from '@hearth/web';
 import { BasicAuthenticator, isBasic, isBearer, parseBasic } from './basic.ts';
+import { countDecision } from './metrics.ts';
 import { PAGES, renderPage, type Page } from './pages.ts';
 import { Forwarder, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
@@ -166,6 +168,12 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   }
 
   async function decide(ctx: AppContext, req: http.IncomingMessage, target: NormalizedTarget): Promise<Decision> {
+    const d = await decideAccess(ctx, req, target);
+    countDecision(ctx.app.id, d.kind === 'pass' ? 'allow' : d.kind === 'basic_failed' ? (d.throttled ? 'throttled' : 'invalid_credentials') : d.kind);
+    return d;
+  }
+
+  async function decideAccess(ctx: AppContext, req: http.IncomingMessage, target: NormalizedTarget): Promise<Decision> {
     const authorization = req.headers.authorization;
     if (ctx.options.supportsBearerAuth && isBearer(authorization)) return { kind: 'pass', identity: null, dropAuthorization: false };
     const walled = requiresAuth(ctx.options.rule, target);
@@ -395,6 +403,11 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
       logger.error({ err, url: req.url }, 'request failed');
       sendPage(res, { status: 500, title: 'Internal error', message: 'Something went wrong in the gateway.' });
     });
+  });
+  instrumentHttp(server, (req) => {
+    const path = (req.url ?? '').split('?', 1)[0]!;
+    if (!guardedApp(hostOf(req.headers.host))) return path === '/verify' ? 'verify' : 'unknown_host';
+    return path === '/login' ? 'login' : path === '/login/callback' ? 'callback' : GATEWAY_PATHS.has(path) ? 'logout' : 'proxy';
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());

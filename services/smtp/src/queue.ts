@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Logger } from '@hearth/log';
 import { buildDsn, type FailedRecipient } from './dsn.ts';
+import { deliveries, watchQueue } from './metrics.ts';
 import { prependHeaders, rfc5322Date } from './message.ts';
 import { newQueueId, Spool, type QueueEnvelope, type RecipientRecord, type StateRecord } from './spool.ts';
 
@@ -107,6 +108,7 @@ export class Queue {
   private watcher: fs.FSWatcher | null = null;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  private unwatch: (() => void) | null = null;
 
   constructor(
     readonly spool: Spool,
@@ -116,6 +118,7 @@ export class Queue {
 
   /** Loads the spool (recovering interrupted local deliveries) and starts delivering. */
   async start(): Promise<void> {
+    this.unwatch = watchQueue(this);
     this.spool.init();
     this.spool.cleanTmp();
     this.spool.removeOrphanStates();
@@ -163,6 +166,7 @@ export class Queue {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.unwatch?.();
     if (this.timer) clearTimeout(this.timer);
     if (this.controlTimer) clearInterval(this.controlTimer);
     this.watcher?.close();
@@ -327,6 +331,7 @@ export class Queue {
       if (o.ok) {
         r.status = 'done';
         records.push({ s: 'done', a: r.address, t: now });
+        deliveries.inc({ outcome: 'delivered', destination: r.local ? 'local' : 'remote' });
         this.opts.logger.info({ id: e.env.id, outcome: 'delivered', rcpt: r.address, via: o.via }, 'delivered');
         continue;
       }
@@ -339,6 +344,7 @@ export class Queue {
         const diagnostic = o.permanent ? o.message : `delivery time expired; last error: ${o.message}`;
         r.failure = { address: r.address, status, diagnostic, remoteMta: o.remoteMta ?? null };
         records.push({ s: 'failed', a: r.address, t: now, st: status, e: diagnostic, m: o.remoteMta ?? null });
+        deliveries.inc({ outcome: e.env.from === '' ? 'failed' : 'bounced', destination: r.local ? 'local' : 'remote' });
         // bounced: reportFailures sends the sender a DSN (a null sender gets none: "failed")
         this.opts.logger.info({ id: e.env.id, outcome: e.env.from === '' ? 'failed' : 'bounced', rcpt: r.address, status, reason: diagnostic }, 'delivery failed');
       } else {
@@ -347,6 +353,7 @@ export class Queue {
         // the last try lands at expiry, not days after it
         r.nextAt = Math.min(now + delay, e.env.arrivedAt + this.opts.maxAgeMs);
         records.push({ s: 'deferred', a: r.address, t: now, n: r.nextAt, e: o.message });
+        deliveries.inc({ outcome: 'deferred', destination: r.local ? 'local' : 'remote' });
         this.opts.logger.info({ id: e.env.id, outcome: 'deferred', rcpt: r.address, status: o.status, attempts: r.attempts, next: new Date(r.nextAt).toISOString(), reason: o.message }, 'delivery deferred');
       }
     }

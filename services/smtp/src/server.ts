@@ -11,6 +11,7 @@ import { Delivery, type MxRecord, type MxResolver } from './delivery.ts';
 import { authenticateInbound, dnsResolver, stripForgedResults, type AuthSummary, type InboundAuthOptions } from './inbound-auth.ts';
 import { authorFields, ensureIdentity, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
 import { checkAuthorFields, checkEnvelopeSender, type Sender } from './policy.ts';
+import { metered } from './metrics.ts';
 import { Queue } from './queue.ts';
 import { localRecipient } from './recipient.ts';
 import { RateLimiter } from './ratelimit.ts';
@@ -320,21 +321,19 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
         cb();
       },
       onMailFrom(address, session, cb) {
-        try {
-          onMailFrom(address, session);
-          cb();
-        } catch (err) {
-          reply(err, cb, session, { from: address.address });
-        }
+        metered('mail', Promise.resolve().then(() => onMailFrom(address, session))).then(
+          () => cb(),
+          (err: unknown) => reply(err, cb, session, { from: address.address }),
+        );
       },
       onRcptTo(address, session, cb) {
-        waiting(session, onRcptTo(address, session)).then(
+        waiting(session, metered('rcpt', onRcptTo(address, session))).then(
           () => cb(),
           (err: unknown) => reply(err, cb, session, { rcpt: address.address }),
         );
       },
       onData(stream, session, cb) {
-        waiting(session, onData(stream, session)).then(
+        waiting(session, metered('data', onData(stream, session))).then(
           (msg) => cb(null, msg),
           (err) => {
             stream.resume();
@@ -352,7 +351,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
             // the seed: apps authenticate on 2525 without TLS and are not offered STARTTLS
             ...(secure ? {} : { hideSTARTTLS: true, disabledCommands: ['STARTTLS'] }),
             onAuth(auth, session, cb) {
-              waiting(session, onAuth(auth, session)).then(
+              waiting(session, metered('auth', onAuth(auth, session))).then(
                 (user) => cb(null, { user }),
                 (err) => reply(err, cb as (e?: Error | null) => void),
               );

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseBackupSettings, scheduleBackups, type BackupSettings } from '@hearth/backup';
-import { announceRunning, ConfigError, loadConfig, type HearthConfig } from '@hearth/config';
+import { announceRunning, ConfigError, loadConfig, metricsPortName, metricsUrl, type HearthConfig } from '@hearth/config';
 import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
 import { superviseRedisInstances } from '@hearth/provisioning';
@@ -10,6 +10,13 @@ import { SupervisedChild } from './child.ts';
 import { availableServices, compiledEntry, serviceEntry, supervisorStatusFile, type SupervisorStatus } from './services.ts';
 
 const MODES = ['processes', 'threads'] as const;
+
+/** The metrics endpoint printed beside a daemon's own. */
+function metricsEndpoint(config: HearthConfig, service: string): string | null {
+  const url = metricsUrl(config, service);
+  if (url) return `${url} (metrics)`;
+  return config.metrics.enabled && metricsPortName(service) ? 'metrics on a free port (see its "ready" log line)' : null;
+}
 
 /**
  * `npm start`: migrates the store once, then runs every daemon in this checkout as a
@@ -85,7 +92,7 @@ async function main(): Promise<void> {
   const backups = scheduleBackups({ config, settings: backupSettings, logger });
   const lines = [
     `Hearth is starting; directory store: ${store}`,
-    ...services.map((s) => `  ${s.name.padEnd(10)} ${s.endpoints(config).join('  ')}`),
+    ...services.map((s) => `  ${s.name.padEnd(10)} ${[...s.endpoints(config), metricsEndpoint(config, s.name)].filter(Boolean).join('  ')}`),
     backups.describe,
     ...(dockerNote ? [dockerNote] : []),
     'Manage users and apps with: npx hearth --help',

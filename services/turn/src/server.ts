@@ -9,6 +9,7 @@ import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { TlsMaterial } from '@hearth/tls';
 import { Allocation, growBuffers, literalLookup, newCounters, openRelaySocket, RELAY_SOCKET_BUFFER, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
+import { watchTurn } from './metrics.ts';
 import { SUPPORTED_ALGORITHMS, TurnAuth } from './auth.ts';
 import { PeerPolicy, localAddresses } from './peers.ts';
 import { loadTurnSettings, type TurnSettings } from './settings.ts';
@@ -108,8 +109,15 @@ export interface TurnContext {
 }
 
 export async function startTurn(ctx: TurnContext): Promise<TurnServer> {
-  const server = new Turn(ctx, ctx.settings ?? loadTurnSettings());
-  return server.listen();
+  const server = await new Turn(ctx, ctx.settings ?? loadTurnSettings()).listen();
+  const unwatch = watchTurn(server);
+  return {
+    ...server,
+    close: () => {
+      unwatch();
+      return server.close();
+    },
+  };
 }
 
 /** The client's address as it should see it: IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d. */

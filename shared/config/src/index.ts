@@ -27,6 +27,19 @@ export const DEFAULT_PORTS = {
   turnTls: 5349,
   dockerProxy: 2376,
   sftp: 2222,
+  // Prometheus metrics, one port per daemon (on HEARTH_METRICS_HOST; HEARTH_METRICS=off: none)
+  ldapMetrics: 9381,
+  smtpMetrics: 9382,
+  imapMetrics: 9383,
+  pop3Metrics: 9384,
+  managesieveMetrics: 9385,
+  oidcMetrics: 9386,
+  proxyauthMetrics: 9387,
+  turnMetrics: 9388,
+  consoleMetrics: 9389,
+  sftpMetrics: 9390,
+  dockerproxyMetrics: 9391,
+  runtimeMetrics: 9392,
 } as const;
 
 export type PortName = keyof typeof DEFAULT_PORTS;
@@ -35,6 +48,26 @@ export type Ports = Record<PortName, number>;
 /** HEARTH_<NAME>_PORT, e.g. smtpInbound -> HEARTH_SMTP_INBOUND_PORT. */
 export function portEnvName(name: PortName): string {
   return `HEARTH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_PORT`;
+}
+
+/** Every daemon's metrics port. */
+export const METRICS_PORTS: readonly PortName[] = (Object.keys(DEFAULT_PORTS) as PortName[]).filter((p) => p.endsWith('Metrics'));
+
+/** The metrics port of a daemon ("ldap" -> ldapMetrics, HEARTH_LDAP_METRICS_PORT); null for a name without one. */
+export function metricsPortName(service: string): PortName | null {
+  const name = `${service}Metrics`;
+  return name in DEFAULT_PORTS ? (name as PortName) : null;
+}
+
+/**
+ * Where a daemon's metrics are scraped from this host, e.g. http://127.0.0.1:9381/metrics; null
+ * when metrics are off, the daemon has none, or its port is picked at start (0).
+ */
+export function metricsUrl(config: HearthConfig, service: string): string | null {
+  const name = metricsPortName(service);
+  if (!config.metrics.enabled || !name || config.ports[name] === 0) return null;
+  const host = config.metrics.host === '0.0.0.0' || config.metrics.host === '::' ? '127.0.0.1' : config.metrics.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.ports[name]}/metrics`;
 }
 
 export interface Argon2Settings {
@@ -72,6 +105,8 @@ export interface HearthConfig {
   /** the Docker engine app containers run on: unix:///path or tcp://host:port */
   dockerHost: string;
   ports: Ports;
+  /** Prometheus metrics: on unless HEARTH_METRICS=off; each daemon's port is in `ports` (metricsPortName) */
+  metrics: { enabled: boolean; host: string };
   turnAllowLoopbackPeers: boolean;
   /** HEARTH_TRUSTED_PROXIES: peers whose X-Forwarded-* headers the HTTP services believe (empty: nobody's) */
   trustedProxies: string[];
@@ -125,6 +160,8 @@ const envSchema = z.object({
     .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/, 'must be unix:///path/to/docker.sock or tcp://host:port')
     .default('unix:///var/run/docker.sock'),
   HEARTH_TURN_ALLOW_LOOPBACK_PEERS: envFlag,
+  HEARTH_METRICS: z.enum(['on', 'off']).default('on'),
+  HEARTH_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   HEARTH_TRUSTED_PROXIES: z
     .string()
     .default('')
@@ -198,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HearthConfig {
     tlsKey: e.HEARTH_TLS_KEY,
     dockerHost: e.HEARTH_DOCKER_HOST,
     ports,
+    metrics: { enabled: e.HEARTH_METRICS === 'on', host: e.HEARTH_METRICS_HOST },
     turnAllowLoopbackPeers: e.HEARTH_TURN_ALLOW_LOOPBACK_PEERS,
     trustedProxies: e.HEARTH_TRUSTED_PROXIES,
     argon2: {

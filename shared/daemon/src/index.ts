@@ -4,7 +4,7 @@ import { Directory, DirectoryError } from '@hearth/directory';
 import { createLogger, type Logger } from '@hearth/log';
 import { MetricsPortError, startMetrics, type MetricsListener } from './metrics.ts';
 
-export { metricsPortSetting, startMetrics, type MetricsListener } from './metrics.ts';
+export { loginOutcome, startMetrics, type MetricsListener } from './metrics.ts';
 
 export interface DaemonContext {
   config: HearthConfig;
@@ -60,7 +60,7 @@ export async function runDaemon(name: string, start: (ctx: DaemonContext) => Pro
   }
   let metrics: MetricsListener | null;
   try {
-    metrics = await startMetrics(name, directory, logger);
+    metrics = await startMetrics(name, directory, logger, config);
   } catch (err) {
     if (!(err instanceof MetricsPortError)) throw err;
     process.stderr.write(`hearth ${name}: ${err.message}\n`);

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Logger } from '@hearth/log';
+import { ConnectionMeter } from '@hearth/metrics';
 import { addressKey } from './address.ts';
 import type { ConnectionLimits } from './limits.ts';
 
@@ -105,11 +106,14 @@ export class ConnectionPool {
   #sockets = new Set<net.Socket>();
   #perKey = new Map<string, number>();
   #refusalLogged = new Map<string, number>();
+  readonly #meter: ConnectionMeter;
 
   constructor(
     private readonly limits: ConnectionLimits,
     private readonly log: { logger: Logger; protocol: string },
-  ) {}
+  ) {
+    this.#meter = new ConnectionMeter(log.protocol);
+  }
 
   get size(): number {
     return this.#slots.size;
@@ -128,13 +132,16 @@ export class ConnectionPool {
     const fromKey = this.#perKey.get(key) ?? 0;
     const reason: Refusal | null = this.#slots.size >= this.limits.maxConnections ? 'full' : fromKey >= this.limits.maxPerAddress ? 'address' : null;
     if (reason) {
+      this.#meter.refused(reason);
       this.#logRefusal(key, reason, fromKey);
       socket.end(hooks.refusal(reason));
       setTimeout(() => socket.destroy(), GOODBYE_GRACE_MS).unref();
       return null;
     }
     this.#perKey.set(key, fromKey + 1);
+    this.#meter.opened();
     const slot = new Slot(socket, this.limits, hooks, (s) => {
+      this.#meter.closed();
       this.#slots.delete(s);
       this.#sockets.delete(socket);
       const n = (this.#perKey.get(s.key) ?? 1) - 1;

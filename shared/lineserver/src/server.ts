@@ -1,5 +1,6 @@
 import tls from 'node:tls';
 import type { Logger } from '@hearth/log';
+import { RequestMeter, secondsSince } from '@hearth/metrics';
 import { CommandQueue } from './command-queue.ts';
 import type { ConnectionLimits } from './limits.ts';
 import { listenAll, type ListenerSpec } from './listeners.ts';
@@ -13,13 +14,24 @@ export interface Framer<Item> {
   reset(): void;
 }
 
+/**
+ * What a handled request was, for the request metrics: its command (from a bounded set, e.g.
+ * "select", "bind"; "other" for anything unknown) and its outcome ("ok", "no", "bad", an LDAP
+ * result name). A request that only continues another (a SASL step, IMAP IDLE's DONE) may leave
+ * it to the last step: the layer counts only requests that return one.
+ */
+export interface RequestResult {
+  command: string;
+  outcome: string;
+}
+
 /** One connection's protocol state: requests in, responses out through its SessionIO. */
 export interface LineSession<Item> {
   /** once true, nothing more is handled and waiting requests are dropped */
   readonly closed: boolean;
   /** written when the connection opens; null for protocols where the client speaks first */
   greeting(): Buffer | null;
-  handle(item: Item): Promise<void>;
+  handle(item: Item): Promise<RequestResult | void>;
   /** the connection was idle too long: say goodbye (the layer then cuts it) */
   idle(): Promise<void>;
   /** whenever no request is waiting: send what was batched (LDAP) */
@@ -75,6 +87,7 @@ export interface LineServer<S> {
 export async function serveLines<Item, S extends LineSession<Item>>(opts: LineServerOptions<Item, S>): Promise<LineServer<S>> {
   const { protocol, logger } = opts;
   const pool = new ConnectionPool(opts.limits, { logger, protocol: protocol.name });
+  const requests = new RequestMeter(protocol.name);
   const secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key }) : null;
   const sessions = new Set<S>();
 
@@ -109,7 +122,11 @@ export async function serveLines<Item, S extends LineSession<Item>>(opts: LineSe
         maxQueued: protocol.maxQueued,
         socket: () => transport.socket,
         closed: () => session.closed,
-        handle: (item) => session.handle(item),
+        handle: async (item) => {
+          const start = process.hrtime.bigint();
+          const result = await session.handle(item);
+          if (result) requests.observe(result.command, result.outcome, secondsSince(start));
+        },
         onError: (err) => logger.warn({ err, remote: slot.remote }, `${protocol.name} connection error`),
         whenEmpty: session.flush && (() => session.flush!()),
       });

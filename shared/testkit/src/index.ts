@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { loadConfig, type HearthConfig } from '@hearth/config';
+import { loadConfig, METRICS_PORTS, portEnvName, type HearthConfig } from '@hearth/config';
 import { busyboxImage, derivedImage, docker, dockerEnv, removeAppLeftovers, requireDocker } from './docker.ts';
 
 /** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
@@ -16,6 +16,7 @@ export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, fillFromHos
 export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
 export { startTestDns, type TestDns } from './dns.ts';
 import { startTestDns, type TestDns } from './dns.ts';
+export { metricValue, parsePrometheusText, scrapeMetrics, type PromExposition, type PromSample } from './prometheus.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 /** The example app manifests the README documents; tests install these, so a plain clone can run them. */
@@ -124,6 +125,8 @@ export async function testEnv(opts: { backend?: 'sqlite' | 'postgres'; env?: Rec
     HEARTH_ARGON2_TIME_COST: '1',
     HEARTH_LOG_LEVEL: process.env.HEARTH_LOG_LEVEL ?? 'warn',
     HEARTH_LOG_FORMAT: 'json',
+    // metrics on, each daemon on a free port of its own: tests run side by side (and beside `npm start`)
+    ...Object.fromEntries(METRICS_PORTS.map((p) => [portEnvName(p), '0'])),
   };
   const dns = await testDns();
   env.HEARTH_SMTP_DNS_SERVERS = dns.server;
