@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, hearth, MANIFESTS, parseEnvLines, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
+import { freePort, hearth, MANIFESTS, metricValue, parseEnvLines, scrapeMetrics, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
 import * as oidc from 'openid-client';
 import { fullLogin, PASSWORD } from './helpers.ts';
 
@@ -84,6 +84,13 @@ describe('oidc daemon with HEARTH_OIDC_WORKERS=2', () => {
     assert.ok(result, 'sign-in through the workers');
     let rt = result.tokens.refresh_token!;
     for (let i = 0; i < 4; i++) rt = (await oidc.refreshTokenGrant(rp, rt)).refresh_token!;
+    // one metrics endpoint, the supervising process's: the sum over the workers, whichever served what
+    const urls = run.daemon.output().split('\n').filter((l) => l.includes('"msg":"ready"')).map((l) => (JSON.parse(l) as { metrics: string | null }).metrics).filter(Boolean);
+    assert.equal(urls.length, 1, 'only the supervising process listens for scrapes');
+    const metrics = await scrapeMetrics(urls[0]!);
+    assert.equal(metricValue(metrics, 'hearth_oidc_grants_total', { grant_type: 'authorization_code', outcome: 'ok' }), 1);
+    assert.equal(metricValue(metrics, 'hearth_oidc_grants_total', { grant_type: 'refresh_token', outcome: 'ok' }), 4);
+    assert.equal(metricValue(metrics, 'hearth_requests_total', { protocol: 'http', command: 'token', outcome: '2xx' }), 5);
     assert.equal(await run.daemon.stop('SIGTERM'), 0);
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), 'every process is gone');
   });
