@@ -30,11 +30,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@hearth/config';
 import { Directory, generateSecret } from '@hearth/directory';
-import { cpuSeconds, freePort, percentile, runCommand, startDaemon, tempDir, waitFor, writeBenchmarkSection } from '@hearth/testkit';
+import { cpuSeconds, formatRatio, freePort, interleave, percentile, runCommand, spread, startDaemon, tempDir, waitFor, writeBenchmarkSection, type RoundResult } from '@hearth/testkit';
 import { Attr, channelNumberValue, Class, Method, requestedTransportValue, xorAddressValue } from '../src/stun-codec.ts';
 import { errorOf, login, restCredentials, signed, TestClient } from '../test/client.ts';
 import { turnApp } from '../test/fixture.ts';
-import { formatRatio, interleave, spread, type RoundResult } from './rounds.ts';
 
 const SMOKE = process.env.TURN_BENCH_SMOKE === '1';
 const ROUNDS = SMOKE ? 1 : Number(process.env.TURN_BENCH_ROUNDS ?? 3);

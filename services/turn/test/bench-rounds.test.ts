@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatRatio, interleave, spread } from '../bench/rounds.ts';
+import { formatRatio, interleave, spread } from '@hearth/testkit';
 
 describe('bench rounds', () => {
   it('runs the sides in turn, round after round, and keeps going past a failed run', async () => {

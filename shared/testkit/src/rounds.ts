@@ -3,8 +3,7 @@ import os from 'node:os';
 /**
  * Interleaved A/B rounds for a bench that compares us with a reference server: each round runs
  * every side in turn (A B A B …), so other load on the machine falls on both alike, and a failed
- * run is recorded and reported instead of ending the bench. Nothing here knows about TURN, so it
- * can move to @hearth/testkit once a shared harness exists there.
+ * run is recorded and reported instead of ending the bench. Used by the TURN and Sieve delivery benches.
  */
 
 export interface RoundResult<R> {
