@@ -1,7 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { runCommand, waitFor } from '@hearth/testkit';
+import { runCommand, tempDir, waitFor } from '@hearth/testkit';
 import { dkimDnsRecord } from '../src/dkim.ts';
 import { headerValues } from '@hearth/message';
 import { BOB, CHAT, maildirMessages, startSink, startStack, swaks, USER, WIKI, type Sink, type Stack } from './helpers.ts';
@@ -50,6 +52,33 @@ describe('submission on 2525 (apps and users)', () => {
     assert.match(sig, /d=example\.test/);
     assert.match(sig, /s=hearth/);
     verifyDkim(raw, dkimDnsRecord(stack.env.config, 'example.test').value);
+  });
+
+  it('a user\'s message as relayed verifies with python3-dkim against the TXT record Hearth publishes; one flipped body byte fails', async () => {
+    const body = 'Independent check.\n\nTrailing   spaces   and tabs\t\t\nend';
+    const r = await swaks(['--port', port(), '--auth', 'LOGIN', '--auth-user', USER.username, '--auth-password', USER.password, '--from', USER.email, '--to', 'someone@remote.test', '--h-Subject', 'dkimpy-1', '--body', body]);
+    assert.equal(r.code, 0, r.out);
+    const raw = Buffer.from((await relayed('dkimpy-1')).raw, 'latin1');
+    const record = dkimDnsRecord(stack.env.config, 'example.test');
+    const file = join(tempDir('hearth-dkimpy-'), 'relayed.eml');
+    writeFileSync(file, raw);
+    // Debian's dkimpy, not our own code, is the judge; its DNS is the record `hearth mail dkim` publishes.
+    const script = `
+import sys, dkim
+record = ${JSON.stringify(record.value)}.encode()
+def dnsfunc(name, timeout=5):
+    return record if name == ${JSON.stringify(`${record.name}.`)}.encode() else None
+msg = open(sys.argv[1], 'rb').read()
+print('intact', dkim.verify(msg, dnsfunc=dnsfunc))
+cut = msg.index(b'\\r\\n\\r\\n') + 4
+flipped = msg[:cut] + msg[cut:].replace(b'Independent', b'independent', 1)
+assert flipped != msg
+print('flipped', dkim.verify(flipped, dnsfunc=dnsfunc))
+`;
+    const v = await runCommand('/usr/bin/python3', ['-c', script, file], { timeoutMs: 20_000 });
+    assert.equal(v.code, 0, v.out);
+    assert.match(v.stdout, /^intact True$/m, v.out);
+    assert.match(v.stdout, /^flipped False$/m, v.out);
   });
 
   it('swaks sends without Message-ID when asked; the server still adds one', async () => {
