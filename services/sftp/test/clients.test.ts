@@ -170,6 +170,8 @@ describe('the chroot', () => {
     await waitFor(async () => (await Promise.race([closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))])) as boolean, 5000);
     assert.ok(Date.now() - t0 < 3000);
     await s.ok(['user', 'enable', 'alice']);
+    // The daemon sees the change on its next directory reload; later tests log in as alice.
+    await waitFor(async () => (await s.sftp('alice@wiki.example.test', ['ls'], { password: PASSWORDS.alice })).code === 0, 20_000);
   });
 });
 
