@@ -29,7 +29,7 @@ import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory } from '@hearth/directory';
 import { MailStore } from '@hearth/mailstore';
-import { freePort, memoryMiB, startDaemon, tempDir, treeCpuSeconds, writeBenchmarkSection } from '@hearth/testkit';
+import { freePort, median, memoryMiB, startDaemon, tempDir, treeCpuSeconds, writeBenchmarkSection } from '@hearth/testkit';
 import { handToDovecot, startDovecot } from '../test/dovecot.ts';
 
 const MESSAGES = Number(process.env.IMAP_BENCH_MESSAGES ?? 10_000);
@@ -176,12 +176,6 @@ interface Figure {
   /** per-operation rate or data rate of a sample */
   unit: 'ops/s' | 'MB/s';
   prepare(side: Side): Promise<{ run: () => Promise<{ ops: number; bytes: number; latencies: number[] }>; done: () => void }>;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /**

@@ -17,7 +17,7 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Directory, type App } from '@hearth/directory';
-import { cpuSeconds, freePort, percentile, startDaemon, testEnv, writeBenchmarkSection } from '@hearth/testkit';
+import { cpuSeconds, freePort, median, percentile, startDaemon, testEnv, writeBenchmarkSection } from '@hearth/testkit';
 import { SESSION_COOKIE, SessionStore, appKey, loadMasterKey } from '../src/session.ts';
 
 interface CannonResult {
@@ -73,12 +73,6 @@ async function closedLoop(url: string, headers: Record<string, string>, clients:
   }
   samples.sort((a, b) => a - b);
   return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 // The upstream runs in its own process so the load generator does not share its event loop.

@@ -48,13 +48,18 @@ export interface Spread {
   n: number;
 }
 
+/** The median of `xs` (any order; NaN when empty). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** Median and range of the finite values, or null when there are none. */
 export function spread(values: number[]): Spread | null {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (!v.length) return null;
-  const mid = v.length >> 1;
-  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+  return { median: median(v), min: v[0]!, max: v[v.length - 1]!, n: v.length };
 }
 
 /** "0.52× (0.48–0.60×, 3 rounds)" */
