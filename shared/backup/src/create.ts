@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { HearthConfig } from '@hearth/config';
 import { Directory, LATEST_SCHEMA_VERSION, type App } from '@hearth/directory';
 import { appDataDir, databaseSettings, requireApp } from '@hearth/provisioning';
+import { appDir } from '@hearth/runtime';
 import { dumpMysql, mysqlDatabases } from './databases/mysql.ts';
 import { dumpDirectoryDatabase, dumpPostgresql } from './databases/postgresql.ts';
 import { stageRedis } from './databases/redis.ts';
@@ -54,7 +55,7 @@ async function stageApp(config: HearthConfig, d: Directory, app: App, dir: strin
     for (const name of await mysqlDatabases(db.mysqlAdminUrl, mysqlCreds)) {
       const file = path.join(dir, 'mysql', `${name}.sql`);
       await dumpMysql(db.mysqlAdminUrl, name, file);
-      keepUnchanged(file, path.join(workspace(config).root, 'dumps', app.id, `${name}.sql`));
+      keepUnchanged(file, path.join(keptDumpsDir(config.dataDir, app.id), `${name}.sql`));
     }
   }
   const pgCreds = app.credentials.postgresql;
@@ -65,6 +66,11 @@ async function stageApp(config: HearthConfig, d: Directory, app: App, dir: strin
   if (app.credentials.redis?.port) await stageRedis(config, app.id, app.credentials.redis, path.join(dir, 'redis'));
   // No mongodump here: Debian ships no MongoDB server or tools (see the README). Left out loudly rather than refused, so that everything else is still backed up.
   if (app.credentials.mongodb) skipped.push(`app ${app.id}: its MongoDB database ${app.credentials.mongodb.database ?? ''} (Hearth cannot dump MongoDB: back it up with mongodump yourself)`.replace('  (', ' ('));
+}
+
+/** The app's last MySQL dumps, in the app's own folder: uninstalling the app removes them with it. */
+export function keptDumpsDir(dataDir: string, appId: string): string {
+  return path.join(appDir(dataDir, appId), 'backup-dumps');
 }
 
 /**

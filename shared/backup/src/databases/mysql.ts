@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Transform } from 'node:stream';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { BackupError } from '../errors.ts';
 import type { SwapStep } from '../swap.ts';
@@ -47,6 +48,80 @@ export async function dumpMysql(adminUrl: string, database: string, file: string
   await runTool('mysqldump', [...args, '--single-transaction', '--routines', '--triggers', '--events', '--no-tablespaces', '--hex-blob', '--skip-dump-date', database], { env, stdoutFile: file, what: `dumping MySQL database ${database}` });
 }
 
+/**
+ * The statements of a dump that act on a database by name, seen at a statement's start (after a
+ * version comment's opening): USE, CREATE/DROP DATABASE or SCHEMA, and ALTER DATABASE or SCHEMA
+ * with a name (the name captured; without one it alters the current database).
+ */
+const DATABASE_STATEMENT = /^(?:\/\*!\d*\s*)?(?:USE\b|(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|ALTER\s+(?:DATABASE|SCHEMA)(?:\s*$|\s+(?!(?:DEFAULT|CHARACTER|CHARSET|COLLATE|COMMENT)\b)(`(?:[^`]|``)*`|[^\s`]+)))/i;
+
+/**
+ * Checks a mysqldump file statement by statement while it is loaded into the temporary database
+ * `into`, so that nothing in it reaches the database it was dumped from (or any other). mysqldump
+ * writes one such statement itself: `ALTER DATABASE <the dumped one>` around a routine made
+ * under another database collation, which is pointed at the temporary database; any other
+ * statement naming or switching a database is refused. Lines pass through as bytes (latin1 maps
+ * each byte to one character).
+ */
+export class DumpConfiner {
+  private delimiter = ';';
+  private atStatementStart = true;
+  private lineNumber = 0;
+  private readonly dumped: string;
+  private readonly into: string;
+
+  constructor(database: string, into: string) {
+    this.dumped = Buffer.from(ident(database)).toString('latin1');
+    this.into = Buffer.from(ident(into)).toString('latin1');
+  }
+
+  /** One line (without its newline), as it may go to the server; throws on a refused statement. */
+  line(text: string): string {
+    this.lineNumber++;
+    const trimmed = text.trim();
+    if (this.atStatementStart) {
+      if (trimmed === '' || trimmed.startsWith('--')) return text;
+      const delimiter = /^DELIMITER\s+(\S+)/i.exec(trimmed);
+      if (delimiter) {
+        this.delimiter = delimiter[1]!;
+        return text;
+      }
+      const m = DATABASE_STATEMENT.exec(trimmed);
+      if (m) {
+        if (m[1] !== this.dumped) {
+          throw new BackupError(`the dump holds a statement that acts on another database (line ${this.lineNumber}: ${Buffer.from(trimmed.slice(0, 80), 'latin1').toString()}); nothing was loaded into the database`);
+        }
+        text = text.replace(m[1], this.into);
+      }
+    }
+    this.atStatementStart = trimmed.endsWith(this.delimiter);
+    return text;
+  }
+}
+
+function confineDump(database: string, into: string): Transform {
+  const confiner = new DumpConfiner(database, into);
+  let rest = '';
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const lines = (rest + chunk.toString('latin1')).split('\n');
+      rest = lines.pop()!;
+      try {
+        done(null, Buffer.from(lines.map((l) => confiner.line(l) + '\n').join(''), 'latin1'));
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    flush(done) {
+      try {
+        done(null, Buffer.from(confiner.line(rest), 'latin1'));
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
+}
+
 async function tables(c: Connection, database: string): Promise<string[]> {
   // Views are not moved: they are made again with the other programs (mysql-programs.ts).
   const [rows] = await c.query<RowDataPacket[]>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_type <> 'VIEW'", [database]);
@@ -75,7 +150,7 @@ export async function prepareMysqlRestore(adminUrl: string, database: string, fi
       await c.query(`DROP DATABASE IF EXISTS ${ident(old)}`);
     });
   try {
-    await runTool('mysql', [...args, aside], { env, stdinFile: file, what: `restoring MySQL database ${database}` });
+    await runTool('mysql', [...args, aside], { env, stdinFile: file, stdinFilter: confineDump(database, aside), what: `restoring MySQL database ${database}` });
   } catch (err) {
     await dropAll().catch(() => {});
     throw err;

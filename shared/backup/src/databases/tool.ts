@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import type { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { BackupError } from '../errors.ts';
 
 /**
@@ -9,19 +11,37 @@ import { BackupError } from '../errors.ts';
 export function runTool(
   cmd: string,
   args: string[],
-  opts: { env?: Record<string, string>; stdinFile?: string; stdoutFile?: string; what: string },
+  opts: {
+    env?: Record<string, string>;
+    stdinFile?: string;
+    /** what the file passes through on its way to the tool's stdin; its error (a refused line) fails the run */
+    stdinFilter?: Transform;
+    stdoutFile?: string;
+    what: string;
+  },
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    const stdin = opts.stdinFile ? fs.openSync(opts.stdinFile, 'r') : 'ignore';
+    const stdin = opts.stdinFile && !opts.stdinFilter ? fs.openSync(opts.stdinFile, 'r') : opts.stdinFilter ? 'pipe' : 'ignore';
     const stdout = opts.stdoutFile ? fs.openSync(opts.stdoutFile, 'w', 0o600) : 'pipe';
     const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: [stdin, stdout, 'pipe'] });
     for (const fd of [stdin, stdout]) if (typeof fd === 'number') fs.closeSync(fd);
+    let filterError: Error | null = null;
+    if (opts.stdinFilter && opts.stdinFile) {
+      pipeline(fs.createReadStream(opts.stdinFile), opts.stdinFilter, child.stdin!).catch((e: Error) => {
+        // A refused line stops the tool before it reads further; a tool that exited early (EPIPE) reports itself.
+        if (e instanceof BackupError) {
+          filterError = e;
+          child.kill();
+        }
+      });
+    }
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-16 * 1024)));
     child.once('error', (e) => reject(new BackupError(`${opts.what}: cannot run ${cmd}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed' : e.message}`)));
     child.once('close', (code) => {
+      if (filterError) return reject(new BackupError(`${opts.what}: ${filterError.message}`));
       if (code === 0) return resolve(out);
       const full = /errno 28|no space left/i.test(err);
       const line = err.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? `exit status ${code}`;
