@@ -1,5 +1,5 @@
 import { asAtom, asUtf8, parseDate, parseNumber, parseSequenceSet, ParseError, resolveSequenceSet, type SequenceSet, type Token } from './imap-parser.ts';
-import { decodeWords, header, parseAddressList, parseMessage, type HeaderField, type MimePart } from '@hearth/message';
+import { decodeWords, header, parseAddressList, parseHeaderDate, parseMessage, type HeaderField, type MimePart } from '@hearth/message';
 
 /** SEARCH keys (RFC 3501 §6.4.4, RFC 7162 MODSEQ): parsing from tokens and matching, pure. */
 
@@ -192,7 +192,8 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
       let t: number;
       if (key.sent) {
         const d = headersOf(c, cache).find((h) => h.name === 'date')?.value;
-        t = d ? sentDay(d) : NaN;
+        // SENT* keys disregard time and timezone (RFC 3501 §6.4.4): "25 Mar 2007 00:00 +0200" is 25 March
+        t = d ? (parseHeaderDate(d)?.day ?? NaN) : NaN;
         if (Number.isNaN(t)) return false;
       } else t = c.internalDate.getTime();
       const day = Math.floor(t / 86_400_000) * 86_400_000;
@@ -216,23 +217,6 @@ export function matches(key: SearchKey, c: Candidate, cache: { root?: MimePart; 
 function hasFlag(flags: readonly string[], flag: string): boolean {
   for (const f of flags) if (f === flag || (f.length === flag.length && f.toLowerCase() === flag.toLowerCase())) return true;
   return false;
-}
-
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-
-/**
- * The calendar day a Date header names, as written: SENT* keys disregard time and timezone
- * (RFC 3501 §6.4.4), so "25 Mar 2007 00:00 +0200" is 25 March. Midnight UTC of that day (ms).
- */
-function sentDay(value: string): number {
-  const m = /^\s*(?:[A-Za-z]+\s*,)?\s*(\d{1,2})\s+([A-Za-z]{3})[a-z]*\s+(\d{2,4})\b/.exec(value.replace(/\([^)]*\)/g, ' '));
-  const month = m ? MONTHS.indexOf(m[2]!.toLowerCase()) : -1;
-  if (!m || month < 0) return NaN;
-  let year = Number(m[3]);
-  // obs-year (RFC 5322 §4.3): two digits are 19xx from 50, 20xx below; three are 1900 plus.
-  if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;
-  else if (m[3]!.length === 3) year += 1900;
-  return Date.UTC(year, month, Number(m[1]));
 }
 
 function headersOf(c: Candidate, cache: { root?: MimePart }): readonly HeaderField[] {
@@ -262,7 +246,7 @@ export function foldAddresses(value: string): string {
 }
 
 /** Header values are kept as latin1 bytes; raw UTF-8 in headers is read back as UTF-8. */
-function decodeText(s: string): string {
+export function decodeText(s: string): string {
   if (!/[\x80-\xff]/.test(s)) return s;
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(s, 'latin1'));

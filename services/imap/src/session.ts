@@ -39,8 +39,10 @@ import {
 } from './imap-parser.ts';
 import { parseMessage, toCrlf, type MimePart } from '@hearth/message';
 import type { HeaderCache } from './header-cache.ts';
-import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate } from './search.ts';
+import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
 import type { ImapSettings } from './settings.ts';
+import { needsHeader, parseSortCriteria, sortFields, sortItems, type SortCriterion, type SortItem } from './sort.ts';
+import { formatThreads, orderedSubjectThreads, referenceThreads } from './thread.ts';
 
 export interface SessionDeps {
   directory: Directory;
@@ -96,13 +98,13 @@ const AUTH = new Set([
   'NAMESPACE', 'ENABLE', 'IDLE', 'GETQUOTA', 'GETQUOTAROOT', 'SETQUOTA',
 ]);
 const SELECTED = new Set([
-  'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'FETCH', 'STORE', 'COPY', 'MOVE',
-  'UID FETCH', 'UID SEARCH', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE',
+  'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'SORT', 'THREAD', 'FETCH', 'STORE', 'COPY', 'MOVE',
+  'UID FETCH', 'UID SEARCH', 'UID SORT', 'UID THREAD', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE',
 ]);
 /** The request metrics' command label: a known command's name, "other" for anything else. */
 const commandLabel = (name: string): string => (ANY.has(name) || NOTAUTH.has(name) || AUTH.has(name) || SELECTED.has(name) ? name.toLowerCase() : 'other');
 /** Commands during which EXPUNGE responses must not be sent (RFC 3501 §7.4.1). */
-const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH']);
+const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 const MAX_BAD = 20;
 const MAX_AUTH_FAILURES = 5;
 const WRITE_CHUNK = 64 * 1024;
@@ -160,7 +162,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'ESORT', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -417,7 +419,13 @@ export class Session {
       }
       case 'SEARCH':
       case 'UID SEARCH':
-        return this.search(tag, args, name === 'UID SEARCH');
+        return this.search(tag, args, name === 'UID SEARCH', false);
+      case 'SORT':
+      case 'UID SORT':
+        return this.search(tag, args, name === 'UID SORT', true);
+      case 'THREAD':
+      case 'UID THREAD':
+        return this.thread(args, name === 'UID THREAD');
       case 'FETCH':
       case 'UID FETCH':
         return this.fetch(args, name === 'UID FETCH');
@@ -873,15 +881,32 @@ export class Session {
 
   // ---- message commands ----
 
-  private async search(tag: string, args: Token[], uid: boolean): Promise<Reply> {
-    // ESEARCH (RFC 4731): RETURN (MIN MAX COUNT ALL) before the criteria; RETURN () means ALL.
+  /**
+   * SEARCH, and SORT (RFC 5256) when `sorted`: ESEARCH/ESORT (RFC 4731, RFC 5267 §3) RETURN
+   * (MIN MAX COUNT ALL SAVE PARTIAL) before the criteria; RETURN () means ALL. MIN, MAX, ALL and
+   * PARTIAL follow the order of the answer (for SORT, the sort order).
+   */
+  private async search(tag: string, args: Token[], uid: boolean, sorted: boolean): Promise<Reply> {
+    const command = sorted ? 'SORT' : 'SEARCH';
     let returns: Set<string> | null = null;
+    let partial: [number, number] | null = null;
     if (args[0]?.kind === 'atom' && args[0].value.toUpperCase() === 'RETURN') {
-      returns = new Set(asList(args[1], 'return options').map((t) => asAtom(t, 'return option').toUpperCase()));
-      for (const r of returns) if (!ESEARCH_RETURNS.has(r)) throw new ParseError(`unknown SEARCH return option ${r.slice(0, 30)}`);
+      returns = new Set();
+      const opts = asList(args[1], 'return options');
+      for (let i = 0; i < opts.length; i++) {
+        const r = asAtom(opts[i], 'return option').toUpperCase();
+        if (!ESEARCH_RETURNS.has(r)) throw new ParseError(`unknown ${command} return option ${r.slice(0, 30)}`);
+        // PARTIAL low:high (RFC 5267 §4.4): positions in the answer, 1-based
+        if (r === 'PARTIAL') partial = parsePartialRange(asAtom(opts[++i], 'partial range'));
+        returns.add(r);
+      }
+      if (returns.has('PARTIAL') && returns.has('ALL')) throw new ParseError('PARTIAL and ALL exclude each other');
       if (returns.size === 0) returns.add('ALL');
       args = args.slice(2);
     }
+    const criteria = sorted ? parseSortCriteria(args[0]) : null;
+    // SORT names its charset without the CHARSET word SEARCH uses
+    if (sorted) args = [{ kind: 'atom', value: 'CHARSET' }, ...args.slice(1)];
     // RFC 5182 §2.1: `$` is empty unless this search succeeds.
     const save = returns?.delete('SAVE') ?? false;
     if (save) this.saved = new Set();
@@ -893,11 +918,87 @@ export class Session {
       throw err;
     }
     const v = this.view!;
+    const found = await this.matching(key);
+    let seqs = found.seqs;
+    if (criteria) seqs = sortItems(await this.sortItems(seqs, criteria), criteria).map((m) => m.seq);
+    const hits = uid ? seqs.map((seq) => v.uids[seq - 1]!) : seqs;
+    const { maxModseq } = found;
+    if (save) {
+      // With MIN or MAX (and no ALL), only those are kept (RFC 5182 §2.4).
+      const minMax = !returns!.has('ALL') && (returns!.has('MIN') || returns!.has('MAX'));
+      const kept = minMax ? [...(returns!.has('MIN') ? hits.slice(0, 1) : []), ...(returns!.has('MAX') ? hits.slice(-1) : [])] : hits;
+      this.saved = new Set(uid ? kept : kept.map((seq) => v.uids[seq - 1]!));
+      // SAVE alone answers no ESEARCH.
+      if (returns!.size === 0) return ok(`${command} completed, result saved`);
+    }
+    const set = sorted ? orderedSet : compactSet;
+    let line: string;
+    if (returns) {
+      // a tag never holds `"` or `\` (the parser refuses them), so it quotes as it is
+      line = `* ESEARCH (TAG "${tag}")${uid ? ' UID' : ''}`;
+      if (hits.length && returns.has('MIN')) line += ` MIN ${hits[0]}`;
+      if (hits.length && returns.has('MAX')) line += ` MAX ${hits[hits.length - 1]}`;
+      // in Dovecot's order
+      if (hits.length && returns.has('ALL')) line += ` ALL ${set(hits)}`;
+      if (partial) {
+        const part = hits.slice(partial[0] - 1, partial[1]);
+        line += ` PARTIAL (${partial[0]}:${partial[1]} ${part.length ? set(part) : 'NIL'})`;
+      }
+      if (returns.has('COUNT')) line += ` COUNT ${hits.length}`;
+      if (maxModseq !== null && hits.length) line += ` MODSEQ ${maxModseq}`;
+      line += '\r\n';
+    } else line = `* ${command}${hits.length ? ' ' + hits.join(' ') : ''}${maxModseq !== null && hits.length ? ` (MODSEQ ${maxModseq})` : ''}\r\n`;
+    await this.send(Buffer.from(line, 'latin1'));
+    return ok(`${command} completed`);
+  }
+
+  /** THREAD / UID THREAD (RFC 5256): `algorithm charset criteria`. */
+  private async thread(args: Token[], uid: boolean): Promise<Reply> {
+    const algorithm = asAtom(args[0], 'thread algorithm').toUpperCase();
+    if (algorithm !== 'ORDEREDSUBJECT' && algorithm !== 'REFERENCES') throw new ParseError(`unknown thread algorithm ${algorithm.slice(0, 30)}`);
+    let key;
+    try {
+      key = parseSearch([{ kind: 'atom', value: 'CHARSET' }, ...args.slice(1)]);
+    } catch (err) {
+      if (err instanceof BadCharsetError) return { status: 'NO', text: 'Unsupported charset', code: 'BADCHARSET (UTF-8 US-ASCII)' };
+      throw err;
+    }
+    const items = await this.sortItems((await this.matching(key)).seqs, [{ key: 'DATE', reverse: false }]);
+    const threads = algorithm === 'REFERENCES' ? referenceThreads(items, uid) : orderedSubjectThreads(items, uid);
+    await this.send(Buffer.from(`* THREAD ${formatThreads(threads)}\r\n`, 'latin1'));
+    return ok('THREAD completed');
+  }
+
+  /** What sorting `seqs` by `criteria` reads of each message: the header's sort fields, INTERNALDATE, size. */
+  private async sortItems(seqs: readonly number[], criteria: readonly SortCriterion[]): Promise<SortItem[]> {
+    const v = this.view!;
+    const header = needsHeader(criteria);
+    const wantsSize = criteria.some((c) => c.key === 'SIZE');
+    // DATE falls back to INTERNALDATE
+    const wantsDate = criteria.some((c) => c.key === 'ARRIVAL' || c.key === 'DATE');
+    const items: SortItem[] = [];
+    for (const seq of seqs) {
+      const rec = v.folder.get(v.uids[seq - 1]!);
+      if (!rec) continue;
+      const headers = header ? (this.deps.headers.peek(v.folder, rec) ?? (await this.deps.headers.get(v.folder, rec))) : null;
+      items.push({
+        seq,
+        uid: rec.uid,
+        arrival: wantsDate ? Math.floor((await v.folder.internalDate(rec).catch(() => EPOCH)).getTime() / 1000) : 0,
+        size: wantsSize ? (v.folder.knownSize(rec) ?? (await v.folder.size(rec).catch(() => 0))) : 0,
+        fields: headers ? sortFields(headers) : null,
+      });
+    }
+    return items;
+  }
+
+  /** Sequence numbers of the selected messages a search key matches, ascending; with the highest MODSEQ among them when the key uses MODSEQ. */
+  private async matching(key: SearchKey): Promise<{ seqs: number[]; maxModseq: number | null }> {
+    const v = this.view!;
     const content = needsContent(key);
     const kinds = keyKinds(key);
-    const hits: number[] = [];
+    const seqs: number[] = [];
     let maxModseq = 0;
-    const usesModseq = kinds.has('modseq');
     const maxUid = v.uids[v.uids.length - 1] ?? 0;
     const wantsSize = kinds.has('size');
     const wantsDate = kinds.has('internaldate');
@@ -922,33 +1023,12 @@ export class Session {
       if (wantsSize) c.size = await v.folder.size(rec).catch(() => 0);
       if (wantsDate) c.internalDate = await v.folder.internalDate(rec).catch(() => EPOCH);
       if (matches(key, c)) {
-        hits.push(uid ? rec.uid : i + 1);
+        seqs.push(i + 1);
         if (rec.modseq > maxModseq) maxModseq = rec.modseq;
       }
     }
-    if (usesModseq) this.condstore = true;
-    if (save) {
-      // With MIN or MAX (and no ALL), only those are kept (RFC 5182 §2.4).
-      const minMax = !returns!.has('ALL') && (returns!.has('MIN') || returns!.has('MAX'));
-      const kept = minMax ? [...(returns!.has('MIN') ? hits.slice(0, 1) : []), ...(returns!.has('MAX') ? hits.slice(-1) : [])] : hits;
-      this.saved = new Set(uid ? kept : kept.map((seq) => v.uids[seq - 1]!));
-      // SAVE alone answers no ESEARCH.
-      if (returns!.size === 0) return ok('SEARCH completed, result saved');
-    }
-    let line: string;
-    if (returns) {
-      // a tag never holds `"` or `\` (the parser refuses them), so it quotes as it is
-      line = `* ESEARCH (TAG "${tag}")${uid ? ' UID' : ''}`;
-      // hits are in ascending order (sequence order, and UIDs ascend with it)
-      if (hits.length && returns.has('MIN')) line += ` MIN ${hits[0]}`;
-      if (hits.length && returns.has('MAX')) line += ` MAX ${hits[hits.length - 1]}`;
-      if (returns.has('COUNT')) line += ` COUNT ${hits.length}`;
-      if (hits.length && returns.has('ALL')) line += ` ALL ${compactSet(hits)}`;
-      if (usesModseq && hits.length) line += ` MODSEQ ${maxModseq}`;
-      line += '\r\n';
-    } else line = `* SEARCH${hits.length ? ' ' + hits.join(' ') : ''}${usesModseq && hits.length ? ` (MODSEQ ${maxModseq})` : ''}\r\n`;
-    await this.send(Buffer.from(line, 'latin1'));
-    return ok('SEARCH completed');
+    if (kinds.has('modseq')) this.condstore = true;
+    return { seqs, maxModseq: kinds.has('modseq') ? maxModseq : null };
   }
 
   private async fetch(args: Token[], uid: boolean): Promise<Reply> {
@@ -1167,7 +1247,7 @@ const announcements = new WeakMap<Folder, { keywords: string; readWrite: Buffer;
 
 const LIST_SELECTION = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
 const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE']);
-const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE']);
+const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE', 'PARTIAL']);
 
 const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);
 
@@ -1180,6 +1260,14 @@ function statusItems(t: Token | undefined): string[] {
 
 function ok(text: string): Reply {
   return { status: 'OK', text };
+}
+
+/** `low:high` of RETURN (PARTIAL …), either way round (RFC 5267 §4.4). */
+function parsePartialRange(text: string): [number, number] {
+  const m = /^(\d+):(\d+)$/.exec(text);
+  const [a, b] = m ? [parseNumber(m[1]!), parseNumber(m[2]!)] : [0, 0];
+  if (!m) throw new ParseError('partial range expected');
+  return a <= b ? [a, b] : [b, a];
 }
 
 function noArgs(args: Token[]): void {

@@ -5,7 +5,7 @@ import { OP, RESULT } from '../src/protocol.ts';
 import { LDAP_CONNECTION_DEFAULTS, startLdap, type LdapServer } from '../src/server.ts';
 import type { ConnectionLimits } from '@hearth/lineserver';
 import { createLogger } from '@hearth/log';
-import { waitFor } from '@hearth/testkit';
+import { prng, waitFor } from '@hearth/testkit';
 import { parseLdif, run, startFixture, type Fixture } from './fixture.ts';
 import { bindRequest, searchRequest, seedFilter, whoamiRequest, WireClient, type Reply } from './wire-client.ts';
 
@@ -23,18 +23,6 @@ before(async () => {
 after(async () => {
   await f?.close();
 });
-
-/** Deterministic PRNG (mulberry32) so a failure can be replayed from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function normalSearchWorks(): Promise<void> {
   const r = await run('ldapsearch', ['-x', '-LLL', '-H', f.url, '-D', f.appDn, '-w', f.appPassword, '-b', 'ou=users,dc=cloudron', '(&(objectclass=user)(|(username=alice)(mail=alice)))', 'username']);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeWords, headerEnd, headerValues, mailboxes, parseMessage, removeHeaderFields } from '@hearth/message';
+import { decodeWords, headerEnd, headerValues, mailboxes, parseHeaderDate, parseMessage, removeHeaderFields } from '@hearth/message';
 
 const raw = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -43,4 +43,13 @@ test('parseMessage keeps byte offsets of every part', () => {
   const p = tree.parts[0]!;
   assert.equal(m.subarray(p.bodyStart, p.end).toString(), 'hello');
   assert.equal(p.headers[0]!.name, 'content-type');
+});
+
+test('RFC 5322 dates: the instant with its zone (obs-zone names too) and the calendar day as written', () => {
+  // RFC 5322 Appendix A.1.1 and A.5
+  assert.deepEqual(parseHeaderDate('Fri, 21 Nov 1997 09:55:06 -0600'), { day: Date.UTC(1997, 10, 21), time: Date.UTC(1997, 10, 21, 15, 55, 6) });
+  assert.equal(parseHeaderDate('Thu,\r\n 13\r\n Feb\r\n 1969\r\n 23:32\r\n -0330 (Newfoundland Time)')?.time, Date.UTC(1969, 1, 14, 3, 2));
+  assert.equal(parseHeaderDate('21 Nov 97 09:55:06 EST')?.time, Date.UTC(1997, 10, 21, 14, 55, 6));
+  assert.deepEqual(parseHeaderDate('25 Mar 2007'), { day: Date.UTC(2007, 2, 25), time: NaN });
+  assert.equal(parseHeaderDate('not a date'), null);
 });

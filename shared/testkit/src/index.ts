@@ -15,6 +15,7 @@ export { cpuSeconds, memoryMiB, percentile, treeCpuSeconds } from './bench.ts';
 export { formatRatio, interleave, median, spread, type RoundResult, type Side, type Spread } from './rounds.ts';
 export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, fillFromHost, importedImage, removeAppLeftovers, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
 export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
+export { prng } from './prng.ts';
 export { startTestDns, type TestDns } from './dns.ts';
 import { startTestDns, type TestDns } from './dns.ts';
 export { metricValue, parsePrometheusText, scrapeMetrics, type PromExposition, type PromSample } from './prometheus.ts';
