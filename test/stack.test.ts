@@ -119,6 +119,7 @@ describe('npm start (the supervisor)', () => {
           }
         });
       assert.equal(children.length, services.length, 'one child per daemon');
+      for (const p of children) assert.ok(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=1'), 'each daemon gets the default young generation (4 MiB) as its semi-space');
       const victim = services[0]!;
       const victimPid = children.find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`services/${victim.name}/`));
       assert.ok(victimPid);

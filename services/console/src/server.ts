@@ -73,7 +73,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const cookieName = secure ? '__Host-hearth_console' : 'hearth_console';
   const loginCookie = `${cookieName}_login`;
   const csp = contentSecurityPolicy(config.oidcIssuer);
-  const oidcStorage = openOidcStorage(config, directory.store);
+  const oidcStorage = await openOidcStorage(config, directory.store);
   const services: Services = { config, directory, logger, settings, sessions, oidcStorage };
   const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...sshKeyRoutes, ...importRoutes, ...adminRoutes];
   const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);

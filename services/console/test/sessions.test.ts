@@ -31,7 +31,7 @@ for (const mode of ['store', 'redis'] as const) {
         mode === 'redis' ? { env: { HEARTH_REDIS_URL: REDIS_URL } } : {},
       );
       rp = await notesClient(stack);
-      storage = openOidcStorage(stack.env.config, stack.directory.store);
+      storage = await openOidcStorage(stack.env.config, stack.directory.store);
       browser = await launchChromium();
     });
 

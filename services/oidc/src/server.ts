@@ -40,7 +40,7 @@ export interface RunningOidc {
 export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promise<RunningOidc> {
   const { config, directory, logger } = ctx;
   if (new URL(config.oidcIssuer).pathname !== '/') throw new Error(`HEARTH_OIDC_ISSUER must be an origin without a path (got ${config.oidcIssuer})`);
-  const storage: OidcStorage = openOidcStorage(config, directory.store);
+  const storage: OidcStorage = await openOidcStorage(config, directory.store);
   const clients = new ClientRegistry(directory, config);
   let keys: KeyMaterial = await loadOrCreateKeys(directory.store);
 

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { AdapterPayload } from 'oidc-provider';
 import type { HearthConfig } from '@hearth/config';
 import type { DirectoryStore } from '@hearth/directory';
@@ -119,7 +119,9 @@ const INDEX_SLACK_SECONDS = 60;
 export class RedisStorage implements OidcStorage {
   constructor(private readonly redis: Redis) {}
 
-  static connect(url: string): RedisStorage {
+  static async connect(url: string): Promise<RedisStorage> {
+    // loaded only with HEARTH_REDIS_URL: the client costs every process that imports it ~20 MiB
+    const { Redis } = await import('ioredis');
     const redis = new Redis(url, { maxRetriesPerRequest: 2 });
     redis.on('error', () => {});
     return new RedisStorage(redis);
@@ -195,7 +197,7 @@ export class RedisStorage implements OidcStorage {
 }
 
 /** The provider's storage as configured: Redis when HEARTH_REDIS_URL is set, else the directory store (the console reads it the same way). */
-export function openOidcStorage(config: HearthConfig, store: DirectoryStore): OidcStorage {
-  return config.redisUrl ? RedisStorage.connect(config.redisUrl) : new StoreStorage(store);
+export async function openOidcStorage(config: HearthConfig, store: DirectoryStore): Promise<OidcStorage> {
+  return config.redisUrl ? await RedisStorage.connect(config.redisUrl) : new StoreStorage(store);
 }
 

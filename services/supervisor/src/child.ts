@@ -20,6 +20,8 @@ export interface ChildOptions {
   env: NodeJS.ProcessEnv;
   /** instead of a process, run this compiled entry point in a worker thread */
   threadEntry?: string;
+  /** a thread's young-generation limit (a process gets it as --max-semi-space-size in args) */
+  youngGenerationMb?: number;
   logger: Logger;
   /** backoff after a crash: doubles from minDelayMs up to maxDelayMs; reset after a stable run */
   minDelayMs?: number;
@@ -43,7 +45,8 @@ function startProcess(o: ChildOptions): Instance {
 function startThread(o: ChildOptions, entry: string): Instance {
   // A thread has its own heap and module graph: an uncaught exception or process.exit() in the
   // daemon ends that thread only, and the supervisor restarts it like a crashed process.
-  const worker = new Worker(entry, { env: o.env, argv: [], name: o.name });
+  const resourceLimits = o.youngGenerationMb ? { maxYoungGenerationSizeMb: o.youngGenerationMb } : undefined;
+  const worker = new Worker(entry, { env: o.env, argv: [], name: o.name, resourceLimits });
   worker.on('error', (err) => o.logger.error({ service: o.name, err }, 'service thread failed'));
   return {
     pid: process.pid,

@@ -1,13 +1,9 @@
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransportFuture,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { DirectoryStore, Passkey, User } from '@hearth/directory';
 import { z } from 'zod';
@@ -27,6 +23,9 @@ export interface RelyingParty {
 }
 
 export class PasskeyError extends Error {}
+
+/** The WebAuthn library (with its ASN.1 and CBOR parsers, ~25 MiB resident) is loaded at the first ceremony, not by every daemon at start. */
+const webauthn = (): Promise<typeof import('@simplewebauthn/server')> => import('@simplewebauthn/server');
 
 /** The browser's PublicKeyCredential.toJSON(), checked for shape before the library reads it. */
 const credentialJson = z.object({
@@ -50,7 +49,8 @@ function parseCredential(text: string): z.output<typeof credentialJson> {
   return r.data;
 }
 
-export function registrationOptions(rp: RelyingParty, user: User, existing: Passkey[]): Promise<PublicKeyCredentialCreationOptionsJSON> {
+export async function registrationOptions(rp: RelyingParty, user: User, existing: Passkey[]): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const { generateRegistrationOptions } = await webauthn();
   return generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
@@ -69,7 +69,7 @@ export async function verifyRegistration(rp: RelyingParty, responseText: string,
   const response = parseCredential(responseText) as unknown as RegistrationResponseJSON;
   let result;
   try {
-    result = await verifyRegistrationResponse({ response, expectedChallenge, expectedOrigin: rp.origin, expectedRPID: rp.id, requireUserVerification: true });
+    result = await (await webauthn()).verifyRegistrationResponse({ response, expectedChallenge, expectedOrigin: rp.origin, expectedRPID: rp.id, requireUserVerification: true });
   } catch (err) {
     throw new PasskeyError(`the passkey could not be verified: ${(err as Error).message}`);
   }
@@ -79,7 +79,8 @@ export async function verifyRegistration(rp: RelyingParty, responseText: string,
 }
 
 /** Options for navigator.credentials.get(): any discoverable passkey (`allow` null), or one of the given ones. */
-export function authenticationOptions(rp: RelyingParty, allow: Passkey[] | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+export async function authenticationOptions(rp: RelyingParty, allow: Passkey[] | null): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const { generateAuthenticationOptions } = await webauthn();
   return generateAuthenticationOptions({
     rpID: rp.id,
     userVerification: 'required',
@@ -97,7 +98,7 @@ export async function verifyAssertion(rp: RelyingParty, store: DirectoryStore, r
   if (!passkey || (userId !== undefined && passkey.userId !== userId)) throw new PasskeyError('this passkey is not registered here');
   let result;
   try {
-    result = await verifyAuthenticationResponse({
+    result = await (await webauthn()).verifyAuthenticationResponse({
       response,
       expectedChallenge,
       expectedOrigin: rp.origin,
