@@ -260,7 +260,7 @@ export const COMMANDS: Command[] = [
     args: 0,
     async run({ config, values }) {
       const { listQueue } = await import('@hearth/smtp/queue-admin');
-      const entries = listQueue(config);
+      const entries = await listQueue(config);
       if (values.json) return printJson(entries);
       printTable(
         entries.flatMap((e) =>
@@ -277,7 +277,7 @@ export const COMMANDS: Command[] = [
     async run({ config, args }) {
       const { retryQueued, QueueAdminError } = await import('@hearth/smtp/queue-admin');
       try {
-        retryQueued(config, args[0]);
+        await retryQueued(config, args[0]);
       } catch (err) {
         throw err instanceof QueueAdminError ? new DirectoryError(err.message, 'not_found') : err;
       }

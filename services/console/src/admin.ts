@@ -399,7 +399,7 @@ async function deleteMailbox(c: RequestContext): Promise<Result> {
 async function queuePage(c: RequestContext, error?: string): Promise<Result> {
   const { listQueue } = await import('@hearth/smtp/queue-admin');
   const csrf = c.session.record.csrf;
-  const queue = listQueue(c.config);
+  const queue = await listQueue(c.config);
   return view(
     c,
     'Mail queue',
@@ -420,7 +420,7 @@ async function queueAction(c: RequestContext, action: 'retry' | 'delete'): Promi
   const { retryQueued, deleteQueued, QueueAdminError } = await import('@hearth/smtp/queue-admin');
   const id = c.form.get('id').trim();
   try {
-    if (action === 'retry') retryQueued(c.config, id || undefined);
+    if (action === 'retry') await retryQueued(c.config, id || undefined);
     else await deleteQueued(c.config, id);
   } catch (err) {
     if (err instanceof QueueAdminError) return queuePage(c, err.message);

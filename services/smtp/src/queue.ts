@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import type { Logger } from '@hearth/log';
-import { buildDsn, type FailedRecipient } from './dsn.ts';
+import { buildDsn } from './dsn.ts';
 import { deliveries, watchQueue } from './metrics.ts';
 import { prependHeaders, rfc5322Date } from './message.ts';
-import { newQueueId, Spool, type QueueEnvelope, type RecipientRecord, type StateRecord } from './spool.ts';
+import { hasUnreported, isFinished, type QueuedMessage, type QueueStore, type RcptState } from './queue-store.ts';
+import { newQueueId, type QueueEnvelope, type RecipientRecord, type StateRecord } from './spool.ts';
 
 export type Outcome = { ok: true; /** where it went: "mailbox" or the remote MTA */ via?: string } | { ok: false; permanent: boolean; status: string; message: string; remoteMta?: string | null };
 
@@ -29,28 +29,6 @@ export interface QueueOptions {
   isLocal: (address: string) => boolean;
 }
 
-interface RcptState {
-  address: string;
-  local: boolean;
-  status: 'pending' | 'done' | 'failed';
-  /** a failed recipient already reported to the sender */
-  bounced: boolean;
-  attempts: number;
-  nextAt: number;
-  lastError: string | null;
-  failure: FailedRecipient | null;
-}
-
-interface Entry {
-  env: QueueEnvelope;
-  rcpts: RcptState[];
-  /** kept only until the first attempt; later attempts read the spool */
-  raw: Buffer | null;
-  busy: boolean;
-  /** DSNs sent so far; numbers the next one's id */
-  bounces: number;
-}
-
 /** No attempt may hold a delivery slot longer than this, whatever the remote end or the SMTP client does. */
 const REMOTE_ATTEMPT_LIMIT_MS = 15 * 60_000;
 
@@ -62,105 +40,31 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** Folds a message's state log into per-recipient state. */
-export function replayState(env: QueueEnvelope, records: StateRecord[]): { rcpts: RcptState[]; bounces: number } {
-  const rcpts = new Map<string, RcptState>(
-    env.rcpts.map((r: RecipientRecord) => [r.address, { address: r.address, local: r.local, status: 'pending', bounced: false, attempts: 0, nextAt: 0, lastError: null, failure: null }]),
-  );
-  let bounces = 0;
-  for (const rec of records) {
-    if (rec.s === 'bounced') {
-      bounces++;
-      for (const a of rec.a) {
-        const r = rcpts.get(a);
-        if (r) r.bounced = true;
-      }
-      continue;
-    }
-    const r = rcpts.get(rec.a);
-    if (!r) continue;
-    if (rec.s === 'done') r.status = 'done';
-    else if (rec.s === 'failed') {
-      r.status = 'failed';
-      r.failure = { address: r.address, status: rec.st, diagnostic: rec.e, remoteMta: rec.m ?? null };
-      r.lastError = rec.e;
-    } else if (rec.s === 'deferred' && r.status === 'pending') {
-      r.attempts++;
-      r.nextAt = rec.n;
-      r.lastError = rec.e;
-    }
-  }
-  return { rcpts: [...rcpts.values()], bounces };
-}
-
 /**
- * The delivery queue: accepts messages durably, delivers them from the spool with
- * bounded concurrency, retries temporary failures with backoff until maxAge, bounces
- * permanent failures, and picks up where it left off after a restart or a crash.
+ * The delivery queue: accepts messages durably, delivers them with bounded concurrency,
+ * retries temporary failures with backoff until maxAge, bounces permanent failures, and
+ * picks up where it (or, with PostgreSQL, a replica that died) left off. Where entries
+ * live and who may attempt which is the QueueStore's business (queue-store.ts).
  */
 export class Queue {
-  private readonly entries = new Map<string, Entry>();
-  private readonly ready: string[] = [];
   private inflight = 0;
+  private pumping = false;
+  private again = false;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
-  private controlTimer: NodeJS.Timeout | null = null;
-  private watcher: fs.FSWatcher | null = null;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private unwatch: (() => void) | null = null;
 
   constructor(
-    readonly spool: Spool,
+    readonly store: QueueStore,
     private readonly deliverer: Deliverer,
     private readonly opts: QueueOptions,
   ) {}
 
-  /** Loads the spool (recovering interrupted local deliveries) and starts delivering. */
   async start(): Promise<void> {
-    this.unwatch = watchQueue(this);
-    this.spool.init();
-    this.spool.cleanTmp();
-    this.spool.removeOrphanStates();
-    const loaded: Entry[] = [];
-    for (const id of this.spool.ids()) {
-      let env: QueueEnvelope;
-      try {
-        env = this.spool.readEnvelopeSync(id);
-      } catch (err) {
-        this.opts.logger.error({ err, id }, 'unreadable spool file moved to queue/corrupt');
-        this.spool.quarantine(id);
-        continue;
-      }
-      const { rcpts, bounces } = replayState(env, this.spool.readStateSync(id));
-      loaded.push({ env, rcpts, raw: null, busy: false, bounces });
-    }
-    // pending local recipients may have been delivered just before a crash: look once per mailbox
-    const oldest = new Map<string, number>();
-    for (const e of loaded) for (const r of e.rcpts) if (r.status === 'pending' && r.local) oldest.set(r.address, Math.min(oldest.get(r.address) ?? Infinity, e.env.arrivedAt));
-    const delivered = new Map<string, Set<string>>();
-    for (const [address, since] of oldest) delivered.set(address, await this.deliverer.deliveredIds(address, since));
-    for (const e of loaded) {
-      const recovered: StateRecord[] = [];
-      for (const r of e.rcpts) {
-        if (r.status === 'pending' && r.local && delivered.get(r.address)?.has(e.env.id)) {
-          r.status = 'done';
-          recovered.push({ s: 'done', a: r.address, t: Date.now() });
-        }
-      }
-      await this.spool.appendState(e.env.id, recovered, true);
-      this.entries.set(e.env.id, e);
-      this.ready.push(e.env.id);
-    }
-    this.applyControls();
-    try {
-      this.watcher = fs.watch(this.spool.controlDir, () => this.applyControls());
-      this.watcher.on('error', () => {});
-    } catch {
-      // polling below still picks requests up
-    }
-    this.controlTimer = setInterval(() => this.applyControls(), 2000);
-    this.controlTimer.unref();
+    this.unwatch = watchQueue(this.store);
+    await this.store.open(() => this.pump());
     this.pump();
   }
 
@@ -168,151 +72,134 @@ export class Queue {
     this.closed = true;
     this.unwatch?.();
     if (this.timer) clearTimeout(this.timer);
-    if (this.controlTimer) clearInterval(this.controlTimer);
-    this.watcher?.close();
-    // let running attempts record their outcome; the rest stays spooled for next start
+    // let running attempts record their outcome; the rest stays queued for next start
     if (this.inflight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+    await this.store.close();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.store.size;
   }
 
-  /** Spools a message durably; resolves with its queue id once it is safe to say 250. */
+  /** Queues a message durably; resolves with its queue id once it is safe to say 250. */
   async enqueue(from: string, rcpts: RecipientRecord[], raw: Buffer, id = newQueueId(), exclusive = false, extra: Pick<QueueEnvelope, 'quarantine'> = {}): Promise<string> {
     const env: QueueEnvelope = { v: 1, id, from, rcpts, arrivedAt: Date.now(), size: raw.length, ...(extra.quarantine ? { quarantine: true } : {}) };
-    const fresh = await this.spool.write(env, raw, exclusive);
-    if (!fresh || this.entries.has(id)) return id;
-    const { rcpts: states } = replayState(env, []);
-    this.entries.set(id, { env, rcpts: states, raw, busy: false, bounces: 0 });
-    this.ready.push(id);
-    this.pump();
+    if (await this.store.add(env, raw, exclusive)) this.pump();
     return id;
   }
 
-  private applyControls(): void {
-    if (this.closed) return;
-    let requests: ReturnType<Spool['takeControls']>;
-    try {
-      requests = this.spool.takeControls();
-    } catch (err) {
-      this.opts.logger.warn({ err }, 'cannot read queue control requests');
-      return;
-    }
-    for (const { action, id } of requests) {
-      const targets = id === 'ALL' ? [...this.entries.keys()] : [id];
-      for (const t of targets) {
-        const e = this.entries.get(t);
-        if (!e) continue;
-        if (action === 'delete') {
-          this.entries.delete(t);
-          this.opts.logger.info({ id: t }, 'queue entry deleted by admin');
-        } else {
-          for (const r of e.rcpts) if (r.status === 'pending') r.nextAt = 0;
-          if (!e.busy) this.ready.push(t);
-        }
-      }
-    }
-    this.pump();
-  }
-
-  /** Starts due work up to the concurrency limit and arms the timer for the next due entry. */
+  /** Claims due work up to the concurrency limit, then sleeps until the store says more may be due. */
   private pump(): void {
     if (this.closed) return;
-    const now = Date.now();
-    while (this.inflight < this.opts.concurrency && this.ready.length > 0) {
-      const id = this.ready.shift()!;
-      const e = this.entries.get(id);
-      if (!e || e.busy) continue;
-      if (!e.rcpts.some((r) => r.status === 'pending' && r.nextAt <= now) && !this.isFinished(e) && !this.hasUnreported(e)) continue;
-      void this.attempt(e);
+    if (this.pumping) {
+      this.again = true;
+      return;
     }
-    if (this.ready.length === 0) this.armTimer();
+    this.pumping = true;
+    void this.fill()
+      .catch((err: unknown) => this.opts.logger.warn({ err }, 'cannot look for due queue entries; will look again'))
+      .finally(() => {
+        this.pumping = false;
+        if (this.again) {
+          this.again = false;
+          this.pump();
+        } else this.armTimer();
+      });
   }
 
-  private isFinished(e: Entry): boolean {
-    return e.rcpts.every((r) => r.status !== 'pending');
-  }
-
-  private hasUnreported(e: Entry): boolean {
-    return e.rcpts.some((r) => r.status === 'failed' && !r.bounced);
+  private async fill(): Promise<void> {
+    while (!this.closed && this.inflight < this.opts.concurrency) {
+      const claimed = await this.store.claim(this.opts.concurrency - this.inflight);
+      if (claimed.length === 0) return;
+      this.inflight += claimed.length;
+      await this.recoverInterrupted(claimed.filter((c) => c.interrupted).map((c) => c.msg));
+      for (const c of claimed) void this.attempt(c.msg);
+    }
   }
 
   private armTimer(): void {
-    let next = Infinity;
-    for (const e of this.entries.values()) {
-      if (e.busy) continue;
-      for (const r of e.rcpts) if (r.status === 'pending' && r.nextAt < next) next = r.nextAt;
-    }
+    if (this.closed) return;
+    const next = Math.max(this.store.nextWakeAt(), Date.now() + 10);
     if (next === Infinity || next >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = next;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.timerAt = Infinity;
-      const now = Date.now();
-      for (const [id, e] of this.entries) if (!e.busy && e.rcpts.some((r) => r.status === 'pending' && r.nextAt <= now)) this.ready.push(id);
       this.pump();
-    }, Math.max(0, next - Date.now()));
+    }, next - Date.now());
   }
 
-  private async attempt(e: Entry): Promise<void> {
-    e.busy = true;
-    this.inflight++;
-    const id = e.env.id;
-    try {
-      let raw = e.raw;
-      e.raw = null;
-      if (!raw) {
-        const spooled = await this.spool.read(id);
-        if (!spooled) {
-          this.entries.delete(id);
-          return;
+  /**
+   * Local recipients still pending in a message whose last attempt was cut short may have been
+   * delivered just before it was: their mailbox holds a copy with the queue id. One look per mailbox.
+   */
+  private async recoverInterrupted(msgs: QueuedMessage[]): Promise<void> {
+    const oldest = new Map<string, number>();
+    for (const m of msgs) for (const r of m.rcpts) if (r.status === 'pending' && r.local) oldest.set(r.address, Math.min(oldest.get(r.address) ?? Infinity, m.env.arrivedAt));
+    const delivered = new Map<string, Set<string>>();
+    for (const [address, since] of oldest) delivered.set(address, await this.deliverer.deliveredIds(address, since));
+    for (const m of msgs) {
+      const recovered: StateRecord[] = [];
+      for (const r of m.rcpts) {
+        if (r.status === 'pending' && r.local && delivered.get(r.address)?.has(m.env.id)) {
+          r.status = 'done';
+          recovered.push({ s: 'done', a: r.address, t: Date.now() });
         }
-        raw = spooled.raw;
+      }
+      if (recovered.length > 0) await this.store.save(m, recovered, true);
+    }
+  }
+
+  private async attempt(msg: QueuedMessage): Promise<void> {
+    const id = msg.env.id;
+    let notBefore = 0;
+    let finished = false;
+    try {
+      const raw = await this.store.body(id);
+      if (!raw) {
+        await this.store.finish(id);
+        finished = true;
+        return;
       }
       const now = Date.now();
-      const due = e.rcpts.filter((r) => r.status === 'pending' && r.nextAt <= now);
+      const due = msg.rcpts.filter((r) => r.status === 'pending' && r.nextAt <= now);
       const outcomes = new Map<string, Outcome>();
       const locals = due.filter((r) => r.local);
       const remotes = due.filter((r) => !r.local).map((r) => r.address);
       await Promise.all([
-        ...locals.map(async (r) => outcomes.set(r.address, await this.safely(() => this.deliverer.deliverLocal(e.env, r.address, raw)))),
+        ...locals.map(async (r) => outcomes.set(r.address, await this.safely(() => this.deliverer.deliverLocal(msg.env, r.address, raw)))),
         (async () => {
           if (remotes.length === 0) return;
           try {
-            for (const [a, o] of await withDeadline(this.deliverer.deliverRemote(e.env, remotes, raw), REMOTE_ATTEMPT_LIMIT_MS)) outcomes.set(a, o);
+            for (const [a, o] of await withDeadline(this.deliverer.deliverRemote(msg.env, remotes, raw), REMOTE_ATTEMPT_LIMIT_MS)) outcomes.set(a, o);
           } catch (err) {
             for (const a of remotes) outcomes.set(a, { ok: false, permanent: false, status: '4.4.0', message: (err as Error).message });
           }
         })(),
       ]);
-      const records = this.apply(e, due, outcomes);
-      if (!this.entries.has(id)) return; // deleted by an admin meanwhile
-      const finished = this.isFinished(e);
-      // the log matters while the message stays queued, and before a bounce (so a crash cannot lose the failure)
-      if (!finished || this.hasUnreported(e)) await this.spool.appendState(id, records, records.some((r) => r.s !== 'deferred'));
-      await this.reportFailures(e, raw);
-      if (finished) {
-        await this.spool.remove(id);
-        this.entries.delete(id);
+      const records = this.apply(msg, due, outcomes);
+      // the state matters while the message stays queued, and before a bounce (so a crash cannot lose the failure)
+      if (!isFinished(msg) || hasUnreported(msg)) {
+        if (!(await this.store.save(msg, records, records.some((r) => r.s !== 'deferred')))) return; // deleted by an admin, or no longer ours
+      }
+      if (hasUnreported(msg) && !(await this.reportFailures(msg, raw))) return;
+      if (isFinished(msg)) {
+        await this.store.finish(id);
+        finished = true;
       }
     } catch (err) {
       this.opts.logger.error({ err, id }, 'queue attempt failed; will retry');
-      const delay = this.opts.retryDelaysMs[0]!;
-      for (const r of e.rcpts) if (r.status === 'pending') r.nextAt = Math.max(r.nextAt, Date.now() + delay);
-      // a failed bounce or removal has no pending recipient to bring the entry back
-      setTimeout(() => {
-        this.ready.push(id);
-        this.pump();
-      }, delay).unref();
+      // a failed bounce or removal has no pending recipient to hold the entry back
+      notBefore = Date.now() + this.opts.retryDelaysMs[0]!;
     } finally {
-      e.busy = false;
+      if (!finished) await this.store.release(msg, notBefore).catch((err: unknown) => this.opts.logger.warn({ err, id }, 'cannot release queue entry; its lease runs out'));
       this.inflight--;
       if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
       this.pump();
     }
   }
+
 
   private async safely(fn: () => Promise<Outcome>): Promise<Outcome> {
     try {
@@ -323,7 +210,7 @@ export class Queue {
   }
 
   /** Updates recipient state from outcomes; returns the log records to persist. */
-  private apply(e: Entry, due: RcptState[], outcomes: Map<string, Outcome>): StateRecord[] {
+  private apply(e: QueuedMessage, due: RcptState[], outcomes: Map<string, Outcome>): StateRecord[] {
     const now = Date.now();
     const records: StateRecord[] = [];
     for (const r of due) {
@@ -362,34 +249,31 @@ export class Queue {
 
   /**
    * Sends the sender one DSN for the recipients that failed since the last one, as soon as
-   * they fail (like Postfix), while the others may still be retried.
+   * they fail (like Postfix), while the others may still be retried. The DSN is queued in the
+   * same step that records the recipients as reported; false when the entry is no longer ours.
    */
-  private async reportFailures(e: Entry, raw: Buffer): Promise<void> {
-    const unreported = e.rcpts.filter((r) => r.status === 'failed' && !r.bounced);
-    if (unreported.length === 0) return;
-    if (e.env.from !== '') {
-      // numbered ids make a bounce idempotent if we crash before recording it
-      const dsnId = `${e.env.id}.DSN${e.bounces + 1}`;
-      const dsn = buildDsn({ reportingMta: this.opts.hostname, postmaster: this.opts.postmaster, to: e.env.from, queueId: e.env.id, arrivalDate: new Date(e.env.arrivedAt), failed: unreported.map((r) => r.failure!), original: raw });
-      const withTrace = prependHeaders(dsn, [`Received: by ${this.opts.hostname} (Hearth) id ${dsnId};\r\n\t${rfc5322Date()}`]);
-      await this.bounce(dsnId, e.env.from, withTrace);
-    } else {
-      this.opts.logger.warn({ id: e.env.id, rcpts: unreported.map((r) => r.address) }, 'undeliverable bounce dropped');
-    }
-    await this.spool.appendState(e.env.id, [{ s: 'bounced', t: Date.now(), a: unreported.map((r) => r.address) }], true);
-    e.bounces++;
+  private async reportFailures(msg: QueuedMessage, raw: Buffer): Promise<boolean> {
+    const unreported = msg.rcpts.filter((r) => r.status === 'failed' && !r.bounced);
+    const bounce = msg.env.from === '' ? undefined : this.dsn(msg, unreported, raw);
+    if (!bounce) this.opts.logger.warn({ id: msg.env.id, rcpts: unreported.map((r) => r.address) }, 'undeliverable bounce dropped');
+    msg.bounces++;
     for (const r of unreported) r.bounced = true;
+    return this.store.save(msg, [{ s: 'bounced', t: Date.now(), a: unreported.map((r) => r.address) }], true, bounce);
   }
 
-  private async bounce(id: string, to: string, raw: Buffer): Promise<void> {
-    await this.enqueue('', [{ address: to, local: this.opts.isLocal(to) }], raw, id, true);
+  private dsn(msg: QueuedMessage, failed: RcptState[], original: Buffer): { env: QueueEnvelope; raw: Buffer } {
+    // numbered ids make a bounce idempotent if we crash before recording it
+    const id = `${msg.env.id}.DSN${msg.bounces + 1}`;
+    const dsn = buildDsn({ reportingMta: this.opts.hostname, postmaster: this.opts.postmaster, to: msg.env.from, queueId: msg.env.id, arrivalDate: new Date(msg.env.arrivedAt), failed: failed.map((r) => r.failure!), original });
+    const raw = prependHeaders(dsn, [`Received: by ${this.opts.hostname} (Hearth) id ${id};\r\n\t${rfc5322Date()}`]);
+    return { env: { v: 1, id, from: '', rcpts: [{ address: msg.env.from, local: this.opts.isLocal(msg.env.from) }], arrivedAt: Date.now(), size: raw.length }, raw };
   }
 
   /** Resolves once nothing is queued (tests, benchmarks). */
   async drained(timeoutMs = 30000): Promise<void> {
     const end = Date.now() + timeoutMs;
-    while (this.entries.size > 0) {
-      if (Date.now() > end) throw new Error(`queue not drained: ${this.entries.size} left`);
+    while (this.store.size > 0) {
+      if (Date.now() > end) throw new Error(`queue not drained: ${this.store.size} left`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

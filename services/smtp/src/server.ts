@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import path from 'node:path';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { DaemonContext, RunningService } from '@hearth/daemon';
 import { ConnectionPool, listenAll, type ListenerSpec } from '@hearth/lineserver';
@@ -13,10 +12,11 @@ import { authorFields, ensureIdentity, inspectBody, prependHeaders, receivedHead
 import { checkAuthorFields, checkEnvelopeSender, type Sender } from './policy.ts';
 import { metered } from './metrics.ts';
 import { Queue } from './queue.ts';
+import { openQueueStore } from './queue-backend.ts';
 import { localRecipient } from './recipient.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { loadSmtpSettings, type SmtpSettings } from './settings.ts';
-import { newQueueId, Spool } from './spool.ts';
+import { newQueueId } from './spool.ts';
 
 export interface SmtpOptions {
   settings?: SmtpSettings;
@@ -115,7 +115,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     },
     logger,
   });
-  const queue = new Queue(new Spool(path.join(config.dataDir, 'queue')), delivery, {
+  const queue = new Queue(await openQueueStore(config, { leaseMs: settings.queueLeaseMs, logger }), delivery, {
     retryDelaysMs: settings.retryDelaysMs,
     maxAgeMs: settings.maxQueueAgeMs,
     concurrency: settings.deliveryConcurrency,

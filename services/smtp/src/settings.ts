@@ -4,6 +4,7 @@ import { loadConnectionLimits, type ConnectionLimits } from '@hearth/lineserver'
 import { loadMailQuota, type MailQuota } from '@hearth/mailstore';
 import { z } from 'zod';
 import { parseNetworks, type NetworkList } from './networks.ts';
+import { DEFAULT_QUEUE_LEASE_MS } from './queue-backend.ts';
 
 /** A smarthost given as smtp[s]://user:pass@host:port. */
 export interface RelayHost {
@@ -31,6 +32,8 @@ export interface SmtpSettings {
   /** delays between delivery attempts; the last one repeats until maxQueueAgeMs */
   retryDelaysMs: number[];
   maxQueueAgeMs: number;
+  /** with PostgreSQL: how long a replica's claim on a queue entry lasts unless renewed (then another replica takes it over) */
+  queueLeaseMs: number;
   /** parallel onward deliveries */
   deliveryConcurrency: number;
   /** skip TLS certificate checks towards the smarthost / MX (tests, self-signed relays) */
@@ -105,6 +108,7 @@ const schema = z.object({
       return list.map((s) => Math.round(s * 1000));
     }),
   HEARTH_SMTP_MAX_QUEUE_AGE: seconds.default(4 * 24 * 3600),
+  HEARTH_SMTP_QUEUE_LEASE: seconds.default(DEFAULT_QUEUE_LEASE_MS / 1000),
   HEARTH_SMTP_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
   HEARTH_SMTP_RELAY_INSECURE_TLS: envFlag,
   HEARTH_SMTP_DNS_SERVERS: z
@@ -167,6 +171,7 @@ export function loadSmtpSettings(env: NodeJS.ProcessEnv = process.env): SmtpSett
     ratePerIp: e.HEARTH_SMTP_RATE_PER_IP,
     retryDelaysMs: e.HEARTH_SMTP_RETRY_DELAYS,
     maxQueueAgeMs: e.HEARTH_SMTP_MAX_QUEUE_AGE * 1000,
+    queueLeaseMs: e.HEARTH_SMTP_QUEUE_LEASE * 1000,
     deliveryConcurrency: e.HEARTH_SMTP_DELIVERY_CONCURRENCY,
     relayInsecureTls: e.HEARTH_SMTP_RELAY_INSECURE_TLS,
     quota: loadMailQuota(env),

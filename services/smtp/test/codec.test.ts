@@ -10,7 +10,7 @@ import { headerValues } from '@hearth/message';
 import { appendHeaders, authorFields, ensureIdentity, fromDomain, inspectBody, receivedHeader, splitAddress } from '../src/message.ts';
 import { parseNetworks } from '../src/networks.ts';
 import { RateLimiter } from '../src/ratelimit.ts';
-import { replayState } from '../src/queue.ts';
+import { replayState } from '../src/spool-queue.ts';
 import { loadSmtpSettings } from '../src/settings.ts';
 import type { QueueEnvelope, StateRecord } from '../src/spool.ts';
 

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -150,4 +151,35 @@ export function maildirFiles(dataDir: string, address: string): string[] {
 
 export function maildirMessages(dataDir: string, address: string): string[] {
   return maildirFiles(dataDir, address).map((f) => fs.readFileSync(f, 'latin1'));
+}
+
+/**
+ * Sends `count` messages (Subject: burst-<i>) from stranger@remote.test in one python smtplib
+ * session; calls onLast the moment the last 250 arrives. Resolves with the script's output.
+ */
+export function sendBurst(opts: { port: number; count: number; rcpts: string[]; host?: string; onLast?: () => void }): Promise<string> {
+  const host = opts.host ?? '127.0.0.1';
+  const script = `
+import smtplib
+s = smtplib.SMTP('${host}', ${opts.port}, timeout=20, source_address=('${host}', 0))
+for i in range(${opts.count}):
+    s.sendmail('stranger@remote.test', ${JSON.stringify(opts.rcpts)}, 'From: <stranger@remote.test>\\r\\nSubject: burst-%d\\r\\n\\r\\nbody %d\\r\\n' % (i, i))
+print('LAST250', flush=True)
+s.close()
+`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('LAST250')) opts.onLast?.();
+    });
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(t);
+      resolve(out);
+    });
+  });
 }

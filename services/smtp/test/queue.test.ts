@@ -25,7 +25,7 @@ describe('queue', () => {
       const r = await sendAsAlice(stack.smtp.ports.smtp, ['far@remote.test'], 'host-down');
       assert.equal(r.code, 0, r.out);
       // deferred at least twice while nothing listens
-      const entry = await waitFor(() => listQueue(stack.env.config).find((e) => e.recipients[0]!.attempts >= 2), 10000);
+      const entry = await waitFor(async () => (await listQueue(stack.env.config)).find((e) => e.recipients[0]!.attempts >= 2), 10000);
       assert.equal(entry!.recipients[0]!.status, 'pending');
       assert.match(entry!.recipients[0]!.lastError!, /ECONNECTION|ECONNREFUSED|connect/i);
       const sink = await startSink(sinkPort);
@@ -34,7 +34,7 @@ describe('queue', () => {
         await waitFor(() => sink.messages.some((m) => m.raw.includes('Subject: host-down')), 60000);
         await stack.smtp.queue.drained();
         assert.equal(sink.messages.filter((m) => m.raw.includes('Subject: host-down')).length, 1);
-        assert.deepEqual(listQueue(stack.env.config), []);
+        assert.deepEqual(await listQueue(stack.env.config), []);
       } finally {
         await sink.close();
       }
@@ -114,7 +114,7 @@ describe('queue', () => {
     try {
       const r = await sendAsAlice(stack.smtp.ports.smtp, ['a@nxdomain.test', 'b@nullmx.test', 'c@servfail.test'], 'dns-outcomes');
       assert.equal(r.code, 0, r.out);
-      const entry = await waitFor(() => listQueue(stack.env.config).find((e) => e.recipients.find((x) => x.address === 'c@servfail.test')!.attempts >= 1), 10000);
+      const entry = await waitFor(async () => (await listQueue(stack.env.config)).find((e) => e.recipients.find((x) => x.address === 'c@servfail.test')!.attempts >= 1), 10000);
       assert.equal(entry!.recipients.find((x) => x.address === 'a@nxdomain.test')!.status, 'failed');
       assert.equal(entry!.recipients.find((x) => x.address === 'b@nullmx.test')!.status, 'failed');
       assert.match(entry!.recipients.find((x) => x.address === 'c@servfail.test')!.lastError!, /ESERVFAIL/);
@@ -123,7 +123,7 @@ describe('queue', () => {
       assert.match(dsn, /Final-Recipient: rfc822; a@nxdomain\.test\r\nAction: failed\r\nStatus: 5\.1\.2/);
       assert.match(dsn, /Final-Recipient: rfc822; b@nullmx\.test\r\nAction: failed\r\nStatus: 5\.1\.10/);
       assert.doesNotMatch(dsn, /Final-Recipient: rfc822; c@servfail/);
-      assert.equal(listQueue(stack.env.config).find((e) => e.id === entry!.id)!.recipients.find((x) => x.address === 'c@servfail.test')!.status, 'pending');
+      assert.equal((await listQueue(stack.env.config)).find((e) => e.id === entry!.id)!.recipients.find((x) => x.address === 'c@servfail.test')!.status, 'pending');
     } finally {
       await stack.close();
     }
@@ -174,19 +174,19 @@ describe('queue', () => {
     try {
       await sendAsAlice(stack.smtp.ports.smtp, ['one@remote.test'], 'admin-1');
       await sendAsAlice(stack.smtp.ports.smtp, ['two@remote.test'], 'admin-2');
-      const list = (await waitFor(() => {
-        const l = listQueue(stack.env.config);
+      const list = (await waitFor(async () => {
+        const l = await listQueue(stack.env.config);
         return l.length === 2 && l.every((e) => e.recipients[0]!.attempts === 1) ? l : null;
       }, 10000))!;
       assert.equal(list[0]!.from, USER.email);
       assert.ok(Date.parse(list[0]!.recipients[0]!.nextAttempt!) > Date.now() + 3000_000, 'next attempt an hour away');
-      assert.throws(() => retryQueued(stack.env.config, 'NOSUCHID123'), QueueAdminError);
-      retryQueued(stack.env.config, list[0]!.id);
-      await waitFor(() => listQueue(stack.env.config).find((e) => e.id === list[0]!.id)?.recipients[0]!.attempts === 2, 10000);
-      assert.equal(listQueue(stack.env.config).find((e) => e.id === list[1]!.id)!.recipients[0]!.attempts, 1);
+      await assert.rejects(() => retryQueued(stack.env.config, 'NOSUCHID123'), QueueAdminError);
+      await retryQueued(stack.env.config, list[0]!.id);
+      await waitFor(async () => (await listQueue(stack.env.config)).find((e) => e.id === list[0]!.id)?.recipients[0]!.attempts === 2, 10000);
+      assert.equal((await listQueue(stack.env.config)).find((e) => e.id === list[1]!.id)!.recipients[0]!.attempts, 1);
       await deleteQueued(stack.env.config, list[1]!.id);
       assert.deepEqual(
-        listQueue(stack.env.config).map((e) => e.id),
+        (await listQueue(stack.env.config)).map((e) => e.id),
         [list[0]!.id],
       );
       await waitFor(() => stack.smtp.queue.size === 1, 5000);
