@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_PORTS, portEnvName, type PortName } from '@hearth/config';
-import { dockerEnv, freePort, REPO_ROOT, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
+import { dockerEnv, freePort, metricValue, REPO_ROOT, scrapeMetrics, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
 
 /**
  * `npm run build`, then the compiled entry points with plain node (no TypeScript loader):
@@ -148,6 +148,14 @@ describe('the compiled build, run with plain node', () => {
       const list = node(['services/cli/bin/hearth.mjs', 'user', 'list', '--json'], env);
       assert.deepEqual((JSON.parse(list.stdout) as { username: string }[]).map((u) => u.username), ['alice']);
       await waitFor(async () => /^a OK/m.test(await converse(port('imap'), ['a LOGIN alice "correct horse battery"\r\n'], /^a (OK|NO|BAD)/m)), 15_000, 250);
+
+      // Metrics from threads: each daemon's own port and registry, though they share one process.
+      for (const d of daemons) {
+        const m = await scrapeMetrics(`http://${HOST}:${port(`${d}Metrics` as PortName)}/metrics`);
+        assert.equal(metricValue(m, 'hearth_build_info', { service: d }), 1, `${d} serves its own metrics`);
+        assert.equal(m.samples.filter((x) => x.name === 'hearth_build_info').length, 1, `${d}'s registry holds no other thread's metrics`);
+      }
+      assert.ok(metricValue(await scrapeMetrics(`http://${HOST}:${port('imapMetrics')}/metrics`), 'hearth_logins_total', { protocol: 'imap', outcome: 'ok' }) >= 1, 'the IMAP thread counted the login');
 
       // the container healthcheck, compiled, for every port but POP3's (still taken)
       const ports = (Object.keys(DEFAULT_PORTS) as PortName[]).filter((n) => !n.startsWith('pop3') && (docker.length > 0 || n !== 'dockerProxy'));
