@@ -4,7 +4,8 @@
  * serving the same Maildir of 10,000 messages, driven by the same raw-socket client.
  *
  *   logins/s (connect, LOGIN, LOGOUT), SELECT from 1 and from 10 clients, FETCH 1:* (UID FLAGS
- *   RFC822.SIZE), FETCH of 1,000 full bodies (BODY.PEEK[]), SEARCH UNSEEN and SEARCH SUBJECT.
+ *   RFC822.SIZE), FETCH of 1,000 full bodies (BODY.PEEK[]), SEARCH UNSEEN and SEARCH SUBJECT,
+ *   SORT (ARRIVAL), SORT (SUBJECT), SORT (FROM) and THREAD REFERENCES of the whole folder.
  *
  * Every figure is measured in interleaved rounds (Hearth, Dovecot, Hearth, Dovecot, …): the table
  * gives the median and range of the per-round ratios, and each server's CPU seconds per operation
@@ -21,6 +22,7 @@
  * same Maildir: a regression hunt between commits; nothing is written to BENCHMARKS.md).
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -127,7 +129,9 @@ function messageBytes(i: number): Buffer {
     body += line.trimEnd() + '\r\n';
   }
   const subject = i % 100 === 7 ? `Quarterly needle report ${i}` : `Bench message ${i}`;
-  const head = `From: Sender ${i % 50} <sender${i % 50}@example.test>\r\nTo: ${ADDRESS}\r\nSubject: ${subject}\r\nDate: Mon, 2 Mar 2026 10:${String(i % 60).padStart(2, '0')}:00 +0000\r\nMessage-ID: <bench-${i}@example.test>\r\nMIME-Version: 1.0\r\n`;
+  // three in four reply to one of the previous few messages, so THREAD REFERENCES builds real threads
+  const refs = i >= 8 && i % 4 !== 0 ? `References: <bench-${i - 1 - (i % 7)}@example.test>\r\n` : '';
+  const head = `From: Sender ${i % 50} <sender${i % 50}@example.test>\r\nTo: ${ADDRESS}\r\nSubject: ${subject}\r\nDate: Mon, 2 Mar 2026 10:${String(i % 60).padStart(2, '0')}:00 +0000\r\nMessage-ID: <bench-${i}@example.test>\r\n${refs}MIME-Version: 1.0\r\n`;
   if (i % 10 === 0) {
     const att = Buffer.alloc(1500, i % 256).toString('base64').replace(/.{76}/g, '$&\r\n');
     return Buffer.from(
@@ -292,9 +296,18 @@ function figures(): Figure[] {
     { key: 'fetchBodies', label: 'FETCH 1,000 full bodies', unit: 'ops/s', prepare: onClients(CLIENTS, n(2), bodies) },
     { key: 'searchUnseen', label: 'SEARCH UNSEEN', unit: 'ops/s', prepare: onClients(CLIENTS, n(20), (c) => c.cmd('SEARCH UNSEEN')) },
     { key: 'searchSubject', label: 'SEARCH SUBJECT "needle"', unit: 'ops/s', prepare: onClients(CLIENTS, n(5), (c) => c.cmd('SEARCH SUBJECT "needle"')) },
+    ...SORTS.map(([key, command]): Figure => ({ key, label: command, unit: 'ops/s', prepare: onClients(CLIENTS, n(3), (c) => c.cmd(command)) })),
   ];
   return ONLY ? all.filter((f) => ONLY.has(f.key)) : all;
 }
+
+/** SORT and THREAD figures (RFC 5256) over the whole folder: figure key and command. */
+const SORTS: [string, string][] = [
+  ['sortArrival', 'SORT (ARRIVAL) UTF-8 ALL'],
+  ['sortSubject', 'SORT (SUBJECT) UTF-8 ALL'],
+  ['sortFrom', 'SORT (FROM) UTF-8 ALL'],
+  ['threadReferences', 'THREAD REFERENCES UTF-8 ALL'],
+];
 
 /** Both servers must give the same answers before their speed means anything. */
 async function checkSameAnswers(sides: Side[]): Promise<void> {
@@ -306,8 +319,14 @@ async function checkSameAnswers(sides: Side[]): Promise<void> {
     const needles = await count('SUBJECT "needle"'); // also warms header caches
     const unseen = await count('UNSEEN');
     const metaBytes = await c.cmd('FETCH 1:* (UID FLAGS RFC822.SIZE)');
+    // the whole SORT and THREAD answers, as digests (also fills both servers' sort caches)
+    const sorted: string[] = [];
+    for (const [, command] of SORTS) {
+      const answer = /^\* (?:SORT|THREAD)[^\r]*/m.exec(await c.capture(command))?.[0] ?? 'none';
+      sorted.push(createHash('sha1').update(answer).digest('hex').slice(0, 8));
+    }
     c.close();
-    answers.push(`${exists} messages, ${needles} SUBJECT hits, ${unseen} UNSEEN`);
+    answers.push(`${exists} messages, ${needles} SUBJECT hits, ${unseen} UNSEEN, SORT/THREAD ${sorted.join(' ')}`);
     log(`  ${side.name}: ${answers.at(-1)}, FETCH 1:* ${metaBytes} bytes`);
   }
   if (new Set(answers).size !== 1) throw new Error(`the servers disagree: ${sides.map((s, i) => `${s.name}: ${answers[i]}`).join('; ')}`);
@@ -429,7 +448,7 @@ async function main(): Promise<void> {
       `Hearth's daemon (\`services/imap/src/main.ts\`) and Dovecot ${spawnSync('dovecot', ['--version']).stdout?.toString().trim().split(' ')[0] ?? ''} (Debian dovecot-imapd, passwd-file auth with a PLAIN password, its index in a separate directory,`,
       `in its high-performance settings: \`service imap-login { service_count = 0 }\` with a login process per core, \`service imap { service_count = 0 }\` (processes reused)).`,
       `Same raw-socket client for both, ${CLIENTS} concurrent connections (SELECT also from 1), one command at a time per connection; full bodies are \`FETCH n:n+999 BODY.PEEK[]\` at different offsets.`,
-      `Logins use the app's recvmail credentials (no argon2). Both servers first answer the same SELECT, SEARCH SUBJECT, SEARCH UNSEEN and FETCH 1:* (checked equal), so Dovecot has built its index and Hearth its caches.`,
+      `Logins use the app's recvmail credentials (no argon2). Both servers first answer the same SELECT, SEARCH SUBJECT, SEARCH UNSEEN, FETCH 1:*, SORT and THREAD (checked equal), so Dovecot has built its index and Hearth its caches.`,
       `Each figure: ${ROUNDS} interleaved rounds (Hearth, Dovecot, Hearth, Dovecot, …); the ratio column is the median and range of the per-round ratios.`,
       `CPU per op is the server's user + system time over the timed part of each round (Hearth's one process; Dovecot's whole process tree, reaped children included), median of the rounds: it does not depend on other load.`,
       `Load average (1, 5, 15 min) at the start / end: ${loadStart} / ${loadEnd}.`,

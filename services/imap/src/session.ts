@@ -920,7 +920,7 @@ export class Session {
     const v = this.view!;
     const found = await this.matching(key);
     let seqs = found.seqs;
-    if (criteria) seqs = sortItems(await this.sortItems(seqs, criteria), criteria).map((m) => m.seq);
+    if (criteria) seqs = await this.sorted(seqs, criteria);
     const hits = uid ? seqs.map((seq) => v.uids[seq - 1]!) : seqs;
     const { maxModseq } = found;
     if (save) {
@@ -963,10 +963,43 @@ export class Session {
       if (err instanceof BadCharsetError) return { status: 'NO', text: 'Unsupported charset', code: 'BADCHARSET (UTF-8 US-ASCII)' };
       throw err;
     }
-    const items = await this.sortItems((await this.matching(key)).seqs, [{ key: 'DATE', reverse: false }]);
-    const threads = algorithm === 'REFERENCES' ? referenceThreads(items, uid) : orderedSubjectThreads(items, uid);
-    await this.send(Buffer.from(`* THREAD ${formatThreads(threads)}\r\n`, 'latin1'));
+    const v = this.view!;
+    const { seqs } = await this.matching(key);
+    // the threads of the whole folder are kept until its messages change (as Dovecot keeps its thread cache)
+    const whole = seqs.length === v.uids.length;
+    const memo = `THREAD ${algorithm}${uid ? ' UID' : ''}`;
+    let text = whole ? memoOf(v.uids).get(memo) : undefined;
+    if (text === undefined) {
+      const items = await this.sortItems(seqs, [{ key: 'DATE', reverse: false }]);
+      text = formatThreads(algorithm === 'REFERENCES' ? referenceThreads(items, uid) : orderedSubjectThreads(items, uid));
+      if (whole) memoOf(v.uids).set(memo, text);
+    }
+    await this.send(Buffer.from(`* THREAD ${text}\r\n`, 'latin1'));
     return ok('THREAD completed');
+  }
+
+  /**
+   * `seqs` in sort order. When they are most of the folder (or it was sorted so before), the whole
+   * folder's order is computed once and kept until its messages change, as Dovecot keeps sort
+   * keys in its index; a search result then only picks its messages out of that order.
+   */
+  private async sorted(seqs: readonly number[], criteria: readonly SortCriterion[]): Promise<number[]> {
+    const v = this.view!;
+    const memo = `SORT ${criteria.map((c) => `${c.reverse ? 'REVERSE ' : ''}${c.key}`).join(' ')}`;
+    const kept = memoOf(v.uids);
+    let order = kept.get(memo) as Int32Array | undefined;
+    if (!order && seqs.length * 2 < v.uids.length) return sortItems(await this.sortItems(seqs, criteria), criteria).map((m) => m.seq);
+    if (!order) {
+      const all = sortItems(await this.sortItems(v.uids.map((_, i) => i + 1), criteria), criteria);
+      order = Int32Array.from(all, (m) => m.seq);
+      kept.set(memo, order);
+    }
+    if (seqs.length === v.uids.length) return Array.from(order);
+    const hit = new Uint8Array(v.uids.length + 1);
+    for (const seq of seqs) hit[seq] = 1;
+    const out: number[] = [];
+    for (const seq of order) if (hit[seq]) out.push(seq);
+    return out;
   }
 
   /** What sorting `seqs` by `criteria` reads of each message: the header's sort fields, INTERNALDATE, size. */
@@ -974,20 +1007,22 @@ export class Session {
     const v = this.view!;
     const header = needsHeader(criteria);
     const wantsSize = criteria.some((c) => c.key === 'SIZE');
-    // DATE falls back to INTERNALDATE
-    const wantsDate = criteria.some((c) => c.key === 'ARRIVAL' || c.key === 'DATE');
+    const wantsArrival = criteria.some((c) => c.key === 'ARRIVAL');
+    // DATE falls back to INTERNALDATE where the Date field is missing or unreadable
+    const wantsSent = criteria.some((c) => c.key === 'DATE');
     const items: SortItem[] = [];
     for (const seq of seqs) {
       const rec = v.folder.get(v.uids[seq - 1]!);
       if (!rec) continue;
       const headers = header ? (this.deps.headers.peek(v.folder, rec) ?? (await this.deps.headers.get(v.folder, rec))) : null;
-      items.push({
-        seq,
-        uid: rec.uid,
-        arrival: wantsDate ? Math.floor((await v.folder.internalDate(rec).catch(() => EPOCH)).getTime() / 1000) : 0,
-        size: wantsSize ? (v.folder.knownSize(rec) ?? (await v.folder.size(rec).catch(() => 0))) : 0,
-        fields: headers ? sortFields(headers) : null,
-      });
+      const fields = headers ? sortFields(headers) : null;
+      let arrival = 0;
+      if (wantsArrival || (wantsSent && !fields?.sent)) {
+        const ms = v.folder.knownInternalDate(rec) ?? (await v.folder.internalDate(rec).catch(() => EPOCH)).getTime();
+        arrival = Math.floor(ms / 1000);
+      }
+      const size = wantsSize ? (v.folder.knownSize(rec) ?? (await v.folder.size(rec).catch(() => 0))) : 0;
+      items.push({ seq, uid: rec.uid, arrival, size, fields });
     }
     return items;
   }
@@ -1260,6 +1295,19 @@ function statusItems(t: Token | undefined): string[] {
 
 function ok(text: string): Reply {
   return { status: 'OK', text };
+}
+
+/**
+ * SORT orders and THREAD answers of a whole folder, by the view's UID array: a folder gives out a
+ * new array whenever its messages (or their flags) change, and a view copies it on EXPUNGE, so an
+ * entry is only ever read while the messages it was made from are exactly those numbered.
+ */
+const memos = new WeakMap<readonly number[], Map<string, Int32Array | string>>();
+
+function memoOf(uids: readonly number[]): Map<string, Int32Array | string> {
+  let m = memos.get(uids);
+  if (!m) memos.set(uids, (m = new Map()));
+  return m;
 }
 
 /** `low:high` of RETURN (PARTIAL …), either way round (RFC 5267 §4.4). */

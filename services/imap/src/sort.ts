@@ -235,32 +235,33 @@ export const sentDate = (m: SortItem): number => m.fields?.sent || m.arrival;
 
 const NO_FIELDS = sortFields([]);
 
-function compareBy(key: SortKey, a: SortItem, b: SortItem): number {
+const STRING_FIELDS = { CC: 'cc', FROM: 'from', SUBJECT: 'subject', TO: 'to', DISPLAYFROM: 'displayFrom', DISPLAYTO: 'displayTo' } as const;
+
+/** A message's value for one key: numbers and octet-ordered strings, compared with < and >. */
+function keyOf(key: SortKey, m: SortItem): number | string {
   switch (key) {
     case 'ARRIVAL':
-      return a.arrival - b.arrival;
+      return m.arrival;
     case 'SIZE':
-      return a.size - b.size;
+      return m.size;
     case 'DATE':
-      return sentDate(a) - sentDate(b);
-    default: {
-      const field = STRING_FIELDS[key];
-      const x = (a.fields ?? NO_FIELDS)[field];
-      const y = (b.fields ?? NO_FIELDS)[field];
-      return x === y ? 0 : x < y ? -1 : 1;
-    }
+      return sentDate(m);
+    default:
+      return (m.fields ?? NO_FIELDS)[STRING_FIELDS[key]];
   }
 }
 
-const STRING_FIELDS = { CC: 'cc', FROM: 'from', SUBJECT: 'subject', TO: 'to', DISPLAYFROM: 'displayFrom', DISPLAYTO: 'displayTo' } as const;
-
-/** Sorted in place: by each criterion in turn, then by sequence number (RFC 5256 §3). */
+/** Sorted by each criterion in turn, then by sequence number (RFC 5256 §3); keys are read once per message. */
 export function sortItems(items: SortItem[], criteria: readonly SortCriterion[]): SortItem[] {
-  return items.sort((a, b) => {
-    for (const c of criteria) {
-      const r = compareBy(c.key, a, b);
-      if (r !== 0) return c.reverse ? -r : r;
+  const decorated = items.map((m) => ({ m, keys: criteria.map((c) => keyOf(c.key, m)) }));
+  const reverse = criteria.map((c) => (c.reverse ? -1 : 1));
+  decorated.sort((a, b) => {
+    for (let i = 0; i < reverse.length; i++) {
+      const x = a.keys[i]!;
+      const y = b.keys[i]!;
+      if (x !== y) return (x < y ? -1 : 1) * reverse[i]!;
     }
-    return a.seq - b.seq;
+    return a.m.seq - b.m.seq;
   });
+  return decorated.map((d) => d.m);
 }

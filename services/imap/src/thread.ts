@@ -36,6 +36,8 @@ export function orderedSubjectThreads(items: SortItem[], uid: boolean): ThreadTr
 interface Container {
   item: SortItem | null;
   parent: Container | null;
+  /** some container has this one as its parent (only such a one can be another's ancestor) */
+  isParent: boolean;
   /** real messages under this one once dummies are gone (step 3) */
   children: Container[];
 }
@@ -68,8 +70,9 @@ function isAncestor(node: Container, of: Container): boolean {
 
 /** RFC 5256 step 1.A: parent → child unless it would make a loop; an existing parent is kept. */
 function link(parent: Container, child: Container): void {
-  if (isAncestor(child, parent) || child.parent === parent) return;
-  child.parent ??= parent;
+  if (child.parent || child === parent || (child.isParent && isAncestor(child, parent))) return;
+  child.parent = parent;
+  parent.isParent = true;
 }
 
 /** REFERENCES (RFC 5256 §3, Jamie Zawinski's algorithm). `items` in UID order. */
@@ -80,7 +83,7 @@ export function referenceThreads(items: readonly SortItem[], uid: boolean): Thre
   const container = (id: string): Container => {
     let c = byId.get(id);
     if (!c) {
-      c = { item: null, parent: null, children: [] };
+      c = { item: null, parent: null, isParent: false, children: [] };
       byId.set(id, c);
       all.push(c);
     }
@@ -93,7 +96,7 @@ export function referenceThreads(items: readonly SortItem[], uid: boolean): Thre
     if (f.messageId !== null && !taken?.item) own = taken ?? container(f.messageId);
     else {
       // no Message-ID, or one another message already has: a container of its own
-      own = { item: null, parent: null, children: [] };
+      own = { item: null, parent: null, isParent: false, children: [] };
       all.push(own);
     }
     own.item = m;
@@ -173,7 +176,7 @@ export function referenceThreads(items: readonly SortItem[], uid: boolean): Thre
       cur.ignore = true;
     } else {
       // neither is a reply: both under a new dummy, which takes the table's place
-      const dummy: Root = { c: { item: null, parent: null, children: [top.c, cur.c] }, date: 0, uid: 0, ignore: false, up: null, replyOrForward: false };
+      const dummy: Root = { c: { item: null, parent: null, isParent: true, children: [top.c, cur.c] }, date: 0, uid: 0, ignore: false, up: null, replyOrForward: false };
       top.up = dummy;
       top.ignore = true;
       cur.ignore = true;

@@ -11,7 +11,7 @@ test('npm run bench:imap runs one tiny round against Hearth and Dovecot and prin
     timeoutMs: 180_000,
   });
   assert.equal(r.code, 0, r.stderr.slice(-2000));
-  for (const figure of ['logins/s', 'SELECT INBOX, 1 client', 'FETCH 1:* (UID FLAGS RFC822.SIZE)', 'FETCH 1,000 full bodies', 'SEARCH UNSEEN']) {
+  for (const figure of ['logins/s', 'SELECT INBOX, 1 client', 'FETCH 1:* (UID FLAGS RFC822.SIZE)', 'FETCH 1,000 full bodies', 'SEARCH UNSEEN', 'SORT (SUBJECT) UTF-8 ALL', 'THREAD REFERENCES UTF-8 ALL']) {
     assert.match(r.stdout, new RegExp(`\\| ${figure.replace(/[()*,/]/g, '\\$&')}[^\\n]*\\| \\*\\*[\\d.]+×\\*\\* \\(`), `no row for ${figure}`);
   }
   assert.match(r.stderr, /Hearth: 120 messages, \d+ SUBJECT hits, \d+ UNSEEN/);

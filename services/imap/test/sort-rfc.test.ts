@@ -99,6 +99,15 @@ test('SORT, THREAD and ESORT over IMAP: advertised, the RFC 5267 examples, NO [B
     assert.match(await w.cmd('c', 'SORT RETURN (PARTIAL 2:5) (DATE) UTF-8 ALL'), /^\* ESEARCH \(TAG "c"\) PARTIAL \(2:5 3,1\)\r\n/m);
     assert.match(await w.cmd('d', 'SEARCH RETURN (PARTIAL 4:9) ALL'), /^\* ESEARCH \(TAG "d"\) PARTIAL \(4:9 NIL\)\r\n/m);
     assert.match(await w.cmd('e', 'THREAD REFERENCES UTF-8 ALL'), /^\* THREAD \(2\)\(3\)\(1\)\r\ne OK/m);
+    // a kept order or thread answer goes when the messages change
+    const add = Buffer.from('Subject: s3\r\nDate: 31 Jan 2024 10:00:00 +0000\r\nMessage-ID: <3@x>\r\nReferences: <1@x>\r\n\r\nx\r\n');
+    assert.match(await w.cmd('j', `APPEND INBOX {${add.length}+}\r\n${add.toString()}`), /^j OK/m);
+    assert.match(await w.cmd('k', 'SORT (DATE) UTF-8 ALL'), /^\* SORT 4 2 3 1\r\nk OK/m);
+    assert.match(await w.cmd('l', 'THREAD REFERENCES UTF-8 ALL'), /^\* THREAD \(2 4\)\(3\)\(1\)\r\nl OK/m);
+    assert.match(await w.cmd('m', 'STORE 2 +FLAGS.SILENT (\\Deleted)'), /^m OK/m);
+    assert.match(await w.cmd('n', 'EXPUNGE'), /^n OK/m);
+    assert.match(await w.cmd('o', 'SORT (DATE) UTF-8 ALL'), /^\* SORT 3 2 1\r\no OK/m);
+    assert.match(await w.cmd('p', 'THREAD REFERENCES UTF-8 ALL'), /^\* THREAD \(3\)\(2\)\(1\)\r\np OK/m);
     assert.match(await w.cmd('f', 'SORT (SUBJECT) KOI8-R ALL'), /^f NO \[BADCHARSET/m);
     assert.match(await w.cmd('g', 'THREAD REFERENCES KOI8-R ALL'), /^g NO \[BADCHARSET/m);
     assert.match(await w.cmd('h', 'SORT (NAME) UTF-8 ALL'), /^h BAD/m);

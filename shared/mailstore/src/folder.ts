@@ -553,6 +553,11 @@ export class Folder extends EventEmitter {
     return st.size;
   }
 
+  /** INTERNALDATE (ms) when this process has already read it, without waiting. */
+  knownInternalDate(rec: MessageRecord): number | undefined {
+    return this.dates.get(rec.base);
+  }
+
   /** INTERNALDATE: the file's mtime (Dovecot's convention). */
   async internalDate(rec: MessageRecord): Promise<Date> {
     const known = this.dates.get(rec.base);
