@@ -14,7 +14,7 @@ import { metered } from './metrics.ts';
 import { Queue } from './queue.ts';
 import { openQueueStore } from './queue-backend.ts';
 import { localRecipient } from './recipient.ts';
-import { RateLimiter } from './ratelimit.ts';
+import { RateLimiter, SharedRateLimiter, type RateLimit } from './ratelimit.ts';
 import { loadSmtpSettings, type SmtpSettings } from './settings.ts';
 import { newQueueId } from './spool.ts';
 
@@ -126,8 +126,10 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
   });
   await queue.start();
 
-  const perSender = new RateLimiter(settings.ratePerSender);
-  const perIp = new RateLimiter(settings.ratePerIp);
+  // with Redis every replica counts in the same windows; alone, memory is enough
+  const limit = (namespace: string, perMinute: number): RateLimit => (config.redisUrl ? new SharedRateLimiter(directory.counters, namespace, perMinute) : new RateLimiter(perMinute));
+  const perSender = limit('smtp-sender', settings.ratePerSender);
+  const perIp = limit('smtp-ip', settings.ratePerIp);
   const sessions = new Map<string, SessionInfo>();
   let buffered = 0;
 
@@ -162,7 +164,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
     throw new SmtpReply('535 5.7.8 authentication credentials invalid');
   }
 
-  function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): void {
+  async function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const info = sessions.get(session.id);
     if (!info) throw new SmtpReply('421 4.3.0 session lost');
     const sender = senderOf(session);
@@ -174,8 +176,8 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
         throw new SmtpReply('530 5.7.0 authentication required');
       }
     }
-    if (!info.trusted && !perIp.take(session.remoteAddress)) throw new SmtpReply('451 4.7.1 too many messages from your address; slow down');
-    if (sender && !perSender.take(sender.kind === 'app' ? `app:${sender.appId}` : `user:${sender.userId}`)) throw new SmtpReply('451 4.7.1 sending rate limit reached; try again later');
+    if (!info.trusted && !(await perIp.take(session.remoteAddress))) throw new SmtpReply('451 4.7.1 too many messages from your address; slow down');
+    if (sender && !(await perSender.take(sender.kind === 'app' ? `app:${sender.appId}` : `user:${sender.userId}`))) throw new SmtpReply('451 4.7.1 sending rate limit reached; try again later');
   }
 
   /** A full mailbox is a temporary failure the sending MTA retries (RFC 3463 4.2.2); we never bounce what we refused. */
@@ -321,7 +323,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
         cb();
       },
       onMailFrom(address, session, cb) {
-        metered('mail', Promise.resolve().then(() => onMailFrom(address, session))).then(
+        metered('mail', onMailFrom(address, session)).then(
           () => cb(),
           (err: unknown) => reply(err, cb, session, { from: address.address }),
         );

@@ -133,12 +133,12 @@ describe('settings and rules', () => {
     assert.throws(() => parseNetworks('nonsense'));
   });
 
-  it('rate limiter: fixed one-minute windows per key; 0 is off', () => {
+  it('rate limiter: fixed one-minute windows per key; 0 is off', async () => {
     const r = new RateLimiter(2);
-    assert.deepEqual([r.take('ip', 0), r.take('ip', 1), r.take('ip', 2), r.take('other', 2)], [true, true, false, true]);
-    assert.equal(r.take('ip', 60_000), true, 'a new window');
+    assert.deepEqual([await r.take('ip', 0), await r.take('ip', 1), await r.take('ip', 2), await r.take('other', 2)], [true, true, false, true]);
+    assert.equal(await r.take('ip', 60_000), true, 'a new window');
     const off = new RateLimiter(0);
-    assert.ok(Array.from({ length: 1000 }, () => off.take('x')).every(Boolean));
+    assert.ok((await Promise.all(Array.from({ length: 1000 }, () => off.take('x')))).every(Boolean));
   });
 
   it('relay URL, retry list and bad values', () => {

@@ -125,16 +125,16 @@ export async function startSink(port = 0, tls: { secure?: boolean; starttls?: bo
 }
 
 /**
- * Runs swaks against 127.0.0.1. swaks cannot take an option value that starts with `-` from its
+ * Runs swaks against `server` (127.0.0.1 unless given). swaks cannot take an option value that starts with `-` from its
  * command line (it rewrites `--opt=value` to `--opt value`, and Getopt::Long then reads the value
  * as an option), so `--auth-password` is answered on stdin, where swaks asks for it when none is given.
  */
-export function swaks(args: string[]): Promise<CommandResult> {
+export function swaks(args: string[], server = '127.0.0.1'): Promise<CommandResult> {
   const rest = [...args];
   const i = rest.indexOf('--auth-password');
   const password = i < 0 ? undefined : rest.splice(i, 2)[1];
   if (password !== undefined && (password === '' || password.includes('\n'))) throw new Error('swaks helper: --auth-password needs a one-line value');
-  return runCommand('swaks', ['--server', '127.0.0.1', '--timeout', '10', ...rest], { input: password === undefined ? '' : `${password}\n`, timeoutMs: 20_000 });
+  return runCommand('swaks', ['--server', server, '--timeout', '10', ...rest], { input: password === undefined ? '' : `${password}\n`, timeoutMs: 20_000 });
 }
 
 /** Files delivered into a mailbox's INBOX (new/ and cur/). */

@@ -5,7 +5,7 @@ import { SMTPServer } from 'smtp-server';
 import { Directory } from '@hearth/directory';
 import { freePort, startDaemon, testEnv, waitFor, type Daemon, type TestEnv } from '@hearth/testkit';
 import { listQueue } from '../src/queue-admin.ts';
-import { BOB, maildirMessages, seed, sendBurst } from './helpers.ts';
+import { BOB, maildirMessages, seed, sendBurst, swaks, USER } from './helpers.ts';
 
 /**
  * Two SMTP daemons, two processes, one PostgreSQL queue and one data folder: both deliver
@@ -72,9 +72,10 @@ let env: TestEnv;
 let sink: HeldSink;
 const daemons: Daemon[] = [];
 
-async function replicaEnv(name: string): Promise<Record<string, string>> {
+async function replicaEnv(name: string, extra: Record<string, string> = {}): Promise<Record<string, string>> {
   return {
     ...env.env,
+    ...extra,
     HEARTH_HOSTNAME: `${name}.test`,
     HEARTH_SMTP_PORT: String(await freePort()),
     HEARTH_SMTPS_PORT: String(await freePort()),
@@ -106,7 +107,7 @@ after(async () => {
   await env?.cleanup();
 });
 
-describe('two SMTP replicas on one PostgreSQL queue', () => {
+describe('two SMTP replicas: one PostgreSQL queue, one Redis', () => {
   it('a replica killed mid-delivery: every recipient gets each message once, every DSN goes once', async (t) => {
     const aEnv = await replicaEnv('replica-a');
     const a = await startDaemon(entry, aEnv, ready);
@@ -129,5 +130,21 @@ describe('two SMTP replicas on one PostgreSQL queue', () => {
       assert.equal(sink.dsns.get(subject), 1, `${subject}: ${sink.dsns.get(subject) ?? 0} DSNs for nosuch@`);
       assert.equal(bob.filter((m) => m.includes(`Subject: ${subject}\r\n`)).length, 1, `bob ${subject}`);
     }
+  });
+
+  it('with Redis, the per-sender limit holds across replicas: the N+1th message is refused whichever replica takes it', async () => {
+    const limits = { HEARTH_REDIS_URL: 'redis://127.0.0.1:6379', HEARTH_SMTP_RATE_PER_SENDER: '3' };
+    const cEnv = await replicaEnv('replica-c', limits);
+    const dEnv = await replicaEnv('replica-d', limits);
+    daemons.push(await startDaemon(entry, cEnv, ready), await startDaemon(entry, dEnv, ready));
+    const send = (e: Record<string, string>, i: number) =>
+      swaks(['--port', e.HEARTH_SMTP_PORT!, '--auth', 'PLAIN', '--auth-user', USER.username, '--auth-password', USER.password, '--from', USER.email, '--to', BOB.email, '--h-Subject', `limited-${i}`], ADDRESS);
+    const replies: string[] = [];
+    for (const [i, e] of [cEnv, dEnv, cEnv, dEnv, cEnv].entries()) {
+      const r = await send(e, i);
+      // swaks: "<-  " before a reply it expected, "<** " before a refusal
+      replies.push(/^<(?:-|\*\*) +(\d{3}.*)$/m.exec(r.out.split(/^ -> MAIL FROM.*$/m)[1] ?? '')?.[1] ?? r.out);
+    }
+    assert.deepEqual(replies, ['250 Accepted', '250 Accepted', '250 Accepted', '451 4.7.1 sending rate limit reached; try again later', '451 4.7.1 sending rate limit reached; try again later']);
   });
 });
