@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { baseSubject, casemap, messageIds, parseSortCriteria, sortFields, type SortItem } from '../src/sort.ts';
 import { formatThreads, orderedSubjectThreads, referenceThreads } from '../src/thread.ts';
 import { parseHeaders } from '@hearth/message';
-import { stack } from './helpers.ts';
+import { run, stack } from './helpers.ts';
 import { Wire } from './wire.ts';
 
 /** SORT/THREAD/ESORT rules with the RFCs' own examples and grammar as expected values. */
@@ -112,6 +112,22 @@ test('SORT, THREAD and ESORT over IMAP: advertised, the RFC 5267 examples, NO [B
     assert.match(await w.cmd('g', 'THREAD REFERENCES KOI8-R ALL'), /^g NO \[BADCHARSET/m);
     assert.match(await w.cmd('h', 'SORT (NAME) UTF-8 ALL'), /^h BAD/m);
     assert.match(await w.cmd('i', 'THREAD SUBJECTS UTF-8 ALL'), /^i BAD/m);
+    // Python's imaplib drives SORT and THREAD through its own sort() and thread()
+    const r = await run('python3', [
+      '-c',
+      `
+import imaplib
+M = imaplib.IMAP4('127.0.0.1', ${h.imap.ports.imap})
+M.login('${h.user.username}', '${h.user.password}')
+M.select('INBOX')
+print(M.sort('(REVERSE DATE)', 'UTF-8', 'ALL'))
+print(M.uid('SORT', '(SUBJECT)', 'UTF-8', 'ALL'))
+print(M.thread('REFERENCES', 'UTF-8', 'ALL'))
+M.logout()
+`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "('OK', [b'1 2 3'])\n('OK', [b'1 3 4'])\n('OK', [b'(3)(2)(1)'])\n");
   } finally {
     w.close();
     await h.close();
