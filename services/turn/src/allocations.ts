@@ -168,6 +168,8 @@ export class Allocation {
   closed = false;
   /** quota bucket this allocation counts against */
   userKey = '';
+  /** this allocation's slot in the user's quota */
+  quotaSlot = '';
   /** called once the allocation is gone (stream clients: close the connection) */
   onClose: (() => void) | null = null;
 

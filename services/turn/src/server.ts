@@ -5,11 +5,12 @@ import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
 import type { HearthConfig } from '@hearth/config';
-import type { Directory } from '@hearth/directory';
+import { connectRedis, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { TlsMaterial } from '@hearth/tls';
 import { Allocation, growBuffers, literalLookup, newCounters, openRelaySocket, RELAY_SOCKET_BUFFER, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
 import { watchTurn } from './metrics.ts';
+import { LocalQuota, RedisQuota, type AllocationQuota } from './quota.ts';
 import { SUPPORTED_ALGORITHMS, TurnAuth } from './auth.ts';
 import { PeerPolicy, localAddresses } from './peers.ts';
 import { loadTurnSettings, type TurnSettings } from './settings.ts';
@@ -109,7 +110,12 @@ export interface TurnContext {
 }
 
 export async function startTurn(ctx: TurnContext): Promise<TurnServer> {
-  const server = await new Turn(ctx, ctx.settings ?? loadTurnSettings()).listen();
+  const settings = ctx.settings ?? loadTurnSettings();
+  // with Redis a user's allocations count over every replica
+  const quota = ctx.config.redisUrl
+    ? new RedisQuota(await connectRedis(ctx.config.redisUrl), settings.maxAllocationsPerUser, settings.maxLifetime, ctx.logger)
+    : new LocalQuota(settings.maxAllocationsPerUser);
+  const server = await new Turn(ctx, settings, quota).listen();
   const unwatch = watchTurn(server);
   return {
     ...server,
@@ -147,7 +153,6 @@ class Turn {
   private relay!: RelayOptions;
   private relayFamily: 4 | 6 = 4;
   private readonly allocations = new Set<Allocation>();
-  private readonly perUser = new Map<string, number>();
   /** UDP allocations by client address and port (one UDP listening socket) */
   private readonly udpIndex = new Map<string, Map<number, Allocation>>();
   /** UDP 5-tuples with an Allocate in flight, so retransmissions do not allocate twice */
@@ -167,6 +172,7 @@ class Turn {
   constructor(
     private readonly ctx: TurnContext,
     private readonly settings: TurnSettings,
+    private readonly quota: AllocationQuota,
   ) {
     this.logger = ctx.logger;
     this.auth = new TurnAuth(ctx.directory, { realm: ctx.config.domain, nonceLifetimeSeconds: settings.nonceLifetime });
@@ -305,6 +311,7 @@ class Turn {
     for (const r of this.reservations.values()) r.socket.close();
     this.reservations.clear();
     this.auth.close();
+    this.quota.close();
     await Promise.all([
       new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r())),
       new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
@@ -502,10 +509,6 @@ class Turn {
     if (evenPort && evenPort.length < 1) return this.replyError(t, msg, 400, signer);
     if (token && (token.length !== 8 || evenPort || family)) return this.replyError(t, msg, 400, signer);
     const userKey = `${who.appId}/${who.user ?? who.username}`;
-    if ((this.perUser.get(userKey) ?? 0) >= this.settings.maxAllocationsPerUser) {
-      this.counters.quotaExceeded++;
-      return this.replyError(t, msg, 486, signer);
-    }
     if (this.allocations.size + this.allocating.size >= this.settings.maxAllocations) return this.replyError(t, msg, 508, signer);
     let relay: RelaySockets | null;
     if (token) {
@@ -524,28 +527,29 @@ class Turn {
       }
     }
     if (!relay) return this.replyError(t, msg, 508, signer);
+    const lifetime = this.lifetimeFor(msg);
+    const slot = randomBytes(8).toString('hex');
     // The client may have gone, or a retransmission won the race, while the socket was being bound.
-    const quotaFull = (this.perUser.get(userKey) ?? 0) >= this.settings.maxAllocationsPerUser;
-    if (t.allocation() || (t.link instanceof StreamLink && t.link.closed) || quotaFull) {
+    const gone = t.allocation() !== undefined || (t.link instanceof StreamLink && t.link.closed);
+    if (gone || !(await this.quota.acquire(userKey, slot, lifetime))) {
       relay.socket.close();
       relay.next?.close();
-      if (quotaFull) {
+      if (!gone) {
         this.counters.quotaExceeded++;
         this.replyError(t, msg, 486, signer);
       }
       return;
     }
-    this.perUser.set(userKey, (this.perUser.get(userKey) ?? 0) + 1);
     const extra: [number, Buffer][] = [];
     if (relay.next) {
       const reservation = randomBytes(8);
       this.reservations.set(reservation.toString('hex'), { socket: relay.next, port: relay.port + 1, expiresAt: Date.now() + RESERVATION_MS });
       extra.push([Attr.ReservationToken, reservation]);
     }
-    const lifetime = this.lifetimeFor(msg);
     const relayed: AddressValue = { family: this.relayFamily, address: this.relay.advertisedAddress, port: relay.port };
     const a = new Allocation(t.link, relay.socket, relayed, { username: who.username, user: who.user ?? who.username, appId: who.appId, key: signer.key, integrity: signer.integrity }, lifetime, this.counters);
     a.userKey = userKey;
+    a.quotaSlot = slot;
     this.allocations.add(a);
     t.attach(a);
     if (t.link instanceof UdpLink) this.connectClient(a, t.link);
@@ -585,6 +589,7 @@ class Turn {
     }
     const lifetime = this.lifetimeFor(msg);
     a.refresh(lifetime);
+    this.quota.extend(a.userKey, a.quotaSlot, lifetime);
     this.reply(t, msg, Class.Success, [[Attr.Lifetime, uint32Value(lifetime)]], signer);
   }
 
@@ -648,16 +653,10 @@ class Turn {
     });
   }
 
-  private releaseUser(userKey: string): void {
-    const n = (this.perUser.get(userKey) ?? 1) - 1;
-    if (n <= 0) this.perUser.delete(userKey);
-    else this.perUser.set(userKey, n);
-  }
-
   private removeAllocation(a: Allocation, why: string): void {
     if (!this.allocations.delete(a)) return;
     a.close();
-    this.releaseUser(a.userKey);
+    this.quota.release(a.userKey, a.quotaSlot);
     this.counters.allocationsClosed++;
     if (a.client instanceof UdpLink) {
       const ports = this.udpIndex.get(a.client.address);

@@ -28,21 +28,10 @@ import {
   xorAddressValue,
 } from '../src/stun-codec.ts';
 import { errorOf, login, restCredentials, sendIndication, signed, TestClient, type Session } from './client.ts';
-import { startFixture, turnApp, type Fixture } from './fixture.ts';
+import { allocated, startFixture, turnApp, type Fixture } from './fixture.ts';
 
 const UDP = requestedTransportValue(17);
 const peerAttr = (address: string, port: number, tid: Buffer): Buffer => xorAddressValue({ family: 4, address, port }, tid);
-
-/** Opens a client, logs in and allocates; returns the client, its session and the relayed address. */
-async function allocated(f: Fixture, transport: 'udp' | 'tcp' = 'udp', user = 'alice'): Promise<{ c: TestClient; s: Session; relayPort: number }> {
-  const c = await TestClient.open(transport, f.server.udpPort);
-  const { username, password } = restCredentials(f.secret, user);
-  const s = await login(c, username, password);
-  const r = await signed(c, s, Method.Allocate, [[Attr.RequestedTransport, UDP]]);
-  assert.equal(r?.cls, Class.Success, `allocate failed: ${errorOf(r)}`);
-  const relay = parseXorAddress(attrValue(r!, Attr.XorRelayedAddress)!, r!.transactionId)!;
-  return { c, s, relayPort: relay.port };
-}
 
 /** A UDP peer on loopback that echoes what it receives back to the sender. */
 async function echoPeer(): Promise<{ port: number; got: Buffer[]; sources: number[]; close: () => void }> {
