@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import { processAlive } from '@hearth/config';
 
 /** Serializes async work inside one process. */
@@ -15,6 +16,10 @@ export class Mutex {
 const STALE_MS = 30_000;
 /** a session lock without a pid is taken over after this long */
 const HOLD_STALE_MS = 30 * 60_000;
+/** a holder touches its session lock this often, so replicas on other hosts can tell it lives */
+const HOLD_TOUCH_MS = 60_000;
+/** a session lock from another host that nobody touched for this long is taken over */
+const FOREIGN_HOLD_STALE_MS = 3 * HOLD_TOUCH_MS;
 
 /** The file system (or the user's share of it) is full: ENOSPC, or EDQUOT from disk quotas. */
 export function isNoSpace(err: unknown): boolean {
@@ -64,30 +69,44 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
 
 /**
  * A lock held for as long as a session lasts (not waited for): the file is created with O_EXCL
- * and holds the owner's pid; a lock whose process is gone is taken over. Returns its release,
- * or null while a live holder (this process included) has it.
+ * and holds the owner's `pid@host`; the holder touches it every minute. A lock whose process is
+ * gone (same host) is taken over; one from another host (a replica on a shared file system,
+ * where its pid means nothing here) only once nobody touched it for three minutes. Returns its
+ * release, or null while a live holder (this process included) has it.
  */
 export async function tryHoldLock(file: string): Promise<(() => Promise<void>) | null> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await fs.promises.open(file, 'wx', 0o600);
       // On a full disk the file stays empty: it still holds the lock (see below).
-      await fh.writeFile(String(process.pid)).catch((err: unknown) => {
+      await fh.writeFile(`${process.pid}@${os.hostname()}`).catch((err: unknown) => {
         if (!isNoSpace(err)) throw err;
       }).finally(() => fh.close());
+      const touch = setInterval(() => {
+        const now = new Date();
+        fs.promises.utimes(file, now, now).catch(() => {});
+      }, HOLD_TOUCH_MS);
+      touch.unref();
       let released = false;
       return async () => {
         if (released) return;
         released = true;
+        clearInterval(touch);
         await fs.promises.unlink(file).catch(() => {});
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = parseInt(await fs.promises.readFile(file, 'latin1').catch(() => ''), 10);
-      if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) return null;
-      // Without a pid (written on a full disk) only its age tells that the holder is gone.
+      const [pidText = '', host] = (await fs.promises.readFile(file, 'latin1').catch(() => '')).split('@');
+      const pid = parseInt(pidText, 10);
       const st = await fs.promises.stat(file).catch(() => null);
-      if (!(pid > 0) && st && Date.now() - st.mtimeMs < HOLD_STALE_MS) return null;
+      const age = st ? Date.now() - st.mtimeMs : Infinity;
+      if (host !== undefined && host !== os.hostname()) {
+        if (age < FOREIGN_HOLD_STALE_MS) return null;
+      } else {
+        if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) return null;
+        // Without a pid (written on a full disk) only its age tells that the holder is gone.
+        if (!(pid > 0) && age < HOLD_STALE_MS) return null;
+      }
       await fs.promises.unlink(file).catch(() => {});
     }
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { MailStore, decodeMutf7, encodeMutf7, normalizeFolderName, MailStoreError } from '../src/index.ts';
 import { flagsToInfo, infoToFlags, splitName } from '../src/flags.ts';
 import { parseUidList, serializeUidList } from '../src/uidlist.ts';
+import { tryHoldLock } from '../src/lock.ts';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-mailstore-'));
 const msg = (subject: string): Buffer => Buffer.from(`From: a@example.test\r\nSubject: ${subject}\r\n\r\nbody ${subject}\r\n`);
@@ -213,6 +214,33 @@ test('idle folders are forgotten beyond a bound; watched ones stay', async () =>
     assert.ok(cached.size <= 256, `cache holds ${cached.size}`);
     assert.equal(await acc.folder('INBOX'), inbox, 'the watched folder is still the shared one');
     stop();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('session lock on a shared file system: a holder on another host counts while it touches the lock, a dead one here does not', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-hold-'));
+  try {
+    const file = path.join(dir, 'dovecot-pop3-session.lock');
+    const release = await tryHoldLock(file);
+    assert.ok(release, 'free: taken');
+    assert.match(fs.readFileSync(file, 'latin1'), new RegExp(`^${process.pid}@`));
+    assert.equal(await tryHoldLock(file), null, 'held by this live process');
+    await release();
+    // pid 1 exists on every Linux host: on another host's replica it says nothing about the holder
+    fs.writeFileSync(file, '1@replica-elsewhere');
+    assert.equal(await tryHoldLock(file), null, 'another host, touched just now: held');
+    const old = new Date(Date.now() - 4 * 60_000);
+    fs.utimesSync(file, old, old);
+    const takeover = await tryHoldLock(file);
+    assert.ok(takeover, 'another host, untouched for 4 minutes: taken over');
+    await takeover();
+    // this host, a pid that is not running
+    fs.writeFileSync(file, `2147483646@${os.hostname()}`);
+    const fromDead = await tryHoldLock(file);
+    assert.ok(fromDead, 'this host, dead pid: taken over');
+    await fromDead();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
