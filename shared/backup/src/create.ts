@@ -12,6 +12,7 @@ import { BackupError } from './errors.ts';
 import { hearthVersion, type SnapshotManifest } from './manifest.ts';
 import { Restic } from './restic.ts';
 import type { BackupSettings } from './settings.ts';
+import { eachLimited } from './limited.ts';
 import { mirrorTree } from './tree.ts';
 import { DATA_DIR_PARTS, withBackupLock, workspace } from './workspace.ts';
 
@@ -42,11 +43,17 @@ export interface Logger {
   warn(obj: object, msg: string): void;
 }
 
-async function stageApp(config: HearthConfig, d: Directory, app: App, dir: string, skipped: string[]): Promise<void> {
+/** The app's record and its /app/data (hard links), taken on the main thread. */
+async function stageAppFiles(config: HearthConfig, d: Directory, app: App, dir: string): Promise<void> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const mailboxes = d.mailboxesOf('app', app.id).map((m) => m.address);
   fs.writeFileSync(path.join(dir, 'app.json'), JSON.stringify({ app, mailboxes }, null, 2), { mode: 0o600 });
   await mirrorTree(appDataDir(config.dataDir, app.id), path.join(dir, 'data'));
+}
+
+/** The app's databases, each through its own tool (child processes: they run while the files are staged). */
+async function dumpAppDatabases(config: HearthConfig, app: App, dir: string, skipped: string[]): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const db = databaseSettings();
   const mysqlCreds = app.credentials.mysql;
   if (mysqlCreds) {
@@ -67,6 +74,9 @@ async function stageApp(config: HearthConfig, d: Directory, app: App, dir: strin
   // No mongodump here: Debian ships no MongoDB server or tools (see the README). Left out loudly rather than refused, so that everything else is still backed up.
   if (app.credentials.mongodb) skipped.push(`app ${app.id}: its MongoDB database ${app.credentials.mongodb.database ?? ''} (Hearth cannot dump MongoDB: back it up with mongodump yourself)`.replace('  (', ' ('));
 }
+
+/** How many apps' databases are dumped at once: the dump tools and their servers share the machine with everything else. */
+export const PARALLEL_DUMPS = 2;
 
 /** The app's last MySQL dumps, in the app's own folder: uninstalling the app removes them with it. */
 export function keptDumpsDir(dataDir: string, appId: string): string {
@@ -146,8 +156,16 @@ export async function createBackup(opts: { config: HearthConfig; settings: Backu
       fs.rmSync(w.staging, { recursive: true, force: true });
       fs.mkdirSync(path.join(w.staging, 'hearth'), { recursive: true, mode: 0o700 });
       const skipped: string[] = [];
-      if (!appId) await stagePlatform(config, w.staging);
-      for (const app of apps) await stageApp(config, directory, app, path.join(w.staging, 'apps', app.id), skipped);
+      const stagedApp = (app: App): string => path.join(w.staging, 'apps', app.id);
+      // Database dumps (child processes) run while this process links the files.
+      const dumps = eachLimited(apps, PARALLEL_DUMPS, (app) => dumpAppDatabases(config, app, stagedApp(app), skipped));
+      try {
+        if (!appId) await stagePlatform(config, w.staging);
+        for (const app of apps) await stageAppFiles(config, directory, app, stagedApp(app));
+      } finally {
+        await dumps.catch(() => {});
+      }
+      await dumps;
       const manifest: SnapshotManifest = {
         format: 1,
         hearthVersion: hearthVersion(),
@@ -156,7 +174,7 @@ export async function createBackup(opts: { config: HearthConfig; settings: Backu
         scope: appId ? { app: appId } : 'platform',
         store: appId ? null : config.databaseUrl ? 'postgres' : 'sqlite',
         apps: apps.map((a) => a.id),
-        skipped,
+        skipped: skipped.sort(),
       };
       fs.writeFileSync(path.join(w.staging, 'hearth', 'manifest.json'), JSON.stringify(manifest, null, 2), { mode: 0o600 });
       const tags = ['hearth', appId ? `app=${appId}` : 'platform', `version=${manifest.hearthVersion}`];

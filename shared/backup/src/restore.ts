@@ -12,9 +12,10 @@ import { BackupError } from './errors.ts';
 import { readSnapshotManifest, type SnapshotManifest } from './manifest.ts';
 import { Restic } from './restic.ts';
 import type { BackupSettings } from './settings.ts';
+import { eachLimited } from './limited.ts';
 import { applySwaps, pathSwap, type SwapStep } from './swap.ts';
 import { withBackupLock, workspace } from './workspace.ts';
-import type { Logger } from './create.ts';
+import { PARALLEL_DUMPS, type Logger } from './create.ts';
 
 /**
  * `hearth backup restore`: the snapshot is restored into a folder beside the data and every
@@ -52,26 +53,40 @@ function readStagedApp(dir: string, appId: string): StagedApp {
   }
 }
 
-/**
- * Files and databases of one app, loaded aside: `steps` swap them in, the caller then writes the
- * app's record, and `late` ones follow (MySQL objects whose definer provisioning creates).
- */
-async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, work: string): Promise<{ steps: SwapStep[]; late: SwapStep[] }> {
+interface PreparedSteps {
+  steps: SwapStep[];
+  /** after the app records: MySQL objects whose definer provisioning creates */
+  late: SwapStep[];
+}
+
+/** The app's MySQL databases, each loaded into a temporary one now. */
+async function prepareAppMysql(dir: string, staged: StagedApp): Promise<PreparedSteps> {
+  const { app } = staged;
+  const prepared: PreparedSteps = { steps: [], late: [] };
+  const mysqlDir = path.join(dir, 'mysql');
+  if (!fs.existsSync(mysqlDir)) return prepared;
+  const db = databaseSettings();
+  try {
+    if (!db.mysqlAdminUrl) throw new BackupError(`app ${app.id} has a MySQL database but HEARTH_MYSQL_ADMIN_URL is empty`);
+    for (const f of fs.readdirSync(mysqlDir).filter((n) => n.endsWith('.sql')).sort()) {
+      const m = await prepareMysqlRestore(db.mysqlAdminUrl, f.slice(0, -4), path.join(mysqlDir, f), app.credentials.mysql?.username ?? null);
+      prepared.steps.push(m.tables);
+      prepared.late.push(m.programs);
+    }
+    return prepared;
+  } catch (err) {
+    await cleanupAll(prepared.steps);
+    throw err;
+  }
+}
+
+/** The app's data folder, PostgreSQL (loaded into a temporary database now) and Redis, aside. */
+async function prepareAppRest(config: HearthConfig, dir: string, staged: StagedApp, work: string): Promise<SwapStep[]> {
   const { app } = staged;
   const steps: SwapStep[] = [];
-  const late: SwapStep[] = [];
   const db = databaseSettings();
   try {
     if (fs.existsSync(path.join(dir, 'data'))) steps.push(pathSwap(`data folder of app ${app.id}`, appDataDir(config.dataDir, app.id), path.join(dir, 'data')));
-    const mysqlDir = path.join(dir, 'mysql');
-    if (fs.existsSync(mysqlDir)) {
-      if (!db.mysqlAdminUrl) throw new BackupError(`app ${app.id} has a MySQL database but HEARTH_MYSQL_ADMIN_URL is empty`);
-      for (const f of fs.readdirSync(mysqlDir).filter((n) => n.endsWith('.sql')).sort()) {
-        const m = await prepareMysqlRestore(db.mysqlAdminUrl, f.slice(0, -4), path.join(mysqlDir, f), app.credentials.mysql?.username ?? null);
-        steps.push(m.tables);
-        late.push(m.programs);
-      }
-    }
     const pgDump = path.join(dir, 'postgresql.dump');
     const pg = app.credentials.postgresql;
     if (fs.existsSync(pgDump) && pg?.database && pg.username) {
@@ -79,11 +94,15 @@ async function prepareApp(config: HearthConfig, dir: string, staged: StagedApp, 
       steps.push(await preparePostgresqlRestore(db.postgresqlAdminUrl, pg.username, pg.database, pgDump, work));
     }
     if (fs.existsSync(path.join(dir, 'redis'))) steps.push(prepareRedisRestore(config, app.id, path.join(dir, 'redis'), work));
-    return { steps, late };
+    return steps;
   } catch (err) {
-    for (const s of steps) await s.cleanup().catch(() => {});
+    await cleanupAll(steps);
     throw err;
   }
+}
+
+async function cleanupAll(steps: SwapStep[]): Promise<void> {
+  for (const s of steps) await s.cleanup().catch(() => {});
 }
 
 /** The app's record and addon state (users, passwords, the redis instance) as the snapshot has them. */
@@ -169,17 +188,25 @@ function refuseWhileRunning(config: HearthConfig): void {
   throw new BackupError(`the platform cannot be restored while Hearth runs on ${config.dataDir}: stop ${who} first (one app can be restored while it runs: --app <id>)`);
 }
 
-async function resolveSnapshot(restic: Restic, snapshot: string): Promise<string> {
-  const list = await restic.snapshots(['hearth']);
-  if (snapshot === 'latest') {
-    const last = list.sort((a, b) => a.time.localeCompare(b.time)).pop();
-    if (!last) throw new BackupError('the repository holds no Hearth snapshot yet');
-    return last.id;
+/**
+ * `restic restore` of the named snapshot ("latest": the newest Hearth one) into `target`, with
+ * restic's include patterns; the snapshot's short id, as restic reports what it restores.
+ */
+async function restoreFiles(restic: Restic, snapshot: string, target: string, includes: string[]): Promise<string> {
+  if (snapshot !== 'latest' && !/^[0-9a-f]{4,64}$/i.test(snapshot)) throw new BackupError(`no such snapshot: ${snapshot} (see hearth backup list)`);
+  const which = snapshot === 'latest' ? ['latest', '--tag', 'hearth'] : [snapshot.toLowerCase()];
+  let out: string;
+  try {
+    out = await restic.run(['restore', ...which, '--target', target, ...includes.flatMap((p) => ['--include', p])], { action: 'restore' });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/no such snapshot/.test(message)) throw new BackupError(snapshot === 'latest' ? 'the repository holds no Hearth snapshot yet' : `no such snapshot: ${snapshot} (see hearth backup list)`);
+    if (/ambiguous|multiple IDs/i.test(message)) throw new BackupError(`snapshot id ${snapshot} is ambiguous; give more of it`);
+    throw err;
   }
-  const found = list.filter((s) => s.id.startsWith(snapshot.toLowerCase()));
-  if (!/^[0-9a-f]{4,64}$/i.test(snapshot) || found.length === 0) throw new BackupError(`no such snapshot: ${snapshot} (see hearth backup list)`);
-  if (found.length > 1) throw new BackupError(`snapshot id ${snapshot} is ambiguous; give more of it`);
-  return found[0]!.id;
+  const id = /restoring <Snapshot ([0-9a-f]+) /.exec(out)?.[1];
+  if (!id) throw new BackupError('restore failed: restic did not say which snapshot it restored');
+  return id;
 }
 
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
@@ -187,52 +214,60 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   return withBackupLock(config, async () => {
     const w = workspace(config);
     const restic = new Restic(req.settings, w.cache);
-    const snapshotId = await resolveSnapshot(restic, req.snapshot);
-    const includes = req.appId ? ['--include', '/hearth/manifest.json', '--include', `/apps/${req.appId}`] : [];
     if (req.to) {
-      await restic.run(['restore', snapshotId, '--target', path.resolve(req.to), ...includes], { action: 'restore' });
-      const manifest = readSnapshotManifest(path.join(req.to, 'hearth', 'manifest.json'));
-      if (req.appId && !manifest.apps.includes(req.appId)) throw new BackupError(`snapshot ${snapshotId.slice(0, 8)} holds no app ${req.appId}`);
-      return { snapshotId, manifest, restored: [`files into ${path.resolve(req.to)}`] };
+      const to = path.resolve(req.to);
+      const snapshotId = await restoreFiles(restic, req.snapshot, to, req.appId ? ['/hearth/manifest.json', `/apps/${req.appId}`] : []);
+      const manifest = readSnapshotManifest(path.join(to, 'hearth', 'manifest.json'));
+      if (req.appId && !manifest.apps.includes(req.appId)) throw new BackupError(`snapshot ${snapshotId} holds no app ${req.appId}`);
+      return { snapshotId, manifest, restored: [`files into ${to}`] };
     }
     const work = path.join(w.root, `restore-${randomBytes(4).toString('hex')}`);
     fs.mkdirSync(work, { recursive: true, mode: 0o700 });
     const steps: SwapStep[] = [];
     try {
-      // The manifest alone first: a newer snapshot is refused before anything big is fetched.
-      await restic.run(['restore', snapshotId, '--target', work, '--include', '/hearth/manifest.json'], { action: 'restore' });
+      // The small parts first, in one call: the manifest (a newer snapshot is refused before anything big is
+      // fetched), the apps' records and their MySQL dumps, which load while restic fetches the rest.
+      const apps = req.appId ? `/apps/${req.appId}` : '/apps/*';
+      const snapshotId = await restoreFiles(restic, req.snapshot, work, ['/hearth/manifest.json', `${apps}/app.json`, `${apps}/mysql`]);
       const manifest = readSnapshotManifest(path.join(work, 'hearth', 'manifest.json'));
       const appId = req.appId ?? (manifest.scope === 'platform' ? undefined : manifest.scope.app);
-      if (appId && !manifest.apps.includes(appId)) throw new BackupError(`snapshot ${snapshotId.slice(0, 8)} holds no app ${appId}`);
+      if (appId && !manifest.apps.includes(appId)) throw new BackupError(`snapshot ${snapshotId} holds no app ${appId}`);
       if (!appId) refuseWhileRunning(config);
-      await restic.run(['restore', snapshotId, '--target', work, ...(appId ? ['--include', `/apps/${appId}`] : [])], { action: 'restore' });
-      if (!appId) steps.push(...(await preparePlatform(config, manifest, work)));
-      const apps = appId ? [appId] : manifest.apps;
-      const records: SwapStep[] = [];
+      const ids = appId ? [appId] : manifest.apps;
+      const staged = new Map(ids.map((id) => [id, readStagedApp(path.join(work, 'apps', id), id)]));
+      const mysql = new Map<string, PreparedSteps>();
+      const loading = eachLimited(ids, PARALLEL_DUMPS, async (id) => {
+        mysql.set(id, await prepareAppMysql(path.join(work, 'apps', id), staged.get(id)!));
+      });
+      const rest = [...(appId ? [] : ['/hearth']), ...ids.flatMap((id) => ['data', 'redis', 'postgresql.dump'].map((part) => `/apps/${id}/${part}`))];
+      // Both finish before anything else happens (a failed load must not leave restic writing into a folder being removed).
+      const [loaded, fetched] = await Promise.allSettled([loading, restoreFiles(restic, snapshotId, work, rest)]);
       const late: SwapStep[] = [];
-      const staged: App[] = [];
-      for (const id of apps) {
-        const dir = path.join(work, 'apps', id);
-        const app = readStagedApp(dir, id);
-        staged.push(app.app);
-        const prepared = await prepareApp(config, dir, app, work);
-        steps.push(...prepared.steps);
-        late.push(...prepared.late);
+      for (const m of mysql.values()) {
+        steps.push(...m.steps);
+        late.push(...m.late);
+      }
+      if (loaded.status === 'rejected') throw loaded.reason;
+      if (fetched.status === 'rejected') throw fetched.reason;
+      if (!appId) steps.push(...(await preparePlatform(config, manifest, work)));
+      const records: SwapStep[] = [];
+      for (const [id, app] of staged) {
+        steps.push(...(await prepareAppRest(config, path.join(work, 'apps', id), app, work)));
         records.push(appRecordStep(config, app));
       }
       // Records after the data: provisioning then finds the swapped-in databases and folders.
       steps.push(...records, ...late);
       const restored = steps.map((s) => s.what);
-      const containers = await stopAppContainers(config, staged, req.logger);
+      const containers = await stopAppContainers(config, [...staged.values()].map((a) => a.app), req.logger);
       try {
         await applySwaps(steps);
       } finally {
         await containers.start();
       }
-      req.logger?.info({ snapshot: snapshotId.slice(0, 8), app: appId ?? null, restored }, 'backup restored');
+      req.logger?.info({ snapshot: snapshotId, app: appId ?? null, restored }, 'backup restored');
       return { snapshotId, manifest, restored };
     } catch (err) {
-      for (const s of steps) await s.cleanup().catch(() => {});
+      await cleanupAll(steps);
       throw err;
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
