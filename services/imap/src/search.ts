@@ -1,5 +1,5 @@
 import { asAtom, asUtf8, parseDate, parseNumber, parseSequenceSet, ParseError, resolveSequenceSet, type SequenceSet, type Token } from './imap-parser.ts';
-import { decodeWords, header, parseAddressList, parseHeaderDate, parseMessage, type HeaderField, type MimePart } from '@hearth/message';
+import { bodyText, decodeWords, parseAddressList, parseHeaderDate, parseMessage, type HeaderField, type MimePart } from '@hearth/message';
 
 /** SEARCH keys (RFC 3501 §6.4.4, RFC 7162 MODSEQ): parsing from tokens and matching, pure. */
 
@@ -252,30 +252,6 @@ export function decodeText(s: string): string {
     return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(s, 'latin1'));
   } catch {
     return s;
-  }
-}
-
-/** The text of all text/* leaves, transfer- and charset-decoded. */
-function bodyText(buf: Buffer, part: MimePart): string {
-  if (part.parts.length) return part.parts.map((p) => bodyText(buf, p)).join('\n');
-  if (part.message) return bodyText(buf, part.message);
-  if (part.type !== 'text') return '';
-  let bytes = buf.subarray(part.bodyStart, part.end);
-  const cte = (header(part, 'content-transfer-encoding') ?? '').trim().toLowerCase();
-  if (cte === 'base64') bytes = Buffer.from(bytes.toString('latin1'), 'base64');
-  else if (cte === 'quoted-printable')
-    bytes = Buffer.from(
-      bytes
-        .toString('latin1')
-        .replace(/=\r?\n/g, '')
-        .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
-      'latin1',
-    );
-  const charset = part.params.find(([k]) => k === 'charset')?.[1] ?? 'utf-8';
-  try {
-    return new TextDecoder(charset.toLowerCase()).decode(bytes);
-  } catch {
-    return bytes.toString('utf8');
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from '@hearth/log';
 import { decodeMutf7, type MailStore } from '@hearth/mailstore';
-import { compileScript, runScript, ScriptStore, type SieveAction, type SieveMessage, type VacationAction } from '@hearth/sieve';
-import { decodeWords, headerEnd, headerValues, mailboxes } from '@hearth/message';
+import { compileScriptCached, messageBody, runScript, ScriptStore, type SieveAction, type SieveMessage, type VacationAction } from '@hearth/sieve';
+import { decodeWords, headerFields, headerValues, mailboxes } from '@hearth/message';
 import { newMessageId, rfc5322Date, splitAddress } from './message.ts';
 
 /** A header value as Sieve compares it: 8-bit text as UTF-8 (RFC 6532), encoded words decoded (RFC 5228 2.7.2). */
@@ -11,12 +11,21 @@ function decoded(value: string): string {
 
 /** The message as a Sieve script sees it, through the one message reader (@hearth/message) IMAP and SMTP use. */
 export function sieveMessage(raw: Buffer, from: string, to: string): SieveMessage {
+  // the header section is read once per message, each field's values once per name
+  const fields = headerFields(raw);
+  const values = new Map<string, string[]>();
+  const raws = (name: string): string[] => {
+    const want = name.toLowerCase();
+    let v = values.get(want);
+    if (!v) values.set(want, (v = fields.filter((f) => f.name === want).map((f) => f.value)));
+    return v;
+  };
   return {
-    header: (name) => headerValues(raw, name).map(decoded),
-    addresses: (name) => headerValues(raw, name).map((v) => mailboxes(v).map((m) => m.address)),
+    header: (name) => raws(name).map(decoded),
+    addresses: (name) => raws(name).map((v) => mailboxes(v).map((m) => m.address)),
     size: raw.length,
     envelope: { from, to },
-    body: () => raw.subarray(headerEnd(raw)).toString('utf8'),
+    body: messageBody(raw),
   };
 }
 
@@ -46,7 +55,7 @@ export async function sieveActions(store: MailStore, r: SieveRecipient, raw: Buf
   if (text === null) return keep;
   try {
     const folders = /mailboxexists/i.test(text) ? (await (await store.open(r.mailbox)).listFolders()).map((f) => decodeMutf7(f.name) ?? f.name) : undefined;
-    return runScript(compileScript(text), sieveMessage(raw, envelopeFrom, r.rcpt), { folders, delimiter: r.delimiter });
+    return runScript(compileScriptCached(text), sieveMessage(raw, envelopeFrom, r.rcpt), { folders, delimiter: r.delimiter });
   } catch (err) {
     logger.warn({ address: r.mailbox, reason: (err as Error).message }, 'sieve script failed; message kept in INBOX');
     return keep;

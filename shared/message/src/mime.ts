@@ -31,6 +31,9 @@ export interface MimePart {
   parts: MimePart[];
   /** the embedded message of a message/rfc822 part */
   message: MimePart | null;
+  /** of a multipart: the byte ranges before its first boundary line (without the line break ending it) and after its closing one */
+  preamble?: [number, number];
+  epilogue?: [number, number];
 }
 
 const MAX_DEPTH = 20;
@@ -64,7 +67,10 @@ function parseEntity(buf: Buffer, start: number, end: number, defaultType: strin
     const boundary = part.params.find(([k]) => k === 'boundary')?.[1];
     if (boundary) {
       const childDefault = part.subtype === 'digest' ? 'message/rfc822' : 'text/plain';
-      for (const [s, e] of splitMultipart(buf, bodyStart, end, boundary)) part.parts.push(parseEntity(buf, s, e, childDefault, depth + 1, counter));
+      const split = splitMultipart(buf, bodyStart, end, boundary);
+      for (const [s, e] of split.parts) part.parts.push(parseEntity(buf, s, e, childDefault, depth + 1, counter));
+      if (split.preamble) part.preamble = split.preamble;
+      if (split.epilogue) part.epilogue = split.epilogue;
     }
     if (part.parts.length === 0) {
       // A multipart without parts is served as one empty text part, as Dovecot does.
@@ -109,10 +115,11 @@ export function parseHeaders(buf: Buffer, start: number, end: number): { headers
   return { headers, bodyStart: end };
 }
 
-/** Byte ranges of the parts between `--boundary` lines (without the CRLF before a boundary). */
-function splitMultipart(buf: Buffer, start: number, end: number, boundary: string): [number, number][] {
+/** Byte ranges of the parts between `--boundary` lines (without the CRLF before a boundary), of the preamble and of the epilogue. */
+function splitMultipart(buf: Buffer, start: number, end: number, boundary: string): { parts: [number, number][]; preamble?: [number, number]; epilogue?: [number, number] } {
   const delim = Buffer.from(`--${boundary}`, 'latin1');
-  const ranges: [number, number][] = [];
+  const parts: [number, number][] = [];
+  let preamble: [number, number] | undefined;
   let partStart = -1;
   let pos = start;
   while (pos < end) {
@@ -125,20 +132,19 @@ function splitMultipart(buf: Buffer, start: number, end: number, boundary: strin
     }
     const after = i + delim.length;
     const closing = buf[after] === 45 && buf[after + 1] === 45;
-    if (partStart >= 0) {
-      let e = i;
-      if (buf[e - 1] === 10) e--;
-      if (buf[e - 1] === 13) e--;
-      ranges.push([partStart, Math.max(partStart, e)]);
-    }
-    if (closing) return ranges;
+    let e = i;
+    if (buf[e - 1] === 10 && e > start) e--;
+    if (buf[e - 1] === 13 && e > start) e--;
+    if (partStart >= 0) parts.push([partStart, Math.max(partStart, e)]);
+    else preamble = [start, e];
     let nl = buf.indexOf(10, after);
     if (nl < 0 || nl >= end) nl = end - 1;
+    if (closing) return { parts, preamble, epilogue: [Math.min(nl + 1, end), end] };
     partStart = nl + 1;
     pos = partStart;
   }
-  if (partStart >= 0 && partStart < end) ranges.push([partStart, end]);
-  return ranges;
+  if (partStart >= 0 && partStart < end) parts.push([partStart, end]);
+  return { parts, preamble };
 }
 
 export interface ContentType {

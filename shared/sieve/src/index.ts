@@ -9,6 +9,24 @@ export function compileScript(src: string): Command[] {
   validateScript(cmds);
   return cmds;
 }
+
+const COMPILED_MAX = 128;
+const compiled = new Map<string, Command[]>();
+
+/**
+ * compileScript, remembered per script text: delivery compiles a mailbox's active script once,
+ * not once per message; an edited script is other text, so it is compiled afresh. The least
+ * recently used of more than 128 scripts are forgotten. The commands are only read by runScript.
+ */
+export function compileScriptCached(src: string): Command[] {
+  let cmds = compiled.get(src);
+  if (cmds) compiled.delete(src);
+  else cmds = compileScript(src);
+  compiled.set(src, cmds);
+  if (compiled.size > COMPILED_MAX) compiled.delete(compiled.keys().next().value!);
+  return cmds;
+}
 export { ScriptStore, ScriptStoreError, type ScriptLimits } from './store.ts';
-export { MAX_REDIRECTS, redirectAddress, runScript, SieveRuntimeError, type RunOptions, type SieveAction, type SieveMessage } from './interpret.ts';
+export { messageBody, type BodyTransform } from './body.ts';
+export { globMatch, MAX_REDIRECTS, redirectAddress, runScript, SieveRuntimeError, type RunOptions, type SieveAction, type SieveMessage } from './interpret.ts';
 export { decideVacation, VacationLog, type VacationAction, type VacationDecision } from './vacation.ts';

@@ -1,3 +1,4 @@
+import type { BodyTransform } from './body.ts';
 import type { Argument, Command, Test } from './parser.ts';
 import { TAG_VALUES } from './validate.ts';
 
@@ -10,8 +11,8 @@ export interface SieveMessage {
   size: number;
   /** from: the return path ('' for a bounce); to: the recipient as given at RCPT, with any +detail */
   envelope: { from: string; to: string };
-  /** the body as text (body extension, :text) */
-  body(): string;
+  /** the strings the body test compares for a transform (RFC 5173 §5; messageBody() in body.ts gives them for a raw message) */
+  body(transform: BodyTransform): string[];
 }
 
 export type SieveAction =
@@ -251,8 +252,11 @@ class Run {
         const present = values.filter((v): v is string => v !== null).map((a) => this.addressPart(a, tags));
         return this.match(tags, present, this.strs(positional[1]));
       }
-      case 'body':
-        return this.match(tags, [this.msg.body()], this.strs(positional[0]));
+      case 'body': {
+        const transform: BodyTransform = tags.has('raw') ? { kind: 'raw' } : tags.has('content') ? { kind: 'content', types: this.strs(tags.get('content')) } : { kind: 'text' };
+        // RFC 5173 §6: body's wildcards set no match variables
+        return this.match(tags, this.msg.body(transform), this.strs(positional[0]), false);
+      }
       case 'hasflag':
         return this.match(tags, [...this.flags], this.strs(positional[0]));
       case 'string':
@@ -297,7 +301,7 @@ class Run {
   }
 
   /** RFC 5228 §2.7 match types with comparators (RFC 4790) and relational (RFC 5231). */
-  private match(tags: Map<string, Argument | null>, values: (string | null)[], keys: string[]): boolean {
+  private match(tags: Map<string, Argument | null>, values: (string | null)[], keys: string[], setsMatchVars = true): boolean {
     const comparator = this.strs(tags.get('comparator'))[0] ?? 'i;ascii-casemap';
     const fold = (s: string): string => (comparator === 'i;ascii-casemap' ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s);
     const vals = values.filter((v): v is string => v !== null);
@@ -315,9 +319,9 @@ class Run {
         if (tags.has('contains')) {
           if (fold(v).includes(fold(k))) return true;
         } else if (tags.has('matches')) {
-          const m = globToRegExp(k, comparator === 'i;ascii-casemap').exec(v);
+          const m = globMatch(k, v, comparator === 'i;ascii-casemap');
           if (m) {
-            this.matchVars = [m[0], ...m.slice(1)];
+            if (setsMatchVars) this.matchVars = m;
             return true;
           }
         } else if (comparator === 'i;ascii-numeric' ? compareNumeric(v, k) === 0 : fold(v) === fold(k)) return true;
@@ -343,21 +347,55 @@ function relate(rel: string, cmp: number): boolean {
   return { gt: cmp > 0, ge: cmp >= 0, lt: cmp < 0, le: cmp <= 0, eq: cmp === 0, ne: cmp !== 0 }[rel] ?? false;
 }
 
-/** :matches (RFC 5228 §2.7.1): `*` any run, `?` one character, `\` escapes; each wildcard a group. */
-function globToRegExp(glob: string, caseless: boolean): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '\\' && i + 1 < glob.length) re += escapeRe(glob[++i]!);
-    else if (c === '*') re += '([\\s\\S]*?)';
-    else if (c === '?') re += '([\\s\\S])';
-    else re += escapeRe(c);
+type GlobItem = { kind: 'char'; c: string } | { kind: 'one' };
+
+/**
+ * :matches (RFC 5228 §2.7.1): `*` any run, `?` one character, `\\` escapes. Returns the value
+ * and what each wildcard matched, in pattern order (RFC 5229 §3.2's `${0}`, `${1}`…), or null.
+ * Each `*` takes the shortest run that lets the rest match: the pieces between stars are placed
+ * at their earliest position from left to right, the last piece against the end. Earliest
+ * placement never loses a match, so there is no backtracking: at most one scan of the value per
+ * piece, and `*a*a*a*a*b` against a long header costs what a few substring searches cost.
+ */
+export function globMatch(pattern: string, value: string, caseless: boolean): string[] | null {
+  const pieces: GlobItem[][] = [[]];
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') pieces.push([]);
+    else if (c === '?') pieces.at(-1)!.push({ kind: 'one' });
+    else {
+      const lit = c === '\\' && i + 1 < pattern.length ? pattern[++i]! : c;
+      // a surrogate pair is one character, as `?` sees it
+      const pair = /[\ud800-\udbff]/.test(lit) && /[\udc00-\udfff]/.test(pattern[i + 1] ?? '') ? lit + pattern[++i]! : lit;
+      pieces.at(-1)!.push({ kind: 'char', c: caseless ? asciiLower(pair) : pair });
+    }
   }
-  return new RegExp(`^${re}$`, caseless ? 'iu' : 'u');
+  const chars = Array.from(value);
+  const folded = caseless ? chars.map(asciiLower) : chars;
+  const fits = (piece: GlobItem[], at: number): boolean => piece.every((it, j) => it.kind === 'one' || it.c === folded[at + j]);
+  const ones = (piece: GlobItem[], at: number): string[] => piece.flatMap((it, j) => (it.kind === 'one' ? [chars[at + j]!] : []));
+  const first = pieces[0]!;
+  const last = pieces.at(-1)!;
+  if (pieces.length === 1) return chars.length === first.length && fits(first, 0) ? [value, ...ones(first, 0)] : null;
+  if (first.length + last.length > chars.length || !fits(first, 0)) return null;
+  const groups = ones(first, 0);
+  const lastAt = chars.length - last.length;
+  let at = first.length;
+  for (const piece of pieces.slice(1, -1)) {
+    let p = at;
+    while (p + piece.length <= lastAt && !fits(piece, p)) p++;
+    if (p + piece.length > lastAt) return null;
+    groups.push(chars.slice(at, p).join(''), ...ones(piece, p));
+    at = p + piece.length;
+  }
+  if (!fits(last, lastAt)) return null;
+  groups.push(chars.slice(at, lastAt).join(''), ...ones(last, lastAt));
+  return [value, ...groups];
 }
 
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+/** i;ascii-casemap folds A–Z only (RFC 4790 §9.2). */
+function asciiLower(s: string): string {
+  return s.length === 1 && s >= 'A' && s <= 'Z' ? s.toLowerCase() : s;
 }
 
 /** The address of a redirect (RFC 5228 §4.2: a syntactically valid address), as an addr-spec; null when it is none. */

@@ -14,7 +14,7 @@ const MESSAGE: SieveMessage = {
   addresses: (n) => (n.toLowerCase() === 'from' ? [['s@example.test']] : []),
   size: 4096,
   envelope: { from: 's@example.test', to: 'me+x@example.test' },
-  body: () => 'hello\r\nunsubscribe here\r\n',
+  body: () => ['hello\r\nunsubscribe here\r\n'],
 };
 
 /** a small seeded PRNG (mulberry32), so a failure can be replayed */
