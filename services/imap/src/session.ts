@@ -99,7 +99,7 @@ const AUTH = new Set([
 ]);
 const SELECTED = new Set([
   'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'SORT', 'THREAD', 'FETCH', 'STORE', 'COPY', 'MOVE',
-  'UID FETCH', 'UID SEARCH', 'UID SORT', 'UID THREAD', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE',
+  'UID FETCH', 'UID SEARCH', 'UID SORT', 'UID THREAD', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE', 'CANCELUPDATE',
 ]);
 /** The request metrics' command label: a known command's name, "other" for anything else. */
 const commandLabel = (name: string): string => (ANY.has(name) || NOTAUTH.has(name) || AUTH.has(name) || SELECTED.has(name) ? name.toLowerCase() : 'other');
@@ -124,6 +124,8 @@ export class Session {
   private condstore = false;
   /** SEARCHRES (RFC 5182): the UIDs the last SEARCH RETURN (SAVE) kept, named `$` */
   private saved: ReadonlySet<number> = new Set();
+  /** CONTEXT=SEARCH (RFC 5267 §4): searches kept up to date (RETURN (UPDATE)), by their command's tag */
+  private readonly contexts = new Map<string, SearchContext>();
   private badCount = 0;
   private authFailures = 0;
   /** flag changes this session already reported itself (uid → modseq) */
@@ -162,7 +164,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'ESORT', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -426,6 +428,14 @@ export class Session {
       case 'THREAD':
       case 'UID THREAD':
         return this.thread(args, name === 'UID THREAD');
+      case 'CANCELUPDATE': {
+        // RFC 5267 §4.2: CANCELUPDATE "tag" …; every tag must name a search kept up to date
+        if (args.length === 0) throw new ParseError('CANCELUPDATE needs a tag');
+        const tags = args.map((t) => asUtf8(t, 'tag'));
+        if (tags.some((t) => !this.contexts.has(t))) return { status: 'NO', text: 'Unknown tag' };
+        for (const t of tags) this.contexts.delete(t);
+        return ok('CANCELUPDATE completed');
+      }
       case 'FETCH':
       case 'UID FETCH':
         return this.fetch(args, name === 'UID FETCH');
@@ -500,6 +510,7 @@ export class Session {
 
   private deselect(): void {
     this.saved = new Set();
+    this.contexts.clear();
     if (!this.view) return;
     this.view.stop();
     this.view = null;
@@ -514,6 +525,7 @@ export class Session {
       }
     }
     this.saved = new Set();
+    this.contexts.clear();
     const previous = this.view;
     if (previous) {
       // The old watch is released only after the new one exists, so reselecting keeps inotify set up.
@@ -599,6 +611,7 @@ export class Session {
       for (const uid of uids) v.recent.add(uid);
       claimed = uids.length > 0;
     }
+    const before = v.uids;
     const out: Buffer[] = [];
     if (f.permanentKeywords.length !== v.keywords) {
       v.keywords = f.permanentKeywords.length;
@@ -643,7 +656,52 @@ export class Session {
     // Also after a claim alone: a concurrent flush (IDLE's, then DONE's) may have sent the EXISTS already.
     if (lo < msgs.length || claimed) out.push(untagged(v.recent.size, atom('RECENT')));
     this.reported.clear();
+    if (this.contexts.size) {
+      // REMOVEFROM in the numbers before this flush's EXPUNGEs, ADDTO in those after its EXISTS
+      const { removals, additions } = await this.contextUpdates(before, allowExpunge);
+      if (this.view !== v) return;
+      out.unshift(...removals);
+      out.push(...additions);
+    }
     if (out.length) await this.send(Buffer.concat(out));
+  }
+
+  /**
+   * CONTEXT=SEARCH (RFC 5267 §4.3): each kept search run again where the messages changed since,
+   * and `* ESEARCH (TAG …) [UID] REMOVEFROM/ADDTO (0 set)` for what left or joined its result
+   * (position 0: a SEARCH result has no order). While EXPUNGE may not be sent, an expunged
+   * message stays in the result, as it stays in the numbering.
+   */
+  private async contextUpdates(before: readonly number[], allowExpunge: boolean): Promise<{ removals: Buffer[]; additions: Buffer[] }> {
+    const v = this.view!;
+    const removals: Buffer[] = [];
+    const additions: Buffer[] = [];
+    const stamp = contextStamp(v);
+    let oldSeq: Map<number, number> | null = null;
+    let newSeq: Map<number, number> | null = null;
+    for (const [tag, ctx] of this.contexts) {
+      if (ctx.stamp === stamp) continue;
+      const { seqs } = await this.matching(ctx.key, ctx.saved);
+      if (this.view !== v) break;
+      ctx.stamp = stamp;
+      const now = new Set(seqs.map((seq) => v.uids[seq - 1]!));
+      const gone = [...ctx.members].filter((u) => !now.has(u) && (allowExpunge || v.folder.get(u)));
+      const added = [...now].filter((u) => !ctx.members.has(u));
+      for (const u of gone) ctx.members.delete(u);
+      for (const u of added) ctx.members.add(u);
+      const line = (what: string, nums: number[]): Buffer => Buffer.from(`* ESEARCH (TAG "${tag}")${ctx.uid ? ' UID' : ''} ${what} (0 ${compactSet(nums)})\r\n`, 'latin1');
+      // expunged ones before the EXPUNGEs (old numbers); flag changes and new messages after (new numbers), as Dovecot orders them
+      const expunged = gone.filter((u) => !v.folder.get(u));
+      const unflagged = gone.filter((u) => v.folder.get(u));
+      if (expunged.length) {
+        oldSeq ??= new Map(before.map((u, i) => [u, i + 1]));
+        removals.push(line('REMOVEFROM', ctx.uid ? expunged : expunged.map((u) => oldSeq!.get(u)!)));
+      }
+      if (unflagged.length || added.length) newSeq ??= new Map(v.uids.map((u, i) => [u, i + 1]));
+      if (unflagged.length) additions.push(line('REMOVEFROM', ctx.uid ? unflagged : unflagged.map((u) => newSeq!.get(u)!)));
+      if (added.length) additions.push(line('ADDTO', ctx.uid ? added : added.map((u) => newSeq!.get(u)!)));
+    }
+    return { removals, additions };
   }
 
   /** A message's flags as this session sees them: the stored ones, plus \Recent when it is recent here. */
@@ -901,6 +959,8 @@ export class Session {
         returns.add(r);
       }
       if (returns.has('PARTIAL') && returns.has('ALL')) throw new ParseError('PARTIAL and ALL exclude each other');
+      if (returns.has('UPDATE') && this.contexts.has(tag)) throw new ParseError('Duplicate search update tag');
+      if (returns.has('UPDATE') && !sorted && this.contexts.size >= MAX_CONTEXTS) return { status: 'NO', text: 'Too many searches kept up to date', code: 'LIMIT' };
       if (returns.size === 0) returns.add('ALL');
       args = args.slice(2);
     }
@@ -909,7 +969,10 @@ export class Session {
     if (sorted) args = [{ kind: 'atom', value: 'CHARSET' }, ...args.slice(1)];
     // RFC 5182 §2.1: `$` is empty unless this search succeeds.
     const save = returns?.delete('SAVE') ?? false;
+    // UPDATE (RFC 5267 §4) keeps a SEARCH up to date; on SORT (no CONTEXT=SORT) it is accepted and does nothing, as in Dovecot
+    const update = returns?.delete('UPDATE') ?? false;
     if (save) this.saved = new Set();
+    const saved = this.saved;
     let key;
     try {
       key = parseSearch(args);
@@ -918,7 +981,8 @@ export class Session {
       throw err;
     }
     const v = this.view!;
-    const found = await this.matching(key);
+    const found = await this.matching(key, saved);
+    if (update && !sorted) this.contexts.set(tag, { key, uid, saved, members: new Set(found.seqs.map((seq) => v.uids[seq - 1]!)), stamp: contextStamp(v) });
     let seqs = found.seqs;
     if (criteria) seqs = await this.sorted(seqs, criteria);
     const hits = uid ? seqs.map((seq) => v.uids[seq - 1]!) : seqs;
@@ -929,7 +993,7 @@ export class Session {
       const kept = minMax ? [...(returns!.has('MIN') ? hits.slice(0, 1) : []), ...(returns!.has('MAX') ? hits.slice(-1) : [])] : hits;
       this.saved = new Set(uid ? kept : kept.map((seq) => v.uids[seq - 1]!));
       // SAVE alone answers no ESEARCH.
-      if (returns!.size === 0) return ok(`${command} completed, result saved`);
+      if (returns!.size === 0 && !update) return ok(`${command} completed, result saved`);
     }
     const set = sorted ? orderedSet : compactSet;
     let line: string;
@@ -1028,7 +1092,7 @@ export class Session {
   }
 
   /** Sequence numbers of the selected messages a search key matches, ascending; with the highest MODSEQ among them when the key uses MODSEQ. */
-  private async matching(key: SearchKey): Promise<{ seqs: number[]; maxModseq: number | null }> {
+  private async matching(key: SearchKey, saved = this.saved): Promise<{ seqs: number[]; maxModseq: number | null }> {
     const v = this.view!;
     const content = needsContent(key);
     const kinds = keyKinds(key);
@@ -1038,7 +1102,7 @@ export class Session {
     const wantsSize = kinds.has('size');
     const wantsDate = kinds.has('internaldate');
     // one candidate, refilled per message: a search of a big folder allocates nothing per message
-    const c: Candidate = { seq: 0, uid: 0, flags: [], modseq: 0, size: 0, internalDate: EPOCH, raw: null, headers: null, maxSeq: v.uids.length, maxUid, saved: this.saved };
+    const c: Candidate = { seq: 0, uid: 0, flags: [], modseq: 0, size: 0, internalDate: EPOCH, raw: null, headers: null, maxSeq: v.uids.length, maxUid, saved };
     for (let i = 0; i < v.uids.length; i++) {
       const rec = v.folder.get(v.uids[i]!);
       if (!rec) continue;
@@ -1282,7 +1346,7 @@ const announcements = new WeakMap<Folder, { keywords: string; readWrite: Buffer;
 
 const LIST_SELECTION = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
 const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE']);
-const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE', 'PARTIAL']);
+const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE', 'PARTIAL', 'UPDATE']);
 
 const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);
 
@@ -1308,6 +1372,26 @@ function memoOf(uids: readonly number[]): Map<string, Int32Array | string> {
   let m = memos.get(uids);
   if (!m) memos.set(uids, (m = new Map()));
   return m;
+}
+
+/** A SEARCH kept up to date (RETURN (UPDATE), RFC 5267 §4). */
+interface SearchContext {
+  key: SearchKey;
+  uid: boolean;
+  /** `$` as it was when the search was made */
+  saved: ReadonlySet<number>;
+  /** UIDs in the result as last reported */
+  members: Set<number>;
+  /** the view's state the members were computed for (contextStamp) */
+  stamp: string;
+}
+
+/** Searches one session may keep up to date at once (each runs again when the messages change). */
+const MAX_CONTEXTS = 32;
+
+/** What a kept search's result can depend on: the messages numbered, their flags (modseq), expunges. */
+function contextStamp(v: View): string {
+  return `${v.uids.length}/${v.uids[v.uids.length - 1] ?? 0}/${v.folder.highestModseq}/${v.folder.expunges}`;
 }
 
 /** `low:high` of RETURN (PARTIAL …), either way round (RFC 5267 §4.4). */
