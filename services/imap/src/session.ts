@@ -42,7 +42,7 @@ import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
 import type { ImapSettings } from './settings.ts';
 import { needsHeader, parseSortCriteria, sortFields, sortItems, type SortCriterion, type SortItem } from './sort.ts';
-import { formatThreads, orderedSubjectThreads, referenceThreads } from './thread.ts';
+import { formatThreads, orderedSubjectThreads, referenceThreads, refsThreads, type ThreadTree } from './thread.ts';
 
 export interface SessionDeps {
   directory: Directory;
@@ -164,7 +164,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }
@@ -1019,7 +1019,8 @@ export class Session {
   /** THREAD / UID THREAD (RFC 5256): `algorithm charset criteria`. */
   private async thread(args: Token[], uid: boolean): Promise<Reply> {
     const algorithm = asAtom(args[0], 'thread algorithm').toUpperCase();
-    if (algorithm !== 'ORDEREDSUBJECT' && algorithm !== 'REFERENCES') throw new ParseError(`unknown thread algorithm ${algorithm.slice(0, 30)}`);
+    const threader = THREADERS[algorithm];
+    if (!threader) throw new ParseError(`unknown thread algorithm ${algorithm.slice(0, 30)}`);
     let key;
     try {
       key = parseSearch([{ kind: 'atom', value: 'CHARSET' }, ...args.slice(1)]);
@@ -1035,7 +1036,7 @@ export class Session {
     let text = whole ? memoOf(v.uids).get(memo) : undefined;
     if (text === undefined) {
       const items = await this.sortItems(seqs, [{ key: 'DATE', reverse: false }]);
-      text = formatThreads(algorithm === 'REFERENCES' ? referenceThreads(items, uid) : orderedSubjectThreads(items, uid));
+      text = formatThreads(threader(items, uid));
       if (whole) memoOf(v.uids).set(memo, text);
     }
     await this.send(Buffer.from(`* THREAD ${text}\r\n`, 'latin1'));
@@ -1373,6 +1374,8 @@ function memoOf(uids: readonly number[]): Map<string, Int32Array | string> {
   if (!m) memos.set(uids, (m = new Map()));
   return m;
 }
+
+const THREADERS: Record<string, ((items: SortItem[], uid: boolean) => ThreadTree[]) | undefined> = { ORDEREDSUBJECT: orderedSubjectThreads, REFERENCES: referenceThreads, REFS: refsThreads };
 
 /** A SEARCH kept up to date (RETURN (UPDATE), RFC 5267 §4). */
 interface SearchContext {

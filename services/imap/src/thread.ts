@@ -75,8 +75,8 @@ function link(parent: Container, child: Container): void {
   parent.isParent = true;
 }
 
-/** REFERENCES (RFC 5256 §3, Jamie Zawinski's algorithm). `items` in UID order. */
-export function referenceThreads(items: readonly SortItem[], uid: boolean): ThreadTree[] {
+/** RFC 5256 §3 REFERENCES steps 1 to 3, which REFS shares: the roots, each real message under its nearest real ancestor. */
+function linkedRoots(items: readonly SortItem[]): Root[] {
   // (1) containers by msg-id, linked along References
   const byId = new Map<string, Container>();
   const all: Container[] = [];
@@ -122,6 +122,28 @@ export function referenceThreads(items: readonly SortItem[], uid: boolean): Thre
     while (!p.item && p.parent) p = p.parent;
     p.children.push(c);
   }
+  return roots;
+}
+
+const treeOf = (c: Container, uid: boolean): ThreadTree => ({ num: c.item ? (uid ? c.item.uid : c.item.seq) : null, children: sortedChildren(c).map((x) => treeOf(x, uid)) });
+
+/**
+ * REFS (draft-ietf-morg-inthread, Dovecot's THREAD=REFS): the threads of REFERENCES without the
+ * merging by subject, the threads ordered by their latest message (sent date), then by the
+ * root's UID (a dummy root's counts as 0, as in Dovecot).
+ */
+export function refsThreads(items: readonly SortItem[], uid: boolean): ThreadTree[] {
+  const latest = (c: Container): number => c.children.reduce((max, x) => Math.max(max, latest(x)), c.item ? sentDate(c.item) : -Infinity);
+  return linkedRoots(items)
+    .filter((r) => r.c.item || r.c.children.length)
+    .map((r) => ({ r, date: latest(r.c), uid: r.c.item?.uid ?? 0 }))
+    .sort(byDate)
+    .map((e) => treeOf(e.r.c, uid));
+}
+
+/** REFERENCES (RFC 5256 §3, Jamie Zawinski's algorithm). `items` in UID order. */
+export function referenceThreads(items: readonly SortItem[], uid: boolean): ThreadTree[] {
+  const roots = linkedRoots(items);
   // (4) roots by sent date; a dummy with one child becomes that child
   const sortRoots = (): void => {
     for (const r of roots) {
@@ -185,8 +207,7 @@ export function referenceThreads(items: readonly SortItem[], uid: boolean): Thre
   }
   if (merged) sortRoots();
   // (6) siblings by sent date, all the way down
-  const tree = (c: Container): ThreadTree => ({ num: c.item ? (uid ? c.item.uid : c.item.seq) : null, children: sortedChildren(c).map(tree) });
-  return roots.filter((r) => !r.ignore).map((r) => tree(r.c));
+  return roots.filter((r) => !r.ignore).map((r) => treeOf(r.c, uid));
 }
 
 /** The THREAD response's thread-list (RFC 5256 §4): a single child follows its parent, several are each parenthesized. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { baseSubject, casemap, messageIds, parseSortCriteria, sortFields, type SortItem } from '../src/sort.ts';
-import { formatThreads, orderedSubjectThreads, referenceThreads } from '../src/thread.ts';
+import { formatThreads, orderedSubjectThreads, referenceThreads, refsThreads } from '../src/thread.ts';
 import { parseHeaders } from '@hearth/message';
 import { run, stack } from './helpers.ts';
 import { Wire } from './wire.ts';
@@ -75,6 +75,17 @@ test('RFC 5256 §3 REFERENCES: a missing parent of several messages stays as a d
   assert.equal(formatThreads(referenceThreads(items, false)), '((1)(2))(3)');
 });
 
+test('REFS: the REFERENCES threads without subject merging, ordered by their latest message', () => {
+  const items = [
+    item(1, 'Subject: a\r\nMessage-ID: <1@x>'),
+    item(2, 'Subject: b\r\nMessage-ID: <2@x>'),
+    item(3, 'Subject: Re: a\r\nMessage-ID: <3@x>\r\nReferences: <1@x>'),
+    item(4, 'Subject: Re: b\r\nMessage-ID: <4@x>'),
+  ];
+  assert.equal(formatThreads(referenceThreads(items, false)), '(1 3)(2 4)');
+  assert.equal(formatThreads(refsThreads(items, false)), '(2)(1 3)(4)');
+});
+
 test('RFC 5256 §3 ORDEREDSUBJECT: one thread per base subject, the later ones children of the first', () => {
   const items = [item(1, 'Subject: b'), item(2, 'Subject: Re: a'), item(3, 'Subject: a'), item(4, 'Subject: re: B'), item(5, 'Subject: [x] a')];
   // threads by their first message's date (here the arrival order)
@@ -88,7 +99,7 @@ test('SORT, THREAD and ESORT over IMAP: advertised, the RFC 5267 examples, NO [B
     for (const [i, day] of [3, 1, 2].entries())
       await h.store.deliver(h.user.email, Buffer.from(`From: u${i}@example.test\r\nSubject: s${i}\r\nDate: ${day} Feb 2024 10:00:00 +0000\r\nMessage-ID: <${i}@x>\r\n\r\nx\r\n`));
     await w.until(/\r\n/);
-    assert.match(await w.cmd('l', `LOGIN ${h.user.username} ${h.user.password}`), /^l OK \[CAPABILITY [^\]]*\bSORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT\b/m);
+    assert.match(await w.cmd('l', `LOGIN ${h.user.username} ${h.user.password}`), /^l OK \[CAPABILITY [^\]]*\bSORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS ESORT CONTEXT=SEARCH\b/m);
     await w.cmd('s', 'SELECT INBOX');
     assert.match(await w.cmd('a', 'SORT (DATE) UTF-8 ALL'), /^\* SORT 2 3 1\r\na OK/m);
     // RFC 5267 §3's example
