@@ -238,37 +238,46 @@ export class Delivery implements Deliverer {
   /**
    * After a crash between the Maildir rename and the queue's record of it: the queue ids
    * found in the first Received line of files that arrived since `sinceMs` (our own line,
-   * prepended when we accepted the message). One pass per mailbox, however many are pending.
+   * prepended when we accepted the message), in INBOX and every folder (a script may have filed
+   * it anywhere). A delivery of several copies that the crash cut short is rolled back first
+   * (MailStore.rollBackInterrupted), so it is not found and goes again, once, whole.
+   * One pass per mailbox, however many are pending.
    */
   async deliveredIds(address: string, sinceMs: number): Promise<Set<string>> {
     const found = new Set<string>();
     let root: string;
+    let mailbox: string;
     try {
-      root = this.o.store.mailboxPath(localRecipient(this.o.directory, address, this.o.recipientDelimiter)?.mailbox ?? address);
+      mailbox = localRecipient(this.o.directory, address, this.o.recipientDelimiter)?.mailbox ?? address;
+      root = this.o.store.mailboxPath(mailbox);
     } catch {
       return found;
     }
+    await this.o.store.rollBackInterrupted(mailbox);
     const since = Math.floor(sinceMs / 1000) - 1;
     const buf = Buffer.alloc(8192);
-    for (const sub of ['new', 'cur']) {
-      let names: string[];
-      try {
-        names = await fs.promises.readdir(path.join(root, sub));
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        // Maildir names start with the delivery time in seconds
-        if (!(Number.parseInt(name, 10) >= since)) continue;
-        const fh = await fs.promises.open(path.join(root, sub, name), 'r').catch(() => null);
-        if (!fh) continue;
+    const folders = (await fs.promises.readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory() && /^\.[^.]/.test(e.name)).map((e) => path.join(root, e.name));
+    for (const dir of [root, ...folders]) {
+      for (const sub of ['new', 'cur']) {
+        let names: string[];
         try {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-          const first = headerValues(buf.subarray(0, bytesRead), 'received')[0];
-          const id = first && /\(Hearth\)(?: with \S+)? id ([A-Z0-9.-]+)/.exec(first)?.[1];
-          if (id) found.add(id);
-        } finally {
-          await fh.close();
+          names = await fs.promises.readdir(path.join(dir, sub));
+        } catch {
+          continue;
+        }
+        for (const name of names) {
+          // Maildir names start with the delivery time in seconds
+          if (!(Number.parseInt(name, 10) >= since)) continue;
+          const fh = await fs.promises.open(path.join(dir, sub, name), 'r').catch(() => null);
+          if (!fh) continue;
+          try {
+            const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+            const first = headerValues(buf.subarray(0, bytesRead), 'received')[0];
+            const id = first && /\(Hearth\)(?: with \S+)? id ([A-Z0-9.-]+)/.exec(first)?.[1];
+            if (id) found.add(id);
+          } finally {
+            await fh.close();
+          }
         }
       }
     }

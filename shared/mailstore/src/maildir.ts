@@ -1,7 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { Account } from './account.ts';
 import { Folder } from './folder.ts';
+import { writeFileAtomic } from './lock.ts';
 import { MailStoreError, normalizeFolderName } from './names.ts';
 import { NO_QUOTA, type MailQuota } from './quota.ts';
 import { uniqueName } from './unique.ts';
@@ -132,6 +135,12 @@ export class MailStore {
    * first, and only when all are written do they move into place. Any failure (over quota,
    * a full disk, a missing folder) leaves no copy in any folder. Folders made for `create`
    * stay, empty, as Pigeonhole leaves them.
+   *
+   * A crash can also stop it between the first copy moved into place and the last. So before
+   * moving several copies it writes a journal beside the Maildir (`.hearth-ingest.<name>`, the
+   * copies' names, fsync'd) and removes it only after the last: `rollBackInterrupted` (run by
+   * SMTP's queue before it retries what a crash left pending) removes the copies a journal names,
+   * and the retry stores them all once. A journal gone means every copy is in place.
    */
   async ingestAll(address: string, raw: Buffer, targets: readonly IngestOptions[]): Promise<Ingested[]> {
     const account = await this.open(address);
@@ -150,11 +159,18 @@ export class MailStore {
     }
     const staged: { folder: string; opts: IngestOptions; tmp: string; name: string; box: Folder | null }[] = [];
     const done: Ingested[] = [];
+    let journal: string | null = null;
     try {
       for (const { opts, folder } of plans) {
         const box = opts.assignUid || opts.flags?.length || opts.internalDate ? await account.folder(folder) : null;
         const { tmp, name } = await this.stage(box ? box.dir : account.dirOf(folder), raw, opts.internalDate);
         staged.push({ folder, opts, tmp, name, box });
+      }
+      if (staged.length > 1) {
+        journal = path.join(this.mailboxPath(address), `${INGEST_JOURNAL}${staged[0]!.name}`);
+        const record: IngestJournal = { pid: process.pid, host: os.hostname(), copies: staged.map((s) => ({ dir: s.box ? s.box.dir : account.dirOf(s.folder), name: s.name })) };
+        await writeFileAtomic(journal, JSON.stringify(record));
+        await syncDir(path.dirname(journal));
       }
       for (const s of staged) {
         if (s.box) {
@@ -165,6 +181,7 @@ export class MailStore {
         }
         account.added(raw.length, 1);
       }
+      if (journal) await fs.promises.unlink(journal);
       return done;
     } catch (err) {
       // undo: copies already moved into place go (a reader sees them vanish as if expunged), temp files too
@@ -172,10 +189,44 @@ export class MailStore {
         await fs.promises.unlink(d.path).catch(() => {});
         account.added(-raw.length, -1);
       }
+      if (journal) await fs.promises.unlink(journal).catch(() => {});
       throw err;
     } finally {
       for (const s of staged) await fs.promises.unlink(s.tmp).catch(() => {});
     }
+  }
+
+  /**
+   * Undoes the ingestAll calls a crash stopped between their first and last copy (their journal
+   * is still there): every copy a journal names is removed from tmp/, new/ and cur/, so the
+   * caller's retry stores the message once in each folder. Journals of a process still running
+   * on this host are left alone, as are another host's for an hour. Returns how many it undid.
+   */
+  async rollBackInterrupted(address: string): Promise<number> {
+    const root = this.mailboxPath(address);
+    const names = (await fs.promises.readdir(root).catch(() => [] as string[])).filter((n) => n.startsWith(INGEST_JOURNAL) && !n.endsWith('.tmp'));
+    let undone = 0;
+    for (const n of names) {
+      const file = path.join(root, n);
+      const parsed = ingestJournal.safeParse(await readJson(file));
+      if (parsed.success) {
+        const j = parsed.data;
+        const stat = await fs.promises.stat(file).catch(() => null);
+        if (j.host === os.hostname() ? processAlive(j.pid) : stat !== null && Date.now() - stat.mtimeMs < FOREIGN_JOURNAL_MS) continue;
+        for (const c of j.copies) {
+          // the journal is ours: each copy is a directory of this mailbox and a Maildir base name
+          if (path.relative(root, c.dir).startsWith('..') || c.name.includes('/')) continue;
+          const cur = await fs.promises.readdir(path.join(c.dir, 'cur')).catch(() => [] as string[]);
+          const gone = [path.join(c.dir, 'tmp', c.name), path.join(c.dir, 'new', c.name), ...cur.filter((f) => f === c.name || f.startsWith(`${c.name}:`)).map((f) => path.join(c.dir, 'cur', f))];
+          for (const g of gone) await fs.promises.unlink(g).catch(() => {});
+        }
+        undone++;
+      }
+      await fs.promises.unlink(file).catch(() => {});
+    }
+    // the usage an opened account counted included the removed copies
+    if (undone > 0) this.accounts.delete(root);
+    return undone;
   }
 
   /** Delivery into a folder (created when missing); the path of the new file. */
@@ -244,5 +295,40 @@ export class MailStore {
       await dir.close();
     }
     return dest;
+  }
+}
+
+/** ingestAll's journal of a delivery of several copies, beside the Maildir, while they move into place */
+const INGEST_JOURNAL = '.hearth-ingest.';
+/** how long a journal written on another host (a replica sharing the file system) may be a delivery still running there */
+const FOREIGN_JOURNAL_MS = 60 * 60_000;
+
+const ingestJournal = z.object({ pid: z.number().int(), host: z.string(), copies: z.array(z.object({ dir: z.string(), name: z.string() })) });
+type IngestJournal = z.infer<typeof ingestJournal>;
+
+async function readJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fs.promises.readFile(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -244,4 +245,33 @@ test('session lock on a shared file system: a holder on another host counts whil
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a process killed between the copies of one ingestAll: rollBackInterrupted removes the copies in place, and the retry stores each once', async () => {
+  const dir = tmp();
+  const targets = [{ folder: 'A', create: true }, { folder: 'B', create: true, flags: ['\\Flagged'] }, {}];
+  // the child is killed (SIGKILL, no undo runs) as it moves the third copy into place (A, B in place)
+  const child = `
+    import fs from 'node:fs';
+    import { MailStore } from ${JSON.stringify(new URL("../src/index.ts", import.meta.url).href)};
+    const rename = fs.promises.rename;
+    let n = 0;
+    fs.promises.rename = async (a, b) => { if (/[/]new[/]/.test(String(b)) && ++n === 2) process.kill(process.pid, 'SIGKILL'); return rename(a, b); };
+    await new MailStore(${JSON.stringify(dir)}).ingestAll('u@example.test', Buffer.from(${JSON.stringify(msg('once').toString())}), ${JSON.stringify(targets)});`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], { encoding: 'utf8' });
+  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  const store = new MailStore(dir);
+  const root = store.mailboxPath('u@example.test');
+  const count = (folder: string): number => ['new', 'cur'].reduce((n, sub) => n + fs.readdirSync(path.join(folder === 'INBOX' ? root : path.join(root, `.${folder}`), sub)).length, 0);
+  assert.deepEqual([count('A'), count('B'), count('INBOX')], [1, 1, 0], 'the crash left two copies of three in place');
+  assert.equal(fs.readdirSync(root).filter((n) => n.startsWith('.hearth-ingest.')).length, 1, 'and its journal');
+  assert.equal(await store.rollBackInterrupted('u@example.test'), 1);
+  assert.deepEqual([count('A'), count('B'), count('INBOX')], [0, 0, 0]);
+  assert.equal(fs.readdirSync(path.join(root, '.A', 'tmp')).length + fs.readdirSync(path.join(root, '.B', 'tmp')).length, 0, 'no staged copy left');
+  await store.ingestAll('u@example.test', msg('once'), targets);
+  assert.deepEqual([count('A'), count('B'), count('INBOX')], [1, 1, 1]);
+  assert.equal(fs.readdirSync(root).filter((n) => n.startsWith('.hearth-ingest.')).length, 0, 'a finished ingest leaves no journal');
+  assert.equal(await store.rollBackInterrupted('u@example.test'), 0, 'nothing to undo once it finished');
+  assert.deepEqual([count('A'), count('B'), count('INBOX')], [1, 1, 1]);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
