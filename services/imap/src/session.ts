@@ -1369,9 +1369,13 @@ function ok(text: string): Reply {
  */
 const memos = new WeakMap<readonly number[], Map<string, Int32Array | string>>();
 
+/** Kept answers per UID array: a client cycling through many criteria starts the list over rather than growing it. */
+const MAX_MEMOS = 16;
+
 function memoOf(uids: readonly number[]): Map<string, Int32Array | string> {
   let m = memos.get(uids);
   if (!m) memos.set(uids, (m = new Map()));
+  else if (m.size >= MAX_MEMOS) m.clear();
   return m;
 }
 
