@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
@@ -25,6 +26,9 @@ function rsaKey(): { privateKey: string; dns: string } {
   return { privateKey, dns: `v=DKIM1; k=rsa; p=${publicKey.toString('base64')}` };
 }
 const origin = rsaKey();
+/** a key for Debian's python3-dkim to sign with (PKCS#1 PEM, which dkimpy reads) */
+const strictKey = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
+const strictDns = `v=DKIM1; k=rsa; p=${strictKey.publicKey.toString('base64')}`;
 const list = rsaKey();
 const rogueList = rsaKey();
 
@@ -46,6 +50,15 @@ before(async () => {
     'lists.rogue.test': 'v=spf1 ip4:127.0.0.46 -all',
     'arc._domainkey.lists.rogue.test': rogueList.dns,
     'flaky.test': 'v=spf1 ip4:127.0.0.41 -all',
+    // RFC 7489 3.1: adkim=s / aspf=s want the very From domain; relaxed ones the same organizational domain
+    'strict.test': 'v=spf1 ip4:127.0.0.41 -all',
+    'mail.strict.test': 'v=spf1 ip4:127.0.0.41 -all',
+    '_dmarc.strict.test': 'v=DMARC1; p=reject; adkim=s; aspf=s',
+    'sel._domainkey.strict.test': strictDns,
+    'relaxed.test': 'v=spf1 ip4:127.0.0.41 -all',
+    'mail.relaxed.test': 'v=spf1 ip4:127.0.0.41 -all',
+    '_dmarc.relaxed.test': 'v=DMARC1; p=reject',
+    'sel._domainkey.relaxed.test': strictDns,
     // RFC 7208 4.6.4: eleven DNS-querying terms are one too many
     'loop.test': `v=spf1 ${Array.from({ length: 11 }, (_, i) => `include:n${i}.loop.test`).join(' ')} -all`,
     ...Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`n${i}.loop.test`, 'v=spf1 ip4:192.0.2.1 -all'])),
@@ -73,6 +86,16 @@ async function originSigned(plain: string): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of new DKIM({ domainName: 'origin.test', keySelector: 'sel', privateKey: origin.privateKey }).sign(Readable.from([Buffer.from(plain, 'latin1')]))) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('latin1');
+}
+
+/** A DKIM signature by Debian's python3-dkim (dkimpy), an independent signer, for d=`domain`, s=sel. */
+function pythonSigned(plain: string, domain: string): string {
+  const keyFile = path.join(files, 'strict-key.pem');
+  fs.writeFileSync(keyFile, strictKey.privateKey);
+  const code = 'import sys, dkim\nm = sys.stdin.buffer.read()\nsys.stdout.buffer.write(dkim.sign(m, b"sel", sys.argv[1].encode(), open(sys.argv[2], "rb").read(), include_headers=[b"from", b"to", b"subject", b"date", b"message-id"]) + m)';
+  const r = spawnSync('/usr/bin/python3', ['-c', code, domain, keyFile], { input: Buffer.from(plain, 'latin1') });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  return r.stdout.toString('latin1');
 }
 
 function message(from: string, subject: string, extra = ''): string {
@@ -219,5 +242,30 @@ describe('ARC (RFC 8617)', () => {
   it('the same forward sealed by a list we do not trust is refused by p=reject', async () => {
     const r = await send('127.0.0.46', 'bounces@lists.rogue.test', await forwarded('lists.rogue.test', rogueList.privateKey, 'arc-rogue'));
     assert.match(r.out, /<\*\* 550 5\.7\.1 message rejected by the DMARC policy of origin\.test/);
+  });
+});
+
+describe('DMARC strict alignment (RFC 7489 3.1.1, 3.1.2) with python3-dkim signatures', () => {
+  it('adkim=s: a d=strict.test signature aligns with From strict.test but not with mail.strict.test (p=reject refuses); relaxed, the subdomain aligns', async () => {
+    const exact = await send('127.0.0.42', 'b@strict.test', pythonSigned(message('a@strict.test', 'strict-dkim-exact'), 'strict.test'));
+    assert.equal(exact.code, 0, exact.out);
+    assert.match(ourResults(await arrived('strict-dkim-exact')), /dkim=pass .*dmarc=pass |dmarc=pass .*dkim=pass /);
+    const sub = await send('127.0.0.42', 'b@strict.test', pythonSigned(message('a@mail.strict.test', 'strict-dkim-sub'), 'strict.test'));
+    assert.match(sub.out, /<\*\* 550 5\.7\.1 message rejected by the DMARC policy of strict\.test/);
+    const relaxed = await send('127.0.0.42', 'b@relaxed.test', pythonSigned(message('a@mail.relaxed.test', 'relaxed-dkim-sub'), 'relaxed.test'));
+    assert.equal(relaxed.code, 0, relaxed.out);
+    assert.match(ourResults(await arrived('relaxed-dkim-sub')), /dmarc=pass /);
+    assert.equal(delivered('strict-dkim-sub'), false);
+  });
+
+  it('aspf=s: an SPF pass for mail.strict.test does not align with From strict.test (refused); relaxed it does', async () => {
+    const strict = await send('127.0.0.41', 'x@mail.strict.test', message('a@strict.test', 'strict-spf-sub'));
+    assert.match(strict.out, /<\*\* 550 5\.7\.1 message rejected by the DMARC policy of strict\.test/);
+    const exact = await send('127.0.0.41', 'x@strict.test', message('a@strict.test', 'strict-spf-exact'));
+    assert.equal(exact.code, 0, exact.out);
+    assert.match(ourResults(await arrived('strict-spf-exact')), /dmarc=pass /);
+    const relaxed = await send('127.0.0.41', 'x@mail.relaxed.test', message('a@relaxed.test', 'relaxed-spf-sub'));
+    assert.equal(relaxed.code, 0, relaxed.out);
+    assert.match(ourResults(await arrived('relaxed-spf-sub')), /dmarc=pass /);
   });
 });
