@@ -55,12 +55,12 @@ interface Root {
 
 const byDate = (a: { date: number; uid: number }, b: { date: number; uid: number }): number => a.date - b.date || a.uid - b.uid;
 
+/** Children by sent date, then UID (step 6; a container's children are all real messages), sorted in place. */
+const byItemDate = (a: Container, b: Container): number => sentDate(a.item!) - sentDate(b.item!) || a.item!.uid - b.item!.uid;
+
 function sortedChildren(c: Container): Container[] {
-  if (c.children.length < 2) return c.children;
-  return c.children
-    .map((x) => ({ x, date: sentDate(x.item!), uid: x.item!.uid }))
-    .sort(byDate)
-    .map((e) => e.x);
+  if (c.children.length > 1) c.children.sort(byItemDate);
+  return c.children;
 }
 
 function isAncestor(node: Container, of: Container): boolean {
