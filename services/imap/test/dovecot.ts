@@ -46,6 +46,8 @@ export async function startDovecot(opts: {
    * processes are reused for later connections of the same user, no per-login stat storms.
    */
   tuned?: boolean;
+  /** serve ManageSieve (Debian's dovecot-managesieved, Pigeonhole scripts beside the Maildir) instead of IMAP */
+  managesieve?: boolean;
 }): Promise<Dovecot> {
   const { dir, maildir } = opts;
   const host = opts.host ?? '127.0.0.1';
@@ -62,7 +64,7 @@ export async function startDovecot(opts: {
     `base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${logFile}
-protocols = imap
+protocols = ${opts.managesieve ? 'sieve' : 'imap'}
 listen = ${host}
 ssl = no
 disable_plaintext_auth = no
@@ -80,7 +82,18 @@ userdb {
   args = uid=${mailUser} gid=${mailUser} home=${dir}/home
 }
 mail_location = maildir:${maildir}:INDEX=${dir}/index${opts.ownUidlist ? `:CONTROL=${dir}/index` : ''}
-service imap-login {
+${
+  opts.managesieve
+    ? `service managesieve-login {
+  inet_listener sieve {
+    port = ${port}
+  }
+  chroot =
+}
+plugin {
+  sieve = file:${dir}/home/sieve;active=${dir}/home/.dovecot.sieve
+}`
+    : `service imap-login {
   inet_listener imap {
     port = ${port}
   }
@@ -88,7 +101,8 @@ service imap-login {
     port = 0
   }
   chroot =
-${opts.tuned ? TUNED_LOGIN : ''}}
+${opts.tuned ? TUNED_LOGIN : ''}}`
+}
 ${opts.tuned ? TUNED_IMAP : ''}
 service anvil {
   chroot =

@@ -6,7 +6,8 @@ import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { Directory } from '@hearth/directory';
 import { createLogger } from '@hearth/log';
-import { runCommand, testEnv, type TestEnv } from '@hearth/testkit';
+import { runCommand, tempDir, testEnv, type TestEnv } from '@hearth/testkit';
+import { handToDovecot, startDovecot } from '../../imap/test/dovecot.ts';
 import { startManageSieve, type RunningManageSieve } from '../src/server.ts';
 import { SIEVE_CONNECTION_DEFAULTS } from '../src/settings.ts';
 
@@ -82,8 +83,8 @@ class Raw {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => (this.buf += d));
   }
-  static async connect(): Promise<Raw> {
-    const s = net.connect(server.port, '127.0.0.1');
+  static async connect(port = server.port): Promise<Raw> {
+    const s = net.connect(port, '127.0.0.1');
     await new Promise((r) => s.once('connect', r));
     return new Raw(s);
   }
@@ -185,4 +186,100 @@ test('fuzz: random bytes and broken commands never take the daemon down', { time
   assert.match(await c.response(), /^"IMPLEMENTATION" "Hearth"/);
   assert.match(await c.cmd('NOOP\r\n'), /^OK/);
   c.sock.destroy();
+});
+
+/**
+ * What Roundcube's managesieve plugin (PEAR Net_Sieve) sends when a user edits filters, in its
+ * order: after the greeting (and STARTTLS where offered, then the capabilities again)
+ * AUTHENTICATE PLAIN, LISTSCRIPTS, HAVESPACE before an upload, PUTSCRIPT with a non-synchronizing
+ * literal, CHECKSCRIPT, SETACTIVE, GETSCRIPT, RENAMESCRIPT, DELETESCRIPT, NOOP, LOGOUT.
+ */
+const ROUNDCUBE_SESSION = [
+  'LISTSCRIPTS\r\n',
+  'HAVESPACE "roundcube" 100\r\n',
+  'PUTSCRIPT "roundcube" {47+}\r\nrequire ["fileinto"];\r\nfileinto "Lists";\r\nstop;\r\n',
+  'PUTSCRIPT "broken" {24+}\r\nif true { keep; }\r\nstop\r\n',
+  'CHECKSCRIPT {24+}\r\nif true { keep; }\r\nstop\r\n',
+  'CHECKSCRIPT {6+}\r\nkeep;\r\n',
+  'SETACTIVE "roundcube"\r\n',
+  'SETACTIVE "missing"\r\n',
+  'LISTSCRIPTS\r\n',
+  'GETSCRIPT "roundcube"\r\n',
+  'RENAMESCRIPT "roundcube" "filters"\r\n',
+  'RENAMESCRIPT "missing" "other"\r\n',
+  'LISTSCRIPTS\r\n',
+  'DELETESCRIPT "filters"\r\n',
+  'SETACTIVE ""\r\n',
+  'DELETESCRIPT "filters"\r\n',
+  'GETSCRIPT "filters"\r\n',
+  'LISTSCRIPTS\r\n',
+  'NOOP "rc-1"\r\n',
+  'LOGOUT\r\n',
+];
+
+/** A response as RFC 5804 fixes it: data lines, then the status and its response code; the human-readable text dropped. */
+function normalized(response: string): string {
+  const m = /(^|\r\n)((OK|NO|BYE)( \([^)]*\))?)[^\r\n]*\r\n/.exec(response)!;
+  return `${response.slice(0, m.index + m[1]!.length)}${m[2]}`;
+}
+
+test('the Roundcube managesieve plugin\'s command sequence gets the answers Dovecot\'s managesieved (Pigeonhole) gives', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir('hearth-managesieve-dovecot-');
+  fs.chmodSync(dir, 0o755);
+  fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
+  handToDovecot(path.join(dir, 'mail'));
+  let dovecot;
+  try {
+    dovecot = await startDovecot({ dir, maildir: path.join(dir, 'mail'), login: USER.username, password: USER.password, managesieve: true });
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return t.skip(`dovecot-managesieved: ${(err as Error).message.split('\n')[0]}`);
+  }
+  t.after(async () => {
+    await dovecot.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const session = async (c: Raw, tls: boolean): Promise<string[]> => {
+    const greeting = await c.response();
+    // Net_Sieve reads IMPLEMENTATION, SASL, SIEVE and STARTTLS from the greeting; STARTTLS when offered (Hearth: required)
+    assert.match(greeting, /^"IMPLEMENTATION" "[^"]+"\r\n/m);
+    assert.match(greeting, /^"VERSION" "1\.0"\r$/m);
+    const caps = tls ? await c.starttls() : greeting;
+    assert.match(caps, /^"SASL" "PLAIN LOGIN"\r$/m);
+    assert.match(caps, /^"SIEVE" "[^"]*\bfileinto\b[^"]*"\r$/m);
+    assert.match(await c.cmd(`AUTHENTICATE "PLAIN" "${plain}"\r\n`), /^OK/);
+    const out: string[] = [];
+    for (const command of ROUNDCUBE_SESSION) out.push(normalized(await c.cmd(command)));
+    return out;
+  };
+  // a fresh mailbox for Hearth's side, as Dovecot's is
+  fs.rmSync(path.join(mailbox(), 'sieve'), { recursive: true, force: true });
+  fs.rmSync(path.join(mailbox(), '.dovecot.sieve'), { force: true });
+  const ours = await session(await Raw.connect(), true);
+  const theirs = await session(await Raw.connect(dovecot.port), false);
+  for (const [i, command] of ROUNDCUBE_SESSION.entries()) assert.equal(ours[i], theirs[i], command.split('\r\n')[0]);
+  // and what RFC 5804 says they are (§§2.4-2.11, 1.3)
+  assert.deepEqual(ours, [
+    'OK',
+    'OK',
+    'OK',
+    'NO',
+    'NO',
+    'OK',
+    'OK',
+    'NO (NONEXISTENT)',
+    '"roundcube" ACTIVE\r\nOK',
+    // the upload's literal is 47 bytes: the script ends at "stop;", the CRLF after it ends the command
+    '{47}\r\nrequire ["fileinto"];\r\nfileinto "Lists";\r\nstop;\r\nOK',
+    'OK',
+    'NO (NONEXISTENT)',
+    '"filters" ACTIVE\r\nOK',
+    'NO (ACTIVE)',
+    'OK',
+    'OK',
+    'NO (NONEXISTENT)',
+    'OK',
+    'OK (TAG "rc-1")',
+    'OK',
+  ]);
 });
