@@ -12,10 +12,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Directory } from '@hearth/directory';
 import { MailStore } from '@hearth/mailstore';
 import { ScriptStore } from '@hearth/sieve';
-import { formatRatio, freePort, interleave, spread, startDaemon, tempDir, testEnv, treeCpuSeconds, waitFor, writeBenchmarkSection } from '@hearth/testkit';
+import { formatRatio, interleave, spread, tempDir, treeCpuSeconds, waitFor, writeBenchmarkSection } from '@hearth/testkit';
+import { startHearthSmtp } from './hearth-smtp.ts';
 
 const N = Number(process.env.SIEVE_BENCH_N ?? 300);
 const ROUNDS = Number(process.env.SIEVE_BENCH_ROUNDS ?? 3);
@@ -169,46 +169,30 @@ async function sendAll(port: number, msgs: { from: string; raw: string }[]): Pro
 }
 
 async function startHearth(msgs: { from: string; raw: string }[]): Promise<Target> {
-  const mx = await freePort();
-  const t = await testEnv({
-    env: {
-      HEARTH_DOMAIN: DOMAIN,
-      HEARTH_SMTP_PORT: String(await freePort()),
-      HEARTH_SMTPS_PORT: String(await freePort()),
-      HEARTH_SMTP_INBOUND_PORT: String(mx),
-      HEARTH_SMTP_RATE_PER_IP: '0',
-      HEARTH_SMTP_RATE_PER_SENDER: '0',
-      HEARTH_LOG_LEVEL: 'info',
-    },
+  let root = '';
+  let scripts: ScriptStore | null = null;
+  const hearth = await startHearthSmtp(USER, {}, async (t) => {
+    const store = new MailStore(t.dataDir);
+    const account = await store.open(USER);
+    for (const f of FOLDERS) await account.createFolder(f);
+    root = store.mailboxPath(USER);
+    // the store ManageSieve's PUTSCRIPT writes to
+    scripts = new ScriptStore(root);
+    await scripts.put('bench', SCRIPT);
   });
-  const directory = await Directory.open(t.config);
-  await directory.addUser({ username: 'bench', email: USER, password: 'bench-password-1' });
-  await directory.addMailbox(USER, 'bench');
-  await directory.close();
-  const store = new MailStore(t.dataDir);
-  const account = await store.open(USER);
-  for (const f of FOLDERS) await account.createFolder(f);
-  const root = store.mailboxPath(USER);
-  // the store ManageSieve's PUTSCRIPT writes to
-  const scripts = new ScriptStore(root);
-  await scripts.put('bench', SCRIPT);
-  const daemon = await startDaemon('services/smtp/src/main.ts', t.env, (o) => o.includes('"msg":"ready"'), 60_000);
-  const pid = daemon.child.pid!;
+  const active = scripts!;
   return {
     root,
     async deliver(script) {
       emptyMail(root);
-      await scripts.setActive(script ? 'bench' : '');
-      const cpu0 = treeCpuSeconds(pid);
+      await active.setActive(script ? 'bench' : '');
+      const cpu0 = treeCpuSeconds(hearth.pid);
       const t0 = performance.now();
-      await sendAll(mx, msgs);
+      await sendAll(hearth.ports.mx, msgs);
       await waitFor(() => countMail(root) >= msgs.length || undefined, 600_000, 20);
-      return { seconds: (performance.now() - t0) / 1000, cpu: treeCpuSeconds(pid) - cpu0 };
+      return { seconds: (performance.now() - t0) / 1000, cpu: treeCpuSeconds(hearth.pid) - cpu0 };
     },
-    async stop() {
-      await daemon.stop();
-      await t.cleanup();
-    },
+    stop: () => hearth.stop(),
   };
 }
 

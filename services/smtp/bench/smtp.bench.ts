@@ -4,13 +4,16 @@
  *   (a) to the MX port for a local mailbox, delivered into a Maildir (fsync on in both), and
  *   (b) to the submission port from a trusted network, relayed to Postfix's smtp-sink.
  * Each figure runs until the last message is delivered (a) or handed to the sink (b).
+ * Rounds interleave the servers (Hearth, Postfix, Hearth, …): the median and range of the per-round
+ * ratios, and each server's CPU-seconds per message. A failed round is named and the bench exits 1.
+ * Knobs: BENCH_MESSAGES (default 10000), BENCH_ROUNDS (default 3), BENCH_WRITE=0.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Directory } from '@hearth/directory';
-import { freePort, REPO_ROOT, startDaemon, tempDir, testEnv } from '@hearth/testkit';
+import { formatRatio, freePort, interleave, spread, tempDir, treeCpuSeconds, writeBenchmarkSection, type RoundResult } from '@hearth/testkit';
+import { startHearthSmtp } from './hearth-smtp.ts';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10000);
 const SESSIONS = 20;
@@ -69,6 +72,8 @@ interface Target {
   /** port for (a) and (b) */
   mxPort: number;
   submissionPort: number;
+  /** CPU-seconds of the whole server so far (its process tree, reaped children included) */
+  cpu: () => number;
   delivered: () => number;
   queued: () => number;
   /** empties the Maildir between rounds */
@@ -81,40 +86,23 @@ function emptyDir(dir: string): void {
 }
 
 async function startHearth(sinkPort: number): Promise<Target> {
-  const ports = { smtp: await freePort(), smtps: await freePort(), mx: await freePort() };
-  const t = await testEnv({
-    env: {
-      HEARTH_DOMAIN: DOMAIN,
-      HEARTH_SMTP_PORT: String(ports.smtp),
-      HEARTH_SMTPS_PORT: String(ports.smtps),
-      HEARTH_SMTP_INBOUND_PORT: String(ports.mx),
-      HEARTH_SMTP_TRUSTED_NETWORKS: '127.0.0.1/32',
-      HEARTH_SMTP_RELAY: `smtp://127.0.0.1:${sinkPort}`,
-      HEARTH_SMTP_RATE_PER_IP: '0',
-      HEARTH_SMTP_RATE_PER_SENDER: '0',
-      HEARTH_LOG_LEVEL: 'info',
-      // fsyncs run on libuv's pool; 4 threads would serialise 20 sessions behind them
-      UV_THREADPOOL_SIZE: '16',
-    },
+  const hearth = await startHearthSmtp(MAILBOX, {
+    HEARTH_SMTP_TRUSTED_NETWORKS: '127.0.0.1/32',
+    HEARTH_SMTP_RELAY: `smtp://127.0.0.1:${sinkPort}`,
+    // fsyncs run on libuv's pool; 4 threads would serialise 20 sessions behind them
+    UV_THREADPOOL_SIZE: '16',
   });
-  const directory = await Directory.open(t.config);
-  await directory.addUser({ username: 'bench', email: MAILBOX, password: 'bench-password-1' });
-  await directory.addMailbox(MAILBOX, 'bench');
-  await directory.close();
-  const daemon = await startDaemon('services/smtp/src/main.ts', t.env, (o) => o.includes('"msg":"ready"'), 60000);
-  const maildir = path.join(t.dataDir, 'mail', DOMAIN, 'bench', 'new');
-  const spool = path.join(t.dataDir, 'queue', 'msg');
+  const maildir = path.join(hearth.env.dataDir, 'mail', DOMAIN, 'bench', 'new');
+  const spool = path.join(hearth.env.dataDir, 'queue', 'msg');
   return {
     name: 'hearth',
-    mxPort: ports.mx,
-    submissionPort: ports.smtp,
+    mxPort: hearth.ports.mx,
+    submissionPort: hearth.ports.submission,
+    cpu: () => treeCpuSeconds(hearth.pid),
     delivered: () => countFiles(maildir),
     queued: () => countFiles(spool),
     resetMaildir: () => emptyDir(maildir),
-    stop: async () => {
-      await daemon.stop();
-      await t.cleanup();
-    },
+    stop: () => hearth.stop(),
   };
 }
 
@@ -181,6 +169,7 @@ append_dot_mydomain = no
     name: 'postfix',
     mxPort: port,
     submissionPort: port,
+    cpu: () => treeCpuSeconds(Number(fs.readFileSync(path.join(queue, 'pid', 'master.pid'), 'utf8').trim())),
     delivered: () => countFiles(maildir),
     queued: () => ['incoming', 'active', 'deferred', 'maildrop', 'hold'].reduce((n, d) => n + countFiles(path.join(queue, d)), 0),
     resetMaildir: () => emptyDir(maildir),
@@ -191,66 +180,101 @@ append_dot_mydomain = no
   };
 }
 
+interface Figure {
+  rate: number;
+  seconds: number;
+  /** server CPU-seconds per message */
+  cpu: number;
+}
+
 interface Result {
-  a: number;
-  b: number;
+  a: Figure;
+  b: Figure;
+}
+
+/** One run of smtp-source against `t` until `done()`, with the server's CPU over it; errors name the figure. */
+async function figure(label: string, t: Target, port: number, to: string, done: () => boolean): Promise<Figure> {
+  const cpu0 = t.cpu();
+  try {
+    const r = await load(port, to, done);
+    return { ...r, cpu: (t.cpu() - cpu0) / MESSAGES };
+  } catch (err) {
+    throw new Error(`${label}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** One round of (a) and (b) against a target; each run waits for the previous one to drain. */
 async function round(t: Target): Promise<Result> {
   t.resetMaildir();
   // the queue check first: counting a Maildir of 10,000 files is the costly one
-  const a = await load(t.mxPort, MAILBOX, () => t.queued() === 0 && t.delivered() >= MESSAGES);
-  const b = await load(t.submissionPort, 'someone@remote.test', () => t.queued() === 0);
-  console.log(`${t.name.padEnd(8)} (a) MX → Maildir: ${a.rate.toFixed(0)} msgs/s (${a.seconds.toFixed(1)} s)   (b) relay → sink: ${b.rate.toFixed(0)} msgs/s (${b.seconds.toFixed(1)} s)`);
-  return { a: a.rate, b: b.rate };
+  const a = await figure(FIGURES.a, t, t.mxPort, MAILBOX, () => t.queued() === 0 && t.delivered() >= MESSAGES);
+  const b = await figure(FIGURES.b, t, t.submissionPort, 'someone@remote.test', () => t.queued() === 0);
+  console.error(`${t.name.padEnd(8)} (a) ${a.rate.toFixed(0)} msgs/s (${a.seconds.toFixed(1)} s, ${(a.cpu * 1000).toFixed(2)} ms CPU/msg)   (b) ${b.rate.toFixed(0)} msgs/s (${b.seconds.toFixed(1)} s, ${(b.cpu * 1000).toFixed(2)} ms CPU/msg)`);
+  return { a, b };
 }
 
-function writeSection(hearth: Result, postfix: Result, version: string, rounds: number): void {
-  const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
-  const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\nFigures from `npm run bench*` on the machine named in each section.\n';
-  const ratio = (x: number, y: number): string => `${(x / y).toFixed(2)}×`;
-  const section = `## SMTP
+const FIGURES = { a: '(a) MX → Maildir', b: '(b) relay → smtp-sink' } as const;
 
-Run ${new Date().toISOString().slice(0, 10)} on ${os.availableParallelism()} cores (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, against Postfix ${version} on the same machine in the same run.
-Load: Postfix's \`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${BODY} -d\` (${MESSAGES.toLocaleString('en')} messages of 10 KB over ${SESSIONS} parallel sessions). Each figure is messages over the time from the first connection until the last message is delivered, fsync on in both servers; both servers run side by side, rounds interleaved, best of ${rounds} per figure (the machine is shared):
-(a) to the MX port for one local mailbox, delivered into a Maildir (Postfix: \`virtual\`); (b) to the submission port from \`HEARTH_SMTP_TRUSTED_NETWORKS=127.0.0.1/32\` (Postfix: \`mynetworks\`), relayed to one \`smtp-sink\`.
-
-| | Hearth msgs/s | Postfix msgs/s | Hearth / Postfix |
-|---|---|---|---|
-| (a) MX → Maildir | ${hearth.a.toFixed(0)} | ${postfix.a.toFixed(0)} | ${ratio(hearth.a, postfix.a)} |
-| (b) relay → smtp-sink | ${hearth.b.toFixed(0)} | ${postfix.b.toFixed(0)} | ${ratio(hearth.b, postfix.b)} |
-
-Target: ≥ 0.5× Postfix on both, durability on (spool file and directory fsync'd before the 250; Maildir file and directory fsync'd).
-`;
-  const re = /## SMTP\n[\s\S]*?(?=\n## |$)/;
-  const next = re.test(existing) ? existing.replace(re, section.trimEnd() + '\n') : `${existing.trimEnd()}\n\n${section}`;
-  fs.writeFileSync(file, next);
+function table(rounds: RoundResult<Result>[][]): string {
+  const ok = rounds.filter((row) => row.every((r) => r.result));
+  const med = (xs: number[]): number => spread(xs)?.median ?? NaN;
+  const line = (k: 'a' | 'b'): string => {
+    const side = (i: number): Figure[] => ok.map((row) => row[i]!.result![k]);
+    const [h, p] = [side(0), side(1)];
+    const ratio = spread(ok.map((row) => row[0]!.result![k].rate / row[1]!.result![k].rate));
+    const cpuRatio = spread(ok.map((row) => row[1]!.result![k].cpu / row[0]!.result![k].cpu));
+    const ms = (fs: Figure[]): string => (med(fs.map((f) => f.cpu)) * 1000).toFixed(2);
+    return `| ${FIGURES[k]} | ${med(h.map((f) => f.rate)).toFixed(0)} | ${med(p.map((f) => f.rate)).toFixed(0)} | **${formatRatio(ratio)}** | ${ms(h)} / ${ms(p)} | ${formatRatio(cpuRatio)} |`;
+  };
+  return [
+    `| figure (${ok.length} rounds) | Hearth msgs/s (median) | Postfix msgs/s (median) | Hearth / Postfix: median (range) | server CPU ms per message, Hearth / Postfix | Postfix CPU / Hearth CPU |`,
+    '|---|---|---|---|---|---|',
+    line('a'),
+    line('b'),
+  ].join('\n');
 }
 
 need('smtp-source');
 need('smtp-sink');
 need('postfix');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** BENCHMARKS.md is rewritten only from a full-size run without failures (BENCH_WRITE=0 never). */
+const WRITE = process.env.BENCH_WRITE !== '0' && MESSAGES >= 10000 && ROUNDS >= 3;
 const version = spawnSync('postconf', ['-h', 'mail_version'], { encoding: 'utf8' }).stdout.trim();
+const loadStart = os.loadavg()[0]!;
 const sink = await startSink();
 const targets: Target[] = [];
 try {
   targets.push(await startHearth(sink.port), await startPostfix(sink.port));
-  // interleaved rounds, best of each: other load on the machine hits both alike
-  const best = new Map<string, Result>();
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const t of targets) {
-      const r = await round(t);
-      const prev = best.get(t.name);
-      best.set(t.name, { a: Math.max(r.a, prev?.a ?? 0), b: Math.max(r.b, prev?.b ?? 0) });
-    }
+  const rounds = await interleave<Result>(
+    targets.map((t) => ({ name: t.name, run: () => round(t) })),
+    ROUNDS,
+    (line) => console.error(line),
+  );
+  const loadEnd = os.loadavg()[0]!;
+  const body = table(rounds);
+  console.log(body);
+  console.log(`load average ${loadStart.toFixed(1)} → ${loadEnd.toFixed(1)}`);
+  const failed = rounds.flat().filter((r) => r.error);
+  if (failed.length) {
+    for (const f of failed) console.error(`FAILED: round ${f.round}, ${f.side}: ${f.error!.message}`);
+    console.error('BENCHMARKS.md left unchanged');
+    process.exitCode = 1;
+  } else if (WRITE) {
+    writeBenchmarkSection(
+      'SMTP',
+      `Run ${new Date().toISOString().slice(0, 10)} on ${os.availableParallelism()} cores (\`nproc\` = ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}, ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, against Postfix ${version} on the same machine in the same run: \`npm run bench:smtp\`.
+1-minute load average at start / end: ${loadStart.toFixed(1)} / ${loadEnd.toFixed(1)} (the machine is shared with other work: the rates move with it, the CPU per message much less).
+Load: Postfix's \`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${BODY} -d\` (${MESSAGES.toLocaleString('en')} messages of 10 KB over ${SESSIONS} parallel sessions). Each figure is messages over the time from the first connection until the last message is delivered, fsync on in both servers.
+${ROUNDS} rounds interleaved (Hearth, Postfix, Hearth, …); the ratio is the median and range of the per-round ratios. CPU: each server's whole process tree (Hearth's daemon; Postfix's master and every process it started and reaped), over each run, per message; \`smtp-source\` and \`smtp-sink\` are not counted on either side.
+(a) to the MX port for one local mailbox, delivered into a Maildir (Postfix: \`virtual\`); (b) to the submission port from \`HEARTH_SMTP_TRUSTED_NETWORKS=127.0.0.1/32\` (Postfix: \`mynetworks\`), relayed to one \`smtp-sink\`.
+
+${body}
+
+Target: ≥ 0.5× Postfix on both, durability on (spool file and directory fsync'd before the 250; Maildir file and directory fsync'd).`,
+    );
+    console.error('wrote the SMTP section of BENCHMARKS.md');
   }
-  const hearth = best.get('hearth')!;
-  const postfix = best.get('postfix')!;
-  console.log(`best of ${ROUNDS}: hearth ${hearth.a.toFixed(0)} / ${hearth.b.toFixed(0)} msgs/s, postfix ${postfix.a.toFixed(0)} / ${postfix.b.toFixed(0)} msgs/s`);
-  console.log(`ratio (a) ${(hearth.a / postfix.a).toFixed(2)}×   (b) ${(hearth.b / postfix.b).toFixed(2)}×`);
-  if (MESSAGES >= 10000) writeSection(hearth, postfix, version, ROUNDS);
 } finally {
   for (const t of targets) await t.stop().catch(() => {});
   sink.proc.kill();
