@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory } from '@hearth/directory';
 import { MailStore } from '@hearth/mailstore';
-import { freePort, median, memoryMiB, startDaemon, tempDir, treeCpuSeconds, writeBenchmarkSection } from '@hearth/testkit';
+import { freePort, interleave, median, memoryMiB, startDaemon, tempDir, treeCpuSeconds, writeBenchmarkSection } from '@hearth/testkit';
 import { handToDovecot, startDovecot } from '../test/dovecot.ts';
 
 const MESSAGES = Number(process.env.IMAP_BENCH_MESSAGES ?? 10_000);
@@ -183,17 +183,16 @@ interface Figure {
 }
 
 /**
- * Runs every figure `rounds` times on each side, alternating sides within each figure (A B A B …),
- * so both servers see the same machine load. Throws, naming the figure, side and round, when one fails.
+ * Runs every figure `rounds` times on each side with testkit's `interleave` (A B A B … within each
+ * figure), so both servers see the same machine load. Throws, naming the figure, side and round, when one fails.
  */
 async function interleaved(figures: Figure[], sides: Side[], rounds: number): Promise<Map<string, Sample[][]>> {
   const out = new Map<string, Sample[][]>();
   for (const f of figures) {
-    const perSide: Sample[][] = sides.map(() => []);
-    for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < sides.length; i++) {
-        const side = sides[i]!;
-        try {
+    const results = await interleave<Sample>(
+      sides.map((side) => ({
+        name: side.name,
+        run: async () => {
           const { run, done } = await f.prepare(side);
           try {
             const cpu0 = side.cpu();
@@ -201,17 +200,24 @@ async function interleaved(figures: Figure[], sides: Side[], rounds: number): Pr
             const { ops, bytes, latencies } = await run();
             const seconds = (performance.now() - t0) / 1000;
             const cpuSeconds = side.cpu() - cpu0;
-            perSide[i]!.push({ ops, seconds, cpuSeconds, bytes, meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length });
+            return { ops, seconds, cpuSeconds, bytes, meanMs: latencies.reduce((x, y) => x + y, 0) / latencies.length };
           } finally {
             done();
           }
-        } catch (err) {
-          throw new Error(`${f.label}: ${side.name}, round ${r + 1} of ${rounds} failed: ${(err as Error).message}`, { cause: err });
-        }
-      }
-      log(`  ${f.key} round ${r + 1}: ${sides.map((s, i) => `${s.name} ${rate(f, perSide[i]![r]!).toFixed(1)} ${f.unit}`).join(', ')}`);
+        },
+      })),
+      rounds,
+      log,
+    );
+    for (const row of results) {
+      const failed = row.find((r) => r.error);
+      if (failed) throw new Error(`${f.label}: ${failed.side}, round ${failed.round} of ${rounds} failed: ${failed.error!.message}`, { cause: failed.error });
+      log(`  ${f.key} round ${row[0]!.round}: ${row.map((r) => `${r.side} ${rate(f, r.result!).toFixed(1)} ${f.unit}`).join(', ')}`);
     }
-    out.set(f.key, perSide);
+    out.set(
+      f.key,
+      sides.map((_, i) => results.map((row) => row[i]!.result!)),
+    );
   }
   return out;
 }

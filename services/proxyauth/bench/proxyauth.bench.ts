@@ -17,7 +17,7 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Directory, type App } from '@hearth/directory';
-import { cpuSeconds, freePort, median, percentile, startDaemon, testEnv, writeBenchmarkSection } from '@hearth/testkit';
+import { cpuSeconds, freePort, interleave, median, percentile, startDaemon, testEnv, writeBenchmarkSection } from '@hearth/testkit';
 import { SESSION_COOKIE, SessionStore, appKey, loadMasterKey } from '../src/session.ts';
 
 interface CannonResult {
@@ -170,17 +170,17 @@ async function main(): Promise<void> {
 
     const loadStart = os.loadavg().map((x) => x.toFixed(1)).join(' ');
     for (const side of sides) await autocannon({ url: side.url, connections: CONNECTIONS, duration: 1, headers: side.headers }); // warm-up
-    const samples: Sample[][] = sides.map(() => []);
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [i, side] of sides.entries()) {
-        try {
-          samples[i]!.push(await measure(side));
-        } catch (err) {
-          throw new Error(`${side.name}, round ${round + 1} of ${ROUNDS} failed: ${(err as Error).message}`, { cause: err });
-        }
-      }
-      console.error(`round ${round + 1}: ${sides.map((s, i) => `${s.name} ${Math.round(samples[i]![round]!.rate)} req/s`).join(', ')}`);
+    const rounds = await interleave<Sample>(
+      sides.map((side) => ({ name: side.name, run: () => measure(side) })),
+      ROUNDS,
+      (line) => console.error(line),
+    );
+    for (const row of rounds) {
+      const failed = row.find((r) => r.error);
+      if (failed) throw new Error(`${failed.side}, round ${failed.round} of ${ROUNDS} failed: ${failed.error!.message}`, { cause: failed.error });
+      console.error(`round ${row[0]!.round}: ${row.map((r) => `${r.side} ${Math.round(r.result!.rate)} req/s`).join(', ')}`);
     }
+    const samples = sides.map((_, i) => rounds.map((row) => row[i]!.result!));
     const loadEnd = os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
     const [g, b, d] = samples as [Sample[], Sample[], Sample[]];
