@@ -18,7 +18,8 @@ before(async () => {
   stack = await startStack({ HEARTH_SMTP_RELAY: `smtp://127.0.0.1:${sink.port}`, HEARTH_SMTP_RETRY_DELAYS: '1' });
   await activate(
     USER.email,
-    `require ["fileinto", "mailbox", "imap4flags", "reject", "envelope", "subaddress", "variables"];
+    `require ["fileinto", "mailbox", "imap4flags", "reject", "envelope", "subaddress", "variables", "body"];
+if body :content "text/plain" :contains "Café menu" { fileinto :create "Food"; stop; }
 if header :contains "subject" "[report]" { fileinto :create "Reports"; stop; }
 if header :matches "subject" "urgent*" { addflag "\\\\Flagged"; keep; stop; }
 if envelope :detail "to" "lists" { fileinto :create "Lists"; stop; }
@@ -56,6 +57,22 @@ test('swaks deliveries that the active Sieve script files into folders (created 
 
   assert.equal((await send(USER.email, 'plain hello')).code, 0);
   await waitFor(() => filesIn('INBOX').length === 2 || undefined, 20_000);
+});
+
+test('body :content over SMTP: the text/plain part is read through its quoted-printable and ISO-8859-1; the same words only in the HTML part are not', { timeout: 60_000 }, async () => {
+  const mime = (subject: string, plain: string, html: string): string =>
+    [`From: someone@remote.test`, `To: ${USER.email}`, `Subject: ${subject}`, 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="b1"', '', '--b1', 'Content-Type: text/plain; charset=iso-8859-1', 'Content-Transfer-Encoding: quoted-printable', '', plain, '--b1', 'Content-Type: text/html; charset=utf-8', '', html, '--b1--', ''].join('\r\n');
+  const dir = fs.mkdtempSync(path.join(stack.env.dataDir, 'mime-'));
+  const sendMime = (name: string, data: string) => {
+    fs.writeFileSync(path.join(dir, name), data);
+    return swaks(['--port', String(stack.smtp.ports.smtpInbound), '--from', 'someone@remote.test', '--to', USER.email, '--data', `@${path.join(dir, name)}`]);
+  };
+  assert.equal((await sendMime('a.eml', mime('lunch plans', 'The Caf=E9 menu is attached.', '<p>see text</p>'))).code, 0);
+  await waitFor(() => filesIn('Food').length === 1 || undefined, 20_000);
+  assert.equal((await sendMime('b.eml', mime('html only', 'nothing here', '<p>The Café menu</p>'))).code, 0);
+  await waitFor(() => maildirMessages(stack.env.dataDir, USER.email).some((m) => m.includes('Subject: html only')) || undefined, 20_000);
+  assert.equal(filesIn('Food').length, 1);
+  assert.ok(!fs.readFileSync(filesIn('Food')[0]!, 'latin1').includes('html only'));
 });
 
 test('RCPT TO user+detail@domain reaches the user (recipient_delimiter "+"), and :detail sees "lists"', { timeout: 60_000 }, async () => {
