@@ -95,13 +95,20 @@ export function parseSection(text: string): Section {
   return { path, specifier, fields };
 }
 
+/** The part a section's part numbers name (the message itself for none); null when there is no such part. */
+export function partAt(root: MimePart, path: readonly number[]): MimePart | null {
+  let part: MimePart | undefined = root;
+  for (const [i, n] of path.entries()) {
+    part = childrenOf(part, i === 0)[n - 1];
+    if (!part) return null;
+  }
+  return part;
+}
+
 /** The bytes of BODY[section] (before any <partial>); empty when the part does not exist. */
 export function sectionBytes(buf: Buffer, root: MimePart, section: Section): Buffer {
-  let part: MimePart | undefined = root;
-  for (const [i, n] of section.path.entries()) {
-    part = childrenOf(part, i === 0)[n - 1];
-    if (!part) return Buffer.alloc(0);
-  }
+  const part = partAt(root, section.path);
+  if (!part) return Buffer.alloc(0);
   const { specifier } = section;
   if (specifier === '') return section.path.length === 0 ? buf.subarray(root.start, root.end) : buf.subarray(part.bodyStart, part.end);
   if (specifier === 'MIME') return buf.subarray(part.start, part.bodyStart);

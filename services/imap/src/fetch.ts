@@ -1,7 +1,7 @@
 import { asAtom, asList, parseNumber, ParseError, type Token } from './imap-parser.ts';
 import { parseSection, SectionError, type Section } from './bodystructure.ts';
 
-/** FETCH data items (RFC 3501 §6.4.5, RFC 7162 MODSEQ/CHANGEDSINCE), parsed from tokens. */
+/** FETCH data items (RFC 3501 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ/CHANGEDSINCE), parsed from tokens. */
 
 export type FetchItem =
   | { k: 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'MODSEQ' }
@@ -11,6 +11,16 @@ export type FetchItem =
       label: string;
       peek: boolean;
       section: Section;
+      partial: [number, number] | null;
+    }
+  | {
+      /** RFC 3516: a part's content with its transfer encoding undone; SIZE gives only its length */
+      k: 'BINARY' | 'BINARY.SIZE';
+      /** the response label before any <origin>, e.g. BINARY[1.2] */
+      label: string;
+      peek: boolean;
+      /** part numbers; empty for the whole message */
+      path: number[];
       partial: [number, number] | null;
     };
 
@@ -26,6 +36,12 @@ const MACROS: Record<string, string[]> = {
 };
 const SIMPLE = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'MODSEQ']);
 const SECTION_RE = /^(BODY|BODY\.PEEK)\[([^\]]*)\](?:<(\d+)\.(\d+)>)?$/i;
+/** section-binary is part numbers only (RFC 3516 §8); BINARY.SIZE takes no partial */
+const BINARY_RE = /^(BINARY|BINARY\.PEEK|BINARY\.SIZE)\[((?:[1-9]\d{0,5}\.)*[1-9]\d{0,5})?\](?:<(\d+)\.(\d+)>)?$/i;
+
+function partial(origin: string | undefined, count: string | undefined): [number, number] | null {
+  return origin !== undefined ? [parseNumber(origin, { allowZero: true }), parseNumber(count!)] : null;
+}
 
 function parseItem(raw: string): FetchItem {
   const upper = raw.toUpperCase();
@@ -33,6 +49,14 @@ function parseItem(raw: string): FetchItem {
   if (upper === 'RFC822') return { k: 'SECTION', label: 'RFC822', peek: false, section: { path: [], specifier: '', fields: [] }, partial: null };
   if (upper === 'RFC822.HEADER') return { k: 'SECTION', label: 'RFC822.HEADER', peek: true, section: { path: [], specifier: 'HEADER', fields: [] }, partial: null };
   if (upper === 'RFC822.TEXT') return { k: 'SECTION', label: 'RFC822.TEXT', peek: false, section: { path: [], specifier: 'TEXT', fields: [] }, partial: null };
+  const b = BINARY_RE.exec(raw);
+  if (b) {
+    const name = b[1]!.toUpperCase();
+    const path = b[2] ? b[2].split('.').map(Number) : [];
+    if (name === 'BINARY.SIZE' && b[3] !== undefined) throw new ParseError('BINARY.SIZE takes no partial');
+    const label = `${name === 'BINARY.SIZE' ? 'BINARY.SIZE' : 'BINARY'}[${b[2] ?? ''}]`;
+    return { k: name === 'BINARY.SIZE' ? 'BINARY.SIZE' : 'BINARY', label, peek: name !== 'BINARY', path, partial: partial(b[3], b[4]) };
+  }
   const m = SECTION_RE.exec(raw);
   if (!m) throw new ParseError(`unknown FETCH item: ${raw.slice(0, 60)}`);
   let section: Section;
@@ -42,8 +66,7 @@ function parseItem(raw: string): FetchItem {
     if (err instanceof SectionError) throw new ParseError(err.message);
     throw err;
   }
-  const partial: [number, number] | null = m[3] !== undefined ? [parseNumber(m[3], { allowZero: true }), parseNumber(m[4]!)] : null;
-  return { k: 'SECTION', label: `BODY[${m[2]}]`, peek: m[1]!.toUpperCase() === 'BODY.PEEK', section, partial };
+  return { k: 'SECTION', label: `BODY[${m[2]}]`, peek: m[1]!.toUpperCase() === 'BODY.PEEK', section, partial: partial(m[3], m[4]) };
 }
 
 export function parseFetch(args: Token[]): FetchRequest {

@@ -252,6 +252,11 @@ class Tokenizer {
     if (ch === '(') return this.list();
     if (ch === '"') return this.quoted();
     if (ch === '{') return this.literal();
+    // literal8 (RFC 3516 §8): binary content, framed like a literal
+    if (ch === '~' && this.text[this.pos + 1] === '{') {
+      this.pos++;
+      return this.literal();
+    }
     return this.atom();
   }
 

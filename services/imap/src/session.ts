@@ -3,7 +3,9 @@ import type { Logger } from '@hearth/log';
 import type { RequestResult, SessionIO } from '@hearth/lineserver';
 import {
   canonicalSystemFlag,
+  decodeMutf7,
   DELIMITER,
+  encodeMutf7,
   isNoSpace,
   mailLogin,
   MailStoreError,
@@ -11,16 +13,17 @@ import {
   stillAllowed,
   SYSTEM_FLAGS,
   type Account,
+  type AppendedMessage,
   type Folder,
   type FolderInfo,
   type MailStore,
   type MessageRecord,
   type Principal,
 } from '@hearth/mailstore';
-import { encodeBodyStructure, sectionBytes } from './bodystructure.ts';
+import { encodeBodyStructure, parseSection, partAt, sectionBytes, type Section } from './bodystructure.ts';
 import { envelope } from './envelope.ts';
 import { parseFetch } from './fetch.ts';
-import { atom, compactSet, continuation, encodeValue, orderedSet, status, tagged, toBuffer, untagged, type Value } from './imap-encoder.ts';
+import { atom, compactSet, raw, continuation, encodeValue, orderedSet, status, tagged, toBuffer, untagged, type Value } from './imap-encoder.ts';
 import {
   asAtom,
   asList,
@@ -37,7 +40,7 @@ import {
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
-import { parseMessage, toCrlf, type MimePart } from '@hearth/message';
+import { decodedContent, header, parseMessage, toCrlf, type MimePart } from '@hearth/message';
 import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
 import type { ImapSettings } from './settings.ts';
@@ -95,7 +98,7 @@ const ANY = new Set(['CAPABILITY', 'NOOP', 'LOGOUT', 'ID']);
 const NOTAUTH = new Set(['STARTTLS', 'AUTHENTICATE', 'LOGIN']);
 const AUTH = new Set([
   'SELECT', 'EXAMINE', 'CREATE', 'DELETE', 'RENAME', 'SUBSCRIBE', 'UNSUBSCRIBE', 'LIST', 'LSUB', 'STATUS', 'APPEND',
-  'NAMESPACE', 'ENABLE', 'IDLE', 'GETQUOTA', 'GETQUOTAROOT', 'SETQUOTA',
+  'NAMESPACE', 'ENABLE', 'IDLE', 'GETQUOTA', 'GETQUOTAROOT', 'SETQUOTA', 'COMPRESS',
 ]);
 const SELECTED = new Set([
   'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'SORT', 'THREAD', 'FETCH', 'STORE', 'COPY', 'MOVE',
@@ -122,6 +125,10 @@ export class Session {
   private account: Account | null = null;
   private view: View | null = null;
   private condstore = false;
+  /** ENABLE UTF8=ACCEPT (RFC 6855): mailbox names in UTF-8 both ways, APPEND UTF8 (...) */
+  private utf8Accept = false;
+  /** COMPRESS DEFLATE (RFC 4978) is on; it stays on for the connection */
+  private compressed = false;
   /** SEARCHRES (RFC 5182): the UIDs the last SEARCH RETURN (SAVE) kept, named `$` */
   private saved: ReadonlySet<number> = new Set();
   /** CONTEXT=SEARCH (RFC 5267 §4): searches kept up to date (RETURN (UPDATE)), by their command's tag */
@@ -164,7 +171,8 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT');
+      if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     }
     return caps.join(' ');
   }
@@ -327,6 +335,18 @@ export class Session {
         await this.flush();
         await this.io.startTls();
         return null;
+      case 'COMPRESS': {
+        if (args.length !== 1) throw new ParseError('COMPRESS takes one mechanism');
+        if (asAtom(args[0], 'mechanism').toUpperCase() !== 'DEFLATE') return { status: 'NO', text: 'Unknown compression mechanism', code: 'CANNOT' };
+        if (this.compressed) return { status: 'NO', text: 'Compression is already on', code: 'COMPRESSIONACTIVE' };
+        // The OK goes out uncompressed; everything after it, both ways, is DEFLATE (RFC 4978 §3).
+        await this.send(tagged(tag, 'OK', 'DEFLATE active'));
+        const written = this.flush();
+        this.io.startDeflate();
+        this.compressed = true;
+        await written;
+        return null;
+      }
       case 'LOGIN':
       case 'AUTHENTICATE':
         if (this.loginDisabled) return { status: 'NO', text: 'Use STARTTLS before logging in', code: 'PRIVACYREQUIRED' };
@@ -338,10 +358,10 @@ export class Session {
         return this.select(args, name === 'EXAMINE');
       case 'CREATE':
         // A trailing hierarchy delimiter only says the client means to create children (RFC 3501 §6.3.3).
-        await this.acct().createFolder(mailboxArg(args[0], true));
+        await this.acct().createFolder(this.mailboxArg(args[0], true));
         return ok('CREATE completed');
       case 'DELETE': {
-        const n = mailboxArg(args[0]);
+        const n = this.mailboxArg(args[0]);
         if (this.view && this.view.folder.name === n) {
           this.deselect();
           this.state = 'auth';
@@ -350,13 +370,13 @@ export class Session {
         return ok('DELETE completed');
       }
       case 'RENAME':
-        await this.acct().renameFolder(mailboxArg(args[0]), mailboxArg(args[1]));
+        await this.acct().renameFolder(this.mailboxArg(args[0]), this.mailboxArg(args[1]));
         return ok('RENAME completed');
       case 'SUBSCRIBE':
-        await this.acct().subscribe(mailboxArg(args[0]));
+        await this.acct().subscribe(this.mailboxArg(args[0]));
         return ok('SUBSCRIBE completed');
       case 'UNSUBSCRIBE':
-        await this.acct().unsubscribe(mailboxArg(args[0]));
+        await this.acct().unsubscribe(this.mailboxArg(args[0]));
         return ok('UNSUBSCRIBE completed');
       case 'LIST':
       case 'LSUB':
@@ -373,10 +393,11 @@ export class Session {
         const enabled: string[] = [];
         for (const t of args) {
           const cap = asAtom(t, 'capability').toUpperCase();
-          if (cap === 'CONDSTORE' && !enabled.includes(cap)) {
-            this.condstore = true;
-            enabled.push(cap);
-          }
+          if (enabled.includes(cap)) continue;
+          if (cap === 'CONDSTORE') this.condstore = true;
+          else if (cap === 'UTF8=ACCEPT') this.utf8Accept = true;
+          else continue;
+          enabled.push(cap);
         }
         if (args.length === 0) throw new ParseError('ENABLE needs a capability');
         await this.send(untagged(atom('ENABLED'), ...enabled.map(atom)));
@@ -386,10 +407,10 @@ export class Session {
         noArgs(args);
         return this.idle(tag);
       case 'GETQUOTAROOT': {
-        const n = mailboxArg(args[0]);
+        const n = this.mailboxArg(args[0]);
         if (!(await this.acct().exists(n))) no('No such mailbox', 'NONEXISTENT');
         const q = this.hasQuota();
-        await this.send(untagged(atom('QUOTAROOT'), n, ...(q ? [''] : [])));
+        await this.send(untagged(atom('QUOTAROOT'), this.shownName(n), ...(q ? [''] : [])));
         if (q) await this.send(await this.quotaResponse());
         return ok('GETQUOTAROOT completed');
       }
@@ -449,6 +470,23 @@ export class Session {
         return this.copy(args, name.startsWith('UID '), name.endsWith('MOVE'));
     }
     throw new CommandError('BAD', 'Unknown command');
+  }
+
+  /**
+   * A mailbox argument as the store names it: modified UTF-7, validated (8-bit names are refused),
+   * or after ENABLE UTF8=ACCEPT UTF-8, encoded to it (RFC 6855 §3). CREATE drops one trailing delimiter.
+   */
+  private mailboxArg(t: Token | undefined, creating = false): string {
+    const given = this.utf8Accept ? encodeMutf7(asUtf8(t, 'mailbox name')) : asString(t, 'mailbox name');
+    const name = creating && given.length > 1 && given.endsWith(DELIMITER) ? given.slice(0, -1) : given;
+    return checkedFolderName(name);
+  }
+
+  /** A stored folder name as this client reads it: a UTF-8 quoted string after ENABLE UTF8=ACCEPT (RFC 6855 §3), else as stored. */
+  private shownName(name: string): Value {
+    const text = this.utf8Accept ? decodeMutf7(name) : null;
+    if (text === null || /^[\x20-\x7e]*$/.test(text)) return text ?? name;
+    return raw(`"${Buffer.from(text.replace(/[\\"]/g, (c) => `\\${c}`), 'utf8').toString('latin1')}"`);
   }
 
   private acct(): Account {
@@ -517,7 +555,7 @@ export class Session {
   }
 
   private async select(args: Token[], readOnly: boolean): Promise<Reply> {
-    const name = mailboxArg(args[0]);
+    const name = this.mailboxArg(args[0]);
     if (args[1]) {
       for (const p of asList(args[1], 'select parameters')) {
         if (asAtom(p, 'select parameter').toUpperCase() === 'CONDSTORE') this.condstore = true;
@@ -832,7 +870,12 @@ export class Session {
     const subs = new Set(await acct.subscriptions());
     const onlySubscribed = lsub || selection.has('SUBSCRIBED');
     const showSubscribed = returns.has('SUBSCRIBED') || selection.has('SUBSCRIBED');
-    const res = patterns.map((p) => patternRegex(ref + p));
+    // After ENABLE UTF8=ACCEPT patterns are UTF-8 and match the decoded names (a modified UTF-7 prefix is no prefix of the name's).
+    const res = patterns.map((p) => patternRegex(this.utf8Accept ? Buffer.from(ref + p, 'latin1').toString('utf8') : ref + p));
+    const matching = (name: string): boolean => {
+      const shown = this.utf8Accept ? (decodeMutf7(name) ?? name) : name;
+      return res.some((re) => re.test(shown));
+    };
     const out: Buffer[] = [];
     // LIST (SUBSCRIBED) also names subscriptions whose mailbox is gone, as \NonExistent (RFC 5258 §3).
     const candidates: (FolderInfo & { nonExistent?: boolean })[] = [...folders];
@@ -843,7 +886,7 @@ export class Session {
     }
     const recursive = selection.has('RECURSIVEMATCH') && !lsub;
     for (const f of candidates) {
-      if (!res.some((re) => re.test(f.name))) continue;
+      if (!matching(f.name)) continue;
       const subscribed = f.name === 'INBOX' || subs.has(f.name);
       // RECURSIVEMATCH: a name that does not qualify itself but has a descendant that does (CHILDINFO).
       const childInfo = recursive && selection.has('SUBSCRIBED') && [...subs].some((n) => n.startsWith(f.name + DELIMITER));
@@ -853,7 +896,7 @@ export class Session {
       if (f.noSelect && !f.nonExistent) attrs.unshift('\\Noselect');
       if (f.specialUse) attrs.push(f.specialUse);
       if (showSubscribed && subscribed) attrs.push('\\Subscribed');
-      out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, f.name, ...(childInfo ? [['CHILDINFO', ['SUBSCRIBED']]] : [])));
+      out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, this.shownName(f.name), ...(childInfo ? [['CHILDINFO', ['SUBSCRIBED']]] : [])));
       // RFC 5819 §2: a mailbox whose status cannot be read (deleted meanwhile) just has no STATUS line.
       const st = statusOf && !f.noSelect ? await this.statusResponse(f.name, statusOf).catch(() => null) : null;
       if (st) out.push(st);
@@ -862,13 +905,13 @@ export class Session {
     if (lsub) {
       const shown = new Set<string>();
       for (const sub of subs) {
-        if (res.some((re) => re.test(sub))) continue;
+        if (matching(sub)) continue;
         const levels = sub.split(DELIMITER);
         for (let k = 1; k < levels.length; k++) {
           const parent = levels.slice(0, k).join(DELIMITER);
-          if (subs.has(parent) || shown.has(parent) || !res.some((re) => re.test(parent))) continue;
+          if (subs.has(parent) || shown.has(parent) || !matching(parent)) continue;
           shown.add(parent);
-          out.push(untagged(atom(cmd), [atom('\\Noselect')], DELIMITER, parent));
+          out.push(untagged(atom(cmd), [atom('\\Noselect')], DELIMITER, this.shownName(parent)));
         }
       }
     }
@@ -877,7 +920,7 @@ export class Session {
   }
 
   private async statusCmd(args: Token[]): Promise<Reply> {
-    const name = mailboxArg(args[0]);
+    const name = this.mailboxArg(args[0]);
     const items = statusItems(args[1]);
     await this.send(await this.statusResponse(name, items));
     return ok('STATUS completed');
@@ -897,7 +940,7 @@ export class Session {
       else if (item === 'UNSEEN') out.push(folder.messages.filter((m) => !m.flags.includes('\\Seen')).length);
       else out.push(folder.highestModseq);
     }
-    return untagged(atom('STATUS'), folder.name, out);
+    return untagged(atom('STATUS'), this.shownName(folder.name), out);
   }
 
   private hasQuota(): boolean {
@@ -915,26 +958,98 @@ export class Session {
     return untagged(atom('QUOTA'), '', resources);
   }
 
+  /**
+   * APPEND of one message or several (MULTIAPPEND, RFC 3502: all or none are added), each given
+   * as a literal or literal8 (RFC 3516), as CATENATE parts (RFC 4469) or as UTF8 (literal8) (RFC 6855).
+   */
   private async append(args: Token[]): Promise<Reply> {
-    const name = mailboxArg(args[0]);
+    const name = this.mailboxArg(args[0]);
+    const messages: AppendedMessage[] = [];
     let i = 1;
-    let flags: string[] = [];
-    let date: Date | undefined;
-    if (args[i]?.kind === 'list') flags = parseFlags(asList(args[i++]));
-    const maybeDate = args[i];
-    if (maybeDate?.kind === 'string' && !maybeDate.literal && args[i + 1]) {
-      date = parseDateTime(maybeDate.value.toString('latin1'));
-      i++;
-    }
-    const msg = args[i];
-    if (!msg || msg.kind !== 'string') throw new ParseError('APPEND needs a message literal');
-    if (args.length > i + 1) throw new ParseError('MULTIAPPEND is not supported');
-    if (msg.value.length === 0) no('Empty message');
-    if (msg.value.length > this.deps.settings.maxMessageBytes) no('Message too large', 'TOOBIG');
+    do {
+      let flags: string[] = [];
+      let date: Date | undefined;
+      if (args[i]?.kind === 'list') flags = parseFlags(asList(args[i++]));
+      const maybeDate = args[i];
+      if (maybeDate?.kind === 'string' && !maybeDate.literal && args[i + 1]) {
+        date = parseDateTime(maybeDate.value.toString('latin1'));
+        i++;
+      }
+      const { raw, next } = await this.appendData(args, i);
+      i = next;
+      if (raw.length === 0) no('Empty message');
+      if (raw.length > this.deps.settings.maxMessageBytes) no('Message too large', 'TOOBIG');
+      messages.push({ raw, flags, internalDate: date });
+    } while (i < args.length);
     const acct = this.acct();
     if (!(await acct.exists(name))) no('No such mailbox', 'TRYCREATE');
-    const added = await this.deps.store.ingest(acct.address, msg.value, { folder: name, flags, internalDate: date, assignUid: true });
-    return { status: 'OK', text: 'APPEND completed', code: `APPENDUID ${added.uidValidity} ${added.uid}` };
+    const added = await this.deps.store.appendAll(acct.address, name, messages);
+    return { status: 'OK', text: 'APPEND completed', code: `APPENDUID ${added[0]!.uidValidity} ${compactSet(added.map((a) => a.uid!))}` };
+  }
+
+  /** One message's data at args[i]: a literal, `CATENATE (...)` or `UTF8 (literal8)`; with the index after it. */
+  private async appendData(args: Token[], i: number): Promise<{ raw: Buffer; next: number }> {
+    const t = args[i];
+    if (t?.kind === 'string' && t.literal) return { raw: t.value, next: i + 1 };
+    const ext = t?.kind === 'atom' ? t.value.toUpperCase() : '';
+    if (ext === 'UTF8') {
+      // RFC 6855 §4: only once UTF8=ACCEPT is enabled
+      if (!this.utf8Accept) throw new ParseError('APPEND UTF8 needs ENABLE UTF8=ACCEPT');
+      const inner = asList(args[i + 1], 'UTF8 message');
+      if (inner.length !== 1 || inner[0]!.kind !== 'string' || !inner[0]!.literal) throw new ParseError('UTF8 takes one literal8');
+      return { raw: inner[0]!.value, next: i + 2 };
+    }
+    if (ext !== 'CATENATE') throw new ParseError('APPEND needs a message literal');
+    const parts = asList(args[i + 1], 'CATENATE parts');
+    if (parts.length === 0 || parts.length % 2) throw new ParseError('CATENATE parts are TEXT literal or URL url pairs');
+    const pieces: Buffer[] = [];
+    let size = 0;
+    for (let j = 0; j < parts.length; j += 2) {
+      const kind = asAtom(parts[j], 'CATENATE part').toUpperCase();
+      const value = parts[j + 1];
+      let piece: Buffer;
+      if (kind === 'TEXT' && value?.kind === 'string' && value.literal) piece = value.value;
+      else if (kind === 'URL') piece = await this.urlContent(asString(value, 'URL'));
+      else throw new ParseError('CATENATE parts are TEXT literal or URL url pairs');
+      size += piece.length;
+      // RFC 4469 §5: a result over the limit is TOOBIG
+      if (size > this.deps.settings.maxMessageBytes) no('Message too large', 'TOOBIG');
+      pieces.push(piece);
+    }
+    return { raw: Buffer.concat(pieces), next: i + 2 };
+  }
+
+  /**
+   * The bytes an IMAP URL (RFC 5092) names, for CATENATE: a message, or a section or range of
+   * one, in this account (`/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]`); an
+   * absolute URL, one to another account or one to nothing is BADURL (RFC 4469 §5).
+   */
+  private async urlContent(url: string): Promise<Buffer> {
+    const bad = (): never => no('URL does not name a message here', `BADURL ${url.replace(/[\]\r\n]/g, '')}`);
+    const m = IMAP_URL_PATH.exec(url);
+    if (!m) return bad();
+    let name: string;
+    let section: Section | null = null;
+    try {
+      name = normalizeFolderName(encodeMutf7(percentDecode(m[1]!)));
+      if (m[4] !== undefined) section = parseSection(percentDecode(m[4]));
+    } catch {
+      return bad();
+    }
+    const acct = this.acct();
+    if (!(await acct.exists(name))) return bad();
+    const folder = await acct.folder(name);
+    await folder.refresh();
+    if (m[2] !== undefined && Number(m[2]) !== folder.uidValidity) return bad();
+    const rec = folder.get(Number(m[3]));
+    if (!rec) return bad();
+    const raw = toCrlf(await folder.read(rec).catch(() => bad()));
+    let bytes = section ? sectionBytes(raw, parseMessage(raw), section) : raw;
+    if (m[5] !== undefined) {
+      const start = Number(m[5]);
+      bytes = bytes.subarray(Math.min(start, bytes.length), m[6] !== undefined ? Math.min(start + Number(m[6]), bytes.length) : bytes.length);
+    }
+    return bytes;
   }
 
   // ---- message commands ----
@@ -1143,7 +1258,7 @@ export class Session {
     let targets = this.messages(set, uid, expunged);
     if (req.changedSince !== null) targets = targets.filter((t) => t.rec.modseq > req.changedSince!);
     // Reading a body without PEEK sets \Seen (and the response then carries FLAGS).
-    const setsSeen = !v.readOnly && items.some((x) => x.k === 'SECTION' && !x.peek);
+    const setsSeen = !v.readOnly && items.some((x) => (x.k === 'SECTION' || x.k === 'BINARY') && !x.peek);
     const seenNow = new Set<number>();
     if (setsSeen) {
       const unseen = targets.filter((t) => !t.rec.flags.includes('\\Seen')).map((t) => t.uid);
@@ -1156,8 +1271,15 @@ export class Session {
         targets = targets.map((t) => ({ ...t, rec: v.folder.get(t.uid) ?? t.rec }));
       }
     }
-    const needsBody = items.some((x) => x.k === 'SECTION' || x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE');
-    const needsTree = items.some((x) => x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE' || (x.k === 'SECTION' && (x.section.specifier !== '' || x.section.path.length > 0)));
+    const needsBody = items.some((x) => x.k === 'SECTION' || x.k === 'BINARY' || x.k === 'BINARY.SIZE' || x.k === 'ENVELOPE' || x.k === 'BODY' || x.k === 'BODYSTRUCTURE');
+    const needsTree = items.some(
+      (x) =>
+        x.k === 'ENVELOPE' ||
+        x.k === 'BODY' ||
+        x.k === 'BODYSTRUCTURE' ||
+        (x.k === 'SECTION' && (x.section.specifier !== '' || x.section.path.length > 0)) ||
+        ((x.k === 'BINARY' || x.k === 'BINARY.SIZE') && x.path.length > 0),
+    );
     // Text accumulates in one string and literals as Buffers; written in ~64 KiB chunks.
     const chunks: (string | Buffer)[] = [];
     let text = '';
@@ -1168,15 +1290,16 @@ export class Session {
       size = 0;
       if (chunks.length) await this.sendPieces(chunks.splice(0));
     };
-    const literal = (bytes: Buffer): void => {
-      text += `{${bytes.length}}\r\n`;
+    const literal = (bytes: Buffer, binary = false): void => {
+      // decoded content with a NUL in it goes as a literal8 (RFC 3516 §4.2)
+      text += `${binary && bytes.includes(0) ? '~' : ''}{${bytes.length}}\r\n`;
       chunks.push(text, bytes);
       text = '';
       size += bytes.length;
     };
     const wantsFlags = items.some((x) => x.k === 'FLAGS');
     // each item's name and the space before its value (and before the name, after the first)
-    const names = items.map((item, j) => `${j ? ' ' : ''}${item.k === 'SECTION' ? item.label + (item.partial ? `<${item.partial[0]}>` : '') : item.k} `);
+    const names = items.map((item, j) => `${j ? ' ' : ''}${item.k === 'SECTION' || item.k === 'BINARY' || item.k === 'BINARY.SIZE' ? item.label + (item.partial ? `<${item.partial[0]}>` : '') : item.k} `);
     const wantsDate = items.some((x) => x.k === 'INTERNALDATE');
     const wantsSize = items.some((x) => x.k === 'RFC822.SIZE');
     let missing = expunged.count > 0;
@@ -1252,6 +1375,20 @@ export class Session {
             literal(bytes);
             break;
           }
+          case 'BINARY':
+          case 'BINARY.SIZE': {
+            let bytes = binaryContent(raw!, tree, item.path);
+            if (item.k === 'BINARY.SIZE') {
+              text += bytes.length;
+              break;
+            }
+            if (item.partial) {
+              const [start, count] = item.partial;
+              bytes = bytes.subarray(Math.min(start, bytes.length), Math.min(start + count, bytes.length));
+            }
+            literal(bytes, true);
+            break;
+          }
         }
       }
       if (seenNow.has(t.uid) && !wantsFlags) text += ` FLAGS ${this.flagsText(t.rec)}`;
@@ -1319,7 +1456,7 @@ export class Session {
   private async copy(args: Token[], uid: boolean, move: boolean): Promise<Reply> {
     if (move) this.writable();
     const set = asAtom(args[0], 'sequence set');
-    const dest = mailboxArg(args[1]);
+    const dest = this.mailboxArg(args[1]);
     if (args.length > 2) throw new ParseError('too many arguments');
     const targets = this.messages(set, uid);
     const acct = this.acct();
@@ -1337,6 +1474,24 @@ export class Session {
     if (code) await this.send(status('OK', 'Moved', code));
     return ok('MOVE completed');
   }
+}
+
+/**
+ * BINARY[part] (RFC 3516 §4.2): a leaf part's content with its transfer encoding undone, a
+ * multipart's or message's body as it is, the whole message for no part; an encoding it
+ * cannot undo fails the FETCH with UNKNOWN-CTE.
+ */
+/** Content-Transfer-Encodings BINARY can undo or serve as they are (none given is 7bit) */
+const KNOWN_CTE = new Set(['', '7bit', '8bit', 'binary', 'base64', 'quoted-printable']);
+
+function binaryContent(raw: Buffer, tree: MimePart | null, path: readonly number[]): Buffer {
+  if (path.length === 0) return raw;
+  const part = partAt(tree!, path);
+  if (!part) return Buffer.alloc(0);
+  if (part.parts.length || part.message) return raw.subarray(part.bodyStart, part.end);
+  const cte = (header(part, 'content-transfer-encoding') ?? '').trim().toLowerCase();
+  if (!KNOWN_CTE.has(cte)) no('Unknown Content-Transfer-Encoding', 'UNKNOWN-CTE');
+  return decodedContent(raw, part);
 }
 
 /** FETCH's `(flags)` text by a record's flag array (records never change; a flag change makes a new one). */
@@ -1418,16 +1573,23 @@ function storeErrorReply(err: MailStoreError): Reply {
   return { status: 'NO', text: err.message, code };
 }
 
-/** A mailbox argument: validated modified UTF-7 (8-bit names are refused); CREATE drops one trailing delimiter. */
-function mailboxArg(t: Token | undefined, creating = false): string {
-  const given = asString(t, 'mailbox name');
-  const name = creating && given.length > 1 && given.endsWith(DELIMITER) ? given.slice(0, -1) : given;
+/** A folder name as the store keeps it (modified UTF-7), or NO [CANNOT]. */
+function checkedFolderName(name: string): string {
   try {
     return normalizeFolderName(name);
   } catch (err) {
     if (err instanceof MailStoreError) throw new CommandError('NO', err.message, 'CANNOT');
     throw err;
   }
+}
+
+/** A relative IMAP URL to a message of this account (RFC 5092 §6: imessagepart with its optional partial). */
+const IMAP_URL_PATH = /^\/([^;?#/][^;?#]*?)(?:;UIDVALIDITY=([1-9]\d{0,9}))?\/;UID=([1-9]\d{0,9})(?:\/;SECTION=([^/;]+))?(?:\/;PARTIAL=(\d{1,10})(?:\.([1-9]\d{0,9}))?)?$/i;
+
+/** %XX escapes of a URL part as UTF-8 text (RFC 5092 §3: mailbox names and sections are UTF-8, %-escaped). */
+function percentDecode(s: string): string {
+  const bytes = Buffer.from(s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+  return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
 }
 
 const KEYWORD_RE = /^[^\s(){%*"\\\]\x00-\x1f\x7f-\xff]+$/;

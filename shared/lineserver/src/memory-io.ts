@@ -2,11 +2,12 @@ import type { SessionIO } from './transport.ts';
 
 /**
  * A SessionIO without a network, for driving a protocol session in unit tests: it keeps what the
- * session wrote, and STARTTLS simply marks it secure.
+ * session wrote, and STARTTLS simply marks it secure, COMPRESS compressed.
  */
 export class MemoryIO implements SessionIO {
   readonly written: Buffer[] = [];
   closed = false;
+  deflated = false;
   idleTimeoutMs: number | null = null;
 
   constructor(
@@ -20,6 +21,11 @@ export class MemoryIO implements SessionIO {
 
   async startTls(): Promise<void> {
     this.secure = true;
+  }
+
+  /** COMPRESS only marks it: what is written stays readable */
+  startDeflate(): void {
+    this.deflated = true;
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import zlib from 'node:zlib';
 
 /**
  * What a protocol session sees of its connection: no socket, so a session can be driven in a
@@ -10,6 +11,12 @@ export interface SessionIO {
   write(data: Buffer): Promise<void>;
   /** switches to TLS (STARTTLS/STLS/StartTLS); resolves once the handshake is done or the connection closed */
   startTls(): Promise<void>;
+  /**
+   * From now on both directions are raw DEFLATE streams (IMAP COMPRESS=DEFLATE, RFC 4978), each
+   * write flushed so the peer can read it at once. Call it synchronously after writing the last
+   * uncompressed response (its bytes are in the socket then), before anything else is written.
+   */
+  startDeflate(): void;
   /** ends gracefully */
   close(): void;
   /** the idle timeout from now on (e.g. longer once logged in) */
@@ -33,6 +40,8 @@ export interface TransportHooks {
 export class TlsUpgradableTransport implements SessionIO {
   #socket: net.Socket;
   #secure: boolean;
+  #deflate: zlib.DeflateRaw | null = null;
+  #inflate: zlib.InflateRaw | null = null;
   readonly remote: string | null;
 
   constructor(
@@ -56,22 +65,54 @@ export class TlsUpgradableTransport implements SessionIO {
 
   /** starts reading; call once the session that answers is in place */
   start(): void {
-    this.#socket.on('data', this.hooks.onData);
+    this.#socket.on('data', this.#receive);
   }
+
+  /** bytes from the socket: to the protocol's framer, through the inflater once compressed */
+  #receive = (data: Buffer): void => {
+    if (this.#inflate) this.#inflate.write(data);
+    else this.hooks.onData(data);
+  };
 
   write(data: Buffer): Promise<void> {
     const sock = this.#socket;
     return new Promise((resolve) => {
       if (sock.destroyed || !sock.writable) return resolve();
+      if (this.#deflate) {
+        // the flush never completes once the socket closes and the stream is destroyed
+        const closed = (): void => resolve();
+        sock.once('close', closed);
+        this.#deflate.write(data);
+        // a sync flush ends the compressed bytes on a boundary the peer can decode now
+        this.#deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+          sock.off('close', closed);
+          drained(sock, resolve);
+        });
+        return;
+      }
       if (sock.write(data)) return resolve();
-      const done = (): void => {
-        sock.off('drain', done);
-        sock.off('close', done);
-        resolve();
-      };
-      sock.once('drain', done);
-      sock.once('close', done);
+      drained(sock, resolve);
     });
+  }
+
+  startDeflate(): void {
+    if (this.#deflate) throw new Error('already compressed');
+    const sock = this.#socket;
+    const deflate = zlib.createDeflateRaw();
+    const inflate = zlib.createInflateRaw();
+    deflate.on('data', (chunk: Buffer) => {
+      if (!sock.destroyed && sock.writable) sock.write(chunk);
+    });
+    inflate.on('data', (chunk: Buffer) => this.hooks.onData(chunk));
+    // a peer whose stream does not inflate cannot be understood any more
+    inflate.on('error', () => sock.destroy());
+    deflate.on('error', () => sock.destroy());
+    sock.once('close', () => {
+      deflate.destroy();
+      inflate.destroy();
+    });
+    this.#deflate = deflate;
+    this.#inflate = inflate;
   }
 
   setIdleTimeout(ms: number): void {
@@ -82,7 +123,7 @@ export class TlsUpgradableTransport implements SessionIO {
     return new Promise((resolve) => {
       if (!this.opts.secureContext) throw new Error('no TLS certificate');
       this.hooks.beforeUpgrade();
-      this.#socket.off('data', this.hooks.onData);
+      this.#socket.off('data', this.#receive);
       const upgraded = new tls.TLSSocket(this.#socket, { isServer: true, secureContext: this.opts.secureContext });
       upgraded.on('error', () => upgraded.destroy());
       upgraded.once('secure', () => {
@@ -101,4 +142,16 @@ export class TlsUpgradableTransport implements SessionIO {
     sock.end();
     setTimeout(() => sock.destroy(), 2000).unref();
   }
+}
+
+/** resolves once the socket takes more (at once when it has room) or closes */
+function drained(sock: net.Socket, resolve: () => void): void {
+  if (!sock.writableNeedDrain) return resolve();
+  const done = (): void => {
+    sock.off('drain', done);
+    sock.off('close', done);
+    resolve();
+  };
+  sock.once('drain', done);
+  sock.once('close', done);
 }

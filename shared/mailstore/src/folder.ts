@@ -19,6 +19,15 @@ export interface MessageRecord {
   readonly modseq: number;
 }
 
+/** A message written to a folder's tmp/ and not yet in cur/. */
+export interface StagedMessage {
+  tmp: string;
+  /** its Maildir base name */
+  name: string;
+  size: number;
+  flags: readonly string[];
+}
+
 export type StoreMode = 'set' | 'add' | 'remove';
 
 const POLL_MS = 500;
@@ -325,32 +334,40 @@ export class Folder extends EventEmitter {
         await fh.close();
       }
       if (internalDate) await fs.promises.utimes(tmp, internalDate, internalDate);
-      return await this.commitStaged(tmp, name, raw.length, flags);
+      return (await this.commitStaged([{ tmp, name, size: raw.length, flags }]))[0]!;
     } finally {
       await fs.promises.unlink(tmp).catch(() => {});
     }
   }
 
-  /** Moves a message already written to tmp/ into cur/ with its flags and takes its UID, under the uidlist lock. */
-  async commitStaged(tmp: string, name: string, size: number, flags: readonly string[]): Promise<MessageRecord> {
+  /**
+   * Moves messages already written to tmp/ into cur/ with their flags and gives them UIDs, all
+   * under one hold of the uidlist lock and in one uidlist write: readers see all of them or none.
+   */
+  async commitStaged(staged: readonly StagedMessage[]): Promise<MessageRecord[]> {
     return this.locked(async () => {
-      const info = flagsToInfo(flags, this.keywordIndex);
-      const file = `${name}:2,${info}`;
-      const dest = path.join(this.dir, 'cur', file);
-      await fs.promises.rename(tmp, dest);
-      const rec: MessageRecord = { uid: this.uidNext++, base: name, file, info, flags: infoToFlags(info, this.keywords), modseq: ++this.highestModseq };
       const before = this.records;
-      this.setRecords([...before, rec]);
-      this.sizes.set(name, size);
+      const added: MessageRecord[] = [];
+      const moved: string[] = [];
       try {
+        for (const s of staged) {
+          const info = flagsToInfo(s.flags, this.keywordIndex);
+          const file = `${s.name}:2,${info}`;
+          const dest = path.join(this.dir, 'cur', file);
+          await fs.promises.rename(s.tmp, dest);
+          moved.push(dest);
+          added.push({ uid: this.uidNext++, base: s.name, file, info, flags: infoToFlags(info, this.keywords), modseq: ++this.highestModseq });
+          this.sizes.set(s.name, s.size);
+        }
+        this.setRecords([...before, ...added]);
         await this.commit();
       } catch (err) {
-        // the uidlist could not be written (a full disk): the message is not there, as if never appended
-        await fs.promises.unlink(dest).catch(() => {});
+        // a rename or the uidlist write failed (a full disk): none of them is there, as if never appended
+        for (const dest of moved) await fs.promises.unlink(dest).catch(() => {});
         this.setRecords(before);
         throw err;
       }
-      return rec;
+      return added;
     });
   }
 

@@ -1,4 +1,4 @@
-export { MailStore, type IngestOptions, type Ingested } from './maildir.ts';
+export { MailStore, type AppendedMessage, type IngestOptions, type Ingested } from './maildir.ts';
 export { loadMailQuota, NO_QUOTA, type MailQuota } from './quota.ts';
 export { Account, type FolderInfo, type Usage } from './account.ts';
 export { Folder, type MessageRecord, type StoreMode } from './folder.ts';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { Account } from './account.ts';
-import { Folder } from './folder.ts';
+import { Folder, type StagedMessage } from './folder.ts';
 import { writeFileAtomic } from './lock.ts';
 import { MailStoreError, normalizeFolderName } from './names.ts';
 import { NO_QUOTA, type MailQuota } from './quota.ts';
@@ -18,6 +18,13 @@ export interface IngestOptions {
   internalDate?: Date;
   /** take the UID now (IMAP APPEND answers APPENDUID) */
   assignUid?: boolean;
+}
+
+/** One message of an IMAP APPEND. */
+export interface AppendedMessage {
+  raw: Buffer;
+  flags?: readonly string[];
+  internalDate?: Date;
 }
 
 export interface Ingested {
@@ -174,8 +181,8 @@ export class MailStore {
       }
       for (const s of staged) {
         if (s.box) {
-          const rec = await s.box.commitStaged(s.tmp, s.name, raw.length, s.opts.flags ?? []);
-          done.push({ folder: s.folder, path: path.join(s.box.dir, 'cur', rec.file), uid: rec.uid, uidValidity: s.box.uidValidity });
+          const [rec] = await s.box.commitStaged([{ tmp: s.tmp, name: s.name, size: raw.length, flags: s.opts.flags ?? [] }]);
+          done.push({ folder: s.folder, path: path.join(s.box.dir, 'cur', rec!.file), uid: rec!.uid, uidValidity: s.box.uidValidity });
         } else {
           done.push({ folder: s.folder, path: await this.commitNew(account.dirOf(s.folder), s.tmp, s.name), uid: null, uidValidity: null });
         }
@@ -227,6 +234,32 @@ export class MailStore {
     // the usage an opened account counted included the removed copies
     if (undone > 0) this.accounts.delete(root);
     return undone;
+  }
+
+  /**
+   * Several messages into one existing folder, all or nothing (IMAP APPEND and MULTIAPPEND,
+   * RFC 3502 §6.3.11): the quota is checked for all of them together, each is written to tmp/,
+   * and they move into cur/ and take their UIDs in one step. Any failure leaves none of them.
+   */
+  async appendAll(address: string, folder: string, messages: readonly AppendedMessage[]): Promise<Ingested[]> {
+    const account = await this.open(address);
+    const name = normalizeFolderName(folder);
+    if (name !== 'INBOX' && !(await account.exists(name))) throw new MailStoreError(`no such mailbox: ${name}`, 'nonexistent');
+    const bytes = messages.reduce((n, m) => n + m.raw.length, 0);
+    await this.checkQuota(account, bytes, messages.length);
+    const box = await account.folder(name);
+    const staged: StagedMessage[] = [];
+    try {
+      for (const m of messages) {
+        const { tmp, name: base } = await this.stage(box.dir, m.raw, m.internalDate);
+        staged.push({ tmp, name: base, size: m.raw.length, flags: m.flags ?? [] });
+      }
+      const added = await box.commitStaged(staged);
+      account.added(bytes, added.length);
+      return added.map((rec) => ({ folder: name, path: path.join(box.dir, 'cur', rec.file), uid: rec.uid, uidValidity: box.uidValidity }));
+    } finally {
+      for (const s of staged) await fs.promises.unlink(s.tmp).catch(() => {});
+    }
   }
 
   /** Delivery into a folder (created when missing); the path of the new file. */

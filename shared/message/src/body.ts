@@ -14,7 +14,9 @@ export function decodedContent(buf: Buffer, part: MimePart): Buffer {
     return Buffer.from(
       bytes
         .toString('latin1')
-        .replace(/[ \t]*=\r?\n/g, '')
+        // trailing blanks of a line were added in transport (RFC 2045 §6.7 rule 3); blanks before a soft break's "=" are content
+        .replace(/[ \t]+(?=\r?\n)/g, '')
+        .replace(/=\r?\n/g, '')
         .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
       'latin1',
     );
