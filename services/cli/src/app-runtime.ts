@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import type { HearthConfig } from '@hearth/config';
 import type { App, Directory } from '@hearth/directory';
-import { appEnv, requireApp, type AppDeployer } from '@hearth/provisioning';
-import { AppRuntime, containerLogs, EngineError, execInApp, markCertApplied, runtimeApp, taskRuns, writeAppCert, type RuntimeApp } from '@hearth/runtime';
+import { appLogContainer, appStatus, engineRuntime, requireApp, runnableApp, type AppDeployer } from '@hearth/provisioning';
+import { AppRuntime, containerLogs, EngineError, execInApp, markCertApplied, runtimeApp, taskRuns, writeAppCert } from '@hearth/runtime';
 import type { Command } from './commands.ts';
 import { printFields, printJson, printTable, UsageError } from './output.ts';
 
@@ -27,19 +27,6 @@ export async function removeAppContainers(config: HearthConfig, app: App): Promi
   await runtime.remove(app.id);
 }
 
-function runnable(config: HearthConfig, directory: Directory, id: string): RuntimeApp {
-  const app = requireApp(directory, id);
-  const r = runtimeApp(app, appEnv(config, directory, id));
-  if (!r) throw new EngineError(`app ${id} has no image; install it with --image <ref> (or dockerImage in its manifest) to run it`);
-  return r;
-}
-
-async function withRuntime(config: HearthConfig): Promise<AppRuntime> {
-  const runtime = new AppRuntime(config);
-  await runtime.requireEngine();
-  return runtime;
-}
-
 export const APP_RUNTIME_COMMANDS: Command[] = [
   ...(['start', 'stop', 'restart'] as const).map(
     (verb): Command => ({
@@ -47,8 +34,8 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
       usage: '<appId>',
       args: 1,
       async run({ config, directory, args }) {
-        const app = runnable(config, await directory(), args[0]!);
-        await (await withRuntime(config))[verb](app.id);
+        const app = runnableApp(config, await directory(), args[0]!);
+        await (await engineRuntime(config))[verb](app.id);
         out(`${verb === 'stop' ? 'stopped' : `${verb}ed`} app ${app.id}`);
       },
     }),
@@ -58,16 +45,14 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
     usage: '<appId> [--json]',
     args: 1,
     async run({ config, directory, values, args }) {
-      const app = runnable(config, await directory(), args[0]!);
-      const runtime = await withRuntime(config);
-      const state = await runtime.state(app.id);
-      const health = state.state === 'running' ? await runtime.health(app) : 'not running';
+      const app = runnableApp(config, await directory(), args[0]!);
+      const runtime = await engineRuntime(config);
+      const view = await appStatus(runtime, app);
       const runs = await taskRuns(runtime, app.id);
       const tasks = Object.entries(tasksOf(await directory(), app.id)).map(([name, t]) => {
         const last = runs.find((r) => r.task === name);
         return { name, schedule: t.schedule, command: t.command, lastRun: last ? { due: last.due, container: last.container, state: last.state, startedAt: last.startedAt, finishedAt: last.finishedAt, exitCode: last.exitCode } : null };
       });
-      const view = { id: app.id, image: app.image, container: state.container, state: state.state, health, restarts: state.restarts, startedAt: state.startedAt, finishedAt: state.finishedAt, exitCode: state.exitCode };
       if (values.json) return printJson({ ...view, tasks });
       printFields(Object.entries(view));
       if (tasks.length) {
@@ -85,10 +70,10 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
     args: 1,
     options: { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, task: { type: 'string' } },
     async run({ config, directory, values, args }) {
-      const app = runnable(config, await directory(), args[0]!);
+      const app = runnableApp(config, await directory(), args[0]!);
       const tail = values.tail === undefined ? undefined : Number(values.tail);
       if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new UsageError('--tail must be a number of lines');
-      const runtime = await withRuntime(config);
+      const runtime = await engineRuntime(config);
       let container: string;
       if (typeof values.task === 'string') {
         // A task's log is its last run's output (`app status` says when that was and how it ended).
@@ -97,9 +82,7 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
         if (!last) throw new EngineError(`task ${values.task} of app ${app.id} has not run yet`);
         container = last.container;
       } else {
-        const state = await runtime.state(app.id);
-        if (state.state === 'absent') throw new EngineError(`app ${app.id} has no container; run hearth app install again`);
-        container = state.container;
+        container = await appLogContainer(runtime, app.id);
       }
       await containerLogs(runtime, container, { follow: Boolean(values.follow), tail }, process);
     },
@@ -109,8 +92,8 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
     usage: '<appId> [-- command args…]',
     args: [1, Infinity],
     async run({ config, directory, args }) {
-      const app = runnable(config, await directory(), args[0]!);
-      return execInApp(await withRuntime(config), app, args.slice(1), process);
+      const app = runnableApp(config, await directory(), args[0]!);
+      return execInApp(await engineRuntime(config), app, args.slice(1), process);
     },
   },
   {

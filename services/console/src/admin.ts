@@ -5,6 +5,7 @@ import { done, Refusal, userError, view, type RequestContext, type Result, type 
 import { CONSOLE_APP_ID } from './signin.ts';
 import { sessionCounts, signOutEverywhere } from './sessions-page.ts';
 import { serviceStatus } from './status.ts';
+import { runAppAction, runtimeSection } from './app-runtime-page.ts';
 
 /** Administration (role admin or owner): every action the `hearth` CLI has, through the same directory and provisioning code. */
 
@@ -294,7 +295,7 @@ export function maskEnv(name: string, value: string): string {
   return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1••••••••@');
 }
 
-function appPage(c: RequestContext, o: { reveal?: boolean; error?: string } = {}): Result {
+async function appPage(c: RequestContext, o: { reveal?: boolean; error?: string } = {}): Promise<Result> {
   const app = c.directory.app(c.params[0]!);
   if (!app) return notFound(c, 'app');
   const csrf = c.session.record.csrf;
@@ -311,7 +312,8 @@ ${env.length ? html`<div class="table" tabindex="0" role="region" aria-label="Ta
 ${o.reveal ? html`<a href="${base}">Hide secrets</a>` : postButton(`${base}/env`, csrf, 'Show secrets', { kind: 'secondary' })}
 ${postButton(`${base}/rotate`, csrf, 'Rotate credentials', { kind: 'secondary' })}
 ${app.id === CONSOLE_APP_ID ? '' : html`<a href="${base}/uninstall">Uninstall…</a>`}
-</div>`,
+</div>
+${await runtimeSection(c, app.id)}`,
     { error: o.error, current: '/admin/apps' },
   );
 }
@@ -559,6 +561,22 @@ export const adminRoutes: Route[] = [
   { method: 'GET', path: new RegExp(`^/admin/apps/${U}$`), admin: true, handler: (c) => appPage(c) },
   { method: 'POST', path: new RegExp(`^/admin/apps/${U}/env$`), admin: true, handler: (c) => appPage(c, { reveal: true }) },
   { method: 'POST', path: new RegExp(`^/admin/apps/${U}/rotate$`), admin: true, handler: rotate },
+  ...(['start', 'stop', 'restart'] as const).map(
+    (verb): Route => ({
+      method: 'POST',
+      path: new RegExp(`^/admin/apps/${U}/${verb}$`),
+      admin: true,
+      handler: async (c) => {
+        if (!c.directory.app(c.params[0]!)) return notFound(c, 'app');
+        try {
+          await runAppAction(c, verb);
+        } catch (err) {
+          return appPage(c, { error: userError(err) });
+        }
+        return done(`/admin/apps/${encodeURIComponent(c.params[0]!)}`, `app-${verb}`);
+      },
+    }),
+  ),
   { method: 'GET', path: new RegExp(`^/admin/apps/${U}/uninstall$`), admin: true, handler: (c) => uninstallPage(c) },
   { method: 'POST', path: new RegExp(`^/admin/apps/${U}/uninstall$`), admin: true, handler: uninstall },
   { method: 'GET', path: /^\/admin\/mailboxes$/, admin: true, handler: (c) => mailboxesPage(c) },

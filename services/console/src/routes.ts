@@ -1,9 +1,11 @@
 import type http from 'node:http';
-import type { HearthConfig } from '@hearth/config';
+import { ConfigError, type HearthConfig } from '@hearth/config';
 import { DirectoryError, ValidationError, type Directory, type User } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { OidcStorage } from '@hearth/oidc/storage';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
+import { EngineError } from '@hearth/runtime';
+import { BackupError } from '@hearth/backup';
 import type { Form } from './http.ts';
 import { page, type Html, type Shell } from './pages/layout.ts';
 import type { ConsoleSessions, Session } from './session.ts';
@@ -66,6 +68,10 @@ export const NOTICES: Record<string, string> = {
   'app-installed': 'App installed.',
   'app-rotated': 'New credentials issued; restart the app so it reads them.',
   'app-uninstalled': 'App uninstalled.',
+  'app-start': 'App started.',
+  'app-stop': 'App stopped.',
+  'app-restart': 'App restarted.',
+  'backup-created': 'Backup created.',
   'mailbox-added': 'Mailbox added.',
   'mailbox-deleted': 'Mailbox deleted.',
   'queue-retry': 'Delivery will be attempted now.',
@@ -92,6 +98,6 @@ export class Refusal extends Error {}
 
 /** The user's message for a refused change: these errors are one clear line already; anything else is a bug and propagates. */
 export function userError(err: unknown): string {
-  if (err instanceof ValidationError || err instanceof DirectoryError || err instanceof ProvisionError || err instanceof ManifestError || err instanceof Refusal) return err.message;
+  if (err instanceof ValidationError || err instanceof DirectoryError || err instanceof ProvisionError || err instanceof ManifestError || err instanceof Refusal || err instanceof EngineError || err instanceof BackupError || err instanceof ConfigError) return err.message;
   throw err;
 }

@@ -18,6 +18,7 @@ import { selfRoutes } from './self.ts';
 import { sessionRoutes } from './sessions-page.ts';
 import { sshKeyRoutes } from './ssh-keys.ts';
 import { importRoutes } from './import-page.ts';
+import { backupRoutes } from './backups-page.ts';
 import { ConsoleSessions, type Session } from './session.ts';
 import type { ConsoleSettings } from './settings.ts';
 import { consoleCredentials, registerConsoleClient, userOfSubject } from './signin.ts';
@@ -49,7 +50,7 @@ interface LoginState {
 }
 
 /** Console areas, the request metrics' route label ("admin/users", "profile", …); anything else is "other". */
-const AREAS = new Set(['profile', 'password', '2fa', 'sessions', 'passkeys', 'login', 'callback', 'signed-out', 'logout', 'healthz', 'static', 'admin', 'admin/users', 'admin/groups', 'admin/apps', 'admin/mailboxes', 'admin/queue', 'admin/audit', 'admin/status']);
+const AREAS = new Set(['profile', 'password', '2fa', 'sessions', 'passkeys', 'login', 'callback', 'signed-out', 'logout', 'healthz', 'static', 'admin', 'admin/users', 'admin/groups', 'admin/apps', 'admin/mailboxes', 'admin/queue', 'admin/audit', 'admin/status', 'admin/backups']);
 
 function consoleRoute(req: http.IncomingMessage): string {
   const [first = '', second = ''] = (req.url ?? '').split('?', 1)[0]!.split('/').slice(1);
@@ -75,7 +76,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const csp = contentSecurityPolicy(config.oidcIssuer);
   const oidcStorage = await openOidcStorage(config, directory.store);
   const services: Services = { config, directory, logger, settings, sessions, oidcStorage };
-  const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...sshKeyRoutes, ...importRoutes, ...adminRoutes];
+  const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...sshKeyRoutes, ...importRoutes, ...backupRoutes, ...adminRoutes];
   const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);
 
   await registerConsoleClient(config, directory, settings.publicUrl, logger);

@@ -1,15 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { REPO_ROOT } from '@hearth/testkit';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+import type { Browser } from 'playwright-core';
+import { axeViolations as audit, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
 /** axe-core on every console page (and the provider's login page), at desktop and phone widths: no serious or critical violation. */
-
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let stack: ConsoleStack;
 let browser: Browser;
@@ -31,20 +28,6 @@ after(async () => {
   await browser?.close();
   await stack?.close();
 });
-
-interface Violation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-/** The page's serious and critical violations (axe injected through the debugger, which the page's CSP does not govern). */
-async function audit(page: Page): Promise<string[]> {
-  await page.evaluate(AXE_SOURCE);
-  const result = (await page.evaluate('axe.run(document, { resultTypes: ["violations"] })')) as { violations: Violation[] };
-  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
 
 const PAGES = [
   '/',
@@ -69,6 +52,7 @@ const PAGES = [
   '/admin/queue',
   '/admin/audit',
   '/admin/status',
+  '/admin/backups',
 ];
 
 for (const viewport of [

@@ -4,19 +4,25 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { waitFor } from '@hearth/testkit';
+import { busyboxImage, derivedImage, docker, dockerEnv, hearth, removeAppLeftovers, requireDocker, waitFor } from '@hearth/testkit';
 import type { Browser } from 'playwright-core';
-import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+import { axeViolations, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
 /**
  * What the CLI does, from the console without JavaScript: user and group import (dry run, the
  * per-line report, all or nothing) and SSH keys (self-service and admin), with fingerprints as
- * ssh-keygen prints them; a non-admin gets 403 and no data.
+ * ssh-keygen prints them; an app's container started, stopped and its log read on a real Docker
+ * engine; a backup created in a temporary restic repository and listed (read back with restic
+ * itself); a non-admin gets 403 and no data.
  */
 
 let stack: ConsoleStack;
 let browser: Browser;
 let tmp: string;
+let repo: string;
+let passwordFile: string;
+let image: string;
+const appId = `cp${Date.now().toString(36)}`;
 
 /** A fresh ed25519 key from ssh-keygen: its public line and the fingerprint ssh-keygen -l prints. */
 function sshKey(comment: string): { line: string; fingerprint: string } {
@@ -26,18 +32,40 @@ function sshKey(comment: string): { line: string; fingerprint: string } {
   return { line: fs.readFileSync(`${file}.pub`, 'utf8').trim(), fingerprint };
 }
 
+/** axe-core's serious violations on a page as root sees it, in a context with JavaScript on (axe runs in the page). */
+async function axeOn(url: string): Promise<string[]> {
+  const context = await browser.newContext();
+  try {
+    const page = await signIn(context, stack, 'root');
+    await page.goto(url);
+    return await axeViolations(page);
+  } finally {
+    await context.close();
+  }
+}
+
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'console-parity-'));
-  stack = await startConsoleStack(async (d) => {
-    await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
-    await d.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
-  });
+  repo = path.join(tmp, 'repo');
+  passwordFile = path.join(tmp, 'restic-password');
+  fs.writeFileSync(passwordFile, 'correct horse battery staple\n', { mode: 0o600 });
+  requireDocker();
+  image = derivedImage(busyboxImage(), { cmd: 'echo "hello from $CLOUDRON_APP_DOMAIN" && exec sleep 300' });
+  stack = await startConsoleStack(
+    async (d) => {
+      await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
+      await d.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
+    },
+    { env: { ...dockerEnv(), HEARTH_BACKUP_REPOSITORY: repo, HEARTH_BACKUP_PASSWORD_FILE: passwordFile, HEARTH_BACKUP_SCHEDULE: 'off' } },
+  );
   browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   await stack?.close();
+  removeAppLeftovers(appId);
+  if (image) docker(['rmi', image]);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -146,4 +174,65 @@ test('a user adds and deletes their own SSH key; an admin manages anyone’s; fi
   await adminPage.getByText('SSH key deleted.').waitFor();
   assert.equal((await stack.directory.sshKeys('bob')).length, 0);
   await admin.close();
+});
+
+test('an admin starts and stops an app’s container and reads its log, as hearth app start|stop|status|logs', async () => {
+  const manifest = path.join(tmp, 'CloudronManifest.json');
+  fs.writeFileSync(manifest, JSON.stringify({ title: 'Busybox', version: '1.0.0', httpPort: 8000, addons: {} }));
+  const env = { ...stack.env.env, ...dockerEnv() };
+  const installed = await hearth(['app', 'install', manifest, '--id', appId, '--domain', `${appId}.example.test`, '--image', image], { env });
+  assert.equal(installed.code, 0, installed.stderr);
+  const cli = async (): Promise<{ state: string }> => JSON.parse((await hearth(['app', 'status', appId, '--json'], { env })).stdout);
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  const status = page.getByRole('region', { name: 'Container status' });
+  const stateCell = status.getByRole('row', { name: /^State/ }).getByRole('cell');
+  await waitFor(async () => {
+    await page.goto(`${stack.url}/admin/apps/${appId}?lines=5`);
+    return (await page.getByRole('region', { name: 'Log' }).innerText()).includes(`hello from ${appId}.example.test`);
+  }, 30000, 250);
+  assert.equal(await stateCell.innerText(), 'running');
+  assert.equal(await status.getByRole('row', { name: /^Container/ }).getByRole('cell').innerText(), `hearth-app-${appId}`);
+  assert.deepEqual(await axeOn(page.url()), []);
+
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  await page.getByText('App stopped.').waitFor();
+  assert.equal(await stateCell.innerText(), 'exited');
+  assert.equal((await cli()).state, 'exited');
+
+  // A non-admin cannot start it: 403 and nothing about the app.
+  const bob = await browser.newContext({ javaScriptEnabled: false });
+  await signIn(bob, stack, 'bob');
+  for (const p of [`/admin/apps/${appId}`, '/admin/backups']) {
+    const res = await bob.request.get(`${stack.url}${p}`);
+    assert.equal(res.status(), 403, p);
+    assert.doesNotMatch(await res.text(), new RegExp(`hearth-app-${appId}|${repo}|hello from`));
+  }
+  await bob.close();
+
+  await page.getByRole('button', { name: 'Start', exact: true }).click();
+  await page.getByText('App started.').waitFor();
+  assert.equal((await cli()).state, 'running');
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  await page.getByText('App stopped.').waitFor();
+  assert.equal((await cli()).state, 'exited');
+  await context.close();
+});
+
+test('an admin creates a backup now and sees it listed, as hearth backup create|list', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  await page.getByRole('link', { name: 'Backups' }).click();
+  assert.match(await page.locator('main').innerText(), /No snapshots yet/);
+  await page.getByRole('button', { name: 'Create backup now' }).click();
+  await page.getByText('Backup created.').waitFor();
+  // restic itself reads the repository: one snapshot, and the page names it.
+  const snapshots = JSON.parse(execFileSync('restic', ['snapshots', '--json', '--no-cache'], { env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile }, encoding: 'utf8' })) as { short_id: string }[];
+  assert.equal(snapshots.length, 1);
+  const rows = (await page.getByRole('region', { name: 'Snapshots' }).getByRole('row').allInnerTexts()).slice(1);
+  assert.equal(rows.length, 1);
+  assert.deepEqual(await axeOn(page.url()), []);
+  assert.match(rows[0]!, new RegExp(`^${snapshots[0]!.short_id}\\t.+\\tplatform\\t`));
+  await context.close();
 });

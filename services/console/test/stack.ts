@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { Directory, type App } from '@hearth/directory';
 import { backChannelFetch } from '@hearth/web';
 import * as oidc from 'openid-client';
@@ -148,4 +150,20 @@ export async function startAppSignIn(context: BrowserContext, rp: oidc.Configura
   page.setDefaultTimeout(20000);
   await page.goto(url.href);
   return { page, verifier, state, landed };
+}
+
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+interface Violation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
+
+/** The page's serious and critical violations (axe injected through the debugger, which the page's CSP does not govern). */
+export async function axeViolations(page: Page): Promise<string[]> {
+  await page.evaluate(AXE_SOURCE);
+  const result = (await page.evaluate('axe.run(document, { resultTypes: ["violations"] })')) as { violations: Violation[] };
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }

@@ -7,3 +7,4 @@ export { USERS_BASE_DN, GROUPS_BASE_DN } from './addons/ldap.ts';
 export { instanceOf, redisDir, runningPid, stopRedisInstance, superviseRedisInstances, withRedis } from './databases/redis-instances.ts';
 export { databaseSettings } from './databases/settings.ts';
 export { databaseName } from './databases/names.ts';
+export * from './runtime.ts';

@@ -119,6 +119,7 @@ const ADMIN_NAV: [string, string][] = [
   ['/admin/apps', 'Apps'],
   ['/admin/mailboxes', 'Mailboxes'],
   ['/admin/queue', 'Mail queue'],
+  ['/admin/backups', 'Backups'],
   ['/admin/audit', 'Audit log'],
   ['/admin/status', 'Status'],
 ];
