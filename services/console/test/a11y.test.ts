@@ -78,6 +78,9 @@ for (const viewport of [
       const overflow = (await p.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
       assert.ok(overflow <= 0, `${route} scrolls sideways by ${overflow}px at ${viewport.width}px`);
     }
+    // This stack has no backup repository: the backups page says what to set.
+    await p.goto(`${stack.url}/admin/backups`);
+    assert.match(await p.locator('main').innerText(), /No backup repository is configured\. Set HEARTH_BACKUP_REPOSITORY .+ and HEARTH_BACKUP_PASSWORD_FILE/);
     await signed.close();
     assert.deepEqual(found, []);
   });
