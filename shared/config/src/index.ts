@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
@@ -207,8 +208,20 @@ function webauthnRpId(setting: string | undefined, oidcIssuer: string): string |
   if (setting === undefined) return net.isIP(issuerHost) ? null : issuerHost.toLowerCase();
   const rpId = setting.toLowerCase();
   if (net.isIP(rpId)) throw new ConfigError(`invalid setting HEARTH_WEBAUTHN_RP_ID: must be a host name, not an IP address (passkeys are bound to a name)`);
+  if (isPublicSuffix(rpId)) throw new ConfigError(`invalid setting HEARTH_WEBAUTHN_RP_ID: ${rpId} is a public suffix (on the Public Suffix List), which browsers refuse as an RP ID; use the domain you own under it`);
   if (!hostUnder(issuerHost, rpId)) throw new ConfigError(`invalid setting HEARTH_WEBAUTHN_RP_ID: ${rpId} must be the host of HEARTH_OIDC_ISSUER (${issuerHost}) or a domain it is under, where the sign-in page asks for passkeys`);
   return rpId;
+}
+
+/**
+ * A name on the Public Suffix List (ICANN or private section: com, co.uk, github.io), as
+ * browsers check an RP ID. A name under no listed suffix (localhost, example.test) is not one.
+ * tldts (the list compiled in, 2 MiB of heap) is loaded only when an RP ID is set.
+ */
+function isPublicSuffix(host: string): boolean {
+  const { parse } = createRequire(import.meta.url)('tldts') as typeof import('tldts');
+  const p = parse(host, { allowPrivateDomains: true });
+  return (p.isIcann === true || p.isPrivate === true) && p.publicSuffix === host;
 }
 
 /** Reads and validates the environment once; every daemon and the CLI start here. */

@@ -40,6 +40,21 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ HEARTH_WEBAUTHN_RP_ID: 'https://example.com' }), /HEARTH_WEBAUTHN_RP_ID: must be a host name/);
   });
 
+  it('refuses an RP ID on the Public Suffix List, ICANN or private section, as browsers do', () => {
+    for (const [issuer, rpId] of [
+      ['https://auth.example.co.uk', 'co.uk'],
+      ['https://auth.example.com', 'com'],
+      ['https://hearth-demo.github.io', 'github.io'],
+    ]) {
+      assert.throws(() => loadConfig({ HEARTH_OIDC_ISSUER: issuer, HEARTH_WEBAUTHN_RP_ID: rpId }), { message: `invalid setting HEARTH_WEBAUTHN_RP_ID: ${rpId} is a public suffix (on the Public Suffix List), which browsers refuse as an RP ID; use the domain you own under it` });
+    }
+    // the registrable domain just under a suffix is fine, and so are names under no listed suffix
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'https://auth.example.co.uk', HEARTH_WEBAUTHN_RP_ID: 'example.co.uk' }).webauthnRpId, 'example.co.uk');
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'https://hearth-demo.github.io', HEARTH_WEBAUTHN_RP_ID: 'hearth-demo.github.io' }).webauthnRpId, 'hearth-demo.github.io');
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'http://localhost:4000', HEARTH_WEBAUTHN_RP_ID: 'localhost' }).webauthnRpId, 'localhost');
+    assert.equal(loadConfig({ HEARTH_OIDC_ISSUER: 'http://auth.example.test:4000', HEARTH_WEBAUTHN_RP_ID: 'example.test' }).webauthnRpId, 'example.test');
+  });
+
   it('names the variable in its errors', () => {
     assert.throws(() => loadConfig({ HEARTH_DATABASE_URL: 'mysql://x' }), { message: 'invalid setting HEARTH_DATABASE_URL: must be a postgres:// URL' });
     assert.throws(() => loadConfig({ HEARTH_SMTP_PORT: 'x' }), { message: 'invalid setting HEARTH_SMTP_PORT: must be a port number' });
