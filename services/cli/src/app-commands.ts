@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { appContainerName } from '@hearth/runtime';
-import { appEnv, installApp, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
-import { appDeployer, APP_RUNTIME_COMMANDS, removeAppContainers } from './app-runtime.ts';
+import { appDeployer, appEnv, installApp, removeAppContainers, requireApp, rotateApp, uninstallApp } from '@hearth/provisioning';
+import { APP_RUNTIME_COMMANDS } from './app-runtime.ts';
 import { accessView, appFields, appView } from './app-view.ts';
 import { out, str, type Command } from './commands.ts';
 import { printFields, printJson, printTable, UsageError } from './output.ts';

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import type { HearthConfig } from '@hearth/config';
-import type { App, Directory } from '@hearth/directory';
-import { appLogContainer, appStatus, engineRuntime, requireApp, runnableApp, type AppDeployer } from '@hearth/provisioning';
+import type { Directory } from '@hearth/directory';
+import { appLogContainer, appStatus, engineRuntime, requireApp, runnableApp } from '@hearth/provisioning';
 import { AppRuntime, containerLogs, EngineError, execInApp, markCertApplied, runtimeApp, taskRuns, writeAppCert } from '@hearth/runtime';
 import type { Command } from './commands.ts';
 import { printFields, printJson, printTable, UsageError } from './output.ts';
@@ -9,23 +8,6 @@ import { printFields, printJson, printTable, UsageError } from './output.ts';
 /** `hearth app …` commands that run the app's container on the Docker engine (@hearth/runtime). */
 
 const out = (line: string): void => void process.stdout.write(line + '\n');
-
-/** Creates the app's container for install and rotate (@hearth/provisioning calls it before storing the app). */
-export function appDeployer(config: HearthConfig): AppDeployer {
-  return {
-    async deploy(app, env) {
-      return new AppRuntime(config).deploy(runtimeApp(app, env)!);
-    },
-  };
-}
-
-/** Uninstall's first step: the app's containers and volumes go before its row, so a failure leaves the app installed. */
-export async function removeAppContainers(config: HearthConfig, app: App): Promise<void> {
-  const runtime = new AppRuntime(config);
-  // An app without an image has no containers unless the engine says otherwise; no engine is no error then.
-  if (!app.manifest.dockerImage && !(await runtime.reachable())) return;
-  await runtime.remove(app.id);
-}
 
 export const APP_RUNTIME_COMMANDS: Command[] = [
   ...(['start', 'stop', 'restart'] as const).map(

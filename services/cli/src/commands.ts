@@ -303,11 +303,10 @@ export const COMMANDS: Command[] = [
     usage: '<domain> [--json]',
     args: 1,
     async run({ config, values, args }) {
-      const { dkimDnsRecord } = await import('@hearth/smtp/dkim');
+      const { dkimDnsRecord, dkimZoneLine } = await import('@hearth/smtp/dkim');
       const record = dkimDnsRecord(config, check(domainSchema, args[0]!));
       if (values.json) return printJson(record);
-      // A zone file's TXT strings are at most 255 characters each; resolvers join them.
-      out(`${record.name}. IN TXT ${record.strings.map((part) => `"${part}"`).join(' ')}`);
+      out(dkimZoneLine(record));
     },
   },
   // ---- oidc ----

@@ -1,5 +1,5 @@
 import { type Role, type User } from '@hearth/directory';
-import { appEnv, installApp, rotateApp, uninstallApp } from '@hearth/provisioning';
+import { appDeployer, appEnv, installApp, removeAppContainers, rotateApp, uninstallApp } from '@hearth/provisioning';
 import { csrfField, field, html, postButton, type Html } from './pages/layout.ts';
 import { done, Refusal, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
 import { CONSOLE_APP_ID } from './signin.ts';
@@ -269,18 +269,19 @@ ${field({ name: 'id', label: 'App id', value: v.id, required: true, autocomplete
 ${field({ name: 'domain', label: 'Domain', value: v.domain, required: true, autocomplete: 'off', hint: 'e.g. wiki.example.com' })}
 ${field({ name: 'access', label: 'Access', value: v.access, autocomplete: 'off', hint: 'Empty for everyone, or e.g. "users:alice,bob groups:staff".' })}
 ${field({ name: 'upstream', label: 'Upstream', value: v.upstream, autocomplete: 'off', hint: 'For the proxyAuth addon: where the gateway sends requests, e.g. http://127.0.0.1:8000.' })}
+${field({ name: 'image', label: 'Image', value: v.image, autocomplete: 'off', hint: 'Docker image to run, e.g. registry.example/wiki:1.2 (empty: the manifest’s dockerImage, or no container).' })}
 <div class="actions"><button type="submit">Install</button></div></form>`,
     { error, current: '/admin/apps' },
   );
 }
 
 async function installFromForm(c: RequestContext): Promise<Result> {
-  const v = Object.fromEntries(['id', 'domain', 'access', 'upstream'].map((k) => [k, c.form.get(k).trim()]));
+  const v = Object.fromEntries(['id', 'domain', 'access', 'upstream', 'image'].map((k) => [k, c.form.get(k).trim()]));
   const file = c.form.file('manifest');
   if (!file || file.content.length === 0) return appsPage(c, v, 'Choose a CloudronManifest.json file to upload.');
   try {
-    const app = await installApp(c.config, c.directory, { manifestText: file.content.toString('utf8'), id: v.id!, domain: v.domain!, access: v.access ? [v.access] : undefined, upstream: v.upstream || undefined });
-    c.logger.info({ admin: c.user.username, appId: app.id }, 'app installed in the console');
+    const app = await installApp(c.config, c.directory, { manifestText: file.content.toString('utf8'), id: v.id!, domain: v.domain!, access: v.access ? [v.access] : undefined, upstream: v.upstream || undefined, image: v.image || undefined }, appDeployer(c.config));
+    c.logger.info({ admin: c.user.username, appId: app.id, image: app.manifest.dockerImage }, 'app installed in the console');
     return done(`/admin/apps/${encodeURIComponent(app.id)}`, 'app-installed');
   } catch (err) {
     return appsPage(c, v, userError(err));
@@ -338,6 +339,7 @@ async function uninstall(c: RequestContext): Promise<Result> {
   if (app.id === CONSOLE_APP_ID) return uninstallPage(c, 'The console’s own sign-in client cannot be uninstalled from the console.');
   if (c.form.get('confirm').trim() !== app.id) return uninstallPage(c, `Type ${app.id} exactly to confirm.`);
   try {
+    await removeAppContainers(c.config, app);
     await uninstallApp(c.config, c.directory, app.id);
   } catch (err) {
     return uninstallPage(c, userError(err));
@@ -350,7 +352,7 @@ async function rotate(c: RequestContext): Promise<Result> {
   const app = c.directory.app(c.params[0]!);
   if (!app) return notFound(c, 'app');
   try {
-    await rotateApp(c.config, c.directory, app.id);
+    await rotateApp(c.config, c.directory, app.id, appDeployer(c.config));
   } catch (err) {
     return appPage(c, { error: userError(err) });
   }
@@ -360,8 +362,11 @@ async function rotate(c: RequestContext): Promise<Result> {
 
 // ---- mailboxes ----
 
-function mailboxesPage(c: RequestContext, v: Record<string, string> = {}, error?: string): Result {
+async function mailboxesPage(c: RequestContext, v: Record<string, string> = {}, error?: string): Promise<Result> {
   const csrf = c.session.record.csrf;
+  const { dkimDnsRecord, dkimZoneLine, signedDomains } = await import('@hearth/smtp/dkim');
+  // as `hearth mail dkim <domain>` prints them, for every domain Hearth signs (its key made on first need)
+  const dkim = [...signedDomains(c.config, c.directory)].sort().map((domain) => ({ domain, line: dkimZoneLine(dkimDnsRecord(c.config, domain)) }));
   const boxes = [...c.directory.mailboxes()].sort((a, b) => a.address.localeCompare(b.address));
   const owner = (type: string, id: string): string => (type === 'user' ? (c.directory.userById(id)?.username ?? id) : `app ${id}`);
   return view(
@@ -374,7 +379,12 @@ ${boxes.map((m) => html`<tr><td>${m.address}</td><td>${owner(m.ownerType, m.owne
 <form method="post" action="/admin/mailboxes">${csrfField(csrf)}
 ${field({ name: 'address', label: 'Address', type: 'email', value: v.address, required: true, autocomplete: 'off' })}
 ${field({ name: 'owner', label: 'Owner (username)', value: v.owner, required: true, autocomplete: 'off' })}
-<div class="actions"><button type="submit">Add mailbox</button></div></form>`,
+<div class="actions"><button type="submit">Add mailbox</button></div></form>
+<h2 id="dkim">DKIM DNS records</h2>
+<p>Publish one TXT record per domain so receivers can check what Hearth signs (the same lines as <code>hearth mail dkim &lt;domain&gt;</code>).</p>
+<div class="table" tabindex="0" role="region" aria-labelledby="dkim"><table><thead><tr><th scope="col">Domain</th><th scope="col">Record</th></tr></thead><tbody>
+${dkim.map((r) => html`<tr><td>${r.domain}</td><td><code>${r.line}</code></td></tr>`)}
+</tbody></table></div>`,
     { error, current: '/admin/mailboxes' },
   );
 }

@@ -50,6 +50,7 @@ ${postButton(`${base}/start`, csrf, 'Start', { kind: 'secondary' })}
 ${postButton(`${base}/stop`, csrf, 'Stop', { kind: 'secondary' })}
 ${postButton(`${base}/restart`, csrf, 'Restart', { kind: 'secondary' })}
 </div>
+<p>A shell in the container: <code>hearth app exec ${appId} -- sh</code> on the host (a web page cannot hold a terminal).</p>
 <h2 id="log-title">Log</h2>
 <form method="get" action="${base}"><label for="f-lines">Last lines</label><input id="f-lines" name="lines" type="number" min="1" max="${MAX_LINES}" value="${lines}"><div class="actions"><button type="submit" class="secondary">Show</button></div></form>
 <pre class="log" tabindex="0" role="region" aria-labelledby="log-title">${log || '(empty)'}</pre>`;

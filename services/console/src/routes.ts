@@ -66,7 +66,7 @@ export const NOTICES: Record<string, string> = {
   'member-added': 'Member added.',
   'member-removed': 'Member removed.',
   'app-installed': 'App installed.',
-  'app-rotated': 'New credentials issued; restart the app so it reads them.',
+  'app-rotated': 'New credentials issued; an app with an image runs in a new container with them, any other must be restarted to read them.',
   'app-uninstalled': 'App uninstalled.',
   'app-start': 'App started.',
   'app-stop': 'App stopped.',

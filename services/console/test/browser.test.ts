@@ -9,7 +9,8 @@ import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack 
 /**
  * Headless Chromium through the console, with JavaScript off as a browser without it would be:
  * the admin creates a user and a group, installs an app and reads its env; the new user signs
- * in, changes the password, and enrols TOTP with a code computed here from the page's QR key.
+ * in, changes the password, and enrols TOTP with a code computed here from the page’s QR key;
+ * signing out of the console ends the provider’s single sign-on session as well.
  */
 
 let stack: ConsoleStack;
@@ -127,5 +128,26 @@ test('the new user signs in, changes the password and enrols TOTP (no JavaScript
   const again = await signIn(fresh, stack, 'nina', 'second password 2', () => totp.generate({ timestamp: Date.now() + 30_000 }));
   assert.match(await again.title(), /Welcome/);
   await fresh.close();
+  await context.close();
+});
+
+test('signing out of the console ends the provider’s session too: the next visit asks for the password (no JavaScript)', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  const rootId = stack.directory.userByUsername('root')!.id;
+  const count = async (kind: string): Promise<number> => (await stack.directory.store.kvFindWhere(kind, kind === 'console.session' ? 'userId' : 'accountId', rootId)).length;
+  const before = { provider: await count('oidc:Session'), console: await count('console.session') };
+  assert.ok(before.provider >= 1 && before.console >= 1);
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  // RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the provider asks, then ends its session.
+  await page.waitForURL((u) => u.origin === stack.issuer);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.waitForURL(`${stack.url}/signed-out`);
+  assert.deepEqual({ provider: await count('oidc:Session'), console: await count('console.session') }, { provider: before.provider - 1, console: before.console - 1 });
+
+  await page.goto(`${stack.url}/`);
+  await page.waitForURL((u) => u.origin === stack.issuer);
+  await page.getByLabel('Username or email').waitFor();
   await context.close();
 });

@@ -11,8 +11,8 @@ import { axeViolations, launchChromium, PASSWORD, signIn, startConsoleStack, typ
 /**
  * What the CLI does, from the console without JavaScript: user and group import (dry run, the
  * per-line report, all or nothing) and SSH keys (self-service and admin), with fingerprints as
- * ssh-keygen prints them; an app's container started, stopped and its log read on a real Docker
- * engine; a backup created in a temporary restic repository and listed (read back with restic
+ * ssh-keygen prints them; an app installed with an image runs in its container (the CLI's deployer),
+ * is started, stopped, its log read and uninstalled with its container, on a real Docker engine; a backup created in a temporary restic repository and listed (read back with restic
  * itself); a non-admin gets 403 and no data.
  */
 
@@ -176,16 +176,28 @@ test('a user adds and deletes their own SSH key; an admin manages anyone’s; fi
   await admin.close();
 });
 
-test('an admin starts and stops an app’s container and reads its log, as hearth app start|stop|status|logs', async () => {
+test('an app installed from the console runs in a container as from the CLI; start, stop, log; uninstall removes the container', async () => {
   const manifest = path.join(tmp, 'CloudronManifest.json');
   fs.writeFileSync(manifest, JSON.stringify({ title: 'Busybox', version: '1.0.0', httpPort: 8000, addons: {} }));
   const env = { ...stack.env.env, ...dockerEnv() };
-  const installed = await hearth(['app', 'install', manifest, '--id', appId, '--domain', `${appId}.example.test`, '--image', image], { env });
-  assert.equal(installed.code, 0, installed.stderr);
-  const cli = async (): Promise<{ state: string }> => JSON.parse((await hearth(['app', 'status', appId, '--json'], { env })).stdout);
+  const cli = async (): Promise<{ state: string; image: string }> => JSON.parse((await hearth(['app', 'status', appId, '--json'], { env })).stdout);
+  const containers = (): string[] => docker(['ps', '-a', '-q', '--filter', `label=hearth.app=${appId}`]).split('\n').filter(Boolean);
 
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await signIn(context, stack, 'root');
+  await page.goto(`${stack.url}/admin/apps`);
+  await page.getByLabel('CloudronManifest.json').setInputFiles(manifest);
+  await page.getByLabel('App id').fill(appId);
+  await page.getByLabel('Domain').fill(`${appId}.example.test`);
+  await page.getByLabel('Image').fill(image);
+  await page.getByRole('button', { name: 'Install' }).click();
+  await page.getByText('App installed.').waitFor();
+  // The CLI's deployer ran: the container exists before the page answers, from the image given.
+  assert.equal(containers().length, 1);
+  const deployed = await cli();
+  assert.equal(deployed.state, 'running');
+  assert.equal(deployed.image, image);
+
   const status = page.getByRole('region', { name: 'Container status' });
   const stateCell = status.getByRole('row', { name: /^State/ }).getByRole('cell');
   await waitFor(async () => {
@@ -194,6 +206,7 @@ test('an admin starts and stops an app’s container and reads its log, as heart
   }, 30000, 250);
   assert.equal(await stateCell.innerText(), 'running');
   assert.equal(await status.getByRole('row', { name: /^Container/ }).getByRole('cell').innerText(), `hearth-app-${appId}`);
+  await page.getByText(`hearth app exec ${appId} -- sh`, { exact: true }).waitFor();
   assert.deepEqual(await axeOn(page.url()), []);
 
   await page.getByRole('button', { name: 'Stop', exact: true }).click();
@@ -214,9 +227,13 @@ test('an admin starts and stops an app’s container and reads its log, as heart
   await page.getByRole('button', { name: 'Start', exact: true }).click();
   await page.getByText('App started.').waitFor();
   assert.equal((await cli()).state, 'running');
-  await page.getByRole('button', { name: 'Stop', exact: true }).click();
-  await page.getByText('App stopped.').waitFor();
-  assert.equal((await cli()).state, 'exited');
+
+  await page.getByRole('link', { name: 'Uninstall…' }).click();
+  await page.getByLabel(/Type the app id/).fill(appId);
+  await page.getByRole('button', { name: 'Uninstall' }).click();
+  await page.getByText('App uninstalled.').waitFor();
+  assert.deepEqual(containers(), []);
+  await waitFor(() => stack.directory.app(appId) === undefined, 5000, 50);
   await context.close();
 });
 
@@ -234,5 +251,19 @@ test('an admin creates a backup now and sees it listed, as hearth backup create|
   assert.equal(rows.length, 1);
   assert.deepEqual(await axeOn(page.url()), []);
   assert.match(rows[0]!, new RegExp(`^${snapshots[0]!.short_id}\\t.+\\tplatform\\t`));
+  await context.close();
+});
+
+test('the mailboxes page shows each signed domain’s DKIM record, the line hearth mail dkim prints', async () => {
+  await stack.directory.addMailbox('sales@shop.example.test', 'bob');
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  await page.goto(`${stack.url}/admin/mailboxes`);
+  const table = page.getByRole('region', { name: 'DKIM DNS records' });
+  for (const domain of [stack.env.config.domain, 'shop.example.test']) {
+    const printed = await hearth(['mail', 'dkim', domain], { env: stack.env.env });
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.equal(await table.getByRole('row', { name: new RegExp(`^${domain.replace(/\./g, '\\.')}\\b`) }).getByRole('cell').nth(1).innerText(), printed.stdout.trim());
+  }
   await context.close();
 });

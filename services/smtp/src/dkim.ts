@@ -2,6 +2,7 @@ import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileOnce, type HearthConfig } from '@hearth/config';
+import type { Directory } from '@hearth/directory';
 
 export const DKIM_SELECTOR = 'hearth';
 
@@ -50,6 +51,18 @@ export function dkimDnsRecord(config: HearthConfig, domain: string): DkimDnsReco
   const strings: string[] = [];
   for (let i = 0; i < value.length; i += 255) strings.push(value.slice(i, i + 255));
   return { name: `${DKIM_SELECTOR}._domainkey.${domain.toLowerCase()}`, type: 'TXT', value, strings };
+}
+
+/** The record as a zone file line; a TXT string is at most 255 characters, resolvers join them. */
+export function dkimZoneLine(record: DkimDnsRecord): string {
+  return `${record.name}. IN TXT ${record.strings.map((part) => `"${part}"`).join(' ')}`;
+}
+
+/** The domains Hearth signs mail for: its own and those it hosts mailboxes in (a user's email elsewhere, gmail.com, is not ours to sign). */
+export function signedDomains(config: HearthConfig, directory: Directory): Set<string> {
+  const domains = new Set([config.domain]);
+  for (const m of directory.mailboxes()) domains.add(m.address.slice(m.address.lastIndexOf('@') + 1).toLowerCase());
+  return domains;
 }
 
 /** Signing keys per local domain, cached. */

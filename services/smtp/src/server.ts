@@ -5,7 +5,7 @@ import type { DaemonContext, RunningService } from '@hearth/daemon';
 import { ConnectionPool, listenAll, type ListenerSpec } from '@hearth/lineserver';
 import { MailStore } from '@hearth/mailstore';
 import { loadTls } from '@hearth/tls';
-import { DkimKeys } from './dkim.ts';
+import { DkimKeys, signedDomains } from './dkim.ts';
 import { Delivery, type MxRecord, type MxResolver } from './delivery.ts';
 import { authenticateInbound, dnsResolver, stripForgedResults, type AuthSummary, type InboundAuthOptions } from './inbound-auth.ts';
 import { authorFields, ensureIdentity, inspectBody, prependHeaders, receivedHeader, splitAddress, type BodyProblem } from './message.ts';
@@ -80,11 +80,7 @@ export async function startSmtp(ctx: DaemonContext, opts: SmtpOptions = {}): Pro
 
   let domains: Set<string> | null = null;
   const localDomains = (): Set<string> => {
-    if (!domains) {
-      domains = new Set([config.domain]);
-      // domains we host mailboxes for; a user's email elsewhere (gmail.com) is not ours to sign
-      for (const m of directory.mailboxes()) domains.add(m.address.slice(m.address.lastIndexOf('@') + 1).toLowerCase());
-    }
+    domains ??= signedDomains(config, directory);
     return domains;
   };
   const unsubscribe = directory.onChange(() => {

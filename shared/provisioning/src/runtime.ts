@@ -1,9 +1,26 @@
 import type { HearthConfig } from '@hearth/config';
-import type { Directory } from '@hearth/directory';
+import type { App, Directory } from '@hearth/directory';
 import { AppRuntime, EngineError, runtimeApp, type Health, type RuntimeApp } from '@hearth/runtime';
-import { appEnv, requireApp } from './apps.ts';
+import { appEnv, requireApp, type AppDeployer } from './apps.ts';
 
-/** What `hearth app start|stop|status|logs` and the console's app page share: the app as the engine runs it. */
+/** What `hearth app …` and the console's app pages share: the app as the engine runs it. */
+
+/** Creates the app's container for install and rotate (installApp and rotateApp call it before storing the app). */
+export function appDeployer(config: HearthConfig): AppDeployer {
+  return {
+    async deploy(app, env) {
+      return new AppRuntime(config).deploy(runtimeApp(app, env)!);
+    },
+  };
+}
+
+/** Uninstall's first step: the app's containers and volumes go before its row, so a failure leaves the app installed. */
+export async function removeAppContainers(config: HearthConfig, app: App): Promise<void> {
+  const runtime = new AppRuntime(config);
+  // An app without an image has no containers unless the engine says otherwise; no engine is no error then.
+  if (!app.manifest.dockerImage && !(await runtime.reachable())) return;
+  await runtime.remove(app.id);
+}
 
 /** The installed app with its variables, ready for the engine; an app without an image is a one-line error. */
 export function runnableApp(config: HearthConfig, directory: Directory, id: string): RuntimeApp {
