@@ -1,14 +1,19 @@
-import { createBackup, listBackups, parseBackupSettings } from '@hearth/backup';
+import type { BackupEntry } from '@hearth/backup';
 import { html, postButton } from './pages/layout.ts';
 import { done, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
 
-/** `hearth backup list` and `hearth backup create` (the whole platform) through the same @hearth/backup calls. */
+/**
+ * `hearth backup list` and `hearth backup create` (the whole platform) through the same
+ * @hearth/backup calls, loaded when the page is first asked for (as the CLI loads its command
+ * groups): the backup code and what it pulls in stay out of the console's start-up.
+ */
 
 async function backupsPage(c: RequestContext, error?: string): Promise<Result> {
+  const { listBackups, parseBackupSettings } = await import('@hearth/backup');
   const settings = parseBackupSettings();
   if (!settings.repository)
     return view(c, 'Backups', html`<p>No backup repository is configured. Set <code>HEARTH_BACKUP_REPOSITORY</code> (a path or a restic URL) and <code>HEARTH_BACKUP_PASSWORD_FILE</code> (a file holding its password, mode 600) for the console and the other daemons, then restart them.</p>`, { error, current: '/admin/backups' });
-  let list: Awaited<ReturnType<typeof listBackups>> = [];
+  let list: BackupEntry[] = [];
   try {
     list = await listBackups(c.config, settings);
   } catch (err) {
@@ -28,6 +33,7 @@ ${list.map((b) => html`<tr><td><code>${b.shortId}</code></td><td>${b.time.replac
 }
 
 async function createNow(c: RequestContext): Promise<Result> {
+  const { createBackup, parseBackupSettings } = await import('@hearth/backup');
   try {
     const r = await createBackup({ config: c.config, settings: parseBackupSettings() });
     c.logger.info({ admin: c.user.username, snapshot: r.snapshotId }, 'backup created in the console');

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '@hearth/testkit';
 import type { Browser } from 'playwright-core';
-import { axeViolations as audit, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+import { axeViolations as audit, launchChromium, PAGE_TIMEOUT_MS, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
 /** axe-core on every console page (and the provider's login page), at desktop and phone widths: no serious or critical violation. */
 
@@ -62,7 +62,7 @@ for (const viewport of [
   test(`no serious accessibility violation on any page (${viewport.name})`, async () => {
     const context = await browser.newContext({ viewport });
     const page = await context.newPage();
-    page.setDefaultTimeout(20000);
+    page.setDefaultTimeout(PAGE_TIMEOUT_MS);
     await page.goto(`${stack.url}/`);
     await page.waitForURL((u) => u.origin === stack.issuer);
     const found: string[] = (await audit(page)).map((v) => `provider login page: ${v}`);

@@ -6,6 +6,12 @@ import * as oidc from 'openid-client';
 import { freePort, startDaemon, testEnv, type Daemon, type TestEnv } from '@hearth/testkit';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
+/**
+ * How long one browser step (a navigation, a locator) may take: generous, since the whole suite
+ * runs these files two at a time beside other daemons on two cores (load averages of 20–30 seen).
+ */
+export const PAGE_TIMEOUT_MS = 60000;
+
 /** The password every seeded user starts with. */
 export const PASSWORD = 'correct horse battery staple';
 
@@ -95,7 +101,7 @@ export function launchChromium(names: string[] = []): Promise<Browser> {
 /** Opens the console and signs in at the provider's login page with a password (and a TOTP code when asked). */
 export async function signIn(context: BrowserContext, stack: ConsoleStack, username: string, password = PASSWORD, totp?: () => string): Promise<Page> {
   const page = await context.newPage();
-  page.setDefaultTimeout(20000);
+  page.setDefaultTimeout(PAGE_TIMEOUT_MS);
   await page.goto(`${stack.url}/`);
   await page.waitForURL((u) => u.origin === stack.issuer);
   await page.getByLabel('Username or email').fill(username);
@@ -147,7 +153,7 @@ export async function startAppSignIn(context: BrowserContext, rp: oidc.Configura
   const state = oidc.randomState();
   const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: NOTES.redirectUri, scope, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state });
   const page = await context.newPage();
-  page.setDefaultTimeout(20000);
+  page.setDefaultTimeout(PAGE_TIMEOUT_MS);
   await page.goto(url.href);
   return { page, verifier, state, landed };
 }
