@@ -477,9 +477,19 @@ async function statusPage(c: RequestContext): Promise<Result> {
     html`<div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">Service</th><th scope="col">State</th><th scope="col">Restarts</th><th scope="col">Version</th><th scope="col">Endpoints</th></tr></thead><tbody>
 ${rows.map((r) => html`<tr><td>${r.name}</td><td>${r.up ? 'up' : html`<span class="tag off">down</span>`}</td><td>${r.restarts ?? '—'}</td><td>${r.version}</td><td>${r.endpoints.join(', ')}</td></tr>`)}
 </tbody></table></div>
-<p class="hint">Up means every port of the service accepts connections now. Restarts are counted by <code>npm start</code>'s supervisor since it started.</p>`,
+<p class="hint">Up means every port of the service accepts connections now. Restarts are counted by <code>npm start</code>'s supervisor since it started.</p>
+<h2>Sign-in signing keys</h2>
+<p>A new generation of the keys the OIDC provider signs tokens with, as <code>hearth oidc rotate-keys</code>: running providers take it up within seconds, and tokens signed with the previous keys stay valid.</p>
+<div class="actions">${postButton('/admin/status/rotate-keys', c.session.record.csrf, 'Rotate signing keys', { kind: 'secondary' })}</div>`,
     { current: '/admin/status' },
   );
+}
+
+async function rotateSigningKeys(c: RequestContext): Promise<Result> {
+  const { rotateKeys } = await import('@hearth/oidc/keys');
+  const r = await rotateKeys(c.config, c.directory.store);
+  c.logger.info({ admin: c.user.username, generation: r.version, kids: r.kids }, 'OIDC signing keys rotated in the console');
+  return done('/admin/status', 'keys-rotated');
 }
 
 const U = '([^/]+)';
@@ -597,4 +607,5 @@ export const adminRoutes: Route[] = [
   { method: 'POST', path: /^\/admin\/queue\/delete$/, admin: true, handler: (c) => queueAction(c, 'delete') },
   { method: 'GET', path: /^\/admin\/audit$/, admin: true, handler: auditPage },
   { method: 'GET', path: /^\/admin\/status$/, admin: true, handler: statusPage },
+  { method: 'POST', path: /^\/admin\/status\/rotate-keys$/, admin: true, handler: rotateSigningKeys },
 ];

@@ -72,6 +72,7 @@ export const NOTICES: Record<string, string> = {
   'app-stop': 'App stopped.',
   'app-restart': 'App restarted.',
   'backup-created': 'Backup created.',
+  'keys-rotated': 'New signing keys made; tokens signed with the previous ones stay valid.',
   'mailbox-added': 'Mailbox added.',
   'mailbox-deleted': 'Mailbox deleted.',
   'queue-retry': 'Delivery will be attempted now.',

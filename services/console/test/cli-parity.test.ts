@@ -267,3 +267,17 @@ test('the mailboxes page shows each signed domain’s DKIM record, the line hear
   }
   await context.close();
 });
+
+test('an admin rotates the OIDC signing keys from the status page, as hearth oidc rotate-keys: the provider publishes the new key beside the old', async () => {
+  const kids = async (): Promise<string[]> => ((await (await fetch(`${stack.issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
+  const before = await kids();
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  await page.goto(`${stack.url}/admin/status`);
+  await page.getByRole('button', { name: 'Rotate signing keys' }).click();
+  await page.getByText('New signing keys made; tokens signed with the previous ones stay valid.').waitFor();
+  let after: string[] = [];
+  await waitFor(async () => (after = await kids()).length > before.length, 30000, 250);
+  for (const kid of before) assert.ok(after.includes(kid), `the previous key ${kid} is still published`);
+  await context.close();
+});
