@@ -30,6 +30,7 @@ FROM node:22-bookworm-slim
 # redis-server: per-app Redis instances (the redis addon); ca-certificates: outbound TLS for mail relaying.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server ca-certificates \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
