@@ -15,8 +15,15 @@ export function msUntil(now: Date, at: { hour: number; minute: number }): number
  * then the retention settings applied. Off until a repository is configured. A failed run is
  * logged and tried again the next day.
  */
-export function scheduleBackups(opts: { config: HearthConfig; settings: BackupSettings; logger: Logger & { error(obj: object, msg: string): void } }): { close: () => void; describe: string } {
+export function scheduleBackups(opts: {
+  config: HearthConfig;
+  settings: BackupSettings;
+  logger: Logger & { error(obj: object, msg: string): void };
+  /** the wall clock the schedule is read against (a test starts it just before the hour) */
+  now?: () => Date;
+}): { close: () => void; describe: string } {
   const { config, settings, logger } = opts;
+  const now = opts.now ?? ((): Date => new Date());
   if (!settings.repository || !settings.schedule) {
     return { close: () => {}, describe: settings.repository ? 'backups: not scheduled (HEARTH_BACKUP_SCHEDULE=off)' : 'backups: off (set HEARTH_BACKUP_REPOSITORY to schedule them)' };
   }
@@ -25,7 +32,7 @@ export function scheduleBackups(opts: { config: HearthConfig; settings: BackupSe
   let closed = false;
   const arm = (): void => {
     if (closed) return;
-    timer = setTimeout(() => void run(), msUntil(new Date(), at));
+    timer = setTimeout(() => void run(), msUntil(now(), at));
     timer.unref();
   };
   const run = async (): Promise<void> => {
