@@ -13,7 +13,8 @@
  * provider to run beside it; the anchor is Keycloak's sizing guide (per vCPU: ~120 token
  * grants/s, ~15 password logins/s). Results go to the "OIDC" section of BENCHMARKS.md.
  * Runs once per worker count in OIDC_BENCH_WORKERS (default "1,2": HEARTH_OIDC_WORKERS).
- * Knobs: OIDC_BENCH_CLIENTS, OIDC_BENCH_SECONDS, OIDC_BENCH_CODES, OIDC_BENCH_WORKERS.
+ * A phase with failed requests (or none completed) is named and the bench exits 1 without writing.
+ * Knobs: OIDC_BENCH_CLIENTS, OIDC_BENCH_SECONDS, OIDC_BENCH_CODES, OIDC_BENCH_WORKERS, OIDC_BENCH_WRITE=0.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +30,8 @@ const SECONDS = Number(process.env.OIDC_BENCH_SECONDS ?? 8);
 const CODES = Number(process.env.OIDC_BENCH_CODES ?? 4000);
 const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
 const WORKERS = (process.env.OIDC_BENCH_WORKERS ?? '1,2').split(',').map(Number);
+/** BENCHMARKS.md is rewritten only from a run without errors (OIDC_BENCH_WRITE=0 never). */
+const WRITE = process.env.OIDC_BENCH_WRITE !== '0';
 
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
@@ -180,8 +183,19 @@ async function main(): Promise<void> {
     `Target (issue 6): code exchange ≥ 500/s on this 2-core machine — ${best >= 500 ? 'met' : 'not met'} (best RS256 figure: ${f(best)}/s).`,
   ].join('\n');
   process.stdout.write(`${body}\n`);
-  writeBenchmarkSection('OIDC', body);
-  log('wrote the OIDC section of BENCHMARKS.md');
+  const failed = results.flatMap(({ workers, r }) =>
+    Object.entries({ 'complete login': r.logins, 'code exchange RS256': r.exchanges.RS256!, 'code exchange EdDSA': r.exchanges.EdDSA!, 'refresh grant': r.refreshes, userinfo: r.userinfo })
+      .filter(([, s]) => s.errors > 0 || s.count === 0)
+      .map(([name, s]) => `${name}, ${workers} worker${workers > 1 ? 's' : ''}: ${s.errors} errors, ${s.count} completed`),
+  );
+  if (failed.length) {
+    for (const f of failed) log(`FAILED: ${f}`);
+    log('BENCHMARKS.md left unchanged');
+    process.exitCode = 1;
+  } else if (WRITE) {
+    writeBenchmarkSection('OIDC', body);
+    log('wrote the OIDC section of BENCHMARKS.md');
+  }
 }
 
 interface BenchApp {
