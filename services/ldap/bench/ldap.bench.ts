@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '@hearth/config';
 import { Directory, PasswordHasher, type User } from '@hearth/directory';
-import { cpuSeconds, formatRatio, freePort, interleave, memoryMiB, percentile, spread, startDaemon, tempDir, waitFor, writeBenchmarkSection, type RoundResult } from '@hearth/testkit';
+import { cpuSeconds, formatRatio, freePort, interleave, memoryMiB, percentile, spread, startDaemon, tempDir, waitFor, recordBenchmark, type RoundResult } from '@hearth/testkit';
 import { pduLength } from '../src/ber.ts';
 import { OP } from '../src/protocol.ts';
 import { bindRequest, searchRequest, seedFilter } from '../test/wire-client.ts';
@@ -462,14 +462,7 @@ async function main(): Promise<void> {
     const body = report(measured, memory, argon, passwordChecks, [load, os.loadavg()[0]!]);
     console.log(body);
     const failed = measured.flatMap((m) => m.rounds.flat().filter((r) => r.error).map((r) => `${m.figure.label}, ${r.side}, round ${r.round}: ${r.error!.message}`));
-    if (failed.length) {
-      for (const f of failed) log(`FAILED: ${f}`);
-      log('BENCHMARKS.md left unchanged');
-      process.exitCode = 1;
-    } else if (WRITE) {
-      writeBenchmarkSection('LDAP', body);
-      log('wrote the LDAP section of BENCHMARKS.md');
-    }
+    recordBenchmark('LDAP', body, failed, WRITE);
   } finally {
     await daemon.stop();
     if (slapd) {

@@ -22,7 +22,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '@hearth/config';
 import { Directory, PasswordHasher } from '@hearth/directory';
-import { cpuSeconds, freePort, percentile, startDaemon, tempDir, writeBenchmarkSection } from '@hearth/testkit';
+import { cpuSeconds, freePort, percentile, startDaemon, tempDir, recordBenchmark } from '@hearth/testkit';
 import { Browser, formOf, PASSWORD } from '../test/helpers.ts';
 
 const CLIENTS = Number(process.env.OIDC_BENCH_CLIENTS ?? 16);
@@ -188,14 +188,7 @@ async function main(): Promise<void> {
       .filter(([, s]) => s.errors > 0 || s.count === 0)
       .map(([name, s]) => `${name}, ${workers} worker${workers > 1 ? 's' : ''}: ${s.errors} errors, ${s.count} completed`),
   );
-  if (failed.length) {
-    for (const f of failed) log(`FAILED: ${f}`);
-    log('BENCHMARKS.md left unchanged');
-    process.exitCode = 1;
-  } else if (WRITE) {
-    writeBenchmarkSection('OIDC', body);
-    log('wrote the OIDC section of BENCHMARKS.md');
-  }
+  recordBenchmark('OIDC', body, failed, WRITE);
 }
 
 interface BenchApp {

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@hearth/log';
 import { AppRuntime, runtimeApp, runtimeSettings, Scheduler } from '@hearth/runtime';
-import { appTestEnv, docker, dockerEnv, formatRatio, freePort, hearth, interleave, parseEnvLines, spread, treeCpuSeconds, waitFor, writeBenchmarkSection, type RoundResult } from '@hearth/testkit';
+import { appTestEnv, docker, dockerEnv, formatRatio, freePort, hearth, interleave, parseEnvLines, spread, treeCpuSeconds, waitFor, recordBenchmark, type RoundResult } from '@hearth/testkit';
 
 const ROUNDS = Number(process.env.RUNTIME_BENCH_ROUNDS ?? 5);
 /** BENCHMARKS.md is rewritten only from a run of ≥ 3 rounds without failures (RUNTIME_BENCH_WRITE=0 never). */
@@ -197,14 +197,12 @@ async function main(): Promise<void> {
     'Client CPU: user + system time of the processes this bench ran for the step (the `hearth` CLI or the `docker` CLI, and the bench\'s own polling; the scheduler runs in the bench process), median of the rounds; dockerd\'s work, shared with other users of the engine, is not counted on either side.',
   ].join('\n');
   log('\n' + body);
-  if (failed.length) {
-    for (const { r, figure } of failed) log(`FAILED: ${figure}, ${r.side}, round ${r.round}: ${r.error!.message}`);
-    log('BENCHMARKS.md left unchanged');
-    process.exitCode = 1;
-  } else if (WRITE) {
-    writeBenchmarkSection('App runtime', body);
-    log('\nwrote the App runtime section of BENCHMARKS.md');
-  }
+  recordBenchmark(
+    'App runtime',
+    body,
+    failed.map(({ r, figure }) => `${figure}, ${r.side}, round ${r.round}: ${r.error!.message}`),
+    WRITE,
+  );
 }
 
 try {

@@ -304,6 +304,21 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, int
   }
 }
 
+/**
+ * How a bench ends: with failures it names each one on stderr, leaves BENCHMARKS.md alone and sets
+ * exit code 1; without, it writes the `## <title>` section when `write` (a full-size run).
+ */
+export function recordBenchmark(title: string, body: string, failures: string[], write: boolean): void {
+  if (failures.length) {
+    for (const f of failures) process.stderr.write(`FAILED: ${f}\n`);
+    process.stderr.write('BENCHMARKS.md left unchanged\n');
+    process.exitCode = 1;
+  } else if (write) {
+    writeBenchmarkSection(title, body);
+    process.stderr.write(`wrote the ${title} section of BENCHMARKS.md\n`);
+  }
+}
+
 /** Replaces (or appends) the `## <title>` section of BENCHMARKS.md, leaving other sections alone. */
 export function writeBenchmarkSection(title: string, body: string): void {
   const file = path.join(REPO_ROOT, 'BENCHMARKS.md');
