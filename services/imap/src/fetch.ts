@@ -27,6 +27,8 @@ export type FetchItem =
 export interface FetchRequest {
   items: FetchItem[];
   changedSince: number | null;
+  /** the VANISHED modifier (RFC 7162 §3.2.6) */
+  vanished: boolean;
 }
 
 const MACROS: Record<string, string[]> = {
@@ -79,14 +81,16 @@ export function parseFetch(args: Token[]): FetchRequest {
   if (names.length === 0) throw new ParseError('empty FETCH item list');
   const items = names.map(parseItem);
   let changedSince: number | null = null;
+  let vanished = false;
   if (args[1]) {
     const mods = asList(args[1], 'FETCH modifiers');
-    for (let i = 0; i < mods.length; i += 2) {
+    for (let i = 0; i < mods.length; i++) {
       const name = asAtom(mods[i], 'modifier').toUpperCase();
-      if (name !== 'CHANGEDSINCE') throw new ParseError(`unknown FETCH modifier: ${name.slice(0, 40)}`);
-      changedSince = parseNumber(asAtom(mods[i + 1], 'mod-sequence'), { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+      if (name === 'VANISHED') vanished = true;
+      else if (name === 'CHANGEDSINCE') changedSince = parseNumber(asAtom(mods[++i], 'mod-sequence'), { allowZero: true, max: Number.MAX_SAFE_INTEGER });
+      else throw new ParseError(`unknown FETCH modifier: ${name.slice(0, 40)}`);
     }
     if (args.length > 2) throw new ParseError('too many FETCH arguments');
   }
-  return { items, changedSince };
+  return { items, changedSince, vanished };
 }

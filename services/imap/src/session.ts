@@ -127,6 +127,8 @@ export class Session {
   private condstore = false;
   /** ENABLE UTF8=ACCEPT (RFC 6855): mailbox names in UTF-8 both ways, APPEND UTF8 (...) */
   private utf8Accept = false;
+  /** ENABLE QRESYNC (RFC 7162): VANISHED instead of EXPUNGE, SELECT (QRESYNC ...), FETCH (VANISHED) */
+  private qresync = false;
   /** COMPRESS DEFLATE (RFC 4978) is on; it stays on for the connection */
   private compressed = false;
   /** SEARCHRES (RFC 5182): the UIDs the last SEARCH RETURN (SAVE) kept, named `$` */
@@ -171,7 +173,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC');
       if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     }
     return caps.join(' ');
@@ -396,6 +398,7 @@ export class Session {
           if (enabled.includes(cap)) continue;
           if (cap === 'CONDSTORE') this.condstore = true;
           else if (cap === 'UTF8=ACCEPT') this.utf8Accept = true;
+          else if (cap === 'QRESYNC') this.qresync = this.condstore = true;
           else continue;
           enabled.push(cap);
         }
@@ -556,9 +559,14 @@ export class Session {
 
   private async select(args: Token[], readOnly: boolean): Promise<Reply> {
     const name = this.mailboxArg(args[0]);
+    let resync: Resync | null = null;
     if (args[1]) {
-      for (const p of asList(args[1], 'select parameters')) {
-        if (asAtom(p, 'select parameter').toUpperCase() === 'CONDSTORE') this.condstore = true;
+      const params = asList(args[1], 'select parameters');
+      for (let j = 0; j < params.length; j++) {
+        const p = asAtom(params[j], 'select parameter').toUpperCase();
+        if (p === 'CONDSTORE') this.condstore = true;
+        // RFC 7162 §3.2.5: QRESYNC (uidvalidity modseq [known-uids [seq-match]]), only once enabled
+        else if (p === 'QRESYNC' && this.qresync) resync = parseQresync(asList(params[++j], 'QRESYNC parameters'));
         else throw new ParseError('unknown SELECT parameter');
       }
     }
@@ -614,7 +622,33 @@ export class Session {
         'latin1',
       ),
     );
+    // a client that still knows the mailbox under this UIDVALIDITY learns what changed since its MODSEQ
+    if (resync && resync.uidValidity === folder.uidValidity) {
+      const known = resync.knownUids;
+      await this.sendVanishedEarlier(folder, resync.modseq, (u) => !known || known(u));
+      const out: Buffer[] = [];
+      view.uids.forEach((u, i) => {
+        const rec = folder.get(u);
+        if (rec && rec.modseq > resync.modseq && (!known || known(u))) out.push(this.flagsResponse(i + 1, rec, true));
+      });
+      if (out.length) await this.send(Buffer.concat(out));
+    }
     return { status: 'OK', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, code: readOnly ? 'READ-ONLY' : 'READ-WRITE' };
+  }
+
+  /**
+   * `* VANISHED (EARLIER)` (RFC 7162 §3.2.10) for the UIDs `wanted` names that were expunged
+   * after `modseq`; when the folder's history does not reach back so far, every such UID below
+   * UIDNEXT that is not there now.
+   */
+  private async sendVanishedEarlier(folder: Folder, modseq: number, wanted: (uid: number) => boolean): Promise<void> {
+    let gone = folder.vanishedSince(modseq);
+    if (gone === null) {
+      gone = [];
+      for (let u = 1; u < folder.uidNext; u++) if (!folder.get(u)) gone.push(u);
+    }
+    gone = gone.filter((u) => wanted(u) && !folder.get(u));
+    if (gone.length) await this.send(Buffer.from(`* VANISHED (EARLIER) ${compactSet(gone)}\r\n`, 'latin1'));
   }
 
   /** FLAGS and PERMANENTFLAGS for a folder (at SELECT, and again when a keyword is added); built once per keyword set. */
@@ -656,11 +690,15 @@ export class Session {
       out.push(this.flagsAnnouncement(f, v.readOnly));
     }
     if (allowExpunge && v.expunges !== f.expunges) {
+      const vanished: number[] = [];
       for (let i = v.uids.length - 1; i >= 0; i--) {
         if (f.get(v.uids[i]!)) continue;
-        out.push(untagged(i + 1, atom('EXPUNGE')));
+        // after ENABLE QRESYNC one VANISHED with the UIDs replaces the EXPUNGEs (RFC 7162 §3.2.10)
+        if (this.qresync) vanished.push(v.uids[i]!);
+        else out.push(untagged(i + 1, atom('EXPUNGE')));
         v.recent.delete(v.uids[i]!);
       }
+      if (vanished.length) out.push(Buffer.from(`* VANISHED ${compactSet(vanished.reverse())}\r\n`, 'latin1'));
       v.uids = v.uids.filter((u) => f.get(u));
       v.expunges = f.expunges;
     }
@@ -677,7 +715,8 @@ export class Session {
       for (let i = 0; i < v.uids.length; i++) {
         const rec = f.get(v.uids[i]!);
         if (!rec || rec.modseq <= v.modseqSeen || this.reported.get(rec.uid) === rec.modseq) continue;
-        out.push(this.flagsResponse(i + 1, rec, false));
+        // after ENABLE QRESYNC unsolicited FETCH carries the UID (RFC 7162 §3.2.4)
+        out.push(this.flagsResponse(i + 1, rec, this.qresync));
       }
       v.modseqSeen = f.highestModseq;
     }
@@ -1256,6 +1295,12 @@ export class Session {
     if (req.changedSince !== null && !items.some((x) => x.k === 'MODSEQ')) items = [...items, { k: 'MODSEQ' }];
     const expunged = { count: 0 };
     let targets = this.messages(set, uid, expunged);
+    if (req.vanished) {
+      // RFC 7162 §3.2.6: only UID FETCH, with CHANGEDSINCE, once QRESYNC is enabled
+      if (!uid || req.changedSince === null || !this.qresync) throw new ParseError('VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC');
+      const inSet = resolveSequenceSet(parseSequenceSet(set), v.folder.uidNext - 1);
+      await this.sendVanishedEarlier(v.folder, req.changedSince, inSet);
+    }
     if (req.changedSince !== null) targets = targets.filter((t) => t.rec.modseq > req.changedSince!);
     // Reading a body without PEEK sets \Seen (and the response then carries FLAGS).
     const setsSeen = !v.readOnly && items.some((x) => (x.k === 'SECTION' || x.k === 'BINARY') && !x.peek);
@@ -1581,6 +1626,23 @@ function checkedFolderName(name: string): string {
     if (err instanceof MailStoreError) throw new CommandError('NO', err.message, 'CANNOT');
     throw err;
   }
+}
+
+/** SELECT's QRESYNC parameters; known-uids as a membership test, seq-match (only a hint) left out */
+interface Resync {
+  uidValidity: number;
+  modseq: number;
+  knownUids: ((uid: number) => boolean) | null;
+}
+
+function parseQresync(items: Token[]): Resync {
+  if (items.length < 2 || items.length > 4) throw new ParseError('QRESYNC takes (uidvalidity modseq [known-uids [seq-match]])');
+  const uidValidity = parseNumber(asAtom(items[0], 'UIDVALIDITY'));
+  const modseq = parseNumber(asAtom(items[1], 'mod-sequence'), { max: Number.MAX_SAFE_INTEGER });
+  if (items[3]) asList(items[3], 'sequence match data');
+  const known = items[2] ? parseSequenceSet(asAtom(items[2], 'known UIDs')) : null;
+  if (known?.some(([a, b]) => a === -1 || b === -1)) throw new ParseError('known UIDs cannot use *');
+  return { uidValidity, modseq, knownUids: known ? resolveSequenceSet(known, 0) : null };
 }
 
 /** A relative IMAP URL to a message of this account (RFC 5092 §6: imessagepart with its optional partial). */

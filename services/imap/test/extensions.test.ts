@@ -357,3 +357,52 @@ test('imapflow negotiates COMPRESS=DEFLATE by itself and works through it', asyn
     await client.logout();
   }
 });
+
+test('RFC 7162 QRESYNC: VANISHED instead of EXPUNGE, SELECT (QRESYNC ...) and UID FETCH (CHANGEDSINCE m VANISHED) report expunges since a MODSEQ', async () => {
+  const a = await login();
+  assert.match(await a.cmd('c', 'CAPABILITY'), /^\* CAPABILITY .*\bQRESYNC\b/m);
+  assert.match(await a.cmd('e', 'ENABLE QRESYNC'), /^\* ENABLED QRESYNC\r\n/m);
+  assert.match(await a.cmd('n', 'CREATE qr'), /^n OK/m);
+  const five = Array.from({ length: 5 }, (_, i) => crlf([`Subject: m${i + 1}`, '', 'x']));
+  const pieces: string[] = [];
+  five.forEach((m, i) => pieces.push(`${i ? ' ' : 'p APPEND qr '}{${m.length}}`, m));
+  assert.match(await withLiterals(a, 'p', pieces), /^p OK \[APPENDUID \d+ 1:5\]/m);
+  const sel = await a.cmd('s', 'SELECT qr');
+  const uidValidity = /UIDVALIDITY (\d+)/.exec(sel)![1]!;
+  const modseq = Number(/HIGHESTMODSEQ (\d+)/.exec(sel)![1]!);
+  // another session flags 2 and expunges 3 and 4
+  const b = await login();
+  assert.match(await b.cmd('s', 'SELECT qr'), /^s OK/m);
+  assert.match(await b.cmd('f', 'STORE 2 +FLAGS.SILENT (\\Flagged)'), /^f OK/m);
+  assert.match(await b.cmd('d', 'STORE 3:4 +FLAGS.SILENT (\\Deleted)'), /^d OK/m);
+  assert.match(await b.cmd('x', 'EXPUNGE'), /^\* 4 EXPUNGE\r\n\* 3 EXPUNGE\r\n/m);
+  b.close();
+  // RFC 7162 §3.2.10: once QRESYNC is enabled, "* VANISHED 3:4" and no EXPUNGE
+  const noop = await a.cmd('o', 'NOOP');
+  assert.match(noop, /^\* VANISHED 3:4\r\n/m);
+  assert.doesNotMatch(noop, /EXPUNGE/);
+  // §3.2.4: unsolicited FETCH responses carry the UID once QRESYNC is enabled
+  assert.match(noop, /^\* 2 FETCH \(FLAGS \(\\Flagged( \\Recent)?\) UID 2 MODSEQ \(\d+\)\)/m);
+  a.close();
+  // a resyncing client: §3.2.5.2's example shape, VANISHED (EARLIER) first, then the changed flags with UIDs
+  const c = await login();
+  assert.match(await c.cmd('e', 'ENABLE QRESYNC'), /^e OK/m);
+  const r = await c.cmd('s', `SELECT qr (QRESYNC (${uidValidity} ${modseq} 1:5))`);
+  assert.match(r, /^\* VANISHED \(EARLIER\) 3:4\r\n/m);
+  assert.match(r, /^\* 2 FETCH \(FLAGS \(\\Flagged( \\Recent)?\) UID 2 MODSEQ \(\d+\)\)\r\n/m);
+  assert.doesNotMatch(r, /^\* [135] FETCH/m);
+  // known-uids limits what is reported
+  assert.match(await c.cmd('s2', `SELECT qr (QRESYNC (${uidValidity} ${modseq} 4:5))`), /^\* VANISHED \(EARLIER\) 4\r\n(?![\s\S]*\* \d+ FETCH)/m);
+  // a stale UIDVALIDITY: no VANISHED, no FETCH (the client must start over)
+  assert.doesNotMatch(await c.cmd('s3', `SELECT qr (QRESYNC (1 ${modseq}))`), /VANISHED|FETCH/);
+  // §3.2.6: UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)
+  const f = await c.cmd('f', `UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${modseq} VANISHED)`);
+  assert.match(f, /^\* VANISHED \(EARLIER\) 3:4\r\n\* 2 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)\r\nf OK/m);
+  c.close();
+  // without ENABLE QRESYNC the parameter and the modifier are errors
+  const d = await login();
+  assert.match(await d.cmd('s', `SELECT qr (QRESYNC (${uidValidity} ${modseq}))`), /^s BAD/m);
+  assert.match(await d.cmd('s', 'SELECT qr'), /^s OK/m);
+  assert.match(await d.cmd('f', `UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${modseq} VANISHED)`), /^f BAD/m);
+  d.close();
+});

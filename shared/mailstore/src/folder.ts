@@ -33,6 +33,8 @@ export type StoreMode = 'set' | 'add' | 'remove';
 const POLL_MS = 500;
 const SYNC_READ_MAX = 256 * 1024;
 const MAX_KEYWORDS = 26;
+/** expunged UIDs kept for QRESYNC; older ones are forgotten and resyncs from before them get every missing UID */
+const MAX_VANISHED = 50_000;
 
 /**
  * One Maildir folder (cur/new/tmp) with its dovecot-uidlist. Every process keeps one
@@ -53,6 +55,11 @@ export class Folder extends EventEmitter {
   gone = false;
   /** bumped whenever messages disappear, so sessions skip looking for expunges otherwise */
   expunges = 0;
+  /** expunged UIDs with the MODSEQ of their expunge, oldest first (QRESYNC's VANISHED, RFC 7162 §3.2.5) */
+  private vanished: { modseq: number; uids: number[] }[] = [];
+  /** expunges at or below this MODSEQ are forgotten (beyond MAX_VANISHED) */
+  private vanishedFloor = 0;
+  private vanishedDirty = false;
   private records: MessageRecord[] = [];
   private byUid = new Map<number, MessageRecord>();
   private keywords: string[] = [];
@@ -100,6 +107,45 @@ export class Folder extends EventEmitter {
 
   private get uidListFile(): string {
     return path.join(this.dir, 'dovecot-uidlist');
+  }
+
+  /** Hearth's own file beside Dovecot's (Dovecot keeps expunges in its index log and ignores it) */
+  private get vanishedFile(): string {
+    return path.join(this.dir, 'hearth-vanished');
+  }
+
+  /**
+   * UIDs expunged after `modseq` (some perhaps earlier: never fewer), or null when the history
+   * does not reach back that far (the caller then treats every UID it cannot find as vanished).
+   */
+  vanishedSince(modseq: number): number[] | null {
+    if (modseq < this.vanishedFloor) return null;
+    const out: number[] = [];
+    for (const v of this.vanished) if (v.modseq > modseq) out.push(...v.uids);
+    return out.sort((a, b) => a - b);
+  }
+
+  private recordVanished(modseq: number, uids: number[]): void {
+    if (uids.length === 0) return;
+    this.vanished.push({ modseq, uids });
+    let total = this.vanished.reduce((n, v) => n + v.uids.length, 0);
+    while (total > MAX_VANISHED && this.vanished.length > 1) {
+      const dropped = this.vanished.shift()!;
+      this.vanishedFloor = dropped.modseq;
+      total -= dropped.uids.length;
+    }
+    this.vanishedDirty = true;
+  }
+
+  private async readVanished(): Promise<void> {
+    const text = await fs.promises.readFile(this.vanishedFile, 'utf8').catch(() => '');
+    const lines = text.split('\n');
+    this.vanishedFloor = Number(/^F(\d+)$/.exec(lines[0] ?? '')?.[1] ?? 0);
+    this.vanished = [];
+    for (const line of lines.slice(1)) {
+      const [m, ...uids] = line.split(' ').map(Number);
+      if (m && uids.length && uids.every(Number.isSafeInteger)) this.vanished.push({ modseq: m, uids });
+    }
   }
 
   private get keywordsFile(): string {
@@ -180,6 +226,8 @@ export class Folder extends EventEmitter {
       stampNew = '';
     }
     const { list, fresh } = await this.readUidList();
+    if (!this.vanishedDirty) await this.readVanished();
+    const dropped: number[] = [];
     this.keywords = await this.readKeywords();
     let listChanged = fresh;
     const files = new Map<string, string>();
@@ -193,6 +241,7 @@ export class Folder extends EventEmitter {
       const file = files.get(r.base);
       if (file === undefined) {
         listChanged = true;
+        dropped.push(r.uid);
         continue;
       }
       known.add(r.base);
@@ -206,7 +255,8 @@ export class Folder extends EventEmitter {
       }
       records.push({ uid: r.uid, base: r.base, file, info, flags: infoToFlags(info, this.keywords), modseq });
     }
-    if (records.length !== list.records.length) list.highestModseq++;
+    // removed by another process (or Dovecot): they vanished at a new MODSEQ
+    if (records.length !== list.records.length) this.recordVanished(++list.highestModseq, dropped);
     if (this.records.some((r) => !known.has(r.base))) this.expunges++;
     const added = [...files.keys()].filter((b) => !known.has(b)).sort(compareBase);
     for (const base of added) {
@@ -254,6 +304,10 @@ export class Folder extends EventEmitter {
       firstRecentUid: this.firstRecentUid,
       records: this.records.map((r) => ({ uid: r.uid, base: r.base, modseq: r.modseq })),
     };
+    if (this.vanishedDirty) {
+      await writeFileAtomic(this.vanishedFile, [`F${this.vanishedFloor}`, ...this.vanished.map((v) => `${v.modseq} ${v.uids.join(' ')}`)].join('\n') + '\n');
+      this.vanishedDirty = false;
+    }
     if (this.keywordsDirty) {
       await writeFileAtomic(this.keywordsFile, this.keywords.map((k, i) => `${i} ${k}\n`).join(''));
       this.keywordsDirty = false;
@@ -492,7 +546,7 @@ export class Folder extends EventEmitter {
       }
       if (gone.length) {
         this.expunges++;
-        this.highestModseq++;
+        this.recordVanished(++this.highestModseq, gone);
         this.setRecords(keep);
         await this.commit();
       }
