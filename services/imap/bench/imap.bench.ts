@@ -303,8 +303,48 @@ function figures(): Figure[] {
     { key: 'searchUnseen', label: 'SEARCH UNSEEN', unit: 'ops/s', prepare: onClients(CLIENTS, n(20), (c) => c.cmd('SEARCH UNSEEN')) },
     { key: 'searchSubject', label: 'SEARCH SUBJECT "needle"', unit: 'ops/s', prepare: onClients(CLIENTS, n(5), (c) => c.cmd('SEARCH SUBJECT "needle"')) },
     ...SORTS.map(([key, command]): Figure => ({ key, label: command, unit: 'ops/s', prepare: onClients(CLIENTS, n(3), (c) => c.cmd(command)) })),
+    { key: 'qresync', label: 'SELECT (QRESYNC) after 100 flag changes', unit: 'ops/s', prepare: resyncAfterChanges },
   ];
   return ONLY ? all.filter((f) => ONLY.has(f.key)) : all;
+}
+
+/**
+ * RFC 7162 resync: each client remembers INBOX's UIDVALIDITY and HIGHESTMODSEQ, another session
+ * toggles \Flagged on 100 messages spread over the folder (untimed), then the timed part is the
+ * clients' `SELECT INBOX (QRESYNC (uidvalidity modseq))`, which answers those 100 FETCHes.
+ */
+async function resyncAfterChanges(side: Side): Promise<{ run: () => Promise<{ ops: number; bytes: number; latencies: number[] }>; done: () => void }> {
+  const cs = await Promise.all(Array.from({ length: CLIENTS }, () => loggedIn(side.port)));
+  let known = '';
+  for (const c of cs) {
+    await c.cmd('ENABLE QRESYNC');
+    const sel = await c.capture('SELECT INBOX');
+    known = `${/UIDVALIDITY (\d+)/.exec(sel)?.[1]} ${/HIGHESTMODSEQ (\d+)/.exec(sel)?.[1]}`;
+    await c.cmd('UNSELECT');
+  }
+  const writer = await loggedIn(side.port);
+  await writer.cmd('SELECT INBOX');
+  const step = Math.max(1, Math.floor(MESSAGES / 100));
+  for (let i = 0; i < 100; i++) await writer.cmd(`STORE ${1 + ((i * step) % MESSAGES)} ${i % 2 ? '-' : '+'}FLAGS.SILENT (\\Flagged)`);
+  writer.close();
+  const rounds = n(10);
+  return {
+    run: async () => {
+      const latencies: number[] = [];
+      let bytes = 0;
+      await Promise.all(
+        cs.map(async (c) => {
+          for (let r = 0; r < rounds; r++) {
+            const s = performance.now();
+            bytes += await c.cmd(`SELECT INBOX (QRESYNC (${known}))`);
+            latencies.push(performance.now() - s);
+          }
+        }),
+      );
+      return { ops: latencies.length, bytes, latencies };
+    },
+    done: () => cs.forEach((c) => c.close()),
+  };
 }
 
 /** SORT and THREAD figures (RFC 5256) over the whole folder: figure key and command. */
