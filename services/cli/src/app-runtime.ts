@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Directory } from '@hearth/directory';
-import { appLogContainer, appStatus, engineRuntime, requireApp, runnableApp } from '@hearth/provisioning';
-import { AppRuntime, containerLogs, EngineError, execInApp, markCertApplied, runtimeApp, taskRuns, writeAppCert } from '@hearth/runtime';
+import { appLogContainer, appStatus, engineRuntime, installAppCert, requireApp, runnableApp } from '@hearth/provisioning';
+import { containerLogs, EngineError, execInApp, taskRuns } from '@hearth/runtime';
 import type { Command } from './commands.ts';
 import { printFields, printJson, printTable, UsageError } from './output.ts';
 
@@ -87,17 +87,8 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
       const certFile = values.cert;
       const keyFile = values.key;
       if (typeof certFile !== 'string' || typeof keyFile !== 'string') throw new UsageError('--cert and --key are required');
-      const d = await directory();
-      const stored = requireApp(d, args[0]!);
-      if (!stored.manifest.addons.tls) throw new EngineError(`app ${stored.id} does not have the tls addon`);
-      writeAppCert(config.dataDir, stored.id, fs.readFileSync(certFile, 'utf8'), fs.readFileSync(keyFile, 'utf8'));
-      const app = runtimeApp(stored, []);
-      const runtime = new AppRuntime(config);
-      if (app && (await runtime.reachable()) && (await runtime.state(app.id)).state === 'running') {
-        await runtime.restart(app.id);
-        markCertApplied(config.dataDir, app.id);
-        out(`installed the certificate of ${stored.id}; the app was restarted to read it`);
-      } else out(`installed the certificate of ${stored.id}; the app reads it when it starts`);
+      const { restarted } = await installAppCert(config, await directory(), args[0]!, fs.readFileSync(certFile, 'utf8'), fs.readFileSync(keyFile, 'utf8'));
+      out(restarted ? `installed the certificate of ${args[0]}; the app was restarted to read it` : `installed the certificate of ${args[0]}; the app reads it when it starts`);
     },
   },
 ];

@@ -1,5 +1,5 @@
 import { type Role, type User } from '@hearth/directory';
-import { appDeployer, appEnv, installApp, removeAppContainers, rotateApp, uninstallApp } from '@hearth/provisioning';
+import { appDeployer, appEnv, installApp, installAppCert, removeAppContainers, rotateApp, uninstallApp } from '@hearth/provisioning';
 import { csrfField, field, html, postButton, type Html } from './pages/layout.ts';
 import { done, Refusal, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
 import { CONSOLE_APP_ID } from './signin.ts';
@@ -314,6 +314,12 @@ ${o.reveal ? html`<a href="${base}">Hide secrets</a>` : postButton(`${base}/env`
 ${postButton(`${base}/rotate`, csrf, 'Rotate credentials', { kind: 'secondary' })}
 ${app.id === CONSOLE_APP_ID ? '' : html`<a href="${base}/uninstall">Uninstall…</a>`}
 </div>
+${app.manifest.addons.tls ? html`<h2>Certificate</h2>
+<p>The tls addon's certificate and key, as <code>hearth app cert</code>: a running container is restarted to read them.</p>
+<form method="post" action="${base}/cert" enctype="multipart/form-data">${csrfField(csrf)}
+<label for="f-cert">Certificate (PEM, chain after it)</label><input id="f-cert" name="cert" type="file" accept=".pem,.crt" required>
+<label for="f-key">Private key (PEM)</label><input id="f-key" name="key" type="file" accept=".pem,.key" required>
+<div class="actions"><button type="submit" class="secondary">Install certificate</button></div></form>` : ''}
 ${await runtimeSection(c, app.id)}`,
     { error: o.error, current: '/admin/apps' },
   );
@@ -346,6 +352,21 @@ async function uninstall(c: RequestContext): Promise<Result> {
   }
   c.logger.info({ admin: c.user.username, appId: app.id }, 'app uninstalled in the console');
   return done('/admin/apps', 'app-uninstalled');
+}
+
+async function installCert(c: RequestContext): Promise<Result> {
+  const app = c.directory.app(c.params[0]!);
+  if (!app) return notFound(c, 'app');
+  const [cert, key] = [c.form.file('cert'), c.form.file('key')];
+  if (!cert?.content.length || !key?.content.length) return appPage(c, { error: 'Choose the certificate file and the key file.' });
+  let restarted: boolean;
+  try {
+    ({ restarted } = await installAppCert(c.config, c.directory, app.id, cert.content.toString('utf8'), key.content.toString('utf8')));
+  } catch (err) {
+    return appPage(c, { error: userError(err) });
+  }
+  c.logger.info({ admin: c.user.username, appId: app.id, restarted }, 'app certificate installed in the console');
+  return done(`/admin/apps/${encodeURIComponent(app.id)}`, restarted ? 'cert-installed-restarted' : 'cert-installed');
 }
 
 async function rotate(c: RequestContext): Promise<Result> {
@@ -581,6 +602,7 @@ export const adminRoutes: Route[] = [
   { method: 'GET', path: new RegExp(`^/admin/apps/${U}$`), admin: true, handler: (c) => appPage(c) },
   { method: 'POST', path: new RegExp(`^/admin/apps/${U}/env$`), admin: true, handler: (c) => appPage(c, { reveal: true }) },
   { method: 'POST', path: new RegExp(`^/admin/apps/${U}/rotate$`), admin: true, handler: rotate },
+  { method: 'POST', path: new RegExp(`^/admin/apps/${U}/cert$`), admin: true, handler: installCert },
   ...(['start', 'stop', 'restart'] as const).map(
     (verb): Route => ({
       method: 'POST',

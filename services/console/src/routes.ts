@@ -4,7 +4,7 @@ import { DirectoryError, ValidationError, type Directory, type User } from '@hea
 import type { Logger } from '@hearth/log';
 import type { OidcStorage } from '@hearth/oidc/storage';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
-import { EngineError } from '@hearth/runtime';
+import { CertError, EngineError } from '@hearth/runtime';
 import { BackupError } from '@hearth/backup';
 import type { Form } from './http.ts';
 import { page, type Html, type Shell } from './pages/layout.ts';
@@ -72,6 +72,8 @@ export const NOTICES: Record<string, string> = {
   'app-stop': 'App stopped.',
   'app-restart': 'App restarted.',
   'backup-created': 'Backup created.',
+  'cert-installed': 'Certificate installed; the app reads it when it starts.',
+  'cert-installed-restarted': 'Certificate installed; the app was restarted to read it.',
   'keys-rotated': 'New signing keys made; tokens signed with the previous ones stay valid.',
   'mailbox-added': 'Mailbox added.',
   'mailbox-deleted': 'Mailbox deleted.',
@@ -99,6 +101,6 @@ export class Refusal extends Error {}
 
 /** The user's message for a refused change: these errors are one clear line already; anything else is a bug and propagates. */
 export function userError(err: unknown): string {
-  if (err instanceof ValidationError || err instanceof DirectoryError || err instanceof ProvisionError || err instanceof ManifestError || err instanceof Refusal || err instanceof EngineError || err instanceof BackupError || err instanceof ConfigError) return err.message;
+  if (err instanceof ValidationError || err instanceof DirectoryError || err instanceof ProvisionError || err instanceof ManifestError || err instanceof Refusal || err instanceof EngineError || err instanceof CertError || err instanceof BackupError || err instanceof ConfigError) return err.message;
   throw err;
 }

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { appCertsDir, CERT_FILE } from '@hearth/runtime';
 import { busyboxImage, derivedImage, docker, dockerEnv, hearth, removeAppLeftovers, requireDocker, waitFor } from '@hearth/testkit';
 import type { Browser } from 'playwright-core';
 import { axeViolations, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
@@ -279,5 +280,35 @@ test('an admin rotates the OIDC signing keys from the status page, as hearth oid
   let after: string[] = [];
   await waitFor(async () => (after = await kids()).length > before.length, 30000, 250);
   for (const kid of before) assert.ok(after.includes(kid), `the previous key ${kid} is still published`);
+  await context.close();
+});
+
+test('an admin installs a tls app’s certificate from its page, as hearth app cert: a key of another certificate is refused and nothing is written', async () => {
+  const manifest = path.join(tmp, 'tls-manifest.json');
+  fs.writeFileSync(manifest, JSON.stringify({ title: 'TLS app', addons: { tls: {} } }));
+  const installed = await hearth(['app', 'install', manifest, '--id', 'tlsapp', '--domain', 'tls.example.test'], { env: stack.env.env });
+  assert.equal(installed.code, 0, installed.stderr);
+  const pair = (name: string): { cert: string; key: string } => {
+    const [cert, key] = [path.join(tmp, `${name}.crt`), path.join(tmp, `${name}.key`)];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=tls.example.test', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    return { cert, key };
+  };
+  const [good, other] = [pair('good'), pair('other')];
+  const onDisk = path.join(appCertsDir(stack.env.dataDir, 'tlsapp'), CERT_FILE);
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  const upload = async (cert: string, key: string): Promise<void> => {
+    await page.goto(`${stack.url}/admin/apps/tlsapp`);
+    await page.getByLabel('Certificate (PEM, chain after it)').setInputFiles(cert);
+    await page.getByLabel('Private key (PEM)').setInputFiles(key);
+    await page.getByRole('button', { name: 'Install certificate' }).click();
+  };
+  await upload(good.cert, other.key);
+  await page.getByText('the key does not belong to the certificate').waitFor();
+  assert.notEqual(fs.existsSync(onDisk) && fs.readFileSync(onDisk, 'utf8'), fs.readFileSync(good.cert, 'utf8'));
+  await upload(good.cert, good.key);
+  await page.getByText('Certificate installed; the app reads it when it starts.').waitFor();
+  assert.equal(fs.readFileSync(onDisk, 'utf8'), fs.readFileSync(good.cert, 'utf8'));
   await context.close();
 });

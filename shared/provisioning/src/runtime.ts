@@ -1,6 +1,6 @@
 import type { HearthConfig } from '@hearth/config';
 import type { App, Directory } from '@hearth/directory';
-import { AppRuntime, EngineError, runtimeApp, type Health, type RuntimeApp } from '@hearth/runtime';
+import { AppRuntime, EngineError, markCertApplied, runtimeApp, writeAppCert, type Health, type RuntimeApp } from '@hearth/runtime';
 import { appEnv, requireApp, type AppDeployer } from './apps.ts';
 
 /** What `hearth app …` and the console's app pages share: the app as the engine runs it. */
@@ -61,4 +61,20 @@ export async function appLogContainer(runtime: AppRuntime, appId: string): Promi
   const state = await runtime.state(appId);
   if (state.state === 'absent') throw new EngineError(`app ${appId} has no container; run hearth app install again`);
   return state.container;
+}
+
+/**
+ * `hearth app cert`: the tls addon's certificate and key (checked to be a pair) replace the app's;
+ * a running container is restarted to read them. Answers whether it was.
+ */
+export async function installAppCert(config: HearthConfig, directory: Directory, id: string, certPem: string, keyPem: string): Promise<{ restarted: boolean }> {
+  const stored = requireApp(directory, id);
+  if (!stored.manifest.addons.tls) throw new EngineError(`app ${stored.id} does not have the tls addon`);
+  writeAppCert(config.dataDir, stored.id, certPem, keyPem);
+  const app = runtimeApp(stored, []);
+  const runtime = new AppRuntime(config);
+  if (!app || !(await runtime.reachable()) || (await runtime.state(app.id)).state !== 'running') return { restarted: false };
+  await runtime.restart(app.id);
+  markCertApplied(config.dataDir, app.id);
+  return { restarted: true };
 }
