@@ -7,7 +7,7 @@ import { REPO_ROOT, runCommand } from '@hearth/testkit';
 // runs one round against each and prints its table (no figures are judged here).
 test('npm run bench:proxyauth runs one tiny round through the gateway, the bare proxy and directly and prints its table', async () => {
   const r = await runCommand(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'services/proxyauth/bench/proxyauth.bench.ts')], {
-    env: { PROXYAUTH_BENCH_ROUNDS: '1', PROXYAUTH_BENCH_SECONDS: '1', PROXYAUTH_BENCH_LATENCY_SECONDS: '0.3', PROXYAUTH_BENCH_WRITE: '0' },
+    env: { PROXYAUTH_BENCH_ROUNDS: '1', PROXYAUTH_BENCH_SECONDS: '3', PROXYAUTH_BENCH_LATENCY_SECONDS: '1', PROXYAUTH_BENCH_WRITE: '0' },
     timeoutMs: 180_000,
   });
   assert.equal(r.code, 0, r.stderr.slice(-2000));
