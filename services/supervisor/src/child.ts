@@ -20,7 +20,7 @@ export interface ChildOptions {
   env: NodeJS.ProcessEnv;
   /** instead of a process, run this compiled entry point in a worker thread */
   threadEntry?: string;
-  /** a thread's young-generation limit (a process gets it as --max-semi-space-size in args) */
+  /** the daemon's young-generation limit: a thread's resourceLimits, a process's --max-semi-space-size */
   youngGenerationMb?: number;
   logger: Logger;
   /** backoff after a crash: doubles from minDelayMs up to maxDelayMs; reset after a stable run */
@@ -31,8 +31,12 @@ export interface ChildOptions {
   onStart?: () => void;
 }
 
+/** V8 sizes the young generation at three semi-spaces. */
+const semiSpaceMb = (youngGenerationMb: number): number => Math.max(1, Math.round(youngGenerationMb / 3));
+
 function startProcess(o: ChildOptions): Instance {
-  const proc = spawn(o.command, o.args, { env: o.env, stdio: 'inherit' });
+  const args = o.youngGenerationMb ? [`--max-semi-space-size=${semiSpaceMb(o.youngGenerationMb)}`, ...o.args] : o.args;
+  const proc = spawn(o.command, args, { env: o.env, stdio: 'inherit' });
   proc.on('error', (err) => o.logger.error({ service: o.name, err }, 'could not start'));
   return {
     pid: proc.pid,

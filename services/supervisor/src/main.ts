@@ -24,9 +24,6 @@ function parseYoungGeneration(value: string | undefined): number {
   return n;
 }
 
-/** A process's semi-space for that young generation: V8 sizes the young generation at three semi-spaces. */
-const semiSpaceMb = (youngGenerationMb: number): number => Math.max(1, Math.round(youngGenerationMb / 3));
-
 /** The metrics endpoint printed beside a daemon's own. */
 function metricsEndpoint(config: HearthConfig, service: string): string | null {
   const url = metricsUrl(config, service);
@@ -95,7 +92,7 @@ async function main(): Promise<void> {
     const child: SupervisedChild = new SupervisedChild({
       name: s.name,
       command: process.execPath,
-      args: [`--max-semi-space-size=${semiSpaceMb(youngGenerationMb)}`, ...(compiled ? ['--enable-source-maps', compiledEntry(s.name)] : ['--import', 'tsx', serviceEntry(s.name)])],
+      args: compiled ? ['--enable-source-maps', compiledEntry(s.name)] : ['--import', 'tsx', serviceEntry(s.name)],
       threadEntry: mode === 'threads' ? compiledEntry(s.name) : undefined,
       youngGenerationMb,
       env: process.env,
