@@ -37,3 +37,9 @@ export function metered<T>(command: string, work: Promise<T>): Promise<T> {
     },
   );
 }
+
+export const queueStatements = counter({
+  name: 'hearth_smtp_queue_statements_total',
+  help: 'Statements the PostgreSQL queue sent to the database (each one round trip; transaction BEGIN and COMMIT included). Divided by messages queued: the coordination cost of replicas.',
+  labelNames: [],
+});

@@ -12,11 +12,14 @@ const close = promisify(fs.close);
 const rename = promisify(fs.rename);
 const unlink = promisify(fs.unlink);
 
-async function unlinkIfThere(file: string): Promise<void> {
+/** Unlinks a file; false when it was gone already. */
+export async function unlinkIfThere(file: string): Promise<boolean> {
   try {
     await unlink(file);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return false;
   }
 }
 
