@@ -43,6 +43,7 @@ import {
 import { decodedContent, header, parseMessage, toCrlf, type MimePart } from '@hearth/message';
 import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
+import { refuseRecentKeys, statusItems } from './rev2.ts';
 import type { ImapSettings } from './settings.ts';
 import { needsHeader, parseSortCriteria, sortFields, sortItems, type SortCriterion, type SortItem } from './sort.ts';
 import { formatThreads, orderedSubjectThreads, referenceThreads, refsThreads, type ThreadTree } from './thread.ts';
@@ -127,6 +128,11 @@ export class Session {
   private condstore = false;
   /** ENABLE UTF8=ACCEPT (RFC 6855): mailbox names in UTF-8 both ways, APPEND UTF8 (...) */
   private utf8Accept = false;
+  /**
+   * ENABLE IMAP4rev2 (RFC 9051): UTF-8 mailbox names, no \\Recent (no RECENT response, flag, search
+   * key or STATUS item), SEARCH answers ESEARCH, SELECT sends LIST and [CLOSED], unsolicited FETCH has the UID
+   */
+  private rev2 = false;
   /** ENABLE QRESYNC (RFC 7162): VANISHED instead of EXPUNGE, SELECT (QRESYNC ...), FETCH (VANISHED) */
   private qresync = false;
   /** COMPRESS DEFLATE (RFC 4978) is on; it stays on for the connection */
@@ -168,12 +174,12 @@ export class Session {
   }
 
   capabilities(): string {
-    const caps = ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID', 'ENABLE', 'IDLE'];
+    const caps = ['IMAP4rev1', 'IMAP4rev2', 'SASL-IR', 'LITERAL+', 'ID', 'ENABLE', 'IDLE'];
     if (this.state === 'notauth') {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC', 'STATUS=SIZE');
       if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     }
     return caps.join(' ');
@@ -368,6 +374,9 @@ export class Session {
           this.deselect();
           this.state = 'auth';
         }
+        // RFC 9051 §6.3.4: a \\Noselect name with inferiors cannot be deleted, and §7.1 names the reason
+        if (this.rev2 && !(await this.acct().exists(n)) && (await this.acct().listFolders()).some((f) => f.name === n && f.noSelect))
+          no('Mailbox has children that need to be deleted first', 'HASCHILDREN');
         await this.acct().deleteFolder(n);
         return ok('DELETE completed');
       }
@@ -399,11 +408,16 @@ export class Session {
           if (cap === 'CONDSTORE') this.condstore = true;
           else if (cap === 'UTF8=ACCEPT') this.utf8Accept = true;
           else if (cap === 'QRESYNC') this.qresync = this.condstore = true;
-          else continue;
+          else if (cap === 'IMAP4REV2') {
+            this.rev2 = true;
+            // a session that enables it while selected stops reporting \Recent at once
+            this.view?.recent.clear();
+          } else continue;
           enabled.push(cap);
         }
         if (args.length === 0) throw new ParseError('ENABLE needs a capability');
-        await this.send(untagged(atom('ENABLED'), ...enabled.map(atom)));
+        // named as CAPABILITY spells them
+        await this.send(untagged(atom('ENABLED'), ...enabled.map((cap) => atom(cap === 'IMAP4REV2' ? 'IMAP4rev2' : cap))));
         return ok('ENABLE completed');
       }
       case 'IDLE':
@@ -475,19 +489,24 @@ export class Session {
     throw new CommandError('BAD', 'Unknown command');
   }
 
+  /** Mailbox names are UTF-8 on the wire after ENABLE UTF8=ACCEPT (RFC 6855 §3) or IMAP4rev2 (RFC 9051 §5.1). */
+  private get utf8Names(): boolean {
+    return this.utf8Accept || this.rev2;
+  }
+
   /**
    * A mailbox argument as the store names it: modified UTF-7, validated (8-bit names are refused),
    * or after ENABLE UTF8=ACCEPT UTF-8, encoded to it (RFC 6855 §3). CREATE drops one trailing delimiter.
    */
   private mailboxArg(t: Token | undefined, creating = false): string {
-    const given = this.utf8Accept ? encodeMutf7(asUtf8(t, 'mailbox name')) : asString(t, 'mailbox name');
+    const given = this.utf8Names ? encodeMutf7(asUtf8(t, 'mailbox name')) : asString(t, 'mailbox name');
     const name = creating && given.length > 1 && given.endsWith(DELIMITER) ? given.slice(0, -1) : given;
     return checkedFolderName(name);
   }
 
   /** A stored folder name as this client reads it: a UTF-8 quoted string after ENABLE UTF8=ACCEPT (RFC 6855 §3), else as stored. */
   private shownName(name: string): Value {
-    const text = this.utf8Accept ? decodeMutf7(name) : null;
+    const text = this.utf8Names ? decodeMutf7(name) : null;
     if (text === null || /^[\x20-\x7e]*$/.test(text)) return text ?? name;
     return raw(`"${Buffer.from(text.replace(/[\\"]/g, (c) => `\\${c}`), 'utf8').toString('latin1')}"`);
   }
@@ -577,7 +596,8 @@ export class Session {
       // The old watch is released only after the new one exists, so reselecting keeps inotify set up.
       this.view = null;
       this.state = 'auth';
-      if (this.condstore) await this.send(status('OK', 'Previous mailbox closed', 'CLOSED'));
+      // RFC 7162 §3.2.11, and RFC 9051 §6.3.2 for every IMAP4rev2 client
+      if (this.condstore || this.rev2) await this.send(status('OK', 'Previous mailbox closed', 'CLOSED'));
     }
     let folder: Folder;
     let recent: number[];
@@ -585,7 +605,8 @@ export class Session {
       folder = await this.acct().folder(name);
       await folder.refresh();
       // SELECT takes the messages no session has seen yet; EXAMINE shows them but leaves them for the next SELECT.
-      recent = folder.unclaimedRecent();
+      // An IMAP4rev2 session has no \Recent (RFC 9051 §2.3.2), so it leaves them to IMAP4rev1 sessions.
+      recent = this.rev2 ? [] : folder.unclaimedRecent();
       if (!readOnly && recent.length) recent = await folder.claimRecent();
     } finally {
       if (previous) setImmediate(previous.stop);
@@ -615,9 +636,12 @@ export class Session {
     this.state = 'selected';
     const firstUnseen = folder.firstUnseen;
     await this.send(this.flagsAnnouncement(folder, readOnly));
+    // RFC 9051 §6.3.2: no RECENT and no UNSEEN code, but the mailbox's LIST response, named as the client should use it
+    if (this.rev2) await this.send(await this.selectedList(folder.name));
+    const rev1Lines = this.rev2 ? '' : `* ${view.recent.size} RECENT\r\n${firstUnseen >= 0 ? `* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n` : ''}`;
     await this.send(
       Buffer.from(
-        `* ${view.uids.length} EXISTS\r\n* ${view.recent.size} RECENT\r\n${firstUnseen >= 0 ? `* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n` : ''}` +
+        `* ${view.uids.length} EXISTS\r\n${rev1Lines}` +
           `* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n* OK [UIDNEXT ${folder.uidNext}] Predicted next UID\r\n* OK [HIGHESTMODSEQ ${folder.highestModseq}] Highest\r\n`,
         'latin1',
       ),
@@ -634,6 +658,12 @@ export class Session {
       if (out.length) await this.send(Buffer.concat(out));
     }
     return { status: 'OK', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, code: readOnly ? 'READ-ONLY' : 'READ-WRITE' };
+  }
+
+  /** `* LIST (attributes) "." name` for the mailbox just selected, its attributes as LIST gives them. */
+  private async selectedList(name: string): Promise<Buffer> {
+    const info = (await this.acct().listFolders()).find((f) => f.name === name) ?? { name, specialUse: null, hasChildren: false, noSelect: false };
+    return untagged(atom('LIST'), mailboxAttributes(info).map(atom), DELIMITER, this.shownName(name));
   }
 
   /**
@@ -676,7 +706,7 @@ export class Session {
     }
     v.dirty = false;
     let claimed = false;
-    if (!v.readOnly && f.unclaimedRecent().length) {
+    if (!v.readOnly && !this.rev2 && f.unclaimedRecent().length) {
       const uids = await f.claimRecent().catch(() => []);
       // IDLE's flush may still run after the client has selected another mailbox.
       if (this.view !== v) return;
@@ -715,8 +745,8 @@ export class Session {
       for (let i = 0; i < v.uids.length; i++) {
         const rec = f.get(v.uids[i]!);
         if (!rec || rec.modseq <= v.modseqSeen || this.reported.get(rec.uid) === rec.modseq) continue;
-        // after ENABLE QRESYNC unsolicited FETCH carries the UID (RFC 7162 §3.2.4)
-        out.push(this.flagsResponse(i + 1, rec, this.qresync));
+        // after ENABLE QRESYNC (RFC 7162 §3.2.4) or IMAP4rev2 (RFC 9051 §7.5.2) unsolicited FETCH carries the UID
+        out.push(this.flagsResponse(i + 1, rec, this.qresync || this.rev2));
       }
       v.modseqSeen = f.highestModseq;
     }
@@ -725,13 +755,13 @@ export class Session {
       for (let i = lo; i < msgs.length; i++) {
         const uid = msgs[i]!.uid;
         grown.push(uid);
-        if (v.readOnly && uid >= f.firstRecentUid) v.recent.add(uid);
+        if (v.readOnly && !this.rev2 && uid >= f.firstRecentUid) v.recent.add(uid);
       }
       v.uids = grown;
       out.push(untagged(v.uids.length, atom('EXISTS')));
     }
     // Also after a claim alone: a concurrent flush (IDLE's, then DONE's) may have sent the EXISTS already.
-    if (lo < msgs.length || claimed) out.push(untagged(v.recent.size, atom('RECENT')));
+    if ((lo < msgs.length || claimed) && !this.rev2) out.push(untagged(v.recent.size, atom('RECENT')));
     this.reported.clear();
     if (this.contexts.size) {
       // REMOVEFROM in the numbers before this flush's EXPUNGEs, ADDTO in those after its EXISTS
@@ -894,7 +924,7 @@ export class Session {
       const opts = asList(args[i + 3], 'return options');
       for (let j = 0; j < opts.length; j++) {
         const opt = asAtom(opts[j], 'return option').toUpperCase();
-        if (opt === 'STATUS') statusOf = statusItems(opts[++j]);
+        if (opt === 'STATUS') statusOf = statusItems(opts[++j], this.rev2);
         else if (LIST_RETURN.has(opt)) returns.add(opt);
         else throw new ParseError(`unknown LIST return option ${opt.slice(0, 30)}`);
       }
@@ -910,9 +940,9 @@ export class Session {
     const onlySubscribed = lsub || selection.has('SUBSCRIBED');
     const showSubscribed = returns.has('SUBSCRIBED') || selection.has('SUBSCRIBED');
     // After ENABLE UTF8=ACCEPT patterns are UTF-8 and match the decoded names (a modified UTF-7 prefix is no prefix of the name's).
-    const res = patterns.map((p) => patternRegex(this.utf8Accept ? Buffer.from(ref + p, 'latin1').toString('utf8') : ref + p));
+    const res = patterns.map((p) => patternRegex(this.utf8Names ? Buffer.from(ref + p, 'latin1').toString('utf8') : ref + p));
     const matching = (name: string): boolean => {
-      const shown = this.utf8Accept ? (decodeMutf7(name) ?? name) : name;
+      const shown = this.utf8Names ? (decodeMutf7(name) ?? name) : name;
       return res.some((re) => re.test(shown));
     };
     const out: Buffer[] = [];
@@ -931,9 +961,7 @@ export class Session {
       const childInfo = recursive && selection.has('SUBSCRIBED') && [...subs].some((n) => n.startsWith(f.name + DELIMITER));
       if (onlySubscribed && !subscribed && !childInfo) continue;
       if (selection.has('SPECIAL-USE') && !f.specialUse) continue;
-      const attrs = f.nonExistent ? ['\\NonExistent'] : [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
-      if (f.noSelect && !f.nonExistent) attrs.unshift('\\Noselect');
-      if (f.specialUse) attrs.push(f.specialUse);
+      const attrs = mailboxAttributes(f);
       if (showSubscribed && subscribed) attrs.push('\\Subscribed');
       out.push(untagged(atom(cmd), attrs.map(atom), DELIMITER, this.shownName(f.name), ...(childInfo ? [['CHILDINFO', ['SUBSCRIBED']]] : [])));
       // RFC 5819 §2: a mailbox whose status cannot be read (deleted meanwhile) just has no STATUS line.
@@ -960,7 +988,7 @@ export class Session {
 
   private async statusCmd(args: Token[]): Promise<Reply> {
     const name = this.mailboxArg(args[0]);
-    const items = statusItems(args[1]);
+    const items = statusItems(args[1], this.rev2);
     await this.send(await this.statusResponse(name, items));
     return ok('STATUS completed');
   }
@@ -977,6 +1005,8 @@ export class Session {
       else if (item === 'UIDNEXT') out.push(folder.uidNext);
       else if (item === 'UIDVALIDITY') out.push(folder.uidValidity);
       else if (item === 'UNSEEN') out.push(folder.messages.filter((m) => !m.flags.includes('\\Seen')).length);
+      else if (item === 'DELETED') out.push(folder.messages.filter((m) => m.flags.includes('\\Deleted')).length);
+      else if (item === 'SIZE') out.push(await mailboxSize(folder));
       else out.push(folder.highestModseq);
     }
     return untagged(atom('STATUS'), this.shownName(folder.name), out);
@@ -1117,7 +1147,7 @@ export class Session {
       if (returns.has('UPDATE') && !sorted && this.contexts.size >= MAX_CONTEXTS) return { status: 'NO', text: 'Too many searches kept up to date', code: 'LIMIT' };
       if (returns.size === 0) returns.add('ALL');
       args = args.slice(2);
-    }
+    } else if (this.rev2 && !sorted) returns = new Set(['ALL']); // RFC 9051 §6.4.4: ESEARCH, ALL when no RETURN
     const criteria = sorted ? parseSortCriteria(args[0]) : null;
     // SORT names its charset without the CHARSET word SEARCH uses
     if (sorted) args = [{ kind: 'atom', value: 'CHARSET' }, ...args.slice(1)];
@@ -1134,6 +1164,7 @@ export class Session {
       if (err instanceof BadCharsetError) return { status: 'NO', text: 'Unsupported charset', code: 'BADCHARSET (UTF-8 US-ASCII)' };
       throw err;
     }
+    if (this.rev2) refuseRecentKeys(key);
     const v = this.view!;
     const found = await this.matching(key, saved);
     if (update && !sorted) this.contexts.set(tag, { key, uid, saved, members: new Set(found.seqs.map((seq) => v.uids[seq - 1]!)), stamp: contextStamp(v) });
@@ -1182,6 +1213,7 @@ export class Session {
       if (err instanceof BadCharsetError) return { status: 'NO', text: 'Unsupported charset', code: 'BADCHARSET (UTF-8 US-ASCII)' };
       throw err;
     }
+    if (this.rev2) refuseRecentKeys(key);
     const v = this.view!;
     const { seqs } = await this.matching(key);
     // the threads of the whole folder are kept until its messages change (as Dovecot keeps its thread cache)
@@ -1539,6 +1571,24 @@ function binaryContent(raw: Buffer, tree: MimePart | null, path: readonly number
   return decodedContent(raw, part);
 }
 
+/**
+ * STATUS SIZE (RFC 8438 §3): the mailbox's size in octets, the sum of its messages' RFC822.SIZE; a
+ * message whose file another process removed meanwhile counts nothing.
+ */
+async function mailboxSize(folder: Folder): Promise<number> {
+  let total = 0;
+  for (const rec of folder.messages) total += folder.knownSize(rec) ?? (await folder.size(rec).catch(() => 0));
+  return total;
+}
+
+/** A mailbox's LIST attributes: \\NonExistent or \\Noselect, children (RFC 5258 §4), special use (RFC 6154). */
+function mailboxAttributes(f: FolderInfo & { nonExistent?: boolean }): string[] {
+  const attrs = f.nonExistent ? ['\\NonExistent'] : [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+  if (f.noSelect && !f.nonExistent) attrs.unshift('\\Noselect');
+  if (f.specialUse) attrs.push(f.specialUse);
+  return attrs;
+}
+
 /** FETCH's `(flags)` text by a record's flag array (records never change; a flag change makes a new one). */
 const flagTexts = new WeakMap<readonly string[], string>();
 
@@ -1548,15 +1598,6 @@ const announcements = new WeakMap<Folder, { keywords: string; readWrite: Buffer;
 const LIST_SELECTION = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
 const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE']);
 const ESEARCH_RETURNS = new Set(['MIN', 'MAX', 'COUNT', 'ALL', 'SAVE', 'PARTIAL', 'UPDATE']);
-
-const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ']);
-
-function statusItems(t: Token | undefined): string[] {
-  const items = asList(t, 'status items').map((x) => asAtom(x, 'status item').toUpperCase());
-  if (items.length === 0) throw new ParseError('empty STATUS item list');
-  for (const item of items) if (!STATUS_ITEMS.has(item)) throw new ParseError(`unknown STATUS item ${item.slice(0, 30)}`);
-  return items;
-}
 
 function ok(text: string): Reply {
   return { status: 'OK', text };
