@@ -8,7 +8,45 @@ import { childrenOf, header, splitParams, type MimePart } from '@hearth/message'
  */
 
 function paramList(params: [string, string][]): Value {
-  return params.length ? params.flatMap(([k, v]) => [nstring(k), nstring(v)]) : null;
+  const joined = joinContinuations(params);
+  return joined.length ? joined.flatMap(([k, v]) => [nstring(k), nstring(v)]) : null;
+}
+
+/**
+ * RFC 2231 §3 parameter continuations joined, as RFC 9051 §7.5.2 asks (Appendix E: the rule
+ * was hidden in RFC 3501's reference) and Dovecot answers: `name*0`, `name*1`… become `name`;
+ * when a piece is extended (`name*0*`) they become `name*`, still in RFC 2231's encoded form
+ * (charset'language'%XX, a plain piece %-escaped to fit), for a client to decode. As in Dovecot,
+ * the joined parameters follow the others.
+ */
+function joinContinuations(params: [string, string][]): [string, string][] {
+  const plain: [string, string][] = [];
+  const pieces = new Map<string, { n: number; value: string; extended: boolean }[]>();
+  for (const [k, v] of params) {
+    const m = /^(.+?)\*(\d{1,4})(\*?)$/.exec(k);
+    if (!m) plain.push([k, v]);
+    else {
+      const list = pieces.get(m[1]!) ?? [];
+      pieces.set(m[1]!, list);
+      list.push({ n: Number(m[2]), value: v, extended: m[3] === '*' });
+    }
+  }
+  for (const [name, list] of pieces) {
+    list.sort((a, b) => a.n - b.n);
+    const extended = list.some((p) => p.extended);
+    plain.push([extended ? `${name}*` : name, list.map((p) => (extended && !p.extended ? rfc2231Escape(p.value) : p.value)).join('')]);
+  }
+  return plain;
+}
+
+/** Text as RFC 2231 §7's extended-other-values: UTF-8 bytes, all but attribute-chars as %XX. */
+function rfc2231Escape(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += byte > 0x20 && byte < 0x7f && !/[*'%()<>@,;:\\"/[\]?=]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** Text lines of a body; a last line without a line ending still counts. */

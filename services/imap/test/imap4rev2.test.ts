@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
+import { MailStore } from '@hearth/mailstore';
+import { tempDir } from '@hearth/testkit';
 import { loadTls } from '@hearth/tls';
+import { handToDovecot, startDovecot } from './dovecot.ts';
 import { run, stack, type Stack } from './helpers.ts';
 import { Wire } from './wire.ts';
 
@@ -87,6 +92,33 @@ test('RFC 9051 §6.3.2: SELECT sends the mailbox LIST, no RECENT and no UNSEEN; 
   assert.doesNotMatch(r1, /^\* LIST/m);
   assert.doesNotMatch(await v1.cmd('e', 'EXAMINE INBOX'), /CLOSED/);
   v1.close();
+});
+
+test('an IMAP4rev1 client (no ENABLE IMAP4rev2) gets RFC 3501 answers throughout', async () => {
+  const w = await login(false);
+  assert.match(await w.cmd('c', 'CREATE "Entw&APw-rfe1"'), /^c OK/m);
+  await append(w, 'Entw&APw-rfe1', mail('first'), '\\Flagged');
+  await append(w, 'Entw&APw-rfe1', mail('second'));
+  assert.match(await w.cmd('l', 'LIST "" "Entw*"'), /^\* LIST \(\\HasNoChildren\) "\." "Entw&APw-rfe1"\r\n/m);
+  assert.match(await w.cmd('st', 'STATUS "Entw&APw-rfe1" (MESSAGES RECENT UNSEEN)'), /^\* STATUS "Entw&APw-rfe1" \(MESSAGES 2 RECENT 2 UNSEEN 2\)\r\n/m);
+  const sel = await w.cmd('s', 'SELECT "Entw&APw-rfe1"');
+  assert.match(sel, /^\* 2 EXISTS\r\n\* 2 RECENT\r\n\* OK \[UNSEEN 1\]/m);
+  assert.doesNotMatch(sel, /^\* LIST/m);
+  assert.match(await w.cmd('f', 'FETCH 1 FLAGS'), /^\* 1 FETCH \(FLAGS \(\\Flagged \\Recent\)\)\r\n/m);
+  assert.match(await w.cmd('q', 'SEARCH RECENT'), /^\* SEARCH 1 2\r\n/m);
+  assert.match(await w.cmd('q2', 'SEARCH NEW FLAGGED'), /^\* SEARCH 1\r\n/m);
+  assert.match(await w.cmd('u', 'UID SEARCH ALL'), /^\* SEARCH 1 2\r\n/m);
+  // a reselect without CONDSTORE sends no [CLOSED] (RFC 7162 §3.2.11 asks it of CONDSTORE clients)
+  assert.doesNotMatch(await w.cmd('s2', 'SELECT INBOX'), /CLOSED/);
+  // another session's flag change comes without the UID
+  await w.cmd('s3', 'SELECT "Entw&APw-rfe1"');
+  const other = await login(false);
+  await other.cmd('s', 'SELECT "Entw&APw-rfe1"');
+  await other.cmd('f', 'STORE 2 +FLAGS.SILENT (\\Answered)');
+  assert.match(await w.cmd('n', 'NOOP'), /^\* 2 FETCH \(FLAGS \(\\Answered\)\)\r\n/m);
+  // 8-bit mailbox names are not IMAP4rev1 (modified UTF-7 is)
+  assert.match(await w.cmd('b', Buffer.from('CREATE "Entwürfe2"', 'utf8')), /^b (NO|BAD) /m);
+  for (const c of [w, other]) c.close();
 });
 
 test('RFC 9051 §2.3.2: no \\Recent after ENABLE IMAP4rev2 — not in FLAGS, not taken from IMAP4rev1 sessions; RECENT/NEW/OLD and STATUS RECENT are BAD', async () => {
@@ -327,4 +359,74 @@ test('imapflow turns IMAP4rev2 on by itself and reads STATUS SIZE/DELETED, SEARC
   } finally {
     await client.logout();
   }
+});
+
+// RFC 2231 §4.1's example (title), plain continuations (name) and a whole extended value (filename*)
+const CONTINUED = crlf([
+  'Subject: continuations',
+  'MIME-Version: 1.0',
+  'Content-Type: multipart/mixed; boundary="b"',
+  '',
+  '--b',
+  "Content-Type: application/x-stuff; title*0*=us-ascii'en'This%20is%20even%20more%20;",
+  ' title*1*=%2A%2A%2Afun%2A%2A%2A%20; title*2="isn\'t it!"',
+  '',
+  'x',
+  '--b',
+  'Content-Type: text/plain; name*0="long"; name*1="name.txt"; charset=us-ascii',
+  "Content-Disposition: attachment; filename*=utf-8''%C3%A9t%C3%A9.txt",
+  '',
+  'y',
+  '--b--',
+]);
+
+test('RFC 9051 §7.5.2, Appendix E: BODYSTRUCTURE joins RFC 2231 parameter continuations (for every client), as Dovecot does', async () => {
+  const w = await login(false);
+  assert.match(await w.cmd('c', 'CREATE continued'), /^c OK/m);
+  await append(w, 'continued', CONTINUED);
+  await w.cmd('s', 'EXAMINE continued');
+  const ours = /BODYSTRUCTURE (.*)\)\r\n/.exec(await w.cmd('f', 'FETCH 1 BODYSTRUCTURE'))![1]!;
+  w.close();
+
+  const root = tempDir('hearth-rev2-dovecot-');
+  fs.chmodSync(root, 0o755);
+  const store = new MailStore(path.join(root, 'data'));
+  await store.deliver('c@example.test', Buffer.from(CONTINUED, 'latin1'));
+  handToDovecot(path.join(root, 'data'));
+  const dovecot = await startDovecot({ dir: path.join(root, 'dovecot'), maildir: store.mailboxPath('c@example.test'), login: 'c', password: 'c-pw', host: '127.0.0.32' });
+  let theirs: string;
+  try {
+    const r = await run('/usr/bin/python3', [
+      '-c',
+      `
+import imaplib
+M = imaplib.IMAP4('127.0.0.32', ${dovecot.port})
+M.login('c', 'c-pw')
+M.select('INBOX', readonly=True)
+print(M.fetch('1', '(BODYSTRUCTURE)')[1][0].decode())
+M.logout()
+`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    theirs = r.stdout;
+  } finally {
+    await dovecot.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  // the plain continuations joined, after the other parameters, as Dovecot lists them
+  const nameParams = '("charset" "us-ascii" "name" "longname.txt")';
+  assert.ok(theirs.includes(nameParams), theirs);
+  assert.ok(ours.includes(nameParams), ours);
+  const filename = '("attachment" ("filename*" "utf-8\'\'%C3%A9t%C3%A9.txt"))';
+  assert.ok(theirs.includes(filename), theirs);
+  assert.ok(ours.includes(filename), ours);
+  // the extended ones as one title*, which decodes (Python's RFC 2231 decoder) to RFC 2231 §4.1's text
+  const title = /\("title\*" "([^"]*)"\)/.exec(ours);
+  assert.ok(title, ours);
+  const decoded = await run('/usr/bin/python3', [
+    '-c',
+    'import sys, email, email.utils; m = email.message_from_string("Content-Type: application/x-stuff; title*=" + sys.argv[1] + "\\n\\n"); print(email.utils.collapse_rfc2231_value(m.get_param("title")))',
+    title[1]!,
+  ]);
+  assert.equal(decoded.stdout.trim(), "This is even more ***fun*** isn't it!");
 });
