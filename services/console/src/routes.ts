@@ -6,6 +6,7 @@ import type { OidcStorage } from '@hearth/oidc/storage';
 import { ManifestError, ProvisionError } from '@hearth/provisioning';
 import { CertError, EngineError } from '@hearth/runtime';
 import { BackupError } from '@hearth/backup';
+import type { BackupJobs } from './backups-page.ts';
 import type { Form } from './http.ts';
 import { page, type Html, type Shell } from './pages/layout.ts';
 import type { ConsoleSessions, Session } from './session.ts';
@@ -21,6 +22,8 @@ export interface Services {
   sessions: ConsoleSessions;
   /** the provider's sessions, grants and tokens (the store or Redis, as services/oidc keeps them) */
   oidcStorage: OidcStorage;
+  /** the running or last backup, restore, check or prune (the backups page) */
+  backupJobs: BackupJobs;
 }
 
 export interface RequestContext extends Services {
@@ -71,7 +74,7 @@ export const NOTICES: Record<string, string> = {
   'app-start': 'App started.',
   'app-stop': 'App stopped.',
   'app-restart': 'App restarted.',
-  'backup-created': 'Backup created.',
+  'backup-started': 'The job has started; this page shows its state until it ends.',
   'cert-installed': 'Certificate installed; the app reads it when it starts.',
   'cert-installed-restarted': 'Certificate installed; the app was restarted to read it.',
   'keys-rotated': 'New signing keys made; tokens signed with the previous ones stay valid.',

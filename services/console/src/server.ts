@@ -18,7 +18,7 @@ import { selfRoutes } from './self.ts';
 import { sessionRoutes } from './sessions-page.ts';
 import { sshKeyRoutes } from './ssh-keys.ts';
 import { importRoutes } from './import-page.ts';
-import { backupRoutes } from './backups-page.ts';
+import { BackupJobs, backupRoutes } from './backups-page.ts';
 import { ConsoleSessions, type Session } from './session.ts';
 import type { ConsoleSettings } from './settings.ts';
 import { consoleCredentials, registerConsoleClient, userOfSubject } from './signin.ts';
@@ -75,7 +75,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<RunningConsole
   const loginCookie = `${cookieName}_login`;
   const csp = contentSecurityPolicy(config.oidcIssuer);
   const oidcStorage = await openOidcStorage(config, directory.store);
-  const services: Services = { config, directory, logger, settings, sessions, oidcStorage };
+  const services: Services = { config, directory, logger, settings, sessions, oidcStorage, backupJobs: new BackupJobs(logger) };
   const routes: Route[] = [...selfRoutes, ...sessionRoutes, ...passkeyRoutes, ...sshKeyRoutes, ...importRoutes, ...backupRoutes, ...adminRoutes];
   const passkeysScript = fs.readFileSync(PASSKEYS_SCRIPT);
 

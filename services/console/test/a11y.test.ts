@@ -53,6 +53,7 @@ const PAGES = [
   '/admin/audit',
   '/admin/status',
   '/admin/backups',
+  '/admin/backups/restore?snapshot=0123456789abcdef',
 ];
 
 for (const viewport of [

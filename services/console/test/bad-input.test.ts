@@ -55,7 +55,7 @@ test('a form with a forged CSRF token, or from another origin, is refused and wr
 });
 
 test('a non-admin gets 403 on every admin page, with no directory data in the answer', async () => {
-  for (const p of ['/admin/users', '/admin/users/secret-sam', '/admin/groups', '/admin/apps', '/admin/mailboxes', '/admin/queue', '/admin/audit', '/admin/status', '/admin/apps/hearth-console', '/admin/import', '/admin/users/secret-sam/ssh-keys']) {
+  for (const p of ['/admin/users', '/admin/users/secret-sam', '/admin/groups', '/admin/apps', '/admin/mailboxes', '/admin/queue', '/admin/audit', '/admin/status', '/admin/apps/hearth-console', '/admin/import', '/admin/users/secret-sam/ssh-keys', '/admin/backups', '/admin/backups/restore?snapshot=0123456789abcdef']) {
     const res = await user.context.request.get(`${stack.url}${p}`, { maxRedirects: 0 });
     assert.equal(res.status(), 403, p);
     const body = await res.text();
@@ -65,6 +65,10 @@ test('a non-admin gets 403 on every admin page, with no directory data in the an
   assert.equal(res.status(), 403);
   const promote = await user.context.request.post(`${stack.url}/admin/users/bob`, { form: { csrf: user.csrf, email: 'bob@example.test', role: 'admin' } });
   assert.equal(promote.status(), 403);
+  for (const p of ['/admin/backups', '/admin/backups/restore', '/admin/backups/verify', '/admin/backups/prune']) {
+    const job = await user.context.request.post(`${stack.url}${p}`, { form: { csrf: user.csrf, snapshot: '0123456789abcdef', what: 'app', app: 'hearth-console', confirm: 'yes' } });
+    assert.equal(job.status(), 403, p);
+  }
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(stack.directory.userByUsername('mallory'), undefined);
   assert.equal(stack.directory.userByUsername('bob')!.role, 'user');

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { appCertsDir, CERT_FILE } from '@hearth/runtime';
 import { busyboxImage, derivedImage, docker, dockerEnv, hearth, removeAppLeftovers, requireDocker, waitFor } from '@hearth/testkit';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { axeViolations, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
 /**
@@ -57,7 +57,7 @@ before(async () => {
       await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
       await d.addUser({ username: 'bob', email: 'bob@example.test', password: PASSWORD });
     },
-    { env: { ...dockerEnv(), HEARTH_BACKUP_REPOSITORY: repo, HEARTH_BACKUP_PASSWORD_FILE: passwordFile, HEARTH_BACKUP_SCHEDULE: 'off' } },
+    { env: { ...dockerEnv(), HEARTH_BACKUP_REPOSITORY: repo, HEARTH_BACKUP_PASSWORD_FILE: passwordFile, HEARTH_BACKUP_SCHEDULE: 'off', HEARTH_BACKUP_KEEP_DAILY: '1', HEARTH_BACKUP_KEEP_WEEKLY: '1', HEARTH_BACKUP_KEEP_MONTHLY: '1' } },
   );
   browser = await launchChromium();
 });
@@ -238,20 +238,88 @@ test('an app installed from the console runs in a container as from the CLI; sta
   await context.close();
 });
 
-test('an admin creates a backup now and sees it listed, as hearth backup create|list', async () => {
+/** The backup job's outcome once it has ended: the page reloaded until its state is no longer "running". */
+async function jobOutcome(page: Page): Promise<{ state: string; result: string[] }> {
+  const state = page.locator('#job-state');
+  await waitFor(async () => {
+    await page.goto(`${stack.url}/admin/backups`);
+    return !(await state.innerText()).includes('running since');
+  }, 120000, 250);
+  const result = page.getByRole('list', { name: 'Job result' });
+  return { state: await state.innerText(), result: (await result.count()) ? await result.getByRole('listitem').allInnerTexts() : [] };
+}
+
+const restic = (args: string[]): string => execFileSync('restic', [...args, '--no-cache'], { env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile }, encoding: 'utf8' });
+
+test('backups from the console, as hearth backup create|list|verify|restore|prune: each runs as a job the page follows; a restore needs the snapshot id typed', async () => {
+  const manifest = path.join(tmp, 'keep-manifest.json');
+  fs.writeFileSync(manifest, JSON.stringify({ title: 'Keep', addons: {} }));
+  const installed = await hearth(['app', 'install', manifest, '--id', 'keep', '--domain', 'keep.example.test'], { env: stack.env.env });
+  assert.equal(installed.code, 0, installed.stderr);
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await signIn(context, stack, 'root');
   await page.getByRole('link', { name: 'Backups' }).click();
-  assert.match(await page.locator('main').innerText(), /No snapshots yet/);
+  assert.match(await page.locator('main').innerText(), /The snapshots cannot be listed now: .*no restic repository at/);
   await page.getByRole('button', { name: 'Create backup now' }).click();
-  await page.getByText('Backup created.').waitFor();
-  // restic itself reads the repository: one snapshot, and the page names it.
-  const snapshots = JSON.parse(execFileSync('restic', ['snapshots', '--json', '--no-cache'], { env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile }, encoding: 'utf8' })) as { short_id: string }[];
+  // The request returns before the backup ends: the page names the job.
+  await page.getByText('The job has started; this page shows its state until it ends.').waitFor();
+  assert.match(await page.locator('#job-state').innerText(), /^Backup of the platform: (running since|finished at)/);
+  const created = await jobOutcome(page);
+  assert.match(created.state, /^Backup of the platform: finished at/);
+  // restic itself reads the repository: one snapshot, and the page and the job name it.
+  const snapshots = JSON.parse(restic(['snapshots', '--json'])) as { id: string; short_id: string }[];
   assert.equal(snapshots.length, 1);
+  assert.match(created.result.join('\n'), new RegExp(`snapshot ${snapshots[0]!.short_id}`));
   const rows = (await page.getByRole('region', { name: 'Snapshots' }).getByRole('row').allInnerTexts()).slice(1);
   assert.equal(rows.length, 1);
-  assert.deepEqual(await axeOn(page.url()), []);
   assert.match(rows[0]!, new RegExp(`^${snapshots[0]!.short_id}\\t.+\\tplatform\\t`));
+  assert.deepEqual(await axeOn(page.url()), []);
+
+  await page.getByRole('button', { name: 'Verify repository' }).click();
+  assert.deepEqual((await jobOutcome(page)).result, ['repository checked: no errors were found']);
+
+  // The app goes (as hearth app uninstall), then comes back from the snapshot; a wrong confirmation changes nothing.
+  assert.equal((await hearth(['app', 'uninstall', 'keep'], { env: stack.env.env })).code, 0);
+  await waitFor(() => stack.directory.app('keep') === undefined, 5000, 50);
+  await page.getByRole('link', { name: `Restore from snapshot ${snapshots[0]!.short_id}…` }).click();
+  assert.deepEqual(await axeOn(page.url()), []);
+  await page.getByLabel(/One app, in place/).check();
+  await page.getByLabel(/^App id/).fill('keep');
+  await page.getByLabel(/^Type the snapshot id/).fill('00000000');
+  await page.getByRole('button', { name: 'Restore' }).click();
+  await page.getByText(`Type ${snapshots[0]!.short_id} exactly to confirm.`).waitFor();
+  assert.equal(await page.getByLabel(/^App id/).inputValue(), 'keep');
+  await page.getByLabel(/^Type the snapshot id/).fill(snapshots[0]!.short_id);
+  await page.getByRole('button', { name: 'Restore' }).click();
+  const restored = await jobOutcome(page);
+  assert.match(restored.state, new RegExp(`^Restore of app keep from snapshot ${snapshots[0]!.short_id}: finished at`), restored.result.join('\n'));
+  assert.ok(restored.result.includes('the directory record of app keep'), restored.result.join('\n'));
+  await waitFor(() => stack.directory.app('keep')?.domain === 'keep.example.test', 5000, 50);
+
+  // Extract only: the snapshot's files in a folder, nothing applied.
+  const folder = path.join(tmp, 'extracted');
+  await page.goto(`${stack.url}/admin/backups/restore?snapshot=${snapshots[0]!.id}`);
+  await page.getByLabel(/Only extract the snapshot/).check();
+  await page.getByLabel(/^Folder on the server/).fill(folder);
+  await page.getByLabel(/^Type the snapshot id/).fill(snapshots[0]!.short_id);
+  await page.getByRole('button', { name: 'Restore' }).click();
+  assert.match((await jobOutcome(page)).state, /finished at/);
+  assert.ok(fs.existsSync(path.join(folder, 'apps', 'keep', 'app.json')));
+
+  // Two snapshots of the app on one day, then prune keeping one a day (the stack's HEARTH_BACKUP_KEEP_*):
+  // the older of the two goes, the platform's stays; restic agrees with the job.
+  for (let i = 0; i < 2; i++) {
+    await page.getByLabel('What to back up').selectOption('keep');
+    await page.getByRole('button', { name: 'Create backup now' }).click();
+    assert.match((await jobOutcome(page)).state, /^Backup of app keep: finished at/);
+  }
+  assert.equal((JSON.parse(restic(['snapshots', '--json'])) as unknown[]).length, 3);
+  await page.getByLabel('Delete the snapshots beyond these numbers').check();
+  await page.getByRole('button', { name: 'Prune snapshots' }).click();
+  assert.deepEqual((await jobOutcome(page)).result, ['kept 2 snapshot(s), removed 1']);
+  const left = JSON.parse(restic(['snapshots', '--json'])) as { id: string }[];
+  assert.equal(left.length, 2);
+  assert.ok(left.some((s) => s.id === snapshots[0]!.id), 'the platform snapshot is kept');
   await context.close();
 });
 
