@@ -1,9 +1,11 @@
 import type { Directory } from '@hearth/directory';
+import { CONSOLE_SESSION_END_PATH } from '@hearth/oidc/endpoints';
 import { endSession, listDetachedGrants, listSessions, revokeAccount, revokeGrant, type OidcSessionView } from '@hearth/oidc/sessions';
 import { html, postButton, type Html } from './pages/layout.ts';
 import { done, view, type RequestContext, type Result, type Route, type Services } from './routes.ts';
 import { appTitle } from './self.ts';
 import { GATEWAY_SESSION_NAMESPACE, type Session } from './session.ts';
+import { consoleCredentials } from './signin.ts';
 
 /**
  * The sessions page: where the user is signed in — this console, the provider's single sign-on
@@ -34,6 +36,35 @@ function clientTitle(directory: Directory, clientId: string): string {
 /** The provider session this console session signed in with. */
 function isThisBrowser(s: OidcSessionView, session: Session): boolean {
   return s.uid === session.record.oidcSession;
+}
+
+/**
+ * Ends one of the user's provider sessions (`uid`), or all of them, through the provider
+ * (services/oidc session-end.ts), which first sends each app the session signed in to a
+ * back-channel logout token. If the provider cannot be reached they end in the store all the
+ * same — a sign-out must not wait on the provider — and the log says the apps were not told.
+ * True when something was ended.
+ */
+async function endProviderSessions(s: Services, accountId: string, uid: string | null): Promise<boolean> {
+  const creds = consoleCredentials(s.directory);
+  const base = s.settings.oidcInternalUrl ?? s.config.oidcIssuer.replace(/\/+$/, '');
+  try {
+    if (!creds) throw new Error('the console has no OIDC client');
+    const res = await fetch(base + CONSOLE_SESSION_END_PATH, {
+      method: 'POST',
+      headers: { Authorization: `Basic ${Buffer.from(`${encodeURIComponent(creds.clientId)}:${encodeURIComponent(creds.clientSecret)}`).toString('base64')}` },
+      body: new URLSearchParams({ account: accountId, ...(uid ? { session: uid } : {}) }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) throw new Error(`the provider answered ${res.status}`);
+    return ((await res.json()) as { ended?: number }).ended !== 0;
+  } catch (err) {
+    s.logger.warn({ err, accountId }, 'could not end sessions at the provider; ending them in its store, without telling the apps (back-channel logout)');
+    if (uid) return endSession(s.oidcStorage, accountId, uid);
+    const any = (await listSessions(s.oidcStorage, accountId)).length > 0;
+    await revokeAccount(s.oidcStorage, accountId);
+    return any;
+  }
 }
 
 const TABLE = (caption: string, head: Html, rows: Html[]): Html =>
@@ -112,7 +143,7 @@ async function endOne(c: RequestContext): Promise<Result> {
     }
   } else if (kind === 'oidc') {
     const target = (await listSessions(c.oidcStorage, c.user.id)).find((s) => s.uid === handle);
-    if (target && !isThisBrowser(target, c.session)) ended = await endSession(c.oidcStorage, c.user.id, handle);
+    if (target && !isThisBrowser(target, c.session)) ended = await endProviderSessions(c, c.user.id, handle);
   } else if (kind === 'grant') {
     if ((await listDetachedGrants(c.oidcStorage, c.user.id)).some((g) => g.grantId === handle)) ended = await revokeGrant(c.oidcStorage, c.user.id, handle);
   }
@@ -123,7 +154,7 @@ async function endOne(c: RequestContext): Promise<Result> {
 async function endOthers(c: RequestContext): Promise<Result> {
   for (const s of await c.sessions.ofUser(c.user.id)) if (s.handle !== c.session.handle) await c.sessions.destroy(s.handle);
   await c.directory.store.kvDeleteWhere(GATEWAY_SESSION_NAMESPACE, 'userId', c.user.id);
-  for (const s of await listSessions(c.oidcStorage, c.user.id)) if (!isThisBrowser(s, c.session)) await endSession(c.oidcStorage, c.user.id, s.uid);
+  for (const s of await listSessions(c.oidcStorage, c.user.id)) if (!isThisBrowser(s, c.session)) await endProviderSessions(c, c.user.id, s.uid);
   for (const g of await listDetachedGrants(c.oidcStorage, c.user.id)) await revokeGrant(c.oidcStorage, c.user.id, g.grantId);
   await c.directory.audit({ username: c.user.username, protocol: 'console', remote: c.remote, ok: true, detail: 'signed out everywhere else' });
   return done('/sessions', 'sessions-ended');
@@ -142,6 +173,8 @@ export async function sessionCounts(s: Services, userId: string): Promise<{ cons
 export async function signOutEverywhere(s: Services, userId: string): Promise<void> {
   await s.sessions.destroyUser(userId);
   await s.directory.store.kvDeleteWhere(GATEWAY_SESSION_NAMESPACE, 'userId', userId);
+  await endProviderSessions(s, userId, null);
+  // what outlives the sessions: offline grants and their tokens
   await revokeAccount(s.oidcStorage, userId);
 }
 

@@ -118,11 +118,12 @@ export async function signIn(context: BrowserContext, stack: ConsoleStack, usern
 /** An OIDC app (not running: the tests catch its callback in the browser) for sign-ins beside the console. */
 export const NOTES = { clientId: 'cid-notes', clientSecret: 'secret-notes-0123456789abcdef', redirectUri: 'https://notes.example.test/auth/callback' };
 
-export async function addNotesApp(d: Directory): Promise<void> {
+/** `backchannelLogoutUri`: a path on the app's domain where the provider posts logout tokens. */
+export async function addNotesApp(d: Directory, o: { backchannelLogoutUri?: string } = {}): Promise<void> {
   const app: App = {
     id: 'notes',
     domain: 'notes.example.test',
-    manifest: { title: 'Notes', addons: { oidc: { loginRedirectUri: '/auth/callback' } } },
+    manifest: { title: 'Notes', addons: { oidc: { loginRedirectUri: '/auth/callback', ...o } } },
     access: null,
     upstream: null,
     credentials: { oidc: { clientId: NOTES.clientId, clientSecret: NOTES.clientSecret } },

@@ -43,3 +43,6 @@ export function oidcEndpoints(issuer: string): OidcEndpoints {
     endSession: base + OIDC_ROUTES.end_session,
   };
 }
+
+/** Where the web console ends a user's provider sessions, telling their apps (see session-end.ts); not part of OIDC. */
+export const CONSOLE_SESSION_END_PATH = '/hearth/sessions/end';

@@ -4,7 +4,7 @@ import type { HearthConfig } from '@hearth/config';
 import type { Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import { instrumentHttp } from '@hearth/metrics';
-import type { Client, default as Provider } from 'oidc-provider';
+import type { default as Provider } from 'oidc-provider';
 import { accountName } from './account.ts';
 import { openOidcStorage, type OidcStorage } from './storage.ts';
 import { ClientRegistry } from './clients.ts';
@@ -14,6 +14,7 @@ import { interactionRoutes } from './interactions.ts';
 import { loadOrCreateKeys, readKeys, type KeyMaterial } from './keys.ts';
 import { countGrant, oidcRoute } from './metrics.ts';
 import { buildProvider, TTL } from './provider.ts';
+import { notifyApps, sessionEndRoute } from './session-end.ts';
 import { recordSessionUse, revokeAccount } from './sessions.ts';
 
 export interface OidcContext {
@@ -89,6 +90,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
     provider.use(securityHeaders(config));
     provider.use(limitParams);
     provider.use(offlineAccessConsent);
+    provider.use(sessionEndRoute({ provider: () => provider, storage, clients, directory, logger }));
     provider.use(
       interactionRoutes({
         provider: () => provider,
@@ -118,11 +120,7 @@ export async function startOidc(ctx: OidcContext, opts: OidcOptions = {}): Promi
       for (const session of await storage.findAll('Session', 'accountId', accountId)) {
         // Every replica (and worker) sees the change; only the first to claim a session notifies its apps.
         if ((await directory.store.kvIncr('oidc:backchannel-claimed', String(session.uid), 1, 3600)) !== 1) continue;
-        for (const [clientId, auth] of Object.entries(session.authorizations ?? {})) {
-          const client = (await provider.Client.find(clientId)) as (Client & { backchannelLogout(sub: string, sid: string | undefined): Promise<void> }) | undefined;
-          if (!client?.backchannelLogoutUri) continue;
-          await client.backchannelLogout(accountId, auth.sid).catch((err: Error) => logger.warn({ err: err.message, clientId }, 'back-channel logout failed'));
-        }
+        await notifyApps(provider, logger, accountId, session);
       }
       await revokeAccount(storage, accountId);
       logger.info({ username, accountId }, 'revoked sessions and tokens of a disabled or deleted user');
