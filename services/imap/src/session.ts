@@ -499,16 +499,32 @@ export class Session {
    * or after ENABLE UTF8=ACCEPT UTF-8, encoded to it (RFC 6855 §3). CREATE drops one trailing delimiter.
    */
   private mailboxArg(t: Token | undefined, creating = false): string {
-    const given = this.utf8Names ? encodeMutf7(asUtf8(t, 'mailbox name')) : asString(t, 'mailbox name');
+    let given: string;
+    if (this.utf8Names) {
+      const text = asUtf8(t, 'mailbox name');
+      // RFC 6855 §3, RFC 9051 §5.1: Net-Unicode without control characters
+      if (NOT_NET_UNICODE.test(text)) no('Mailbox names may not hold control characters', 'CANNOT');
+      given = encodeMutf7(text);
+    } else given = asString(t, 'mailbox name');
     const name = creating && given.length > 1 && given.endsWith(DELIMITER) ? given.slice(0, -1) : given;
     return checkedFolderName(name);
   }
 
-  /** A stored folder name as this client reads it: a UTF-8 quoted string after ENABLE UTF8=ACCEPT (RFC 6855 §3), else as stored. */
+  /**
+   * A stored folder name as this client reads it: a UTF-8 quoted string after ENABLE UTF8=ACCEPT
+   * (RFC 6855 §3) or IMAP4rev2, else as stored. A name an IMAP4rev1 client made with control
+   * characters in it (`&AA0-` is CR) has no UTF-8 form and is shown as stored.
+   */
   private shownName(name: string): Value {
-    const text = this.utf8Names ? decodeMutf7(name) : null;
+    const text = this.utf8Text(name);
     if (text === null || /^[\x20-\x7e]*$/.test(text)) return text ?? name;
     return raw(`"${Buffer.from(text.replace(/[\\"]/g, (c) => `\\${c}`), 'utf8').toString('latin1')}"`);
+  }
+
+  /** A stored name's UTF-8 form when this client reads names in UTF-8 and it has one (see shownName). */
+  private utf8Text(name: string): string | null {
+    const decoded = this.utf8Names ? decodeMutf7(name) : null;
+    return decoded !== null && !NOT_NET_UNICODE.test(decoded) ? decoded : null;
   }
 
   private acct(): Account {
@@ -942,7 +958,7 @@ export class Session {
     // After ENABLE UTF8=ACCEPT patterns are UTF-8 and match the decoded names (a modified UTF-7 prefix is no prefix of the name's).
     const res = patterns.map((p) => patternRegex(this.utf8Names ? Buffer.from(ref + p, 'latin1').toString('utf8') : ref + p));
     const matching = (name: string): boolean => {
-      const shown = this.utf8Names ? (decodeMutf7(name) ?? name) : name;
+      const shown = this.utf8Text(name) ?? name;
       return res.some((re) => re.test(shown));
     };
     const out: Buffer[] = [];
@@ -1580,6 +1596,9 @@ async function mailboxSize(folder: Folder): Promise<number> {
   for (const rec of folder.messages) total += folder.knownSize(rec) ?? (await folder.size(rec).catch(() => 0));
   return total;
 }
+
+/** What a UTF-8 mailbox name may not hold (RFC 5198 §2's control characters, line and paragraph separators). */
+const NOT_NET_UNICODE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
 
 /** A mailbox's LIST attributes: \\NonExistent or \\Noselect, children (RFC 5258 §4), special use (RFC 6154). */
 function mailboxAttributes(f: FolderInfo & { nonExistent?: boolean }): string[] {

@@ -222,6 +222,20 @@ test('RFC 9051 §5.1: after ENABLE IMAP4rev2 mailbox names are UTF-8 both ways (
   v1.close();
 });
 
+test('RFC 9051 §5.1: UTF-8 names hold no control characters; one an IMAP4rev1 client made (&AA0- is CR) is shown as stored', async () => {
+  const v1 = await login(false);
+  assert.match(await v1.cmd('c', 'CREATE "cr&AA0-here"'), /^c OK/m);
+  v1.close();
+  const w = await login(true);
+  const list = await w.cmd('l', 'LIST "" "cr*"');
+  assert.equal(list, '* LIST (\\HasNoChildren) "." "cr&AA0-here"\r\nl OK LIST completed\r\n');
+  for (const name of ['"tab\there"', '{5+}\r\nx\x01y\x7fz', Buffer.from('"para\u2029graph"', 'utf8')]) {
+    const cmd = typeof name === 'string' ? Buffer.from(`CREATE ${name}`, 'latin1') : Buffer.concat([Buffer.from('CREATE '), name]);
+    assert.match(await w.cmd('c', cmd), /^c NO \[CANNOT\]/m, String(name));
+  }
+  w.close();
+});
+
 test('RFC 9051 §6.3.9 (LIST-EXTENDED folded in): \\NonExistent, \\Subscribed and children, as the RFC lists them', async () => {
   const w = await login(true);
   for (const n of ['Fruit', 'Fruit.banana', 'Fruit.peach']) assert.match(await w.cmd('c', `CREATE ${n}`), /^c OK/m);
