@@ -82,6 +82,9 @@ test('RFC 9051 §6.3.2: SELECT sends the mailbox LIST, no RECENT and no UNSEEN; 
   assert.doesNotMatch(r, /RECENT|UNSEEN/);
   assert.match(r, /^A142 OK \[READ-WRITE\]/m);
   assert.match(await w.cmd('A143', 'EXAMINE INBOX'), /^\* OK \[CLOSED\][^\r]*\r\n(.*\r\n)*A143 OK \[READ-ONLY\]/m);
+  // a SELECT that fails still closed the mailbox selected before it: none is selected after
+  assert.match(await w.cmd('A144', 'SELECT no-such-box'), /^\* OK \[CLOSED\][^\r]*\r\nA144 NO \[NONEXISTENT\]/m);
+  assert.match(await w.cmd('A145', 'FETCH 1 FLAGS'), /^A145 BAD /m);
   w.close();
 
   const v1 = await login(false);
