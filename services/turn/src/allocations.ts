@@ -64,14 +64,24 @@ export interface ClientLink {
   release?(): void;
 }
 
+/** Sends datagrams from the listening address and port: the UDP listener, or in a cluster worker the primary's. */
+export interface UdpSender {
+  send(msg: Buffer, port: number, address: string): void;
+}
+
+/**
+ * Where a ChannelData frame towards a UDP client is put together: header and data in one buffer, so
+ * dgram sends one buffer (a list costs it a copy of the list and a view per element) in one iovec.
+ * One per process: a send that the kernel could not take at once keeps it, and the next frame gets a new one.
+ */
+let frameScratch = Buffer.allocUnsafe(4 + 0xffff);
+
 export class UdpLink implements ClientLink {
   readonly transport = 'udp' as const;
-  /** the allocation's own socket connected to the client, once open (Turn.connectClient); else the shared listener */
+  /** the allocation's own socket connected to the client, once open (Turn.connectClient); else the listener */
   private direct: dgram.Socket | null = null;
-  /** ChannelData header, rewritten for each packet (sent beside the data, so the data is not copied) */
-  private header = Buffer.alloc(4);
   constructor(
-    private readonly socket: dgram.Socket,
+    private readonly listener: UdpSender,
     readonly address: string,
     readonly port: number,
   ) {}
@@ -84,20 +94,30 @@ export class UdpLink implements ClientLink {
   }
   send(buf: Buffer): void {
     if (this.direct) this.direct.send(buf);
-    else this.socket.send(buf, this.port, this.address);
+    else this.listener.send(buf, this.port, this.address);
   }
+  /** The hot path towards the client: no allocation here beyond dgram's own. */
   sendChannelData(channel: number, data: Buffer): void {
-    const h = this.header;
     const n = data.length;
-    h[0] = channel >> 8;
-    h[1] = channel & 0xff;
-    h[2] = n >> 8;
-    h[3] = n & 0xff;
     const s = this.direct;
-    if (s) s.send([h, data]);
-    else this.socket.send([h, data], this.port, this.address);
-    // A send the kernel could not take at once is queued and reads the header later: leave it that one.
-    if ((s ?? this.socket).getSendQueueCount() > 0) this.header = Buffer.alloc(4);
+    if (!s) {
+      // the listener (or the primary, over IPC) gets a frame of its own
+      const frame = Buffer.allocUnsafe(4 + n);
+      frame.writeUInt16BE(channel, 0);
+      frame.writeUInt16BE(n, 2);
+      data.copy(frame, 4);
+      this.listener.send(frame, this.port, this.address);
+      return;
+    }
+    const f = frameScratch;
+    f[0] = channel >> 8;
+    f[1] = channel & 0xff;
+    f[2] = n >> 8;
+    f[3] = n & 0xff;
+    data.copy(f, 4);
+    s.send(f, 0, 4 + n);
+    // A send the kernel could not take at once is queued and reads the buffer later: leave it that one.
+    if (s.getSendQueueCount() > 0) frameScratch = Buffer.allocUnsafe(4 + 0xffff);
   }
 }
 
@@ -157,6 +177,15 @@ export class Allocation {
   readonly channels = new Map<number, Channel>();
   /** peer address → peer port → channel */
   private readonly peerChannels = new Map<string, Map<number, Channel>>();
+  /**
+   * The peer the last datagram came from and what it was allowed by: a stream of datagrams from one
+   * peer compares two strings instead of hashing the address into two maps. Forgotten whenever a
+   * permission or a channel is added or removed (expiry is checked on the objects themselves).
+   */
+  private lastPeerAddress = '';
+  private lastPeerPort = -1;
+  private lastPermission: Permission | undefined;
+  private lastChannel: Channel | undefined;
   /** every peer address a permission was installed for, for the audit log */
   readonly peersSeen = new Set<string>();
   expiresAt: number;
@@ -205,6 +234,7 @@ export class Allocation {
     }
     p = { expiresAt };
     this.permissions.set(address, p);
+    this.lastPeerPort = -1;
     this.peersSeen.add(address);
     const bound = this.peerChannels.get(address);
     if (bound) for (const ch of bound.values()) ch.permission = p;
@@ -232,6 +262,7 @@ export class Allocation {
     }
     const ch: Channel = { number, address: peer.address, port: peer.port, expiresAt, permission };
     this.channels.set(number, ch);
+    this.lastPeerPort = -1;
     let ports = this.peerChannels.get(peer.address);
     if (!ports) this.peerChannels.set(peer.address, (ports = new Map()));
     ports.set(peer.port, ch);
@@ -270,12 +301,18 @@ export class Allocation {
   /** Peer → client: ChannelData when a channel is bound, else a Data indication. */
   private fromPeer(msg: Buffer, address: string, port: number): void {
     const now = Date.now();
-    const p = this.permissions.get(address);
+    if (port !== this.lastPeerPort || address !== this.lastPeerAddress) {
+      this.lastPeerAddress = address;
+      this.lastPeerPort = port;
+      this.lastPermission = this.permissions.get(address);
+      this.lastChannel = this.peerChannels.get(address)?.get(port);
+    }
+    const p = this.lastPermission;
     if (!p || p.expiresAt <= now) {
       this.counters.relayDropped++;
       return;
     }
-    const ch = this.peerChannels.get(address)?.get(port);
+    const ch = this.lastChannel;
     if (ch && ch.expiresAt > now) {
       this.client.sendChannelData(ch.number, msg);
     } else {
@@ -300,6 +337,7 @@ export class Allocation {
 
   /** Drops expired permissions and channels past their reuse delay. */
   sweep(now: number): void {
+    this.lastPeerPort = -1;
     for (const [n, ch] of this.channels) {
       if (ch.expiresAt + CHANNEL_REUSE_DELAY_MS <= now) {
         this.channels.delete(n);
@@ -348,20 +386,7 @@ export interface RelaySockets {
  * §14.6). Null when no port is free.
  */
 export async function openRelaySocket(opts: RelayOptions, even = false, reserveNext = false): Promise<RelaySockets | null> {
-  const type = opts.bindAddress.includes(':') ? 'udp6' : 'udp4';
-  const tryBind = (port: number): Promise<dgram.Socket | null> =>
-    new Promise((resolve) => {
-      const s = dgram.createSocket({ type, lookup: literalLookup as never });
-      s.once('error', () => {
-        s.close();
-        resolve(null);
-      });
-      s.bind({ port, address: opts.bindAddress, exclusive: true }, () => {
-        s.removeAllListeners('error');
-        growBuffers(s, RELAY_SOCKET_BUFFER);
-        resolve(s);
-      });
-    });
+  const tryBind = (port: number): Promise<dgram.Socket | null> => bindRelaySocket(opts, port);
   const withNext = async (s: dgram.Socket, port: number): Promise<RelaySockets | null> => {
     if (!reserveNext) return { socket: s, port, next: null };
     const next = port < 65535 && (opts.portMax === null || port + 1 <= opts.portMax) ? await tryBind(port + 1) : null;
@@ -396,6 +421,22 @@ export async function openRelaySocket(opts: RelayOptions, even = false, reserveN
   return null;
 }
 
+/** A relay socket on `port` (0: any), or null when it cannot be bound there. */
+export function bindRelaySocket(opts: RelayOptions, port: number): Promise<dgram.Socket | null> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket({ type: opts.bindAddress.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    s.once('error', () => {
+      s.close();
+      resolve(null);
+    });
+    s.bind({ port, address: opts.bindAddress, exclusive: true }, () => {
+      s.removeAllListeners('error');
+      growBuffers(s, RELAY_SOCKET_BUFFER);
+      resolve(s);
+    });
+  });
+}
+
 /** Kernel buffers for each allocation's sockets (relay, and the one connected to its UDP client). */
 export const RELAY_SOCKET_BUFFER = 1 << 20;
 
@@ -413,6 +454,7 @@ export function growBuffers(s: dgram.Socket, bytes: number): void {
  * dgram resolves every destination through dns.lookup, which defers even IP literals
  * to the next tick; peers and clients are always IP literals, so answer synchronously.
  */
-export function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, address.includes(':') ? 6 : 4);
+export function literalLookup(address: string, family: number, cb: (err: Error | null, address: string, family: number) => void): void {
+  // dgram passes the socket's family (4 or 6)
+  cb(null, address, family);
 }

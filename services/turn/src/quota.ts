@@ -86,3 +86,29 @@ export class RedisQuota implements AllocationQuota {
     this.redis.disconnect();
   }
 }
+
+/**
+ * HEARTH_TURN_TOTAL_QUOTA: allocations open or being made at once, in this daemon. Taken before
+ * an allocation's sockets are opened, given back when it fails or ends; a cluster worker asks the
+ * primary (cluster.ts), which counts for every worker.
+ */
+export interface Capacity {
+  take(): Promise<boolean>;
+  give(): void;
+}
+
+export class LocalCapacity implements Capacity {
+  private held = 0;
+
+  constructor(private readonly max: number) {}
+
+  async take(): Promise<boolean> {
+    if (this.held >= this.max) return false;
+    this.held++;
+    return true;
+  }
+
+  give(): void {
+    this.held = Math.max(0, this.held - 1);
+  }
+}

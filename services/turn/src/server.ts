@@ -8,9 +8,9 @@ import type { HearthConfig } from '@hearth/config';
 import { connectRedis, type Directory } from '@hearth/directory';
 import type { Logger } from '@hearth/log';
 import type { TlsMaterial } from '@hearth/tls';
-import { Allocation, growBuffers, literalLookup, newCounters, openRelaySocket, RELAY_SOCKET_BUFFER, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets } from './allocations.ts';
+import { Allocation, bindRelaySocket, growBuffers, literalLookup, newCounters, openRelaySocket, RELAY_SOCKET_BUFFER, StreamLink, UdpLink, type ClientLink, type Counters, type RelayOptions, type RelaySockets, type UdpSender } from './allocations.ts';
 import { watchTurn } from './metrics.ts';
-import { LocalQuota, RedisQuota, type AllocationQuota } from './quota.ts';
+import { LocalCapacity, LocalQuota, RedisQuota, type AllocationQuota, type Capacity } from './quota.ts';
 import { SUPPORTED_ALGORITHMS, TurnAuth } from './auth.ts';
 import { PeerPolicy, localAddresses } from './peers.ts';
 import { loadTurnSettings, type TurnSettings } from './settings.ts';
@@ -107,6 +107,40 @@ export interface TurnContext {
   /** the TLS port is served only when this is given */
   tls: TlsMaterial | null;
   settings?: TurnSettings;
+  /** set in a cluster worker (HEARTH_TURN_WORKERS > 1): the primary holds the UDP listener and the daemon-wide counts */
+  worker?: WorkerLink;
+}
+
+/**
+ * What a cluster worker gets from the primary (cluster.ts). The primary holds the UDP listener and
+ * routes each client's datagrams to the one worker that owns that client; the kernel hands the
+ * datagrams of a client with an allocation straight to the worker's socket connected to it.
+ */
+export interface WorkerLink {
+  /** this worker's number, 0…workers-1: the first byte of the RESERVATION-TOKENs it issues, so another worker can ask for the port (claimReservation) */
+  index: number;
+  /** the UDP listening port the primary has bound (TCP and TLS are listened on here, shared through node:cluster) */
+  port: number;
+  /** sends from the listening port, through the primary */
+  out: UdpSender;
+  /** receives the datagrams the primary routes here */
+  onDatagram(handler: (buf: Buffer, address: string, port: number) => void): void;
+  /** a datagram one of this worker's sockets took that may belong to another worker: the primary routes it */
+  reroute(buf: Buffer, address: string, port: number): void;
+  /**
+   * A RESERVATION-TOKEN another worker issued (clients use it from another port or connection, which
+   * may be routed elsewhere): that worker lets the reserved port go and tells which it was, for this
+   * worker to bind; null when the token is unknown or expired.
+   */
+  claimReservation(token: Buffer): Promise<number | null>;
+  /** answers other workers' claims on this worker's reservations */
+  onClaim(handler: (token: Buffer) => Promise<number | null>): void;
+  /** the per-user quota over every worker (null with HEARTH_REDIS_URL: Redis counts) */
+  quota: AllocationQuota | null;
+  /** HEARTH_TURN_TOTAL_QUOTA over every worker */
+  capacity: Capacity;
+  /** this worker's TCP/TLS ports are listening: tell the primary */
+  ready(tlsPort: number | null): void;
 }
 
 export async function startTurn(ctx: TurnContext): Promise<TurnServer> {
@@ -114,8 +148,10 @@ export async function startTurn(ctx: TurnContext): Promise<TurnServer> {
   // with Redis a user's allocations count over every replica
   const quota = ctx.config.redisUrl
     ? new RedisQuota(await connectRedis(ctx.config.redisUrl), settings.maxAllocationsPerUser, settings.maxLifetime, ctx.logger)
-    : new LocalQuota(settings.maxAllocationsPerUser);
-  const server = await new Turn(ctx, settings, quota).listen();
+    : (ctx.worker?.quota ?? new LocalQuota(settings.maxAllocationsPerUser));
+  const capacity = ctx.worker?.capacity ?? new LocalCapacity(settings.maxAllocations);
+  const server = await new Turn(ctx, settings, quota, capacity).listen();
+  ctx.worker?.ready(server.tlsPort);
   const unwatch = watchTurn(server);
   return {
     ...server,
@@ -160,7 +196,10 @@ class Turn {
   private readonly streams = new Set<net.Socket>();
   /** RESERVATION-TOKEN (hex) → the relay socket kept for it */
   private readonly reservations = new Map<string, { socket: dgram.Socket; port: number; expiresAt: number }>();
+  /** the UDP listener, when this process holds it (not in a cluster worker) */
   private udp: dgram.Socket | null = null;
+  /** sends from the listening address and port: the listener, or the cluster primary's */
+  private udpOut!: UdpSender;
   /** where the UDP listener is bound; each UDP allocation's connected socket binds there too */
   private udpHost = '';
   private udpPort = 0;
@@ -173,6 +212,7 @@ class Turn {
     private readonly ctx: TurnContext,
     private readonly settings: TurnSettings,
     private readonly quota: AllocationQuota,
+    private readonly capacity: Capacity,
   ) {
     this.logger = ctx.logger;
     this.auth = new TurnAuth(ctx.directory, { realm: ctx.config.domain, nonceLifetimeSeconds: settings.nonceLifetime });
@@ -180,8 +220,7 @@ class Turn {
 
   async listen(): Promise<TurnServer> {
     const { config } = this.ctx;
-    // Sockets here resolve nothing per packet (see literalLookup), so a host name is resolved once now.
-    const host = net.isIP(config.listen) ? config.listen : (await dns.lookup(config.listen)).address;
+    const host = await listenAddress(config);
     const bindAddress = this.settings.relayAddress ?? host;
     this.relayFamily = net.isIPv6(bindAddress) ? 6 : 4;
     const advertisedAddress = this.settings.externalAddress ?? (isWildcard(bindAddress) ? guessPublicAddress(config, this.relayFamily) : bindAddress);
@@ -191,27 +230,35 @@ class Turn {
       allowedCidrs: this.settings.allowedPeers,
       ownAddresses: [...localAddresses(), advertisedAddress],
     });
-    // TCP shares the UDP port number, as STUN clients expect both on 3478. With port 0
-    // (tests) the number the OS picks for UDP may be taken for TCP: pick again.
-    let udpPort = 0;
-    for (let attempt = 0; ; attempt++) {
-      const udp = await this.bindUdp(config.ports.turn, host);
-      udpPort = udp.address().port;
+    const worker = this.ctx.worker;
+    let udpPort: number;
+    if (worker) {
+      udpPort = worker.port;
       const tcp = net.createServer((s) => this.onStream(s, 'tcp'));
-      try {
-        await listenOn(tcp, udpPort, host);
-      } catch (err) {
-        udp.close();
-        if (config.ports.turn !== 0 || attempt >= 20) throw err;
-        continue;
-      }
+      await listenOn(tcp, udpPort, host);
+      tcp.on('error', (err) => this.logger.warn({ err }, 'tcp listener error'));
+      this.tcp = tcp;
+      this.udpOut = worker.out;
+      worker.onDatagram((buf, address, port) => this.onDatagram(buf, address, port));
+      worker.onClaim(async (token) => {
+        const reserved = this.reservations.get(token.toString('hex'));
+        if (!reserved) return null;
+        this.reservations.delete(token.toString('hex'));
+        await new Promise<void>((r) => reserved.socket.close(() => r()));
+        return reserved.port;
+      });
+    } else {
+      const { udp, tcp } = await bindListeners(config.ports.turn, host, (s) => this.onStream(s, 'tcp'));
+      udpPort = udp.address().port;
+      udp.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo.address, rinfo.port));
+      udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
       tcp.on('error', (err) => this.logger.warn({ err }, 'tcp listener error'));
       this.udp = udp;
-      this.udpHost = host;
-      this.udpPort = udpPort;
+      this.udpOut = udp;
       this.tcp = tcp;
-      break;
     }
+    this.udpHost = host;
+    this.udpPort = udpPort;
     let tlsPort: number | null = null;
     if (this.ctx.tls) {
       const server = tls.createServer({ cert: this.ctx.tls.cert, key: this.ctx.tls.key }, (s) => this.onStream(s, 'tls'));
@@ -238,62 +285,50 @@ class Turn {
   }
 
   /**
-   * The UDP listener. It allows other sockets on its address and port (SO_REUSEADDR) so that each
-   * UDP allocation can have one connected to its client (connectClient); a plain bind first
-   * keeps a port already in use an error, and keeps port 0 from landing on another such socket.
-   */
-  private async bindUdp(port: number, host: string): Promise<dgram.Socket> {
-    const type = net.isIPv6(host) ? 'udp6' : 'udp4';
-    const probe = await bindSocket(dgram.createSocket({ type, lookup: literalLookup as never }), port, host);
-    const chosen = probe.address().port;
-    await new Promise<void>((r) => probe.close(() => r()));
-    const udp = await bindSocket(dgram.createSocket({ type, reuseAddr: true, lookup: literalLookup as never }), chosen, host);
-    udp.on('message', (buf, rinfo) => {
-      try {
-        this.onDatagram(udp, buf, rinfo.address, rinfo.port);
-      } catch (err) {
-        this.logger.warn({ err }, 'failed to handle a datagram');
-      }
-    });
-    udp.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
-    growBuffers(udp, LISTEN_SOCKET_BUFFER);
-    return udp;
-  }
-
-  /**
    * Gives a UDP allocation its own socket on the listening address and port, connected to the
    * client, as coturn does: the kernel hands that client's datagrams straight to it (the more
    * specific match), so relaying them needs no lookup by address, and sends to the client go out
    * on a connected route. Until it is open, or if it cannot be, the listener serves the allocation.
    */
-  private connectClient(a: Allocation, link: UdpLink): void {
-    const listener = this.udp!;
+  private connectClient(a: Allocation, link: UdpLink, connected: () => void): void {
+    // exclusive: in a cluster worker, a socket of this worker's own, not the primary's shared handle
     const s = dgram.createSocket({ type: net.isIPv6(this.udpHost) ? 'udp6' : 'udp4', reuseAddr: true, lookup: literalLookup as never });
     const fail = (err: Error): void => {
       this.logger.debug({ err: err.message, client: `${link.address}:${link.port}` }, 'no connected socket for a udp client');
       s.close();
+      connected();
     };
     s.once('error', fail);
-    s.on('message', (buf, rinfo) => {
-      try {
-        // Until connect() the socket is one more listener; another client's datagram may land here.
-        if (rinfo.port === link.port && rinfo.address === link.address && buf.length >= 4 && (buf[0]! & 0xc0) === 0x40) a.fromClientChannel(buf);
-        else this.onDatagram(listener, buf, rinfo.address, rinfo.port);
-      } catch (err) {
-        this.logger.warn({ err }, 'failed to handle a datagram');
-      }
-    });
-    s.bind({ port: this.udpPort, address: this.udpHost }, () => {
+    // Until connect() the socket is one more listener: another client's datagram may land here.
+    const early = (buf: Buffer, rinfo: dgram.RemoteInfo): void => {
+      if (rinfo.port === link.port && rinfo.address === link.address) this.onDatagram(buf, rinfo.address, rinfo.port);
+      else this.stray(buf, rinfo.address, rinfo.port);
+    };
+    s.on('message', early);
+    s.bind({ port: this.udpPort, address: this.udpHost, exclusive: true }, () => {
       if (a.closed) return s.close();
       // connect() reports failure as an 'error' event (fail, above)
       s.connect(link.port, link.address, () => {
         if (a.closed) return s.close();
         s.off('error', fail);
         s.on('error', () => {});
+        // Connected: the kernel hands this socket only the client's datagrams. The hot path.
+        s.off('message', early);
+        s.on('message', (buf) => {
+          if (buf.length >= 4 && (buf[0]! & 0xc0) === 0x40) a.fromClientChannel(buf);
+          else this.onDatagram(buf, link.address, link.port);
+        });
         growBuffers(s, RELAY_SOCKET_BUFFER);
         link.attach(s);
+        connected();
       });
     });
+  }
+
+  /** A datagram that reached an allocation's socket before it was connected: the listener's (or the primary's) to route. */
+  private stray(buf: Buffer, address: string, port: number): void {
+    if (this.ctx.worker) this.ctx.worker.reroute(buf, address, port);
+    else this.onDatagram(buf, address, port);
   }
 
   stats(): TurnStats {
@@ -321,7 +356,15 @@ class Turn {
 
   // ---- transports ----
 
-  private onDatagram(socket: dgram.Socket, buf: Buffer, address: string, port: number): void {
+  private onDatagram(buf: Buffer, address: string, port: number): void {
+    try {
+      this.onClientDatagram(buf, address, port);
+    } catch (err) {
+      this.logger.warn({ err }, 'failed to handle a datagram');
+    }
+  }
+
+  private onClientDatagram(buf: Buffer, address: string, port: number): void {
     const kind = buf.length > 0 ? buf[0]! & 0xc0 : 0xc0;
     if (kind === 0x40) {
       // The hot path: ChannelData from a client towards its peer.
@@ -335,9 +378,9 @@ class Turn {
       this.counters.malformedDropped++;
       return;
     }
-    const link = new UdpLink(socket, address, port);
     const tuple: Tuple = {
-      link,
+      // an allocation's own link sends on its connected socket
+      link: this.udpIndex.get(address)?.get(port)?.client ?? new UdpLink(this.udpOut, address, port),
       allocation: () => this.udpIndex.get(address)?.get(port),
       attach: (a) => {
         let ports = this.udpIndex.get(address);
@@ -509,40 +552,65 @@ class Turn {
     if (evenPort && evenPort.length < 1) return this.replyError(t, msg, 400, signer);
     if (token && (token.length !== 8 || evenPort || family)) return this.replyError(t, msg, 400, signer);
     const userKey = `${who.appId}/${who.user ?? who.username}`;
-    if (this.allocations.size + this.allocating.size >= this.settings.maxAllocations) return this.replyError(t, msg, 508, signer);
-    let relay: RelaySockets | null;
-    if (token) {
-      const reserved = this.reservations.get(token.toString('hex'));
-      if (!reserved) return this.replyError(t, msg, 508, signer);
-      this.reservations.delete(token.toString('hex'));
-      relay = { socket: reserved.socket, port: reserved.port, next: null };
-    } else {
-      const tupleKey = `${t.link.transport}:${t.link.address}:${t.link.port}`;
-      if (this.allocating.has(tupleKey)) return;
-      this.allocating.add(tupleKey);
-      try {
+    // One Allocate at a time per 5-tuple: a retransmission while this one is under way is not answered twice.
+    const tupleKey = `${t.link.transport}:${t.link.address}:${t.link.port}`;
+    if (this.allocating.has(tupleKey)) return;
+    this.allocating.add(tupleKey);
+    let kept = false;
+    let took = false;
+    try {
+      if (!(took = await this.capacity.take())) return this.replyError(t, msg, 508, signer);
+      let relay: RelaySockets | null;
+      if (token) {
+        relay = await this.reserved(token);
+        if (!relay) return this.replyError(t, msg, 508, signer);
+      } else {
         relay = await openRelaySocket(this.relay, evenPort !== undefined, evenPort !== undefined && (evenPort[0]! & 0x80) !== 0);
-      } finally {
-        this.allocating.delete(tupleKey);
       }
-    }
-    if (!relay) return this.replyError(t, msg, 508, signer);
-    const lifetime = this.lifetimeFor(msg);
-    const slot = randomBytes(8).toString('hex');
-    // The client may have gone, or a retransmission won the race, while the socket was being bound.
-    const gone = t.allocation() !== undefined || (t.link instanceof StreamLink && t.link.closed);
-    if (gone || !(await this.quota.acquire(userKey, slot, lifetime))) {
-      relay.socket.close();
-      relay.next?.close();
-      if (!gone) {
-        this.counters.quotaExceeded++;
-        this.replyError(t, msg, 486, signer);
+      if (!relay) return this.replyError(t, msg, 508, signer);
+      const lifetime = this.lifetimeFor(msg);
+      const slot = randomBytes(8).toString('hex');
+      // The client may have gone, or a retransmission won the race, while the socket was being bound.
+      const gone = t.allocation() !== undefined || (t.link instanceof StreamLink && t.link.closed);
+      if (gone || !(await this.quota.acquire(userKey, slot, lifetime))) {
+        relay.socket.close();
+        relay.next?.close();
+        if (!gone) {
+          this.counters.quotaExceeded++;
+          this.replyError(t, msg, 486, signer);
+        }
+        return;
       }
-      return;
+      kept = true;
+      this.created(msg, t, signer, who, relay, lifetime, userKey, slot);
+    } finally {
+      this.allocating.delete(tupleKey);
+      if (took && !kept) this.capacity.give();
     }
+  }
+
+  /** The relay socket an EVEN-PORT reservation kept for `token`: here, or (cluster) in the worker that issued it. */
+  private async reserved(token: Buffer): Promise<RelaySockets | null> {
+    const here = this.reservations.get(token.toString('hex'));
+    if (here) {
+      this.reservations.delete(token.toString('hex'));
+      return { socket: here.socket, port: here.port, next: null };
+    }
+    const worker = this.ctx.worker;
+    if (!worker || token[0] === worker.index) return null;
+    // Let go by the other worker just now; bound here at once (another bind may win the port in between: 508).
+    const port = await worker.claimReservation(token);
+    const socket = port === null ? null : await bindRelaySocket(this.relay, port);
+    return socket && port !== null ? { socket, port, next: null } : null;
+  }
+
+  /** An allocation that passed every check: record it and answer (over UDP once its connected socket is open). */
+  private created(msg: StunMessage, t: Tuple, signer: Signer, who: { username: string; user: string | null; appId: string }, relay: RelaySockets, lifetime: number, userKey: string, slot: string): void {
     const extra: [number, Buffer][] = [];
     if (relay.next) {
       const reservation = randomBytes(8);
+      // the first byte names this worker, for another worker the token's Allocate reaches (claimReservation)
+      reservation[0] = this.ctx.worker?.index ?? reservation[0]!;
       this.reservations.set(reservation.toString('hex'), { socket: relay.next, port: relay.port + 1, expiresAt: Date.now() + RESERVATION_MS });
       extra.push([Attr.ReservationToken, reservation]);
     }
@@ -552,7 +620,6 @@ class Turn {
     a.quotaSlot = slot;
     this.allocations.add(a);
     t.attach(a);
-    if (t.link instanceof UdpLink) this.connectClient(a, t.link);
     this.counters.allocationsCreated++;
     const response = this.encode(
       msg,
@@ -567,7 +634,13 @@ class Turn {
     );
     a.allocateTxn = Buffer.from(msg.transactionId);
     a.allocateResponse = response;
-    t.link.send(response);
+    // The answer waits for the connected socket: what the client sends next then reaches it, in
+    // the worker that owns the allocation, instead of the listener.
+    if (t.link instanceof UdpLink)
+      this.connectClient(a, t.link, () => {
+        if (!a.closed) t.link.send(response);
+      });
+    else t.link.send(response);
     this.logger.info({ user: a.owner.user, app: who.appId, client: `${t.link.transport}:${t.link.address}:${t.link.port}`, relay: `${relayed.address}:${relayed.port}`, lifetime }, 'allocation created');
     void this.ctx.directory.audit({
       username: a.owner.user,
@@ -657,6 +730,7 @@ class Turn {
     if (!this.allocations.delete(a)) return;
     a.close();
     this.quota.release(a.userKey, a.quotaSlot);
+    this.capacity.give();
     this.counters.allocationsClosed++;
     if (a.client instanceof UdpLink) {
       const ports = this.udpIndex.get(a.client.address);
@@ -734,6 +808,39 @@ class Turn {
       null,
     );
   }
+}
+
+/**
+ * The UDP listener and a TCP listener on the same port number, as STUN clients expect both on 3478.
+ * The UDP one allows other sockets on its address and port (SO_REUSEADDR) so that each UDP
+ * allocation can have one connected to its client (Turn.connectClient), in this process or in a
+ * cluster worker; a plain bind first keeps a port already in use an error, and keeps port 0 from
+ * landing on another such socket. With port 0 (tests) the number the OS picks for UDP may be taken
+ * for TCP: pick again.
+ */
+export async function bindListeners(port: number, host: string, onStream: (s: net.Socket) => void): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
+  const type = net.isIPv6(host) ? 'udp6' : 'udp4';
+  for (let attempt = 0; ; attempt++) {
+    const probe = await bindSocket(dgram.createSocket({ type, lookup: literalLookup as never }), port, host);
+    const chosen = probe.address().port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const udp = await bindSocket(dgram.createSocket({ type, reuseAddr: true, lookup: literalLookup as never }), chosen, host);
+    const tcp = net.createServer(onStream);
+    try {
+      await listenOn(tcp, chosen, host);
+    } catch (err) {
+      udp.close();
+      if (port !== 0 || attempt >= 20) throw err;
+      continue;
+    }
+    growBuffers(udp, LISTEN_SOCKET_BUFFER);
+    return { udp, tcp };
+  }
+}
+
+/** HEARTH_LISTEN as an address: sockets here resolve nothing per packet (see literalLookup), so a host name is resolved once, at start. */
+export async function listenAddress(config: HearthConfig): Promise<string> {
+  return net.isIP(config.listen) ? config.listen : (await dns.lookup(config.listen)).address;
 }
 
 function bindSocket(socket: dgram.Socket, port: number, host: string): Promise<dgram.Socket> {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import os from 'node:os';
 import { blank, envPort, isCidr, parseEnv } from '@hearth/config';
 import { z } from 'zod';
 
@@ -19,6 +20,8 @@ export interface TurnSettings {
   maxLifetime: number;
   nonceLifetime: number;
   statsIntervalSeconds: number;
+  /** relay processes (node:cluster), each owning the allocations routed to it; 1 = everything in this process */
+  workers: number;
 }
 
 const ip = z.string().refine((s) => net.isIP(s) !== 0, 'must be an IP address');
@@ -40,6 +43,7 @@ const schema = z
     HEARTH_TURN_MAX_LIFETIME: z.coerce.number().int().min(60).default(3600),
     HEARTH_TURN_NONCE_LIFETIME: z.coerce.number().int().min(10).default(600),
     HEARTH_TURN_STATS_INTERVAL: z.coerce.number().int().min(1).default(60),
+    HEARTH_TURN_WORKERS: z.coerce.number().int().min(1).max(64).optional().or(blank),
   })
   .refine((e) => (e.HEARTH_TURN_RELAY_PORT_MIN === undefined) === (e.HEARTH_TURN_RELAY_PORT_MAX === undefined), {
     message: 'set both HEARTH_TURN_RELAY_PORT_MIN and HEARTH_TURN_RELAY_PORT_MAX, or neither',
@@ -64,5 +68,6 @@ export function loadTurnSettings(env: NodeJS.ProcessEnv = process.env): TurnSett
     maxLifetime: e.HEARTH_TURN_MAX_LIFETIME,
     nonceLifetime: e.HEARTH_TURN_NONCE_LIFETIME,
     statsIntervalSeconds: e.HEARTH_TURN_STATS_INTERVAL,
+    workers: e.HEARTH_TURN_WORKERS ?? os.availableParallelism(),
   };
 }

@@ -24,18 +24,22 @@ interface Stack {
   tlsPort: number;
 }
 
+/** The daemon as deployed on two cores: a primary and two relay processes (src/cluster.ts). */
+const WORKERS = 2;
+
 async function startStack(allowLoopback: boolean): Promise<Stack & { secret: string }> {
   const port = await freePort();
   const tlsPort = await freePort();
   const env = await testEnv({
-    env: { HEARTH_LOG_LEVEL: 'info', HEARTH_TURN_PORT: String(port), HEARTH_TURN_TLS_PORT: String(tlsPort), HEARTH_TURN_ALLOW_LOOPBACK_PEERS: allowLoopback ? '1' : '' },
+    env: { HEARTH_LOG_LEVEL: 'info', HEARTH_TURN_PORT: String(port), HEARTH_TURN_TLS_PORT: String(tlsPort), HEARTH_TURN_ALLOW_LOOPBACK_PEERS: allowLoopback ? '1' : '', HEARTH_TURN_WORKERS: String(WORKERS) },
   });
   const install = await hearth(['app', 'install', path.join(MANIFESTS, 'meet.json'), '--id', 'meet', '--domain', 'meet.example.test'], { env: env.env });
   assert.equal(install.code, 0, install.stderr);
   const vars = await hearth(['app', 'env', 'meet'], { env: env.env });
   const secret = parseEnvLines(vars.stdout).CLOUDRON_TURN_SECRET;
   assert.ok(secret, vars.stdout + vars.stderr);
-  const daemon = await startDaemon('services/turn/src/main.ts', env.env, (o) => o.includes('"msg":"ready"'));
+  // ready once the primary is, after every worker ("ready" from each)
+  const daemon = await startDaemon('services/turn/src/main.ts', env.env, (o) => o.split('"msg":"ready"').length - 1 >= WORKERS + 1);
   return { env, daemon, port, tlsPort, secret };
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { describe, it } from 'node:test';
 import { ConfigError } from '@hearth/config';
 import { parseRestUsername, restPassword } from '../src/auth.ts';
@@ -46,6 +47,9 @@ describe('settings', () => {
     assert.equal(d.relayPortMin, null);
     assert.equal(d.maxAllocationsPerUser, 10);
     assert.equal(d.maxLifetime, 3600);
+    assert.equal(d.workers, os.availableParallelism());
+    assert.equal(loadTurnSettings({ HEARTH_TURN_WORKERS: '1' }).workers, 1);
+    assert.equal(loadTurnSettings({ HEARTH_TURN_WORKERS: '' }).workers, os.availableParallelism());
     const s = loadTurnSettings({ HEARTH_TURN_RELAY_PORT_MIN: '40000', HEARTH_TURN_RELAY_PORT_MAX: '40100', HEARTH_TURN_ALLOWED_PEERS: '10.0.0.0/8, fd00::/8', HEARTH_TURN_USER_QUOTA: '3' });
     assert.deepEqual([s.relayPortMin, s.relayPortMax, s.allowedPeers, s.maxAllocationsPerUser], [40000, 40100, ['10.0.0.0/8', 'fd00::/8'], 3]);
   });
@@ -58,6 +62,9 @@ describe('settings', () => {
       { HEARTH_TURN_ALLOWED_PEERS: '10.0.0.0/33' },
       { HEARTH_TURN_ALLOWED_PEERS: 'example.com' },
       { HEARTH_TURN_USER_QUOTA: '0' },
+      { HEARTH_TURN_WORKERS: '0' },
+      { HEARTH_TURN_WORKERS: 'two' },
+      { HEARTH_TURN_WORKERS: '65' },
     ];
     for (const env of bad) assert.throws(() => loadTurnSettings(env), (e: unknown) => e instanceof ConfigError && /HEARTH_TURN_/.test(e.message), JSON.stringify(env));
   });
