@@ -8,6 +8,7 @@ import { addNotesApp, launchChromium, notesClient, PASSWORD, signIn, startAppSig
  * Passkeys end to end with Chromium's virtual authenticator (CDP WebAuthn): registered in the
  * console, then the only thing used to sign in to an OIDC app; as the second factor after a
  * password; and refused when replayed, answered to another challenge, or from another origin.
+ * An admin's "reset two-factor" then takes TOTP and every passkey away: a password alone signs in.
  */
 
 let stack: ConsoleStack;
@@ -19,6 +20,7 @@ before(async () => {
   stack = await startConsoleStack(
     async (d) => {
       await d.addUser({ username: 'pat', email: 'pat@example.test', password: PASSWORD, displayName: 'Pat Smith' });
+      await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
       await addNotesApp(d);
     },
     // Host names, not loopback addresses: the RP ID comes from the setting, and both hosts are under it.
@@ -174,4 +176,30 @@ test('an assertion replayed, answered to another challenge, or from another orig
   const refusals = await stack.directory.store.listAudit({ protocol: 'oidc', limit: 20 });
   assert.ok(refusals.filter((e) => !e.ok && e.detail?.startsWith('passkey')).length >= 3);
   await other.close();
+});
+
+test('an admin resets a user’s two-factor and passkeys: TOTP off, no passkey left, a password alone signs in', async () => {
+  const pat = stack.directory.userByUsername('pat')!;
+  await stack.directory.enableTotp('pat');
+  assert.ok((await stack.directory.store.passkeysOf(pat.id)).length >= 1);
+  const adminBrowser = await browser.newContext({ javaScriptEnabled: false });
+  const admin = await signIn(adminBrowser, stack, 'root');
+  await admin.goto(`${stack.url}/admin/users/pat`);
+  await admin.getByRole('button', { name: 'Reset two-factor and passkeys' }).click();
+  await admin.getByText('Two-factor authentication and passkeys reset.').waitFor();
+  assert.deepEqual(await stack.directory.store.passkeysOf(pat.id), []);
+  assert.equal(stack.directory.userByUsername('pat')!.totpSecret, null);
+  await adminBrowser.close();
+
+  // The authenticator still holds the credential, but the provider no longer knows it; the password alone does it.
+  const context = await browser.newContext();
+  const { page, verifier, state, landed } = await startAppSignIn(context);
+  const auth = await authenticator(page);
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id, credential: credential as never });
+  await page.getByLabel('Username or email').fill('pat');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const claims = await redeem(await within(landed), verifier, state);
+  assert.deepEqual(claims.amr, ['pwd']);
+  await context.close();
 });
