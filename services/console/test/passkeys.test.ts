@@ -58,6 +58,17 @@ function startAppSignIn(context: BrowserContext): ReturnType<typeof startNotesSi
   return startNotesSignIn(context, rp);
 }
 
+/** An app sign-in in `context` with pat's password, the browser's authenticator holding the registered passkey. */
+async function passwordSignInHoldingPasskey(context: BrowserContext): Promise<Awaited<ReturnType<typeof startAppSignIn>> & { auth: { cdp: CDPSession; id: string } }> {
+  const started = await startAppSignIn(context);
+  const auth = await authenticator(started.page);
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id, credential: credential as never });
+  await started.page.getByLabel('Username or email').fill('pat');
+  await started.page.getByLabel('Password').fill(PASSWORD);
+  await started.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  return { ...started, auth };
+}
+
 async function redeem(callback: URL, verifier: string, state: string): Promise<oidc.IDToken> {
   const tokens = await oidc.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier, expectedState: state });
   return tokens.claims()!;
@@ -99,12 +110,7 @@ test('a passkey registered in the console signs in to an OIDC app on its own', a
 
 test('after a password, the passkey is the second factor', async () => {
   const context = await browser.newContext();
-  const { page, verifier, state, landed } = await startAppSignIn(context);
-  const auth = await authenticator(page);
-  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id, credential: credential as never });
-  await page.getByLabel('Username or email').fill('pat');
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const { page, verifier, state, landed, auth } = await passwordSignInHoldingPasskey(context);
   await page.getByRole('button', { name: 'Use your passkey' }).click();
   const claims = await redeem(await within(landed), verifier, state);
   await keepCredential(auth);
@@ -193,12 +199,7 @@ test('an admin resets a user’s two-factor and passkeys: TOTP off, no passkey l
 
   // The authenticator still holds the credential, but the provider no longer knows it; the password alone does it.
   const context = await browser.newContext();
-  const { page, verifier, state, landed } = await startAppSignIn(context);
-  const auth = await authenticator(page);
-  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id, credential: credential as never });
-  await page.getByLabel('Username or email').fill('pat');
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const { verifier, state, landed } = await passwordSignInHoldingPasskey(context);
   const claims = await redeem(await within(landed), verifier, state);
   assert.deepEqual(claims.amr, ['pwd']);
   await context.close();
