@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Folder } from './folder.ts';
@@ -22,11 +23,20 @@ export interface Usage {
 const USAGE_TTL_MS = 10_000;
 
 /**
+ * A change to the account's folder names or subscriptions, emitted as 'mailbox' by the Account
+ * that made it (IMAP NOTIFY's MailboxName and SubscriptionChange, RFC 5465 §5.4–5.5). `by` is
+ * whoever asked for it (a session), so it can leave out what it did itself.
+ */
+export type MailboxChange =
+  | { kind: 'created' | 'deleted' | 'subscribed' | 'unsubscribed'; name: string; by?: object }
+  | { kind: 'renamed'; name: string; oldName: string; by?: object };
+
+/**
  * One mailbox address: the INBOX Maildir at `root` and its `.Folder` subfolders, the
  * subscriptions file, and quota usage. Obtained from MailStore.open(), which shares
  * Folder objects between all sessions of the process.
  */
-export class Account {
+export class Account extends EventEmitter<{ mailbox: [MailboxChange] }> {
   private readonly mutex = new Mutex();
   private usageCache: { at: number; usage: Usage } | null = null;
 
@@ -36,7 +46,11 @@ export class Account {
     private readonly folderAt: (name: string, dir: string) => Folder,
     private readonly dropFolder: (dir: string) => void,
     private readonly cachedFolder: (dir: string) => Folder | undefined,
-  ) {}
+  ) {
+    super();
+    // one listener per notifying session of this address
+    this.setMaxListeners(0);
+  }
 
   /**
    * Creates the Maildir and the special-use folders on first open. Returns false when the disk
@@ -110,21 +124,27 @@ export class Account {
     return f;
   }
 
-  async createFolder(name: string): Promise<void> {
+  async createFolder(name: string, by?: object): Promise<void> {
     const n = normalizeFolderName(name);
+    const created: string[] = [];
     await this.mutex.run(async () => {
       if (n === 'INBOX' || (await this.exists(n))) throw new MailStoreError('mailbox already exists', 'exists');
       // Superior levels are created too (RFC 3501 §6.3.3), so hierarchy browsing finds the new folder.
       const levels = n.split(DELIMITER);
       for (let i = 1; i < levels.length; i++) {
         const parent = levels.slice(0, i).join(DELIMITER);
-        if (!(await this.exists(parent))) await this.makeFolderDir(parent);
+        if (!(await this.exists(parent))) {
+          await this.makeFolderDir(parent);
+          created.push(parent);
+        }
       }
       await this.makeFolderDir(n);
+      created.push(n);
     });
+    for (const c of created) this.emit('mailbox', { kind: 'created', name: c, by });
   }
 
-  async deleteFolder(name: string): Promise<void> {
+  async deleteFolder(name: string, by?: object): Promise<void> {
     const n = normalizeFolderName(name);
     if (n === 'INBOX') throw new MailStoreError('INBOX cannot be deleted', 'cannot');
     await this.mutex.run(async () => {
@@ -137,14 +157,16 @@ export class Account {
       await fs.promises.rm(trash, { recursive: true, force: true });
       this.usageCache = null;
     });
+    this.emit('mailbox', { kind: 'deleted', name: n, by });
   }
 
   /** Renames a folder and its children (Maildir++ keeps each level as its own directory). */
-  async renameFolder(from: string, to: string): Promise<void> {
+  async renameFolder(from: string, to: string, by?: object): Promise<void> {
     const a = normalizeFolderName(from);
     const b = normalizeFolderName(to);
     if (b === 'INBOX') throw new MailStoreError('INBOX already exists', 'exists');
-    if (a === 'INBOX') return this.renameInbox(b);
+    if (a === 'INBOX') return this.renameInbox(b, by);
+    const renamed: string[] = [];
     await this.mutex.run(async () => {
       if (!(await this.exists(a))) throw new MailStoreError(`no such mailbox: ${from}`, 'nonexistent');
       if (await this.exists(b)) throw new MailStoreError('target mailbox already exists', 'exists');
@@ -155,15 +177,17 @@ export class Account {
         normalizeFolderName(target);
         await fs.promises.rename(this.dirOf(n), this.dirOf(target));
         this.dropFolder(this.dirOf(n));
+        renamed.push(n);
       }
       const subs = await this.subscriptions();
       if (subs.some((s) => all.includes(s))) await this.writeSubscriptions(subs.map((s) => (all.includes(s) ? b + s.slice(a.length) : s)));
     });
+    for (const n of renamed) this.emit('mailbox', { kind: 'renamed', name: b + n.slice(a.length), oldName: n, by });
   }
 
   /** RENAME INBOX moves its messages into a new folder and leaves INBOX empty (RFC 3501 §6.3.5). */
-  private async renameInbox(to: string): Promise<void> {
-    await this.createFolder(to);
+  private async renameInbox(to: string, by?: object): Promise<void> {
+    await this.createFolder(to, by);
     const inbox = await this.folder('INBOX');
     const dest = await this.folder(to);
     await inbox.moveTo(inbox.uids, dest);
@@ -186,20 +210,26 @@ export class Account {
     await writeFileAtomic(path.join(this.root, 'subscriptions'), [...new Set(names)].map((n) => `${n}\n`).join(''));
   }
 
-  async subscribe(name: string): Promise<void> {
+  async subscribe(name: string, by?: object): Promise<void> {
     const n = normalizeFolderName(name);
-    await this.mutex.run(async () => {
+    const changed = await this.mutex.run(async () => {
       const subs = await this.subscriptions();
-      if (!subs.includes(n)) await this.writeSubscriptions([...subs, n]);
+      if (subs.includes(n)) return false;
+      await this.writeSubscriptions([...subs, n]);
+      return true;
     });
+    if (changed) this.emit('mailbox', { kind: 'subscribed', name: n, by });
   }
 
-  async unsubscribe(name: string): Promise<void> {
+  async unsubscribe(name: string, by?: object): Promise<void> {
     const n = normalizeFolderName(name);
-    await this.mutex.run(async () => {
+    const changed = await this.mutex.run(async () => {
       const subs = await this.subscriptions();
-      if (subs.includes(n)) await this.writeSubscriptions(subs.filter((s) => s !== n));
+      if (!subs.includes(n)) return false;
+      await this.writeSubscriptions(subs.filter((s) => s !== n));
+      return true;
     });
+    if (changed) this.emit('mailbox', { kind: 'unsubscribed', name: n, by });
   }
 
   /** Bytes and messages over all folders (cached briefly; `added` keeps it current between scans). */
