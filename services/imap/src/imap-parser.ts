@@ -440,3 +440,76 @@ export function formatDateTime(d: Date): string {
   const mon = MONTHS[d.getUTCMonth()]!;
   return `${p(d.getUTCDate())}-${mon[0]!.toUpperCase()}${mon.slice(1)}-${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
 }
+
+// ---- NOTIFY (RFC 5465 §8) ----
+
+/** One event of an event group: its name as sent, and MessageNew's fetch-att list (still tokens). */
+export interface NotifyEventSpec {
+  name: string;
+  fetch: Token[] | null;
+}
+
+/** `(filter-mailboxes events)`: the filter upper-cased, SUBTREE/MAILBOXES names as tokens, null events for NONE. */
+export interface NotifyGroupSpec {
+  filter: 'SELECTED' | 'SELECTED-DELAYED' | 'INBOXES' | 'PERSONAL' | 'SUBSCRIBED' | 'SUBTREE' | 'MAILBOXES';
+  mailboxes: Token[];
+  events: NotifyEventSpec[] | null;
+}
+
+export type NotifyCommand = { kind: 'none' } | { kind: 'set'; status: boolean; groups: NotifyGroupSpec[] };
+
+const NOTIFY_FILTERS = new Set(['SELECTED', 'SELECTED-DELAYED', 'INBOXES', 'PERSONAL', 'SUBSCRIBED', 'SUBTREE', 'MAILBOXES']);
+
+/**
+ * `NOTIFY NONE` / `NOTIFY SET [STATUS] event-group…`, syntax only: which events exist and how
+ * they combine is the session's business. An event name is any atom here (event-ext), so an
+ * unknown one can be answered NO [BADEVENT] rather than BAD.
+ */
+export function parseNotify(args: Token[]): NotifyCommand {
+  const verb = asAtom(args[0], 'NOTIFY argument').toUpperCase();
+  if (verb === 'NONE') {
+    if (args.length !== 1) throw new ParseError('NOTIFY NONE takes no arguments');
+    return { kind: 'none' };
+  }
+  if (verb !== 'SET') throw new ParseError('NOTIFY needs SET or NONE');
+  let i = 1;
+  const first = args[i];
+  const status = first?.kind === 'atom' && first.value.toUpperCase() === 'STATUS';
+  if (status) i++;
+  if (i >= args.length) throw new ParseError('NOTIFY SET needs an event group');
+  const groups: NotifyGroupSpec[] = [];
+  for (; i < args.length; i++) groups.push(parseNotifyGroup(asList(args[i], 'event group')));
+  return { kind: 'set', status, groups };
+}
+
+function parseNotifyGroup(items: Token[]): NotifyGroupSpec {
+  const filter = asAtom(items[0], 'mailbox filter').toUpperCase();
+  if (!NOTIFY_FILTERS.has(filter)) throw new ParseError(`unknown mailbox filter ${filter.slice(0, 30)}`);
+  let j = 1;
+  let mailboxes: Token[] = [];
+  if (filter === 'SUBTREE' || filter === 'MAILBOXES') {
+    // one-or-more-mailbox: a mailbox, or a parenthesized list of them
+    const m = items[j++];
+    if (!m) throw new ParseError(`${filter} needs a mailbox`);
+    mailboxes = m.kind === 'list' ? m.items : [m];
+    if (mailboxes.length === 0) throw new ParseError(`${filter} needs a mailbox`);
+    for (const t of mailboxes) asString(t, 'mailbox name');
+  }
+  const ev = items[j++];
+  if (j !== items.length) throw new ParseError('unexpected item in event group');
+  if (ev?.kind === 'atom' && ev.value.toUpperCase() === 'NONE') return { filter: filter as NotifyGroupSpec['filter'], mailboxes, events: null };
+  const list = asList(ev, 'events');
+  if (list.length === 0) throw new ParseError('empty event list');
+  const events: NotifyEventSpec[] = [];
+  for (let k = 0; k < list.length; k++) {
+    const name = asAtom(list[k], 'event');
+    // MessageNew may carry the fetch-att list its FETCH responses are to include
+    const next = list[k + 1];
+    if (name.toUpperCase() === 'MESSAGENEW' && next?.kind === 'list') {
+      if (next.items.length === 0) throw new ParseError('empty fetch-att list');
+      events.push({ name, fetch: next.items });
+      k++;
+    } else events.push({ name, fetch: null });
+  }
+  return { filter: filter as NotifyGroupSpec['filter'], mailboxes, events };
+}

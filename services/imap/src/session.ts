@@ -34,6 +34,7 @@ import {
   parseCommand,
   parseDateTime,
   ParseError,
+  parseNotify,
   parseNumber,
   parseSequenceSet,
   resolveSequenceSet,
@@ -45,6 +46,7 @@ import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
 import { refuseRecentKeys, statusItems } from './rev2.ts';
 import type { ImapSettings } from './settings.ts';
+import { Notifier, notifyConfig, NotifyRefused, type NotifyConfig, type NotifyEvent } from './notify.ts';
 import { needsHeader, parseSortCriteria, sortFields, sortItems, type SortCriterion, type SortItem } from './sort.ts';
 import { formatThreads, orderedSubjectThreads, referenceThreads, refsThreads, type ThreadTree } from './thread.ts';
 
@@ -99,7 +101,7 @@ const ANY = new Set(['CAPABILITY', 'NOOP', 'LOGOUT', 'ID']);
 const NOTAUTH = new Set(['STARTTLS', 'AUTHENTICATE', 'LOGIN']);
 const AUTH = new Set([
   'SELECT', 'EXAMINE', 'CREATE', 'DELETE', 'RENAME', 'SUBSCRIBE', 'UNSUBSCRIBE', 'LIST', 'LSUB', 'STATUS', 'APPEND',
-  'NAMESPACE', 'ENABLE', 'IDLE', 'GETQUOTA', 'GETQUOTAROOT', 'SETQUOTA', 'COMPRESS',
+  'NAMESPACE', 'ENABLE', 'IDLE', 'GETQUOTA', 'GETQUOTAROOT', 'SETQUOTA', 'COMPRESS', 'NOTIFY',
 ]);
 const SELECTED = new Set([
   'CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'SORT', 'THREAD', 'FETCH', 'STORE', 'COPY', 'MOVE',
@@ -110,6 +112,8 @@ const commandLabel = (name: string): string => (ANY.has(name) || NOTAUTH.has(nam
 /** Commands during which EXPUNGE responses must not be sent (RFC 3501 §7.4.1). */
 const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 const MAX_BAD = 20;
+/** unsent NOTIFY responses (a client that does not read, or one long command) beyond which NOTIFY stops */
+const MAX_PENDING_NOTIFICATIONS = 1024 * 1024;
 const MAX_AUTH_FAILURES = 5;
 const WRITE_CHUNK = 64 * 1024;
 const READ_AHEAD = 16;
@@ -154,6 +158,17 @@ export class Session {
   private out: Buffer[] = [];
   private outBytes = 0;
   private idleFlush: (() => void) | null = null;
+  /** NOTIFY SET in force (RFC 5465); null: never asked, IMAP4rev1's updates at command ends */
+  private notifying: NotifyConfig | null = null;
+  private notifier: Notifier | null = null;
+  /** a command is being handled: notifications wait for its end */
+  private busy = false;
+  /** notifications for other mailboxes not yet written */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** unsolicited responses being written between commands (IDLE, NOTIFY), one batch at a time */
+  private pushing: Promise<void> | null = null;
+  private pushQueued = false;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -179,7 +194,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC', 'STATUS=SIZE');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC', 'STATUS=SIZE', 'NOTIFY');
       if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     }
     return caps.join(' ');
@@ -213,6 +228,8 @@ export class Session {
   end(): void {
     this.state = 'logout';
     this.deselect();
+    this.notifier?.stop();
+    this.notifier = null;
   }
 
   /** Called after directory changes: a disabled user or removed app loses the session. */
@@ -249,11 +266,16 @@ export class Session {
 
   async handle(parts: CommandParts): Promise<RequestResult | undefined> {
     this.result = undefined;
+    // unsolicited responses already on their way finish before the command's own
+    while (this.pushing) await this.pushing;
+    this.busy = true;
     try {
       await this.handleCommand(parts);
     } finally {
+      this.busy = false;
       await this.flush().catch(() => {});
     }
+    if (this.pending.length || this.idleFlush || (this.view?.dirty && this.notifying?.selected)) this.schedulePush();
     return this.result;
   }
 
@@ -310,6 +332,7 @@ export class Session {
     if (!allowed) throw new CommandError('BAD', `${name} is not valid in this state`);
     const reply = await this.run(tag, name, args);
     if (reply && this.view && this.state === 'selected') await this.flushUpdates(!NO_EXPUNGE.has(name));
+    if (reply) await this.sendPending();
     return reply;
   }
 
@@ -366,7 +389,7 @@ export class Session {
         return this.select(args, name === 'EXAMINE');
       case 'CREATE':
         // A trailing hierarchy delimiter only says the client means to create children (RFC 3501 §6.3.3).
-        await this.acct().createFolder(this.mailboxArg(args[0], true));
+        await this.acct().createFolder(this.mailboxArg(args[0], true), this);
         return ok('CREATE completed');
       case 'DELETE': {
         const n = this.mailboxArg(args[0]);
@@ -377,17 +400,17 @@ export class Session {
         // RFC 9051 §6.3.4: a \\Noselect name with inferiors cannot be deleted, and §7.1 names the reason
         if (this.rev2 && !(await this.acct().exists(n)) && (await this.acct().listFolders()).some((f) => f.name === n && f.noSelect))
           no('Mailbox has children that need to be deleted first', 'HASCHILDREN');
-        await this.acct().deleteFolder(n);
+        await this.acct().deleteFolder(n, this);
         return ok('DELETE completed');
       }
       case 'RENAME':
-        await this.acct().renameFolder(this.mailboxArg(args[0]), this.mailboxArg(args[1]));
+        await this.acct().renameFolder(this.mailboxArg(args[0]), this.mailboxArg(args[1]), this);
         return ok('RENAME completed');
       case 'SUBSCRIBE':
-        await this.acct().subscribe(this.mailboxArg(args[0]));
+        await this.acct().subscribe(this.mailboxArg(args[0]), this);
         return ok('SUBSCRIBE completed');
       case 'UNSUBSCRIBE':
-        await this.acct().unsubscribe(this.mailboxArg(args[0]));
+        await this.acct().unsubscribe(this.mailboxArg(args[0]), this);
         return ok('UNSUBSCRIBE completed');
       case 'LIST':
       case 'LSUB':
@@ -423,6 +446,8 @@ export class Session {
       case 'IDLE':
         noArgs(args);
         return this.idle(tag);
+      case 'NOTIFY':
+        return this.notify(args);
       case 'GETQUOTAROOT': {
         const n = this.mailboxArg(args[0]);
         if (!(await this.acct().exists(n))) no('No such mailbox', 'NONEXISTENT');
@@ -589,6 +614,7 @@ export class Session {
     this.contexts.clear();
     if (!this.view) return;
     this.view.stop();
+    this.notifier?.resync(this.view.folder.name);
     this.view = null;
   }
 
@@ -612,6 +638,7 @@ export class Session {
       // The old watch is released only after the new one exists, so reselecting keeps inotify set up.
       this.view = null;
       this.state = 'auth';
+      this.notifier?.resync(previous.folder.name);
       // RFC 7162 §3.2.11, and RFC 9051 §6.3.2 for every IMAP4rev2 client
       if (this.condstore || this.rev2) await this.send(status('OK', 'Previous mailbox closed', 'CLOSED'));
     }
@@ -640,7 +667,8 @@ export class Session {
     };
     const onChange = (): void => {
       view.dirty = true;
-      this.idleFlush?.();
+      if (this.idleFlush) this.idleFlush();
+      else if (this.notifying?.selected) this.schedulePush();
     };
     folder.on('change', onChange);
     const unwatch = folder.watch();
@@ -721,6 +749,9 @@ export class Session {
       return;
     }
     v.dirty = false;
+    // After NOTIFY the client gets only the selected mailbox's events it asked for (RFC 5465 §3.1: NONE by default).
+    const wanted = this.notifying ? (this.notifying.selected?.events ?? new Set<NotifyEvent>()) : null;
+    const wants = (e: NotifyEvent): boolean => !wanted || wanted.has(e);
     let claimed = false;
     if (!v.readOnly && !this.rev2 && f.unclaimedRecent().length) {
       const uids = await f.claimRecent().catch(() => []);
@@ -735,7 +766,7 @@ export class Session {
       v.keywords = f.permanentKeywords.length;
       out.push(this.flagsAnnouncement(f, v.readOnly));
     }
-    if (allowExpunge && v.expunges !== f.expunges) {
+    if (allowExpunge && wants('MessageExpunge') && v.expunges !== f.expunges) {
       const vanished: number[] = [];
       for (let i = v.uids.length - 1; i >= 0; i--) {
         if (f.get(v.uids[i]!)) continue;
@@ -758,7 +789,7 @@ export class Session {
       else hi = mid;
     }
     if (f.highestModseq > v.modseqSeen) {
-      for (let i = 0; i < v.uids.length; i++) {
+      for (let i = 0; i < v.uids.length && wants('FlagChange'); i++) {
         const rec = f.get(v.uids[i]!);
         if (!rec || rec.modseq <= v.modseqSeen || this.reported.get(rec.uid) === rec.modseq) continue;
         // after ENABLE QRESYNC (RFC 7162 §3.2.4) or IMAP4rev2 (RFC 9051 §7.5.2) unsolicited FETCH carries the UID
@@ -766,18 +797,20 @@ export class Session {
       }
       v.modseqSeen = f.highestModseq;
     }
-    if (lo < msgs.length) {
+    const arrived: number[] = [];
+    if (lo < msgs.length && wants('MessageNew')) {
       const grown = [...v.uids];
       for (let i = lo; i < msgs.length; i++) {
         const uid = msgs[i]!.uid;
         grown.push(uid);
+        arrived.push(uid);
         if (v.readOnly && !this.rev2 && uid >= f.firstRecentUid) v.recent.add(uid);
       }
       v.uids = grown;
       out.push(untagged(v.uids.length, atom('EXISTS')));
     }
     // Also after a claim alone: a concurrent flush (IDLE's, then DONE's) may have sent the EXISTS already.
-    if ((lo < msgs.length || claimed) && !this.rev2) out.push(untagged(v.recent.size, atom('RECENT')));
+    if ((arrived.length || (claimed && wants('MessageNew'))) && !this.rev2) out.push(untagged(v.recent.size, atom('RECENT')));
     this.reported.clear();
     if (this.contexts.size) {
       // REMOVEFROM in the numbers before this flush's EXPUNGEs, ADDTO in those after its EXISTS
@@ -787,6 +820,9 @@ export class Session {
       out.push(...additions);
     }
     if (out.length) await this.send(Buffer.concat(out));
+    // NOTIFY's MessageNew (fetch-att): the new messages' FETCH follows their EXISTS (RFC 5465 §5.1)
+    const fetchAtt = this.notifying?.selected?.fetch;
+    if (fetchAtt && arrived.length && this.view === v) await this.fetch([{ kind: 'atom', value: compactSet(arrived) }, { kind: 'list', items: fetchAtt }], true);
   }
 
   /**
@@ -851,23 +887,7 @@ export class Session {
     await this.view?.folder.refresh();
     if (this.view) await this.flushUpdates(true);
     await this.send(continuation('idling'));
-    let flushing = false;
-    let again = false;
-    this.idleFlush = () => {
-      if (flushing) {
-        again = true;
-        return;
-      }
-      flushing = true;
-      void (async () => {
-        do {
-          again = false;
-          await this.flushUpdates(true).catch(() => {});
-          await this.flush().catch(() => {});
-        } while (again);
-        flushing = false;
-      })();
-    };
+    this.idleFlush = () => this.schedulePush();
     this.pendingLine = async (line) => {
       this.idleFlush = null;
       if (line.toUpperCase() !== 'DONE') {
@@ -880,6 +900,96 @@ export class Session {
       return 'OK';
     };
     return null;
+  }
+
+  /**
+   * Writes what changed while no command runs: during IDLE, and after NOTIFY (RFC 5465 §3: "at any
+   * time") the selected mailbox's updates (SELECTED-DELAYED keeps expunges for a command) and
+   * the other mailboxes' notifications. One batch at a time; a command waits for it.
+   */
+  private schedulePush(): void {
+    if (this.busy || this.closed || this.pushQueued) return;
+    this.pushQueued = true;
+    const run = (this.pushing ?? Promise.resolve()).then(async () => {
+      this.pushQueued = false;
+      if (this.busy || this.closed) return;
+      const v = this.view;
+      const sel = this.notifying?.selected;
+      if (v && this.state === 'selected' && (this.idleFlush || sel)) await this.flushUpdates(!!this.idleFlush || !!sel?.immediate).catch(() => {});
+      await this.sendPending().catch(() => {});
+      await this.flush().catch(() => {});
+    });
+    this.pushing = run;
+    void run.finally(() => {
+      if (this.pushing === run) this.pushing = null;
+    });
+  }
+
+  /** Queues notifications for other mailboxes (NotifyHost.deliver); too many unsent ones end NOTIFY. */
+  private deliver(responses: Buffer[]): void {
+    if (!this.notifier) return;
+    for (const r of responses) {
+      this.pending.push(r);
+      this.pendingBytes += r.length;
+    }
+    if (this.pendingBytes > MAX_PENDING_NOTIFICATIONS) {
+      // RFC 5465 §5.8: the server gives up and acts as after NOTIFY NONE; the client must resynchronize
+      this.pending = [status('OK', 'Too many notifications; NOTIFY is now off', 'NOTIFICATIONOVERFLOW')];
+      this.pendingBytes = 0;
+      this.notifier.stop();
+      this.notifier = null;
+      this.notifying = { status: false, selected: null, groups: [] };
+    }
+    this.schedulePush();
+  }
+
+  private async sendPending(): Promise<void> {
+    if (!this.pending.length) return;
+    const out = Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.send(out);
+  }
+
+  /** NOTIFY SET / NOTIFY NONE (RFC 5465 §3): replaces what was asked before. */
+  private async notify(args: Token[]): Promise<Reply> {
+    let config: NotifyConfig;
+    try {
+      config = notifyConfig(parseNotify(args), (t) => this.mailboxArg(t));
+    } catch (err) {
+      if (err instanceof NotifyRefused) return { status: 'NO', text: err.message, code: err.code };
+      throw err;
+    }
+    this.notifier?.stop();
+    this.notifier = null;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const notifier = new Notifier(
+      config,
+      {
+        account: this.acct(),
+        selectedName: () => this.view?.folder.name ?? null,
+        condstore: () => this.condstore,
+        shownName: (name) => this.shownName(name),
+        deliver: (responses) => {
+          if (this.notifier === notifier) this.deliver(responses);
+        },
+      },
+      this,
+    );
+    let statuses: Buffer[];
+    try {
+      statuses = await notifier.start();
+    } catch (err) {
+      notifier.stop();
+      if (err instanceof NotifyRefused) return { status: 'NO', text: err.message, code: err.code };
+      throw err;
+    }
+    this.notifier = config.groups.length ? notifier : null;
+    if (!this.notifier) notifier.stop();
+    this.notifying = config;
+    if (statuses.length) await this.send(Buffer.concat(statuses));
+    return ok('NOTIFY completed');
   }
 
   /**

@@ -19,9 +19,9 @@ export class Wire {
     socket.on('error', () => {});
   }
 
-  /** `from`: the local address to connect from (any 127.0.0.0/8 address is this host) */
-  static async connect(port: number, opts: { tls?: boolean; ca?: string; from?: string } = {}): Promise<Wire> {
-    const raw = net.connect({ port, host: '127.0.0.1', localAddress: opts.from });
+  /** `from`: the local address to connect from (any 127.0.0.0/8 address is this host); `host` that of the server (127.0.0.1) */
+  static async connect(port: number, opts: { tls?: boolean; ca?: string; from?: string; host?: string } = {}): Promise<Wire> {
+    const raw = net.connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.from });
     const socket = opts.tls ? tls.connect({ socket: raw, ca: opts.ca, servername: 'localhost' }) : raw;
     await new Promise<void>((resolve, reject) => {
       socket.once(opts.tls ? 'secureConnect' : 'connect', () => resolve());
