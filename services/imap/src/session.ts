@@ -133,7 +133,7 @@ export class Session {
   /** ENABLE UTF8=ACCEPT (RFC 6855): mailbox names in UTF-8 both ways, APPEND UTF8 (...) */
   private utf8Accept = false;
   /**
-   * ENABLE IMAP4rev2 (RFC 9051): UTF-8 mailbox names, no \\Recent (no RECENT response, flag, search
+   * ENABLE IMAP4rev2 (RFC 9051): UTF-8 mailbox names, no \Recent (no RECENT response, flag, search
    * key or STATUS item), SEARCH answers ESEARCH, SELECT sends LIST and [CLOSED], unsolicited FETCH has the UID
    */
   private rev2 = false;
@@ -397,7 +397,7 @@ export class Session {
           this.deselect();
           this.state = 'auth';
         }
-        // RFC 9051 §6.3.4: a \\Noselect name with inferiors cannot be deleted, and §7.1 names the reason
+        // RFC 9051 §6.3.4: a \Noselect name with inferiors cannot be deleted, and §7.1 names the reason
         if (this.rev2 && !(await this.acct().exists(n)) && (await this.acct().listFolders()).some((f) => f.name === n && f.noSelect))
           no('Mailbox has children that need to be deleted first', 'HASCHILDREN');
         await this.acct().deleteFolder(n, this);
@@ -521,7 +521,7 @@ export class Session {
 
   /**
    * A mailbox argument as the store names it: modified UTF-7, validated (8-bit names are refused),
-   * or after ENABLE UTF8=ACCEPT UTF-8, encoded to it (RFC 6855 §3). CREATE drops one trailing delimiter.
+   * or after ENABLE UTF8=ACCEPT or IMAP4rev2 UTF-8, encoded to it (RFC 6855 §3, RFC 9051 §5.1). CREATE drops one trailing delimiter.
    */
   private mailboxArg(t: Token | undefined, creating = false): string {
     let given: string;
@@ -1065,7 +1065,7 @@ export class Session {
     const subs = new Set(await acct.subscriptions());
     const onlySubscribed = lsub || selection.has('SUBSCRIBED');
     const showSubscribed = returns.has('SUBSCRIBED') || selection.has('SUBSCRIBED');
-    // After ENABLE UTF8=ACCEPT patterns are UTF-8 and match the decoded names (a modified UTF-7 prefix is no prefix of the name's).
+    // After ENABLE UTF8=ACCEPT or IMAP4rev2 patterns are UTF-8 and match the decoded names (a modified UTF-7 prefix is no prefix of the name's).
     const res = patterns.map((p) => patternRegex(this.utf8Names ? Buffer.from(ref + p, 'latin1').toString('utf8') : ref + p));
     const matching = (name: string): boolean => {
       const shown = this.utf8Text(name) ?? name;
