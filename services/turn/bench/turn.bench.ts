@@ -23,7 +23,7 @@
  * TURN_BENCH_HOST (address both servers and the peer use, default 127.0.0.1),
  * TURN_BENCH_PROFILE=<dir> (Hearth runs with --cpu-prof into dir), TURN_BENCH_SMOKE=1 (one round,
  * one tiny step, nothing written: the test that keeps the bench from rotting), TURN_BENCH_WRITE=0
- * (never write BENCHMARKS.md). BENCHMARKS.md is rewritten only from ≥ 3 rounds without a failure.
+ * (never write BENCHMARKS.md), TURN_BENCH_WORKERS (Hearth's HEARTH_TURN_WORKERS, default one per core). BENCHMARKS.md is rewritten only from ≥ 3 rounds without a failure.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -43,6 +43,8 @@ const HOST = process.env.TURN_BENCH_HOST ?? '127.0.0.1';
 const PROFILE_DIR = process.env.TURN_BENCH_PROFILE;
 const REALM = 'example.test';
 const THREADS = os.availableParallelism();
+/** Hearth's relay processes (HEARTH_TURN_WORKERS): one per core unless TURN_BENCH_WORKERS says otherwise */
+const WORKERS = Number(process.env.TURN_BENCH_WORKERS ?? THREADS);
 
 interface Server {
   name: string;
@@ -100,8 +102,8 @@ async function startHearth(secret: string): Promise<Server> {
     HEARTH_TURN_ALLOW_LOOPBACK_PEERS: '1',
     // uclient runs every session as one user; the default per-user quota (10) would stop it.
     HEARTH_TURN_USER_QUOTA: '10000',
-    // one relay process per core (the default, said here so the ready line count below follows it)
-    HEARTH_TURN_WORKERS: String(THREADS),
+    // said here so the ready line count below follows it
+    HEARTH_TURN_WORKERS: String(WORKERS),
     HEARTH_LOG_LEVEL: 'warn',
     HEARTH_LOG_FORMAT: 'json',
   };
@@ -110,7 +112,7 @@ async function startHearth(secret: string): Promise<Server> {
   await directory.putApp(turnApp('meet', secret), []);
   await directory.close();
   // with workers, each logs "ready" and the primary last
-  const readyLines = THREADS > 1 ? THREADS + 1 : 1;
+  const readyLines = WORKERS > 1 ? WORKERS + 1 : 1;
   const daemon = await startDaemon('services/turn/src/main.ts', { ...env, HEARTH_LOG_LEVEL: 'info' }, (o) => o.split('"msg":"ready"').length - 1 >= readyLines);
   const pid = daemon.child.pid!;
   return {
@@ -408,7 +410,7 @@ function report(rounds: RoundResult<Ladder>[][], loadStart: number, loadEnd: num
     `CPU per message **${formatRatio(spread(all('cpu')))}** (target ≤ 1.3×); p99 at the same rate **${formatRatio(spread(all('p99')))}** (target ≤ 2×);`,
     `CPU per message at 1,000 B ${formatRatio(spread(all('bigCpu')))}, over TCP ${formatRatio(spread(all('tcpCpu')))}.`,
     '',
-    `Hearth with \`HEARTH_TURN_WORKERS=${THREADS}\` (relay processes; the primary routes only what reaches the UDP listener), coturn with one relay thread per core.`,
+    `Hearth with \`HEARTH_TURN_WORKERS=${WORKERS}\`${WORKERS > 1 ? ' (relay processes; the primary routes only what reaches the UDP listener)' : ' (one process)'}, coturn with one relay thread per core.`,
   ].join('\n');
 }
 

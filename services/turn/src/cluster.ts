@@ -155,7 +155,7 @@ export async function startTurnCluster(ctx: DaemonContext, settings: TurnSetting
           w.ready = true;
           tlsPort = m.tlsPort;
           resolve();
-        } else if (m && typeof m.t === 'string') void onMessage(w, m);
+        } else if (m && typeof m.t === 'string') onMessage(w, m).catch((err: unknown) => logger.warn({ err, worker: index }, 'failed to handle a turn worker message'));
       });
       worker.once('exit', (code, signal) => {
         forget(w, index);
