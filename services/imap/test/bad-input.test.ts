@@ -169,6 +169,8 @@ const CORPUS = [
   'a UNSELECT',
   'a IDLE\r\nDONE',
   'a AUTHENTICATE PLAIN',
+  'a NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge FlagChange)) (SUBTREE (Archive "Sent") (MessageNew MessageExpunge MailboxName)) (PERSONAL NONE)',
+  'a NOTIFY NONE',
 ];
 
 function mutate(line: string, r: () => number): Buffer {
