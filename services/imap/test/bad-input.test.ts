@@ -14,10 +14,11 @@ before(async () => {
 });
 after(() => s.close());
 
-async function session(select = true): Promise<Wire> {
+async function session(select = true, rev2 = false): Promise<Wire> {
   const w = await Wire.connect(s.imap.ports.imap);
   await w.until(/\* OK/);
   assert.match(await w.cmd('l', `LOGIN ${s.app.username} ${s.app.password}`), /l OK/);
+  if (rev2) assert.match(await w.cmd('e', 'ENABLE IMAP4rev2'), /e OK/);
   if (select) assert.match(await w.cmd('s', 'SELECT INBOX'), /s OK/);
   return w;
 }
@@ -171,6 +172,13 @@ const CORPUS = [
   'a AUTHENTICATE PLAIN',
   'a NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge FlagChange)) (SUBTREE (Archive "Sent") (MessageNew MessageExpunge MailboxName)) (PERSONAL NONE)',
   'a NOTIFY NONE',
+  'a ENABLE IMAP4rev2',
+  'a STATUS INBOX (SIZE DELETED UNSEEN)',
+  'a SEARCH RETURN (SAVE MIN) UNSEEN',
+  'a FETCH $ (UID)',
+  'a CREATE "Entw\xc3\xbcrfe.sub"',
+  'a LIST "" "Entw\xc3\xbc*" RETURN (CHILDREN STATUS (SIZE))',
+  'a DELETE "Entw\xc3\xbcrfe"',
 ];
 
 function mutate(line: string, r: () => number): Buffer {
@@ -192,11 +200,12 @@ function mutate(line: string, r: () => number): Buffer {
 
 test('fuzz: mutated command streams never take the server down', async () => {
   const r = rng(20260226);
-  let w = await session();
+  let w = await session(true, true);
   let connections = 1;
   for (let i = 0; i < 600; i++) {
     if (w.closed) {
-      w = await session(r() < 0.7);
+      // half the sessions are IMAP4rev2 ones (RFC 9051's rules after ENABLE)
+      w = await session(r() < 0.7, r() < 0.5);
       connections++;
     }
     const line = r() < 0.15 ? Buffer.from(CORPUS[Math.floor(r() * CORPUS.length)]! + '\r\n', 'latin1') : mutate(CORPUS[Math.floor(r() * CORPUS.length)]!, r);
