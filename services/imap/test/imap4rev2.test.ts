@@ -239,6 +239,22 @@ test('RFC 9051 §5.1: UTF-8 names hold no control characters; one an IMAP4rev1 c
   w.close();
 });
 
+test('NOTIFY (RFC 5465) to an IMAP4rev2 session: STATUS and LIST name mailboxes in UTF-8, with no RECENT', async () => {
+  const w = await login(true);
+  assert.match(await w.cmd('c', Buffer.from('CREATE "Grüße"', 'utf8')), /^c OK/m);
+  assert.match(await w.cmd('n', 'NOTIFY SET STATUS (PERSONAL (MessageNew MessageExpunge MailboxName))'), /^n OK/m);
+  const other = await login(false);
+  await append(other, 'Gr&APwA3w-e', mail('for the notified'));
+  assert.match(await other.cmd('c', 'CREATE Gr&APwA3w-e2'), /^c OK/m);
+  other.close();
+  // the two come from different watchers, in either order
+  const seen = Buffer.from(await w.until(/^(?=[\s\S]*\* STATUS [^\r]*\r\n)(?=[\s\S]*\* LIST [^\r]*\r\n)/, 10_000), 'latin1').toString('utf8');
+  assert.match(seen, /^\* STATUS "Grüße" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1\)\r\n/m);
+  assert.match(seen, /^\* LIST \(\) "\." "Grüße2"\r\n/m);
+  assert.doesNotMatch(seen, /RECENT/);
+  w.close();
+});
+
 test('RFC 9051 §6.3.9 (LIST-EXTENDED folded in): \\NonExistent, \\Subscribed and children, as the RFC lists them', async () => {
   const w = await login(true);
   for (const n of ['Fruit', 'Fruit.banana', 'Fruit.peach']) assert.match(await w.cmd('c', `CREATE ${n}`), /^c OK/m);
