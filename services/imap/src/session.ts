@@ -275,7 +275,9 @@ export class Session {
       this.busy = false;
       await this.flush().catch(() => {});
     }
-    if (this.pending.length || this.idleFlush || (this.view?.dirty && this.notifying?.selected)) this.schedulePush();
+    // after NOTIFY SELECTED also an EXPUNGE that FETCH, STORE or SEARCH held back (RFC 3501 §7.4.1) goes out now
+    const heldExpunge = !!this.notifying?.selected?.immediate && !!this.view && this.view.expunges !== this.view.folder.expunges;
+    if (this.pending.length || this.idleFlush || (this.view?.dirty && this.notifying?.selected) || heldExpunge) this.schedulePush();
     return this.result;
   }
 
@@ -918,7 +920,7 @@ export class Session {
       if (v && this.state === 'selected' && (this.idleFlush || sel)) await this.flushUpdates(!!this.idleFlush || !!sel?.immediate).catch(() => {});
       await this.sendPending().catch(() => {});
       await this.flush().catch(() => {});
-    });
+    }).catch((err: unknown) => this.deps.logger.warn({ err }, 'IMAP unsolicited update failed'));
     this.pushing = run;
     void run.finally(() => {
       if (this.pushing === run) this.pushing = null;

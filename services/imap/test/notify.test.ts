@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { parseCommand, parseNotify } from '../src/imap-parser.ts';
 import { message, run, stack, type Stack } from './helpers.ts';
 import { Wire } from './wire.ts';
 
@@ -26,6 +27,29 @@ async function login(): Promise<Wire> {
   assert.match(await w.cmd('L', `LOGIN ${s.user.username} ${s.user.password}`), /^L OK/m);
   return w;
 }
+
+test('codec: RFC 5465 §3.1 example commands parse into their groups, filters and events', () => {
+  const parse = (line: string): ReturnType<typeof parseNotify> => parseNotify(parseCommand([line]).args);
+  const b = parse('b notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew))');
+  assert.equal(b.kind, 'set');
+  if (b.kind !== 'set') return;
+  assert.equal(b.status, true);
+  assert.deepEqual(
+    b.groups.map((g) => [g.filter, g.mailboxes.length, g.events?.map((e) => e.name)]),
+    [
+      ['SELECTED', 0, ['MessageNew', 'MessageExpunge']],
+      ['SUBTREE', 1, ['MessageNew']],
+    ],
+  );
+  assert.deepEqual(
+    b.groups[0]!.events![0]!.fetch!.map((t) => (t.kind === 'atom' ? t.value : t.kind)),
+    ['uid', 'body.peek[header.fields (from to subject)]'],
+  );
+  const e = parse('e notify set (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew)) (mailboxes misc (MessageNew))');
+  assert.equal(e.kind === 'set' && e.status, false);
+  assert.deepEqual(e.kind === 'set' && e.groups.map((g) => g.filter), ['SELECTED', 'SUBTREE', 'MAILBOXES']);
+  assert.deepEqual(parse('c notify none'), { kind: 'none' });
+});
 
 test('NOTIFY is advertised after login', async () => {
   const w = await login();
