@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
-import { DEFAULT_PORTS, portEnvName, type PortName } from '@hearth/config';
+import { portEnvName, type PortName } from '@hearth/config';
 import { Directory } from '@hearth/directory';
-import { freePort, REPO_ROOT, runCommand, testEnv, waitFor, type TestEnv } from '@hearth/testkit';
+import { freePort, ReplicaStacks, runCommand, stackPorts, startBalancer, testEnv, waitFor, type Balancer, type TestEnv } from '@hearth/testkit';
 import { portAccepts } from '../services/supervisor/src/services.ts';
 
 /**
@@ -33,68 +32,17 @@ const BOB = { username: 'bob', email: 'bob@example.test', password: 'bob-passwor
 
 let t: TestEnv;
 let env: Record<string, string>;
-let haproxy: ChildProcess;
-const stacks = new Map<string, ChildProcess>();
+let stacks: ReplicaStacks;
+let balancer: Balancer;
 const relayed = new Map<string, number>();
 let sinkServer: SMTPServer;
 
-/** SIGKILL to the stack's whole process group: the supervisor and every daemon. */
-function killStack(address: string): void {
-  const pid = stacks.get(address)?.pid;
-  if (pid) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function startStack(address: string): ChildProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'services/supervisor/src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env, HEARTH_LISTEN: address, HEARTH_HOSTNAME: address, HEARTH_METRICS_HOST: address },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // its own process group: killing the group is the whole replica dying at once
-    detached: true,
-  });
-  const log = fs.createWriteStream(path.join(t.dataDir, `stack-${address}.log`), { flags: 'a' });
-  proc.stdout!.pipe(log);
-  proc.stderr!.pipe(log);
-  stacks.set(address, proc);
-  return proc;
-}
-
-const up = async (address: string): Promise<boolean> => (await Promise.all(PORTS.map((p) => portAccepts(address, Number(env[portEnvName(p)]), 2000)))).every(Boolean);
-
-function haproxyConfig(): string {
-  const backend = (name: PortName, mode: 'tcp' | 'http') => {
-    const port = env[portEnvName(name)];
-    return [
-      `frontend ${name}`,
-      `  mode ${mode}`,
-      `  bind ${BALANCER}:${port}`,
-      mode === 'http' ? '  option forwardfor' : '',
-      `  default_backend ${name}`,
-      `backend ${name}`,
-      `  mode ${mode}`,
-      '  balance roundrobin',
-      '  option redispatch',
-      '  retries 3',
-      ...STACKS.map((s, i) => `  server s${i} ${s}:${port} check inter 500 fall 1 rise 2`),
-    ].join('\n');
-  };
-  return ['defaults', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s', '', ...PORTS.map((p) => backend(p, p === 'oidc' ? 'http' : 'tcp'))].join('\n') + '\n';
-}
-
 before(async () => {
   const sinkPort = await freePort();
-  const ports: Record<string, string> = {};
-  for (const name of Object.keys(DEFAULT_PORTS) as PortName[]) ports[portEnvName(name)] = String(await freePort());
   t = await testEnv({
     backend: 'postgres',
     env: {
-      ...ports,
+      ...(await stackPorts()),
       HEARTH_REDIS_URL: 'redis://127.0.0.1:6379',
       HEARTH_SERVICES: SERVICES,
       HEARTH_SMTP_RELAY: `smtp://${SINK}:${sinkPort}`,
@@ -132,20 +80,15 @@ before(async () => {
   // a stack killed mid-relay resets its connection to the sink
   sinkServer.on('error', () => {});
   await new Promise<void>((resolve) => sinkServer.listen(sinkPort, SINK, () => resolve()));
-  for (const s of STACKS) startStack(s);
-  await waitFor(async () => (await Promise.all(STACKS.map(up))).every(Boolean), 180_000, 500).catch((err: unknown) => {
-    for (const s of STACKS) process.stderr.write(fs.readFileSync(path.join(t.dataDir, `stack-${s}.log`), 'utf8').slice(-3000));
-    throw err;
-  });
-  const cfg = path.join(t.dataDir, 'haproxy.cfg');
-  fs.writeFileSync(cfg, haproxyConfig());
-  haproxy = spawn('haproxy', ['-db', '-f', cfg], { stdio: 'ignore' });
-  await waitFor(() => portAccepts(BALANCER, Number(env[portEnvName('smtp')]), 1000), 20_000, 200);
+  stacks = new ReplicaStacks(env, PORTS, t.dataDir, portAccepts);
+  for (const s of STACKS) stacks.start(s);
+  await stacks.waitUp(STACKS);
+  balancer = await startBalancer({ address: BALANCER, stacks: STACKS, env, ports: PORTS, http: ['oidc'], dir: t.dataDir, probe: portAccepts });
 });
 
 after(async () => {
-  for (const s of STACKS) killStack(s);
-  haproxy?.kill('SIGKILL');
+  stacks?.killAll();
+  balancer?.stop();
   await new Promise<void>((r) => (sinkServer ? sinkServer.close(() => r()) : r()));
   await t?.cleanup();
 });
@@ -181,7 +124,7 @@ describe('two stacks behind HAProxy', () => {
       for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
         if (i >= KILL_AT && !killed) {
           killed = true;
-          killStack(STACKS[0]);
+          stacks.kill(STACKS[0]);
         }
         retried += (await send(i)) - 1;
       }
@@ -194,8 +137,8 @@ describe('two stacks behind HAProxy', () => {
     assert.match(ldap.out, /result: 0 Success/);
     const imap = await runCommand('python3', ['-c', `import imaplib; m = imaplib.IMAP4('${BALANCER}', ${env[portEnvName('imap')]}); m.login('${BOB.username}', '${BOB.password}'); print(m.select('INBOX')[0]); m.logout()`]);
     assert.match(imap.out, /OK/, imap.out);
-    startStack(STACKS[0]);
-    await waitFor(() => up(STACKS[0]), 180_000, 500);
+    stacks.start(STACKS[0]);
+    await stacks.waitUp([STACKS[0]]);
     await waitFor(() => relayed.size >= N && bobCopies().size >= N, 120_000, 500);
     const bob = bobCopies();
     for (let i = 0; i < N; i++) {

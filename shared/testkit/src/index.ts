@@ -18,6 +18,7 @@ export { mountTmpfs, type SmallDisk } from './tmpfs.ts';
 export { prng } from './prng.ts';
 export { startTestDns, type TestDns } from './dns.ts';
 import { startTestDns, type TestDns } from './dns.ts';
+export { ReplicaStacks, stackPorts, startBalancer, type Balancer, type PortProbe } from './stacks.ts';
 export { metricValue, parsePrometheusText, scrapeMetrics, type PromExposition, type PromSample } from './prometheus.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
