@@ -46,7 +46,7 @@ import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
 import { refuseRecentKeys, statusItems } from './rev2.ts';
 import type { ImapSettings } from './settings.ts';
-import { Notifier, notifyConfig, NotifyRefused, type NotifyConfig, type NotifyEvent } from './notify.ts';
+import { Notifier, notifyConfig, NotifyRefused, NOTIFY_NONE, type NotifyConfig, type NotifyEvent } from './notify.ts';
 import { needsHeader, parseSortCriteria, sortFields, sortItems, type SortCriterion, type SortItem } from './sort.ts';
 import { formatThreads, orderedSubjectThreads, referenceThreads, refsThreads, type ThreadTree } from './thread.ts';
 
@@ -113,7 +113,7 @@ const commandLabel = (name: string): string => (ANY.has(name) || NOTAUTH.has(nam
 const NO_EXPUNGE = new Set(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 const MAX_BAD = 20;
 /** unsent NOTIFY responses (a client that does not read, or one long command) beyond which NOTIFY stops */
-const MAX_PENDING_NOTIFICATIONS = 1024 * 1024;
+const NOTIFY_BACKLOG_BYTES = 1024 * 1024;
 const MAX_AUTH_FAILURES = 5;
 const WRITE_CHUNK = 64 * 1024;
 const READ_AHEAD = 16;
@@ -934,13 +934,13 @@ export class Session {
       this.pending.push(r);
       this.pendingBytes += r.length;
     }
-    if (this.pendingBytes > MAX_PENDING_NOTIFICATIONS) {
-      // RFC 5465 §5.8: the server gives up and acts as after NOTIFY NONE; the client must resynchronize
+    if (this.pendingBytes > (this.deps.settings.notifyBacklogBytes ?? NOTIFY_BACKLOG_BYTES)) {
+      // RFC 5465 NOTIFICATIONOVERFLOW: the server gives up and acts as after NOTIFY NONE; the client must resynchronize
       this.pending = [status('OK', 'Too many notifications; NOTIFY is now off', 'NOTIFICATIONOVERFLOW')];
       this.pendingBytes = 0;
       this.notifier.stop();
       this.notifier = null;
-      this.notifying = { status: false, selected: null, groups: [] };
+      this.notifying = NOTIFY_NONE;
     }
     this.schedulePush();
   }

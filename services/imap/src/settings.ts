@@ -13,6 +13,8 @@ export interface ImapSettings {
   connections: ConnectionLimits;
   /** HEARTH_IMAP_REQUIRE_TLS: no LOGIN/AUTHENTICATE before STARTTLS on the plain port (LOGINDISABLED, RFC 3501 §6.2.3) */
   requireTls?: boolean;
+  /** NOTIFY responses a session may hold unsent before NOTIFY ends with NOTIFICATIONOVERFLOW (RFC 5465); default 1 MiB */
+  notifyBacklogBytes?: number;
 }
 
 const schema = z.object({

@@ -23,7 +23,9 @@ export interface Stack {
  * `tmpfsBytes` puts the data directory (store, mail, keys) on a tmpfs of that size; a string is
  * returned instead when that cannot be mounted here (why, for the skip message).
  */
-export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: number; connections?: Partial<ConnectionLimits>; tmpfsBytes?: number } = {}): Promise<Stack> {
+export async function stack(
+  opts: { quotaBytes?: number; maxMessageBytes?: number; connections?: Partial<ConnectionLimits>; tmpfsBytes?: number; notifyBacklogBytes?: number } = {},
+): Promise<Stack> {
   const env = await testEnv();
   let disk: SmallDisk | null = null;
   if (opts.tmpfsBytes) {
@@ -63,6 +65,7 @@ export async function stack(opts: { quotaBytes?: number; maxMessageBytes?: numbe
       maxMessageBytes: opts.maxMessageBytes ?? 1024 * 1024,
       quota,
       connections: { ...IMAP_CONNECTION_DEFAULTS, ...opts.connections },
+      notifyBacklogBytes: opts.notifyBacklogBytes,
     },
     ports: { imap: 0, imaps: 0 },
   });

@@ -244,3 +244,24 @@ test('more mailboxes than one NOTIFY may watch: NO [NOTIFICATIONOVERFLOW], and t
   assert.match(await w.cmd('y', 'NOTIFY SET (subtree Many.m1 (MessageNew MessageExpunge))'), /^y OK/m);
   w.close();
 });
+
+test('notifications the client leaves unsent past the backlog: * OK [NOTIFICATIONOVERFLOW], then NOTIFY is off as after NOTIFY NONE', async () => {
+  // a backlog smaller than one STATUS response, so the first notification overflows it
+  const small = await stack({ notifyBacklogBytes: 40 });
+  try {
+    const w = await Wire.connect(small.imap.ports.imap, { from: FROM });
+    await w.until(/^\* OK/m);
+    assert.match(await w.cmd('L', `LOGIN ${small.user.username} ${small.user.password}`), /^L OK/m);
+    assert.match(await w.cmd('n', 'NOTIFY SET (PERSONAL (MessageNew MessageExpunge))'), /^n OK/m);
+    await small.store.ingest(small.user.email, message('overflowing'));
+    const said = await w.until(/NOTIFICATIONOVERFLOW[^\r\n]*\r\n/, 15_000);
+    assert.match(said, /^\* OK \[NOTIFICATIONOVERFLOW\] /m);
+    assert.doesNotMatch(said, /STATUS/);
+    await small.store.ingest(small.user.email, message('after the overflow'));
+    await small.store.ingest(small.user.email, message('and another'));
+    assert.doesNotMatch(await w.cmd('o', 'NOOP'), /STATUS/, 'as after NOTIFY NONE');
+    w.close();
+  } finally {
+    await small.close();
+  }
+});
