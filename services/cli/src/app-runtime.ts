@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import type { Directory } from '@hearth/directory';
-import { appLogContainer, appStatus, engineRuntime, installAppCert, requireApp, runnableApp } from '@hearth/provisioning';
-import { containerLogs, EngineError, execInApp, taskRuns } from '@hearth/runtime';
+import { appLogContainer, appStatus, appTasks, engineRuntime, installAppCert, runnableApp, taskLogContainer } from '@hearth/provisioning';
+import { containerLogs, execInApp } from '@hearth/runtime';
 import type { Command } from './commands.ts';
 import { printFields, printJson, printTable, UsageError } from './output.ts';
 
@@ -30,11 +29,7 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
       const app = runnableApp(config, await directory(), args[0]!);
       const runtime = await engineRuntime(config);
       const view = await appStatus(runtime, app);
-      const runs = await taskRuns(runtime, app.id);
-      const tasks = Object.entries(tasksOf(await directory(), app.id)).map(([name, t]) => {
-        const last = runs.find((r) => r.task === name);
-        return { name, schedule: t.schedule, command: t.command, lastRun: last ? { due: last.due, container: last.container, state: last.state, startedAt: last.startedAt, finishedAt: last.finishedAt, exitCode: last.exitCode } : null };
-      });
+      const tasks = await appTasks(runtime, await directory(), app.id);
       if (values.json) return printJson({ ...view, tasks });
       printFields(Object.entries(view));
       if (tasks.length) {
@@ -59,10 +54,7 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
       let container: string;
       if (typeof values.task === 'string') {
         // A task's log is its last run's output (`app status` says when that was and how it ended).
-        if (!tasksOf(await directory(), app.id)[values.task]) throw new EngineError(`app ${app.id} has no task ${values.task}`);
-        const last = (await taskRuns(runtime, app.id, values.task))[0];
-        if (!last) throw new EngineError(`task ${values.task} of app ${app.id} has not run yet`);
-        container = last.container;
+        container = await taskLogContainer(runtime, await directory(), app.id, values.task);
       } else {
         container = await appLogContainer(runtime, app.id);
       }
@@ -93,7 +85,3 @@ export const APP_RUNTIME_COMMANDS: Command[] = [
   },
 ];
 
-/** The scheduler addon's tasks of an app, as its manifest names them. */
-function tasksOf(directory: Directory, id: string): Record<string, { schedule: string; command: string }> {
-  return (requireApp(directory, id).manifest.addons.scheduler ?? {}) as Record<string, { schedule: string; command: string }>;
-}

@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appCertsDir, CERT_FILE } from '@hearth/runtime';
+import { createLogger } from '@hearth/log';
+import { runnableApp } from '@hearth/provisioning';
+import { AppRuntime, appCertsDir, CERT_FILE, Scheduler } from '@hearth/runtime';
 import { busyboxImage, derivedImage, docker, dockerEnv, hearth, removeAppLeftovers, requireDocker, waitFor } from '@hearth/testkit';
 import type { Browser, Page } from 'playwright-core';
 import { axeViolations, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
@@ -179,9 +181,10 @@ test('a user adds and deletes their own SSH key; an admin manages anyone’s; fi
 
 test('an app installed from the console runs in a container as from the CLI; start, stop, log; uninstall removes the container', async () => {
   const manifest = path.join(tmp, 'CloudronManifest.json');
-  fs.writeFileSync(manifest, JSON.stringify({ title: 'Busybox', version: '1.0.0', httpPort: 8000, addons: {} }));
+  fs.writeFileSync(manifest, JSON.stringify({ title: 'Busybox', version: '1.0.0', httpPort: 8000, addons: { scheduler: { nightly: { schedule: '* * * * *', command: 'echo nightly ran' } } } }));
   const env = { ...stack.env.env, ...dockerEnv() };
-  const cli = async (): Promise<{ state: string; image: string }> => JSON.parse((await hearth(['app', 'status', appId, '--json'], { env })).stdout);
+  type CliTask = { name: string; schedule: string; command: string; lastRun: { due: string; state: string; exitCode: number | null } | null };
+  const cli = async (): Promise<{ state: string; image: string; tasks: CliTask[] }> => JSON.parse((await hearth(['app', 'status', appId, '--json'], { env })).stdout);
   const containers = (): string[] => docker(['ps', '-a', '-q', '--filter', `label=hearth.app=${appId}`]).split('\n').filter(Boolean);
 
   const context = await browser.newContext({ javaScriptEnabled: false });
@@ -208,6 +211,24 @@ test('an app installed from the console runs in a container as from the CLI; sta
   assert.equal(await stateCell.innerText(), 'running');
   assert.equal(await status.getByRole('row', { name: /^Container/ }).getByRole('cell').innerText(), `hearth-app-${appId}`);
   await page.getByText(`hearth app exec ${appId} -- sh`, { exact: true }).waitFor();
+
+  // Its scheduled task, run once by the runtime daemon's Scheduler: listed as hearth app status lists
+  // it, and its log as hearth app logs --task shows it.
+  const scheduler = new Scheduler(new AppRuntime(stack.env.config), () => [{ app: runnableApp(stack.env.config, stack.directory, appId), tasks: [{ name: 'nightly', schedule: '* * * * *', command: 'echo nightly ran' }] }], createLogger('test', 'silent'), 1800);
+  await scheduler.tick(new Date(Math.floor(Date.now() / 60000) * 60000));
+  scheduler.close();
+  const task = (await waitFor(async () => {
+    const [t] = (await cli()).tasks;
+    return t?.lastRun?.state === 'exited' ? t : undefined;
+  }, 30000, 250))!;
+  await page.goto(`${stack.url}/admin/apps/${appId}?lines=5`);
+  const taskRow = (await page.getByRole('region', { name: 'Scheduled tasks' }).getByRole('row').allInnerTexts()).slice(1);
+  assert.deepEqual(taskRow.map((r) => r.split('\t').map((c) => c.trim())), [[task.name, task.schedule, task.command, task.lastRun!.due, 'exited', String(task.lastRun!.exitCode)]]);
+  await page.getByLabel('Whose log').selectOption('nightly');
+  await page.getByRole('button', { name: 'Show', exact: true }).click();
+  const taskLog = await hearth(['app', 'logs', appId, '--task', 'nightly'], { env });
+  assert.equal(taskLog.stdout.trim(), 'nightly ran');
+  assert.equal((await page.getByRole('region', { name: 'Log' }).innerText()).trim(), taskLog.stdout.trim());
   assert.deepEqual(await axeOn(page.url()), []);
 
   await page.getByRole('button', { name: 'Stop', exact: true }).click();

@@ -1,6 +1,6 @@
 import type { HearthConfig } from '@hearth/config';
 import type { App, Directory } from '@hearth/directory';
-import { AppRuntime, EngineError, markCertApplied, runtimeApp, writeAppCert, type Health, type RuntimeApp } from '@hearth/runtime';
+import { AppRuntime, EngineError, markCertApplied, runtimeApp, taskRuns, writeAppCert, type Health, type RuntimeApp, type TaskRun } from '@hearth/runtime';
 import { appEnv, requireApp, type AppDeployer } from './apps.ts';
 
 /** What `hearth app …` and the console's app pages share: the app as the engine runs it. */
@@ -61,6 +61,35 @@ export async function appLogContainer(runtime: AppRuntime, appId: string): Promi
   const state = await runtime.state(appId);
   if (state.state === 'absent') throw new EngineError(`app ${appId} has no container; run hearth app install again`);
   return state.container;
+}
+
+export interface AppTask {
+  name: string;
+  schedule: string;
+  command: string;
+  lastRun: Omit<TaskRun, 'task'> | null;
+}
+
+/** The scheduler addon's tasks of an app, as its manifest names them. */
+function tasksOf(directory: Directory, id: string): Record<string, { schedule: string; command: string }> {
+  return (requireApp(directory, id).manifest.addons.scheduler ?? {}) as Record<string, { schedule: string; command: string }>;
+}
+
+/** The app's scheduled tasks, each with its last run (`hearth app status` and the console's app page). */
+export async function appTasks(runtime: AppRuntime, directory: Directory, appId: string): Promise<AppTask[]> {
+  const runs = await taskRuns(runtime, appId);
+  return Object.entries(tasksOf(directory, appId)).map(([name, t]) => {
+    const last = runs.find((r) => r.task === name);
+    return { name, schedule: t.schedule, command: t.command, lastRun: last ? { due: last.due, container: last.container, state: last.state, startedAt: last.startedAt, finishedAt: last.finishedAt, exitCode: last.exitCode } : null };
+  });
+}
+
+/** The container whose output is a task's log: its last run's (`hearth app logs --task`); no such task or no run yet is a one-line error. */
+export async function taskLogContainer(runtime: AppRuntime, directory: Directory, appId: string, task: string): Promise<string> {
+  if (!Object.hasOwn(tasksOf(directory, appId), task)) throw new EngineError(`app ${appId} has no task ${task}`);
+  const last = (await taskRuns(runtime, appId, task))[0];
+  if (!last) throw new EngineError(`task ${task} of app ${appId} has not run yet`);
+  return last.container;
 }
 
 /**
