@@ -34,7 +34,7 @@ const KNOWN_EVENTS: readonly NotifyEvent[] = [
 ];
 /**
  * What Hearth delivers. AnnotationChange needs ANNOTATE, the metadata events METADATA (RFC 5465
- * §5.7–5.9 make them required only with those extensions); none is offered, so they are BADEVENT.
+ * §5 makes them required only with those extensions); none is offered, so they are BADEVENT.
  */
 export const SUPPORTED_EVENTS: readonly NotifyEvent[] = ['MessageNew', 'MessageExpunge', 'FlagChange', 'MailboxName', 'SubscriptionChange'];
 const MESSAGE_EVENTS = new Set<NotifyEvent>(['MessageNew', 'MessageExpunge', 'FlagChange', 'AnnotationChange']);
@@ -263,7 +263,7 @@ export class Notifier {
     });
   }
 
-  /** RFC 5465 §5.1–5.3: a mailbox other than the selected one says what changed as a STATUS response. */
+  /** RFC 5465 §5: a mailbox other than the selected one says what changed as a STATUS response. */
   private folderChanged(name: string): void {
     const w = this.watched.get(name);
     if (!w || this.stopped) return;
@@ -289,7 +289,7 @@ export class Notifier {
     return untagged(atom('STATUS'), this.host.shownName(name), items);
   }
 
-  /** RFC 5465 §5.4–5.5: names and subscriptions change as LIST responses (the client's own changes it knows already). */
+  /** RFC 5465 §5: names and subscriptions change as LIST responses (the client's own changes it knows already). */
   private onMailbox = (change: MailboxChange): void => {
     if (this.stopped) return;
     // SUBSCRIBED names a mailbox before its unsubscription and after its subscription: either tells

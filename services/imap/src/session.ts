@@ -751,7 +751,7 @@ export class Session {
       return;
     }
     v.dirty = false;
-    // After NOTIFY the client gets only the selected mailbox's events it asked for (RFC 5465 §3.1: NONE by default).
+    // After NOTIFY the client gets only the selected mailbox's events it asked for (RFC 5465: none without a SELECTED group).
     const wanted = this.notifying ? (this.notifying.selected?.events ?? new Set<NotifyEvent>()) : null;
     const wants = (e: NotifyEvent): boolean => !wanted || wanted.has(e);
     let claimed = false;
@@ -822,7 +822,7 @@ export class Session {
       out.push(...additions);
     }
     if (out.length) await this.send(Buffer.concat(out));
-    // NOTIFY's MessageNew (fetch-att): the new messages' FETCH follows their EXISTS (RFC 5465 §5.1)
+    // NOTIFY's MessageNew (fetch-att): the new messages' FETCH follows their EXISTS (RFC 5465 §5)
     const fetchAtt = this.notifying?.selected?.fetch;
     if (fetchAtt && arrived.length && this.view === v) await this.fetch([{ kind: 'atom', value: compactSet(arrived) }, { kind: 'list', items: fetchAtt }], true);
   }
@@ -905,9 +905,9 @@ export class Session {
   }
 
   /**
-   * Writes what changed while no command runs: during IDLE, and after NOTIFY (RFC 5465 §3: "at any
-   * time") the selected mailbox's updates (SELECTED-DELAYED keeps expunges for a command) and
-   * the other mailboxes' notifications. One batch at a time; a command waits for it.
+   * Writes what changed while no command runs: during IDLE, and after NOTIFY (which lifts IMAP4rev1's
+   * wait for a command) the selected mailbox's updates (SELECTED-DELAYED keeps expunges for a command)
+   * and the other mailboxes' notifications. One batch at a time; a command waits for it.
    */
   private schedulePush(): void {
     if (this.busy || this.closed || this.pushQueued) return;
@@ -953,7 +953,7 @@ export class Session {
     await this.send(out);
   }
 
-  /** NOTIFY SET / NOTIFY NONE (RFC 5465 §3): replaces what was asked before. */
+  /** NOTIFY SET / NOTIFY NONE (RFC 5465): replaces what was asked before. */
   private async notify(args: Token[]): Promise<Reply> {
     let config: NotifyConfig;
     try {

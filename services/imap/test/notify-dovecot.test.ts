@@ -53,6 +53,13 @@ async function notifySequence(port: number, host: string, login: string, passwor
     await step('create', 'CREATE made', /LIST [^\r\n]*\r\n/);
     await step('rename', 'RENAME made moved', /LIST [^\r\n]*\r\n/);
     await step('delete', 'DELETE moved', /LIST [^\r\n]*\r\n/);
+    // the STATUS option: a STATUS for each watched mailbox but the selected one, before the tagged OK
+    const status = await a.cmd('t', 'NOTIFY SET STATUS (SELECTED-DELAYED (MessageNew MessageExpunge)) (PERSONAL (MessageNew MessageExpunge SubscriptionChange))');
+    assert.doesNotMatch(status, /^\* STATUS "?INBOX"? /m, 'not the selected mailbox');
+    shapes.push(`set status: ${shape(status)}`);
+    await step('subscribe', 'SUBSCRIBE misc', /LIST [^\r\n]*\r\n/);
+    // Dovecot 2.3 tells nothing of an UNSUBSCRIBE; RFC 5465 §5 counts it, and notify.test.ts checks Hearth's LIST for it
+    assert.match(await b.cmd('u', 'UNSUBSCRIBE misc'), /^u OK/m);
     // bad input gets the same class of answer
     for (const bad of ['NOTIFY SET (SELECTED (MessageNew))', 'NOTIFY SET (SELECTED (FlagChange))', 'NOTIFY SET (PERSONAL (AnnotationChange))', 'NOTIFY BOGUS']) {
       const r = await a.cmd('x', bad);

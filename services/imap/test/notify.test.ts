@@ -140,7 +140,7 @@ test('A watches SELECTED and PERSONAL; B (imaplib) and an SMTP delivery change t
   assert.equal(second.match(/STATUS/g)?.length, 1, second);
   assert.match(second, new RegExp(`^\\* STATUS "?misc"? \\(MESSAGES ${messages + 1} UIDNEXT \\d+ UIDVALIDITY \\d+ UNSEEN \\d+\\)\\r\\n`, 'm'));
 
-  // MailboxName: LIST responses (RFC 5465 §5.4), the rename with its OLDNAME (RFC 5258 §3)
+  // MailboxName: LIST responses (RFC 5465 §5), the rename with its OLDNAME (RFC 5258 §3)
   await imaplib(`M.create('Projects')`);
   assert.match(await a.until(/LIST[^\r\n]*\r\n/, 15_000), /^\* LIST \(\) "\." "?Projects"?\r\n/m);
   await imaplib(`M.rename('Projects', 'Plans')`);

@@ -24,7 +24,7 @@ const USAGE_TTL_MS = 10_000;
 
 /**
  * A change to the account's folder names or subscriptions, emitted as 'mailbox' by the Account
- * that made it (IMAP NOTIFY's MailboxName and SubscriptionChange, RFC 5465 §5.4–5.5). `by` is
+ * that made it (IMAP NOTIFY's MailboxName and SubscriptionChange, RFC 5465 §5). `by` is
  * whoever asked for it (a session), so it can leave out what it did itself.
  */
 export type MailboxChange =
