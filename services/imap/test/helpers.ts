@@ -21,12 +21,20 @@ export interface Stack {
 /**
  * A directory with one recvmail app and one user (each owning a mailbox) and an IMAP server on free ports.
  * `tmpfsBytes` puts the data directory (store, mail, keys) on a tmpfs of that size; a string is
- * returned instead when that cannot be mounted here (why, for the skip message).
+ * returned instead when that cannot be mounted here (why, for the skip message). `env` overrides
+ * settings (HEARTH_LISTEN for a test's own loopback address).
  */
 export async function stack(
-  opts: { quotaBytes?: number; maxMessageBytes?: number; connections?: Partial<ConnectionLimits>; tmpfsBytes?: number; notifyBacklogBytes?: number } = {},
+  opts: {
+    quotaBytes?: number;
+    maxMessageBytes?: number;
+    connections?: Partial<ConnectionLimits>;
+    tmpfsBytes?: number;
+    notifyBacklogBytes?: number;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Stack> {
-  const env = await testEnv();
+  const env = await testEnv({ env: opts.env });
   let disk: SmallDisk | null = null;
   if (opts.tmpfsBytes) {
     const mounted = mountTmpfs(env.dataDir, opts.tmpfsBytes);
