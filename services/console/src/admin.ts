@@ -3,6 +3,7 @@ import { appDeployer, appEnv, installApp, installAppCert, removeAppContainers, r
 import { csrfField, field, html, postButton, type Html } from './pages/layout.ts';
 import { done, Refusal, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
 import { CONSOLE_APP_ID } from './signin.ts';
+import { totpKeyItems } from './self.ts';
 import { sessionCounts, signOutEverywhere } from './sessions-page.ts';
 import { serviceStatus } from './status.ts';
 import { runAppAction, runtimeSection } from './app-runtime-page.ts';
@@ -132,6 +133,7 @@ ${field({ name: 'password', label: 'New password', type: 'password', required: t
 <div class="actions">
 ${self ? html`<p class="hint">You cannot disable or delete your own account here.</p>` : u.active ? postButton(`${base}/disable`, csrf, 'Disable', { kind: 'secondary' }) : postButton(`${base}/enable`, csrf, 'Enable', { kind: 'secondary' })}
 ${postButton(`${base}/reset-2fa`, csrf, 'Reset two-factor and passkeys', { kind: 'secondary' })}
+${u.totpSecret ? '' : postButton(`${base}/totp`, csrf, 'Set up two-factor for this user', { kind: 'secondary' })}
 </div>
 <h2>Sessions</h2>
 <p>Signed in to the console ${sessions.console}×, to Hearth's single sign-on ${sessions.sso}×, to apps behind the sign-in wall ${sessions.gateway}×.</p>
@@ -161,6 +163,26 @@ async function userAction(c: RequestContext, act: (u: User) => Promise<unknown>,
 
 function refuseSelf(c: RequestContext, u: User): void {
   if (u.id === c.user.id) throw new Refusal('you cannot do this to your own account');
+}
+
+/**
+ * `hearth user totp enable <u>`: a new TOTP key is stored at once and shown to the admin this one
+ * time (the answer to the POST, never stored in a page that can be reloaded), to hand to the user.
+ */
+async function enableTotpFor(c: RequestContext): Promise<Result> {
+  const u = targetUser(c);
+  if (!u) return notFound(c, 'user');
+  if (u.totpSecret) return userPage(c, `${u.username} already has two-factor authentication; reset it first to issue a new key.`);
+  const { secret } = await c.directory.enableTotp(u.id);
+  c.logger.info({ admin: c.user.username, username: u.username }, 'two-factor set up for a user in the console');
+  return view(
+    c,
+    `Two-factor for ${u.username}`,
+    html`<p role="status">Two-factor authentication is on for ${u.username}: from now on, signing in asks for a code after the password. Give them this key over a safe channel; it is shown only this once.</p>
+<ol>${await totpKeyItems(secret, u.email, 'the user’s')}</ol>
+<p><a href="/admin/users/${encodeURIComponent(u.username)}">Back to ${u.username}</a></p>`,
+    { current: '/admin/users' },
+  );
 }
 
 async function saveUser(c: RequestContext): Promise<Result> {
@@ -551,6 +573,7 @@ export const adminRoutes: Route[] = [
         'user-signed-out',
       ),
   },
+  { method: 'POST', path: new RegExp(`^/admin/users/${U}/totp$`), admin: true, handler: enableTotpFor },
   { method: 'POST', path: new RegExp(`^/admin/users/${U}/reset-2fa$`), admin: true, handler: (c) =>
       userAction(
         c,

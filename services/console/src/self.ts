@@ -1,6 +1,6 @@
 import { generateTotpSecret, otpauthUri, verifyTotp, type App } from '@hearth/directory';
 import QRCode from 'qrcode';
-import { csrfField, field, html, postButton } from './pages/layout.ts';
+import { csrfField, field, html, postButton, type Html } from './pages/layout.ts';
 import { done, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
 import { CONSOLE_APP_ID } from './signin.ts';
 
@@ -82,6 +82,13 @@ async function changePassword(c: RequestContext): Promise<Result> {
   return done('/password', 'password');
 }
 
+/** A TOTP key as list items: its otpauth QR code (inline SVG) and the key in groups of four, for `whose` ("your", "the user's") authenticator app. */
+export async function totpKeyItems(secret: string, email: string, whose: string): Promise<Html> {
+  const svg = await QRCode.toString(otpauthUri(secret, email), { type: 'svg', errorCorrectionLevel: 'M', margin: 1 });
+  return html`<li>Scan this code with ${whose} authenticator app:<br><img class="qr" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}" alt="QR code for ${whose} authenticator app; the key is also written below"></li>
+<li>Or enter this key by hand: <code id="totp-secret">${secret.replace(/(.{4})/g, '$1 ').trim()}</code></li>`;
+}
+
 async function totpPage(c: RequestContext, error?: string): Promise<Result> {
   const csrf = c.session.record.csrf;
   if (c.user.totpSecret) {
@@ -106,14 +113,11 @@ ${field({ name: 'password', label: 'Your password', type: 'password', required: 
       { error, current: '/2fa' },
     );
   }
-  const uri = otpauthUri(secret, c.user.email);
-  const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 1 });
   return view(
     c,
     'Two-factor authentication',
     html`<ol>
-<li>Scan this code with your authenticator app:<br><img class="qr" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}" alt="QR code for your authenticator app; the key is also written below"></li>
-<li>Or enter this key by hand: <code id="totp-secret">${secret.replace(/(.{4})/g, '$1 ').trim()}</code></li>
+${await totpKeyItems(secret, c.user.email, 'your')}
 <li>Enter the code the app shows, to confirm:</li>
 </ol>
 <form method="post" action="/2fa/confirm">${csrfField(csrf)}

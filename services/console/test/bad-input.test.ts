@@ -65,13 +65,14 @@ test('a non-admin gets 403 on every admin page, with no directory data in the an
   assert.equal(res.status(), 403);
   const promote = await user.context.request.post(`${stack.url}/admin/users/bob`, { form: { csrf: user.csrf, email: 'bob@example.test', role: 'admin' } });
   assert.equal(promote.status(), 403);
-  for (const p of ['/admin/backups', '/admin/backups/restore', '/admin/backups/verify', '/admin/backups/prune']) {
+  for (const p of ['/admin/backups', '/admin/backups/restore', '/admin/backups/verify', '/admin/backups/prune', '/admin/users/bob/totp']) {
     const job = await user.context.request.post(`${stack.url}${p}`, { form: { csrf: user.csrf, snapshot: '0123456789abcdef', what: 'app', app: 'hearth-console', confirm: 'yes' } });
     assert.equal(job.status(), 403, p);
   }
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(stack.directory.userByUsername('mallory'), undefined);
   assert.equal(stack.directory.userByUsername('bob')!.role, 'user');
+  assert.equal(stack.directory.userByUsername('bob')!.totpSecret, null);
 });
 
 test('an invalid manifest is refused by name, as the CLI does, and nothing is installed', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { REPO_ROOT, waitFor } from '@hearth/testkit';
 import * as OTPAuth from 'otpauth';
 import type { Browser } from 'playwright-core';
-import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
+import { axeViolations, launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
 /**
  * Headless Chromium through the console, with JavaScript off as a browser without it would be:
@@ -150,4 +150,41 @@ test('signing out of the console ends the provider’s session too: the next vis
   await page.waitForURL((u) => u.origin === stack.issuer);
   await page.getByLabel('Username or email').waitFor();
   await context.close();
+});
+
+test('an admin sets up two-factor for a user, as hearth user totp enable: the key is shown once and a code from it signs the user in', async () => {
+  await stack.directory.addUser({ username: 'omar', email: 'omar@example.test', password: PASSWORD });
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  await page.goto(`${stack.url}/admin/users/omar`);
+  await page.getByRole('button', { name: 'Set up two-factor for this user' }).click();
+  await page.getByText(/Two-factor authentication is on for omar/).waitFor();
+  assert.match((await page.getByRole('img', { name: /QR code/ }).getAttribute('src')) ?? '', /^data:image\/svg\+xml;base64,/);
+  const secret = (await page.locator('#totp-secret').innerText()).replace(/\s+/g, '');
+  await waitFor(() => stack.directory.userByUsername('omar')!.totpSecret === secret);
+  // Not offered again while it is on: the page has no button, and a post is refused with the reason.
+  await page.goto(`${stack.url}/admin/users/omar`);
+  assert.equal(await page.getByRole('button', { name: 'Set up two-factor for this user' }).count(), 0);
+  const csrf = (await page.locator('input[name=csrf]').first().getAttribute('value'))!;
+  const again = await context.request.post(`${stack.url}/admin/users/omar/totp`, { form: { csrf } });
+  assert.equal(again.status(), 400);
+  assert.match(await again.text(), /already has two-factor authentication/);
+  assert.equal(stack.directory.userByUsername('omar')!.totpSecret, secret);
+  await context.close();
+
+  const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' });
+  const omar = await browser.newContext({ javaScriptEnabled: false });
+  const signedIn = await signIn(omar, stack, 'omar', PASSWORD, () => totp.generate());
+  assert.match(await signedIn.title(), /Welcome/);
+  await omar.close();
+
+  // axe-core on the page that shows the key (a form's answer: reached by posting, in a browser with JavaScript for axe).
+  await stack.directory.addUser({ username: 'olga', email: 'olga@example.test', password: PASSWORD });
+  const withJs = await browser.newContext();
+  const admin = await signIn(withJs, stack, 'root');
+  await admin.goto(`${stack.url}/admin/users/olga`);
+  await admin.getByRole('button', { name: 'Set up two-factor for this user' }).click();
+  await admin.getByText(/Two-factor authentication is on for olga/).waitFor();
+  assert.deepEqual(await axeViolations(admin), []);
+  await withJs.close();
 });
