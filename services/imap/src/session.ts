@@ -696,12 +696,14 @@ export class Session {
     if (resync && resync.uidValidity === folder.uidValidity) {
       const known = resync.knownUids;
       await this.sendVanishedEarlier(folder, resync.modseq, (u) => !known || known(u));
-      const out: Buffer[] = [];
-      view.uids.forEach((u, i) => {
-        const rec = folder.get(u);
-        if (rec && rec.modseq > resync.modseq && (!known || known(u))) out.push(this.flagsResponse(i + 1, rec, true));
-      });
-      if (out.length) await this.send(Buffer.concat(out));
+      // the view was just made from the folder's messages, so message i is sequence number i + 1
+      const msgs = folder.messages;
+      let text = '';
+      for (let i = 0; i < msgs.length; i++) {
+        const rec = msgs[i]!;
+        if (rec.modseq > resync.modseq && (!known || known(rec.uid))) text += this.flagsLine(i + 1, rec, true);
+      }
+      if (text) await this.send(Buffer.from(text, 'latin1'));
     }
     return { status: 'OK', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, code: readOnly ? 'READ-ONLY' : 'READ-WRITE' };
   }
@@ -792,7 +794,8 @@ export class Session {
     }
     if (f.highestModseq > v.modseqSeen) {
       for (let i = 0; i < v.uids.length && wants('FlagChange'); i++) {
-        const rec = f.get(v.uids[i]!);
+        // with nothing expunged since the view was made, message i of the folder is still sequence i + 1; else by UID
+        const rec = msgs[i]?.uid === v.uids[i] ? msgs[i] : f.get(v.uids[i]!);
         if (!rec || rec.modseq <= v.modseqSeen || this.reported.get(rec.uid) === rec.modseq) continue;
         // after ENABLE QRESYNC (RFC 7162 §3.2.4) or IMAP4rev2 (RFC 9051 §7.5.2) unsolicited FETCH carries the UID
         out.push(this.flagsResponse(i + 1, rec, this.qresync || this.rev2));
@@ -879,10 +882,12 @@ export class Session {
   }
 
   private flagsResponse(seq: number, rec: MessageRecord, withUid: boolean): Buffer {
-    const items: Value[] = [atom('FLAGS'), this.flagsOf(rec).map(atom)];
-    if (withUid) items.push(atom('UID'), rec.uid);
-    if (this.condstore) items.push(atom('MODSEQ'), [rec.modseq]);
-    return untagged(seq, atom('FETCH'), items);
+    return Buffer.from(this.flagsLine(seq, rec, withUid), 'latin1');
+  }
+
+  /** `* seq FETCH (FLAGS (...) [UID u] [MODSEQ (m)])`: flags are atoms, so the kept flag text is the encoding */
+  private flagsLine(seq: number, rec: MessageRecord, withUid: boolean): string {
+    return `* ${seq} FETCH (FLAGS ${this.flagsText(rec)}${withUid ? ` UID ${rec.uid}` : ''}${this.condstore ? ` MODSEQ (${rec.modseq})` : ''})\r\n`;
   }
 
   private async idle(tag: string): Promise<Reply | null> {
