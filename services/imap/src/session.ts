@@ -41,7 +41,7 @@ import {
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
-import { decodedContent, header, parseMessage, toCrlf, type MimePart } from '@hearth/message';
+import { decodedContent, encodeBinaryParts, header, parseMessage, toCrlf, type MimePart } from '@hearth/message';
 import type { HeaderCache } from './header-cache.ts';
 import { BadCharsetError, keyKinds, matches, needsContent, parseSearch, type Candidate, type SearchKey } from './search.ts';
 import { refuseRecentKeys, statusItems } from './rev2.ts';
@@ -1181,7 +1181,8 @@ export class Session {
       i = next;
       if (raw.length === 0) no('Empty message');
       if (raw.length > this.deps.settings.maxMessageBytes) no('Message too large', 'TOOBIG');
-      messages.push({ raw, flags, internalDate: date });
+      // binary content with bare LFs would come back altered (the store serves a bare LF as CRLF): it is kept in base64
+      messages.push({ raw: encodeBinaryParts(raw), flags, internalDate: date });
     } while (i < args.length);
     const acct = this.acct();
     if (!(await acct.exists(name))) no('No such mailbox', 'TRYCREATE');
@@ -1701,7 +1702,8 @@ function binaryContent(raw: Buffer, tree: MimePart | null, path: readonly number
   if (part.parts.length || part.message) return raw.subarray(part.bodyStart, part.end);
   const cte = (header(part, 'content-transfer-encoding') ?? '').trim().toLowerCase();
   if (!KNOWN_CTE.has(cte)) no('Unknown Content-Transfer-Encoding', 'UNKNOWN-CTE');
-  return decodedContent(raw, part);
+  // "textual line-oriented sections are always transmitted using the IMAP4 CRLF line termination" (§4.2)
+  return part.type === 'text' ? toCrlf(decodedContent(raw, part)) : decodedContent(raw, part);
 }
 
 /**

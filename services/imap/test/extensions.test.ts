@@ -151,7 +151,7 @@ test('RFC 3516: BINARY[part] is the decoded content, BINARY.SIZE its length, lit
 
 test('RFC 3516 §4.4: APPEND with a literal8 stores binary content as sent', async () => {
   const w = await login();
-  // NULs and 8-bit bytes; no bare LF (the store serves every bare LF as CRLF, as for Dovecot's LF-only files)
+  // NULs and 8-bit bytes, stored as they are (no bare LF: see the next test)
   const BLOB = Buffer.from([0x00, 0x01, 0xff, 0x0d, 0x0a, 0x00, 0x80]);
   const msg = Buffer.concat([Buffer.from('Subject: nul\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'), BLOB, Buffer.from('\r\n')]);
   const r = await withLiterals(w, 'a', ['a APPEND bin ~{' + msg.length + '}', msg]);
@@ -159,6 +159,31 @@ test('RFC 3516 §4.4: APPEND with a literal8 stores binary content as sent', asy
   assert.match(await w.cmd('s', 'EXAMINE bin'), /^\* 2 EXISTS/m);
   const f = await w.cmd('f', 'UID FETCH 2 (BINARY.PEEK[1] BINARY.SIZE[])');
   assert.ok(f.includes(`BINARY[1] ~{${BLOB.length + 2}}\r\n${BLOB.toString('latin1')}\r\n BINARY.SIZE[] ${msg.length})`), f);
+  w.close();
+});
+
+test('RFC 3516 §4.2: binary content with bare LFs comes back as sent; a text part decoded to bare LFs comes back with CRLF', async () => {
+  const w = await login();
+  // a binary part whose octets hold bare LF, bare CR, CRLF and NUL, after a text part encoded in base64 with LF line ends
+  const BLOB = Buffer.from([0x0a, 0x41, 0x0a, 0x0d, 0x42, 0x0d, 0x0a, 0x00, 0x0a]);
+  const lines = 'one\ntwo\n';
+  const head = 'Subject: bare LF\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b2"\r\n\r\n';
+  const msg = Buffer.concat([
+    Buffer.from(`${head}--b2\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(lines).toString('base64')}\r\n`),
+    Buffer.from('--b2\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'),
+    BLOB,
+    Buffer.from('\r\n--b2--\r\n'),
+  ]);
+  const r = await withLiterals(w, 'a', ['a APPEND bin ~{' + msg.length + '}', msg]);
+  const uid = /^a OK \[APPENDUID \d+ (\d+)\]/m.exec(r)?.[1];
+  assert.ok(uid, r);
+  assert.match(await w.cmd('s', 'EXAMINE bin'), /^s OK/m);
+  // "the content of the specified section after removing any Content-Transfer-Encoding-related encoding": the octets sent
+  const bin = await w.cmd('f', `UID FETCH ${uid} (BINARY.PEEK[2] BINARY.SIZE[2])`);
+  assert.ok(bin.includes(`BINARY[2] ~{${BLOB.length}}\r\n${BLOB.toString('latin1')} BINARY.SIZE[2] ${BLOB.length})`), JSON.stringify(bin));
+  // "servers MUST ensure that textual line-oriented sections are always transmitted using the IMAP4 CRLF line termination"
+  const text = await w.cmd('t', `UID FETCH ${uid} (BINARY.PEEK[1] BINARY.SIZE[1])`);
+  assert.ok(text.includes('BINARY[1] {10}\r\none\r\ntwo\r\n BINARY.SIZE[1] 10)'), JSON.stringify(text));
   w.close();
 });
 

@@ -225,3 +225,44 @@ export function toCrlf(buf: Buffer): Buffer {
   }
   return out;
 }
+
+function hasBareLf(buf: Buffer, start = 0, end = buf.length): boolean {
+  for (let i = buf.indexOf(10, start); i >= 0 && i < end; i = buf.indexOf(10, i + 1)) if (i === start || buf[i - 1] !== 13) return true;
+  return false;
+}
+
+/**
+ * The message with the binary content of its non-text parts kept safe from `toCrlf`: a store that
+ * serves every bare LF as CRLF (as Dovecot's LF-only Maildir files need) would change such a part's
+ * bytes, so each leaf part that is not text/* and holds a bare LF outside base64 or quoted-printable
+ * is re-encoded in base64 with its Content-Transfer-Encoding field to match, as Dovecot stores binary
+ * APPENDs. Text parts and header sections stay as they are: they are line-oriented, and CRLF is
+ * how they are served (RFC 3516 §4.2). Returns `raw` itself when no part needs it.
+ */
+export function encodeBinaryParts(raw: Buffer): Buffer {
+  if (!hasBareLf(raw)) return raw;
+  const edits: { start: number; end: number; data: Buffer }[] = [];
+  const visit = (part: MimePart): void => {
+    if (part.parts.length) return part.parts.forEach(visit);
+    if (part.message) return visit(part.message);
+    const cte = part.headers.filter((h) => h.name === 'content-transfer-encoding');
+    const encoding = (cte[0]?.value ?? '').trim().toLowerCase();
+    if (part.type === 'text' || encoding === 'base64' || encoding === 'quoted-printable' || !hasBareLf(raw, part.bodyStart, part.end)) return;
+    for (const f of cte) edits.push({ start: f.start, end: f.end, data: Buffer.alloc(0) });
+    const headerEnd = part.headers.length ? part.headers[part.headers.length - 1]!.end : part.start;
+    edits.push({ start: headerEnd, end: headerEnd, data: Buffer.from('Content-Transfer-Encoding: base64\r\n', 'latin1') });
+    const base64 = raw.subarray(part.bodyStart, part.end).toString('base64').replace(/.{76}(?=.)/g, '$&\r\n');
+    edits.push({ start: part.bodyStart, end: part.end, data: Buffer.from(base64, 'latin1') });
+  };
+  visit(parseMessage(raw));
+  if (edits.length === 0) return raw;
+  edits.sort((a, b) => a.start - b.start || a.end - b.end);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const e of edits) {
+    out.push(raw.subarray(at, e.start), e.data);
+    at = e.end;
+  }
+  out.push(raw.subarray(at));
+  return Buffer.concat(out);
+}
