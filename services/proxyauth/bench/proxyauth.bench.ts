@@ -10,14 +10,16 @@
  *
  * PROXYAUTH_BENCH_ROUNDS (default 3), PROXYAUTH_BENCH_SECONDS (per throughput run, default 5),
  * PROXYAUTH_BENCH_LATENCY_SECONDS (per latency run, default 2), PROXYAUTH_BENCH_HOST (listen address),
- * PROXYAUTH_BENCH_WRITE=0 (print only).
+ * PROXYAUTH_BENCH_WRITE=0 (print only), PROXYAUTH_BENCH_GATEWAY_ARGS (node flags for the gateway, e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it under the bench's load).
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
 import { Directory, type App } from '@hearth/directory';
-import { cpuSeconds, freePort, interleave, median, percentile, startDaemon, testEnv, writeBenchmarkSection } from '@hearth/testkit';
+import { cpuSeconds, freePort, interleave, median, percentile, REPO_ROOT, runCommand, startDaemon, testEnv, writeBenchmarkSection } from '@hearth/testkit';
 import { SESSION_COOKIE, SessionStore, appKey, loadMasterKey } from '../src/session.ts';
 
 interface CannonResult {
@@ -37,6 +39,7 @@ const LATENCY_SECONDS = Number(process.env.PROXYAUTH_BENCH_LATENCY_SECONDS ?? 2)
 const LATENCY_CLIENTS = [4, 64] as const;
 /** where the upstream, the bare proxy and the gateway listen (a helper on a shared machine uses its own loopback address) */
 const HOST = process.env.PROXYAUTH_BENCH_HOST ?? '127.0.0.1';
+const GATEWAY_ARGS = (process.env.PROXYAUTH_BENCH_GATEWAY_ARGS ?? '').split(' ').filter(Boolean);
 
 interface Latency {
   p50: number;
@@ -150,7 +153,10 @@ async function main(): Promise<void> {
       createdAt: new Date().toISOString(),
     };
     await directory.putApp(app, []);
-    gateway = await startDaemon('services/proxyauth/src/main.ts', env.env, (out) => out.includes('"ready"'));
+    // The gateway as deployed: the esbuild bundle (npm run build), not the sources through tsx.
+    const built = await runCommand(process.execPath, [path.join(REPO_ROOT, 'scripts/build.mjs'), path.join(REPO_ROOT, 'services/proxyauth')], { timeoutMs: 120_000 });
+    if (built.code !== 0) throw new Error(`building services/proxyauth failed: ${built.stderr.trim()}`);
+    gateway = await startDaemon('services/proxyauth/dist/main.js', env.env, (out) => out.includes('"ready"'), undefined, GATEWAY_ARGS);
     const stored = directory.app('bench')!;
     const sessions = new SessionStore(directory, { sessionIdleSeconds: 3600, sessionMaxSeconds: 86400 });
     const cookie = `${SESSION_COOKIE}=${await sessions.create(appKey(loadMasterKey(env.dataDir), stored), stored, user.id, null)}`;

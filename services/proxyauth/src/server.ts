@@ -9,7 +9,7 @@ import { clearCookie, OidcRelyingParty, readCookie, seal, serializeCookie, unsea
 import { BasicAuthenticator, isBasic, isBearer, parseBasic } from './basic.ts';
 import { countDecision } from './metrics.ts';
 import { PAGES, renderPage, type Page } from './pages.ts';
-import { Forwarder, identityHeaders, type Forwarded, type Identity, type ProxyFailure } from './proxy.ts';
+import { Forwarder, identityHeaders, parseUpstream, type Forwarded, type ProxyFailure, type Upstream } from './proxy.ts';
 import { GATEWAY_PATHS, normalizePath, parseOptions, requiresAuth, safeRedirect, type NormalizedTarget, type ProxyAuthOptions } from './rules.ts';
 import type { ProxyAuthSettings } from './settings.ts';
 import { SessionStore, appKey, cookieNames, isGatewayCookie, loadMasterKey, loginCookieName, type CookieNames, type ResolvedSession } from './session.ts';
@@ -42,7 +42,7 @@ interface AppContext {
 }
 
 type Decision =
-  | { kind: 'pass'; identity: Identity | null; dropAuthorization: boolean }
+  | { kind: 'pass'; /** identity headers for the app */ identity: readonly string[] | null; dropAuthorization: boolean }
   | { kind: 'unauthenticated' }
   | { kind: 'basic_failed'; throttled: boolean }
   | { kind: 'forbidden' };
@@ -70,6 +70,13 @@ function firstValue(v: string | string[] | undefined): string | undefined {
   return s?.split(',')[0]?.trim() || undefined;
 }
 
+/** [name, value, name, value, …] as a headers object. */
+function pairs(flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
 function quote(s: string): string {
   return `"${s.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`;
 }
@@ -85,7 +92,9 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
   // App records are replaced on every directory reload, so these caches follow changes by themselves.
   const appOptions = new WeakMap<App, ProxyAuthOptions>();
   const appKeys = new WeakMap<App, Buffer>();
-  const appUpstreams = new WeakMap<App, URL | null>();
+  const appUpstreams = new WeakMap<App, Upstream | null>();
+  // User records too (a group change brings new ones), so the identity headers are built once per user and reload.
+  const userIdentities = new WeakMap<User, readonly string[]>();
 
   function optionsOf(app: App): ProxyAuthOptions {
     let o = appOptions.get(app);
@@ -147,8 +156,13 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     return { app, options: optionsOf(app), key: keyOf(app), forwarded, origin, secure, cookies: cookieNames(secure) };
   }
 
-  function identityOf(user: User): Identity {
-    return { username: user.username, email: user.email, name: user.displayName, groups: directory.groupsOf(user.id).map((g) => g.name) };
+  function identityOf(user: User): readonly string[] {
+    let headers = userIdentities.get(user);
+    if (!headers) {
+      headers = identityHeaders({ username: user.username, email: user.email, name: user.displayName, groups: directory.groupsOf(user.id).map((g) => g.name) });
+      userIdentities.set(user, headers);
+    }
+    return headers;
   }
 
   /** The signed-in session behind the request's cookie, checked against the directory right now. */
@@ -312,7 +326,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     const ctx = contextFor(req, app);
     const decision = await decide(ctx, req, target);
     if (decision.kind === 'pass') {
-      res.writeHead(200, { 'Content-Length': 0, 'Cache-Control': 'no-store', ...Object.fromEntries(decision.identity ? identityHeaders(decision.identity) : []) });
+      res.writeHead(200, { 'Content-Length': 0, 'Cache-Control': 'no-store', ...pairs(decision.identity ?? []) });
       return void res.end();
     }
     if (decision.kind === 'forbidden') return sendPage(res, PAGES.forbidden);
@@ -325,14 +339,10 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
     return why === 'timeout' ? PAGES.gatewayTimeout : PAGES.badGateway;
   }
 
-  function upstreamOf(app: App): URL | null {
+  function upstreamOf(app: App): Upstream | null {
     let u = appUpstreams.get(app);
     if (u === undefined) {
-      try {
-        u = app.upstream ? new URL(app.upstream) : null;
-      } catch {
-        u = null;
-      }
+      u = app.upstream ? parseUpstream(app.upstream) : null;
       appUpstreams.set(app, u);
     }
     return u;
@@ -439,7 +449,7 @@ export async function startProxyAuth(opts: ProxyAuthOptionsIn): Promise<RunningP
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      proxy.close();
+      await proxy.close();
     },
   };
 }

@@ -21,8 +21,10 @@ export interface CookieNames {
 
 /** Over TLS the names carry the __Host- prefix, so no sibling subdomain can plant one (session fixation). */
 export function cookieNames(secure: boolean): CookieNames {
-  return secure ? { session: `__Host-${SESSION_COOKIE}`, login: `__Host-${LOGIN_COOKIE}` } : { session: SESSION_COOKIE, login: LOGIN_COOKIE };
+  return secure ? TLS_COOKIE_NAMES : PLAIN_COOKIE_NAMES;
 }
+const TLS_COOKIE_NAMES: CookieNames = Object.freeze({ session: `__Host-${SESSION_COOKIE}`, login: `__Host-${LOGIN_COOKIE}` });
+const PLAIN_COOKIE_NAMES: CookieNames = Object.freeze({ session: SESSION_COOKIE, login: LOGIN_COOKIE });
 
 /**
  * The sign-in state cookie is named after its state, so sign-ins started in several tabs
