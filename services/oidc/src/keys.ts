@@ -24,7 +24,8 @@ const LOCK = 'keys-init';
 /** Generations kept: the current one signs, older ones only verify. */
 const GENERATIONS = 2;
 
-function signingKeys(): JsonWebKey[] {
+/** A fresh RSA-2048 (RS256) and Ed25519 (EdDSA) signing key pair, as private JWKs. */
+export function signingKeys(): JsonWebKey[] {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
   const ed = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
   return [

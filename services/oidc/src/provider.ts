@@ -26,6 +26,21 @@ export interface ProviderDeps {
 
 const DAY = 24 * 3600;
 
+/** The claims of each scope. */
+export const CLAIMS: NonNullable<Configuration['claims']> = {
+  // amr (pwd, otp) rides on the openid scope so it is always in the ID token.
+  openid: ['sub', 'amr'],
+  // groups also rides on profile: most apps ask for "openid profile email" only.
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'groups'],
+  email: ['email', 'email_verified'],
+  groups: ['groups'],
+};
+
+export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups'] as const;
+
+/** A refresh token comes with a code only for offline_access, to a client allowed the refresh grant. */
+export const refreshTokenForOfflineAccess: NonNullable<Configuration['issueRefreshToken']> = (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
+
 /** The token lifetimes, in seconds. */
 export const TTL = {
   AccessToken: 3600,
@@ -67,15 +82,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
     adapter: adapterFor(deps.storage, clients),
     clients: [],
     findAccount: findAccountIn(directory, clients),
-    claims: {
-      // amr (pwd, otp) rides on the openid scope so it is always in the ID token.
-      openid: ['sub', 'amr'],
-      // groups also rides on profile: most apps ask for "openid profile email" only.
-      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'groups'],
-      email: ['email', 'email_verified'],
-      groups: ['groups'],
-    },
-    scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
+    claims: CLAIMS,
+    scopes: [...SCOPES],
     // Apps read the profile from the ID token as Cloudron's provider gives it, not only from userinfo.
     conformIdTokenClaims: false,
     routes: {
@@ -133,7 +141,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       userinfo: { enabled: true },
     },
     rotateRefreshToken: true,
-    issueRefreshToken: (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    issueRefreshToken: refreshTokenForOfflineAccess,
     // Consent is skipped for installed apps; a user outside the app's access list gets no grant,
     // which sends them to the interaction that explains it.
     loadExistingGrant: async (ctx) => {
