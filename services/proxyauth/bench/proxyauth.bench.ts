@@ -219,9 +219,10 @@ async function main(): Promise<void> {
         `Run ${new Date().toISOString().slice(0, 10)} on ${os.availableParallelism()} cores (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}; load average ${loadStart} at the start, ${loadEnd} at the end (the machine was shared: rates and latencies move with load, CPU per request does not).
 Signed-in GETs of a 1 KB response. Each round runs the gateway, the bare proxy and the upstream directly one after another:
 ${SECONDS} s flat out at ${CONNECTIONS} connections (autocannon), then ${LATENCY_SECONDS} s each of ${LATENCY_CLIENTS.join(' and ')} clients in closed loop (µs timings).
-The upstream (node http), the proxies and the load generator share the same cores. Per request the gateway normalises the path,
-checks the session (cookie HMAC and store read, reused for 1 s), checks the user against the directory, strips and adds headers,
-and forwards over a keep-alive connection pool.
+The upstream (node http), the proxies and the load generator share the same cores; the gateway runs as built (\`npm run build\`, dist/main.js).
+Per request the gateway normalises the path, checks the session (cookie HMAC and store read, reused for 1 s), checks the user
+against the directory (a disabled user is out at the next directory reload), strips and adds headers, and forwards over undici's
+keep-alive connection pool; the bare proxy uses node's http client with a keep-alive agent.
 
 ${table}
 
