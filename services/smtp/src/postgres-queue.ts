@@ -319,8 +319,13 @@ export class PostgresQueueStore implements QueueStore, QueueAdmin {
     return this.tx(async (c) => {
       const locked = (await this.query<{ ok: boolean }>(c, 'SELECT pg_try_advisory_xact_lock($1) AS ok', [HOUSEKEEPING_LOCK])).rows[0]!.ok;
       if (!locked) return null;
-      const old = (dir: string): string[] => fs.readdirSync(dir).filter((f) => modifiedAt(path.join(dir, f)) < now - ORPHAN_AGE_MS);
-      const candidates = old(this.spool.msgDir).filter(isQueueId);
+      // asynchronous: on a shared file system a large spool's stats take a while, and deliveries go on meanwhile
+      const old = async (dir: string): Promise<string[]> => {
+        const out: string[] = [];
+        for (const f of await fs.promises.readdir(dir)) if ((await modifiedAt(path.join(dir, f))) < now - ORPHAN_AGE_MS) out.push(f);
+        return out;
+      };
+      const candidates = (await old(this.spool.msgDir)).filter(isQueueId);
       const kept = new Set<string>();
       for (let i = 0; i < candidates.length; i += 1000) {
         const r = await this.query<{ id: string }>(c, 'SELECT id FROM smtp_queue WHERE id = ANY($1)', [candidates.slice(i, i + 1000)]);
@@ -329,7 +334,7 @@ export class PostgresQueueStore implements QueueStore, QueueAdmin {
       let bodies = 0;
       for (const id of candidates) if (!kept.has(id) && (await unlinkIfThere(this.spool.msgPath(id)))) bodies++;
       let tmp = 0;
-      for (const f of old(this.spool.tmpDir)) if (await unlinkIfThere(path.join(this.spool.tmpDir, f))) tmp++;
+      for (const f of await old(this.spool.tmpDir)) if (await unlinkIfThere(path.join(this.spool.tmpDir, f))) tmp++;
       return { bodies, tmp };
     });
   }
@@ -363,9 +368,9 @@ export class PostgresQueueStore implements QueueStore, QueueAdmin {
 }
 
 /** A file's mtime in ms; Infinity when it is gone already (never old enough to remove). */
-function modifiedAt(file: string): number {
+async function modifiedAt(file: string): Promise<number> {
   try {
-    return fs.statSync(file).mtimeMs;
+    return (await fs.promises.stat(file)).mtimeMs;
   } catch {
     return Infinity;
   }
