@@ -10,6 +10,7 @@
  *     the balancer (HAProxy's address is a trusted network), timed until the queue is empty (relayed to smtp-sink);
  *   - OIDC code exchange: CODES codes minted over signed-in browser sessions, exchanged at /token from
  *     CLIENTS clients.
+ * First the stacks' CPU over IDLE_SECONDS without traffic (what a replica costs by being there).
  * Each figure: operations per second, CPU per operation summed over the stacks' processes, HAProxy and
  * the PostgreSQL backends serving the bench's database (from /proc), the queue's database statements
  * per relayed message (hearth_smtp_queue_statements_total, every replica's), load average.
@@ -63,6 +64,8 @@ const CLIENTS = 8;
 const USERS = 200;
 /** client loops per protocol while a replica dies */
 const FAILOVER_LOOPS = 2;
+/** seconds of no traffic per side, for the stacks' idle CPU */
+const IDLE_SECONDS = 5;
 
 const BALANCER = '127.0.0.40';
 const STACKS = ['127.0.0.41', '127.0.0.42'] as const;
@@ -81,6 +84,8 @@ interface Figure {
 }
 
 interface SideResult {
+  /** the stacks' CPU ms per second with no client traffic: what a replica costs by being there */
+  idleMs: number;
   ldap: Figure;
   smtp: Figure & { statements: number };
   oidc: Figure;
@@ -322,16 +327,26 @@ async function setReplicas(n: 1 | 2): Promise<void> {
   }
 }
 
+/** The stacks' CPU over IDLE_SECONDS without clients, in ms per second. */
+async function idle(): Promise<number> {
+  const a = await cpuNow();
+  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+  const b = await cpuNow();
+  return ((b.hearth - a.hearth) * 1000) / IDLE_SECONDS;
+}
+
 async function side(n: 1 | 2): Promise<SideResult> {
   await setReplicas(n);
   const live = STACKS.slice(0, n);
+  const idleMs = await idle();
+  log(`  ${n} replica(s): idle ${idleMs.toFixed(1)} ms CPU per second`);
   const ldap = await ldapPhase();
   log(`  ${n} replica(s): LDAP ${ldap.rate.toFixed(0)} searches/s, ${ldap.hearthMs.toFixed(2)} ms Hearth CPU/op`);
   const smtp = await smtpPhase(live);
   log(`  ${n} replica(s): SMTP ${smtp.rate.toFixed(0)} relayed msgs/s, ${smtp.hearthMs.toFixed(2)} ms Hearth CPU/msg, ${smtp.statements.toFixed(2)} queue statements/msg`);
   const oidc = await oidcPhase();
   log(`  ${n} replica(s): OIDC ${oidc.rate.toFixed(0)} code exchanges/s, ${oidc.hearthMs.toFixed(2)} ms Hearth CPU/op`);
-  return { ldap, smtp, oidc };
+  return { idleMs, ldap, smtp, oidc };
 }
 
 // ---------- failover ----------
@@ -461,7 +476,7 @@ try {
   );
   for (const r of rounds.flat()) {
     if (r.error) failures.push(`round ${r.round}, ${r.side}: ${r.error.message}`);
-    for (const [op, f] of Object.entries(r.result ?? {})) if (f.errors > 0) failures.push(`round ${r.round}, ${r.side}: ${f.errors} failed ${op} operations`);
+    for (const [op, f] of Object.entries(r.result ?? {})) if (typeof f === 'object' && f.errors > 0) failures.push(`round ${r.round}, ${r.side}: ${f.errors} failed ${op} operations`);
   }
   log('failover: 2 replicas, one killed while clients loop');
   const gaps = await failover();
@@ -480,7 +495,7 @@ recordBenchmark('Replicas behind HAProxy', body, failures, WRITE);
 
 function report(rounds: RoundResult<SideResult>[][], gaps: Record<'ldap' | 'smtp' | 'oidc', Gap>): string {
   const full = rounds.filter((row) => row.every((r) => r.result));
-  const one = (op: keyof SideResult, k: keyof Figure): string => {
+  const one = (op: 'ldap' | 'smtp' | 'oidc', k: keyof Figure): string => {
     const v = spread(full.map((row) => row[0]!.result![op][k]));
     const w = spread(full.map((row) => row[1]!.result![op][k]));
     return `${v?.median.toFixed(k === 'rate' ? 0 : 2) ?? '–'} | ${w?.median.toFixed(k === 'rate' ? 0 : 2) ?? '–'} | ${formatRatio(spread(full.map((row) => row[1]!.result![op][k] / row[0]!.result![op][k])))}`;
@@ -488,7 +503,8 @@ function report(rounds: RoundResult<SideResult>[][], gaps: Record<'ldap' | 'smtp
   const loads = rounds.flat().flatMap((r) => r.load);
   const statements = (i: number): string => spread(full.map((row) => row[i]!.result!.smtp.statements))?.median.toFixed(2) ?? '–';
   const names = { ldap: 'LDAP search (app bind, seed filter)', smtp: 'SMTP relay (4 KB, queue → smtp-sink)', oidc: 'OIDC code exchange (RS256 ID token)' } as const;
-  const rows = (Object.keys(names) as (keyof SideResult)[]).flatMap((op) => [
+  const idleRow = `| no traffic: the stacks' CPU ms per second | ${[0, 1].map((i) => spread(full.map((row) => row[i]!.result!.idleMs))?.median.toFixed(1) ?? '–').join(' | ')} | ${formatRatio(spread(full.map((row) => row[1]!.result!.idleMs / row[0]!.result!.idleMs)))} |`;
+  const rows = (Object.keys(names) as (keyof typeof names)[]).flatMap((op) => [
     `| ${names[op]}: per second | ${one(op, 'rate')} |`,
     `| ${names[op]}: Hearth CPU ms per op | ${one(op, 'hearthMs')} |`,
     `| ${names[op]}: all servers' CPU ms per op | ${one(op, 'allMs')} |`,
@@ -505,6 +521,7 @@ function report(rounds: RoundResult<SideResult>[][], gaps: Record<'ldap' | 'smtp
     '',
     '| operation | 1 replica (median) | 2 replicas (median) | 2 / 1, median (range, rounds) |',
     '|---|---|---|---|',
+    idleRow,
     ...rows,
     '',
     'Why a second replica gains little here: both replicas, HAProxy, PostgreSQL, Redis and the load generators share the same 2 cores (with other helpers\' work),',
