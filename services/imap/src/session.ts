@@ -1087,7 +1087,12 @@ export class Session {
       candidates.sort((a, b) => (a.name === 'INBOX' ? -1 : b.name === 'INBOX' ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     }
     const recursive = selection.has('RECURSIVEMATCH') && !lsub;
-    for (const f of candidates) {
+    // An extended LIST (selection options, several patterns or RETURN; RFC 5258 §3) says a level that only
+    // exists because a mailbox below it does is \NonExistent (which implies \Noselect; Dovecot answers so too);
+    // a plain LIST keeps RFC 3501 §6.3.8's \Noselect.
+    const extended = !lsub && (args[0]?.kind === 'list' || patTok?.kind === 'list' || args[i + 2] !== undefined);
+    for (const c of candidates) {
+      const f = extended && c.noSelect ? { ...c, nonExistent: true } : c;
       if (!matching(f.name)) continue;
       const subscribed = f.name === 'INBOX' || subs.has(f.name);
       // RECURSIVEMATCH: a name that does not qualify itself but has a descendant that does (CHILDINFO).
@@ -1721,7 +1726,8 @@ const NOT_NET_UNICODE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
 
 /** A mailbox's LIST attributes: \\NonExistent or \\Noselect, children (RFC 5258 §4), special use (RFC 6154). */
 function mailboxAttributes(f: FolderInfo & { nonExistent?: boolean }): string[] {
-  const attrs = f.nonExistent ? ['\\NonExistent'] : [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+  // a name that does not exist is not said to have no children (RFC 5258 §5's examples), but one with some is
+  const attrs = f.nonExistent ? ['\\NonExistent', ...(f.hasChildren ? ['\\HasChildren'] : [])] : [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
   if (f.noSelect && !f.nonExistent) attrs.unshift('\\Noselect');
   if (f.specialUse) attrs.push(f.specialUse);
   return attrs;

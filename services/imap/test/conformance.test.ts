@@ -166,10 +166,10 @@ test('RFC 5819 LIST-STATUS: RETURN (STATUS (...)) puts a STATUS after each selec
   assert.match(await run('t STORE 1 +FLAGS.SILENT (\\Seen)'), /^t OK /m);
   const r = await run('A01 LIST "" Ls.% RETURN (STATUS (MESSAGES UNSEEN))');
   assert.match(r, /^\* LIST \([^)]*\) "\." "?Ls\.foo"?\r\n\* STATUS "?Ls\.foo"? \(MESSAGES 3 UNSEEN 2\)\r\nA01 OK /m);
-  // A Maildir++ folder made by another tool, without its parent level: the parent is \Noselect.
+  // A Maildir++ folder made by another tool, without its parent level: in an extended LIST the parent is \NonExistent (RFC 5258 §3).
   for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(s.store.mailboxPath(s.user.email), '.Lx.bar', sub), { recursive: true });
   const parent = await run('A02 LIST "" Lx RETURN (STATUS (MESSAGES))');
-  assert.match(parent, /^\* LIST \(\\Noselect[^)]*\) "\." "?Lx"?\r\nA02 OK /m, 'no STATUS for a \\Noselect mailbox');
+  assert.match(parent, /^\* LIST \(\\NonExistent[^)]*\) "\." "?Lx"?\r\nA02 OK /m, 'no STATUS for a name that is no mailbox');
   assert.match(await run('A03 LIST "" Ls.% RETURN (STATUS (BOGUS))'), /^A03 BAD /m);
 });
 

@@ -129,3 +129,85 @@ print(names())
     await h.close();
   }
 });
+
+/**
+ * A Maildir++ folder whose parent level has no folder of its own (".Projects.2026" without
+ * ".Projects"), as another program may leave it: Hearth and Dovecot, serving the same Maildir,
+ * list the parent the same way and refuse to open or delete it the same way.
+ */
+test('a parent level without a folder: \\Noselect for LIST, \\NonExistent for an extended LIST (RFC 5258 §3), as Dovecot on the same Maildir', async () => {
+  const h = await stack({ env: { HEARTH_LISTEN: '127.0.0.32' } });
+  const root = tempDir('hearth-dovecot-nonexistent-');
+  fs.chmodSync(root, 0o755);
+  try {
+    const maildir = h.store.mailboxPath(h.user.email);
+    await h.store.deliver(h.user.email, Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    // the child's Maildir++ folder only, as Dovecot's own CREATE Projects.2026 makes it
+    for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(maildir, '.Projects.2026', sub), { recursive: true });
+    fs.writeFileSync(path.join(maildir, '.Projects.2026', 'maildirfolder'), '');
+    handToDovecot(h.env.dataDir);
+    // plain LISTs (RFC 3501 §6.3.8) and extended ones (RFC 5258 §3: selection options, several patterns or RETURN)
+    const plain = ['LIST "" "*"', 'LIST "" "%"'];
+    const extended = ['LIST "" "*" RETURN (CHILDREN)', 'LIST "" "%" RETURN (CHILDREN)', 'LIST () "" "%"', 'LIST "" ("Projects" "Nothing")', 'LIST "" "%" RETURN (SUBSCRIBED)', 'LIST "" "Projects" RETURN (STATUS (MESSAGES))'];
+    const commands = [...plain, ...extended, 'STATUS Projects (MESSAGES)', 'SELECT Projects', 'DELETE Projects', 'ENABLE IMAP4rev2', ...plain, extended[0]!];
+    // per command: the attributes of Projects' LIST line (null: none), whether a STATUS line came, and the tagged result up to its code
+    const script = (port: number, login: string, password: string): string => `
+import json, re, socket
+s = socket.create_connection(('127.0.0.32', ${port}))
+f = s.makefile('rb')
+f.readline()
+def cmd(c):
+    s.sendall(b'T ' + c.encode() + b'\\r\\n')
+    lines = []
+    while True:
+        l = f.readline().decode().rstrip('\\r\\n')
+        if l.startswith('T '):
+            return lines, re.match(r'T (OK|NO|BAD)( \\[[A-Z]+\\])?', l).group(0)
+        lines.append(l)
+cmd('LOGIN ${login} ${password}')
+out = []
+for c in json.loads(${JSON.stringify(JSON.stringify(commands))}):
+    lines, result = cmd(c)
+    attrs = [sorted(m.group(1).split()) for m in (re.match(r'\\* LIST \\(([^)]*)\\) "." "?Projects"?$', l) for l in lines) if m]
+    out.append([c, attrs[0] if attrs else None, any(l.startswith('* STATUS') for l in lines), result])
+print(json.dumps(out))
+`;
+    type Answer = [command: string, attributes: string[] | null, status: boolean, result: string];
+    const answers = async (port: number, login: string, password: string): Promise<Answer[]> => {
+      const r = await run('/usr/bin/python3', ['-c', script(port, login, password)]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Answer[];
+    };
+    const ours = await answers(h.imap.ports.imap, h.user.username, h.user.password);
+    const dovecot = await startDovecot({ dir: path.join(root, 'dovecot'), maildir, login: 'u', password: 'pw', host: '127.0.0.32' });
+    let theirs: Answer[];
+    try {
+      theirs = await answers(dovecot.port, 'u', 'pw');
+    } finally {
+      await dovecot.stop();
+    }
+    // Hearth (CHILDREN advertised) always says whether a name has children; Dovecot only when asked
+    // (RETURN (CHILDREN) or a plain LIST): elsewhere only \Noselect/\NonExistent are compared. Of the
+    // tagged results, OK/NO (Dovecot gives SELECT and STATUS of a missing name no response code).
+    const comparable = ([c, attrs, status, result]: Answer): unknown[] => [
+      c,
+      c.includes('CHILDREN') || plain.includes(c) ? attrs : attrs?.filter((a) => a === '\\Noselect' || a === '\\NonExistent'),
+      status,
+      result.split(' ')[1],
+    ];
+    assert.deepEqual(ours.map(comparable), theirs.map(comparable));
+    // what the RFCs ask, whoever answers
+    for (const answer of [ours, theirs]) {
+      for (const [c, attrs, status, result] of answer.filter(([c]) => c.startsWith('LIST'))) {
+        assert.equal(result, 'T OK', c);
+        assert.ok(attrs?.includes(plain.includes(c) ? '\\Noselect' : '\\NonExistent'), `${c}: ${attrs?.join(' ')}`);
+        if (c.includes('CHILDREN') || plain.includes(c)) assert.ok(attrs?.includes('\\HasChildren'), c);
+        assert.equal(status, false, `${c}: no STATUS for a name that is not a mailbox (RFC 5819 §2)`);
+      }
+      assert.equal(answer.find(([c]) => c === 'DELETE Projects')?.[3], 'T NO [NONEXISTENT]');
+    }
+  } finally {
+    await h.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
