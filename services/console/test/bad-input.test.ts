@@ -1,7 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { waitFor } from '@hearth/testkit';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { hearth, waitFor } from '@hearth/testkit';
+import { escapeHtml } from '@hearth/web';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
@@ -81,13 +85,24 @@ test('an invalid manifest is refused by name, as the CLI does, and nothing is in
     ['{"addons": {"ldap": {"bogus": 1}}}', /invalid ldap addon option: unknown option bogus/],
     ['not json', /manifest is not valid JSON/],
   ];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-manifest-'));
   for (const [text, message] of cases) {
     const res = await admin.context.request.post(`${stack.url}/admin/apps`, {
       multipart: { csrf: admin.csrf, id: 'broken', domain: 'broken.example.test', access: '', upstream: '', manifest: { name: 'CloudronManifest.json', mimeType: 'application/json', buffer: Buffer.from(text) } },
     });
     assert.equal(res.status(), 400);
-    assert.match(await res.text(), message);
+    const body = await res.text();
+    assert.match(body, message);
+    // The CLI's one line for the same file ("hearth: <message>") is on the page, word for word (HTML-escaped).
+    const file = path.join(dir, 'CloudronManifest.json');
+    fs.writeFileSync(file, text);
+    const cli = await hearth(['app', 'install', file, '--id', 'broken', '--domain', 'broken.example.test'], { env: stack.env.env });
+    assert.notEqual(cli.code, 0);
+    const line = /^hearth: (.+)$/m.exec(cli.stderr)?.[1] ?? cli.stderr;
+    assert.match(line, message);
+    assert.ok(body.includes(escapeHtml(line)), `the page does not say "${line}"`);
   }
+  fs.rmSync(dir, { recursive: true, force: true });
   const unknownGroup = await admin.context.request.post(`${stack.url}/admin/apps`, {
     multipart: { csrf: admin.csrf, id: 'broken', domain: 'broken.example.test', access: 'groups:nobody', upstream: '', manifest: { name: 'm.json', mimeType: 'application/json', buffer: Buffer.from('{"addons":{"ldap":{}}}') } },
   });

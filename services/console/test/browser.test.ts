@@ -52,6 +52,13 @@ test('an admin creates a user and a group, installs an app and sees its env (no 
   await page.getByRole('button', { name: 'Create user' }).click();
   assert.match(await page.getByRole('alert').innerText(), /username already exists/);
   assert.equal(stack.directory.userByEmail('other@example.test'), undefined);
+  // A weak password: the CLI's rule, by name, nothing written.
+  await page.getByLabel('Username').fill('weakling');
+  await page.getByLabel('Email', { exact: true }).fill('weak@example.test');
+  await page.getByLabel('Password').fill('short');
+  await page.getByRole('button', { name: 'Create user' }).click();
+  assert.match(await page.getByRole('alert').innerText(), /at least 8 characters/);
+  assert.equal(stack.directory.userByUsername('weakling'), undefined);
 
   await page.getByRole('link', { name: 'Groups' }).click();
   await page.getByLabel('Group name').fill('staff');
@@ -84,6 +91,15 @@ test('the new user signs in, changes the password and enrols TOTP (no JavaScript
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await signIn(context, stack, 'nina', 'first password 1');
   assert.match(await page.locator('main').innerText(), /wiki/i, 'the dashboard lists the app nina may use');
+
+  // Profile: display name and fallback email.
+  await page.getByRole('link', { name: 'Profile' }).click();
+  await page.getByLabel('Display name').fill('Nina S.');
+  await page.getByLabel('Fallback email').fill('nina.home@example.org');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Profile saved.').waitFor();
+  await waitFor(() => stack.directory.userByUsername('nina')!.fallbackEmail === 'nina.home@example.org');
+  assert.equal(stack.directory.userByUsername('nina')!.displayName, 'Nina S.');
 
   await page.getByRole('link', { name: 'Password' }).click();
   await page.getByLabel('Current password').fill('wrong password');
