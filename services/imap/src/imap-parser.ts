@@ -34,8 +34,11 @@ export interface LiteralBudget {
 export type FrameEvent =
   /** `reserved`: literal bytes taken from the budget, to give back once the command is done */
   | { type: 'command'; parts: CommandParts; reserved: number }
-  /** a synchronizing literal was accepted: the server must send a continuation */
-  | { type: 'continue' }
+  /**
+   * a synchronizing literal was accepted: the server must send a continuation, unless it answers the
+   * command now with a tagged response (RFC 3501 §2.2.1) and calls `drop` (the client then sends no more of it)
+   */
+  | { type: 'continue'; parts: CommandParts; drop: () => void }
   /** the command was refused before it was complete; the connection goes on */
   | { type: 'reject'; tag: string | null; text: string; tooBig: boolean }
   /** the stream cannot be resynchronized: say BYE and close */
@@ -152,9 +155,21 @@ export class CommandFramer {
       this.commandBytes += size;
       this.literalLeft = size;
       if (size === 0) this.parts.push(Buffer.alloc(0));
-      if (!nonSync) events.push({ type: 'continue' });
+      if (!nonSync) events.push({ type: 'continue', parts: [...this.parts], drop: this.dropper(this.parts) });
     }
     return events;
+  }
+
+  /** Forgets the command whose parts are `parts`, if it is still the one being read, and the literal it waits for. */
+  private dropper(parts: CommandParts): () => void {
+    return () => {
+      if (this.parts !== parts) return;
+      this.budget?.give(this.reserved);
+      this.reserved = 0;
+      this.parts = [];
+      this.literalLeft = 0;
+      this.literalChunks = [];
+    };
   }
 
   private refuse(text: string, tooBig: boolean): FrameEvent {
@@ -195,13 +210,27 @@ const SECTION_ATOM = /^(?:BODY|BODY\.PEEK|BINARY|BINARY\.PEEK|BINARY\.SIZE)$/i;
 
 /** Tokenizes one framed command: tag, command name, arguments. */
 export function parseCommand(parts: CommandParts): Command {
+  return parseParts(parts, false);
+}
+
+/**
+ * The start of a command still waiting for a synchronizing literal (its last line ends in `{n}`):
+ * the arguments before that literal, with the lists still open at that point closed.
+ */
+export function parseCommandStart(parts: CommandParts): Command {
+  const last = parts[parts.length - 1];
+  if (typeof last !== 'string' || !LITERAL_MARK.test(last)) throw new ParseError('not waiting for a literal');
+  return parseParts([...parts.slice(0, -1), last.replace(LITERAL_MARK, '').trimEnd()], true);
+}
+
+function parseParts(parts: CommandParts, partial: boolean): Command {
   const first = parts[0];
   if (typeof first !== 'string') throw new ParseError('empty command');
   const sp = first.indexOf(' ');
   const tag = sp < 0 ? first : first.slice(0, sp);
   if (!tag || !TAG_RE.test(tag) || /[(){%*"\\+]/.test(tag)) throw new ParseError('invalid tag');
   if (sp < 0) throw new ParseError('missing command', tag);
-  const tokens = new Tokenizer(parts, sp + 1, tag).all();
+  const tokens = new Tokenizer(parts, sp + 1, tag, partial).all();
   const head = tokens.shift();
   if (!head || head.kind !== 'atom' || !/^[A-Za-z]+$/.test(head.value)) throw new ParseError('missing command', tag);
   let name = head.value.toUpperCase();
@@ -220,6 +249,8 @@ class Tokenizer {
     private readonly parts: CommandParts,
     private pos: number,
     private readonly tag: string,
+    /** the input stops mid-command: lists open at its end are closed there */
+    private readonly partial = false,
   ) {}
 
   private get text(): string {
@@ -272,10 +303,12 @@ class Tokenizer {
       return { kind: 'list', items };
     }
     for (;;) {
-      items.push(this.token());
+      // a command cut before its literal: the list is as far as it got
+      const cut = this.partial && this.atEnd();
+      if (!cut) items.push(this.token());
       const c = this.text[this.pos];
-      if (c === ')') {
-        this.pos++;
+      if (c === ')' || cut || (this.partial && this.atEnd())) {
+        if (c === ')') this.pos++;
         this.depth--;
         return { kind: 'list', items };
       }

@@ -80,7 +80,12 @@ export async function startImap(opts: ImapServerOptions): Promise<RunningImap> {
           async handle(ev) {
             let result: RequestResult | undefined;
             if (ev.type === 'command') result = await session.handle(ev.parts).finally(() => budget.give(ev.reserved));
-            else if (ev.type === 'continue') await io.write(continuation('Ready for literal data'));
+            else if (ev.type === 'continue') {
+              // a command the session can already answer (a bad CATENATE URL) gets its tagged answer instead of "+"
+              result = await session.beforeLiteral(ev.parts);
+              if (result) ev.drop();
+              else await io.write(continuation('Ready for literal data'));
+            }
             else if (ev.type === 'reject') await session.rejected(ev.tag, ev.text, ev.tooBig);
             else await session.bye(ev.text);
             io.setIdleTimeout(session.state === 'notauth' ? PREAUTH_TIMEOUT_MS : settings.connections.idleTimeoutMs);

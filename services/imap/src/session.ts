@@ -32,12 +32,14 @@ import {
   formatDateTime,
   maxOfSet,
   parseCommand,
+  parseCommandStart,
   parseDateTime,
   ParseError,
   parseNotify,
   parseNumber,
   parseSequenceSet,
   resolveSequenceSet,
+  type Command,
   type CommandParts,
   type Token,
 } from './imap-parser.ts';
@@ -279,6 +281,40 @@ export class Session {
     const heldExpunge = !!this.notifying?.selected?.immediate && !!this.view && this.view.expunges !== this.view.folder.expunges;
     if (this.pending.length || this.idleFlush || (this.view?.dirty && this.notifying?.selected) || heldExpunge) this.schedulePush();
     return this.result;
+  }
+
+  /**
+   * Before the continuation for a synchronizing literal: an APPEND whose CATENATE parts name a URL
+   * that resolves to nothing is answered `NO [BADURL url]` now, in place of the "+", so the client
+   * sends none of the rest (RFC 4469 §5, RFC 3501 §2.2.1). Returns the outcome when it answered.
+   */
+  async beforeLiteral(parts: CommandParts): Promise<RequestResult | undefined> {
+    if ((this.state !== 'auth' && this.state !== 'selected') || this.pendingLine) return undefined;
+    if (!parts.some((p) => typeof p === 'string' && /\bCATENATE \(/i.test(p))) return undefined;
+    let cmd: Command;
+    try {
+      cmd = parseCommandStart(parts);
+    } catch {
+      return undefined; // the whole command will get its BAD
+    }
+    if (cmd.name !== 'APPEND') return undefined;
+    try {
+      for (let i = 0; i < cmd.args.length; i++) {
+        const t = cmd.args[i]!;
+        if (t.kind !== 'atom' || t.value.toUpperCase() !== 'CATENATE' || cmd.args[i + 1]?.kind !== 'list') continue;
+        const catParts = asList(cmd.args[i + 1]);
+        for (let j = 0; j + 1 < catParts.length; j += 2) {
+          const kind = catParts[j]!;
+          if (kind.kind === 'atom' && kind.value.toUpperCase() === 'URL') await this.urlContent(asString(catParts[j + 1], 'URL'));
+        }
+      }
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof CommandError)) return undefined;
+      await this.send(tagged(cmd.tag, err.status, err.message, err.code));
+      await this.flush();
+      return { command: 'append', outcome: err.status.toLowerCase() };
+    }
   }
 
   private async handleCommand(parts: CommandParts): Promise<void> {

@@ -248,6 +248,23 @@ test('RFC 4469: CATENATE builds a message from TEXT literals and URLs to message
   w.close();
 });
 
+test('RFC 4469 §5: a bad URL before a synchronizing TEXT literal is answered NO [BADURL] in place of the continuation', async () => {
+  const w = await login();
+  const before = await w.cmd('n', 'STATUS Drafts (MESSAGES)');
+  // RFC 3501 §2.2.1: a tagged response instead of the "+" rejects the command; the client sends no more of it
+  w.write('c1 APPEND Drafts CATENATE (URL "/bin/;UID=99" TEXT {5}\r\n');
+  const r = await w.until(/(^|\r\n)(\+ |c1 (OK|NO|BAD))[^\r\n]*\r\n/);
+  assert.match(r, /^c1 NO \[BADURL \/bin\/;UID=99\]/m);
+  assert.doesNotMatch(r, /^\+ /m);
+  // the connection reads the next command as a command
+  assert.match(await w.cmd('c2', 'NOOP'), /^c2 OK/m);
+  // a good URL before the literal still gets the continuation (withLiterals waits for it), and a bad one after it fails the command at its end
+  const good = await withLiterals(w, 'c3', ['c3 APPEND Drafts CATENATE (URL "/bin/;UID=1/;SECTION=HEADER" TEXT {5}', 'hello', ' URL "/bin/;UID=98")']);
+  assert.match(good, /^c3 NO \[BADURL \/bin\/;UID=98\]/m);
+  assert.equal(await w.cmd('n', 'STATUS Drafts (MESSAGES)'), before);
+  w.close();
+});
+
 test('RFC 6855: after ENABLE UTF8=ACCEPT mailbox names are UTF-8 both ways (stored as modified UTF-7), APPEND UTF8 (...)', async () => {
   const w = await login();
   assert.match(await w.cmd('c', 'CAPABILITY'), /^\* CAPABILITY .*\bUTF8=ACCEPT\b/m);

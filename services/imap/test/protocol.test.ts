@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CommandFramer, parseCommand, parseSequenceSet, parseDateTime, formatDateTime, ParseError, resolveSequenceSet, type FrameEvent } from '../src/imap-parser.ts';
+import { CommandFramer, parseCommand, parseCommandStart, parseSequenceSet, parseDateTime, formatDateTime, ParseError, resolveSequenceSet, type FrameEvent } from '../src/imap-parser.ts';
 import { compactSet, encodeValue, toBuffer, atom } from '../src/imap-encoder.ts';
 import { parseAddressList, parseMessage, toCrlf } from '@hearth/message';
 import { encodeBodyStructure, parseSection, sectionBytes } from '../src/bodystructure.ts';
@@ -25,6 +25,26 @@ test('framer: lines, synchronizing and LITERAL+ literals, split across chunks', 
   const c = parseCommand((ev[1] as { parts: (string | Buffer)[] }).parts);
   assert.equal(c.name, 'LOGIN');
   assert.deepEqual(c.args.map((a) => a.kind === 'string' && a.value.toString()), ['bob', 'pass']);
+});
+
+test('framer: a command answered before its synchronizing literal is dropped; the next line is a new command', () => {
+  const f = new CommandFramer(limits);
+  const [ev] = f.push(Buffer.from('a1 APPEND Drafts (\\Seen) CATENATE (URL "/INBOX/;UID=9" TEXT {5}\r\n', 'latin1'));
+  assert.ok(ev && ev.type === 'continue');
+  // what came before the literal, the open list closed where the command stops
+  const start = parseCommandStart(ev.parts);
+  assert.equal(start.name, 'APPEND');
+  const cat = start.args[3];
+  assert.ok(cat?.kind === 'list');
+  assert.deepEqual(
+    cat.items.map((t) => (t.kind === 'atom' ? t.value : t.kind === 'string' ? t.value.toString() : 'list')),
+    ['URL', '/INBOX/;UID=9', 'TEXT'],
+  );
+  ev.drop();
+  const next = f.push(Buffer.from('a2 NOOP\r\n'));
+  assert.equal(next.length, 1);
+  assert.ok(next[0]?.type === 'command');
+  assert.equal(parseCommand(next[0].parts).name, 'NOOP');
 });
 
 test('framer: limits', () => {
