@@ -448,3 +448,62 @@ test('RFC 7162 QRESYNC: VANISHED instead of EXPUNGE, SELECT (QRESYNC ...) and UI
   assert.match(await d.cmd('f', `UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${modseq} VANISHED)`), /^f BAD/m);
   d.close();
 });
+
+test('imapflow with qresync: true resyncs a mailbox through SELECT (QRESYNC ...) and hears expunges as VANISHED', async () => {
+  const { cert: ca } = await loadTls(s.env.config);
+  const flow = (): ImapFlow =>
+    new ImapFlow({ host: '127.0.0.1', port: s.imap.ports.imaps, secure: true, tls: { ca }, servername: 'localhost', auth: { user: s.user.username, pass: s.user.password }, qresync: true, logger: false });
+  const w = await login();
+  assert.match(await w.cmd('n', 'CREATE flowqr'), /^n OK/m);
+  const three = Array.from({ length: 3 }, (_, i) => crlf([`Subject: f${i + 1}`, '', 'x']));
+  const pieces: string[] = [];
+  three.forEach((m, i) => pieces.push(`${i ? ' ' : 'p APPEND flowqr '}{${m.length}}`, m));
+  assert.match(await withLiterals(w, 'p', pieces), /^p OK \[APPENDUID \d+ 1:3\]/m);
+  // the state a client keeps: UIDVALIDITY and HIGHESTMODSEQ
+  const first = flow();
+  await first.connect();
+  assert.ok(first.enabled.has('QRESYNC'), `imapflow did not enable QRESYNC: ${[...first.enabled].join(' ')}`);
+  const known = await first.mailboxOpen('flowqr');
+  await first.logout();
+  assert.ok(known.highestModseq, 'no HIGHESTMODSEQ');
+  // while it is away another session flags UID 1 and expunges UID 2
+  assert.match(await w.cmd('s', 'SELECT flowqr'), /^s OK/m);
+  assert.match(await w.cmd('f', 'UID STORE 1 +FLAGS.SILENT (\\Flagged)'), /^f OK/m);
+  assert.match(await w.cmd('d', 'UID STORE 2 +FLAGS.SILENT (\\Deleted)'), /^d OK/m);
+  assert.match(await w.cmd('x', 'EXPUNGE'), /^x OK/m);
+  const client = flow();
+  const flags: { uid?: number; flags: Set<string> }[] = [];
+  const expunges: { uid?: number; vanished?: boolean; earlier?: boolean }[] = [];
+  client.on('flags', (e: { uid?: number; flags: Set<string> }) => flags.push(e));
+  client.on('expunge', (e: { uid?: number; vanished?: boolean; earlier?: boolean }) => expunges.push(e));
+  await client.connect();
+  try {
+    // RFC 7162 §3.2.5: SELECT ... (QRESYNC (uidvalidity modseq)) answers VANISHED (EARLIER) for the expunged UIDs
+    // and a FETCH with the UID for each message whose flags changed since modseq
+    const mailbox = (await client.mailboxOpen('flowqr', { uidValidity: known.uidValidity, changedSince: known.highestModseq } as Parameters<ImapFlow['mailboxOpen']>[1])) as { qresync?: boolean; exists: number };
+    assert.equal(mailbox.qresync, true);
+    assert.equal(mailbox.exists, 2);
+    assert.deepEqual(
+      expunges.map((e) => [e.uid, e.vanished, e.earlier]),
+      [[2, true, true]],
+    );
+    assert.deepEqual(
+      flags.map((e) => [e.uid, [...e.flags].sort()]),
+      [[1, ['\\Flagged']]],
+    );
+    // §3.2.10: once QRESYNC is enabled an expunge by another session arrives as VANISHED (no EXPUNGE), with the UID
+    assert.match(await w.cmd('d2', 'UID STORE 3 +FLAGS.SILENT (\\Deleted)'), /^d2 OK/m);
+    assert.match(await w.cmd('x2', 'EXPUNGE'), /^x2 OK/m);
+    await client.noop();
+    assert.deepEqual(
+      expunges.map((e) => [e.uid, e.vanished, e.earlier]),
+      [
+        [2, true, true],
+        [3, true, false],
+      ],
+    );
+  } finally {
+    await client.logout();
+    w.close();
+  }
+});
