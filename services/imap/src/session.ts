@@ -145,7 +145,7 @@ export class Session {
   private compressed = false;
   /** SEARCHRES (RFC 5182): the UIDs the last SEARCH RETURN (SAVE) kept, named `$` */
   private saved: ReadonlySet<number> = new Set();
-  /** CONTEXT=SEARCH (RFC 5267 §4): searches kept up to date (RETURN (UPDATE)), by their command's tag */
+  /** CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4): searches and sorts kept up to date (RETURN (UPDATE)), by their command's tag */
   private readonly contexts = new Map<string, SearchContext>();
   private badCount = 0;
   private authFailures = 0;
@@ -196,7 +196,7 @@ export class Session {
       if (this.deps.tlsAvailable && !this.io.secure) caps.push('STARTTLS');
       caps.push(this.loginDisabled ? 'LOGINDISABLED' : 'AUTH=PLAIN');
     } else {
-      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC', 'STATUS=SIZE', 'NOTIFY');
+      caps.push('NAMESPACE', 'UIDPLUS', 'MOVE', 'SPECIAL-USE', 'CHILDREN', 'LIST-EXTENDED', 'LIST-STATUS', 'UNSELECT', 'CONDSTORE', 'ESEARCH', 'SEARCHRES', 'WITHIN', 'SORT', 'SORT=DISPLAY', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES', 'THREAD=REFS', 'ESORT', 'CONTEXT=SEARCH', 'CONTEXT=SORT', 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE', 'MULTIAPPEND', 'CATENATE', 'BINARY', 'UTF8=ACCEPT', 'QRESYNC', 'STATUS=SIZE', 'NOTIFY');
       if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     }
     return caps.join(' ');
@@ -530,7 +530,7 @@ export class Session {
       case 'UID THREAD':
         return this.thread(args, name === 'UID THREAD');
       case 'CANCELUPDATE': {
-        // RFC 5267 §4.2: CANCELUPDATE "tag" …; every tag must name a search kept up to date
+        // RFC 5267 §4.2: CANCELUPDATE "tag" …; every tag must name a search or sort kept up to date
         if (args.length === 0) throw new ParseError('CANCELUPDATE needs a tag');
         const tags = args.map((t) => asUtf8(t, 'tag'));
         if (tags.some((t) => !this.contexts.has(t))) return { status: 'NO', text: 'Unknown tag' };
@@ -867,10 +867,11 @@ export class Session {
   }
 
   /**
-   * CONTEXT=SEARCH (RFC 5267 §4.3): each kept search run again where the messages changed since,
-   * and `* ESEARCH (TAG …) [UID] REMOVEFROM/ADDTO (0 set)` for what left or joined its result
-   * (position 0: a SEARCH result has no order). While EXPUNGE may not be sent, an expunged
-   * message stays in the result, as it stays in the numbering.
+   * CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4.3): each kept search run again where the messages
+   * changed since, and `* ESEARCH (TAG …) [UID] REMOVEFROM/ADDTO (position set …)` for what left or
+   * joined its result: position 0 for a SEARCH (its result has no order), for a SORT the position
+   * in the sorted result (§4.3.3, §4.3.4). While EXPUNGE may not be sent, an expunged message
+   * stays in the result, as it stays in the numbering.
    */
   private async contextUpdates(before: readonly number[], allowExpunge: boolean): Promise<{ removals: Buffer[]; additions: Buffer[] }> {
     const v = this.view!;
@@ -882,6 +883,7 @@ export class Session {
     for (const [tag, ctx] of this.contexts) {
       if (ctx.stamp === stamp) continue;
       const { seqs } = await this.matching(ctx.key, ctx.saved);
+      const sortedSeqs = ctx.sort ? await this.sorted(seqs, ctx.sort.criteria) : null;
       if (this.view !== v) break;
       ctx.stamp = stamp;
       const now = new Set(seqs.map((seq) => v.uids[seq - 1]!));
@@ -893,6 +895,33 @@ export class Session {
       // expunged ones before the EXPUNGEs (old numbers); flag changes and new messages after (new numbers), as Dovecot orders them
       const expunged = gone.filter((u) => !v.folder.get(u));
       const unflagged = gone.filter((u) => v.folder.get(u));
+      if (ctx.sort) {
+        oldSeq ??= new Map(before.map((u, i) => [u, i + 1]));
+        newSeq ??= new Map(v.uids.map((u, i) => [u, i + 1]));
+        const sortLine = (what: string, runs: PositionedRun[], seqOf: Map<number, number>): Buffer => {
+          const pairs = runs.map((r) => `${r.position} ${orderedSet(ctx.uid ? r.uids : r.uids.map((u) => seqOf.get(u)!))}`);
+          return Buffer.from(`* ESEARCH (TAG "${tag}")${ctx.uid ? ' UID' : ''} ${what} (${pairs.join(' ')})\r\n`, 'latin1');
+        };
+        // each line's positions count in the result as the lines before it left it (§4.3.2: processed in order)
+        let order = ctx.sort.order;
+        if (expunged.length) {
+          const out = removeRuns(order, new Set(expunged));
+          order = out.rest;
+          removals.push(sortLine('REMOVEFROM', out.runs, oldSeq));
+        }
+        if (unflagged.length) {
+          const out = removeRuns(order, new Set(unflagged));
+          order = out.rest;
+          additions.push(sortLine('REMOVEFROM', out.runs, newSeq));
+        }
+        if (added.length) {
+          const out = insertRuns(order, sortedSeqs!.map((seq) => v.uids[seq - 1]!), new Set(added));
+          order = out.merged;
+          additions.push(sortLine('ADDTO', out.runs, newSeq));
+        }
+        ctx.sort.order = order;
+        continue;
+      }
       if (expunged.length) {
         oldSeq ??= new Map(before.map((u, i) => [u, i + 1]));
         removals.push(line('REMOVEFROM', ctx.uid ? expunged : expunged.map((u) => oldSeq!.get(u)!)));
@@ -1319,7 +1348,7 @@ export class Session {
       }
       if (returns.has('PARTIAL') && returns.has('ALL')) throw new ParseError('PARTIAL and ALL exclude each other');
       if (returns.has('UPDATE') && this.contexts.has(tag)) throw new ParseError('Duplicate search update tag');
-      if (returns.has('UPDATE') && !sorted && this.contexts.size >= MAX_CONTEXTS) return { status: 'NO', text: 'Too many searches kept up to date', code: 'LIMIT' };
+      if (returns.has('UPDATE') && this.contexts.size >= MAX_CONTEXTS) return { status: 'NO', text: 'Too many searches kept up to date', code: 'LIMIT' };
       if (returns.size === 0) returns.add('ALL');
       args = args.slice(2);
     } else if (this.rev2 && !sorted) returns = new Set(['ALL']); // RFC 9051 §6.4.4: ESEARCH, ALL when no RETURN
@@ -1328,7 +1357,7 @@ export class Session {
     if (sorted) args = [{ kind: 'atom', value: 'CHARSET' }, ...args.slice(1)];
     // RFC 5182 §2.1: `$` is empty unless this search succeeds.
     const save = returns?.delete('SAVE') ?? false;
-    // UPDATE (RFC 5267 §4) keeps a SEARCH up to date; on SORT (no CONTEXT=SORT) it is accepted and does nothing, as in Dovecot
+    // UPDATE (RFC 5267 §4) keeps the SEARCH or SORT up to date
     const update = returns?.delete('UPDATE') ?? false;
     if (save) this.saved = new Set();
     const saved = this.saved;
@@ -1342,9 +1371,12 @@ export class Session {
     if (this.rev2) refuseRecentKeys(key);
     const v = this.view!;
     const found = await this.matching(key, saved);
-    if (update && !sorted) this.contexts.set(tag, { key, uid, saved, members: new Set(found.seqs.map((seq) => v.uids[seq - 1]!)), stamp: contextStamp(v) });
     let seqs = found.seqs;
     if (criteria) seqs = await this.sorted(seqs, criteria);
+    if (update) {
+      const sort = criteria ? { criteria, order: seqs.map((seq) => v.uids[seq - 1]!) } : null;
+      this.contexts.set(tag, { key, uid, saved, members: new Set(found.seqs.map((seq) => v.uids[seq - 1]!)), stamp: contextStamp(v), sort });
+    }
     const hits = uid ? seqs.map((seq) => v.uids[seq - 1]!) : seqs;
     const { maxModseq } = found;
     if (save) {
@@ -1802,7 +1834,7 @@ function memoOf(uids: readonly number[]): Map<string, Int32Array | string> {
 
 const THREADERS: Record<string, ((items: SortItem[], uid: boolean) => ThreadTree[]) | undefined> = { ORDEREDSUBJECT: orderedSubjectThreads, REFERENCES: referenceThreads, REFS: refsThreads };
 
-/** A SEARCH kept up to date (RETURN (UPDATE), RFC 5267 §4). */
+/** A SEARCH or SORT kept up to date (RETURN (UPDATE), RFC 5267 §4). */
 interface SearchContext {
   key: SearchKey;
   uid: boolean;
@@ -1812,6 +1844,61 @@ interface SearchContext {
   members: Set<number>;
   /** the view's state the members were computed for (contextStamp) */
   stamp: string;
+  /** a SORT's: its criteria, and the members' UIDs in the order the client holds them */
+  sort: { criteria: readonly SortCriterion[]; order: number[] } | null;
+}
+
+/** Consecutive results of a kept SORT and the context position (1-based) of the first (RFC 5267 §4.3.3–4.3.4). */
+interface PositionedRun {
+  position: number;
+  uids: number[];
+}
+
+/**
+ * REMOVEFROM's pairs for taking `remove` out of `order`: one pair per run of consecutive results,
+ * each positioned in the result as the pairs before it left it (the client applies them in turn).
+ */
+function removeRuns(order: readonly number[], remove: ReadonlySet<number>): { rest: number[]; runs: PositionedRun[] } {
+  const rest: number[] = [];
+  const runs: PositionedRun[] = [];
+  let run: PositionedRun | null = null;
+  for (const uid of order) {
+    if (!remove.has(uid)) {
+      rest.push(uid);
+      run = null;
+    } else if (run) run.uids.push(uid);
+    else runs.push((run = { position: rest.length + 1, uids: [uid] }));
+  }
+  return { rest, runs };
+}
+
+/**
+ * ADDTO's pairs for putting `added` into `order` where `sorted` (the new sorted result) has them.
+ * Sort keys never change, so the kept results are in `sorted`'s order already; results `sorted`
+ * lacks (expunged, not yet reported) keep their place. Runs go front to back, so each position is
+ * the run's final one.
+ */
+function insertRuns(order: readonly number[], sorted: readonly number[], added: ReadonlySet<number>): { merged: number[]; runs: PositionedRun[] } {
+  const inSorted = new Set(sorted);
+  const merged: number[] = [];
+  let next = 0;
+  const takeAddedUntil = (stop: number | undefined): void => {
+    for (; next < sorted.length && sorted[next] !== stop; next++) if (added.has(sorted[next]!)) merged.push(sorted[next]!);
+    if (next < sorted.length) next++;
+  };
+  for (const uid of order) {
+    if (inSorted.has(uid)) takeAddedUntil(uid);
+    merged.push(uid);
+  }
+  takeAddedUntil(undefined);
+  const runs: PositionedRun[] = [];
+  for (let i = 0; i < merged.length; i++) {
+    if (!added.has(merged[i]!)) continue;
+    const run: PositionedRun = { position: i + 1, uids: [] };
+    while (i < merged.length && added.has(merged[i]!)) run.uids.push(merged[i++]!);
+    runs.push(run);
+  }
+  return { merged, runs };
 }
 
 /** Searches one session may keep up to date at once (each runs again when the messages change). */

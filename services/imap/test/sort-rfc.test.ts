@@ -99,7 +99,7 @@ test('SORT, THREAD and ESORT over IMAP: advertised, the RFC 5267 examples, NO [B
     for (const [i, day] of [3, 1, 2].entries())
       await h.store.deliver(h.user.email, Buffer.from(`From: u${i}@example.test\r\nSubject: s${i}\r\nDate: ${day} Feb 2024 10:00:00 +0000\r\nMessage-ID: <${i}@x>\r\n\r\nx\r\n`));
     await w.until(/\r\n/);
-    assert.match(await w.cmd('l', `LOGIN ${h.user.username} ${h.user.password}`), /^l OK \[CAPABILITY [^\]]*\bSORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS ESORT CONTEXT=SEARCH\b/m);
+    assert.match(await w.cmd('l', `LOGIN ${h.user.username} ${h.user.password}`), /^l OK \[CAPABILITY [^\]]*\bSORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS ESORT CONTEXT=SEARCH CONTEXT=SORT\b/m);
     await w.cmd('s', 'SELECT INBOX');
     assert.match(await w.cmd('a', 'SORT (DATE) UTF-8 ALL'), /^\* SORT 2 3 1\r\na OK/m);
     // RFC 5267 §3's example
