@@ -1348,7 +1348,6 @@ export class Session {
       }
       if (returns.has('PARTIAL') && returns.has('ALL')) throw new ParseError('PARTIAL and ALL exclude each other');
       if (returns.has('UPDATE') && this.contexts.has(tag)) throw new ParseError('Duplicate search update tag');
-      if (returns.has('UPDATE') && this.contexts.size >= MAX_CONTEXTS) return { status: 'NO', text: 'Too many searches kept up to date', code: 'LIMIT' };
       if (returns.size === 0) returns.add('ALL');
       args = args.slice(2);
     } else if (this.rev2 && !sorted) returns = new Set(['ALL']); // RFC 9051 §6.4.4: ESEARCH, ALL when no RETURN
@@ -1373,7 +1372,10 @@ export class Session {
     const found = await this.matching(key, saved);
     let seqs = found.seqs;
     if (criteria) seqs = await this.sorted(seqs, criteria);
-    if (update) {
+    if (update && this.contexts.size >= MAX_CONTEXTS) {
+      // RFC 5267 §4.3.1: only the updates are refused (untagged NO [NOUPDATE "tag"]); the answer is still given
+      await this.send(status('NO', 'Too many searches and sorts kept up to date', `NOUPDATE "${tag}"`));
+    } else if (update) {
       const sort = criteria ? { criteria, order: seqs.map((seq) => v.uids[seq - 1]!) } : null;
       this.contexts.set(tag, { key, uid, saved, members: new Set(found.seqs.map((seq) => v.uids[seq - 1]!)), stamp: contextStamp(v), sort });
     }

@@ -189,13 +189,19 @@ test('bad UPDATE and CANCELUPDATE input is refused and the server goes on', asyn
       assert.match(await w.cmd(`m${i}`, bad), new RegExp(`^m${i} BAD`, 'm'), bad);
     // none of those keeps a context: their tags are unknown to CANCELUPDATE
     assert.match(await w.cmd('x5', 'CANCELUPDATE "m0"'), /^x5 NO/m);
-    // a bounded number of kept contexts per session, then NO [LIMIT] (as for SEARCH contexts)
+    // a bounded number of kept contexts per session; beyond it (RFC 5267 §4.3.1) an untagged
+    // NO [NOUPDATE "tag"], the other return options still answered and the command OK
     let refused = '';
     for (let i = 0; i < 40 && !refused; i++) {
-      const text = await w.cmd(`q${i}`, 'UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL');
-      if (/^q\d+ NO/m.test(text)) refused = text;
+      const text = await w.cmd(`q${i}`, 'UID SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL');
+      assert.match(text, new RegExp(`^\\* ESEARCH \\(TAG "q${i}"\\) UID COUNT \\d+\r\nq${i} OK`, 'm'));
+      if (text.includes('NOUPDATE')) refused = text;
     }
-    assert.match(refused, /NO \[LIMIT\]/);
+    assert.match(refused, /^\* NO \[NOUPDATE "q(\d+)"\] .*\r\n\* ESEARCH \(TAG "q\1"\)/m);
+    const tag = /NOUPDATE "(q\d+)"/.exec(refused)![1]!;
+    assert.match(await w.cmd('x6', `CANCELUPDATE "${tag}"`), /^x6 NO/m, 'the refused one is not kept');
+    assert.match(await w.cmd('x7', 'CANCELUPDATE "q0"'), /^x7 OK/m);
+    assert.doesNotMatch(await w.cmd('r', 'SEARCH RETURN (UPDATE) ALL'), /NOUPDATE/, 'a cancelled context frees its place');
     assert.match(await w.cmd('f', 'FETCH 1 UID'), /^f OK/m);
   } finally {
     w.close();
