@@ -2,7 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort, hearth, startDaemon, waitFor, type Daemon } from '@hearth/testkit';
+import type { AuditEvent } from '@hearth/directory';
+import { freePort, hearth, runCommand, startDaemon, waitFor, type Daemon } from '@hearth/testkit';
 import type { Browser } from 'playwright-core';
 import { swaks } from '../../smtp/test/helpers.ts';
 import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
@@ -10,11 +11,14 @@ import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack 
 /**
  * The console's operations pages, without JavaScript, against the real daemons: the mail queue
  * (a message deferred by the SMTP daemon, retried and deleted from the page, as `hearth mail
- * queue` then shows it). Expected values come from the CLI and the daemons, never from the page.
+ * queue` then shows it); the audit log filtered by user and protocol (exactly the rows `hearth audit`
+ * gives for the same filter, after failed logins at the OIDC provider and at services/ldap). Expected values come from the CLI and the daemons, never from the page.
  */
 
 let stack: ConsoleStack;
 let smtp: Daemon;
+let ldap: Daemon;
+let ldapUrl: string;
 let browser: Browser;
 
 const ALICE = { username: 'alice', email: 'alice@example.test', password: 'alice-password-1' };
@@ -22,6 +26,8 @@ const ALICE = { username: 'alice', email: 'alice@example.test', password: 'alice
 before(async () => {
   // The relay is a loopback port where nothing listens: a message for a remote domain stays deferred.
   const deadRelay = await freePort();
+  const ldapPort = await freePort();
+  ldapUrl = `ldap://127.0.0.1:${ldapPort}`;
   stack = await startConsoleStack(
     async (d) => {
       await d.addUser({ username: 'root', email: 'root@example.test', password: PASSWORD, role: 'admin' });
@@ -36,16 +42,22 @@ before(async () => {
         HEARTH_SMTP_RELAY: `smtp://127.0.0.34:${deadRelay}`,
         // an hour between attempts: only a retry asked for makes the next one happen during the test
         HEARTH_SMTP_RETRY_DELAYS: '3600',
+        HEARTH_LDAP_PORT: String(ldapPort),
+        HEARTH_LDAPS_PORT: String(await freePort()),
       },
     },
   );
-  smtp = await startDaemon('services/smtp/src/main.ts', stack.env.env, (o) => o.includes('"msg":"ready"'));
+  [smtp, ldap] = await Promise.all([
+    startDaemon('services/smtp/src/main.ts', stack.env.env, (o) => o.includes('"msg":"ready"')),
+    startDaemon('services/ldap/src/main.ts', stack.env.env, (o) => o.includes('"msg":"ready"')),
+  ]);
   browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   await smtp?.stop();
+  await ldap?.stop();
   await stack?.close();
 });
 
@@ -92,5 +104,61 @@ test('the mail queue page retries a deferred message (one more attempt, as heart
   const spool = path.join(stack.env.dataDir, 'queue', 'msg');
   assert.deepEqual(fs.existsSync(spool) ? fs.readdirSync(spool).filter((f) => f.includes(queued!.id)) : [], []);
   assert.match(await page.locator('main').innerText(), /The queue is empty\./);
+  await context.close();
+});
+
+async function cli(args: string[]): Promise<string> {
+  const r = await hearth(args, { env: stack.env.env });
+  assert.equal(r.code, 0, `hearth ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** ldapwhoami's exit code: 0 bound, 49 invalid credentials (null: it timed out). */
+async function ldapBind(dn: string, password: string): Promise<number | null> {
+  return (await runCommand('ldapwhoami', ['-x', '-H', ldapUrl, '-D', dn, '-w', password], { timeoutMs: 10000 })).code;
+}
+
+test('the audit log page, filtered by user and by protocol, shows exactly the rows hearth audit gives for that filter', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  // A failed sign-in at the provider's login page, and a failed LDAP bind, both as alice.
+  const login = await context.newPage();
+  await login.goto(`${stack.url}/`);
+  await login.waitForURL((u) => u.origin === stack.issuer);
+  await login.getByLabel('Username or email').fill(ALICE.username);
+  await login.getByLabel('Password').fill('not her password');
+  await login.getByRole('button', { name: 'Sign in', exact: true }).click();
+  assert.equal(await ldapBind(`cn=${ALICE.username},ou=users,dc=cloudron`, 'not her password either'), 49);
+  const cliAudit = async (filter: string[]): Promise<AuditEvent[]> => JSON.parse(await cli(['audit', ...filter, '--limit', '100', '--json'])) as AuditEvent[];
+  const alices = (await waitFor(async () => {
+    const events = await cliAudit(['--user', ALICE.username]);
+    return ['oidc', 'ldap'].every((p) => events.some((e) => e.protocol === p && !e.ok)) ? events : undefined;
+  }, 30000, 250))!;
+  assert.ok(alices.filter((e) => e.protocol === 'oidc' || e.protocol === 'ldap').every((e) => !e.ok), 'alice never signed in at the provider or with LDAP');
+
+  const page = await signIn(context, stack, 'root');
+  await page.goto(`${stack.url}/admin/audit`);
+  const shown = async (): Promise<string[][]> => (await page.locator('main table tbody tr').allInnerTexts()).map((r) => r.split('\t').map((c) => c.trim()));
+  const expected = (events: AuditEvent[]): string[][] => events.map((e) => [e.at, e.username ?? '', e.protocol, e.appId ?? '', e.remote ?? '', `${e.ok ? 'ok' : 'failed'}${e.detail ? ` ${e.detail}` : ''}`]);
+  const filter = async (user: string, protocol: string): Promise<void> => {
+    await page.getByLabel('User', { exact: true }).fill(user);
+    await page.getByLabel('Protocol').selectOption(protocol);
+    await page.getByLabel('At most').fill('100');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL((u) => u.searchParams.get('user') === user && u.searchParams.get('protocol') === protocol);
+  };
+
+  await filter(ALICE.username, '');
+  assert.deepEqual(await shown(), expected(await cliAudit(['--user', ALICE.username])));
+  await filter(ALICE.username, 'ldap');
+  const aliceLdap = await cliAudit(['--user', ALICE.username, '--protocol', 'ldap']);
+  assert.equal(aliceLdap.length, 1);
+  assert.deepEqual(await shown(), expected(aliceLdap));
+  // root's own console sign-in is there, and no one else's row
+  await filter('', 'console');
+  const consoleEvents = await cliAudit(['--protocol', 'console']);
+  assert.ok(consoleEvents.some((e) => e.username === 'root' && e.ok && e.detail === 'oidc sign-in'));
+  assert.deepEqual(await shown(), expected(consoleEvents));
+  await filter('nobody-at-all', '');
+  assert.deepEqual(await shown(), []);
   await context.close();
 });
