@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AuditEvent } from '@hearth/directory';
-import { freePort, hearth, runCommand, startDaemon, waitFor, type Daemon } from '@hearth/testkit';
+import { freePort, hearth, MANIFESTS, parseEnvLines, runCommand, startDaemon, waitFor, type Daemon } from '@hearth/testkit';
 import type { Browser } from 'playwright-core';
 import { swaks } from '../../smtp/test/helpers.ts';
 import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
@@ -12,7 +12,9 @@ import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack 
  * The console's operations pages, without JavaScript, against the real daemons: the mail queue
  * (a message deferred by the SMTP daemon, retried and deleted from the page, as `hearth mail
  * queue` then shows it); the audit log filtered by user and protocol (exactly the rows `hearth audit`
- * gives for the same filter, after failed logins at the OIDC provider and at services/ldap). Expected values come from the CLI and the daemons, never from the page.
+ * gives for the same filter, after failed logins at the OIDC provider and at services/ldap); an app's
+ * credentials rotated from its page (the old LDAP bind and SMTP passwords refused by the running
+ * daemons, the new ones taken). Expected values come from the CLI and the daemons, never from the page.
  */
 
 let stack: ConsoleStack;
@@ -160,5 +162,29 @@ test('the audit log page, filtered by user and by protocol, shows exactly the ro
   assert.deepEqual(await shown(), expected(consoleEvents));
   await filter('nobody-at-all', '');
   assert.deepEqual(await shown(), []);
+  await context.close();
+});
+
+test('rotating an app’s credentials from its page: the running LDAP and SMTP daemons refuse the old secrets and take the new ones', async () => {
+  await cli(['app', 'install', path.join(MANIFESTS, 'wiki.json'), '--id', 'wiki', '--domain', 'wiki.example.test']);
+  const old = parseEnvLines(await cli(['app', 'env', 'wiki']));
+  const ldapBinds = (vars: Record<string, string>): Promise<number | null> => ldapBind(vars.CLOUDRON_LDAP_BIND_DN!, vars.CLOUDRON_LDAP_BIND_PASSWORD!);
+  const smtpSends = async (vars: Record<string, string>): Promise<number | null> =>
+    (await swaks(['--port', vars.CLOUDRON_MAIL_SMTP_PORT!, '--auth', 'PLAIN', '--auth-user', vars.CLOUDRON_MAIL_SMTP_USERNAME!, '--auth-password', vars.CLOUDRON_MAIL_SMTP_PASSWORD!, '--from', vars.CLOUDRON_MAIL_FROM!, '--to', ALICE.email])).code;
+  await waitFor(async () => (await ldapBinds(old)) === 0, 30000, 250);
+  assert.equal(await smtpSends(old), 0);
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await signIn(context, stack, 'root');
+  await page.goto(`${stack.url}/admin/apps/wiki`);
+  await page.getByRole('button', { name: 'Rotate credentials' }).click();
+  await page.getByText('New credentials issued').waitFor();
+  const rotated = parseEnvLines(await cli(['app', 'env', 'wiki']));
+  assert.notEqual(rotated.CLOUDRON_LDAP_BIND_PASSWORD, old.CLOUDRON_LDAP_BIND_PASSWORD);
+  assert.notEqual(rotated.CLOUDRON_MAIL_SMTP_PASSWORD, old.CLOUDRON_MAIL_SMTP_PASSWORD);
+  await waitFor(async () => (await ldapBinds(rotated)) === 0, 30000, 250);
+  assert.equal(await ldapBinds(old), 49, 'the old bind password is refused');
+  await waitFor(async () => (await smtpSends(rotated)) === 0, 30000, 250);
+  assert.notEqual(await smtpSends(old), 0, 'the old SMTP password is refused');
   await context.close();
 });
