@@ -286,8 +286,12 @@ export class Forwarder {
   forward(req: http.IncomingMessage, res: http.ServerResponse, fwd: ForwardRequest, onFailure: (why: ProxyFailure) => void, retried = false): void {
     // Most requests have no body: they skip the stream plumbing (and can be retried).
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    // An upload that stalls ends like an upstream that does: the client connection goes after the same silence.
-    if (hasBody) req.setTimeout(this.timeoutMs, () => req.destroy());
+    if (hasBody) {
+      // An upload that stalls ends like an upstream that does: the client connection goes after the same silence.
+      // Once it is in, waiting for the answer is the upstream timeout's business (504).
+      req.setTimeout(this.timeoutMs, () => req.destroy());
+      req.once('end', () => req.setTimeout(0));
+    }
     this.agent.dispatch(
       {
         origin: fwd.upstream.origin,
