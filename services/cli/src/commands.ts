@@ -1,5 +1,5 @@
 import type { HearthConfig } from '@hearth/config';
-import { check, DirectoryError, domainSchema, type Directory, type Role, type User } from '@hearth/directory';
+import { auditInstant, check, DirectoryError, domainSchema, type Directory, type Role, type User } from '@hearth/directory';
 import { printFields, printJson, printTable, readStdin, UsageError } from './output.ts';
 
 export interface CommandContext {
@@ -323,13 +323,22 @@ export const COMMANDS: Command[] = [
   // ---- audit ----
   {
     path: ['audit'],
-    usage: '[--user U] [--protocol P] [--app A] [--limit N] [--json]',
+    usage: '[--user U] [--protocol P] [--app A] [--since TIME] [--until TIME] [--result ok|failed] [--limit N] [--json]',
     args: 0,
-    options: { user: { type: 'string' }, protocol: { type: 'string' }, app: { type: 'string' }, limit: { type: 'string' } },
+    options: { user: { type: 'string' }, protocol: { type: 'string' }, app: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, result: { type: 'string' }, limit: { type: 'string' } },
     async run({ directory, values }) {
       const limit = values.limit === undefined ? 50 : Number(values.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new UsageError('--limit must be 1–10000');
-      const events = await (await directory()).store.listAudit({ username: str(values.user), protocol: str(values.protocol) as never, appId: str(values.app), limit });
+      const instant = (option: 'since' | 'until'): string | undefined => {
+        const text = str(values[option]);
+        if (text === undefined) return undefined;
+        const at = auditInstant(text);
+        if (!at) throw new UsageError(`--${option} must be a date or a date and time (UTC unless a zone is given), e.g. 2026-12-08T09:30:00Z, not "${text}"`);
+        return at;
+      };
+      const result = str(values.result);
+      if (result !== undefined && result !== 'ok' && result !== 'failed') throw new UsageError('--result must be ok or failed');
+      const events = await (await directory()).store.listAudit({ username: str(values.user), protocol: str(values.protocol) as never, appId: str(values.app), since: instant('since'), until: instant('until'), ok: result === undefined ? undefined : result === 'ok', limit });
       if (values.json) return printJson(events);
       printTable(
         events.map((e) => ({ at: e.at, user: e.username, protocol: e.protocol, app: e.appId, from: e.remote, result: e.ok ? 'ok' : `failed${e.detail ? ` (${e.detail})` : ''}` })),

@@ -1,4 +1,4 @@
-import { type Role, type User } from '@hearth/directory';
+import { auditInstant, type Role, type User } from '@hearth/directory';
 import { appDeployer, appEnv, installApp, installAppCert, removeAppContainers, rotateApp, uninstallApp } from '@hearth/provisioning';
 import { csrfField, field, html, postButton, type Html } from './pages/layout.ts';
 import { done, Refusal, userError, view, type RequestContext, type Result, type Route } from './routes.ts';
@@ -487,6 +487,7 @@ async function queueAction(c: RequestContext, action: 'retry' | 'delete'): Promi
 
 // ---- audit log ----
 
+const RESULTS = ['ok', 'failed'] as const;
 const PROTOCOLS = ['ldap', 'smtp', 'imap', 'pop3', 'oidc', 'proxyauth', 'turn', 'sieve', 'cli', 'console'] as const;
 
 async function auditPage(c: RequestContext): Promise<Result> {
@@ -495,20 +496,28 @@ async function auditPage(c: RequestContext): Promise<Result> {
   const app = (p.get('app') ?? '').trim().slice(0, 64);
   const protocol = PROTOCOLS.find((x) => x === p.get('protocol'));
   const limit = Math.min(1000, Math.max(1, Number(p.get('limit')) || 100));
-  const events = await c.directory.store.listAudit({ username: user || undefined, protocol, appId: app || undefined, limit });
+  const [since, until] = (['since', 'until'] as const).map((k) => (p.get(k) ?? '').trim().slice(0, 64));
+  const result = RESULTS.find((x) => x === p.get('result'));
+  const bad = [since, until].find((t) => t && !auditInstant(t));
+  const events = bad
+    ? []
+    : await c.directory.store.listAudit({ username: user || undefined, protocol, appId: app || undefined, since: since ? auditInstant(since)! : undefined, until: until ? auditInstant(until)! : undefined, ok: result ? result === 'ok' : undefined, limit });
   return view(
     c,
     'Audit log',
     html`<form method="get" action="/admin/audit">
 ${field({ name: 'user', label: 'User', value: user, autocomplete: 'off' })}
 <label for="f-protocol">Protocol</label><select id="f-protocol" name="protocol"><option value="">any</option>${PROTOCOLS.map((x) => html`<option${x === protocol ? html` selected` : ''}>${x}</option>`)}</select>
+<label for="f-result">Result</label><select id="f-result" name="result"><option value="">any</option>${RESULTS.map((x) => html`<option${x === result ? html` selected` : ''}>${x}</option>`)}</select>
 ${field({ name: 'app', label: 'App id', value: app, autocomplete: 'off' })}
+${field({ name: 'since', label: 'From (UTC, e.g. 2026-12-08T09:30)', value: since, autocomplete: 'off' })}
+${field({ name: 'until', label: 'Before (UTC)', value: until, autocomplete: 'off' })}
 ${field({ name: 'limit', label: 'At most', type: 'number', value: String(limit), attrs: 'min="1" max="1000"' })}
 <div class="actions"><button type="submit">Filter</button></div></form>
 <div class="table" tabindex="0" role="region" aria-label="Table (scrolls sideways on small screens)"><table><thead><tr><th scope="col">When</th><th scope="col">User</th><th scope="col">Protocol</th><th scope="col">App</th><th scope="col">From</th><th scope="col">Result</th></tr></thead><tbody>
 ${events.map((e) => html`<tr><td>${e.at}</td><td>${e.username ?? ''}</td><td>${e.protocol}</td><td>${e.appId ?? ''}</td><td>${e.remote ?? ''}</td><td>${e.ok ? 'ok' : html`<span class="tag off">failed</span>`}${e.detail ? ` ${e.detail}` : ''}</td></tr>`)}
 </tbody></table></div>`,
-    { current: '/admin/audit' },
+    { current: '/admin/audit', error: bad ? `"${bad}" is not a time: give a date, or a date and time (UTC unless a zone is given).` : undefined },
   );
 }
 

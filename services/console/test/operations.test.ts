@@ -11,7 +11,7 @@ import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack 
 /**
  * The console's operations pages, without JavaScript, against the real daemons: the mail queue
  * (a message deferred by the SMTP daemon, retried and deleted from the page, as `hearth mail
- * queue` then shows it); the audit log filtered by user and protocol (exactly the rows `hearth audit`
+ * queue` then shows it); the audit log filtered by user, protocol, time and result (exactly the rows `hearth audit`
  * gives for the same filter, after failed logins at the OIDC provider and at services/ldap); an app's
  * credentials rotated from its page (the old LDAP bind and SMTP passwords refused by the running
  * daemons, the new ones taken). Expected values come from the CLI and the daemons, never from the page.
@@ -120,7 +120,7 @@ async function ldapBind(dn: string, password: string): Promise<number | null> {
   return (await runCommand('ldapwhoami', ['-x', '-H', ldapUrl, '-D', dn, '-w', password], { timeoutMs: 10000 })).code;
 }
 
-test('the audit log page, filtered by user and by protocol, shows exactly the rows hearth audit gives for that filter', async () => {
+test('the audit log page, filtered by user, protocol, time and result, shows exactly the rows hearth audit gives for that filter', async () => {
   const context = await browser.newContext({ javaScriptEnabled: false });
   // A failed sign-in at the provider's login page, and a failed LDAP bind, both as alice.
   const login = await context.newPage();
@@ -129,24 +129,29 @@ test('the audit log page, filtered by user and by protocol, shows exactly the ro
   await login.getByLabel('Username or email').fill(ALICE.username);
   await login.getByLabel('Password').fill('not her password');
   await login.getByRole('button', { name: 'Sign in', exact: true }).click();
-  assert.equal(await ldapBind(`cn=${ALICE.username},ou=users,dc=cloudron`, 'not her password either'), 49);
   const cliAudit = async (filter: string[]): Promise<AuditEvent[]> => JSON.parse(await cli(['audit', ...filter, '--limit', '100', '--json'])) as AuditEvent[];
-  const alices = (await waitFor(async () => {
-    const events = await cliAudit(['--user', ALICE.username]);
-    return ['oidc', 'ldap'].every((p) => events.some((e) => e.protocol === p && !e.ok)) ? events : undefined;
-  }, 30000, 250))!;
+  const failure = (protocol: string): Promise<AuditEvent | undefined> => waitFor(async () => (await cliAudit(['--user', ALICE.username, '--protocol', protocol])).find((e) => !e.ok), 30000, 250);
+  // one after the other, so the time filter has a boundary between them
+  const oidcFailure = (await failure('oidc'))!;
+  assert.equal(await ldapBind(`cn=${ALICE.username},ou=users,dc=cloudron`, 'not her password either'), 49);
+  const ldapFailure = (await failure('ldap'))!;
+  assert.ok(oidcFailure.at < ldapFailure.at, `${oidcFailure.at} before ${ldapFailure.at}`);
+  const alices = await cliAudit(['--user', ALICE.username]);
   assert.ok(alices.filter((e) => e.protocol === 'oidc' || e.protocol === 'ldap').every((e) => !e.ok), 'alice never signed in at the provider or with LDAP');
 
   const page = await signIn(context, stack, 'root');
   await page.goto(`${stack.url}/admin/audit`);
   const shown = async (): Promise<string[][]> => (await page.locator('main table tbody tr').allInnerTexts()).map((r) => r.split('\t').map((c) => c.trim()));
   const expected = (events: AuditEvent[]): string[][] => events.map((e) => [e.at, e.username ?? '', e.protocol, e.appId ?? '', e.remote ?? '', `${e.ok ? 'ok' : 'failed'}${e.detail ? ` ${e.detail}` : ''}`]);
-  const filter = async (user: string, protocol: string): Promise<void> => {
+  const filter = async (user: string, protocol: string, o: { since?: string; until?: string; result?: string } = {}): Promise<void> => {
     await page.getByLabel('User', { exact: true }).fill(user);
     await page.getByLabel('Protocol').selectOption(protocol);
+    await page.getByLabel('Result').selectOption(o.result ?? '');
+    await page.getByLabel(/^From/).fill(o.since ?? '');
+    await page.getByLabel(/^Before/).fill(o.until ?? '');
     await page.getByLabel('At most').fill('100');
     await page.getByRole('button', { name: 'Filter' }).click();
-    await page.waitForURL((u) => u.searchParams.get('user') === user && u.searchParams.get('protocol') === protocol);
+    await page.waitForURL((u) => u.searchParams.get('user') === user && u.searchParams.get('protocol') === protocol && u.searchParams.get('since') === (o.since ?? ''));
   };
 
   await filter(ALICE.username, '');
@@ -161,6 +166,27 @@ test('the audit log page, filtered by user and by protocol, shows exactly the ro
   assert.ok(consoleEvents.some((e) => e.username === 'root' && e.ok && e.detail === 'oidc sign-in'));
   assert.deepEqual(await shown(), expected(consoleEvents));
   await filter('nobody-at-all', '');
+  assert.deepEqual(await shown(), []);
+
+  // By time: from the LDAP failure on (typed without a zone: UTC) it is there and the earlier OIDC one is not; before it, the reverse.
+  const boundary = ldapFailure.at.replace(/Z$/, '');
+  await filter(ALICE.username, '', { since: boundary });
+  const since = await cliAudit(['--user', ALICE.username, '--since', ldapFailure.at]);
+  assert.ok(since.some((e) => e.protocol === 'ldap' && !e.ok) && !since.some((e) => e.protocol === 'oidc'));
+  assert.ok(since.every((e) => e.at >= ldapFailure.at));
+  assert.deepEqual(await shown(), expected(since));
+  await filter(ALICE.username, '', { until: boundary });
+  const before = await cliAudit(['--user', ALICE.username, '--until', ldapFailure.at]);
+  assert.ok(before.some((e) => e.protocol === 'oidc' && !e.ok) && !before.some((e) => e.protocol === 'ldap'));
+  assert.deepEqual(await shown(), expected(before));
+  // By result: only the failures, and only the successes
+  await filter(ALICE.username, '', { result: 'failed' });
+  assert.deepEqual(await shown(), expected(alices.filter((e) => !e.ok)));
+  await filter('', 'console', { result: 'ok' });
+  assert.deepEqual(await shown(), expected(consoleEvents.filter((e) => e.ok)));
+  // A time that is not one: said on the page, and no rows
+  await filter(ALICE.username, '', { since: 'yesterday-ish' });
+  await page.getByText('"yesterday-ish" is not a time').waitFor();
   assert.deepEqual(await shown(), []);
   await context.close();
 });

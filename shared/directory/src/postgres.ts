@@ -302,13 +302,17 @@ export class PostgresStore implements DirectoryStore {
   async listAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];
     const args: unknown[] = [];
-    const add = (col: string, v: unknown): void => {
+    const add = (col: string, v: unknown, op = '='): void => {
       args.push(v);
-      where.push(`${col} = $${args.length}`);
+      where.push(`${col} ${op} $${args.length}`);
     };
     if (q.username) add('username', q.username);
     if (q.protocol) add('protocol', q.protocol);
     if (q.appId) add('app_id', q.appId);
+    // `at` is an ISO 8601 UTC string, so comparing the text compares the instants
+    if (q.since) add('at', q.since, '>=');
+    if (q.until) add('at', q.until, '<');
+    if (q.ok !== undefined) add('ok', q.ok);
     args.push(q.limit ?? 100);
     const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT $${args.length}`;
     return (await this.pool.query(sql, args)).rows.map((r: Row) => auditFromRow(r));

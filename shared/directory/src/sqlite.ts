@@ -296,9 +296,11 @@ export class SqliteStore implements DirectoryStore {
   async listAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];
     const args: unknown[] = [];
-    for (const [column, value] of [['username', q.username], ['protocol', q.protocol], ['app_id', q.appId]] as const) {
-      if (!value) continue;
-      where.push(`${column} = ?`);
+    // `at` is an ISO 8601 UTC string, so comparing the text compares the instants
+    const filters = [['username = ?', q.username], ['protocol = ?', q.protocol], ['app_id = ?', q.appId], ['at >= ?', q.since], ['at < ?', q.until], ['ok = ?', q.ok === undefined ? undefined : q.ok ? 1 : 0]] as const;
+    for (const [condition, value] of filters) {
+      if (value === undefined || value === '') continue;
+      where.push(condition);
       args.push(value);
     }
     const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;

@@ -10,7 +10,26 @@ export interface AuditQuery {
   username?: string;
   protocol?: Protocol;
   appId?: string;
+  /** only events at or after this instant (ISO 8601, UTC, as `at` is stored) */
+  since?: string;
+  /** only events before this instant */
+  until?: string;
+  /** only successes (true) or only failures (false) */
+  ok?: boolean;
   limit?: number;
+}
+
+/**
+ * An audit filter's time as the log stores it (ISO 8601 UTC), from what an admin typed: a date
+ * ("2026-12-08", midnight UTC) or a date and time with or without a zone (without one: UTC). Null
+ * when it is not a time.
+ */
+export function auditInstant(text: string): string | null {
+  const t = text.trim();
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/i.test(t)) return null;
+  const zoned = /[T ]/.test(t) && !/(Z|[+-]\d{2}:?\d{2})$/i.test(t) ? `${t.replace(' ', 'T')}Z` : t.replace(' ', 'T');
+  const ms = Date.parse(zoned);
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
 
 /**

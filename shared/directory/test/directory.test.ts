@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Directory, DirectoryError, LATEST_SCHEMA_VERSION, ValidationError, totpCode, type App } from '@hearth/directory';
+import { auditInstant, Directory, DirectoryError, LATEST_SCHEMA_VERSION, ValidationError, totpCode, type App, type AuditQuery } from '@hearth/directory';
 import { testEnv, waitFor, type TestEnv } from '@hearth/testkit';
 
 /** The same suite against both backends: the store interface is the contract. */
@@ -46,6 +46,19 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const events = await d.store.listAudit({ username: 'alice' });
       assert.ok(events.some((e) => e.protocol === 'ldap' && e.ok && e.remote === '127.0.0.9'));
       assert.ok(events.some((e) => e.protocol === 'smtp' && !e.ok));
+    });
+
+    it('filters the audit log by time and by result', async () => {
+      for (const [at, ok] of [['2026-01-01T10:00:00.000Z', true], ['2026-01-02T10:00:00.000Z', false], ['2026-01-03T10:00:00.000Z', true]] as const) {
+        await d.store.appendAudit({ at, username: 'timed', protocol: 'cli', appId: null, remote: null, ok, detail: null });
+      }
+      const ats = async (q: Omit<AuditQuery, 'username'>): Promise<string[]> => (await d.store.listAudit({ username: 'timed', ...q })).map((e) => e.at.slice(0, 10));
+      assert.deepEqual(await ats({ since: auditInstant('2026-01-02')! }), ['2026-01-03', '2026-01-02']);
+      assert.deepEqual(await ats({ until: auditInstant('2026-01-02 10:00')! }), ['2026-01-01']);
+      assert.deepEqual(await ats({ since: auditInstant('2026-01-02T11:00:00+01:00')!, until: '2026-01-03T00:00:00.000Z' }), ['2026-01-02']);
+      assert.deepEqual(await ats({ ok: true }), ['2026-01-03', '2026-01-01']);
+      assert.deepEqual(await ats({ ok: false }), ['2026-01-02']);
+      for (const notATime of ['yesterday', '2026-13-45', '2026-01-02T25:00', '']) assert.equal(auditInstant(notATime), null, notATime);
     });
 
     it('throttles repeated failures for an account across protocols, then lets the right password in after reset', async () => {
