@@ -13,8 +13,8 @@ import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack 
  * (a message deferred by the SMTP daemon, retried and deleted from the page, as `hearth mail
  * queue` then shows it); the audit log filtered by user, protocol, time and result (exactly the rows `hearth audit`
  * gives for the same filter, after failed logins at the OIDC provider and at services/ldap); an app's
- * credentials rotated from its page (the old LDAP bind and SMTP passwords refused by the running
- * daemons, the new ones taken). Expected values come from the CLI and the daemons, never from the page.
+ * credentials rotated from its page (the old LDAP bind and SMTP passwords and OIDC client secret
+ * refused by the running daemons, the new ones taken). Expected values come from the CLI and the daemons, never from the page.
  */
 
 let stack: ConsoleStack;
@@ -191,7 +191,7 @@ test('the audit log page, filtered by user, protocol, time and result, shows exa
   await context.close();
 });
 
-test('rotating an app’s credentials from its page: the running LDAP and SMTP daemons refuse the old secrets and take the new ones', async () => {
+test('rotating an app’s credentials from its page: the running LDAP, SMTP and OIDC daemons refuse the old secrets and take the new ones', async () => {
   await cli(['app', 'install', path.join(MANIFESTS, 'wiki.json'), '--id', 'wiki', '--domain', 'wiki.example.test']);
   const old = parseEnvLines(await cli(['app', 'env', 'wiki']));
   const ldapBinds = (vars: Record<string, string>): Promise<number | null> => ldapBind(vars.CLOUDRON_LDAP_BIND_DN!, vars.CLOUDRON_LDAP_BIND_PASSWORD!);
@@ -199,6 +199,20 @@ test('rotating an app’s credentials from its page: the running LDAP and SMTP d
     (await swaks(['--port', vars.CLOUDRON_MAIL_SMTP_PORT!, '--auth', 'PLAIN', '--auth-user', vars.CLOUDRON_MAIL_SMTP_USERNAME!, '--auth-password', vars.CLOUDRON_MAIL_SMTP_PASSWORD!, '--from', vars.CLOUDRON_MAIL_FROM!, '--to', ALICE.email])).code;
   await waitFor(async () => (await ldapBinds(old)) === 0, 30000, 250);
   assert.equal(await smtpSends(old), 0);
+  // An OIDC client's secret, asked of the running provider's token endpoint with a code that was never
+  // issued: a client it knows gets invalid_grant, a wrong secret invalid_client (RFC 6749 §5.2).
+  await cli(['app', 'install', path.join(MANIFESTS, 'helpdesk.json'), '--id', 'helpdesk', '--domain', 'helpdesk.example.test']);
+  const oldOidc = parseEnvLines(await cli(['app', 'env', 'helpdesk']));
+  const tokenError = async (vars: Record<string, string>): Promise<string> => {
+    const basic = Buffer.from(`${encodeURIComponent(vars.CLOUDRON_OIDC_CLIENT_ID!)}:${encodeURIComponent(vars.CLOUDRON_OIDC_CLIENT_SECRET!)}`).toString('base64');
+    const res = await fetch(vars.CLOUDRON_OIDC_TOKEN_ENDPOINT!, {
+      method: 'POST',
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'never-issued', redirect_uri: 'https://helpdesk.example.test/auth/openid/callback' }),
+    });
+    return ((await res.json()) as { error: string }).error;
+  };
+  await waitFor(async () => (await tokenError(oldOidc)) === 'invalid_grant', 30000, 250);
 
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await signIn(context, stack, 'root');
@@ -212,5 +226,14 @@ test('rotating an app’s credentials from its page: the running LDAP and SMTP d
   assert.equal(await ldapBinds(old), 49, 'the old bind password is refused');
   await waitFor(async () => (await smtpSends(rotated)) === 0, 30000, 250);
   assert.notEqual(await smtpSends(old), 0, 'the old SMTP password is refused');
+
+  await page.goto(`${stack.url}/admin/apps/helpdesk`);
+  await page.getByRole('button', { name: 'Rotate credentials' }).click();
+  await page.getByText('New credentials issued').waitFor();
+  const rotatedOidc = parseEnvLines(await cli(['app', 'env', 'helpdesk']));
+  assert.equal(rotatedOidc.CLOUDRON_OIDC_CLIENT_ID, oldOidc.CLOUDRON_OIDC_CLIENT_ID);
+  assert.notEqual(rotatedOidc.CLOUDRON_OIDC_CLIENT_SECRET, oldOidc.CLOUDRON_OIDC_CLIENT_SECRET);
+  await waitFor(async () => (await tokenError(rotatedOidc)) === 'invalid_grant', 30000, 250);
+  assert.equal(await tokenError(oldOidc), 'invalid_client', 'the old client secret is refused');
   await context.close();
 });
