@@ -49,6 +49,15 @@ export function cpuSeconds(pid: number, withChildren = false): number {
 }
 
 /**
+ * CPU seconds (user + system) of the children a process has waited for (cutime + cstime): for a
+ * test's own pid, the client tools it ran (swaks, curl, python3) that have exited.
+ */
+export function reapedCpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  return (Number(f[13]) + Number(f[14])) / ticksPerSecond();
+}
+
+/**
  * CPU seconds (user + system) of a whole process tree: the process, every live descendant, and
  * the children each of them has already reaped (cutime + cstime). For servers that fork a process
  * per connection or per login (Dovecot, Postfix), so the work of processes gone by now counts too.

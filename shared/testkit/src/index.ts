@@ -11,7 +11,7 @@ import { busyboxImage, derivedImage, docker, dockerEnv, removeAppLeftovers, requ
 
 /** Helpers for tests: temp data dirs, free ports, throwaway PostgreSQL databases, the CLI, daemons. */
 
-export { cpuSeconds, memoryMiB, percentile, treeCpuSeconds } from './bench.ts';
+export { cpuSeconds, memoryMiB, percentile, reapedCpuSeconds, treeCpuSeconds } from './bench.ts';
 export { formatRatio, interleave, median, spread, type RoundResult, type Side, type Spread } from './rounds.ts';
 export { busyboxImage, derivedImage, docker, dockerEnv, fillBusybox, fillFromHost, importedImage, removeAppLeftovers, requireDocker, TEST_DOCKER_HOST } from './docker.ts';
 export { mountTmpfs, type SmallDisk } from './tmpfs.ts';

@@ -35,11 +35,14 @@ export class ReplicaStacks {
     private readonly probe: PortProbe,
   ) {}
 
-  /** Starts the stack on `address` (HEARTH_LISTEN, HEARTH_HOSTNAME and HEARTH_METRICS_HOST). */
-  start(address: string): ChildProcess {
+  /**
+   * Starts the stack on `address` (HEARTH_LISTEN, HEARTH_HOSTNAME and HEARTH_METRICS_HOST); `extra`:
+   * settings this start has beside the shared ones, as after an operator changed them.
+   */
+  start(address: string, extra: Record<string, string> = {}): ChildProcess {
     const proc = spawn(process.execPath, ['--import', 'tsx', 'services/supervisor/src/main.ts'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...this.env, HEARTH_LISTEN: address, HEARTH_HOSTNAME: address, HEARTH_METRICS_HOST: address },
+      env: { ...process.env, ...this.env, ...extra, HEARTH_LISTEN: address, HEARTH_HOSTNAME: address, HEARTH_METRICS_HOST: address },
       stdio: ['ignore', 'pipe', 'pipe'],
       // its own process group: killing the group is the whole replica dying at once
       detached: true,
