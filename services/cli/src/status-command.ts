@@ -1,46 +1,11 @@
 import { METRICS_PORTS, metricsUrl, type HearthConfig } from '@hearth/config';
-import { parseMetricsText, sumOf, type Sample } from '@hearth/metrics/text';
+import { scrapeService, type ServiceStatus } from '@hearth/metrics/scrape';
+import { sumOf } from '@hearth/metrics/text';
 import type { Command } from './commands.ts';
 import { printJson, printTable } from './output.ts';
 
 /** Nothing answers: no stack running here, or metrics are off. */
 export class StatusError extends Error {}
-
-const SCRAPE_TIMEOUT_MS = 3000;
-
-interface ServiceStatus {
-  service: string;
-  url: string | null;
-  up: boolean;
-  error: string | null;
-  version: string | null;
-  uptimeSeconds: number | null;
-  samples: Sample[];
-}
-
-async function scrape(service: string, url: string | null): Promise<ServiceStatus> {
-  const down = (error: string): ServiceStatus => ({ service, url, up: false, error, version: null, uptimeSeconds: null, samples: [] });
-  if (!url) return down('metrics port is 0 (picked at start); set its HEARTH_<SERVICE>_METRICS_PORT');
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
-    if (!res.ok) return down(`HTTP ${res.status}`);
-    const samples = parseMetricsText(await res.text());
-    const build = samples.find((s) => s.name === 'hearth_build_info');
-    const started = samples.find((s) => s.name === 'process_start_time_seconds');
-    return {
-      service,
-      url,
-      up: true,
-      error: null,
-      version: build?.labels.version ?? null,
-      uptimeSeconds: started ? Math.max(0, Math.round(Date.now() / 1000 - started.value)) : null,
-      samples,
-    };
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    return down(cause === 'ECONNREFUSED' ? 'not running' : (err as Error).name === 'TimeoutError' ? 'no answer' : (err as Error).message);
-  }
-}
 
 /** 3725 s -> "1h 2m" */
 function duration(seconds: number | null): string {
@@ -70,7 +35,7 @@ function keyCounters(s: ServiceStatus): string {
 export const metricsServices = (): string[] => METRICS_PORTS.map((p) => p.slice(0, -'Metrics'.length));
 
 export async function serviceStatuses(config: HearthConfig): Promise<ServiceStatus[]> {
-  return Promise.all(metricsServices().map((service) => scrape(service, metricsUrl(config, service))));
+  return Promise.all(metricsServices().map((service) => scrapeService(service, metricsUrl(config, service))));
 }
 
 export const STATUS_COMMANDS: Command[] = [

@@ -1,9 +1,13 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import type { HearthConfig } from '@hearth/config';
-import { portAccepts, REPO_ROOT, SERVICES, supervisorStatusFile, type SupervisorStatus } from '@hearth/supervisor/services';
+import { metricsUrl, type HearthConfig } from '@hearth/config';
+import { scrapeService } from '@hearth/metrics/scrape';
+import { portAccepts, SERVICES, supervisorStatusFile, type SupervisorStatus } from '@hearth/supervisor/services';
 
-/** The status page's view of every daemon: is each port open now, how often the supervisor restarted it, which version. */
+/**
+ * The status page's view of every daemon: is each port open now, how often the supervisor restarted it, and
+ * the version the running daemon reports in its metrics (as `hearth status` shows it), not the one on disk:
+ * a daemon still running an old build after an upgrade shows its own.
+ */
 
 export interface ServiceStatus {
   name: string;
@@ -14,14 +18,6 @@ export interface ServiceStatus {
 }
 
 const PROBE_TIMEOUT_MS = 1000;
-
-function versionOf(name: string): string {
-  try {
-    return String((JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'services', name, 'package.json'), 'utf8')) as { version?: string }).version ?? '?');
-  } catch {
-    return '?';
-  }
-}
 
 function readSupervisorStatus(config: HearthConfig): SupervisorStatus | null {
   try {
@@ -39,8 +35,8 @@ export async function serviceStatus(config: HearthConfig, probeHost: string | nu
     SERVICES.map(async (s) => {
       // TURN's main port is UDP and TCP; the TCP side answers the probe.
       const host = probeHost === '{service}' ? s.name : (probeHost ?? local);
-      const ups = await Promise.all(s.ports.map((p) => portAccepts(host, config.ports[p], PROBE_TIMEOUT_MS)));
-      return { name: s.name, up: ups.every(Boolean), restarts: supervisor?.services[s.name]?.restarts ?? null, version: versionOf(s.name), endpoints: s.endpoints(config) };
+      const [ups, scraped] = await Promise.all([Promise.all(s.ports.map((p) => portAccepts(host, config.ports[p], PROBE_TIMEOUT_MS))), scrapeService(s.name, metricsUrl(config, s.name))]);
+      return { name: s.name, up: ups.every(Boolean), restarts: supervisor?.services[s.name]?.restarts ?? null, version: scraped.version ?? '?', endpoints: s.endpoints(config) };
     }),
   );
 }

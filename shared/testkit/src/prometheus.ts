@@ -37,8 +37,11 @@ export function parsePrometheusText(text: string): PromExposition {
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
     const v = m[3]!;
-    const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : v === 'NaN' ? NaN : Number(v);
-    assert.ok(!Number.isNaN(value) || v === 'NaN', `bad value in ${line}`);
+    // Prometheus reads the special values in any case (Go's ParseFloat); prom-client writes NaN as "Nan",
+    // e.g. an event-loop lag mean before the first sample of a just-restarted daemon.
+    const special = /^(?:([+-]?)inf|nan)$/i.exec(v);
+    const value = special ? (special[0].toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(v);
+    assert.ok(!Number.isNaN(value) || special, `bad value in ${line}`);
     samples.push({ name: m[1]!, labels, value });
   }
   // every sample belongs to a declared family (histograms add _bucket, _sum, _count; counters _total)
