@@ -24,6 +24,12 @@ export type ResticSnapshot = z.infer<typeof snapshotSchema>;
 /** Environment restic must not inherit: another password or repository would override ours. */
 const OWN_VARIABLES = /^RESTIC_(PASSWORD|PASSWORD_FILE|PASSWORD_COMMAND|REPOSITORY|REPOSITORY_FILE|KEY_HINT)$/;
 
+/** How long a command waits for another restic's conflicting lock before failing. */
+const LOCK_WAIT_MS = 60_000;
+
+/** restic refused: another restic holds a lock that conflicts with this command's. */
+class RepositoryLockedError extends BackupError {}
+
 export interface RunOptions {
   cwd?: string;
   /** what Hearth was doing, for error messages: "backup", "restore" */
@@ -56,7 +62,24 @@ export class Restic {
     return { ...env, RESTIC_REPOSITORY: this.repository, RESTIC_PASSWORD_FILE: this.passwordFile, RESTIC_CACHE_DIR: this.cacheDir, RESTIC_PROGRESS_FPS: '0.016' };
   }
 
-  run(args: string[], opts: RunOptions): Promise<string> {
+  /**
+   * restic refuses to start while another restic holds a conflicting lock (a prune or check beside a listing or a
+   * backup, from this process, the CLI or another replica). Like newer restic's --retry-lock (Debian 12 has 0.14),
+   * wait and try again for up to LOCK_WAIT_MS before failing with the lock's holder named.
+   */
+  async run(args: string[], opts: RunOptions): Promise<string> {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        return await this.runOnce(args, opts);
+      } catch (err) {
+        if (!(err instanceof RepositoryLockedError) || Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private runOnce(args: string[], opts: RunOptions): Promise<string> {
     return new Promise((resolve, reject) => {
       const child = spawn(this.bin, args, { cwd: opts.cwd, env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
@@ -66,6 +89,11 @@ export class Restic {
       child.once('error', (e) => reject(new BackupError(`cannot run ${this.bin} (HEARTH_RESTIC_BIN): ${e.message}`)));
       child.once('close', (code) => {
         if (code === 0 || opts.okCodes?.includes(code ?? -1)) return resolve(Buffer.concat(out).toString('utf8'));
+        const locked = /repository is already locked (?:exclusively )?by (.*)/i.exec(err);
+        if (locked) {
+          const holder = locked[1]!.trim();
+          return reject(new RepositoryLockedError(`${opts.action} failed: the backup repository ${this.repository} is locked by ${holder}; if no restic runs there, remove the stale lock with "restic unlock"`));
+        }
         reject(new BackupError(`${opts.action} failed: ${this.explain(err, code)}`));
       });
     });
@@ -100,7 +128,8 @@ export class Restic {
   }
 
   async snapshots(tags: string[] = []): Promise<ResticSnapshot[]> {
-    const text = await this.run(['snapshots', '--json', ...tags.flatMap((t) => ['--tag', t])], { action: 'listing snapshots' });
+    // read-only: no lock, so a listing (the console shows one on every page view) never holds off a prune or check
+    const text = await this.run(['--no-lock', 'snapshots', '--json', ...tags.flatMap((t) => ['--tag', t])], { action: 'listing snapshots' });
     return z.array(snapshotSchema).parse(JSON.parse(text || '[]'));
   }
 }
