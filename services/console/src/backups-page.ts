@@ -91,6 +91,9 @@ async function backupsPage(c: RequestContext, error?: string): Promise<Result> {
   const settings = parseBackupSettings();
   if (!settings.repository)
     return view(c, 'Backups', html`<p>No backup repository is configured. Set <code>HEARTH_BACKUP_REPOSITORY</code> (a path or a restic URL) and <code>HEARTH_BACKUP_PASSWORD_FILE</code> (a file holding its password, mode 600) for the console and the other daemons, then restart them.</p>`, { error, current: '/admin/backups' });
+  // The job's state as it is before the listing starts: a job that ends while restic lists must not show
+  // as finished beside a list read before its snapshot existed.
+  const job = c.backupJobs.current && { ...c.backupJobs.current };
   // Listing fails while a first backup is still creating the repository: said in place, so a form's
   // error or the notice of a job just started still shows.
   let list: BackupEntry[] = [];
@@ -107,7 +110,7 @@ async function backupsPage(c: RequestContext, error?: string): Promise<Result> {
     c,
     'Backups',
     html`<p>Repository <code>${settings.repository}</code>.</p>
-${jobSection(c.backupJobs.current)}
+${jobSection(job)}
 <h2>Create a backup</h2>
 <form method="post" action="/admin/backups">${csrfField(csrf)}
 <label for="f-app">What to back up</label><select id="f-app" name="app"><option value="">The whole platform</option>${apps.map((id) => html`<option value="${id}">App ${id}</option>`)}</select>
