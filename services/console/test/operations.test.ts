@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AuditEvent } from '@hearth/directory';
 import { freePort, hearth, MANIFESTS, parseEnvLines, runCommand, startDaemon, waitFor, type Daemon } from '@hearth/testkit';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { swaks } from '../../smtp/test/helpers.ts';
 import { launchChromium, PASSWORD, signIn, startConsoleStack, type ConsoleStack } from './stack.ts';
 
@@ -116,6 +116,14 @@ async function cli(args: string[]): Promise<string> {
 }
 
 /** ldapwhoami's exit code: 0 bound, 49 invalid credentials (null: it timed out). */
+/** Rotate credentials on the app's page; the app's env as the CLI then prints it. */
+async function rotateFromPage(page: Page, appId: string): Promise<Record<string, string>> {
+  await page.goto(`${stack.url}/admin/apps/${appId}`);
+  await page.getByRole('button', { name: 'Rotate credentials' }).click();
+  await page.getByText('New credentials issued').waitFor();
+  return parseEnvLines(await cli(['app', 'env', appId]));
+}
+
 async function ldapBind(dn: string, password: string): Promise<number | null> {
   return (await runCommand('ldapwhoami', ['-x', '-H', ldapUrl, '-D', dn, '-w', password], { timeoutMs: 10000 })).code;
 }
@@ -216,10 +224,7 @@ test('rotating an app’s credentials from its page: the running LDAP, SMTP and 
 
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await signIn(context, stack, 'root');
-  await page.goto(`${stack.url}/admin/apps/wiki`);
-  await page.getByRole('button', { name: 'Rotate credentials' }).click();
-  await page.getByText('New credentials issued').waitFor();
-  const rotated = parseEnvLines(await cli(['app', 'env', 'wiki']));
+  const rotated = await rotateFromPage(page, 'wiki');
   assert.notEqual(rotated.CLOUDRON_LDAP_BIND_PASSWORD, old.CLOUDRON_LDAP_BIND_PASSWORD);
   assert.notEqual(rotated.CLOUDRON_MAIL_SMTP_PASSWORD, old.CLOUDRON_MAIL_SMTP_PASSWORD);
   await waitFor(async () => (await ldapBinds(rotated)) === 0, 30000, 250);
@@ -227,10 +232,7 @@ test('rotating an app’s credentials from its page: the running LDAP, SMTP and 
   await waitFor(async () => (await smtpSends(rotated)) === 0, 30000, 250);
   assert.notEqual(await smtpSends(old), 0, 'the old SMTP password is refused');
 
-  await page.goto(`${stack.url}/admin/apps/helpdesk`);
-  await page.getByRole('button', { name: 'Rotate credentials' }).click();
-  await page.getByText('New credentials issued').waitFor();
-  const rotatedOidc = parseEnvLines(await cli(['app', 'env', 'helpdesk']));
+  const rotatedOidc = await rotateFromPage(page, 'helpdesk');
   assert.equal(rotatedOidc.CLOUDRON_OIDC_CLIENT_ID, oldOidc.CLOUDRON_OIDC_CLIENT_ID);
   assert.notEqual(rotatedOidc.CLOUDRON_OIDC_CLIENT_SECRET, oldOidc.CLOUDRON_OIDC_CLIENT_SECRET);
   await waitFor(async () => (await tokenError(rotatedOidc)) === 'invalid_grant', 30000, 250);
